@@ -1,0 +1,195 @@
+//! Memory accesses as instructions make them: segment checks (SDM 5.3), then
+//! paging ([`crate::mmu`]), then RAM or the bus.
+//!
+//! Every access is all-or-nothing with respect to faults: an access that
+//! crosses a page boundary translates both pages before it writes a byte.
+
+use crate::Cpu;
+use crate::exception::Exception;
+use crate::mmu::AccessKind;
+use crate::state::{Seg, access};
+use popek_memory::{AccessSize, Bus, LinearAddr, PhysAddr, Region};
+
+/// Operand width in bytes: 1, 2 or 4.
+pub type Width = u32;
+
+impl Cpu {
+    /// Checks `offset..offset+len` against segment `s` for `kind` and returns the
+    /// linear address. #GP(0), or #SS(0) for SS, on a violation.
+    #[inline]
+    pub fn seg_check(&self, s: Seg, offset: u32, len: u32, kind: AccessKind) -> Result<LinearAddr, Exception> {
+        let c = &self.state.seg[s as usize];
+        let fault = || if s == Seg::Ss { Exception::StackFault(0) } else { Exception::GeneralProtection(0) };
+        let a = c.access;
+        if a & access::P == 0 {
+            return Err(fault());
+        }
+        let code = a & access::CODE != 0;
+        match kind {
+            AccessKind::Write if code || a & access::RW == 0 => return Err(fault()),
+            AccessKind::Read if code && a & access::RW == 0 => return Err(fault()),
+            _ => {}
+        }
+        let last = offset as u64 + len as u64 - 1;
+        let ok = if !code && a & access::DC != 0 {
+            // Expand-down: valid offsets are limit+1 ..= 0xffff or 0xffffffff.
+            let upper: u64 = if a & access::DB != 0 { 0xffff_ffff } else { 0xffff };
+            offset as u64 > c.limit as u64 && last <= upper
+        } else {
+            last <= c.limit as u64
+        };
+        if !ok {
+            return Err(fault());
+        }
+        Ok(LinearAddr(c.base.wrapping_add(offset)))
+    }
+
+    /// True if data accesses from the current privilege level are user accesses.
+    #[inline]
+    pub fn user_mode(&self) -> bool {
+        self.state.cpl == 3
+    }
+
+    /// Reads `width` bytes at `seg:offset`.
+    #[inline]
+    pub fn read(&mut self, bus: &mut dyn Bus, s: Seg, offset: u32, width: Width) -> Result<u32, Exception> {
+        let lin = self.seg_check(s, offset, width, AccessKind::Read)?;
+        let user = self.user_mode();
+        self.read_linear(bus, lin, width, user)
+    }
+
+    /// Writes the low `width` bytes of `value` at `seg:offset`.
+    #[inline]
+    pub fn write(&mut self, bus: &mut dyn Bus, s: Seg, offset: u32, width: Width, value: u32) -> Result<(), Exception> {
+        let lin = self.seg_check(s, offset, width, AccessKind::Write)?;
+        let user = self.user_mode();
+        self.write_linear(bus, lin, width, value, user)
+    }
+
+    /// Checks that a write of `width` bytes at `seg:offset` would succeed, without writing
+    /// (for instructions that must not fault after changing state).
+    pub fn probe_write(&mut self, s: Seg, offset: u32, width: Width) -> Result<(), Exception> {
+        let lin = self.seg_check(s, offset, width, AccessKind::Write)?;
+        let user = self.user_mode();
+        self.translate(lin, AccessKind::Write, user)?;
+        if (lin.0 & 0xfff) + width > 0x1000 {
+            self.translate(lin.add(width - 1), AccessKind::Write, user)?;
+        }
+        Ok(())
+    }
+
+    /// Reads `width` bytes at a linear address (`user`: CPL-3 access rules apply).
+    #[inline]
+    pub fn read_linear(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: LinearAddr,
+        width: Width,
+        user: bool,
+    ) -> Result<u32, Exception> {
+        if (lin.0 & 0xfff) + width <= 0x1000 {
+            let p = self.translate(lin, AccessKind::Read, user)?;
+            return Ok(self.read_phys(bus, p, width));
+        }
+        // Crosses a page: translate both halves first.
+        let first = 0x1000 - (lin.0 & 0xfff);
+        let p0 = self.translate(lin, AccessKind::Read, user)?;
+        let p1 = self.translate(lin.add(first), AccessKind::Read, user)?;
+        let mut v = 0u32;
+        for i in 0..width {
+            let p = if i < first { p0.add(i) } else { p1.add(i - first) };
+            v |= self.read_phys(bus, p, 1) << (8 * i);
+        }
+        Ok(v)
+    }
+
+    /// Writes `width` bytes at a linear address.
+    #[inline]
+    pub fn write_linear(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: LinearAddr,
+        width: Width,
+        value: u32,
+        user: bool,
+    ) -> Result<(), Exception> {
+        if (lin.0 & 0xfff) + width <= 0x1000 {
+            let p = self.translate(lin, AccessKind::Write, user)?;
+            self.write_phys(bus, p, width, value);
+            return Ok(());
+        }
+        let first = 0x1000 - (lin.0 & 0xfff);
+        let p0 = self.translate(lin, AccessKind::Write, user)?;
+        let p1 = self.translate(lin.add(first), AccessKind::Write, user)?;
+        for i in 0..width {
+            let p = if i < first { p0.add(i) } else { p1.add(i - first) };
+            self.write_phys(bus, p, 1, value >> (8 * i));
+        }
+        Ok(())
+    }
+
+    /// Reads physical memory: RAM, or the bus for anything else.
+    #[inline]
+    pub fn read_phys(&mut self, bus: &mut dyn Bus, p: PhysAddr, width: Width) -> u32 {
+        match self.mem.region(p) {
+            Region::Ram(off) => {
+                let v = match width {
+                    1 => self.mem.read_ram::<1>(off).map(|b| b[0] as u32),
+                    2 => self.mem.read_ram::<2>(off).map(|b| u16::from_le_bytes(b) as u32),
+                    _ => self.mem.read_ram::<4>(off).map(u32::from_le_bytes),
+                };
+                // A straddle off the end of RAM reads the missing bytes as ones.
+                v.unwrap_or_else(|| self.read_phys_bytewise(bus, p, width))
+            }
+            Region::Io => bus.mmio_read(p, size_of_width(width)),
+        }
+    }
+
+    fn read_phys_bytewise(&mut self, bus: &mut dyn Bus, p: PhysAddr, width: Width) -> u32 {
+        (0..width).fold(0, |v, i| v | self.read_phys(bus, p.add(i), 1) << (8 * i))
+    }
+
+    /// Writes physical memory, noting writes to pages that hold decoded code.
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)] // a `width`-byte write stores the low bytes of `value`
+    pub fn write_phys(&mut self, bus: &mut dyn Bus, p: PhysAddr, width: Width, value: u32) {
+        match self.mem.region(p) {
+            Region::Ram(off) => {
+                if self.code_pages.contains(p.page()) {
+                    self.note_code_write(p.page());
+                }
+                let ok = match width {
+                    1 => self.mem.write_ram(off, [value as u8]),
+                    2 => self.mem.write_ram(off, (value as u16).to_le_bytes()),
+                    _ => self.mem.write_ram(off, value.to_le_bytes()),
+                };
+                if !ok {
+                    for i in 0..width {
+                        self.write_phys(bus, p.add(i), 1, value >> (8 * i));
+                    }
+                }
+            }
+            Region::Io => bus.mmio_write(p, size_of_width(width), value),
+        }
+    }
+
+    /// Reads a descriptor-table or TSS dword with supervisor rights (implicit access).
+    pub fn read_system(&mut self, bus: &mut dyn Bus, lin: u32, width: Width) -> Result<u32, Exception> {
+        self.read_linear(bus, LinearAddr(lin), width, false)
+    }
+
+    /// Writes a descriptor-table or TSS value with supervisor rights.
+    pub fn write_system(&mut self, bus: &mut dyn Bus, lin: u32, width: Width, v: u32) -> Result<(), Exception> {
+        self.write_linear(bus, LinearAddr(lin), width, v, false)
+    }
+}
+
+/// The bus access size for a width in bytes.
+#[inline]
+pub fn size_of_width(width: Width) -> AccessSize {
+    match width {
+        1 => AccessSize::Byte,
+        2 => AccessSize::Word,
+        _ => AccessSize::Dword,
+    }
+}

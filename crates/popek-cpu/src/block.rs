@@ -1,0 +1,336 @@
+//! Decoder and decoded-block cache.
+//!
+//! ```text
+//!  CS:EIP ─► linear ─► phys (execute access) ─► iced-x86 Decoder ─► Block
+//!                                                                     │
+//!   BlockCache: (phys, mode) → Rc<Block<E>>     by_page: phys page → keys
+//! ```
+//!
+//! A block is straight-line code that ends at a control transfer, an
+//! instruction that can change the CPU mode or interrupt state ([`ends_block`]),
+//! a page boundary, or [`MAX_BLOCK_INSNS`]. Each instruction carries an
+//! engine-chosen payload `E` (the interpreter stores its handler), computed once
+//! at decode time. Blocks are keyed by physical address and mode bits, so the
+//! same code reached through two virtual aliases is decoded once; every page
+//! holding a block is marked in [`crate::CodePages`], and a write to such a page
+//! drops its blocks (self-modifying code).
+
+// Offsets inside a block are bounded by the 4 KiB page, so usize → u32 never truncates.
+#![allow(clippy::cast_possible_truncation)]
+
+use crate::Cpu;
+use crate::exception::Exception;
+use crate::mmu::AccessKind;
+use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
+use popek_memory::{Bus, PhysAddr, Region};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::rc::Rc;
+
+/// Longest block, in instructions.
+pub const MAX_BLOCK_INSNS: usize = 64;
+
+/// What a block is keyed by: where its first byte is and the modes that change decoding or translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockKey {
+    /// Physical address of the first byte.
+    pub phys: u32,
+    /// Mode bits: see [`BlockKey::mode_of`].
+    pub mode: u32,
+}
+
+impl BlockKey {
+    /// Bit 0: 32-bit code segment; bits 1–2: CPL; bit 3: paging on.
+    pub fn mode_of(cpu: &Cpu) -> u32 {
+        cpu.state.code32() as u32 | (cpu.state.cpl as u32) << 1 | (cpu.state.paging() as u32) << 3
+    }
+}
+
+/// One decoded instruction and the engine's payload for it.
+#[derive(Clone, Debug)]
+pub struct DecodedInsn<E> {
+    /// The iced-x86 instruction (its `ip()` is the EIP it was decoded at).
+    pub insn: Instruction,
+    /// Engine payload (e.g. the interpreter's handler).
+    pub exec: E,
+}
+
+/// A decoded basic block.
+#[derive(Clone, Debug)]
+pub struct Block<E> {
+    /// Cache key.
+    pub key: BlockKey,
+    /// EIP the block was decoded at (the same physical code may run at other EIPs).
+    pub eip: u32,
+    /// Instructions in order.
+    pub insns: Vec<DecodedInsn<E>>,
+    /// Total length in bytes.
+    pub len: u32,
+    /// Physical pages the bytes came from (one, or two if the only instruction straddles).
+    pub pages: [u32; 2],
+    /// The raw bytes (for disassembly and error messages).
+    pub bytes: Vec<u8>,
+}
+
+/// Counters kept by the cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockCacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Blocks decoded.
+    pub decoded: u64,
+    /// Blocks dropped because their code was written.
+    pub invalidated: u64,
+}
+
+/// A fast hasher for block keys (the key is already well mixed by a multiply).
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (self.0.rotate_left(32) ^ v as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
+
+/// The decoded-block cache.
+pub struct BlockCache<E> {
+    map: FastMap<BlockKey, Rc<Block<E>>>,
+    by_page: FastMap<u32, Vec<BlockKey>>,
+    /// Counters.
+    pub stats: BlockCacheStats,
+}
+
+impl<E> Default for BlockCache<E> {
+    fn default() -> Self {
+        BlockCache { map: FastMap::default(), by_page: FastMap::default(), stats: BlockCacheStats::default() }
+    }
+}
+
+impl<E: Clone> BlockCache<E> {
+    /// Number of cached blocks.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True if no block is cached.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Drops the blocks on pages the CPU saw written (drains `cpu.smc_pages`).
+    /// Returns true if anything was dropped.
+    pub fn invalidate_written(&mut self, cpu: &mut Cpu) -> bool {
+        let mut any = false;
+        for page in cpu.smc_pages.drain(..) {
+            if let Some(keys) = self.by_page.remove(&page) {
+                for k in keys {
+                    if self.map.remove(&k).is_some() {
+                        self.stats.invalidated += 1;
+                        any = true;
+                    }
+                }
+            }
+        }
+        any
+    }
+
+    /// Drops everything.
+    pub fn clear(&mut self, cpu: &mut Cpu) {
+        self.map.clear();
+        self.by_page.clear();
+        cpu.code_pages.clear();
+        cpu.smc_pages.clear();
+    }
+
+    /// The block at CS:EIP, decoding it on a miss. Fetch faults (#PF, #GP for
+    /// the CS limit) are returned as exceptions.
+    pub fn lookup(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut dyn Bus,
+        prepare: &mut dyn FnMut(&Instruction) -> E,
+    ) -> Result<Rc<Block<E>>, Exception> {
+        let eip = cpu.state.eip;
+        let phys = fetch_translate(cpu, eip)?;
+        let key = BlockKey { phys: phys.0, mode: BlockKey::mode_of(cpu) };
+        if let Some(b) = self.map.get(&key) {
+            self.stats.hits += 1;
+            return Ok(b.clone());
+        }
+        let block = Rc::new(decode_block(cpu, bus, key, eip, prepare)?);
+        self.stats.decoded += 1;
+        let cacheable = block.pages.iter().all(|&p| cpu.mem.page_is_ram(PhysAddr(p << 12)));
+        if cacheable && block.pages[0] == block.pages[1] {
+            self.map.insert(key, block.clone());
+            self.by_page.entry(block.pages[0]).or_default().push(key);
+            cpu.mark_code_page(block.pages[0]);
+        }
+        Ok(block)
+    }
+}
+
+/// Translates CS:EIP for an instruction fetch.
+fn fetch_translate(cpu: &mut Cpu, eip: u32) -> Result<PhysAddr, Exception> {
+    let cs = cpu.state.seg[crate::Seg::Cs as usize];
+    if eip > cs.limit {
+        return Err(Exception::GeneralProtection(0));
+    }
+    let lin = popek_memory::LinearAddr(cs.base.wrapping_add(eip));
+    let user = cpu.state.cpl == 3;
+    cpu.translate(lin, AccessKind::Execute, user)
+}
+
+/// Copies `len` bytes of code starting at physical `p` (all-ones outside RAM).
+fn fetch_bytes(cpu: &mut Cpu, bus: &mut dyn Bus, p: PhysAddr, len: u32, out: &mut Vec<u8>) {
+    match cpu.mem.region(p) {
+        Region::Ram(off) if cpu.mem.page_is_ram(p) => {
+            out.extend_from_slice(&cpu.mem.as_slice()[off..off + len as usize]);
+        }
+        _ => {
+            for i in 0..len {
+                out.push(cpu.read_phys(bus, p.add(i), 1) as u8);
+            }
+        }
+    }
+}
+
+fn decode_block<E>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    key: BlockKey,
+    eip: u32,
+    prepare: &mut dyn FnMut(&Instruction) -> E,
+) -> Result<Block<E>, Exception> {
+    let bitness = if cpu.state.code32() { 32 } else { 16 };
+    let page_left = 0x1000 - (key.phys & 0xfff);
+    let mut bytes = Vec::with_capacity(page_left.min(256) as usize + 16);
+    // Most blocks are short: fetch a small window first, the rest of the page only if needed.
+    let window = page_left.min(256);
+    fetch_bytes(cpu, bus, PhysAddr(key.phys), window, &mut bytes);
+    let page = key.phys >> 12;
+    let mut insns = Vec::new();
+    let mut pos = 0usize;
+    let mut fetched = window;
+    loop {
+        if fetched < page_left && bytes.len() - pos < 16 {
+            fetch_bytes(cpu, bus, PhysAddr(key.phys + fetched), page_left - fetched, &mut bytes);
+            fetched = page_left;
+        }
+        let mut dec =
+            Decoder::with_ip(bitness, &bytes[pos..], eip.wrapping_add(pos as u32) as u64, DecoderOptions::NONE);
+        let insn = dec.decode();
+        let cut_off = insn.is_invalid() && dec.last_error() == iced_x86::DecoderError::NoMoreBytes;
+        if cut_off {
+            if !insns.is_empty() {
+                break; // the next instruction straddles the page: it starts a block of its own
+            }
+            return decode_straddling(cpu, bus, key, eip, bytes, prepare);
+        }
+        let len = insn.len();
+        let end = ends_block(&insn);
+        insns.push(DecodedInsn { exec: prepare(&insn), insn });
+        pos += len;
+        if end || insns.len() >= MAX_BLOCK_INSNS || pos as u32 >= page_left {
+            break;
+        }
+    }
+    bytes.truncate(pos);
+    Ok(Block { key, eip, insns, len: pos as u32, pages: [page, page], bytes })
+}
+
+/// A single instruction whose bytes run into the next page.
+fn decode_straddling<E>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    key: BlockKey,
+    eip: u32,
+    mut bytes: Vec<u8>,
+    prepare: &mut dyn FnMut(&Instruction) -> E,
+) -> Result<Block<E>, Exception> {
+    let first = bytes.len() as u32;
+    let next = fetch_translate(cpu, eip.wrapping_add(first))?;
+    fetch_bytes(cpu, bus, next, 16 - first.min(15), &mut bytes);
+    let bitness = if cpu.state.code32() { 32 } else { 16 };
+    let mut dec = Decoder::with_ip(bitness, &bytes, eip as u64, DecoderOptions::NONE);
+    let insn = dec.decode();
+    let len = insn.len().max(1);
+    bytes.truncate(len);
+    Ok(Block {
+        key,
+        eip,
+        insns: vec![DecodedInsn { exec: prepare(&insn), insn }],
+        len: len as u32,
+        pages: [key.phys >> 12, next.page()],
+        bytes,
+    })
+}
+
+/// True if `insn` must be the last of its block: it transfers control, or it may
+/// change the mode, interrupt state or device state that the run loop checks
+/// between blocks (SDM's sensitive instructions among them).
+pub fn ends_block(insn: &Instruction) -> bool {
+    if insn.is_invalid() || insn.flow_control() != FlowControl::Next {
+        return true;
+    }
+    if insn.code() == Code::Mov_Sreg_rm16 || insn.code() == Code::Mov_Sreg_r32m16 {
+        return true;
+    }
+    if insn.mnemonic() == Mnemonic::Mov
+        && (0..insn.op_count()).any(|i| {
+            insn.op_kind(i) == OpKind::Register && {
+                let r = insn.op_register(i);
+                r.is_cr() || r.is_dr() || r.is_tr()
+            }
+        })
+    {
+        return true;
+    }
+    if insn.mnemonic() == Mnemonic::Pop && insn.op0_register().is_segment_register() {
+        return true;
+    }
+    let _ = Register::None;
+    matches!(
+        insn.mnemonic(),
+        Mnemonic::Cli
+            | Mnemonic::Sti
+            | Mnemonic::Popf
+            | Mnemonic::Popfd
+            | Mnemonic::Hlt
+            | Mnemonic::In
+            | Mnemonic::Out
+            | Mnemonic::Insb
+            | Mnemonic::Insw
+            | Mnemonic::Insd
+            | Mnemonic::Outsb
+            | Mnemonic::Outsw
+            | Mnemonic::Outsd
+            | Mnemonic::Lgdt
+            | Mnemonic::Lidt
+            | Mnemonic::Lldt
+            | Mnemonic::Ltr
+            | Mnemonic::Lmsw
+            | Mnemonic::Clts
+            | Mnemonic::Invlpg
+            | Mnemonic::Wbinvd
+            | Mnemonic::Invd
+            | Mnemonic::Wrmsr
+            | Mnemonic::Lds
+            | Mnemonic::Les
+            | Mnemonic::Lfs
+            | Mnemonic::Lgs
+            | Mnemonic::Lss
+            | Mnemonic::Sysenter
+            | Mnemonic::Sysexit
+    )
+}

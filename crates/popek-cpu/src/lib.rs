@@ -1,0 +1,109 @@
+//! popek's x86 CPU core: the architectural state and every mechanism that is
+//! not "an instruction": segmentation, paging and the TLB, exception and
+//! interrupt delivery, the decoder and the decoded-block cache.
+//!
+//! ```text
+//!            popek-memory (RAM, Bus trait)
+//!                   ▲
+//!   popek-cpu:  state ─ access (seg checks) ─ mmu (walk, TLB) ─ interrupt (IDT, TSS)
+//!               operand (iced operands → values) ─ block (decode, cache, SMC)
+//!                   ▲
+//!        popek-vmm (sensitive instructions), popek-interp, popek-jit
+//! ```
+//!
+//! Instructions themselves live above: the interpreter and the VMM. This crate
+//! never sees a concrete device: port I/O and MMIO go through [`popek_memory::Bus`].
+
+pub mod access;
+pub mod block;
+mod code_pages;
+pub mod exception;
+pub mod interrupt;
+pub mod mmu;
+pub mod operand;
+pub mod segment;
+pub mod stack;
+pub mod state;
+
+pub use code_pages::CodePages;
+pub use exception::{Event, Exception, ExecResult, Unsupported};
+pub use iced_x86;
+pub use mmu::{AccessKind, Tlb};
+pub use popek_memory::{AccessSize, Bus, GuestMemory, LinearAddr, NullBus, PhysAddr, Port};
+pub use state::{CpuState, Seg, SegmentCache};
+
+/// The semantics of one instruction: entered with `state.eip` already at the next
+/// instruction; on `Err(Exception)` the caller rewinds EIP to the instruction
+/// (faults) and delivers it. Shared by the interpreter, the VMM and the JIT's callouts.
+pub type Handler = fn(&mut Cpu, &mut dyn Bus, &iced_x86::Instruction) -> ExecResult;
+
+/// One virtual CPU: architectural state, its RAM, TLB and the set of pages that
+/// hold decoded code.
+pub struct Cpu {
+    /// Architectural registers.
+    pub state: CpuState,
+    /// Guest physical RAM.
+    pub mem: GuestMemory,
+    /// Software TLB.
+    pub tlb: Tlb,
+    /// Physical pages that hold decoded (or translated) code.
+    pub code_pages: CodePages,
+    /// Pages written since the engine last looked; their blocks must be dropped.
+    pub smc_pages: Vec<u32>,
+}
+
+impl std::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cpu").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl Cpu {
+    /// A CPU in the Multiboot hand-over state with `mem` as RAM.
+    pub fn new(mem: GuestMemory) -> Self {
+        let pages = mem.size() >> 12;
+        Cpu {
+            state: CpuState::multiboot(),
+            mem,
+            tlb: Tlb::default(),
+            code_pages: CodePages::new(pages),
+            smc_pages: Vec::new(),
+        }
+    }
+
+    /// Records a write to a code page: the page stops being a code page and the
+    /// engine drops its blocks before running anything else.
+    #[cold]
+    pub fn note_code_write(&mut self, page: u32) {
+        if self.code_pages.remove(page) {
+            self.smc_pages.push(page);
+        }
+    }
+
+    /// Marks a physical page as holding decoded code and revokes TLB write hits to it.
+    pub fn mark_code_page(&mut self, page: u32) {
+        if self.code_pages.insert(page) {
+            self.tlb.protect_phys_page(page);
+        }
+    }
+
+    /// Target of a relative branch (`insn` was decoded at some EIP; state.eip is the
+    /// next instruction at the EIP it runs at now), wrapped to IP for 16-bit operand size.
+    #[inline]
+    pub fn branch_target(&self, insn: &iced_x86::Instruction) -> u32 {
+        let t = self.state.eip.wrapping_add(insn.near_branch32().wrapping_sub(insn.next_ip32()));
+        if insn.op0_kind() == iced_x86::OpKind::NearBranch16 { t & 0xffff } else { t }
+    }
+
+    /// General register by index, 32 bits.
+    #[inline]
+    pub fn reg(&self, i: usize) -> u32 {
+        self.state.gpr[i]
+    }
+
+    /// Sets a general register by index, 32 bits.
+    #[inline]
+    pub fn set_reg(&mut self, i: usize, v: u32) {
+        self.state.gpr[i] = v;
+    }
+}

@@ -1,0 +1,264 @@
+//! Paging (SDM Vol. 3A 4.3, 32-bit paging with PSE and PGE) and the TLB.
+//!
+//! ```text
+//!  LinearAddr ──► TLB hit? ──yes──► PhysAddr
+//!                    │no
+//!                    ▼
+//!             page walk (PDE → PTE, or 4 MiB PDE) ─ checks U/S, R/W, WP ─► #PF
+//!                    │ sets A/D bits
+//!                    ▼
+//!                 TLB fill (read tag always; write tag only if a write
+//!                 would need no A/D update and the page holds no code)
+//! ```
+//!
+//! The TLB is direct-mapped, one array per privilege class (supervisor, user),
+//! so a hit needs one tag compare: the same structure the JIT's inline soft-TLB
+//! uses. Only RAM pages are filled; MMIO always takes the slow path.
+
+use crate::Cpu;
+use crate::exception::{Exception, pf};
+use crate::state::{cr0, cr4};
+use popek_memory::{LinearAddr, PhysAddr, Region};
+
+/// Number of entries in each direct-mapped TLB.
+pub const TLB_ENTRIES: usize = 256;
+
+/// A tag that never matches a page-aligned address.
+pub const INVALID_TAG: u32 = 1;
+
+/// One TLB entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlbEntry {
+    /// Linear page base if reads may hit, else [`INVALID_TAG`].
+    pub read_tag: u32,
+    /// Linear page base if writes may hit, else [`INVALID_TAG`].
+    pub write_tag: u32,
+    /// Physical page base.
+    pub phys: u32,
+    /// Survives CR3 writes (PGE global page).
+    pub global: bool,
+}
+
+impl TlbEntry {
+    const EMPTY: TlbEntry = TlbEntry { read_tag: INVALID_TAG, write_tag: INVALID_TAG, phys: 0, global: false };
+}
+
+/// The software TLB: `[supervisor, user]` × [`TLB_ENTRIES`].
+#[repr(C)]
+#[derive(Clone, Debug)]
+pub struct Tlb {
+    /// Entries, indexed `[user as usize][page % TLB_ENTRIES]`.
+    pub entries: [[TlbEntry; TLB_ENTRIES]; 2],
+}
+
+impl Default for Tlb {
+    fn default() -> Self {
+        Tlb { entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; 2] }
+    }
+}
+
+impl Tlb {
+    /// Index of a linear address.
+    #[inline]
+    pub fn index(lin: u32) -> usize {
+        (lin >> 12) as usize % TLB_ENTRIES
+    }
+
+    /// Drops every entry (CR0/CR4 paging changes).
+    pub fn flush_all(&mut self) {
+        for set in &mut self.entries {
+            set.fill(TlbEntry::EMPTY);
+        }
+    }
+
+    /// Drops non-global entries (MOV CR3).
+    pub fn flush_non_global(&mut self) {
+        for e in self.entries.iter_mut().flatten() {
+            if !e.global {
+                *e = TlbEntry::EMPTY;
+            }
+        }
+    }
+
+    /// Drops the entries for the page of `lin` (INVLPG).
+    pub fn flush_page(&mut self, lin: u32) {
+        let i = Self::index(lin);
+        let page = lin & !0xfff;
+        for set in &mut self.entries {
+            let e = &mut set[i];
+            if e.read_tag == page || e.write_tag == page {
+                *e = TlbEntry::EMPTY;
+            }
+        }
+    }
+
+    /// Revokes write hits to physical page `phys_page` (it now holds translated code).
+    pub fn protect_phys_page(&mut self, phys_page: u32) {
+        for e in self.entries.iter_mut().flatten() {
+            if e.phys == phys_page << 12 {
+                e.write_tag = INVALID_TAG;
+            }
+        }
+    }
+}
+
+/// What a memory access wants to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessKind {
+    /// Data read.
+    Read,
+    /// Data write.
+    Write,
+    /// Instruction fetch.
+    Execute,
+}
+
+/// Page-table entry bits.
+#[allow(missing_docs)]
+pub mod pte {
+    pub const P: u32 = 1 << 0;
+    pub const RW: u32 = 1 << 1;
+    pub const US: u32 = 1 << 2;
+    pub const PWT: u32 = 1 << 3;
+    pub const PCD: u32 = 1 << 4;
+    pub const A: u32 = 1 << 5;
+    pub const D: u32 = 1 << 6;
+    /// PDE: 4 MiB page. (PTE: PAT.)
+    pub const PS: u32 = 1 << 7;
+    pub const G: u32 = 1 << 8;
+}
+
+/// Result of a successful walk.
+#[derive(Clone, Copy, Debug)]
+struct Walk {
+    phys: u32,
+    user_ok: bool,
+    write_ok_user: bool,
+    write_ok_super: bool,
+    dirty: bool,
+    global: bool,
+}
+
+impl Cpu {
+    /// Translates a linear address for an access by `user` (CPL 3 and not an implicit
+    /// supervisor access) of `kind`, filling the TLB. Raises #PF with CR2 set... (CR2 is set by delivery).
+    #[inline]
+    pub fn translate(&mut self, lin: LinearAddr, kind: AccessKind, user: bool) -> Result<PhysAddr, Exception> {
+        let l = lin.0;
+        let page = l & !0xfff;
+        let e = &self.tlb.entries[user as usize][Tlb::index(l)];
+        let tag = if kind == AccessKind::Write { e.write_tag } else { e.read_tag };
+        if tag == page {
+            return Ok(PhysAddr(e.phys | (l & 0xfff)));
+        }
+        self.translate_slow(lin, kind, user)
+    }
+
+    /// TLB miss (or a write that needs A/D or SMC work): walk and fill.
+    #[cold]
+    fn translate_slow(&mut self, lin: LinearAddr, kind: AccessKind, user: bool) -> Result<PhysAddr, Exception> {
+        let l = lin.0;
+        let page = l & !0xfff;
+        let write = kind == AccessKind::Write;
+        let w = if self.state.paging() {
+            self.walk(l, kind, user)?
+        } else {
+            Walk { phys: page, user_ok: true, write_ok_user: true, write_ok_super: true, dirty: true, global: false }
+        };
+        let phys_page = w.phys >> 12;
+        if write && self.code_pages.contains(phys_page) {
+            self.note_code_write(phys_page);
+        }
+        if self.mem.page_is_ram(PhysAddr(w.phys)) {
+            let write_ok = if user { w.write_ok_user } else { w.write_ok_super };
+            let can_write = write_ok && w.dirty && !self.code_pages.contains(phys_page);
+            let e = &mut self.tlb.entries[user as usize][Tlb::index(l)];
+            *e = TlbEntry {
+                read_tag: page,
+                write_tag: if can_write { page } else { INVALID_TAG },
+                phys: w.phys,
+                global: w.global,
+            };
+            let _ = w.user_ok;
+        }
+        Ok(PhysAddr(w.phys | (l & 0xfff)))
+    }
+
+    /// Walks the page tables for `lin`, checking the access and setting A/D bits.
+    fn walk(&mut self, l: u32, kind: AccessKind, user: bool) -> Result<Walk, Exception> {
+        let write = kind == AccessKind::Write;
+        let fault = |present: bool| {
+            let mut code = 0;
+            if present {
+                code |= pf::P;
+            }
+            if write {
+                code |= pf::W;
+            }
+            if user {
+                code |= pf::U;
+            }
+            Exception::PageFault { addr: l, code }
+        };
+        let wp = self.state.cr0 & cr0::WP != 0;
+        let pde_addr = PhysAddr((self.state.cr3 & !0xfff) | ((l >> 22) << 2));
+        let pde = self.read_phys_pt(pde_addr);
+        if pde & pte::P == 0 {
+            return Err(fault(false));
+        }
+        let big = pde & pte::PS != 0 && self.state.cr4 & cr4::PSE != 0;
+        let (entry, entry_addr, phys) = if big {
+            (pde, pde_addr, (pde & 0xffc0_0000) | (l & 0x003f_f000))
+        } else {
+            let pte_addr = PhysAddr((pde & !0xfff) | (((l >> 12) & 0x3ff) << 2));
+            let p = self.read_phys_pt(pte_addr);
+            if p & pte::P == 0 {
+                return Err(fault(false));
+            }
+            (p, pte_addr, p & !0xfff)
+        };
+        let combined = if big { entry } else { entry & pde };
+        let user_ok = combined & pte::US != 0;
+        let rw = combined & pte::RW != 0;
+        if user && !user_ok {
+            return Err(fault(true));
+        }
+        let write_ok_user = user_ok && rw;
+        let write_ok_super = rw || !wp;
+        if write && !(if user { write_ok_user } else { write_ok_super }) {
+            return Err(fault(true));
+        }
+        // Accessed and dirty bits (SDM 4.8).
+        if !big && pde & pte::A == 0 {
+            self.write_phys_pt(pde_addr, pde | pte::A);
+        }
+        let mut new = entry | pte::A;
+        if write {
+            new |= pte::D;
+        }
+        if new != entry {
+            self.write_phys_pt(entry_addr, new);
+        }
+        let global = self.state.cr4 & cr4::PGE != 0 && entry & pte::G != 0;
+        Ok(Walk { phys, user_ok, write_ok_user, write_ok_super, dirty: new & pte::D != 0, global })
+    }
+
+    /// Reads a paging-structure entry (all-ones outside RAM, like a PC).
+    fn read_phys_pt(&self, a: PhysAddr) -> u32 {
+        match self.mem.region(a) {
+            Region::Ram(off) => self.mem.read_ram::<4>(off).map_or(u32::MAX, u32::from_le_bytes),
+            Region::Io => u32::MAX,
+        }
+    }
+
+    /// Writes back a paging-structure entry (A/D update).
+    fn write_phys_pt(&mut self, a: PhysAddr, v: u32) {
+        if let Region::Ram(off) = self.mem.region(a) {
+            if self.code_pages.contains(a.page()) {
+                self.note_code_write(a.page());
+            }
+            self.mem.write_ram(off, v.to_le_bytes());
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Operands of a decoded instruction: registers, memory and immediates as values.
+//!
+//! Both the interpreter and the VMM reach operands through these helpers, so an
+//! addressing rule (16-bit address wrap, SS default for EBP/ESP bases, segment
+//! overrides) is written once.
+
+// Operand values are truncated to the operand width by definition.
+#![allow(clippy::cast_possible_truncation)]
+
+use crate::Cpu;
+use crate::access::Width;
+use crate::exception::Exception;
+use crate::state::Seg;
+use iced_x86::{Instruction, OpKind, Register};
+use popek_memory::Bus;
+
+/// Where a general-purpose register lives: index into `gpr`, width in bytes, bit shift (8 for AH..BH).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GprSlot {
+    /// Index into [`crate::CpuState::gpr`].
+    pub index: usize,
+    /// 1, 2 or 4.
+    pub width: Width,
+    /// 0, or 8 for the high-byte registers.
+    pub shift: u32,
+}
+
+/// Maps an iced register to its slot, or `None` for non-GPRs.
+#[inline]
+pub fn gpr_slot(r: Register) -> Option<GprSlot> {
+    let n = r as u32;
+    let slot = |base: Register, width, shift| GprSlot { index: (n - base as u32) as usize, width, shift };
+    if (Register::EAX as u32..=Register::EDI as u32).contains(&n) {
+        Some(slot(Register::EAX, 4, 0))
+    } else if (Register::AX as u32..=Register::DI as u32).contains(&n) {
+        Some(slot(Register::AX, 2, 0))
+    } else if (Register::AL as u32..=Register::BL as u32).contains(&n) {
+        Some(slot(Register::AL, 1, 0))
+    } else if (Register::AH as u32..=Register::BH as u32).contains(&n) {
+        Some(slot(Register::AH, 1, 8))
+    } else {
+        None
+    }
+}
+
+/// Maps an iced segment register to [`Seg`].
+#[inline]
+pub fn seg_of(r: Register) -> Option<Seg> {
+    Some(match r {
+        Register::ES => Seg::Es,
+        Register::CS => Seg::Cs,
+        Register::SS => Seg::Ss,
+        Register::DS => Seg::Ds,
+        Register::FS => Seg::Fs,
+        Register::GS => Seg::Gs,
+        _ => return None,
+    })
+}
+
+/// Mask of the low `width` bytes.
+#[inline]
+pub const fn mask(width: Width) -> u32 {
+    match width {
+        1 => 0xff,
+        2 => 0xffff,
+        _ => 0xffff_ffff,
+    }
+}
+
+/// Sign bit of a `width`-byte value.
+#[inline]
+pub const fn sign_bit(width: Width) -> u32 {
+    1 << (width * 8 - 1)
+}
+
+/// Sign-extends the low `width` bytes of `v` to 32 bits.
+#[inline]
+pub const fn sign_extend(v: u32, width: Width) -> u32 {
+    match width {
+        1 => v as u8 as i8 as i32 as u32,
+        2 => v as u16 as i16 as i32 as u32,
+        _ => v,
+    }
+}
+
+impl Cpu {
+    /// Reads a general register (any width) by iced name. Non-GPRs read 0.
+    #[inline]
+    pub fn read_gpr(&self, r: Register) -> u32 {
+        match gpr_slot(r) {
+            Some(s) => (self.state.gpr[s.index] >> s.shift) & mask(s.width),
+            None => 0,
+        }
+    }
+
+    /// Writes a general register (any width), preserving the other bits as x86 does.
+    #[inline]
+    pub fn write_gpr(&mut self, r: Register, v: u32) {
+        if let Some(s) = gpr_slot(r) {
+            let m = mask(s.width) << s.shift;
+            let g = &mut self.state.gpr[s.index];
+            *g = (*g & !m) | ((v << s.shift) & m);
+        }
+    }
+
+    /// Effective address (offset within the segment) of the memory operand.
+    #[inline]
+    pub fn effective_address(&self, insn: &Instruction) -> u32 {
+        let mut ea = insn.memory_displacement32();
+        let base = insn.memory_base();
+        if base != Register::None {
+            ea = ea.wrapping_add(self.read_gpr(base));
+        }
+        let index = insn.memory_index();
+        if index != Register::None {
+            ea = ea.wrapping_add(self.read_gpr(index).wrapping_mul(insn.memory_index_scale()));
+        }
+        if is_addr16(insn) {
+            ea &= 0xffff;
+        }
+        ea
+    }
+
+    /// Segment and offset of the memory operand.
+    #[inline]
+    pub fn memory_operand(&self, insn: &Instruction) -> (Seg, u32) {
+        (seg_of(insn.memory_segment()).unwrap_or(Seg::Ds), self.effective_address(insn))
+    }
+
+    /// Reads operand `n` (register, memory or immediate), `width` bytes wide.
+    #[inline]
+    pub fn read_op(&mut self, bus: &mut dyn Bus, insn: &Instruction, n: u32, width: Width) -> Result<u32, Exception> {
+        match insn.op_kind(n) {
+            OpKind::Register => Ok(self.read_gpr(insn.op_register(n))),
+            OpKind::Memory => {
+                let (s, off) = self.memory_operand(insn);
+                self.read(bus, s, off, width)
+            }
+            _ => Ok(insn.immediate(n) as u32 & mask(width)),
+        }
+    }
+
+    /// Writes operand `n` (register or memory).
+    #[inline]
+    pub fn write_op(
+        &mut self,
+        bus: &mut dyn Bus,
+        insn: &Instruction,
+        n: u32,
+        width: Width,
+        v: u32,
+    ) -> Result<(), Exception> {
+        match insn.op_kind(n) {
+            OpKind::Register => {
+                self.write_gpr(insn.op_register(n), v);
+                Ok(())
+            }
+            _ => {
+                let (s, off) = self.memory_operand(insn);
+                self.write(bus, s, off, width, v)
+            }
+        }
+    }
+}
+
+/// True if the instruction uses 16-bit addressing.
+#[inline]
+pub fn is_addr16(insn: &Instruction) -> bool {
+    matches!(insn.memory_base(), Register::BX | Register::BP | Register::SI | Register::DI)
+        || matches!(insn.memory_index(), Register::SI | Register::DI)
+        || insn.memory_displ_size() == 2
+}
+
+/// Width in bytes of operand `n` of a register or memory operand (or the
+/// instruction's operand size for immediates).
+#[inline]
+pub fn op_width(insn: &Instruction, n: u32) -> Width {
+    match insn.op_kind(n) {
+        OpKind::Register => gpr_slot(insn.op_register(n)).map_or(4, |s| s.width),
+        OpKind::Memory => insn.memory_size().size() as Width,
+        OpKind::Immediate8 => 1,
+        OpKind::Immediate16 | OpKind::Immediate8to16 => 2,
+        _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots() {
+        assert_eq!(gpr_slot(Register::ESI), Some(GprSlot { index: 6, width: 4, shift: 0 }));
+        assert_eq!(gpr_slot(Register::BX), Some(GprSlot { index: 3, width: 2, shift: 0 }));
+        assert_eq!(gpr_slot(Register::CH), Some(GprSlot { index: 1, width: 1, shift: 8 }));
+        assert_eq!(gpr_slot(Register::DL), Some(GprSlot { index: 2, width: 1, shift: 0 }));
+        assert_eq!(gpr_slot(Register::CR0), None);
+    }
+}

@@ -1,0 +1,154 @@
+//! popek's reference interpreter.
+//!
+//! ```text
+//!   BlockCache<Handler> ──► Block ──► for each DecodedInsn: (insn.exec)(cpu, bus, &insn)
+//!          ▲                                   │
+//!   popek-cpu decoder              Err(Exception) ─► rewind EIP, deliver via IDT
+//! ```
+//!
+//! Every instruction's semantics is a [`popek_cpu::Handler`] chosen once, at
+//! decode time ([`dispatch::handler_for`]), from the instruction-group modules
+//! below; sensitive and privileged instructions are dispatched to `popek-vmm`.
+//! The interpreter executes whole blocks and returns to its caller between
+//! blocks, where timers and interrupts are checked.
+
+// Instruction semantics truncate results to the operand width everywhere; each cast
+// here is that rule, so the truncation lint is off for this crate.
+#![allow(clippy::cast_possible_truncation)]
+
+pub mod dispatch;
+pub mod flags;
+pub mod testing;
+
+mod alu;
+mod bcd;
+mod bits;
+mod control;
+mod data;
+mod muldiv;
+mod shift;
+mod stack;
+mod string;
+
+use popek_cpu::block::BlockCache;
+use popek_cpu::exception::{Event, Exception};
+use popek_cpu::state::flags::TF;
+use popek_cpu::{Bus, Cpu, Handler};
+
+/// Counters of one interpreter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InterpStats {
+    /// Instructions retired.
+    pub retired: u64,
+    /// Blocks executed.
+    pub blocks: u64,
+    /// Exceptions delivered to the guest.
+    pub exceptions: u64,
+}
+
+/// The interpreter: a decoded-block cache whose payload is each instruction's handler.
+#[derive(Default)]
+pub struct Interpreter {
+    /// Decoded blocks.
+    pub cache: BlockCache<Handler>,
+    /// Counters.
+    pub stats: InterpStats,
+}
+
+impl Interpreter {
+    /// A fresh interpreter with an empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Executes the block at CS:EIP. Returns the number of instructions retired.
+    /// Guest exceptions are delivered to the guest here; only host-side events
+    /// (unsupported instruction, triple fault) come back as `Err`.
+    pub fn run_block(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus) -> Result<u32, Event> {
+        if !cpu.smc_pages.is_empty() {
+            self.cache.invalidate_written(cpu);
+        }
+        let block = match self.cache.lookup(cpu, bus, &mut dispatch::handler_for) {
+            Ok(b) => b,
+            Err(e) => {
+                self.stats.exceptions += 1;
+                cpu.deliver_exception(bus, e)?;
+                return Ok(0);
+            }
+        };
+        self.stats.blocks += 1;
+        let code32 = cpu.state.code32();
+        let cs_limit = cpu.state.seg[popek_cpu::Seg::Cs as usize].limit;
+        let mut eip = cpu.state.eip;
+        let mut retired = 0u32;
+        let mut offset = 0usize;
+        for d in block.insns.iter() {
+            let len = d.insn.len() as u32;
+            if eip.wrapping_add(len - 1) > cs_limit && eip <= cs_limit {
+                // The instruction runs past the CS limit.
+                self.stats.exceptions += 1;
+                cpu.deliver_exception(bus, Exception::GeneralProtection(0))?;
+                break;
+            }
+            let mut next = eip.wrapping_add(len);
+            if !code32 {
+                next &= 0xffff;
+            }
+            let trap = cpu.state.eflags & TF != 0;
+            cpu.state.interrupt_shadow = false;
+            cpu.state.eip = next;
+            match (d.exec)(cpu, bus, &d.insn) {
+                Ok(()) => retired += 1,
+                Err(Event::Exception(e)) => {
+                    if !e.is_trap() {
+                        cpu.state.eip = eip;
+                    }
+                    self.stats.exceptions += 1;
+                    cpu.deliver_exception(bus, e)?;
+                    break;
+                }
+                Err(Event::Unsupported(mut u)) => {
+                    cpu.state.eip = eip;
+                    u.eip = eip;
+                    if u.bytes.is_empty() {
+                        u.bytes = block.bytes.get(offset..offset + len as usize).unwrap_or(&[]).to_vec();
+                    }
+                    self.stats.retired += retired as u64;
+                    return Err(Event::Unsupported(u));
+                }
+                Err(other) => {
+                    self.stats.retired += retired as u64;
+                    return Err(other);
+                }
+            }
+            offset += len as usize;
+            if trap {
+                // Single-step trap after the instruction (SDM 17.3.1.4): DR6.BS.
+                cpu.state.dr[6] |= 1 << 14;
+                self.stats.exceptions += 1;
+                cpu.deliver_exception(bus, Exception::Debug)?;
+                break;
+            }
+            if !cpu.smc_pages.is_empty() && self.cache.invalidate_written(cpu) {
+                break; // this block's own code may have changed
+            }
+            if cpu.state.halted {
+                break;
+            }
+            eip = next;
+        }
+        self.stats.retired += retired as u64;
+        Ok(retired)
+    }
+
+    /// Executes until `budget` instructions have retired, the CPU halts, or a
+    /// host-side event stops it. Returns the number of instructions retired.
+    /// (No interrupts are checked: that is the machine's run loop's job.)
+    pub fn run(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus, budget: u64) -> Result<u64, Event> {
+        let mut n = 0u64;
+        while n < budget && !cpu.state.halted {
+            n += self.run_block(cpu, bus)? as u64;
+        }
+        Ok(n)
+    }
+}

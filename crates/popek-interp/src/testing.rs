@@ -1,0 +1,98 @@
+//! A tiny bare machine for instruction tests: RAM, a CPU in the Multiboot state,
+//! code at [`CODE_BASE`], a stack below [`STACK_TOP`], and a [`NullBus`].
+
+use crate::Interpreter;
+use popek_cpu::exception::Event;
+use popek_cpu::state::gpr::ESP;
+use popek_cpu::{Cpu, GuestMemory, NullBus, PhysAddr};
+
+/// Where test code is loaded.
+pub const CODE_BASE: u32 = 0x1000;
+/// Initial ESP.
+pub const STACK_TOP: u32 = 0x9000;
+/// Scratch data area tests may use.
+pub const DATA_BASE: u32 = 0x10000;
+/// RAM size of the test machine.
+pub const RAM_SIZE: u64 = 1 << 20;
+
+/// A CPU + bus + interpreter with some code loaded.
+pub struct TestBox {
+    /// The CPU.
+    pub cpu: Cpu,
+    /// The bus (records port writes).
+    pub bus: NullBus,
+    /// The interpreter.
+    pub interp: Interpreter,
+    /// End of the loaded code: running stops when EIP gets there.
+    pub code_end: u32,
+}
+
+impl TestBox {
+    /// Loads `code` followed by a HLT at [`CODE_BASE`] and points EIP at it.
+    pub fn new(code: &[u8]) -> Self {
+        let mem = GuestMemory::new(RAM_SIZE).expect("1 MiB of RAM");
+        let mut cpu = Cpu::new(mem);
+        assert!(cpu.mem.load(PhysAddr(CODE_BASE), code), "test code fits");
+        assert!(cpu.mem.load(PhysAddr(CODE_BASE + code.len() as u32), &[0xf4]), "test code fits");
+        cpu.state.eip = CODE_BASE;
+        cpu.state.gpr[ESP] = STACK_TOP;
+        TestBox { cpu, bus: NullBus::default(), interp: Interpreter::new(), code_end: CODE_BASE + code.len() as u32 }
+    }
+
+    /// Runs until the CPU halts or EIP reaches the end of the code, at most
+    /// `max_blocks` blocks. Returns the number of instructions retired
+    /// (including the final HLT).
+    pub fn run(&mut self, max_blocks: usize) -> Result<u64, Event> {
+        let mut n = 0;
+        for _ in 0..max_blocks {
+            if self.cpu.state.eip == self.code_end || self.cpu.state.halted {
+                break;
+            }
+            n += self.interp.run_block(&mut self.cpu, &mut self.bus)? as u64;
+        }
+        Ok(n)
+    }
+
+    /// Writes `bytes` to physical memory.
+    pub fn poke(&mut self, addr: u32, bytes: &[u8]) {
+        assert!(self.cpu.mem.load(PhysAddr(addr), bytes));
+    }
+
+    /// Reads a little-endian dword of physical memory.
+    pub fn peek32(&self, addr: u32) -> u32 {
+        u32::from_le_bytes(self.cpu.mem.read_ram::<4>(addr as usize).expect("in RAM"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use popek_cpu::state::flags::{CF, ZF};
+    use popek_cpu::state::gpr::*;
+
+    #[test]
+    fn add_and_flags() {
+        // add eax, ebx ; sub ecx, 1 ; adc dl, 0xff ; not esi
+        let mut t = TestBox::new(&[0x01, 0xd8, 0x83, 0xe9, 0x01, 0x80, 0xd2, 0xff, 0xf7, 0xd6]);
+        t.cpu.state.gpr[EAX] = 0xffff_ffff;
+        t.cpu.state.gpr[EBX] = 1;
+        t.cpu.state.gpr[ECX] = 1;
+        t.cpu.state.gpr[EDX] = 0x1234_5601;
+        assert_eq!(t.run(10).unwrap(), 5);
+        assert_eq!(t.cpu.state.gpr[EAX], 0);
+        assert_eq!(t.cpu.state.gpr[ECX], 0);
+        assert_eq!(t.cpu.state.gpr[EDX], 0x1234_5600);
+        assert_eq!(t.cpu.state.gpr[ESI], 0xffff_ffff);
+        assert_eq!(t.cpu.state.eflags & (CF | ZF), CF | ZF);
+    }
+
+    #[test]
+    fn unsupported_reports_address_and_bytes() {
+        // fsin (x87: not implemented yet)
+        let mut t = TestBox::new(&[0x40, 0xd9, 0xfe]);
+        let Err(Event::Unsupported(u)) = t.run(10) else { panic!("expected unsupported") };
+        assert_eq!(u.eip, CODE_BASE + 1);
+        assert_eq!(u.bytes, vec![0xd9, 0xfe]);
+        assert!(u.to_string().contains("fsin"), "{u}");
+    }
+}

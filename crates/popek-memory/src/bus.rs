@@ -1,0 +1,67 @@
+//! The interface between the CPU and the devices.
+//!
+//! The CPU (and the software VMM) see devices only through this trait; the
+//! device crate implements it. Sizes are 1, 2 or 4 bytes.
+
+use crate::{PhysAddr, Port};
+
+/// Width of one bus access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessSize {
+    /// 8 bits.
+    Byte = 1,
+    /// 16 bits.
+    Word = 2,
+    /// 32 bits.
+    Dword = 4,
+}
+
+impl AccessSize {
+    /// Number of bytes.
+    #[inline]
+    pub const fn bytes(self) -> u32 {
+        self as u32
+    }
+    /// All-ones value of this width (what an unclaimed port or address reads as).
+    #[inline]
+    pub const fn ones(self) -> u32 {
+        match self {
+            AccessSize::Byte => 0xff,
+            AccessSize::Word => 0xffff,
+            AccessSize::Dword => 0xffff_ffff,
+        }
+    }
+}
+
+/// Port I/O and MMIO as seen from the CPU.
+pub trait Bus {
+    /// `IN`: read `size` bytes from `port`.
+    fn port_read(&mut self, port: Port, size: AccessSize) -> u32;
+    /// `OUT`: write the low `size` bytes of `value` to `port`.
+    fn port_write(&mut self, port: Port, size: AccessSize, value: u32);
+    /// Read from a physical address that is not RAM.
+    fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32;
+    /// Write to a physical address that is not RAM.
+    fn mmio_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32);
+}
+
+/// A bus with nothing on it: reads return all ones, writes are dropped (like an
+/// empty PC bus). Used by CPU tests.
+#[derive(Debug, Default, Clone)]
+pub struct NullBus {
+    /// Every port write seen, in order (handy for tests).
+    pub port_writes: Vec<(Port, AccessSize, u32)>,
+}
+
+impl Bus for NullBus {
+    fn port_read(&mut self, _port: Port, size: AccessSize) -> u32 {
+        size.ones()
+    }
+    fn port_write(&mut self, port: Port, size: AccessSize, value: u32) {
+        self.port_writes.push((port, size, value));
+    }
+    fn mmio_read(&mut self, _addr: PhysAddr, size: AccessSize) -> u32 {
+        size.ones()
+    }
+    fn mmio_write(&mut self, _addr: PhysAddr, _size: AccessSize, _value: u32) {}
+}

@@ -1,0 +1,195 @@
+//! Guest RAM: one anonymous mapping plus the list of MMIO holes carved out of it.
+
+use crate::PhysAddr;
+use memmap2::MmapMut;
+
+/// Default guest RAM size: 128 MiB.
+pub const DEFAULT_RAM_SIZE: u32 = 128 << 20;
+
+/// Host-side failures creating guest memory.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// The requested size is zero, not a multiple of 4 KiB, or above 3 GiB.
+    #[error("invalid guest RAM size {0:#x}: must be a non-zero multiple of 4 KiB, at most 3 GiB")]
+    BadSize(u64),
+    /// The host refused the mapping.
+    #[error("cannot map {size:#x} bytes of guest RAM: {source}")]
+    Map {
+        /// Requested size.
+        size: u32,
+        /// The host error.
+        source: std::io::Error,
+    },
+    /// A hole outside RAM or overlapping another hole.
+    #[error("invalid MMIO hole {start:#x}..{end:#x}")]
+    BadHole {
+        /// First byte.
+        start: u32,
+        /// One past the last byte.
+        end: u32,
+    },
+}
+
+/// Where a physical address lands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Region {
+    /// Ordinary RAM; the value is the byte offset into the mapping.
+    Ram(usize),
+    /// Not RAM: an MMIO hole inside the RAM range, or above the end of RAM.
+    /// Such accesses go to the bus (which reads all-ones where nothing answers).
+    Io,
+}
+
+/// Guest physical memory.
+///
+/// Accesses with a `Region::Ram` offset are bounds-checked against the
+/// mapping, so a guest can never reach host memory outside it.
+pub struct GuestMemory {
+    map: MmapMut,
+    size: u32,
+    /// Sorted, non-overlapping `[start, end)` ranges routed to the bus.
+    holes: Vec<(u32, u32)>,
+}
+
+impl std::fmt::Debug for GuestMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestMemory").field("size", &self.size).field("holes", &self.holes).finish()
+    }
+}
+
+impl GuestMemory {
+    /// Maps `size` bytes of zeroed RAM.
+    pub fn new(size: u64) -> Result<Self, MemoryError> {
+        if size == 0 || !size.is_multiple_of(4096) || size > 3 << 30 {
+            return Err(MemoryError::BadSize(size));
+        }
+        let size32 = u32::try_from(size).map_err(|_| MemoryError::BadSize(size))?;
+        let map = MmapMut::map_anon(size32 as usize).map_err(|source| MemoryError::Map { size: size32, source })?;
+        Ok(GuestMemory { map, size: size32, holes: Vec::new() })
+    }
+
+    /// RAM size in bytes.
+    #[inline]
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Carves `[start, end)` out of RAM so accesses there go to the bus
+    /// (e.g. the VGA window 0xA0000..0xC0000).
+    pub fn add_hole(&mut self, start: u32, end: u32) -> Result<(), MemoryError> {
+        let bad = start >= end || end > self.size || self.holes.iter().any(|&(s, e)| start < e && s < end);
+        if bad {
+            return Err(MemoryError::BadHole { start, end });
+        }
+        self.holes.push((start, end));
+        self.holes.sort_unstable();
+        Ok(())
+    }
+
+    /// Where `addr` lands.
+    #[inline]
+    pub fn region(&self, addr: PhysAddr) -> Region {
+        let a = addr.0;
+        if a >= self.size || self.holes.iter().any(|&(s, e)| a >= s && a < e) {
+            Region::Io
+        } else {
+            Region::Ram(a as usize)
+        }
+    }
+
+    /// True if the whole 4 KiB page holding `addr` is plain RAM.
+    pub fn page_is_ram(&self, addr: PhysAddr) -> bool {
+        let start = addr.0 & !0xfff;
+        let end = start as u64 + 4096;
+        end <= self.size as u64 && !self.holes.iter().any(|&(s, e)| start < e && (s as u64) < end)
+    }
+
+    /// The whole of RAM as bytes (holes included, as plain bytes).
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// The whole of RAM as mutable bytes.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+
+    /// Host address of the first byte of RAM (for the JIT's soft-TLB addends).
+    #[inline]
+    pub fn host_base(&self) -> *mut u8 {
+        self.map.as_ptr() as *mut u8
+    }
+
+    /// Reads a little-endian value of `N` bytes at RAM offset `off`, or
+    /// `None` if it would leave the mapping.
+    #[inline]
+    pub fn read_ram<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        self.map.get(off..off.checked_add(N)?)?.try_into().ok()
+    }
+
+    /// Writes `N` bytes at RAM offset `off`; returns false (writing nothing)
+    /// if it would leave the mapping.
+    #[inline]
+    pub fn write_ram<const N: usize>(&mut self, off: usize, bytes: [u8; N]) -> bool {
+        let Some(end) = off.checked_add(N) else { return false };
+        match self.map.get_mut(off..end) {
+            Some(dst) => {
+                dst.copy_from_slice(&bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Copies `data` into RAM at `addr` (loaders); fails if any byte is not RAM.
+    pub fn load(&mut self, addr: PhysAddr, data: &[u8]) -> bool {
+        let start = addr.0 as usize;
+        let Some(end) = start.checked_add(data.len()) else { return false };
+        match self.map.get_mut(start..end) {
+            Some(dst) => {
+                dst.copy_from_slice(data);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_sizes() {
+        assert!(matches!(GuestMemory::new(0), Err(MemoryError::BadSize(0))));
+        assert!(matches!(GuestMemory::new(4097), Err(MemoryError::BadSize(_))));
+        assert!(matches!(GuestMemory::new(4 << 30), Err(MemoryError::BadSize(_))));
+    }
+
+    #[test]
+    fn ram_and_holes() {
+        let mut m = GuestMemory::new(1 << 20).unwrap();
+        m.add_hole(0xa0000, 0xc0000).unwrap();
+        assert_eq!(m.region(PhysAddr(0x1000)), Region::Ram(0x1000));
+        assert_eq!(m.region(PhysAddr(0xb8000)), Region::Io);
+        assert_eq!(m.region(PhysAddr(0x100000)), Region::Io);
+        assert_eq!(m.region(PhysAddr(0xffff_ffff)), Region::Io);
+        assert!(m.add_hole(0xb0000, 0xd0000).is_err(), "overlap");
+        assert!(m.add_hole(0xf0000, 0x200000).is_err(), "beyond RAM");
+        assert!(!m.page_is_ram(PhysAddr(0xa0000)));
+        assert!(m.page_is_ram(PhysAddr(0x9f000)));
+    }
+
+    #[test]
+    fn accesses_stay_inside_the_mapping() {
+        let mut m = GuestMemory::new(4096).unwrap();
+        assert!(m.write_ram(4092, [1, 2, 3, 4]));
+        assert_eq!(m.read_ram::<4>(4092), Some([1, 2, 3, 4]));
+        assert!(!m.write_ram(4093, [1, 2, 3, 4]));
+        assert_eq!(m.read_ram::<4>(4093), None);
+        assert_eq!(m.read_ram::<4>(usize::MAX - 1), None);
+        assert!(!m.load(PhysAddr(4000), &[0; 100]));
+    }
+}

@@ -1,0 +1,40 @@
+//! The software VMM: semantics of every sensitive or privileged instruction
+//! (SDM Vol. 2 entries; Popek–Goldberg's "sensitive" set for x86).
+//!
+//! ```text
+//!   popek-interp ──┐                      ┌──► Bus (port I/O)
+//!                  ├──► popek-vmm handlers ┤
+//!   popek-jit  ────┘   (callouts)          └──► popek-cpu (segments, IDT, TLB)
+//! ```
+//!
+//! The interpreter dispatches these instructions here, and the JIT emits
+//! callouts to the very same functions, so privileged semantics are written once.
+
+// Instruction semantics truncate results to the operand width everywhere; each cast
+// here is that rule, so the truncation lint is off for this crate.
+#![allow(clippy::cast_possible_truncation)]
+
+use popek_cpu::exception::Exception;
+use popek_cpu::iced_x86::{Instruction, Mnemonic};
+use popek_cpu::{Bus, Cpu, ExecResult, Handler};
+
+/// The VMM handler for `insn`, if it is a sensitive or privileged instruction.
+pub fn lookup(insn: &Instruction) -> Option<Handler> {
+    Some(match insn.mnemonic() {
+        Mnemonic::Hlt => hlt,
+        _ => return None,
+    })
+}
+
+/// #GP(0) unless CPL is 0 (the rule for privileged instructions, SDM 5.9).
+#[inline]
+pub fn require_cpl0(cpu: &Cpu) -> Result<(), Exception> {
+    if cpu.state.cpl == 0 { Ok(()) } else { Err(Exception::GeneralProtection(0)) }
+}
+
+/// HLT (privileged): the CPU waits for an interrupt.
+fn hlt(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
+    require_cpl0(cpu)?;
+    cpu.state.halted = true;
+    Ok(())
+}
