@@ -18,12 +18,24 @@ use popek_cpu::exception::Exception;
 use popek_cpu::iced_x86::{Instruction, Mnemonic};
 use popek_cpu::{Bus, Cpu, ExecResult, Handler};
 
+mod control_regs;
+mod descriptors;
+mod far;
+mod interrupts;
+mod io;
+mod misc;
+
 /// The VMM handler for `insn`, if it is a sensitive or privileged instruction.
 pub fn lookup(insn: &Instruction) -> Option<Handler> {
-    Some(match insn.mnemonic() {
-        Mnemonic::Hlt => hlt,
-        _ => return None,
-    })
+    if insn.mnemonic() == Mnemonic::Hlt {
+        return Some(hlt);
+    }
+    io::lookup(insn)
+        .or_else(|| control_regs::lookup(insn))
+        .or_else(|| misc::lookup(insn))
+        .or_else(|| descriptors::lookup(insn))
+        .or_else(|| far::lookup(insn))
+        .or_else(|| interrupts::lookup(insn))
 }
 
 /// #GP(0) unless CPL is 0 (the rule for privileged instructions, SDM 5.9).
