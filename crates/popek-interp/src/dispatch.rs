@@ -8,26 +8,37 @@ use popek_cpu::{Bus, Cpu, ExecResult, Handler};
 /// an interpreter group handler otherwise, #UD for invalid encodings, and an
 /// "unsupported" error for anything popek does not implement.
 pub fn handler_for(insn: &Instruction) -> Handler {
+    classify(insn).1
+}
+
+/// Which group claims `insn` (`"vmm"`, `"alu"`, …, `"invalid"`, `"unsupported"`) and its handler.
+pub fn classify(insn: &Instruction) -> (&'static str, Handler) {
     if insn.is_invalid() {
-        return invalid_opcode;
+        return ("invalid", invalid_opcode);
     }
-    popek_vmm::lookup(insn)
-        .or_else(|| crate::alu::lookup(insn))
-        .or_else(|| crate::data::lookup(insn))
-        .or_else(|| crate::shift::lookup(insn))
-        .or_else(|| crate::muldiv::lookup(insn))
-        .or_else(|| crate::bits::lookup(insn))
-        .or_else(|| crate::bcd::lookup(insn))
-        .or_else(|| crate::control::lookup(insn))
-        .or_else(|| crate::stack::lookup(insn))
-        .or_else(|| crate::string::lookup(insn))
-        .unwrap_or(unsupported)
+    GROUPS.iter().find_map(|&(name, lookup)| lookup(insn).map(|h| (name, h))).unwrap_or(("unsupported", unsupported))
 }
 
 /// True if popek implements `insn` (it is not routed to the "unsupported" handler).
 pub fn is_supported(insn: &Instruction) -> bool {
-    !std::ptr::fn_addr_eq(handler_for(insn), unsupported as Handler)
+    classify(insn).0 != "unsupported"
 }
+
+type Lookup = fn(&Instruction) -> Option<Handler>;
+
+/// The instruction groups, asked in order: sensitive instructions go to the VMM first.
+const GROUPS: [(&str, Lookup); 10] = [
+    ("vmm", popek_vmm::lookup),
+    ("alu", crate::alu::lookup),
+    ("data", crate::data::lookup),
+    ("shift", crate::shift::lookup),
+    ("muldiv", crate::muldiv::lookup),
+    ("bits", crate::bits::lookup),
+    ("bcd", crate::bcd::lookup),
+    ("control", crate::control::lookup),
+    ("stack", crate::stack::lookup),
+    ("string", crate::string::lookup),
+];
 
 fn invalid_opcode(_: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
     Err(Exception::InvalidOpcode.into())

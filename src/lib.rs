@@ -1,0 +1,15 @@
+//! popek: an educational x86 full-virtualization emulator built on binary translation.
+//!
+//! This is the thin library facade that the CLI, `tests/` and `benches/` use. It
+//! re-exports the component crates and offers [`demo`], a tiny built-in program.
+//!
+//! ```text
+//!   popek (this crate) ─► popek-interp ─► popek-vmm ─► popek-cpu ─► popek-memory
+//! ```
+
+pub use popek_cpu as cpu;
+pub use popek_interp as interp;
+pub use popek_memory as memory;
+pub use popek_vmm as vmm;
+
+pub mod demo;
