@@ -42,11 +42,12 @@ fn run_demo(iterations: u32) -> Result<()> {
     println!("  {:<10} {:<22} {:<22} handler group", "eip", "bytes", "instruction");
     let mut decoder = Decoder::with_ip(32, &code, demo::CODE_BASE as u64, DecoderOptions::NONE);
     let mut fmt = IntelFormatter::new();
+    let mut start = 0usize;
     for insn in &mut decoder {
         let mut text = String::new();
         fmt.format(&insn, &mut text);
-        let start = (insn.ip() - demo::CODE_BASE as u64) as usize;
         let bytes: Vec<String> = code[start..start + insn.len()].iter().map(|b| format!("{b:02x}")).collect();
+        start += insn.len();
         let (group, _) = dispatch::classify(&insn);
         println!("  {:#010x} {:<22} {:<22} {group}", insn.ip(), bytes.join(" "), text);
     }
