@@ -3,6 +3,8 @@
 //! `cargo bench --bench interp` reports time per run and, through criterion's
 //! throughput support, guest MIPS (elements/s = instructions/s).
 
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use popek::demo;
 use popek::interp::testing::TestBox;
