@@ -1,0 +1,10 @@
+//! The PC board: wires guest RAM, the CPU and the device bus, loads kernels and
+//! runs them.
+//!
+//! ```text
+//!   popek CLI ─► popek-machine ─┬─► multiboot loader ─► GuestMemory
+//!                               ├─► engine (interpreter / JIT) ─► Cpu
+//!                               └─► device bus (PIC, PIT, UART, …)
+//! ```
+
+pub mod multiboot;
