@@ -265,12 +265,13 @@ pub fn load(mem: &mut GuestMemory, image: &[u8], cmdline: &str, modules: &[Modul
         return Err(LoadError::BadEntry(entry));
     }
     for s in &segs {
-        let data = &image[s.offset..s.offset + s.filesz];
-        let zeros = vec![0u8; (s.memsz - s.filesz as u64) as usize];
-        let ok = mem.load(PhysAddr(s.addr), data) && mem.load(PhysAddr(s.addr + s.filesz as u32), &zeros);
-        if !ok {
-            return Err(LoadError::OutsideRam { start: s.addr as u64, end: s.addr as u64 + s.memsz, ram });
-        }
+        let (start, end) = (s.addr as u64, s.addr as u64 + s.memsz);
+        let outside = LoadError::OutsideRam { start, end, ram };
+        let range = usize::try_from(start).ok().zip(usize::try_from(end).ok()).ok_or(outside.clone())?;
+        let dst = mem.as_mut_slice().get_mut(range.0..range.1).ok_or(outside)?;
+        let (file_part, bss) = dst.split_at_mut(s.filesz);
+        file_part.copy_from_slice(&image[s.offset..s.offset + s.filesz]);
+        bss.fill(0);
     }
     let kernel_end = u32::try_from(kernel_end).map_err(|_| LoadError::TooLarge("kernel end"))?;
     let info_addr = write_info(mem, kernel_end, cmdline, modules)?;
@@ -321,7 +322,8 @@ fn write_info(mem: &mut GuestMemory, kernel_end: u32, cmdline: &str, modules: &[
     // Modules: page-aligned after the kernel, each with its own command line.
     let mods = area.alloc(16 * modules.len(), "module list")?;
     let mut next = kernel_end.max(LOADER_AREA.end).next_multiple_of(4096);
-    for (i, m) in modules.iter().enumerate() {
+    let mut slot = mods;
+    for m in modules {
         let len = u32::try_from(m.data.len()).map_err(|_| LoadError::TooLarge("module"))?;
         let end =
             next.checked_add(len).filter(|&e| e <= ram).ok_or(LoadError::TooLarge("module does not fit in RAM"))?;
@@ -331,10 +333,11 @@ fn write_info(mem: &mut GuestMemory, kernel_end: u32, cmdline: &str, modules: &[
         let sat = area.alloc(s.len(), "module command line")?;
         put(mem, sat, &s, "module command line")?;
         let entry: Vec<u8> = [next, end, sat, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        put(mem, mods + 16 * i as u32, &entry, "module list")?;
+        put(mem, slot, &entry, "module list")?;
+        slot += 16;
         next = end.next_multiple_of(4096);
     }
-    fields[5] = modules.len() as u32;
+    fields[5] = u32::try_from(modules.len()).map_err(|_| LoadError::TooLarge("module list"))?;
     fields[6] = mods;
     // Memory map: each entry is size (20), base (u64), length (u64), type (1 = RAM, 2 = reserved).
     let map: [(u64, u64, u32); 4] = [
@@ -352,7 +355,7 @@ fn write_info(mem: &mut GuestMemory, kernel_end: u32, cmdline: &str, modules: &[
     }
     let at = area.alloc(bytes.len(), "memory map")?;
     put(mem, at, &bytes, "memory map")?;
-    fields[11] = bytes.len() as u32;
+    fields[11] = u32::try_from(bytes.len()).map_err(|_| LoadError::TooLarge("memory map"))?;
     fields[12] = at;
     let name = b"popek\0";
     let at = area.alloc(name.len(), "boot loader name")?;
@@ -364,6 +367,7 @@ fn write_info(mem: &mut GuestMemory, kernel_end: u32, cmdline: &str, modules: &[
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test images are small; the fuzzer truncates random words on purpose
 mod tests {
     use super::*;
 
