@@ -7,4 +7,7 @@
 //!                               └─► device bus (PIC, PIT, UART, …)
 //! ```
 
+pub mod machine;
 pub mod multiboot;
+
+pub use machine::{DeviceStop, Machine, Platform, RunConfig, RunStats, StopReason};
