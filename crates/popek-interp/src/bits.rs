@@ -122,12 +122,13 @@ fn bswap(cpu: &mut Cpu, _: &mut dyn Bus, insn: &Instruction) -> ExecResult {
 
 #[cfg(test)]
 mod tests {
-    use crate::data::tests::{Case, F, M, R, exec_one, run_cases, small_ds};
+    use crate::data::tests::{Case, F, M, R, Rng, differential, exec_one, random_regs, run_cases, small_ds};
     use crate::testing::{DATA_BASE, TestBox};
     use popek_cpu::Event;
     use popek_cpu::exception::Exception;
     use popek_cpu::state::flags::{AF, ARITH, CF, OF, PF, SF, ZF};
     use popek_cpu::state::gpr::*;
+    use popek_hostcpu::{HostRunner, HostState};
 
     const D: u32 = DATA_BASE;
     /// Flags BT* must not touch, set before each case.
@@ -421,8 +422,18 @@ mod tests {
     #[test]
     fn bswap_forms() {
         run_cases(&[
-            Case { name: "bswap eax", bytes: &[0x0f, 0xc8], init: &[R(EAX, 0x1234_5678)], expect: &[R(EAX, 0x7856_3412)] },
-            Case { name: "bswap edi", bytes: &[0x0f, 0xcf], init: &[R(EDI, 0x0102_0304)], expect: &[R(EDI, 0x0403_0201)] },
+            Case {
+                name: "bswap eax",
+                bytes: &[0x0f, 0xc8],
+                init: &[R(EAX, 0x1234_5678)],
+                expect: &[R(EAX, 0x7856_3412)],
+            },
+            Case {
+                name: "bswap edi",
+                bytes: &[0x0f, 0xcf],
+                init: &[R(EDI, 0x0102_0304)],
+                expect: &[R(EDI, 0x0403_0201)],
+            },
             Case {
                 name: "bswap ax (undefined: low word cleared)",
                 bytes: &[0x66, 0x0f, 0xc8],
@@ -436,5 +447,79 @@ mod tests {
                 expect: &[R(EBX, 0xff00_0000), F(ARITH, ARITH)],
             },
         ]);
+    }
+
+    #[test]
+    fn differential_registers_against_host() {
+        let Ok(mut host) = HostRunner::new() else { return };
+        #[rustfmt::skip]
+        let codes: &[(&[u8], u32)] = &[
+            (&[0x0f, 0xa3, 0xd1], CF), (&[0x0f, 0xab, 0xd1], CF), (&[0x0f, 0xb3, 0xd1], CF), (&[0x0f, 0xbb, 0xd1], CF),
+            (&[0x66, 0x0f, 0xa3, 0xd1], CF), (&[0x66, 0x0f, 0xab, 0xd1], CF),
+            (&[0x66, 0x0f, 0xb3, 0xd1], CF), (&[0x66, 0x0f, 0xbb, 0xd1], CF),
+            (&[0x0f, 0xba, 0xe1, 0x2b], CF), (&[0x0f, 0xba, 0xe9, 0x07], CF),
+            (&[0x0f, 0xba, 0xf1, 0x1f], CF), (&[0x0f, 0xba, 0xf9, 0x40], CF),
+            (&[0x66, 0x0f, 0xba, 0xe9, 0x13], CF), (&[0x66, 0x0f, 0xba, 0xf9, 0x0f], CF),
+            (&[0x0f, 0xbc, 0xca], ZF), (&[0x0f, 0xbd, 0xca], ZF),
+            (&[0x66, 0x0f, 0xbc, 0xca], ZF), (&[0x66, 0x0f, 0xbd, 0xca], ZF),
+            (&[0x0f, 0xc9], ARITH), (&[0x0f, 0xce], ARITH),
+        ];
+        let mut rng = Rng(0x0bad_5eed_1234_5678);
+        for &(code, mask) in codes {
+            for _ in 0..300 {
+                let regs = random_regs(&mut rng);
+                differential(&mut host, code, regs, rng.next() & ARITH, mask);
+            }
+        }
+    }
+
+    /// BT/BTS/BTR/BTC with a register bit offset into memory, against the host: the
+    /// bit string reaches up to 16 KiB either side of the operand.
+    #[test]
+    fn differential_bit_string_against_host() {
+        let Ok(mut host) = HostRunner::new() else { return };
+        const WINDOW: usize = 0x8000; // bytes compared, centred on the operand
+        let base = D + 0x8000; // popek's EBX
+        let host_base = host.scratch_base() + WINDOW as u64 / 2;
+        let mut rng = Rng(0xfeed_f00d_0000_0001);
+        // (bytes, 16-bit operand)
+        let codes: &[(&[u8], bool)] = &[
+            (&[0x0f, 0xa3, 0x03], false),
+            (&[0x0f, 0xab, 0x03], false),
+            (&[0x0f, 0xb3, 0x03], false),
+            (&[0x0f, 0xbb, 0x03], false),
+            (&[0x66, 0x0f, 0xab, 0x03], true),
+            (&[0x66, 0x0f, 0xb3, 0x03], true),
+            (&[0x66, 0x0f, 0xbb, 0x43, 0x06], true), // btc [ebx+6], ax
+            (&[0x0f, 0xbb, 0x43, 0xfd], false),      // btc [ebx-3], eax
+        ];
+        for &(code, word) in codes {
+            for _ in 0..200 {
+                let span = if word { 0x8000 } else { 0x1_0000 } * 2; // bits either side
+                let offset = (rng.next() % span) as i32 - span as i32 / 2;
+                let eax = if word { (rng.next() & 0xffff_0000) | (offset as u32 & 0xffff) } else { offset as u32 };
+                let fill: Vec<u8> = (0..WINDOW).map(|_| rng.next() as u8).collect();
+
+                let mut t = TestBox::new(code);
+                t.poke(base - WINDOW as u32 / 2, &fill);
+                t.cpu.state.gpr[EAX] = eax;
+                t.cpu.state.gpr[EBX] = base;
+                t.run(4).unwrap();
+                assert!(t.cpu.state.halted);
+
+                host.scratch()[..WINDOW].copy_from_slice(&fill);
+                let mut input = HostState::default();
+                input.gpr[HostState::RAX] = eax as u64;
+                input.gpr[HostState::RBX] = host_base;
+                let out = host.run(code, &input).expect("host run");
+
+                let mut ours = vec![0u8; WINDOW];
+                for (i, b) in ours.iter_mut().enumerate() {
+                    *b = t.cpu.mem.read_ram::<1>((base as usize - WINDOW / 2) + i).unwrap()[0];
+                }
+                assert!(ours == host.scratch()[..WINDOW], "{code:02x?} eax={eax:#x}: memory differs");
+                assert_eq!(t.cpu.state.eflags & CF, out.rflags as u32 & CF, "{code:02x?} eax={eax:#x}: CF");
+            }
+        }
     }
 }

@@ -80,7 +80,11 @@ mod tests {
             (C::le, C::g),
         ];
         for bits in 0..32u32 {
-            let f = [CF, PF, ZF, SF, OF].iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).fold(0, |a, (_, b)| a | b);
+            let f = [CF, PF, ZF, SF, OF]
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bits & (1 << i) != 0)
+                .fold(0, |a, (_, b)| a | b);
             for (cc, negated) in pairs {
                 assert_ne!(holds(f, cc), holds(f, negated), "flags {f:#x} {cc:?}/{negated:?}");
             }

@@ -295,6 +295,7 @@ pub(crate) mod tests {
     use popek_cpu::state::flags::{ARITH, FIXED1, OF};
     use popek_cpu::state::gpr::*;
     use popek_cpu::{Event, Seg};
+    use popek_hostcpu::{HostRunner, HostState};
 
     /// One piece of initial or expected state.
     #[derive(Clone, Copy, Debug)]
@@ -360,12 +361,131 @@ pub(crate) mod tests {
         t.cpu.state.seg[Seg::Ds as usize].limit = 0xffff;
     }
 
+    /// A small deterministic generator of operand values, biased towards edge cases.
+    pub(crate) struct Rng(pub u64);
+
+    impl Rng {
+        /// 32 random bits (xorshift64*).
+        pub(crate) fn next(&mut self) -> u32 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+        }
+
+        /// An operand value: often 0, all ones, a sign bit, a single bit or a small number.
+        pub(crate) fn value(&mut self) -> u32 {
+            match self.next() % 10 {
+                0 => 0,
+                1 => 0xffff_ffff,
+                2 => 0x8000_0000 >> (8 * (self.next() % 4)),
+                3 => 1 << (self.next() % 32),
+                4 => self.next() & 0xff,
+                5 => self.next() & 0xffff,
+                6 => 0x7fff_ffff >> (8 * (self.next() % 4)),
+                _ => self.next(),
+            }
+        }
+    }
+
+    /// Runs register-only `code` on popek (32-bit) and natively on the host (64-bit
+    /// mode, same bytes, which mean the same with 8/16/32-bit operands) from the same
+    /// registers and arithmetic flags; compares the low 32 bits of every GPR but ESP
+    /// and the EFLAGS bits in `flag_mask`.
+    pub(crate) fn differential(host: &mut HostRunner, code: &[u8], regs: [u32; 8], eflags: u32, flag_mask: u32) {
+        let mut t = TestBox::new(code);
+        for (i, &v) in regs.iter().enumerate() {
+            if i != ESP {
+                t.cpu.state.gpr[i] = v;
+            }
+        }
+        t.cpu.state.eflags = (eflags & ARITH) | FIXED1;
+        t.run(4).unwrap();
+        assert!(t.cpu.state.halted, "{code:02x?} did not finish");
+        let mut input = HostState { rflags: (eflags & ARITH) as u64, ..HostState::default() };
+        for (i, &v) in regs.iter().enumerate() {
+            input.gpr[i] = v as u64;
+        }
+        let out = host.run(code, &input).expect("host run");
+        for i in (0..8).filter(|&i| i != ESP) {
+            assert_eq!(
+                t.cpu.state.gpr[i], out.gpr[i] as u32,
+                "{code:02x?} gpr[{i}] from {regs:08x?} flags {eflags:#x}"
+            );
+        }
+        assert_eq!(
+            t.cpu.state.eflags & flag_mask,
+            out.rflags as u32 & flag_mask,
+            "{code:02x?} flags from {regs:08x?} flags {eflags:#x}"
+        );
+    }
+
+    /// Random registers for a differential run; EAX equals ECX half the time (so that
+    /// CMPXCHG sees both outcomes).
+    pub(crate) fn random_regs(rng: &mut Rng) -> [u32; 8] {
+        let mut r = [0u32; 8];
+        for v in r.iter_mut() {
+            *v = rng.value();
+        }
+        if rng.next().is_multiple_of(2) {
+            r[EAX] = r[ECX];
+        }
+        r
+    }
+
+    #[test]
+    fn differential_against_host() {
+        let Ok(mut host) = HostRunner::new() else { return };
+        #[rustfmt::skip]
+        let codes: &[(&[u8], u32)] = &[
+            (&[0x0f, 0xc1, 0xca], ARITH),       // xadd edx, ecx
+            (&[0x66, 0x0f, 0xc1, 0xca], ARITH), // xadd dx, cx
+            (&[0x0f, 0xc0, 0xca], ARITH),       // xadd dl, cl
+            (&[0x0f, 0xc0, 0xee], ARITH),       // xadd dh, ch
+            (&[0x0f, 0xc1, 0xc0], ARITH),       // xadd eax, eax
+            (&[0x0f, 0xb1, 0xd1], ARITH),       // cmpxchg ecx, edx
+            (&[0x66, 0x0f, 0xb1, 0xd1], ARITH), // cmpxchg cx, dx
+            (&[0x0f, 0xb0, 0xd1], ARITH),       // cmpxchg cl, dl
+            (&[0x0f, 0xb0, 0xf5], ARITH),       // cmpxchg ch, dh
+            (&[0x0f, 0xb1, 0xc2], ARITH),       // cmpxchg edx, eax
+            (&[0x98], ARITH), (&[0x66, 0x98], ARITH), (&[0x99], ARITH), (&[0x66, 0x99], ARITH),
+            (&[0x9f], ARITH), (&[0x9e], ARITH), // lahf, sahf
+            (&[0xf5], ARITH), (&[0xf8], ARITH), (&[0xf9], ARITH),
+            (&[0x0f, 0xbe, 0xcd], ARITH), (&[0x0f, 0xbf, 0xca], ARITH), (&[0x66, 0x0f, 0xbe, 0xca], ARITH),
+            (&[0x0f, 0xb6, 0xcd], ARITH), (&[0x0f, 0xb7, 0xca], ARITH), (&[0x66, 0x0f, 0xb6, 0xca], ARITH),
+            (&[0x86, 0xe9], ARITH), (&[0x66, 0x87, 0xca], ARITH), (&[0x8d, 0x44, 0x8a, 0x7f], ARITH),
+            (&[0x66, 0x8d, 0x44, 0x8a, 0x80], ARITH),
+        ];
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for &(code, mask) in codes {
+            for _ in 0..300 {
+                let regs = random_regs(&mut rng);
+                differential(&mut host, code, regs, rng.next() & ARITH, mask);
+            }
+        }
+        for tttn in 0..16u8 {
+            for _ in 0..64 {
+                let regs = random_regs(&mut rng);
+                let f = rng.next() & ARITH;
+                differential(&mut host, &[0x0f, 0x90 + tttn, 0xc1], regs, f, ARITH); // setcc cl
+                differential(&mut host, &[0x0f, 0x90 + tttn, 0xf5], regs, f, ARITH); // setcc ch
+                differential(&mut host, &[0x0f, 0x40 + tttn, 0xd1], regs, f, ARITH); // cmovcc edx, ecx
+                differential(&mut host, &[0x66, 0x0f, 0x40 + tttn, 0xd1], regs, f, ARITH); // cmovcc dx, cx
+            }
+        }
+    }
+
     const D: u32 = DATA_BASE;
 
     #[test]
     fn mov_forms() {
         run_cases(&[
-            Case { name: "mov eax,ebx", bytes: &[0x89, 0xd8], init: &[R(EBX, 0x1234_5678)], expect: &[R(EAX, 0x1234_5678)] },
+            Case {
+                name: "mov eax,ebx",
+                bytes: &[0x89, 0xd8],
+                init: &[R(EBX, 0x1234_5678)],
+                expect: &[R(EAX, 0x1234_5678)],
+            },
             Case {
                 name: "mov ax,bx",
                 bytes: &[0x66, 0x89, 0xd8],
