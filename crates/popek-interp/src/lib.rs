@@ -23,6 +23,7 @@ pub mod testing;
 mod alu;
 mod bcd;
 mod bits;
+mod cond;
 mod control;
 mod data;
 mod muldiv;
