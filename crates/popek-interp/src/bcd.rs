@@ -170,6 +170,7 @@ mod tests {
 
     /// DAA and DAS, including the SDM's worked examples.
     #[test]
+    #[rustfmt::skip]
     fn daa_das() {
         check(&[
             // SDM DAA example: add al, bl (0x79 + 0x35 = 0xae); daa -> 0x14, CF=1 AF=1 PF=1
@@ -191,6 +192,7 @@ mod tests {
 
     /// AAA and AAS (only CF and AF are defined).
     #[test]
+    #[rustfmt::skip]
     fn aaa_aas() {
         check(&[
             // add al, bl ('8' + '9' = 0x71, AF=1); aaa -> AX = 0x0107 (17), CF=AF=1
@@ -210,6 +212,7 @@ mod tests {
 
     /// AAM and AAD with base 10 and other bases (SF, ZF, PF defined).
     #[test]
+    #[rustfmt::skip]
     fn aam_aad() {
         const SZP: u32 = SF | ZF | PF;
         check(&[

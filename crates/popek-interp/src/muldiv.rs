@@ -219,6 +219,7 @@ mod tests {
     /// MUL r/m8, r/m16, r/m32: CF=OF=1 exactly when the upper half is non-zero; the
     /// bits above AX/DX are preserved by the 8/16-bit forms.
     #[test]
+    #[rustfmt::skip]
     fn mul() {
         check(&[
             // mul bl: 0x80 * 2 = 0x0100
@@ -240,6 +241,7 @@ mod tests {
 
     /// IMUL r/m (one operand): CF=OF=1 when the product does not fit the low half sign-extended.
     #[test]
+    #[rustfmt::skip]
     fn imul_one_operand() {
         check(&[
             // imul bl: -128 * -1 = 128 (does not fit in AL)
@@ -259,6 +261,7 @@ mod tests {
 
     /// IMUL r, r/m and IMUL r, r/m, imm8/imm16/imm32: truncated product, CF=OF=1 when truncated.
     #[test]
+    #[rustfmt::skip]
     fn imul_two_and_three_operands() {
         check(&[
             // imul eax, ebx: 0x10000 * 0x10000 truncates to 0
@@ -284,6 +287,7 @@ mod tests {
 
     /// DIV: quotient and remainder, and #DE on a zero divisor or a quotient that does not fit.
     #[test]
+    #[rustfmt::skip]
     fn div() {
         check(&[
             // div bl: 255 / 16 = 15 r 15
@@ -310,6 +314,7 @@ mod tests {
     /// IDIV: truncating signed division (remainder has the dividend's sign), and #DE on
     /// a zero divisor or a quotient outside the signed range, including MIN / -1.
     #[test]
+    #[rustfmt::skip]
     fn idiv() {
         check(&[
             // idiv bl: -7 / 2 = -3 r -1
@@ -350,6 +355,7 @@ mod tests {
 
     /// SF/ZF/PF after MUL (undefined in the SDM) follow the low half, as documented above.
     #[test]
+    #[rustfmt::skip]
     fn mul_low_half_flags() {
         check(&[
             // mul ebx: 0x10000^2 = 0x1_00000000: low half zero -> ZF, PF

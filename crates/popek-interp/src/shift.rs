@@ -189,11 +189,7 @@ fn compute_double(left: bool, a: u32, b: u32, c: u32, w: Width) -> (u32, u32) {
             ((v >> c) as u32 & m, (v >> (c - 1)) as u32 & 1)
         }
     };
-    let of = if left {
-        (cf != 0) != (r & sb != 0)
-    } else {
-        (r ^ (r << 1)) & sb != 0
-    };
+    let of = if left { (cf != 0) != (r & sb != 0) } else { (r ^ (r << 1)) & sb != 0 };
     (r, flags::szp(r, w) | cf | if of { OF } else { 0 })
 }
 
@@ -237,6 +233,7 @@ mod tests {
     /// 33 (CL, masked to 1) and middle/oversized counts (imm8); expected values follow
     /// the SDM's bit-by-bit pseudocode.
     #[test]
+    #[rustfmt::skip]
     fn shifts_and_rotates() {
         check(&[
             Case { bytes: &[0xc0, 0xe0, 0x00], eax: 0xdead0081, ecx: 0x100, edx: 0x0, fin: PF | AF | SF, eax_out: 0xdead0081, fout: PF | AF | SF, fmask: ARITH }, // shl w1 count 0 cf=0
@@ -469,6 +466,7 @@ mod tests {
 
     /// SHLD/SHRD at widths 16/32 with imm8 and CL counts, including 0 and 32 (masked to 0).
     #[test]
+    #[rustfmt::skip]
     fn double_shifts() {
         check(&[
             Case { bytes: &[0x66, 0x0f, 0xa4, 0xd0, 0x00], eax: 0xdead8421, ecx: 0x100, edx: 0x5a3c, fin: CF | PF | AF | SF, eax_out: 0xdead8421, fout: CF | PF | AF | SF, fmask: ARITH }, // shld w2 count 0
@@ -503,6 +501,7 @@ mod tests {
     /// SHLD: 1234:5678:5678 << 20, top 16 bits = 0x6785; SHRD: 1234:5678:1234 >> 20,
     /// low 16 bits = 0x4567.
     #[test]
+    #[rustfmt::skip]
     fn double_shift_16_beyond_16() {
         check(&[
             Case { bytes: &[0x66, 0x0f, 0xa4, 0xd0, 20], eax: 0x1234, ecx: 0, edx: 0x5678, fin: 0, eax_out: 0x6785, fout: 0, fmask: 0 },
