@@ -5,8 +5,9 @@
 //! Flags: MUL and IMUL set CF = OF = "the result does not fit the destination"
 //! (SDM). SF, ZF, AF and PF are undefined; popek sets SF, ZF and PF from the low
 //! half of the result (AL/AX/EAX, or the destination of the 2- and 3-operand
-//! IMUL) and clears AF, as Intel P6-and-later CPUs are reported to do. DIV and IDIV
-//! leave every flag unchanged (all six are undefined).
+//! IMUL) and clears AF, as Bochs does in its model of Intel CPUs (differential
+//! tests mask these flags). DIV and IDIV leave every flag unchanged (all six are
+//! undefined).
 //!
 //! #DE (divide by zero, or a quotient that does not fit, including IDIV of the
 //! most negative dividend by -1) is raised before anything is written, so EAX,

@@ -7,8 +7,8 @@
 //! (words) or 33 (dwords); ROL/ROR rotate modulo the width but set CF (and OF)
 //! whenever the masked count is non-zero.
 //!
-//! Flags the SDM leaves undefined get the values Intel P6-and-later CPUs are
-//! documented (by Bochs, which models them) to produce:
+//! Flags and results the SDM leaves undefined follow Bochs's model of Intel
+//! P6-and-later CPUs (the differential tests mask undefined flags anyway):
 //! - OF for counts other than 1: SHL/SAL, ROL, RCL, SHLD: `CF ^ MSB(result)`;
 //!   SHR, ROR, RCR, SHRD: `MSB(result) ^ MSB-1(result)`; SAR: 0. (For count 1
 //!   these formulas are the SDM's definitions.)
@@ -25,6 +25,7 @@ use popek_cpu::access::Width;
 use popek_cpu::iced_x86::{Instruction, Mnemonic, OpKind, Register};
 use popek_cpu::operand::{mask, op_width, sign_bit, sign_extend};
 use popek_cpu::state::flags::{ARITH, CF, OF};
+use popek_cpu::state::gpr::ECX;
 use popek_cpu::{Bus, Cpu, ExecResult, Handler};
 
 const SHL: u8 = 0;
@@ -35,46 +36,64 @@ const ROR: u8 = 4;
 const RCL: u8 = 5;
 const RCR: u8 = 6;
 
-/// The handler for `insn` if it belongs to this group.
+/// The handler for `insn` if it belongs to this group, specialised by operation,
+/// count source (CL or immediate) and operand width.
 pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
     let by_cl = |n: u32| insn.op_kind(n) == OpKind::Register && insn.op_register(n) == Register::CL;
-    Some(match (insn.mnemonic(), by_cl(1)) {
-        (Mnemonic::Shl | Mnemonic::Sal, false) => shift::<SHL, false>,
-        (Mnemonic::Shl | Mnemonic::Sal, true) => shift::<SHL, true>,
-        (Mnemonic::Shr, false) => shift::<SHR, false>,
-        (Mnemonic::Shr, true) => shift::<SHR, true>,
-        (Mnemonic::Sar, false) => shift::<SAR, false>,
-        (Mnemonic::Sar, true) => shift::<SAR, true>,
-        (Mnemonic::Rol, false) => shift::<ROL, false>,
-        (Mnemonic::Rol, true) => shift::<ROL, true>,
-        (Mnemonic::Ror, false) => shift::<ROR, false>,
-        (Mnemonic::Ror, true) => shift::<ROR, true>,
-        (Mnemonic::Rcl, false) => shift::<RCL, false>,
-        (Mnemonic::Rcl, true) => shift::<RCL, true>,
-        (Mnemonic::Rcr, false) => shift::<RCR, false>,
-        (Mnemonic::Rcr, true) => shift::<RCR, true>,
-        (Mnemonic::Shld, _) if by_cl(2) => double::<true, true>,
-        (Mnemonic::Shld, _) => double::<true, false>,
-        (Mnemonic::Shrd, _) if by_cl(2) => double::<false, true>,
-        (Mnemonic::Shrd, _) => double::<false, false>,
+    let w = op_width(insn, 0);
+    Some(match insn.mnemonic() {
+        Mnemonic::Shl | Mnemonic::Sal => pick::<SHL>(by_cl(1), w),
+        Mnemonic::Shr => pick::<SHR>(by_cl(1), w),
+        Mnemonic::Sar => pick::<SAR>(by_cl(1), w),
+        Mnemonic::Rol => pick::<ROL>(by_cl(1), w),
+        Mnemonic::Ror => pick::<ROR>(by_cl(1), w),
+        Mnemonic::Rcl => pick::<RCL>(by_cl(1), w),
+        Mnemonic::Rcr => pick::<RCR>(by_cl(1), w),
+        Mnemonic::Shld => pick_double::<true>(by_cl(2), w),
+        Mnemonic::Shrd => pick_double::<false>(by_cl(2), w),
         _ => return None,
     })
+}
+
+/// The [`shift`] instance for `OP`, the count source and the width.
+fn pick<const OP: u8>(by_cl: bool, w: Width) -> Handler {
+    match (by_cl, w) {
+        (false, 1) => shift::<OP, false, 1>,
+        (false, 2) => shift::<OP, false, 2>,
+        (false, _) => shift::<OP, false, 4>,
+        (true, 1) => shift::<OP, true, 1>,
+        (true, 2) => shift::<OP, true, 2>,
+        (true, _) => shift::<OP, true, 4>,
+    }
+}
+
+/// The [`double`] instance for the direction, the count source and the width.
+fn pick_double<const LEFT: bool>(by_cl: bool, w: Width) -> Handler {
+    match (by_cl, w) {
+        (false, 2) => double::<LEFT, false, 2>,
+        (false, _) => double::<LEFT, false, 4>,
+        (true, 2) => double::<LEFT, true, 2>,
+        (true, _) => double::<LEFT, true, 4>,
+    }
 }
 
 /// The count operand `n`: CL or the immediate (1 for the by-one forms), masked to 5 bits.
 #[inline(always)]
 fn count<const BY_CL: bool>(cpu: &Cpu, insn: &Instruction, n: u32) -> u32 {
-    let c = if BY_CL { cpu.state.gpr[popek_cpu::state::gpr::ECX] } else { insn.immediate(n) as u32 };
+    let c = if BY_CL { cpu.state.gpr[ECX] } else { insn.immediate(n) as u32 };
     c & 0x1f
 }
 
-/// SHL/SHR/SAR/ROL/ROR/RCL/RCR r/m, count.
-fn shift<const OP: u8, const BY_CL: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
-    let w = op_width(insn, 0);
+/// SHL/SHR/SAR/ROL/ROR/RCL/RCR r/m, count (`W`-byte operand).
+fn shift<const OP: u8, const BY_CL: bool, const W: Width>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    insn: &Instruction,
+) -> ExecResult {
     let c = count::<BY_CL>(cpu, insn, 1);
-    let a = cpu.read_op(bus, insn, 0, w)?;
-    if let Some((r, f, which)) = compute::<OP>(a, c, w, flags::carry(cpu)) {
-        cpu.write_op(bus, insn, 0, w, r)?;
+    let a = cpu.read_op(bus, insn, 0, W)?;
+    if let Some((r, f, which)) = compute::<OP>(a, c, W, flags::carry(cpu)) {
+        cpu.write_op(bus, insn, 0, W, r)?;
         flags::commit(cpu, which, f);
     }
     Ok(())
@@ -148,17 +167,20 @@ fn compute<const OP: u8>(a: u32, c: u32, w: Width, cf: u32) -> Option<(u32, u32,
     })
 }
 
-/// SHLD (`LEFT`) / SHRD r/m, reg, imm8|CL.
-fn double<const LEFT: bool, const BY_CL: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
-    let w = op_width(insn, 0);
+/// SHLD (`LEFT`) / SHRD r/m, reg, imm8|CL (`W`-byte operands).
+fn double<const LEFT: bool, const BY_CL: bool, const W: Width>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    insn: &Instruction,
+) -> ExecResult {
     let c = count::<BY_CL>(cpu, insn, 2);
-    let a = cpu.read_op(bus, insn, 0, w)?;
+    let a = cpu.read_op(bus, insn, 0, W)?;
     if c == 0 {
         return Ok(());
     }
     let b = cpu.read_gpr(insn.op_register(1));
-    let (r, f) = compute_double(LEFT, a, b, c, w);
-    cpu.write_op(bus, insn, 0, w, r)?;
+    let (r, f) = compute_double(LEFT, a, b, c, W);
+    cpu.write_op(bus, insn, 0, W, r)?;
     flags::commit_arith(cpu, f);
     Ok(())
 }
