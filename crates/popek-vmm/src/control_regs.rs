@@ -20,7 +20,7 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
         Code::Mov_cr_r32 => mov_to_cr,
         Code::Mov_r32_dr => mov_from_dr,
         Code::Mov_dr_r32 => mov_to_dr,
-        Code::Lmsw_rm16 => lmsw,
+        Code::Lmsw_rm16 | Code::Lmsw_r32m16 => lmsw,
         Code::Smsw_rm16 | Code::Smsw_r32m16 => smsw,
         Code::Invlpg_m => invlpg,
         _ => return None,
@@ -29,17 +29,8 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
 
 /// CR0 bits that exist on this CPU; the rest are reserved, read as 0 and
 /// ignore writes (SDM Vol. 2 MOV CR: "attempts to set them have no impact").
-pub const CR0_DEFINED: u32 = cr0::PE
-    | cr0::MP
-    | cr0::EM
-    | cr0::TS
-    | cr0::ET
-    | cr0::NE
-    | cr0::WP
-    | cr0::AM
-    | cr0::NW
-    | cr0::CD
-    | cr0::PG;
+pub const CR0_DEFINED: u32 =
+    cr0::PE | cr0::MP | cr0::EM | cr0::TS | cr0::ET | cr0::NE | cr0::WP | cr0::AM | cr0::NW | cr0::CD | cr0::PG;
 
 /// CR3 bits kept with 32-bit paging: page-directory base, PCD and PWT. The
 /// others are reserved and stay clear.

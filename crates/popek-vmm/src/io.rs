@@ -34,8 +34,8 @@ const TSS_IOMAP_BASE: u32 = 0x66;
 const TSS32_MIN_LIMIT: u32 = 0x67;
 
 /// The I/O permission check (SDM Vol. 1 19.5.1–19.5.2): nothing to check when
-/// CPL <= IOPL; otherwise TR must hold a 32-bit TSS (type 9 or 11) with limit
-/// >= 0x67, and the bits for `port..port+width-1` in the I/O permission bit map
+/// CPL <= IOPL; otherwise TR must hold a 32-bit TSS (type 9 or 11) whose limit
+/// is at least 0x67, and the bits for `port..port+width-1` in the I/O permission bit map
 /// (at the 16-bit offset stored at TSS+0x66) must all be 0, else #GP(0).
 ///
 /// Like the hardware, the check reads the two bytes of the map at

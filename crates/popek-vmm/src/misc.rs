@@ -104,11 +104,7 @@ fn popf<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> Exec
 }
 
 /// CPUID leaf 0 vendor string "GenuineIntel" as EBX, EDX, ECX.
-const VENDOR: [u32; 3] = [
-    u32::from_le_bytes(*b"Genu"),
-    u32::from_le_bytes(*b"ineI"),
-    u32::from_le_bytes(*b"ntel"),
-];
+const VENDOR: [u32; 3] = [u32::from_le_bytes(*b"Genu"), u32::from_le_bytes(*b"ineI"), u32::from_le_bytes(*b"ntel")];
 
 /// CPUID leaf 1 EAX: family 6, model 3, stepping 0 (a Pentium II-class P6).
 pub const CPUID_SIGNATURE: u32 = (6 << 8) | (3 << 4);
