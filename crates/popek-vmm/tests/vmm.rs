@@ -397,6 +397,17 @@ fn string_io_direction_width_address_size_and_segments() {
     assert_eq!(t.cpu.state.gpr[EDI], 0xabcd_2008);
     assert_eq!(t.cpu.state.gpr[ECX], 0x1234_0000);
 
+    // 16-bit addressing for OUTS too: (67) rep outsb reads DS:SI and counts CX.
+    let mut t = TestBox::new(&[0x67, 0xf3, 0x6e]);
+    t.poke(0x3000, &[0x41, 0x42]);
+    t.cpu.state.gpr[ESI] = 0xabcd_3000;
+    t.cpu.state.gpr[ECX] = 0xffff_0002;
+    t.cpu.state.gpr[EDX] = 0xe9;
+    let mut bus = RecBus::default();
+    run(&mut t, &mut bus);
+    assert_eq!(bus.writes, vec![(0xe9, AccessSize::Byte, 0x41), (0xe9, AccessSize::Byte, 0x42)]);
+    assert_eq!((t.cpu.state.gpr[ESI], t.cpu.state.gpr[ECX]), (0xabcd_3002, 0xffff_0000));
+
     // OUTS honours a segment override: fs rep outsb (64 f3 6e) with FS base 0x100.
     let mut t = TestBox::new(&[0x64, 0xf3, 0x6e]);
     t.poke(DATA_BASE + 0x100, &[0x7a, 0x7b]);
