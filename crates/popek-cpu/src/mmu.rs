@@ -50,11 +50,15 @@ impl TlbEntry {
 pub struct Tlb {
     /// Entries, indexed `[user as usize][page % TLB_ENTRIES]`.
     pub entries: [[TlbEntry; TLB_ENTRIES]; 2],
+    /// Some entry may come from a 4 MiB page (set on fill, cleared by
+    /// [`Tlb::flush_all`]): the TLB holds 4 MiB pages as 4 KiB slices, so
+    /// [`Tlb::flush_page`] must then drop every slice of the 4 MiB region.
+    pub large: bool,
 }
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb { entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; 2] }
+        Tlb { entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; 2], large: false }
     }
 }
 
@@ -70,6 +74,7 @@ impl Tlb {
         for set in &mut self.entries {
             set.fill(TlbEntry::EMPTY);
         }
+        self.large = false;
     }
 
     /// Drops non-global entries (MOV CR3).
@@ -81,7 +86,9 @@ impl Tlb {
         }
     }
 
-    /// Drops the entries for the page of `lin` (INVLPG).
+    /// Drops the entries for the page of `lin` (INVLPG). If a 4 MiB page may be
+    /// cached, every entry inside the 4 MiB region of `lin` is dropped too
+    /// (dropping more than needed is always allowed, SDM Vol. 3A 4.10.4).
     pub fn flush_page(&mut self, lin: u32) {
         let i = Self::index(lin);
         let page = lin & !0xfff;
@@ -89,6 +96,14 @@ impl Tlb {
             let e = &mut set[i];
             if e.read_tag == page || e.write_tag == page {
                 *e = TlbEntry::EMPTY;
+            }
+        }
+        if self.large {
+            let region = lin & !0x3f_ffff;
+            for e in self.entries.iter_mut().flatten() {
+                if e.read_tag != INVALID_TAG && e.read_tag & !0x3f_ffff == region {
+                    *e = TlbEntry::EMPTY;
+                }
             }
         }
     }
@@ -138,6 +153,8 @@ struct Walk {
     write_ok_super: bool,
     dirty: bool,
     global: bool,
+    /// Translated by a 4 MiB PDE.
+    large: bool,
 }
 
 impl Cpu {
@@ -164,7 +181,15 @@ impl Cpu {
         let w = if self.state.paging() {
             self.walk(l, kind, user)?
         } else {
-            Walk { phys: page, user_ok: true, write_ok_user: true, write_ok_super: true, dirty: true, global: false }
+            Walk {
+                phys: page,
+                user_ok: true,
+                write_ok_user: true,
+                write_ok_super: true,
+                dirty: true,
+                global: false,
+                large: false,
+            }
         };
         let phys_page = w.phys >> 12;
         if write && self.code_pages.contains(phys_page) {
@@ -180,6 +205,7 @@ impl Cpu {
                 phys: w.phys,
                 global: w.global,
             };
+            self.tlb.large |= w.large;
             let _ = w.user_ok;
         }
         Ok(PhysAddr(w.phys | (l & 0xfff)))
@@ -241,7 +267,7 @@ impl Cpu {
             self.write_phys_pt(entry_addr, new);
         }
         let global = self.state.cr4 & cr4::PGE != 0 && entry & pte::G != 0;
-        Ok(Walk { phys, user_ok, write_ok_user, write_ok_super, dirty: new & pte::D != 0, global })
+        Ok(Walk { phys, user_ok, write_ok_user, write_ok_super, dirty: new & pte::D != 0, global, large: big })
     }
 
     /// Reads a paging-structure entry (all-ones outside RAM, like a PC).

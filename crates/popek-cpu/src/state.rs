@@ -96,8 +96,8 @@ pub mod cr4 {
     pub const MCE: u32 = 1 << 6;
     pub const PGE: u32 = 1 << 7;
     pub const PCE: u32 = 1 << 8;
-    /// Bits this CPU lets software set.
-    pub const SUPPORTED: u32 = VME | PVI | TSD | DE | PSE | PGE | PCE;
+    /// Bits this CPU lets software set (no VME/PVI: virtual-8086 extensions are not implemented).
+    pub const SUPPORTED: u32 = TSD | DE | PSE | PGE | PCE;
 }
 
 /// Access-rights bits of a descriptor as kept in [`SegmentCache::access`]
