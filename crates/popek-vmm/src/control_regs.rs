@@ -7,16 +7,11 @@
 //! INVLPG one page. The decoded-code cache is keyed by physical address and
 //! needs no flush here.
 
-<<<<<<< HEAD
-use popek_cpu::Handler;
-use popek_cpu::iced_x86::Instruction;
-=======
 use crate::require_cpl0;
 use popek_cpu::exception::{Event, Exception, Unsupported};
 use popek_cpu::iced_x86::{Code, Instruction, OpKind, Register};
 use popek_cpu::state::{cr0, cr4};
 use popek_cpu::{Bus, Cpu, ExecResult, Handler};
->>>>>>> sysvmm
 
 /// The handler for `insn` if it belongs to this group.
 pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {

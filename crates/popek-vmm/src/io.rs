@@ -5,10 +5,6 @@
 //! CPL > IOPL the access is allowed only if the TSS I/O permission bit map clears
 //! every bit of the ports it touches ([`check_io_permission`]).
 
-<<<<<<< HEAD
-use popek_cpu::Handler;
-use popek_cpu::iced_x86::Instruction;
-=======
 use popek_cpu::access::{Width, size_of_width};
 use popek_cpu::exception::Exception;
 use popek_cpu::iced_x86::{Instruction, Mnemonic, OpKind, Register};
@@ -16,7 +12,6 @@ use popek_cpu::operand::{gpr_slot, mask, seg_of};
 use popek_cpu::state::gpr::{ECX, EDI, ESI};
 use popek_cpu::state::{Seg, access, flags};
 use popek_cpu::{Bus, Cpu, ExecResult, Handler, Port};
->>>>>>> sysvmm
 
 /// The handler for `insn` if it belongs to this group.
 pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
