@@ -8,11 +8,11 @@
 //! (E)CX/(E)SI/(E)DI at the faulting element and the interpreter rewinds EIP to the
 //! instruction, so the guest's fault handler can fix things and restart it (SDM 7.3.9.3).
 //!
-//! REP MOVS and REP STOS copy whole runs of elements that stay inside one page of source
-//! and destination with a single segment check and a single translation per page
-//! ([`movs_chunk`], [`stos_chunk`]); whatever the fast path declines (page-straddling
-//! elements, MMIO, anything that would fault) goes through the one-element path, which
-//! raises the fault at the precise element.
+//! REP MOVS, REP STOS and REPE/REPNE CMPS/SCAS work on whole runs of elements that stay
+//! inside one page of source and destination, with a single segment check and a single
+//! translation per page ([`movs_chunk`], [`stos_chunk`], [`compare_chunk`]); whatever the
+//! fast path declines (page-straddling elements, MMIO, anything that would fault) goes
+//! through the one-element path, which raises the fault at the precise element.
 //! INS/OUTS are port I/O and live in `popek-vmm`.
 
 use crate::flags;
@@ -148,12 +148,21 @@ fn string<const OP: u8, const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &I
     // REPE/REPZ is F3, REPNE/REPNZ is F2; they matter only for CMPS and SCAS.
     let until_zf = if insn.has_repne_prefix() { ZF } else { 0 };
     while p.count != 0 {
-        if (OP == MOVS || OP == STOS) && p.count > 1 {
-            let n = if OP == MOVS { movs_chunk::<W>(cpu, src, &p, m) } else { stos_chunk::<W>(cpu, &p, m) };
+        if OP != LODS && p.count > 1 {
+            let (n, stop) = match OP {
+                MOVS => (movs_chunk::<W>(cpu, src, &p, m), false),
+                STOS => (stos_chunk::<W>(cpu, &p, m), false),
+                _ => compare_chunk::<OP, W>(cpu, src, &p, m, until_zf),
+            };
             if n > 0 {
-                p.si = if OP == MOVS { m.advance(p.si, n, W) } else { p.si };
+                if OP == MOVS || OP == CMPS {
+                    p.si = m.advance(p.si, n, W);
+                }
                 p.di = m.advance(p.di, n, W);
                 p.count -= n;
+                if stop {
+                    break;
+                }
                 continue;
             }
         }
@@ -287,6 +296,56 @@ fn stos_chunk<const W: u32>(cpu: &mut Cpu, p: &Ptrs, m: Mode) -> u32 {
         }
     }
     n
+}
+
+/// The REPE/REPNE CMPS and SCAS fast path: compares elements in guest RAM while they stay
+/// within the current page(s) and the termination condition does not hold. Returns how many
+/// elements were compared and whether the ZF condition stopped the repetition; EFLAGS get
+/// the flags of the last comparison.
+fn compare_chunk<const OP: u8, const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, m: Mode, until_zf: u32) -> (u32, bool) {
+    let dst_lin = cpu.state.seg[Seg::Es as usize].base.wrapping_add(p.di);
+    let mut n = p.count.min(m.offset_room(p.di, W)).min(page_room(dst_lin, W, m.down));
+    if OP == CMPS {
+        let src_lin = cpu.state.seg[src as usize].base.wrapping_add(p.si);
+        n = n.min(m.offset_room(p.si, W)).min(page_room(src_lin, W, m.down));
+    }
+    if n < 2 {
+        return (0, false);
+    }
+    // CMPS reads the source first, then the destination, as the one-element path does.
+    let s = if OP == CMPS {
+        match run_phys(cpu, src, p.si, n, W, m, AccessKind::Read) {
+            Some(s) => s.0 as usize,
+            None => return (0, false),
+        }
+    } else {
+        0
+    };
+    let Some(d) = run_phys(cpu, Seg::Es, p.di, n, W, m, AccessKind::Read) else { return (0, false) };
+    let (d, w) = (d.0 as usize, W as usize);
+    let ram = cpu.mem.as_slice();
+    let load = |at: usize| {
+        let mut b = [0u8; 4];
+        b[..w].copy_from_slice(&ram[at..at + w]);
+        u32::from_le_bytes(b)
+    };
+    let eax = cpu.state.gpr[EAX];
+    let mut f = 0;
+    let mut done = 0;
+    let mut stop = false;
+    while done < n {
+        // Element `done` in the order of travel; the run's lowest element is at offset 0.
+        let k = if m.down { (n - 1 - done) as usize } else { done as usize };
+        let a = if OP == CMPS { load(s + k * w) } else { eax };
+        f = flags::sub(a, load(d + k * w), 0, W).1;
+        done += 1;
+        if f & ZF == until_zf {
+            stop = true;
+            break;
+        }
+    }
+    flags::commit_arith(cpu, f);
+    (done, stop)
 }
 
 #[cfg(test)]
@@ -522,6 +581,69 @@ mod tests {
         assert_eq!((t.cpu.state.gpr[ECX], t.cpu.state.gpr[EDI]), (1, DST + 6));
         // 0x2020 - 0x2041 = 0xffdf: CF SF AF, PF of 0xdf (7 bits: odd -> no)
         assert_eq!(t.cpu.state.eflags & ARITH, CF | SF | AF);
+    }
+
+    /// Long compares and scans across pages, both directions: the position of the first
+    /// mismatch (or match) is placed by the test, so the expected registers follow from it.
+    #[test]
+    fn long_compares_and_scans_across_pages() {
+        struct Case {
+            bytes: &'static [u8],
+            w: u32,
+            count: u32,
+            down: bool,
+            /// Element index (in the order of travel) where the prefix stops; None: runs out.
+            stop_at: Option<u32>,
+        }
+        let cases = [
+            Case { bytes: &[0xf3, 0xa6], w: 1, count: 0x2800, down: false, stop_at: Some(0x2345) },
+            Case { bytes: &[0xf3, 0xa6], w: 1, count: 0x2800, down: true, stop_at: Some(0x1fff) },
+            Case { bytes: &[0xf3, 0xa7], w: 4, count: 0x900, down: false, stop_at: None },
+            Case { bytes: &[0xf3, 0xa7], w: 4, count: 0x900, down: true, stop_at: Some(0x400) },
+            Case { bytes: &[0xf2, 0xae], w: 1, count: 0x3000, down: false, stop_at: Some(0x2ffe) },
+            Case { bytes: &[0xf2, 0xae], w: 1, count: 0x3000, down: true, stop_at: None },
+            Case { bytes: &[0xf3, 0x66, 0xaf], w: 2, count: 0x1000, down: false, stop_at: Some(0x7ff) },
+            Case { bytes: &[0xf3, 0x66, 0xaf], w: 2, count: 0x1000, down: true, stop_at: Some(0) },
+        ];
+        for c in cases {
+            let scas = c.bytes.last() == Some(&0xae) || c.bytes.last() == Some(&0xaf);
+            let repne = c.bytes[0] == 0xf2;
+            let len = c.w * c.count;
+            let (src0, dst0) = (SRC + 0x0ab, DST + 0x135);
+            let mut t = TestBox::new(&[]);
+            // Equal data everywhere (REPE continues; REPNE SCAS of AL=0x41 over 0x5a continues)...
+            let fill = if scas && repne { 0x5a } else { 0x41 };
+            t.poke(src0, &vec![0x41; len as usize]);
+            t.poke(dst0, &vec![fill; len as usize]);
+            // ...except at the stop element.
+            let elem = |base: u32, i: u32| if c.down { base + len - c.w - i * c.w } else { base + i * c.w };
+            if let Some(i) = c.stop_at {
+                t.poke(elem(dst0, i), &vec![if repne { 0x41 } else { 0x40 }; c.w as usize]);
+            }
+            t.cpu.state.gpr[EAX] = 0x4141_4141;
+            t.cpu.state.gpr[ESI] = elem(src0, 0);
+            t.cpu.state.gpr[EDI] = elem(dst0, 0);
+            t.cpu.state.gpr[ECX] = c.count;
+            if c.down {
+                t.cpu.state.eflags |= DF;
+            }
+            exec_one(&mut t, c.bytes).unwrap();
+            let done = c.stop_at.map_or(c.count, |i| i + 1);
+            let g = &t.cpu.state.gpr;
+            assert_eq!(g[ECX], c.count - done, "{:02x?} {:?}", c.bytes, c.stop_at);
+            assert_eq!(g[EDI], elem(dst0, done), "{:02x?} {:?}", c.bytes, c.stop_at);
+            let want_si = if scas { elem(src0, 0) } else { elem(src0, done) };
+            assert_eq!(g[ESI], want_si, "{:02x?} {:?}", c.bytes, c.stop_at);
+            // Last comparison: equal (ZF PF) for a REPE run-out or a REPNE hit; 0x41.. - 0x40..
+            // = 0x01.. (no flag: PF counts the low byte 0x01) for a REPE stop; 0x41 - 0x5a = 0xe7
+            // (CF SF AF, PF: six bits) for a REPNE run-out.
+            let want = match (repne, c.stop_at.is_some()) {
+                (false, true) => 0,
+                (false, false) | (true, true) => ZF | PF,
+                (true, false) => CF | SF | AF | PF,
+            };
+            assert_eq!(t.cpu.state.eflags & ARITH, want, "{:02x?} {:?}", c.bytes, c.stop_at);
+        }
     }
 
     #[test]
