@@ -586,6 +586,46 @@ mod tests {
         }
     }
 
+    /// In a 16-bit code segment the default operand size is 16 bits: CALL pushes IP, RET pops
+    /// IP, and 0x66 selects the 32-bit forms; LOOP counts with CX.
+    #[test]
+    fn sixteen_bit_code_defaults() {
+        struct Case {
+            bytes: &'static [u8],
+            eip: u32,
+            esp: u32,
+        }
+        let cases = [
+            // call +0x10 (rel16): pushes 2 bytes
+            Case { bytes: &[0xe8, 0x10, 0x00], eip: CODE_BASE + 3 + 0x10, esp: STACK_TOP - 2 },
+            // o32 call +0x10 (rel32): pushes 4 bytes
+            Case { bytes: &[0x66, 0xe8, 0x10, 0, 0, 0], eip: CODE_BASE + 6 + 0x10, esp: STACK_TOP - 4 },
+            // ret: pops IP
+            Case { bytes: &[0xc3], eip: 0x5678, esp: STACK_TOP + 2 },
+            // o32 ret: pops EIP
+            Case { bytes: &[0x66, 0xc3], eip: 0x1234_5678, esp: STACK_TOP + 4 },
+            // loop -2 with CX = 0x0001 (ECX upper half set): CX becomes 0, not taken
+            Case { bytes: &[0xe2, 0xfe], eip: CODE_BASE + 2, esp: STACK_TOP },
+        ];
+        for c in cases {
+            let mut t = TestBox::new(&[]);
+            t.cpu.state.seg[Seg::Cs as usize].access &= !popek_cpu::state::access::DB;
+            t.cpu.state.gpr[ECX] = 0x0003_0001;
+            t.poke(STACK_TOP, &0x1234_5678u32.to_le_bytes());
+            let insn = Decoder::with_ip(16, c.bytes, CODE_BASE as u64, DecoderOptions::NONE).decode();
+            t.cpu.state.eip = CODE_BASE + insn.len() as u32;
+            lookup(&insn).expect("control group")(&mut t.cpu, &mut t.bus, &insn).unwrap();
+            assert_eq!((t.cpu.state.eip, t.cpu.state.gpr[ESP]), (c.eip, c.esp), "{:02x?}", c.bytes);
+            if c.esp < STACK_TOP {
+                let m = if c.esp == STACK_TOP - 2 { 0xffff } else { 0xffff_ffff };
+                assert_eq!(t.peek32(c.esp) & m, CODE_BASE + c.bytes.len() as u32, "{:02x?}", c.bytes);
+            }
+            if c.bytes == [0xe2, 0xfe] {
+                assert_eq!(t.cpu.state.gpr[ECX], 0x0003_0000);
+            }
+        }
+    }
+
     #[test]
     fn far_transfers_are_not_ours() {
         let cases: &[&[u8]] = &[
