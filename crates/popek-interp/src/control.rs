@@ -6,9 +6,9 @@
 //! limit (#GP(0)) before it changes anything, so a faulting branch is precise.
 
 use popek_cpu::exception::Exception;
-use popek_cpu::iced_x86::{Code, ConditionCode, Instruction, OpKind};
+use popek_cpu::iced_x86::{Code, Instruction, OpKind};
 use popek_cpu::operand::{op_width, sign_extend};
-use popek_cpu::state::flags::{CF, OF, PF, SF, ZF};
+use popek_cpu::state::flags::ZF;
 use popek_cpu::state::gpr::ECX;
 use popek_cpu::{Bus, Cpu, ExecResult, Handler, Seg};
 
@@ -41,33 +41,6 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
 const LOOP: u8 = 0;
 const LOOPE: u8 = 1;
 const LOOPNE: u8 = 2;
-
-/// True if condition `cc` holds for `eflags` (SDM Vol. 1 Appendix B, "EFLAGS Condition Codes").
-/// (`ConditionCode::None` holds: an unconditional transfer.)
-#[inline]
-fn cond_holds(eflags: u32, cc: ConditionCode) -> bool {
-    let f = |bit: u32| eflags & bit != 0;
-    let less = f(SF) != f(OF);
-    match cc {
-        ConditionCode::None => true,
-        ConditionCode::o => f(OF),
-        ConditionCode::no => !f(OF),
-        ConditionCode::b => f(CF),
-        ConditionCode::ae => !f(CF),
-        ConditionCode::e => f(ZF),
-        ConditionCode::ne => !f(ZF),
-        ConditionCode::be => f(CF) || f(ZF),
-        ConditionCode::a => !f(CF) && !f(ZF),
-        ConditionCode::s => f(SF),
-        ConditionCode::ns => !f(SF),
-        ConditionCode::p => f(PF),
-        ConditionCode::np => !f(PF),
-        ConditionCode::l => less,
-        ConditionCode::ge => !less,
-        ConditionCode::le => f(ZF) || less,
-        ConditionCode::g => !f(ZF) && !less,
-    }
-}
 
 /// #GP(0) if `target` is beyond the CS limit (SDM: "IF tempEIP is not within code segment limit").
 #[inline]
@@ -104,7 +77,7 @@ fn jmp_indirect(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecRes
 
 /// Jcc rel8/rel16/rel32.
 fn jcc(cpu: &mut Cpu, _: &mut dyn Bus, insn: &Instruction) -> ExecResult {
-    if cond_holds(cpu.state.eflags, insn.condition_code()) {
+    if crate::cond::holds(cpu.state.eflags, insn.condition_code()) {
         let t = cpu.branch_target(insn);
         jump(cpu, t)?;
     }
@@ -199,7 +172,8 @@ mod tests {
     use super::*;
     use crate::testing::{CODE_BASE, DATA_BASE, STACK_TOP, TestBox};
     use popek_cpu::Event;
-    use popek_cpu::iced_x86::{Decoder, DecoderOptions};
+    use popek_cpu::iced_x86::{ConditionCode, Decoder, DecoderOptions};
+    use popek_cpu::state::flags::{CF, OF, PF, SF};
     use popek_cpu::state::gpr::*;
 
     /// Decodes the first instruction of `bytes` at CODE_BASE and runs its handler directly.
@@ -295,7 +269,7 @@ mod tests {
                 (C::g, !((sf ^ of) | zf)),
             ];
             for (cc, want) in table {
-                assert_eq!(cond_holds(e, cc), want, "{cc:?} eflags {e:#x}");
+                assert_eq!(crate::cond::holds(e, cc), want, "{cc:?} eflags {e:#x}");
             }
         }
     }

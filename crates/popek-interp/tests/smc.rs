@@ -1,5 +1,7 @@
 //! Self-modifying code: the decoded-block cache must never run stale bytes.
 
+#![allow(clippy::cast_possible_truncation)] // code snippets are a few bytes long
+
 use popek_cpu::iced_x86::code_asm::*;
 use popek_cpu::state::cr0;
 use popek_cpu::state::gpr::EAX;
