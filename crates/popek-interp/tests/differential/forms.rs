@@ -3,8 +3,12 @@
 //! instruction page; Vol. 1 Appendix A summarises them).
 //!
 //! A form is built once and then run with many random cases. Forms are grouped by
-//! the interpreter module that implements them; each group states its SDM rule in
+//! the interpreter module that implements them; each form carries its SDM rule in
 //! one line next to the [`Undef`] it uses.
+//!
+//! Not here, on purpose: DAA/DAS/AAA/AAS/AAM/AAD (invalid in 64-bit mode, so the host
+//! cannot run them), anything using the stack (the host snippet may not touch RSP),
+//! control transfers, and segment/system instructions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -264,9 +268,9 @@ impl Table {
 
     /// Shifts and rotates, SHLD/SHRD.
     fn shift(&mut self) {
-        const SH_SDM: &str =
-            "SDM Vol.2 SAL/SAR/SHL/SHR: count 0 no flags; else AF undef, OF undef if count!=1, CF undef SHL/SHR count>=width";
-        const ROT_SDM: &str = "SDM Vol.2 RCL/RCR/ROL/ROR: only CF/OF affected; OF undefined unless masked count is 0 or 1";
+        const SH_SDM: &str = "SDM Vol.2 SAL/SAR/SHL/SHR: count 0 no flags; else AF undef, OF undef if count!=1, CF undef SHL/SHR count>=width";
+        const ROT_SDM: &str =
+            "SDM Vol.2 RCL/RCR/ROL/ROR: only CF/OF affected; OF undefined unless masked count is 0 or 1";
         const DSH_SDM: &str =
             "SDM Vol.2 SHLD/SHRD: count 0 no flags; count>width dest+flags undef; else AF undef, OF undef if count!=1";
         for op in ["Rol", "Ror", "Rcl", "Rcr", "Shl", "Shr", "Sar"] {
@@ -452,7 +456,8 @@ pub const CONDITIONS: [&str; 16] =
 /// Every form of the table, in a fixed order, with unique names.
 pub fn table() -> Vec<Form> {
     let mut t = Table { forms: Vec::new(), group: "" };
-    let groups: [(&'static str, fn(&mut Table)); 6] = [
+    type Group = (&'static str, fn(&mut Table));
+    let groups: [Group; 6] = [
         ("alu", Table::alu),
         ("shift", Table::shift),
         ("muldiv", Table::muldiv),

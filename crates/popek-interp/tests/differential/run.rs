@@ -223,7 +223,7 @@ pub fn undefined(form: &Form, case: &Case) -> Undefined {
 pub fn compare(form: &Form, case: &Case, guest: &Output, host: &Output) -> Vec<String> {
     let undef = undefined(form, case);
     let mut diffs = Vec::new();
-    for i in 0..8 {
+    for (i, name) in GPR_NAMES.iter().enumerate() {
         if i == ESP {
             continue;
         }
@@ -237,7 +237,7 @@ pub fn compare(form: &Form, case: &Case, guest: &Output, host: &Output) -> Vec<S
             }
         }
         if (guest.gpr[i] ^ host.gpr[i]) & mask != 0 {
-            diffs.push(format!("{}: interp {:#010x} host {:#010x}", GPR_NAMES[i], guest.gpr[i], host.gpr[i]));
+            diffs.push(format!("{name}: interp {:#010x} host {:#010x}", guest.gpr[i], host.gpr[i]));
         }
     }
     let checked = ALL_FLAGS & !undef.flags;
