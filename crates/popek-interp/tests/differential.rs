@@ -35,8 +35,8 @@ mod forms;
 #[path = "differential/run.rs"]
 mod run;
 
-use std::io::Write;
 use std::collections::BTreeSet;
+use std::io::Write;
 
 use popek_cpu::iced_x86::{Code, Decoder, DecoderOptions};
 use popek_interp::testing::CODE_BASE;

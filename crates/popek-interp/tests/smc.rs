@@ -5,7 +5,7 @@
 use popek_cpu::iced_x86::code_asm::*;
 use popek_cpu::state::cr0;
 use popek_cpu::state::gpr::EAX;
-use popek_interp::testing::{TestBox, CODE_BASE};
+use popek_interp::testing::{CODE_BASE, TestBox};
 
 fn assemble(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<u8> {
     let mut a = CodeAssembler::new(32).unwrap();
