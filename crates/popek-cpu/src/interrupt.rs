@@ -268,6 +268,7 @@ impl Cpu {
             return Err(ts.into());
         }
         let esp = self.read_system(bus, tr.base.wrapping_add(esp_off), esp_w)?;
+        #[allow(clippy::cast_possible_truncation)] // a 2-byte read
         let ss = self.read_system(bus, tr.base.wrapping_add(ss_off), 2)? as u16;
         Ok((ss, esp))
     }
@@ -299,6 +300,7 @@ impl Cpu {
         }
         let at = idtr.base.wrapping_add(vector as u32 * 4);
         let ip = self.read_system(bus, at, 2)?;
+        #[allow(clippy::cast_possible_truncation)] // a 2-byte read
         let cs = self.read_system(bus, at.wrapping_add(2), 2)? as u16;
         let values = [self.state.eflags & 0xffff, self.state.seg(Seg::Cs).selector as u32, self.state.eip & 0xffff];
         let mut sp = self.sp();

@@ -55,6 +55,7 @@ pub struct Descriptor {
 impl Descriptor {
     /// Access byte (descriptor byte 5): P, DPL, S, type.
     #[inline]
+    #[allow(clippy::cast_possible_truncation)] // byte 5 of the descriptor
     pub const fn access_byte(self) -> u8 {
         (self.hi >> 8) as u8
     }
@@ -328,7 +329,13 @@ impl Cpu {
 
     /// Checks and loads `sel` into CS for a far transfer of `kind` with target `eip`
     /// (#GP(0) if `eip` is beyond the new limit); sets CS, CPL and EIP.
-    pub fn load_code_segment(&mut self, bus: &mut dyn Bus, sel: u16, eip: u32, kind: CodeTransfer) -> Result<(), Event> {
+    pub fn load_code_segment(
+        &mut self,
+        bus: &mut dyn Bus,
+        sel: u16,
+        eip: u32,
+        kind: CodeTransfer,
+    ) -> Result<(), Event> {
         let t = self.check_code_segment(bus, sel, kind)?;
         if eip > t.cs.limit {
             return Err(Exception::GeneralProtection(0).into());
@@ -392,7 +399,12 @@ mod tests {
 
     #[test]
     fn expand_down_limits() {
-        let c = SegmentCache { selector: 0x10, access: access::P | access::S | access::RW | access::DC, base: 0, limit: 0xfff };
+        let c = SegmentCache {
+            selector: 0x10,
+            access: access::P | access::S | access::RW | access::DC,
+            base: 0,
+            limit: 0xfff,
+        };
         assert!(!within_limit(&c, 0xfff, 1));
         assert!(within_limit(&c, 0x1000, 4));
         assert!(!within_limit(&c, 0xfffe, 4), "16-bit expand-down ends at 0xffff");

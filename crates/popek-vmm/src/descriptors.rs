@@ -156,7 +156,14 @@ fn lar(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
         d.is_code_or_data()
             || matches!(
                 d.typ(),
-                TSS16_AVAILABLE | LDT | TSS16_BUSY | CALL_GATE16 | TASK_GATE | TSS32_AVAILABLE | TSS32_BUSY | CALL_GATE32
+                TSS16_AVAILABLE
+                    | LDT
+                    | TSS16_BUSY
+                    | CALL_GATE16
+                    | TASK_GATE
+                    | TSS32_AVAILABLE
+                    | TSS32_BUSY
+                    | CALL_GATE32
             )
     });
     if let Some(d) = d {

@@ -46,7 +46,8 @@ fn unsupported(cpu: &Cpu, what: &str) -> popek_cpu::Event {
 
 /// The EFLAGS bits IRET may change at privilege `cpl` with `iopl` (SDM Vol. 2 IRET, "Operation").
 fn iret_flags_mask(cpl: u8, iopl: u8, w: u32) -> u32 {
-    let mut m = flags::CF | flags::PF | flags::AF | flags::ZF | flags::SF | flags::TF | flags::DF | flags::OF | flags::NT;
+    let mut m =
+        flags::CF | flags::PF | flags::AF | flags::ZF | flags::SF | flags::TF | flags::DF | flags::OF | flags::NT;
     if w == 4 {
         m |= flags::RF | flags::AC | flags::ID;
     }
