@@ -52,8 +52,9 @@ impl Cpu {
     /// delivering #DF is `Err(Event::TripleFault)`.
     pub fn deliver_exception(&mut self, bus: &mut dyn Bus, e: Exception) -> Result<(), Event> {
         let mut e = e;
-        // At most: e → (serial benign→contributory) → #DF → triple fault.
-        loop {
+        // At most: e → (serially) a contributory fault or #PF → #DF → triple fault; the bound
+        // only guards against a chain the rules above cannot produce.
+        for _ in 0..4 {
             if let Exception::PageFault { addr, .. } = e {
                 self.state.cr2 = addr;
             }
@@ -65,6 +66,7 @@ impl Cpu {
                 Err(other) => return Err(other),
             }
         }
+        Err(Event::TripleFault)
     }
 
     /// INT n / INT3 / INTO: delivers `vector` as a software interrupt (gate DPL is
