@@ -730,3 +730,59 @@ fn lldt_and_ldt_selectors() {
     t.cpu.state.gpr[EAX] = DATA0 as u32;
     assert_eq!(expect_exception(&mut t, 13), Some(0x10));
 }
+
+fn peek16(t: &TestBox, addr: u32) -> u32 {
+    u16::from_le_bytes(t.cpu.mem.read_ram::<2>(addr as usize).expect("in RAM")) as u32
+}
+
+#[test]
+fn sixteen_bit_gate_and_iretw() {
+    // int 0x84 through a 16-bit interrupt gate (type 6): FLAGS, CS, IP pushed as words.
+    // Handler: hlt ; iretw.
+    let mut t = machine(&[0xcd, 0x84]);
+    put(&mut t, IDT + 0x84 * 8, gate(CODE0, handler(0x84), 0x86));
+    t.poke(handler(0x84), &[0xf4, 0x66, 0xcf]);
+    t.cpu.state.eflags = FIXED1 | CF | IF;
+    expect_exception(&mut t, 0x84);
+    let esp = t.cpu.state.gpr[ESP];
+    assert_eq!(esp, 0x9000 - 6);
+    assert_eq!(
+        [peek16(&t, esp), peek16(&t, esp + 2), peek16(&t, esp + 4)],
+        [CODE_BASE + 2, CODE0 as u32, FIXED1 | CF | IF]
+    );
+    assert_eq!(t.cpu.state.eflags & IF, 0);
+    t.cpu.state.halted = false;
+    t.run(10).unwrap();
+    assert_eq!(t.cpu.state.eip, CODE_BASE + 2);
+    assert_eq!(t.cpu.state.gpr[ESP], 0x9000);
+    assert_eq!(t.cpu.state.eflags, FIXED1 | CF | IF);
+}
+
+#[test]
+fn sixteen_bit_far_call_and_retf() {
+    // o16 call far 0x50:0x0100 (linear 0x1100: o16 retf) ; end
+    let mut t = machine(&[0x66, 0x9a, 0x00, 0x01, 0x50, 0x00]);
+    t.poke(0x1100, &[0x66, 0xcb]);
+    t.run(10).unwrap();
+    assert_eq!(t.cpu.state.eip, CODE_BASE + 6);
+    assert_eq!(t.cpu.state.seg(Seg::Cs).selector, CODE0);
+    assert_eq!(t.cpu.state.gpr[ESP], 0x9000);
+    assert_eq!(peek16(&t, 0x9000 - 2), CODE0 as u32);
+    assert_eq!(peek16(&t, 0x9000 - 4), CODE_BASE + 6);
+}
+
+#[test]
+fn far_call_with_faulting_push_changes_nothing() {
+    // SS limit 0xfff (byte granular, expand-up), ESP = 0x1002: pushing CS at 0xffe..0x1001
+    // exceeds the limit → #SS(0). Its delivery on the same stack faults again (#SS, then #DF,
+    // then a triple fault), and through all of it CS, EIP and ESP stay as they were.
+    let mut t = machine(&[0x9a, 0x00, 0x01, 0x00, 0x00, 0x50, 0x00]);
+    put(&mut t, GDT + UNACCESSED as u32, desc(0, 0xfff, 0x93, 0x4));
+    t.cpu.state.seg[Seg::Ss as usize] = SegmentCache::from_descriptor(UNACCESSED, 0x0000_0fff, 0x0040_9300);
+    t.cpu.state.gpr[ESP] = 0x1002;
+    // #SS handler runs on the same (faulting) stack → #SS again → #DF → and again → triple fault.
+    assert_eq!(t.run(10), Err(Event::TripleFault));
+    assert_eq!(t.cpu.state.gpr[ESP], 0x1002);
+    assert_eq!(t.cpu.state.seg(Seg::Cs).selector, CODE0);
+    assert_eq!(t.cpu.state.eip, CODE_BASE);
+}
