@@ -200,10 +200,6 @@ impl Cpu {
         } else {
             (old_ss, old_esp, ext)
         };
-        let cs = d.cache((sel & !selector::RPL) | new_cpl as u16);
-        if gate.gate_offset() > cs.limit {
-            return Err(Exception::GeneralProtection(ext).into());
-        }
         let mut values = [0u32; 6];
         let mut n = 0;
         if inner {
@@ -234,6 +230,10 @@ impl Cpu {
             pushes[i] = (sp, v);
         }
         let new_esp = if big { sp } else { (esp_base & 0xffff_0000) | sp };
+        let cs = d.cache((sel & !selector::RPL) | new_cpl as u16);
+        if gate.gate_offset() > cs.limit {
+            return Err(Exception::GeneralProtection(ext).into());
+        }
         // Set the Accessed bit of the new CS only once everything else checked out.
         let d = self.mark_accessed(bus, sel, d)?;
         let cs = d.cache(cs.selector);
