@@ -786,3 +786,35 @@ fn far_call_with_faulting_push_changes_nothing() {
     assert_eq!(t.cpu.state.seg(Seg::Cs).selector, CODE0);
     assert_eq!(t.cpu.state.eip, CODE_BASE);
 }
+
+#[test]
+fn iret_to_outer_level_checks_the_new_ss() {
+    // SS selector 0x20 has RPL 0 but the return CS has RPL 3 → #GP(0x20); nothing changes.
+    let mut t = machine(&[0xcf]);
+    preload_stack(&mut t, 0x9000 - 20, &[CODE_BASE + 1, CODE3 as u32, FIXED1, ESP3, 0x20]);
+    assert_eq!(expect_exception(&mut t, 13), Some(0x20));
+    assert_eq!(stack(&t, 2)[1], CODE_BASE);
+    assert_eq!(t.cpu.state.cpl, 0);
+    assert_eq!(t.cpu.state.seg(Seg::Ds).selector, DATA0);
+    // A not-present return CS is #NP(selector).
+    let mut t = machine(&[0xcf]);
+    put(&mut t, GDT + 0x18, desc(0, 0xfffff, 0x7b, 0xc));
+    preload_stack(&mut t, 0x9000 - 20, &[CODE_BASE + 1, CODE3 as u32, FIXED1, ESP3, DATA3 as u32]);
+    assert_eq!(expect_exception(&mut t, 11), Some(0x18));
+}
+
+#[test]
+fn real_mode_interrupt_uses_the_ivt() {
+    // CR0.PE = 0, 16-bit CS at 0: int 0x80 → IVT[0x80] = 0000:3800, FLAGS/CS/IP pushed as words.
+    let mut t = machine(&[0xcd, 0x80]);
+    t.cpu.state.cr0 &= !1;
+    t.cpu.state.seg[Seg::Cs as usize] = SegmentCache { selector: 0, access: 0x9b, base: 0, limit: 0xffff };
+    t.cpu.state.idtr = TableReg { base: 0, limit: 0x3ff };
+    t.poke(0x80 * 4, &[0x00, 0x38, 0x00, 0x00]);
+    t.cpu.state.eflags = FIXED1 | IF | CF;
+    expect_exception(&mut t, 0x80);
+    let esp = t.cpu.state.gpr[ESP];
+    assert_eq!(esp, 0x9000 - 6);
+    assert_eq!([peek16(&t, esp), peek16(&t, esp + 2), peek16(&t, esp + 4)], [CODE_BASE + 2, 0, FIXED1 | IF | CF]);
+    assert_eq!(t.cpu.state.eflags & IF, 0);
+}
