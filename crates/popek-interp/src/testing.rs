@@ -12,6 +12,12 @@ pub const CODE_BASE: u32 = 0x1000;
 pub const STACK_TOP: u32 = 0x9000;
 /// Scratch data area tests may use.
 pub const DATA_BASE: u32 = 0x10000;
+/// GDT installed by [`TestBox::install_exception_handlers`].
+pub const GDT_BASE: u32 = 0x600;
+/// IDT installed by [`TestBox::install_exception_handlers`].
+pub const IDT_BASE: u32 = 0x800;
+/// Exception handlers: vector `v` halts at `HANDLER_BASE + 8 * v`.
+pub const HANDLER_BASE: u32 = 0xa000;
 /// RAM size of the test machine.
 pub const RAM_SIZE: u64 = 1 << 20;
 
@@ -53,6 +59,38 @@ impl TestBox {
         Ok(n)
     }
 
+    /// Installs a flat GDT (null, ring-0 code 0x08, ring-0 data 0x10) and an IDT whose 256
+    /// interrupt gates point at one-byte HLT handlers, vector `v` at
+    /// [`HANDLER_BASE`]` + 8 * v`. After an exception the CPU halts in its handler:
+    /// [`TestBox::halted_vector`] tells which, and the frame is on the stack.
+    pub fn install_exception_handlers(&mut self) {
+        let gdt: [u64; 3] = [0, 0x00cf_9a00_0000_ffff, 0x00cf_9200_0000_ffff];
+        for (i, d) in gdt.iter().enumerate() {
+            self.poke(GDT_BASE + 8 * i as u32, &d.to_le_bytes());
+        }
+        for v in 0..256u32 {
+            let handler = HANDLER_BASE + 8 * v;
+            let lo = (handler & 0xffff) | 0x08 << 16;
+            let hi = (handler & 0xffff_0000) | 0x8e00; // present, DPL 0, 32-bit interrupt gate
+            self.poke(IDT_BASE + 8 * v, &lo.to_le_bytes());
+            self.poke(IDT_BASE + 8 * v + 4, &hi.to_le_bytes());
+            self.poke(handler, &[0xf4]);
+        }
+        self.cpu.state.gdtr = popek_cpu::state::TableReg { base: GDT_BASE, limit: 8 * 3 - 1 };
+        self.cpu.state.idtr = popek_cpu::state::TableReg { base: IDT_BASE, limit: 8 * 256 - 1 };
+    }
+
+    /// The vector whose handler (installed by [`TestBox::install_exception_handlers`]) the CPU halted in.
+    pub fn halted_vector(&self) -> Option<u8> {
+        let eip = self.cpu.state.eip.checked_sub(HANDLER_BASE + 1)?;
+        (self.cpu.state.halted && eip % 8 == 0 && eip / 8 < 256).then(|| (eip / 8) as u8)
+    }
+
+    /// The dword `index` slots above ESP (0 = top of stack).
+    pub fn stack(&self, index: u32) -> u32 {
+        self.peek32(self.cpu.state.gpr[ESP] + 4 * index)
+    }
+
     /// Writes `bytes` to physical memory.
     pub fn poke(&mut self, addr: u32, bytes: &[u8]) {
         assert!(self.cpu.mem.load(PhysAddr(addr), bytes));
@@ -84,6 +122,17 @@ mod tests {
         assert_eq!(t.cpu.state.gpr[EDX], 0x1234_5600);
         assert_eq!(t.cpu.state.gpr[ESI], 0xffff_ffff);
         assert_eq!(t.cpu.state.eflags & (CF | ZF), CF | ZF);
+    }
+
+    #[test]
+    fn exceptions_reach_the_installed_handlers() {
+        // mov eax, 0 ; div eax → #DE, a fault: the frame holds the DIV's EIP.
+        let mut t = TestBox::new(&[0xb8, 0, 0, 0, 0, 0xf7, 0xf0]);
+        t.install_exception_handlers();
+        t.run(10).unwrap();
+        assert_eq!(t.halted_vector(), Some(0));
+        assert_eq!(t.stack(0), CODE_BASE + 5, "EIP of the faulting DIV");
+        assert_eq!(t.stack(1), 0x08, "CS");
     }
 
     #[test]
