@@ -83,7 +83,7 @@ impl TestBox {
     /// The vector whose handler (installed by [`TestBox::install_exception_handlers`]) the CPU halted in.
     pub fn halted_vector(&self) -> Option<u8> {
         let eip = self.cpu.state.eip.checked_sub(HANDLER_BASE + 1)?;
-        (self.cpu.state.halted && eip % 8 == 0 && eip / 8 < 256).then(|| (eip / 8) as u8)
+        (self.cpu.state.halted && eip.is_multiple_of(8) && eip / 8 < 256).then_some((eip / 8) as u8)
     }
 
     /// The dword `index` slots above ESP (0 = top of stack).
