@@ -33,7 +33,9 @@ const CFLAGS: &[&str] = &[
 
 fn run(cmd: &mut Command, what: &str) {
     let out = cmd.output().unwrap_or_else(|e| {
-        panic!("popek-guests: could not run `{what}` ({e}); building the guests needs gcc and GNU ld (binutils) on PATH")
+        panic!(
+            "popek-guests: could not run `{what}` ({e}); building the guests needs gcc and GNU ld (binutils) on PATH"
+        )
     });
     if !out.status.success() {
         panic!(
@@ -90,7 +92,15 @@ fn main() {
 
     let compile = |src: &Path, obj: &Path| {
         let mut cmd = Command::new(&cc);
-        cmd.args(CFLAGS).arg("-isystem").arg(&gcc_include).arg("-I").arg(&runtime).arg("-c").arg(src).arg("-o").arg(obj);
+        cmd.args(CFLAGS)
+            .arg("-isystem")
+            .arg(&gcc_include)
+            .arg("-I")
+            .arg(&runtime)
+            .arg("-c")
+            .arg(src)
+            .arg("-o")
+            .arg(obj);
         run(&mut cmd, &format!("{cc} -c {}", src.display()));
     };
 
