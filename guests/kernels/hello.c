@@ -12,5 +12,6 @@ int kmain(void) {
         printf("mem_lower/mem_upper: not provided\n");
     printf("cmdline: \"%s\"\n", boot_args);
     printf("printf check: %d %u %x %08x %s %c %p\n", -42, 42u, 0xbeefu, 0xabcu, "str", 'c', (void *)0x1234);
+    printf("printf widths: [%5d] [%-5d] [%05d] [%-6s] [%6s] [%x]\n", -42, 42, -42, "ab", "ab", 0xFFFFFFFFu);
     return 0;
 }

@@ -41,7 +41,7 @@ static void emit(struct sink *s, char c) {
     s->len++;
 }
 
-static void emit_num(struct sink *s, uint32_t v, unsigned base, int neg, int width, char pad) {
+static void emit_num(struct sink *s, uint32_t v, unsigned base, int neg, int width, char pad, int left) {
     char tmp[12];
     int n = 0;
     do {
@@ -50,6 +50,12 @@ static void emit_num(struct sink *s, uint32_t v, unsigned base, int neg, int wid
         v /= base;
     } while (v);
     int len = n + neg;
+    if (left) {
+        if (neg) emit(s, '-');
+        while (n) emit(s, tmp[--n]);
+        for (; len < width; len++) emit(s, ' ');
+        return;
+    }
     if (neg && pad == '0') emit(s, '-');
     for (; len < width; len++) emit(s, pad);
     if (neg && pad != '0') emit(s, '-');
@@ -78,19 +84,19 @@ static int format(struct sink *s, const char *fmt, va_list ap) {
         switch (*fmt) {
         case 'd': {
             int32_t v = va_arg(ap, int32_t);
-            emit_num(s, v < 0 ? (uint32_t)0 - (uint32_t)v : (uint32_t)v, 10, v < 0, width, pad);
+            emit_num(s, v < 0 ? (uint32_t)0 - (uint32_t)v : (uint32_t)v, 10, v < 0, width, pad, left);
             break;
         }
         case 'u':
-            emit_num(s, va_arg(ap, uint32_t), 10, 0, width, pad);
+            emit_num(s, va_arg(ap, uint32_t), 10, 0, width, pad, left);
             break;
         case 'x':
-            emit_num(s, va_arg(ap, uint32_t), 16, 0, width, pad);
+            emit_num(s, va_arg(ap, uint32_t), 16, 0, width, pad, left);
             break;
         case 'p':
             emit(s, '0');
             emit(s, 'x');
-            emit_num(s, (uint32_t)va_arg(ap, void *), 16, 0, 8, '0');
+            emit_num(s, (uint32_t)va_arg(ap, void *), 16, 0, 8, '0', 0);
             break;
         case 'c':
             emit(s, (char)va_arg(ap, int));

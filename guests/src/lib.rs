@@ -11,7 +11,8 @@
 //! QEMU's `isa-debug-exit` and popek) on success, a `FAIL:` line and a non-zero code otherwise.
 //! The same images run under `qemu-system-i386 -kernel`; `expected/NAME.txt` is the exact serial
 //! output under both. This crate only exposes bytes: it sits beside the pipeline, used by the
-//! CLI, the integration tests and the benchmarks.
+//! CLI, the integration tests and the benchmarks. See `guests/README.md` for the conventions
+//! and how to add a guest; `guests/qemu-check.sh` compares every guest against QEMU.
 
 /// One built-in guest kernel.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +34,9 @@ pub struct Guest {
 /// Process exit status of a guest that passed (`exit(0)` through isa-debug-exit gives `(0 << 1) | 1`).
 pub const PASS_EXIT_STATUS: i32 = 1;
 
-/// RAM size (MiB) the expected outputs were taken with (`mem_upper` depends on it).
+/// RAM size (MiB) the expected outputs were taken with (`hello` prints `mem_upper`, which depends
+/// on it: under QEMU + SeaBIOS `mem_lower` is 639 KiB and `mem_upper` is `RAM/1024 - 1024 - 128`
+/// KiB, i.e. 129920 for 128 MiB).
 pub const EXPECTED_MEM_MIB: u32 = 128;
 
 macro_rules! guest {
