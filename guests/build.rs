@@ -66,7 +66,6 @@ fn main() {
     for f in ["asm.h", "rt.h", "link.ld", "boot.S", "rt.c"] {
         println!("cargo:rerun-if-changed={}", runtime.join(f).display());
     }
-    println!("cargo:rerun-if-env-changed=CC");
 
     let cc = env::var("POPEK_GUEST_CC").unwrap_or_else(|_| "gcc".into());
     let ld = env::var("POPEK_GUEST_LD").unwrap_or_else(|_| "ld".into());
