@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Boots every built-in guest under QEMU and compares its serial output and exit status with
+# guests/expected/NAME.txt -- the same images and expectations the popek tests use.
+#
+# Usage: guests/qemu-check.sh [NAME...]     (default: all guests)
+# Needs qemu-system-i386 (Debian/Ubuntu: apt-get install qemu-system-x86); skips without it.
+# Environment: QEMU (default qemu-system-i386), QEMU_TIMEOUT seconds per guest (default 60),
+# BLESS=1 rewrites guests/expected/NAME.txt from QEMU's output instead of comparing.
+#
+# With -nographic, SeaBIOS prints its banner on the serial port before the kernel runs; the
+# script drops everything up to and including SeaBIOS's "Booting from ROM.." line, so what is
+# compared is exactly what the guest wrote to COM1.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+qemu="${QEMU:-qemu-system-i386}"
+limit="${QEMU_TIMEOUT:-60}"
+
+if ! command -v "$qemu" >/dev/null 2>&1; then
+    echo "qemu-check: SKIP: $qemu is not installed (apt-get install qemu-system-x86)"
+    exit 0
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+echo "qemu-check: building guests (cargo build -p popek-guests)"
+(cd "$root" && cargo build -q -p popek-guests --example extract)
+target="${CARGO_TARGET_DIR:-$root/target}"
+names=("$@")
+while read -r name; do
+    if [ $# -eq 0 ]; then names+=("$name"); fi
+done < <("$target/debug/examples/extract" "$work/img")
+
+failed=0
+for name in "${names[@]}"; do
+    elf="$work/img/$name.elf"
+    if [ ! -f "$elf" ]; then
+        echo "qemu-check: $name: no such guest"
+        failed=1
+        continue
+    fi
+    cmdline="$(cat "$work/img/$name.cmdline")"
+    args=(-nographic -serial stdio -display none -monitor none -nic none -no-reboot -m 128
+        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$elf")
+    if [ -n "$cmdline" ]; then args+=(-append "$cmdline"); fi
+    status=0
+    timeout "$limit" "$qemu" "${args[@]}" >"$work/$name.raw" 2>"$work/$name.err" </dev/null || status=$?
+    # Drop the SeaBIOS banner (everything through the last "Booting from ROM..").
+    marker="Booting from ROM.."
+    off="$(grep -a -b -o "$marker" "$work/$name.raw" | tail -n 1 | cut -d: -f1 || true)"
+    if [ -n "$off" ]; then
+        tail -c +"$((off + ${#marker} + 1))" "$work/$name.raw" >"$work/$name.out"
+    else
+        cp "$work/$name.raw" "$work/$name.out"
+    fi
+    if [ -n "${BLESS:-}" ]; then
+        cp "$work/$name.out" "$here/expected/$name.txt"
+    fi
+    if [ "$status" -ne 1 ]; then
+        echo "qemu-check: $name: FAIL: exit status $status, expected 1"
+        sed 's/^/    /' "$work/$name.err"
+        failed=1
+    elif ! cmp -s "$work/$name.out" "$here/expected/$name.txt"; then
+        echo "qemu-check: $name: FAIL: output differs from guests/expected/$name.txt"
+        diff -u "$here/expected/$name.txt" "$work/$name.out" | sed 's/^/    /' || true
+        failed=1
+    else
+        echo "qemu-check: $name: ok (exit status 1, $(wc -c <"$work/$name.out") bytes match)"
+    fi
+done
+
+if [ "$failed" -ne 0 ]; then
+    echo "qemu-check: FAILED"
+    exit 1
+fi
+echo "qemu-check: all ${#names[@]} guests match"

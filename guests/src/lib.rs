@@ -1,0 +1,73 @@
+//! popek's own guest kernels.
+//!
+//! ```text
+//!   guests/runtime/*  (multiboot header, GDT/IDT/TSS, serial printf, exit)  ─┐
+//!   guests/kernels/NAME.c [+ NAME.S]                                         ├─ build.rs: gcc -m32 + ld -m elf_i386
+//!                                                                            └─> $OUT_DIR/NAME.elf ─> GUESTS[..].elf
+//! ```
+//!
+//! Every guest is a Multiboot v1 ELF32 kernel loaded at 1 MiB. It prints deterministic text on
+//! COM1 and ends by writing to the debug-exit port 0xF4: `exit(0)` (process status 1 under
+//! QEMU's `isa-debug-exit` and popek) on success, a `FAIL:` line and a non-zero code otherwise.
+//! The same images run under `qemu-system-i386 -kernel`; `expected/NAME.txt` is the exact serial
+//! output under both. This crate only exposes bytes: it sits beside the pipeline, used by the
+//! CLI, the integration tests and the benchmarks. See `guests/README.md` for the conventions
+//! and how to add a guest; `guests/qemu-check.sh` compares every guest against QEMU.
+
+/// One built-in guest kernel.
+#[derive(Debug, Clone, Copy)]
+pub struct Guest {
+    /// Short name (also the file stem of its sources and expected output).
+    pub name: &'static str,
+    /// One-line description for `popek guests`.
+    pub description: &'static str,
+    /// The Multiboot v1 ELF32 image.
+    pub elf: &'static [u8],
+    /// Command line to pass when checking `expected_output` (may be empty).
+    pub cmdline: &'static str,
+    /// The exact COM1 output when booted with `cmdline` and 128 MiB of RAM.
+    pub expected_output: &'static str,
+    /// The expected process exit status: `(0 << 1) | 1` from the guest's `exit(0)`.
+    pub expected_exit_status: i32,
+}
+
+/// Process exit status of a guest that passed (`exit(0)` through isa-debug-exit gives `(0 << 1) | 1`).
+pub const PASS_EXIT_STATUS: i32 = 1;
+
+/// RAM size (MiB) the expected outputs were taken with (`hello` prints `mem_upper`, which depends
+/// on it: under QEMU + SeaBIOS `mem_lower` is 639 KiB and `mem_upper` is `RAM/1024 - 1024 - 128`
+/// KiB, i.e. 129920 for 128 MiB).
+pub const EXPECTED_MEM_MIB: u32 = 128;
+
+macro_rules! guest {
+    ($name:literal, $cmdline:literal, $desc:literal) => {
+        Guest {
+            name: $name,
+            description: $desc,
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".elf")),
+            cmdline: $cmdline,
+            expected_output: include_str!(concat!("../expected/", $name, ".txt")),
+            expected_exit_status: PASS_EXIT_STATUS,
+        }
+    };
+}
+
+/// All built-in guests, in a fixed order.
+pub static GUESTS: &[Guest] = &[
+    guest!("hello", "", "greeting, multiboot memory info and command line"),
+    guest!("interrupts", "", "PIC remap, PIT timer ticks with HLT, EOI, ISR/IRR, masking IRQ0"),
+    guest!("paging", "", "page tables, PSE 4 MiB pages, INVLPG, aliasing, A/D bits, #PF fixed up and resumed"),
+    guest!("usermode", "", "ring 3 via IRET, int 0x80 syscalls, CLI/IN/HLT -> #GP, kernel page -> #PF, POPF and IF"),
+    guest!("exceptions", "", "every exception the CPU raises here, with error codes and recovery"),
+    guest!("smc", "", "self-modifying code: patched immediates, writes through an alias, rep stos/movs over itself"),
+    guest!("compute", "iters=1", "integer benchmark: sieve, CRC32, quicksort, matrix multiply, string ops (iters=N)"),
+    guest!("nanobench", "", "loops of syscalls, port IN, CR3 writes, page faults, call/ret (scale=N)"),
+];
+
+/// The guest called `name`, if any.
+pub fn find(name: &str) -> Option<&'static Guest> {
+    GUESTS.iter().find(|g| g.name == name)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! Checks on the built images and the expected outputs. Values come from the ELF and Multiboot
+//! v1 specifications, not from the images themselves.
+
+use super::*;
+
+/// Multiboot v1 header magic (Multiboot spec 3.1.1).
+const MB_MAGIC: u32 = 0x1BAD_B002;
+/// The header must lie entirely in the first 8192 bytes of the image, 32-bit aligned.
+const MB_SEARCH: usize = 8192;
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([b[off], b[off + 1]])
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+/// Offset of a valid Multiboot header (magic, flags, checksum summing to zero).
+fn multiboot_header(elf: &[u8]) -> Option<usize> {
+    (0..MB_SEARCH.min(elf.len()).saturating_sub(11)).step_by(4).find(|&off| {
+        u32_at(elf, off) == MB_MAGIC
+            && MB_MAGIC.wrapping_add(u32_at(elf, off + 4)).wrapping_add(u32_at(elf, off + 8)) == 0
+    })
+}
+
+#[test]
+fn every_image_is_an_elf32_i386_executable() {
+    for g in GUESTS {
+        let e = g.elf;
+        assert!(e.len() > 52, "{}: too short", g.name);
+        assert_eq!(&e[..4], b"\x7fELF", "{}: ELF magic", g.name);
+        assert_eq!(e[4], 1, "{}: EI_CLASS must be ELFCLASS32", g.name);
+        assert_eq!(e[5], 1, "{}: EI_DATA must be little-endian", g.name);
+        assert_eq!(u16_at(e, 16), 2, "{}: e_type must be ET_EXEC", g.name);
+        assert_eq!(u16_at(e, 18), 3, "{}: e_machine must be EM_386", g.name);
+        let entry = u32_at(e, 24);
+        let (phoff, phentsize, phnum) = (u32_at(e, 28) as usize, u16_at(e, 42) as usize, u16_at(e, 44) as usize);
+        assert_eq!(phentsize, 32, "{}: Elf32_Phdr size", g.name);
+        assert!(phnum > 0 && phoff + phnum * phentsize <= e.len(), "{}: program headers", g.name);
+        let mut entry_loaded = false;
+        for i in 0..phnum {
+            let ph = phoff + i * phentsize;
+            if u32_at(e, ph) != 1 {
+                continue; // not PT_LOAD
+            }
+            let (offset, paddr, filesz, memsz) =
+                (u32_at(e, ph + 4), u32_at(e, ph + 12), u32_at(e, ph + 16), u32_at(e, ph + 20));
+            assert!(offset as usize + filesz as usize <= e.len(), "{}: segment {i} beyond the file", g.name);
+            assert!(filesz <= memsz, "{}: segment {i} filesz > memsz", g.name);
+            assert!(paddr >= 0x10_0000 && paddr + memsz <= 0x80_0000, "{}: segment {i} at {paddr:#x}", g.name);
+            entry_loaded |= (paddr..paddr + filesz).contains(&entry);
+        }
+        assert!(entry_loaded, "{}: entry {entry:#x} not in a loaded segment", g.name);
+    }
+}
+
+#[test]
+fn every_image_has_a_multiboot_header_in_the_first_8k() {
+    for g in GUESTS {
+        let off = multiboot_header(g.elf).unwrap_or_else(|| panic!("{}: no Multiboot v1 header", g.name));
+        let flags = u32_at(g.elf, off + 4);
+        assert_eq!(flags & (1 << 16), 0, "{}: a.out kludge set; the ELF headers must be used", g.name);
+        assert_ne!(flags & 2, 0, "{}: should ask for memory information", g.name);
+    }
+}
+
+#[test]
+fn multiboot_header_check_rejects_a_bad_checksum() {
+    let mut img = vec![0u8; 64];
+    img[8..12].copy_from_slice(&MB_MAGIC.to_le_bytes());
+    img[12..16].copy_from_slice(&3u32.to_le_bytes());
+    img[16..20].copy_from_slice(&0u32.wrapping_sub(MB_MAGIC + 3).to_le_bytes());
+    assert_eq!(multiboot_header(&img), Some(8));
+    img[16] ^= 1;
+    assert_eq!(multiboot_header(&img), None);
+}
+
+#[test]
+fn every_guest_has_a_passing_expected_output() {
+    for g in GUESTS {
+        let out = g.expected_output;
+        assert!(!out.is_empty(), "{}: empty expected output", g.name);
+        assert!(out.ends_with(&format!("{}: PASS\n", g.name)), "{}: expected output must end with PASS", g.name);
+        assert!(!out.contains("FAIL"), "{}: expected output contains FAIL", g.name);
+        assert!(!out.contains('\r'), "{}: the guests print bare \\n", g.name);
+        assert_eq!(g.expected_exit_status, 1, "{}: exit(0) gives status 1", g.name);
+        assert!(!g.description.is_empty() && !g.description.contains('\n'), "{}: one-line description", g.name);
+    }
+}
+
+#[test]
+fn names_are_unique_and_findable() {
+    for (i, g) in GUESTS.iter().enumerate() {
+        assert!(GUESTS[..i].iter().all(|h| h.name != g.name), "duplicate {}", g.name);
+        assert_eq!(find(g.name).map(|f| f.name), Some(g.name));
+    }
+    assert!(find("no-such-guest").is_none());
+    for name in ["hello", "interrupts", "paging", "usermode", "exceptions", "smc", "compute", "nanobench"] {
+        assert!(find(name).is_some(), "missing guest {name}");
+    }
+}
+
+#[test]
+fn every_kernel_source_is_a_listed_guest() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
+    for entry in std::fs::read_dir(dir).expect("kernels/") {
+        let path = entry.expect("dir entry").path();
+        let stem = path.file_stem().and_then(|s| s.to_str()).expect("file name");
+        assert!(find(stem).is_some(), "kernels/{stem}.* is not in GUESTS (and build.rs)");
+    }
+}
