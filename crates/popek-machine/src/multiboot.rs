@@ -20,6 +20,10 @@ pub const HEADER_SEARCH: usize = 8192;
 /// strings and module list (inside conventional memory, below the EBDA).
 pub const LOADER_AREA: std::ops::Range<u32> = 0x9000..0x10000;
 
+/// KiB at the top of RAM reported as reserved (QEMU's firmware keeps them), so that
+/// `mem_upper` matches what the same guest sees under `qemu-system-i386 -kernel`.
+pub const TOP_RESERVED_KIB: u32 = 128;
+
 /// Header flag bits (spec 3.1.2).
 #[allow(missing_docs)]
 pub mod header_flags {
@@ -340,11 +344,13 @@ fn write_info(mem: &mut GuestMemory, kernel_end: u32, cmdline: &str, modules: &[
     fields[5] = u32::try_from(modules.len()).map_err(|_| LoadError::TooLarge("module list"))?;
     fields[6] = mods;
     // Memory map: each entry is size (20), base (u64), length (u64), type (1 = RAM, 2 = reserved).
-    let map: [(u64, u64, u32); 4] = [
+    let top = (ram as u64).saturating_sub(TOP_RESERVED_KIB as u64 * 1024).max(0x10_0000);
+    let map: [(u64, u64, u32); 5] = [
         (0, 0x9fc00, 1),
         (0x9fc00, 0x400, 2),
         (0xf0000, 0x10000, 2),
-        (0x10_0000, (ram as u64).saturating_sub(0x10_0000), 1),
+        (0x10_0000, top - 0x10_0000, 1),
+        (top, ram as u64 - top, 2),
     ];
     let mut bytes = Vec::new();
     for (base, len, kind) in map {
@@ -427,8 +433,8 @@ mod tests {
         let i = b.info_addr;
         let flags = read32(&mem, i);
         assert_eq!(flags & 0x24d, 0x24d, "mem, cmdline, mods, mmap, loader name");
-        assert_eq!(read32(&mem, i + 4), 640);
-        assert_eq!(read32(&mem, i + 8), 4096 - 1024);
+        assert_eq!(read32(&mem, i + 4), 639);
+        assert_eq!(read32(&mem, i + 8), 4096 - 1024 - 128);
         assert_eq!(cstr(&mem, read32(&mem, i + 16)), "kernel iters=3");
         assert_eq!(read32(&mem, i + 20), 1);
         let m = read32(&mem, i + 24);
@@ -437,13 +443,14 @@ mod tests {
         assert_eq!(&mem.as_slice()[ms as usize..me as usize], b"module one");
         assert_eq!(cstr(&mem, read32(&mem, m + 8)), "mod1 arg");
         let (len, map) = (read32(&mem, i + 44), read32(&mem, i + 48));
-        assert_eq!(len, 4 * 24);
-        // Last entry: RAM above 1 MiB.
-        let last = map + 3 * 24;
-        assert_eq!(read32(&mem, last), 20);
-        assert_eq!(read32(&mem, last + 4), 0x10_0000);
-        assert_eq!(read32(&mem, last + 12), (4 << 20) - 0x10_0000);
-        assert_eq!(read32(&mem, last + 20), 1);
+        assert_eq!(len, 5 * 24);
+        // Fourth entry: RAM above 1 MiB, up to the reserved top 128 KiB.
+        let high = map + 3 * 24;
+        assert_eq!(read32(&mem, high), 20);
+        assert_eq!(read32(&mem, high + 4), 0x10_0000);
+        assert_eq!(read32(&mem, high + 12), (4 << 20) - 0x10_0000 - 0x2_0000);
+        assert_eq!(read32(&mem, high + 20), 1);
+        assert_eq!(read32(&mem, high + 24 + 20), 2, "top 128 KiB reserved");
         assert_eq!(cstr(&mem, read32(&mem, i + 64)), "popek");
     }
 
