@@ -312,11 +312,12 @@ fn write_info(mem: &mut GuestMemory, kernel_end: u32, cmdline: &str, modules: &[
     let mut area = Area { next: LOADER_AREA.start };
     let info = area.alloc(88, "information structure")?;
     let mut fields = [0u32; 22];
-    // Memory sizes in KiB: conventional memory, and memory above 1 MiB (as QEMU reports them).
     fields[0] =
         info_flags::MEMORY | info_flags::CMDLINE | info_flags::MODS | info_flags::MMAP | info_flags::LOADER_NAME;
-    fields[1] = 640;
-    fields[2] = (ram / 1024).saturating_sub(1024);
+    // Memory sizes in KiB, as QEMU's Multiboot loader reports them: conventional memory
+    // below the EBDA, and memory from 1 MiB up to the firmware area at the top of RAM.
+    fields[1] = 639;
+    fields[2] = (ram / 1024).saturating_sub(1024 + TOP_RESERVED_KIB);
     // Command line.
     let mut c = cmdline.as_bytes().to_vec();
     c.push(0);
