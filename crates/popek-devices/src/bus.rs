@@ -131,17 +131,9 @@ pub trait PortDevice: Any + Send {
     /// Short name for errors and listings.
     fn name(&self) -> &'static str;
     /// Read `size` bytes at `offset` inside the range registered at `base`.
-    fn read(&mut self, ctx: &mut DeviceContext<'_>, base: Port, offset: u16, size: AccessSize)
-    -> u32;
+    fn read(&mut self, ctx: &mut DeviceContext<'_>, base: Port, offset: u16, size: AccessSize) -> u32;
     /// Write the low `size` bytes of `value` at `offset` inside the range at `base`.
-    fn write(
-        &mut self,
-        ctx: &mut DeviceContext<'_>,
-        base: Port,
-        offset: u16,
-        size: AccessSize,
-        value: u32,
-    );
+    fn write(&mut self, ctx: &mut DeviceContext<'_>, base: Port, offset: u16, size: AccessSize, value: u32);
     /// True if the device's registers are 8 bits wide: the bus then splits a
     /// 16/32-bit access into byte accesses at consecutive ports (as the ISA
     /// bus does), each routed on its own. Default: true.
@@ -162,17 +154,9 @@ pub trait MmioDevice: Any + Send {
     /// Short name for errors and listings.
     fn name(&self) -> &'static str;
     /// Read `size` bytes at `offset` inside the range registered at `base`.
-    fn read(&mut self, ctx: &mut DeviceContext<'_>, base: PhysAddr, offset: u32, size: AccessSize)
-    -> u32;
+    fn read(&mut self, ctx: &mut DeviceContext<'_>, base: PhysAddr, offset: u32, size: AccessSize) -> u32;
     /// Write the low `size` bytes of `value` at `offset` inside the range at `base`.
-    fn write(
-        &mut self,
-        ctx: &mut DeviceContext<'_>,
-        base: PhysAddr,
-        offset: u32,
-        size: AccessSize,
-        value: u32,
-    );
+    fn write(&mut self, ctx: &mut DeviceContext<'_>, base: PhysAddr, offset: u32, size: AccessSize, value: u32);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,11 +254,7 @@ impl DeviceBus {
 
     /// Register `device` for the port ranges `(base, len)`. Every range is
     /// checked before anything is inserted; an overlap is an error.
-    pub fn register_ports(
-        &mut self,
-        device: Box<dyn PortDevice>,
-        ranges: &[(Port, u16)],
-    ) -> Result<()> {
+    pub fn register_ports(&mut self, device: Box<dyn PortDevice>, ranges: &[(Port, u16)]) -> Result<()> {
         let name = device.name();
         let mut new = Vec::with_capacity(ranges.len());
         for &(base, len) in ranges {
@@ -284,11 +264,8 @@ impl DeviceBus {
             }
             // Fits: last - 1 <= 0xFFFF was just checked.
             let last = (last - 1) as u16;
-            let clash = self
-                .port_map
-                .iter()
-                .chain(new.iter())
-                .find(|r: &&PortRange| base.0 <= r.last && r.base <= last);
+            let clash =
+                self.port_map.iter().chain(new.iter()).find(|r: &&PortRange| base.0 <= r.last && r.base <= last);
             if let Some(r) = clash {
                 let existing = match r.target {
                     PortTarget::Device(i) if i == self.port_devices.len() => name,
@@ -303,11 +280,7 @@ impl DeviceBus {
                     existing_len: r.last - r.base + 1,
                 });
             }
-            new.push(PortRange {
-                base: base.0,
-                last,
-                target: PortTarget::Device(self.port_devices.len()),
-            });
+            new.push(PortRange { base: base.0, last, target: PortTarget::Device(self.port_devices.len()) });
         }
         self.port_devices.push(device);
         self.port_map.extend(new);
@@ -316,12 +289,7 @@ impl DeviceBus {
     }
 
     /// Register `device` for the physical address range `base..base+len`.
-    pub fn register_mmio(
-        &mut self,
-        device: Box<dyn MmioDevice>,
-        base: PhysAddr,
-        len: u32,
-    ) -> Result<()> {
+    pub fn register_mmio(&mut self, device: Box<dyn MmioDevice>, base: PhysAddr, len: u32) -> Result<()> {
         let name = device.name();
         let end = u64::from(base.0) + u64::from(len);
         if len == 0 || end > 1 << 32 {
@@ -531,8 +499,7 @@ impl Bus for DeviceBus {
             return size.ones();
         };
         let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
-        self.mmio_devices[r.device].read(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size)
-            & size.ones()
+        self.mmio_devices[r.device].read(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size) & size.ones()
     }
 
     fn mmio_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32) {
@@ -541,13 +508,7 @@ impl Bus for DeviceBus {
             return;
         };
         let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
-        self.mmio_devices[r.device].write(
-            &mut ctx,
-            PhysAddr(r.base),
-            addr.0 - r.base,
-            size,
-            value & size.ones(),
-        );
+        self.mmio_devices[r.device].write(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size, value & size.ones());
     }
 }
 
@@ -576,14 +537,7 @@ mod tests {
             self.calls.push((base.0, off, size, None));
             0x1234_5600 | u32::from(off)
         }
-        fn write(
-            &mut self,
-            ctx: &mut DeviceContext<'_>,
-            base: Port,
-            off: u16,
-            size: AccessSize,
-            v: u32,
-        ) {
+        fn write(&mut self, ctx: &mut DeviceContext<'_>, base: Port, off: u16, size: AccessSize, v: u32) {
             self.calls.push((base.0, off, size, Some(v)));
             if v == 0xdead {
                 ctx.request_stop(StopRequest::Reset);
@@ -611,15 +565,11 @@ mod tests {
     #[test]
     fn device_called_with_base_offset_size_data() {
         let mut bus = DeviceBus::new();
-        bus.register_ports(Probe::new("wide", true), &[(Port(0x100), 8), (Port(0x200), 2)])
-            .unwrap();
+        bus.register_ports(Probe::new("wide", true), &[(Port(0x100), 8), (Port(0x200), 2)]).unwrap();
         assert_eq!(bus.port_read(Port(0x105), AccessSize::Word), 0x5605);
         bus.port_write(Port(0x201), AccessSize::Dword, 0xdead);
         let probe = bus.port_device_at::<Probe>(Port(0x200)).unwrap();
-        assert_eq!(
-            probe.calls,
-            vec![(0x100, 5, AccessSize::Word, None), (0x200, 1, AccessSize::Dword, Some(0xdead))]
-        );
+        assert_eq!(probe.calls, vec![(0x100, 5, AccessSize::Word, None), (0x200, 1, AccessSize::Dword, Some(0xdead))]);
         assert_eq!(bus.take_stop_request(), Some(StopRequest::Reset));
         assert_eq!(bus.take_stop_request(), None);
     }
@@ -663,9 +613,7 @@ mod tests {
         let err = bus.register_ports(Probe::new("c", false), &[(Port(0x21), 1)]).unwrap_err();
         assert!(matches!(err, BusError::PortOverlap { existing: "pic", .. }), "{err}");
         // Overlap between two ranges of the same registration.
-        let err = bus
-            .register_ports(Probe::new("d", false), &[(Port(0x400), 4), (Port(0x402), 1)])
-            .unwrap_err();
+        let err = bus.register_ports(Probe::new("d", false), &[(Port(0x400), 4), (Port(0x402), 1)]).unwrap_err();
         assert!(matches!(err, BusError::PortOverlap { existing: "d", .. }), "{err}");
         // Nothing of the failed registrations was inserted.
         assert_eq!(bus.port_read(Port(0x400), AccessSize::Byte), 0xff);
@@ -707,10 +655,7 @@ mod tests {
         assert!(matches!(err, BusError::MmioOverlap { existing: "mem", .. }), "{err}");
         bus.register_mmio(Box::new(Mem(vec![0; 1])), PhysAddr(0xffff_ffff), 1).unwrap();
         assert!(bus.register_mmio(Box::new(Mem(vec![])), PhysAddr(0xffff_fff0), 0x11).is_err());
-        assert_eq!(
-            bus.mmio_ranges(),
-            vec![(PhysAddr(0x1000), 16), (PhysAddr(0xffff_ffff), 1)]
-        );
+        assert_eq!(bus.mmio_ranges(), vec![(PhysAddr(0x1000), 16), (PhysAddr(0xffff_ffff), 1)]);
         assert!(bus.mmio_device_at::<Mem>(PhysAddr(0x1008)).is_some());
     }
 

@@ -43,7 +43,5 @@ pub mod vga;
 #[cfg(test)]
 mod testing;
 
-pub use bus::{
-    BusError, DeviceBus, DeviceContext, IrqSink, MmioDevice, PortDevice, Result, StopRequest,
-};
+pub use bus::{BusError, DeviceBus, DeviceContext, IrqSink, MmioDevice, PortDevice, Result, StopRequest};
 pub use sink::{ByteSink, NullSink, SharedBuffer, SharedSink, StdoutSink, WriterSink};
