@@ -284,6 +284,12 @@ impl DeviceBus {
         }
         self.port_devices.push(device);
         self.port_map.extend(new);
+        // Let the device publish its initial line levels (e.g. the PIT's OUT 0
+        // is high from power-on), so that later updates are true edges.
+        if let Some(dev) = self.port_devices.last_mut() {
+            let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
+            dev.advance(&mut ctx);
+        }
         self.port_map.sort_by_key(|r| r.base);
         Ok(())
     }

@@ -133,8 +133,10 @@ impl Pic8259 {
             self.expect_icw4 = v & 0x01 != 0;
             self.single = v & 0x02 != 0;
             self.ltim = v & 0x08 != 0;
-            // "The edge sense circuit is reset": a line must go low-to-high again.
-            self.last_level = 0;
+            // "The edge sense circuit is reset, which means that following
+            // initialization, an interrupt request input must make a
+            // low-to-high transition": a line that is high now must first go
+            // low, so `last_level` is kept and edge-latched requests dropped.
             self.irr &= self.level_triggered();
             self.imr = 0;
             self.isr = 0;
