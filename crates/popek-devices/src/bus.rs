@@ -1,0 +1,675 @@
+//! The device bus: port and MMIO range maps, device traits, interrupt lines,
+//! virtual time and stop requests.
+//!
+//! Devices register for ranges of ports or physical addresses; an access is
+//! routed to the device whose range holds the first byte and the device is
+//! called with the range's base, the offset inside the range, the access size
+//! and (for writes) the data. Unclaimed ports read all ones and ignore writes
+//! (like an empty ISA bus), and are counted per port.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+
+use popek_memory::{AccessSize, Bus, PhysAddr, Port};
+
+use crate::pic::PicPair;
+
+/// A bus registration error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BusError {
+    /// A port range overlaps a range that is already registered.
+    #[error("{device}: ports {base}+{len:#x} overlap {existing} at {existing_base}+{existing_len:#x}")]
+    PortOverlap {
+        /// Name of the device being registered.
+        device: &'static str,
+        /// First port of the new range.
+        base: Port,
+        /// Number of ports in the new range.
+        len: u16,
+        /// Name of the device already there.
+        existing: &'static str,
+        /// First port of the existing range.
+        existing_base: Port,
+        /// Number of ports in the existing range.
+        existing_len: u16,
+    },
+    /// An MMIO range overlaps a range that is already registered.
+    #[error("{device}: MMIO {base}+{len:#x} overlaps {existing} at {existing_base}+{existing_len:#x}")]
+    MmioOverlap {
+        /// Name of the device being registered.
+        device: &'static str,
+        /// First address of the new range.
+        base: PhysAddr,
+        /// Length of the new range in bytes.
+        len: u32,
+        /// Name of the device already there.
+        existing: &'static str,
+        /// First address of the existing range.
+        existing_base: PhysAddr,
+        /// Length of the existing range in bytes.
+        existing_len: u32,
+    },
+    /// A range is empty or runs past the end of the port / address space.
+    #[error("{device}: invalid range {base:#x}+{len:#x}")]
+    BadRange {
+        /// Name of the device being registered.
+        device: &'static str,
+        /// First port or address.
+        base: u32,
+        /// Length.
+        len: u32,
+    },
+}
+
+/// Result of bus registration.
+pub type Result<T> = std::result::Result<T, BusError>;
+
+/// Why a device asks the run loop to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopRequest {
+    /// A write of `value` to the debug-exit port (QEMU `isa-debug-exit`).
+    DebugExit {
+        /// The value written (all bytes of the access).
+        value: u32,
+    },
+    /// A system reset (i8042 command 0xFE / output-port bit 0, or port 0xCF9).
+    Reset,
+}
+
+impl StopRequest {
+    /// The process exit status QEMU uses for this stop: `(value << 1) | 1` for
+    /// debug-exit (the host OS keeps the low 8 bits), `None` for a reset.
+    pub fn exit_status(self) -> Option<i32> {
+        match self {
+            StopRequest::DebugExit { value } => Some(((value << 1) | 1) as i32),
+            StopRequest::Reset => None,
+        }
+    }
+}
+
+/// Where devices drive their interrupt request lines (ISA IRQ 0–15).
+///
+/// A device sets the *level* of its line; edge detection is the interrupt
+/// controller's business (8259A edge mode latches a low-to-high transition).
+pub trait IrqSink {
+    /// Drive ISA line `irq` (0–15) to `level` (true = asserted).
+    fn set_irq(&mut self, irq: u8, level: bool);
+}
+
+/// What a device may see and do during an access or a time step.
+pub struct DeviceContext<'a> {
+    now_ns: u64,
+    irq: &'a mut dyn IrqSink,
+    stop: &'a mut Option<StopRequest>,
+}
+
+impl<'a> DeviceContext<'a> {
+    /// A context at virtual time `now_ns` with the given IRQ sink and stop slot.
+    pub fn new(now_ns: u64, irq: &'a mut dyn IrqSink, stop: &'a mut Option<StopRequest>) -> Self {
+        DeviceContext { now_ns, irq, stop }
+    }
+    /// Virtual time in nanoseconds since power-on.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+    /// Drive interrupt line `irq` to `level`.
+    #[inline]
+    pub fn set_irq(&mut self, irq: u8, level: bool) {
+        self.irq.set_irq(irq, level);
+    }
+    /// Ask the run loop to stop; the first request stands until it is taken.
+    pub fn request_stop(&mut self, why: StopRequest) {
+        if self.stop.is_none() {
+            *self.stop = Some(why);
+        }
+    }
+}
+
+/// A device reached through I/O ports.
+pub trait PortDevice: Any + Send {
+    /// Short name for errors and listings.
+    fn name(&self) -> &'static str;
+    /// Read `size` bytes at `offset` inside the range registered at `base`.
+    fn read(&mut self, ctx: &mut DeviceContext<'_>, base: Port, offset: u16, size: AccessSize) -> u32;
+    /// Write the low `size` bytes of `value` at `offset` inside the range at `base`.
+    fn write(&mut self, ctx: &mut DeviceContext<'_>, base: Port, offset: u16, size: AccessSize, value: u32);
+    /// True if the device's registers are 8 bits wide: the bus then splits a
+    /// 16/32-bit access into byte accesses at consecutive ports (as the ISA
+    /// bus does), each routed on its own. Default: true.
+    fn byte_wide(&self) -> bool {
+        true
+    }
+    /// Virtual time moved to `ctx.now_ns()`: update timers, raise or lower lines.
+    fn advance(&mut self, _ctx: &mut DeviceContext<'_>) {}
+    /// The earliest virtual time (ns) at which the device will change an
+    /// interrupt line or a flag on its own, if any.
+    fn next_deadline(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A device reached through physical memory addresses that are not RAM.
+pub trait MmioDevice: Any + Send {
+    /// Short name for errors and listings.
+    fn name(&self) -> &'static str;
+    /// Read `size` bytes at `offset` inside the range registered at `base`.
+    fn read(&mut self, ctx: &mut DeviceContext<'_>, base: PhysAddr, offset: u32, size: AccessSize) -> u32;
+    /// Write the low `size` bytes of `value` at `offset` inside the range at `base`.
+    fn write(&mut self, ctx: &mut DeviceContext<'_>, base: PhysAddr, offset: u32, size: AccessSize, value: u32);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PortTarget {
+    Pic,
+    Device(usize),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PortRange {
+    base: u16,
+    /// Last port of the range (inclusive), so 0xFFFF can be covered.
+    last: u16,
+    target: PortTarget,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct MmioRange {
+    base: u32,
+    last: u32,
+    device: usize,
+}
+
+/// The PC's port I/O and MMIO bus, with the 8259A pair built in.
+///
+/// The interrupt controller is part of the bus (not a registered device)
+/// because the machine talks to it directly: [`DeviceBus::pending_interrupt_vector`]
+/// and [`DeviceBus::acknowledge_interrupt`] (the INTA cycle). It still answers
+/// its ports 0x20/0x21, 0xA0/0xA1 and ELCR 0x4D0/0x4D1 through the port map.
+pub struct DeviceBus {
+    now_ns: u64,
+    pic: PicPair,
+    stop: Option<StopRequest>,
+    port_devices: Vec<Box<dyn PortDevice>>,
+    port_map: Vec<PortRange>,
+    mmio_devices: Vec<Box<dyn MmioDevice>>,
+    mmio_map: Vec<MmioRange>,
+    unclaimed: BTreeMap<u16, u64>,
+    unclaimed_mmio: u64,
+}
+
+impl std::fmt::Debug for DeviceBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ports: Vec<String> = self
+            .port_map
+            .iter()
+            .map(|r| format!("{:#06x}-{:#06x} {}", r.base, r.last, self.target_name(r.target)))
+            .collect();
+        f.debug_struct("DeviceBus")
+            .field("now_ns", &self.now_ns)
+            .field("ports", &ports)
+            .field("stop", &self.stop)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for DeviceBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DeviceBus {
+    /// A bus with only the 8259A pair (at 0x20, 0xA0 and ELCR 0x4D0), at time 0.
+    pub fn new() -> Self {
+        Self::with_pic(PicPair::new())
+    }
+
+    /// A bus with the given interrupt controller state.
+    pub fn with_pic(pic: PicPair) -> Self {
+        let mut port_map = Vec::new();
+        for (base, len) in PicPair::PORT_RANGES {
+            port_map.push(PortRange { base, last: base + (len - 1), target: PortTarget::Pic });
+        }
+        port_map.sort_by_key(|r| r.base);
+        DeviceBus {
+            now_ns: 0,
+            pic,
+            stop: None,
+            port_devices: Vec::new(),
+            port_map,
+            mmio_devices: Vec::new(),
+            mmio_map: Vec::new(),
+            unclaimed: BTreeMap::new(),
+            unclaimed_mmio: 0,
+        }
+    }
+
+    fn target_name(&self, t: PortTarget) -> &'static str {
+        match t {
+            PortTarget::Pic => "pic",
+            PortTarget::Device(i) => self.port_devices[i].name(),
+        }
+    }
+
+    /// Register `device` for the port ranges `(base, len)`. Every range is
+    /// checked before anything is inserted; an overlap is an error.
+    pub fn register_ports(&mut self, device: Box<dyn PortDevice>, ranges: &[(Port, u16)]) -> Result<()> {
+        let name = device.name();
+        let mut new = Vec::with_capacity(ranges.len());
+        for &(base, len) in ranges {
+            let last = u32::from(base.0) + u32::from(len);
+            if len == 0 || last > 0x1_0000 {
+                return Err(BusError::BadRange { device: name, base: base.value(), len: len.into() });
+            }
+            // Fits: last - 1 <= 0xFFFF was just checked.
+            let last = (last - 1) as u16;
+            let clash =
+                self.port_map.iter().chain(new.iter()).find(|r: &&PortRange| base.0 <= r.last && r.base <= last);
+            if let Some(r) = clash {
+                let existing = match r.target {
+                    PortTarget::Device(i) if i == self.port_devices.len() => name,
+                    t => self.target_name(t),
+                };
+                return Err(BusError::PortOverlap {
+                    device: name,
+                    base,
+                    len,
+                    existing,
+                    existing_base: Port(r.base),
+                    existing_len: r.last - r.base + 1,
+                });
+            }
+            new.push(PortRange { base: base.0, last, target: PortTarget::Device(self.port_devices.len()) });
+        }
+        self.port_devices.push(device);
+        self.port_map.extend(new);
+        // Let the device publish its initial line levels (e.g. the PIT's OUT 0
+        // is high from power-on), so that later updates are true edges.
+        if let Some(dev) = self.port_devices.last_mut() {
+            let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
+            dev.advance(&mut ctx);
+        }
+        self.port_map.sort_by_key(|r| r.base);
+        Ok(())
+    }
+
+    /// Register `device` for the physical address range `base..base+len`.
+    pub fn register_mmio(&mut self, device: Box<dyn MmioDevice>, base: PhysAddr, len: u32) -> Result<()> {
+        let name = device.name();
+        let end = u64::from(base.0) + u64::from(len);
+        if len == 0 || end > 1 << 32 {
+            return Err(BusError::BadRange { device: name, base: base.0, len });
+        }
+        let last = base.0 + (len - 1);
+        if let Some(r) = self.mmio_map.iter().find(|r| base.0 <= r.last && r.base <= last) {
+            return Err(BusError::MmioOverlap {
+                device: name,
+                base,
+                len,
+                existing: self.mmio_devices[r.device].name(),
+                existing_base: PhysAddr(r.base),
+                existing_len: r.last - r.base + 1,
+            });
+        }
+        self.mmio_map.push(MmioRange { base: base.0, last, device: self.mmio_devices.len() });
+        self.mmio_map.sort_by_key(|r| r.base);
+        self.mmio_devices.push(device);
+        Ok(())
+    }
+
+    /// The registered MMIO ranges as `(base, len)`, in address order (the
+    /// machine carves these out of RAM as holes).
+    pub fn mmio_ranges(&self) -> Vec<(PhysAddr, u32)> {
+        self.mmio_map.iter().map(|r| (PhysAddr(r.base), r.last - r.base + 1)).collect()
+    }
+
+    fn find_port(&self, port: u16) -> Option<PortRange> {
+        let i = self.port_map.partition_point(|r| r.last < port);
+        self.port_map.get(i).filter(|r| r.base <= port).copied()
+    }
+
+    fn find_mmio(&self, addr: u32) -> Option<MmioRange> {
+        let i = self.mmio_map.partition_point(|r| r.last < addr);
+        self.mmio_map.get(i).filter(|r| r.base <= addr).copied()
+    }
+
+    /// The device of type `T` whose port range holds `port`.
+    pub fn port_device_at<T: PortDevice>(&self, port: Port) -> Option<&T> {
+        match self.find_port(port.0)?.target {
+            PortTarget::Device(i) => {
+                let dev: &dyn Any = self.port_devices[i].as_ref();
+                dev.downcast_ref::<T>()
+            }
+            PortTarget::Pic => None,
+        }
+    }
+
+    /// The device of type `T` whose port range holds `port`, mutably.
+    pub fn port_device_at_mut<T: PortDevice>(&mut self, port: Port) -> Option<&mut T> {
+        match self.find_port(port.0)?.target {
+            PortTarget::Device(i) => {
+                let dev: &mut dyn Any = self.port_devices[i].as_mut();
+                dev.downcast_mut::<T>()
+            }
+            PortTarget::Pic => None,
+        }
+    }
+
+    /// The device of type `T` whose MMIO range holds `addr`.
+    pub fn mmio_device_at<T: MmioDevice>(&self, addr: PhysAddr) -> Option<&T> {
+        let r = self.find_mmio(addr.0)?;
+        let dev: &dyn Any = self.mmio_devices[r.device].as_ref();
+        dev.downcast_ref::<T>()
+    }
+
+    /// The device of type `T` whose MMIO range holds `addr`, mutably.
+    pub fn mmio_device_at_mut<T: MmioDevice>(&mut self, addr: PhysAddr) -> Option<&mut T> {
+        let r = self.find_mmio(addr.0)?;
+        let dev: &mut dyn Any = self.mmio_devices[r.device].as_mut();
+        dev.downcast_mut::<T>()
+    }
+
+    /// The interrupt controller pair.
+    pub fn pic(&self) -> &PicPair {
+        &self.pic
+    }
+
+    /// The interrupt controller pair, mutably (e.g. to raise a line from a test).
+    pub fn pic_mut(&mut self) -> &mut PicPair {
+        &mut self.pic
+    }
+
+    /// Current virtual time in nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// Move virtual time forward to `now_ns` (earlier values are ignored: time
+    /// never goes back) and let every device update its timers and lines.
+    pub fn advance_to(&mut self, now_ns: u64) {
+        if now_ns < self.now_ns {
+            return;
+        }
+        self.now_ns = now_ns;
+        for dev in &mut self.port_devices {
+            let mut ctx = DeviceContext::new(now_ns, &mut self.pic, &mut self.stop);
+            dev.advance(&mut ctx);
+        }
+    }
+
+    /// The earliest virtual time at which some device has something to do
+    /// (so a halted CPU can skip ahead to it), or `None` if nothing is armed.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.port_devices.iter().filter_map(|d| d.next_deadline()).min()
+    }
+
+    /// True if the PIC pair drives INTR (an unmasked request outranks service).
+    pub fn interrupt_pending(&self) -> bool {
+        self.pic.intr()
+    }
+
+    /// The vector the next INTA cycle would deliver, without side effects.
+    pub fn pending_interrupt_vector(&self) -> Option<u8> {
+        self.pic.pending_vector()
+    }
+
+    /// The INTA cycle: if INTR is asserted, return the vector and move the
+    /// request from IRR to ISR (in both controllers when cascaded).
+    pub fn acknowledge_interrupt(&mut self) -> Option<u8> {
+        if self.pic.intr() { Some(self.pic.inta()) } else { None }
+    }
+
+    /// The pending stop request, if any.
+    pub fn stop_request(&self) -> Option<StopRequest> {
+        self.stop
+    }
+
+    /// Take (and clear) the pending stop request.
+    pub fn take_stop_request(&mut self) -> Option<StopRequest> {
+        self.stop.take()
+    }
+
+    /// Accesses to unclaimed ports, per port, in port order.
+    pub fn unclaimed_ports(&self) -> &BTreeMap<u16, u64> {
+        &self.unclaimed
+    }
+
+    /// Number of accesses to unclaimed MMIO addresses.
+    pub fn unclaimed_mmio_accesses(&self) -> u64 {
+        self.unclaimed_mmio
+    }
+
+    fn port_access(&mut self, port: u16, size: AccessSize, value: Option<u32>) -> u32 {
+        let Some(r) = self.find_port(port) else {
+            *self.unclaimed.entry(port).or_insert(0) += 1;
+            return size.ones();
+        };
+        let offset = port - r.base;
+        match r.target {
+            PortTarget::Pic => {
+                if size != AccessSize::Byte {
+                    return self.split_port_access(port, size, value);
+                }
+                match value {
+                    Some(v) => {
+                        self.pic.write_port(Port(r.base), offset, v as u8);
+                        0
+                    }
+                    None => self.pic.read_port(Port(r.base), offset).into(),
+                }
+            }
+            PortTarget::Device(i) => {
+                let dev = &mut self.port_devices[i];
+                if size != AccessSize::Byte && dev.byte_wide() {
+                    return self.split_port_access(port, size, value);
+                }
+                let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
+                match value {
+                    Some(v) => {
+                        dev.write(&mut ctx, Port(r.base), offset, size, v & size.ones());
+                        0
+                    }
+                    None => dev.read(&mut ctx, Port(r.base), offset, size) & size.ones(),
+                }
+            }
+        }
+    }
+
+    /// A 16/32-bit access to byte-wide registers: one byte access per port,
+    /// little-endian, each routed on its own.
+    fn split_port_access(&mut self, port: u16, size: AccessSize, value: Option<u32>) -> u32 {
+        let mut result = 0;
+        for i in 0..size.bytes() {
+            // `i` < 4, so the shift and the port arithmetic are in range.
+            let p = port.wrapping_add(i as u16);
+            let byte = value.map(|v| (v >> (8 * i)) & 0xff);
+            result |= (self.port_access(p, AccessSize::Byte, byte) & 0xff) << (8 * i);
+        }
+        result
+    }
+}
+
+impl Bus for DeviceBus {
+    fn port_read(&mut self, port: Port, size: AccessSize) -> u32 {
+        self.port_access(port.0, size, None)
+    }
+
+    fn port_write(&mut self, port: Port, size: AccessSize, value: u32) {
+        self.port_access(port.0, size, Some(value));
+    }
+
+    fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32 {
+        let Some(r) = self.find_mmio(addr.0) else {
+            self.unclaimed_mmio += 1;
+            return size.ones();
+        };
+        let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
+        self.mmio_devices[r.device].read(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size) & size.ones()
+    }
+
+    fn mmio_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32) {
+        let Some(r) = self.find_mmio(addr.0) else {
+            self.unclaimed_mmio += 1;
+            return;
+        };
+        let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
+        self.mmio_devices[r.device].write(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size, value & size.ones());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device that records every call and returns a value derived from it.
+    struct Probe {
+        name: &'static str,
+        calls: Vec<(u16, u16, AccessSize, Option<u32>)>,
+        wide: bool,
+    }
+
+    impl Probe {
+        fn new(name: &'static str, wide: bool) -> Box<Self> {
+            Box::new(Probe { name, calls: Vec::new(), wide })
+        }
+    }
+
+    impl PortDevice for Probe {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn read(&mut self, _: &mut DeviceContext<'_>, base: Port, off: u16, size: AccessSize) -> u32 {
+            self.calls.push((base.0, off, size, None));
+            0x1234_5600 | u32::from(off)
+        }
+        fn write(&mut self, ctx: &mut DeviceContext<'_>, base: Port, off: u16, size: AccessSize, v: u32) {
+            self.calls.push((base.0, off, size, Some(v)));
+            if v == 0xdead {
+                ctx.request_stop(StopRequest::Reset);
+            }
+        }
+        fn byte_wide(&self) -> bool {
+            !self.wide
+        }
+    }
+
+    #[test]
+    fn unclaimed_ports_read_all_ones_and_are_counted() {
+        let mut bus = DeviceBus::new();
+        assert_eq!(bus.port_read(Port(0x300), AccessSize::Byte), 0xff);
+        assert_eq!(bus.port_read(Port(0x300), AccessSize::Word), 0xffff);
+        assert_eq!(bus.port_read(Port(0x300), AccessSize::Dword), 0xffff_ffff);
+        bus.port_write(Port(0x301), AccessSize::Byte, 0x12);
+        // An unclaimed access is counted once, at its first port.
+        let expect: BTreeMap<u16, u64> = [(0x300, 3), (0x301, 1)].into();
+        assert_eq!(bus.unclaimed_ports(), &expect);
+        assert_eq!(bus.mmio_read(PhysAddr(0xfee0_0000), AccessSize::Dword), 0xffff_ffff);
+        assert_eq!(bus.unclaimed_mmio_accesses(), 1);
+    }
+
+    #[test]
+    fn device_called_with_base_offset_size_data() {
+        let mut bus = DeviceBus::new();
+        bus.register_ports(Probe::new("wide", true), &[(Port(0x100), 8), (Port(0x200), 2)]).unwrap();
+        assert_eq!(bus.port_read(Port(0x105), AccessSize::Word), 0x5605);
+        bus.port_write(Port(0x201), AccessSize::Dword, 0xdead);
+        let probe = bus.port_device_at::<Probe>(Port(0x200)).unwrap();
+        assert_eq!(probe.calls, vec![(0x100, 5, AccessSize::Word, None), (0x200, 1, AccessSize::Dword, Some(0xdead))]);
+        assert_eq!(bus.take_stop_request(), Some(StopRequest::Reset));
+        assert_eq!(bus.take_stop_request(), None);
+    }
+
+    #[test]
+    fn byte_wide_devices_see_split_accesses() {
+        let mut bus = DeviceBus::new();
+        bus.register_ports(Probe::new("narrow", false), &[(Port(0x100), 2)]).unwrap();
+        // 0x100 and 0x101 hit the device (offsets 0 and 1), 0x102/0x103 are unclaimed.
+        assert_eq!(bus.port_read(Port(0x100), AccessSize::Dword), 0xffff_0100);
+        bus.port_write(Port(0x100), AccessSize::Word, 0xbeef);
+        let probe = bus.port_device_at::<Probe>(Port(0x101)).unwrap();
+        assert_eq!(
+            probe.calls,
+            vec![
+                (0x100, 0, AccessSize::Byte, None),
+                (0x100, 1, AccessSize::Byte, None),
+                (0x100, 0, AccessSize::Byte, Some(0xef)),
+                (0x100, 1, AccessSize::Byte, Some(0xbe)),
+            ]
+        );
+    }
+
+    #[test]
+    fn overlaps_are_rejected() {
+        let mut bus = DeviceBus::new();
+        bus.register_ports(Probe::new("a", false), &[(Port(0x100), 8)]).unwrap();
+        let err = bus.register_ports(Probe::new("b", false), &[(Port(0x107), 2)]).unwrap_err();
+        assert_eq!(
+            err,
+            BusError::PortOverlap {
+                device: "b",
+                base: Port(0x107),
+                len: 2,
+                existing: "a",
+                existing_base: Port(0x100),
+                existing_len: 8
+            }
+        );
+        // Overlap with the built-in PIC.
+        let err = bus.register_ports(Probe::new("c", false), &[(Port(0x21), 1)]).unwrap_err();
+        assert!(matches!(err, BusError::PortOverlap { existing: "pic", .. }), "{err}");
+        // Overlap between two ranges of the same registration.
+        let err = bus.register_ports(Probe::new("d", false), &[(Port(0x400), 4), (Port(0x402), 1)]).unwrap_err();
+        assert!(matches!(err, BusError::PortOverlap { existing: "d", .. }), "{err}");
+        // Nothing of the failed registrations was inserted.
+        assert_eq!(bus.port_read(Port(0x400), AccessSize::Byte), 0xff);
+        // Adjacent ranges are fine; empty and wrapping ones are not.
+        bus.register_ports(Probe::new("e", false), &[(Port(0x108), 1)]).unwrap();
+        assert!(matches!(
+            bus.register_ports(Probe::new("f", false), &[(Port(0x500), 0)]),
+            Err(BusError::BadRange { .. })
+        ));
+        assert!(matches!(
+            bus.register_ports(Probe::new("g", false), &[(Port(0xffff), 2)]),
+            Err(BusError::BadRange { .. })
+        ));
+        bus.register_ports(Probe::new("h", false), &[(Port(0xffff), 1)]).unwrap();
+        assert_eq!(bus.port_read(Port(0xffff), AccessSize::Byte), 0x00);
+    }
+
+    struct Mem(Vec<u8>);
+    impl MmioDevice for Mem {
+        fn name(&self) -> &'static str {
+            "mem"
+        }
+        fn read(&mut self, _: &mut DeviceContext<'_>, _: PhysAddr, off: u32, _: AccessSize) -> u32 {
+            self.0[off as usize].into()
+        }
+        fn write(&mut self, _: &mut DeviceContext<'_>, _: PhysAddr, off: u32, _: AccessSize, v: u32) {
+            self.0[off as usize] = v as u8;
+        }
+    }
+
+    #[test]
+    fn mmio_routing_and_overlap() {
+        let mut bus = DeviceBus::new();
+        bus.register_mmio(Box::new(Mem(vec![0; 16])), PhysAddr(0x1000), 16).unwrap();
+        bus.mmio_write(PhysAddr(0x100f), AccessSize::Byte, 0x1ab);
+        assert_eq!(bus.mmio_read(PhysAddr(0x100f), AccessSize::Byte), 0xab);
+        assert_eq!(bus.mmio_read(PhysAddr(0x1010), AccessSize::Byte), 0xff);
+        let err = bus.register_mmio(Box::new(Mem(vec![])), PhysAddr(0xff0), 0x11).unwrap_err();
+        assert!(matches!(err, BusError::MmioOverlap { existing: "mem", .. }), "{err}");
+        bus.register_mmio(Box::new(Mem(vec![0; 1])), PhysAddr(0xffff_ffff), 1).unwrap();
+        assert!(bus.register_mmio(Box::new(Mem(vec![])), PhysAddr(0xffff_fff0), 0x11).is_err());
+        assert_eq!(bus.mmio_ranges(), vec![(PhysAddr(0x1000), 16), (PhysAddr(0xffff_ffff), 1)]);
+        assert!(bus.mmio_device_at::<Mem>(PhysAddr(0x1008)).is_some());
+    }
+
+    #[test]
+    fn debug_exit_status_is_qemus() {
+        assert_eq!(StopRequest::DebugExit { value: 0 }.exit_status(), Some(1));
+        assert_eq!(StopRequest::DebugExit { value: 1 }.exit_status(), Some(3));
+        assert_eq!(StopRequest::DebugExit { value: 0x20 }.exit_status(), Some(0x41));
+        assert_eq!(StopRequest::Reset.exit_status(), None);
+    }
+}

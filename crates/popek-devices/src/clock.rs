@@ -1,0 +1,69 @@
+//! Virtual time helpers: converting between nanoseconds and device clock ticks.
+//!
+//! Virtual time is a `u64` count of nanoseconds since power-on, chosen by the
+//! machine (derived from retired instructions by default). Devices derive their
+//! counters from it with these exact integer conversions, so a given time
+//! always gives the same device state.
+
+/// Nanoseconds per second.
+pub const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// Ticks of a `hz` clock that have elapsed at `ns` (floor).
+#[inline]
+pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
+    // Fits: ns * hz / 1e9 <= ns * hz / 1e9 for hz <= 1e9 is <= ns.
+    (u128::from(ns) * u128::from(hz) / u128::from(NS_PER_SEC)) as u64
+}
+
+/// The first nanosecond at which tick `ticks` of a `hz` clock has elapsed
+/// (ceiling, so `ns_to_ticks(ticks_to_ns(t, hz), hz) >= t`).
+#[inline]
+pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
+    let ns = (u128::from(ticks) * u128::from(NS_PER_SEC)).div_ceil(u128::from(hz));
+    u64::try_from(ns).unwrap_or(u64::MAX)
+}
+
+/// Virtual time derived from a count of retired instructions at a fixed rate
+/// (`insns_per_sec`), the deterministic default clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstructionClock {
+    /// Guest instructions per virtual second.
+    pub insns_per_sec: u64,
+}
+
+impl InstructionClock {
+    /// Virtual nanoseconds after `insns` retired instructions.
+    pub fn ns_at(self, insns: u64) -> u64 {
+        let ns = u128::from(insns) * u128::from(NS_PER_SEC) / u128::from(self.insns_per_sec.max(1));
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+    /// Instructions to retire before virtual time reaches `ns` (to size an
+    /// instruction budget up to a timer deadline).
+    pub fn insns_until(self, ns: u64) -> u64 {
+        let n = (u128::from(ns) * u128::from(self.insns_per_sec)).div_ceil(u128::from(NS_PER_SEC));
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_round_trip() {
+        let pit = 1_193_182;
+        assert_eq!(ns_to_ticks(NS_PER_SEC, pit), pit);
+        assert_eq!(ns_to_ticks(837, pit), 0); // one tick is 838.095 ns
+        assert_eq!(ns_to_ticks(839, pit), 1);
+        assert_eq!(ticks_to_ns(1, pit), 839);
+        for t in [1, 2, 65536, 1_193_182, 123_456_789] {
+            let ns = ticks_to_ns(t, pit);
+            assert_eq!(ns_to_ticks(ns, pit), t);
+            assert_eq!(ns_to_ticks(ns - 1, pit), t - 1);
+        }
+        let c = InstructionClock { insns_per_sec: 100_000_000 };
+        assert_eq!(c.ns_at(100_000_000), NS_PER_SEC);
+        assert_eq!(c.ns_at(3), 30);
+        assert_eq!(c.insns_until(31), 4);
+    }
+}

@@ -1,0 +1,242 @@
+//! The standard PC wiring: every device of this crate at its usual ports.
+//!
+//! | ports / addresses | device | IRQ |
+//! |---|---|---|
+//! | 0x20–0x21, 0xA0–0xA1, 0x4D0–0x4D1 | 8259A pair + ELCR (built into the bus) | – |
+//! | 0x40–0x43, 0x61 | 8254 PIT, port B | 0 |
+//! | 0x60, 0x64 | i8042 keyboard controller | 1 (12) |
+//! | 0x70–0x71 | MC146818 CMOS/RTC | 8 |
+//! | 0x80 | POST port | – |
+//! | 0xE9 | debugcon | – |
+//! | 0xF4–0xF7 | isa-debug-exit | – |
+//! | 0x3F8–0x3FF | COM1 16550A | 4 |
+//! | 0xCF8–0xCFF | PCI configuration (empty bus), 0xCF9 reset | – |
+//! | 0xA0000–0xBFFFF | VGA window, text at 0xB8000 | – |
+//!
+//! COM2–COM4 are absent (their ports read all ones, so probes find nothing).
+
+use popek_memory::{PhysAddr, Port};
+
+use crate::bus::DeviceBus;
+use crate::cmos::{Cmos, DEFAULT_EPOCH};
+use crate::i8042::I8042;
+use crate::misc::{DebugExit, Debugcon, PciConfig, PostPort};
+use crate::pic::PicPair;
+use crate::pit::Pit;
+use crate::sink::{ByteSink, StdoutSink};
+use crate::uart::Uart;
+use crate::vga::{VGA_WINDOW, VGA_WINDOW_LEN, VgaText};
+
+/// COM1's base port.
+pub const COM1: Port = Port(0x3f8);
+/// COM1's interrupt line.
+pub const COM1_IRQ: u8 = 4;
+
+/// What the standard PC is built from.
+pub struct PcConfig {
+    /// Guest RAM size in bytes (for the CMOS memory-size bytes).
+    pub ram_size: u64,
+    /// Seconds since 1970-01-01 UTC that the RTC shows at virtual time 0.
+    pub epoch_secs: i64,
+    /// Where COM1's output goes.
+    pub serial: Box<dyn ByteSink>,
+    /// Where debugcon (0xE9) output goes.
+    pub debugcon: Box<dyn ByteSink>,
+    /// Start with the 8259A pair programmed as SeaBIOS leaves it (vectors
+    /// 0x08/0x70, all masked but the cascade) instead of uninitialised.
+    pub bios_pic: bool,
+}
+
+impl Default for PcConfig {
+    /// 128 MiB, the fixed default epoch (2000-01-01), COM1 and debugcon on
+    /// stdout, the PIC as the BIOS leaves it.
+    fn default() -> Self {
+        PcConfig {
+            ram_size: 128 << 20,
+            epoch_secs: DEFAULT_EPOCH,
+            serial: Box::new(StdoutSink),
+            debugcon: Box::new(StdoutSink),
+            bios_pic: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for PcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcConfig")
+            .field("ram_size", &self.ram_size)
+            .field("epoch_secs", &self.epoch_secs)
+            .field("bios_pic", &self.bios_pic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bus with every standard PC device at its usual place.
+pub fn standard_bus(config: PcConfig) -> DeviceBus {
+    let pic = if config.bios_pic { PicPair::bios_initialised() } else { PicPair::new() };
+    let mut bus = DeviceBus::with_pic(pic);
+    let p = |(base, len): (u16, u16)| (Port(base), len);
+    let layout = [
+        bus.register_ports(Box::new(Pit::new()), &Pit::PORT_RANGES.map(p)),
+        bus.register_ports(Box::new(I8042::new()), &I8042::PORT_RANGES.map(p)),
+        bus.register_ports(Box::new(Cmos::new(config.ram_size, config.epoch_secs)), &[p(Cmos::PORTS)]),
+        bus.register_ports(Box::new(PostPort::default()), &[p(PostPort::PORTS)]),
+        bus.register_ports(Box::new(Debugcon::new(config.debugcon)), &[p(Debugcon::PORTS)]),
+        bus.register_ports(Box::new(DebugExit), &[p(DebugExit::PORTS)]),
+        bus.register_ports(Box::new(Uart::new(COM1_IRQ, config.serial)), &[p(Uart::COM1)]),
+        bus.register_ports(Box::new(PciConfig::default()), &[p(PciConfig::PORTS)]),
+        bus.register_mmio(Box::new(VgaText::new()), VGA_WINDOW, VGA_WINDOW_LEN),
+    ];
+    for r in layout {
+        // A fixed layout without overlaps (checked by the tests below).
+        r.expect("the standard PC layout has no overlapping ranges");
+    }
+    bus
+}
+
+/// COM1 on a standard bus.
+pub fn com1(bus: &mut DeviceBus) -> Option<&mut Uart> {
+    bus.port_device_at_mut::<Uart>(COM1)
+}
+
+/// The VGA text screen of a standard bus (for `--vga`).
+pub fn vga_text(bus: &DeviceBus) -> Option<String> {
+    bus.mmio_device_at::<VgaText>(PhysAddr(0xb8000)).map(VgaText::render_text)
+}
+
+/// Flush COM1's and debugcon's sinks (at exit).
+pub fn flush_output(bus: &mut DeviceBus) {
+    if let Some(u) = com1(bus) {
+        u.flush();
+    }
+    if let Some(d) = bus.port_device_at_mut::<Debugcon>(Port(0xe9)) {
+        d.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use popek_memory::{AccessSize, Bus};
+
+    use super::*;
+    use crate::bus::StopRequest;
+    use crate::clock::ticks_to_ns;
+    use crate::pit::PIT_HZ;
+    use crate::sink::SharedBuffer;
+
+    fn test_bus() -> (DeviceBus, SharedBuffer) {
+        let out = SharedBuffer::new();
+        let bus = standard_bus(PcConfig {
+            ram_size: 64 << 20,
+            serial: Box::new(out.clone()),
+            debugcon: Box::new(out.clone()),
+            ..PcConfig::default()
+        });
+        (bus, out)
+    }
+
+    fn outb(bus: &mut DeviceBus, port: u16, v: u8) {
+        bus.port_write(Port(port), AccessSize::Byte, v.into());
+    }
+
+    fn inb(bus: &mut DeviceBus, port: u16) -> u8 {
+        bus.port_read(Port(port), AccessSize::Byte) as u8
+    }
+
+    #[test]
+    fn timer_interrupt_end_to_end() {
+        let (mut bus, _) = test_bus();
+        // Remap the PIC like a kernel, unmask IRQ 0 only.
+        for (port, v) in [
+            (0x20, 0x11),
+            (0x21, 0x20),
+            (0x21, 0x04),
+            (0x21, 0x01),
+            (0xa0, 0x11),
+            (0xa1, 0x28),
+            (0xa1, 0x02),
+            (0xa1, 0x01),
+            (0x21, 0xfe),
+            (0xa1, 0xff),
+        ] {
+            outb(&mut bus, port, v);
+        }
+        // PIT channel 0, mode 2, 1000 Hz-ish (count 1193).
+        outb(&mut bus, 0x43, 0x34);
+        outb(&mut bus, 0x40, (1193 & 0xff) as u8);
+        outb(&mut bus, 0x40, (1193 >> 8) as u8);
+        assert_eq!(bus.acknowledge_interrupt(), None);
+        let deadline = bus.next_deadline().unwrap();
+        assert_eq!(deadline, ticks_to_ns(1193, PIT_HZ));
+        bus.advance_to(deadline - 1);
+        assert_eq!(bus.pending_interrupt_vector(), None);
+        bus.advance_to(deadline);
+        assert_eq!(bus.pending_interrupt_vector(), Some(0x20));
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x20));
+        assert_eq!(bus.acknowledge_interrupt(), None, "IRQ 0 in service");
+        // Count ticks over 100 periods, with EOIs.
+        let mut ticks = 1;
+        for _ in 0..99 {
+            outb(&mut bus, 0x20, 0x20);
+            let d = bus.next_deadline().unwrap();
+            bus.advance_to(d);
+            if bus.acknowledge_interrupt() == Some(0x20) {
+                ticks += 1;
+            }
+        }
+        assert_eq!(ticks, 100);
+        assert_eq!(bus.now_ns(), ticks_to_ns(100 * 1193, PIT_HZ));
+    }
+
+    #[test]
+    fn serial_debugcon_exit_and_unclaimed() {
+        let (mut bus, out) = test_bus();
+        for &b in b"COM1 " {
+            outb(&mut bus, 0x3f8, b);
+        }
+        for &b in b"E9" {
+            outb(&mut bus, 0xe9, b);
+        }
+        assert_eq!(out.text(), "COM1 E9");
+        assert_eq!(inb(&mut bus, 0x3fd), 0x60);
+        // COM2 is absent: its scratch register does not hold a value.
+        outb(&mut bus, 0x2ff, 0x5a);
+        assert_eq!(inb(&mut bus, 0x2ff), 0xff);
+        assert_eq!(bus.port_read(Port(0x2f8), AccessSize::Dword), 0xffff_ffff);
+        // PCI: the address register reads back, the data window is empty.
+        bus.port_write(Port(0xcf8), AccessSize::Dword, 0x8000_0000);
+        assert_eq!(bus.port_read(Port(0xcf8), AccessSize::Dword), 0x8000_0000);
+        assert_eq!(bus.port_read(Port(0xcfc), AccessSize::Dword), 0xffff_ffff);
+        // CMOS memory size: 63 MiB extended = 64512 KiB = 0xFC00.
+        outb(&mut bus, 0x70, 0x17);
+        assert_eq!(inb(&mut bus, 0x71), 0x00);
+        outb(&mut bus, 0x70, 0x18);
+        assert_eq!(inb(&mut bus, 0x71), 0xfc);
+        // i8042 self-test through the bus.
+        outb(&mut bus, 0x64, 0xaa);
+        assert_eq!(inb(&mut bus, 0x64) & 1, 1);
+        assert_eq!(inb(&mut bus, 0x60), 0x55);
+        assert_eq!(bus.stop_request(), None);
+        bus.port_write(Port(0xf4), AccessSize::Dword, 0x10);
+        assert_eq!(bus.take_stop_request(), Some(StopRequest::DebugExit { value: 0x10 }));
+        assert_eq!(StopRequest::DebugExit { value: 0x10 }.exit_status(), Some(0x21));
+    }
+
+    #[test]
+    fn vga_and_layout() {
+        let (mut bus, _) = test_bus();
+        bus.mmio_write(PhysAddr(0xb8000), AccessSize::Word, 0x0741);
+        assert!(vga_text(&bus).unwrap().starts_with("A\n\n"));
+        assert_eq!(bus.mmio_ranges(), vec![(PhysAddr(0xa0000), 0x20000)]);
+        assert!(com1(&mut bus).is_some());
+        // The BIOS-like PIC: IRQ 0 masked, vectors 0x08 / 0x70.
+        assert_eq!(inb(&mut bus, 0x21), 0xfb);
+        bus.pic_mut().master.imr = 0;
+        crate::bus::IrqSink::set_irq(bus.pic_mut(), 1, true);
+        // The PIT's OUT 0 went high at power-on and was latched while masked.
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x08));
+        outb(&mut bus, 0x20, 0x20);
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x09));
+        flush_output(&mut bus);
+    }
+}

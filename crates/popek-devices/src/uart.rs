@@ -1,0 +1,470 @@
+//! 16550A UART (COM1 at 0x3F8, IRQ 4).
+//! Implements the TI/National PC16550D datasheet (SNLS378), section 8 "Registers"
+//! (RBR/THR, IER, IIR, FCR, LCR, MCR, LSR, MSR, SCR, DLL/DLM) and Table 4 (interrupt priorities).
+//!
+//! Transmission is instantaneous: a byte written to THR goes straight to the
+//! output sink (or, in loopback, into the receiver), so THR and the
+//! transmitter are always empty again by the next access. Received bytes
+//! come from a host-side input queue that is moved into the receiver FIFO as
+//! space allows (no overruns from host input). The character-timeout
+//! interrupt is reported as soon as the FIFO holds data below the trigger
+//! level (no 4-character timer). The interrupt output reaches the PIC only
+//! while MCR OUT2 is set, as on a PC.
+
+use std::collections::VecDeque;
+
+use popek_memory::{AccessSize, Port};
+
+use crate::bus::{DeviceContext, PortDevice};
+use crate::sink::ByteSink;
+
+/// IER bits.
+const IER_RDA: u8 = 0x01;
+const IER_THRE: u8 = 0x02;
+const IER_RLS: u8 = 0x04;
+const IER_MS: u8 = 0x08;
+
+/// LSR bits.
+const LSR_DR: u8 = 0x01;
+const LSR_OE: u8 = 0x02;
+const LSR_BI: u8 = 0x10;
+const LSR_THRE: u8 = 0x20;
+const LSR_TEMT: u8 = 0x40;
+const LSR_FIFO_ERR: u8 = 0x80;
+
+/// MCR bits.
+const MCR_DTR: u8 = 0x01;
+const MCR_RTS: u8 = 0x02;
+const MCR_OUT1: u8 = 0x04;
+const MCR_OUT2: u8 = 0x08;
+const MCR_LOOP: u8 = 0x10;
+
+/// IIR interrupt identification values (bits 3..0).
+const IIR_NONE: u8 = 0x01;
+const IIR_RLS: u8 = 0x06;
+const IIR_RDA: u8 = 0x04;
+const IIR_TIMEOUT: u8 = 0x0c;
+const IIR_THRE: u8 = 0x02;
+const IIR_MS: u8 = 0x00;
+
+const FIFO_SIZE: usize = 16;
+
+/// One 16550A.
+pub struct Uart {
+    irq: u8,
+    sink: Box<dyn ByteSink>,
+    /// Bytes waiting on the (virtual) wire to be received.
+    input: VecDeque<u8>,
+    rx: VecDeque<u8>,
+    ier: u8,
+    lcr: u8,
+    mcr: u8,
+    /// LSR error bits 1..4 (OE, PE, FE, BI); DR/THRE/TEMT are derived.
+    lsr_errors: u8,
+    /// MSR delta bits 0..3.
+    msr_delta: u8,
+    scr: u8,
+    dll: u8,
+    dlm: u8,
+    fifo_enabled: bool,
+    /// FCR bits 7..6.
+    trigger_bits: u8,
+    /// THRE interrupt pending (cleared by reading IIR when it is reported, or
+    /// by writing THR).
+    thre_pending: bool,
+    irq_level: bool,
+    /// Bytes transmitted to the sink.
+    tx_count: u64,
+}
+
+impl std::fmt::Debug for Uart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uart").field("irq", &self.irq).field("tx_count", &self.tx_count).finish_non_exhaustive()
+    }
+}
+
+impl Uart {
+    /// COM1's ports.
+    pub const COM1: (u16, u16) = (0x3f8, 8);
+
+    /// A UART on interrupt line `irq` writing transmitted bytes to `sink`.
+    pub fn new(irq: u8, sink: Box<dyn ByteSink>) -> Self {
+        Uart {
+            irq,
+            sink,
+            input: VecDeque::new(),
+            rx: VecDeque::new(),
+            ier: 0,
+            lcr: 0,
+            mcr: 0,
+            lsr_errors: 0,
+            msr_delta: 0,
+            scr: 0,
+            dll: 0x0c, // 9600 baud, as after a BIOS
+            dlm: 0,
+            fifo_enabled: false,
+            trigger_bits: 0,
+            thre_pending: false,
+            irq_level: false,
+            tx_count: 0,
+        }
+    }
+
+    /// Queue bytes to be received (e.g. from the host's stdin).
+    pub fn queue_input(&mut self, bytes: &[u8]) {
+        self.input.extend(bytes);
+    }
+
+    /// Number of bytes transmitted to the sink so far.
+    pub fn tx_count(&self) -> u64 {
+        self.tx_count
+    }
+
+    /// The divisor latch (115200 / divisor = baud rate).
+    pub fn divisor(&self) -> u16 {
+        u16::from_le_bytes([self.dll, self.dlm])
+    }
+
+    /// Flush the output sink.
+    pub fn flush(&mut self) {
+        self.sink.flush();
+    }
+
+    fn rx_capacity(&self) -> usize {
+        if self.fifo_enabled { FIFO_SIZE } else { 1 }
+    }
+
+    fn trigger_level(&self) -> usize {
+        match self.trigger_bits {
+            0 => 1,
+            1 => 4,
+            2 => 8,
+            _ => 14,
+        }
+    }
+
+    /// A byte arrives at the receiver (loopback): overrun if there is no room.
+    fn receive(&mut self, byte: u8) {
+        if self.rx.len() < self.rx_capacity() {
+            self.rx.push_back(byte);
+        } else {
+            self.lsr_errors |= LSR_OE;
+        }
+    }
+
+    /// Move host input into the receiver while there is room (not in loopback:
+    /// the serial input pin is disconnected then).
+    fn pull_input(&mut self) {
+        if self.mcr & MCR_LOOP != 0 {
+            return;
+        }
+        while self.rx.len() < self.rx_capacity() {
+            match self.input.pop_front() {
+                Some(b) => self.rx.push_back(b),
+                None => break,
+            }
+        }
+    }
+
+    fn lsr(&self) -> u8 {
+        let mut v = self.lsr_errors | LSR_THRE | LSR_TEMT;
+        if !self.rx.is_empty() {
+            v |= LSR_DR;
+        }
+        if self.fifo_enabled && self.lsr_errors & (LSR_BI | 0x0c) != 0 {
+            v |= LSR_FIFO_ERR;
+        }
+        v
+    }
+
+    /// MSR: in loopback, CTS=RTS, DSR=DTR, RI=OUT1, DCD=OUT2; otherwise an
+    /// attached terminal with CTS, DSR and DCD asserted.
+    fn msr_lines(&self) -> u8 {
+        if self.mcr & MCR_LOOP != 0 {
+            let m = self.mcr;
+            (u8::from(m & MCR_RTS != 0) << 4)
+                | (u8::from(m & MCR_DTR != 0) << 5)
+                | (u8::from(m & MCR_OUT1 != 0) << 6)
+                | (u8::from(m & MCR_OUT2 != 0) << 7)
+        } else {
+            0xb0
+        }
+    }
+
+    /// The highest-priority pending interrupt (IIR bits 3..0).
+    fn interrupt_id(&self) -> u8 {
+        if self.ier & IER_RLS != 0 && self.lsr_errors & 0x1e != 0 {
+            IIR_RLS
+        } else if self.ier & IER_RDA != 0 && !self.rx.is_empty() {
+            if !self.fifo_enabled || self.rx.len() >= self.trigger_level() { IIR_RDA } else { IIR_TIMEOUT }
+        } else if self.ier & IER_THRE != 0 && self.thre_pending {
+            IIR_THRE
+        } else if self.ier & IER_MS != 0 && self.msr_delta != 0 {
+            IIR_MS
+        } else {
+            IIR_NONE
+        }
+    }
+
+    fn update_irq(&mut self, ctx: &mut DeviceContext<'_>) {
+        let level = self.interrupt_id() != IIR_NONE && self.mcr & MCR_OUT2 != 0;
+        if level != self.irq_level {
+            self.irq_level = level;
+            ctx.set_irq(self.irq, level);
+        }
+    }
+
+    fn set_mcr(&mut self, v: u8) {
+        let old_lines = self.msr_lines();
+        self.mcr = v & 0x1f;
+        let new_lines = self.msr_lines();
+        let changed = old_lines ^ new_lines;
+        // DCTS, DDSR, DDCD on any change; TERI on RI going from 1 to 0.
+        self.msr_delta |= (changed >> 4) & 0x0b;
+        if old_lines & 0x40 != 0 && new_lines & 0x40 == 0 {
+            self.msr_delta |= 0x04;
+        }
+    }
+
+    fn read_reg(&mut self, offset: u16) -> u8 {
+        let dlab = self.lcr & 0x80 != 0;
+        match offset {
+            0 if dlab => self.dll,
+            0 => {
+                let b = self.rx.pop_front().unwrap_or(0);
+                self.pull_input();
+                b
+            }
+            1 if dlab => self.dlm,
+            1 => self.ier,
+            2 => {
+                let id = self.interrupt_id();
+                if id == IIR_THRE {
+                    self.thre_pending = false;
+                }
+                id | if self.fifo_enabled { 0xc0 } else { 0 }
+            }
+            3 => self.lcr,
+            4 => self.mcr,
+            5 => {
+                let v = self.lsr();
+                self.lsr_errors = 0;
+                v
+            }
+            6 => {
+                let v = self.msr_lines() | self.msr_delta;
+                self.msr_delta = 0;
+                v
+            }
+            _ => self.scr,
+        }
+    }
+
+    fn write_reg(&mut self, offset: u16, v: u8) {
+        let dlab = self.lcr & 0x80 != 0;
+        match offset {
+            0 if dlab => self.dll = v,
+            0 => {
+                if self.mcr & MCR_LOOP != 0 {
+                    self.receive(v);
+                } else {
+                    self.sink.write_byte(v);
+                    self.tx_count += 1;
+                }
+                // The byte left at once: THR is empty again.
+                self.thre_pending = true;
+            }
+            1 if dlab => self.dlm = v,
+            1 => {
+                let old = self.ier;
+                self.ier = v & 0x0f;
+                // Enabling ETBEI while THR is empty raises the THRE interrupt.
+                if old & IER_THRE == 0 && v & IER_THRE != 0 {
+                    self.thre_pending = true;
+                }
+            }
+            2 => {
+                let enable = v & 0x01 != 0;
+                if enable != self.fifo_enabled {
+                    // Changing FIFO mode clears both FIFOs.
+                    self.rx.clear();
+                }
+                self.fifo_enabled = enable;
+                if v & 0x02 != 0 {
+                    self.rx.clear();
+                }
+                self.trigger_bits = v >> 6;
+                self.pull_input();
+            }
+            3 => self.lcr = v,
+            4 => {
+                self.set_mcr(v);
+                self.pull_input();
+            }
+            5 | 6 => {} // LSR and MSR are read-only (factory test writes ignored)
+            _ => self.scr = v,
+        }
+    }
+}
+
+impl PortDevice for Uart {
+    fn name(&self) -> &'static str {
+        "uart16550"
+    }
+
+    fn read(&mut self, ctx: &mut DeviceContext<'_>, _: Port, offset: u16, _: AccessSize) -> u32 {
+        self.pull_input();
+        let v = self.read_reg(offset);
+        self.update_irq(ctx);
+        v.into()
+    }
+
+    fn write(&mut self, ctx: &mut DeviceContext<'_>, _: Port, offset: u16, _: AccessSize, value: u32) {
+        self.pull_input();
+        self.write_reg(offset, value as u8);
+        self.update_irq(ctx);
+    }
+
+    fn advance(&mut self, ctx: &mut DeviceContext<'_>) {
+        // Host input may have been queued since the last access.
+        self.pull_input();
+        self.update_irq(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::SharedBuffer;
+    use crate::testing::Harness;
+
+    fn uart() -> (Uart, SharedBuffer, Harness) {
+        let buf = SharedBuffer::new();
+        (Uart::new(4, Box::new(buf.clone())), buf, Harness::default())
+    }
+
+    fn out(u: &mut Uart, h: &mut Harness, off: u16, v: u8) {
+        u.write(&mut h.ctx(), Port(0x3f8), off, AccessSize::Byte, v.into());
+    }
+
+    fn inb(u: &mut Uart, h: &mut Harness, off: u16) -> u8 {
+        u.read(&mut h.ctx(), Port(0x3f8), off, AccessSize::Byte) as u8
+    }
+
+    #[test]
+    fn transmit_and_divisor_latch() {
+        let (mut u, buf, mut h) = uart();
+        // The usual init: DLAB, divisor 1 (115200), 8N1, FIFO on, DTR|RTS|OUT2.
+        out(&mut u, &mut h, 3, 0x80);
+        out(&mut u, &mut h, 0, 0x01);
+        out(&mut u, &mut h, 1, 0x00);
+        assert_eq!((inb(&mut u, &mut h, 0), inb(&mut u, &mut h, 1)), (0x01, 0x00));
+        out(&mut u, &mut h, 3, 0x03);
+        out(&mut u, &mut h, 2, 0xc7);
+        out(&mut u, &mut h, 4, 0x0b);
+        assert_eq!(u.divisor(), 1);
+        assert_eq!(inb(&mut u, &mut h, 3), 0x03);
+        assert_eq!(inb(&mut u, &mut h, 5), 0x60, "THRE | TEMT, no data");
+        for &b in b"hi\n" {
+            out(&mut u, &mut h, 0, b);
+        }
+        assert_eq!(buf.text(), "hi\n");
+        assert_eq!(u.tx_count(), 3);
+        // IIR with FIFOs on: bits 7..6 set, no interrupt (IER = 0).
+        assert_eq!(inb(&mut u, &mut h, 2), 0xc1);
+        out(&mut u, &mut h, 7, 0x5a);
+        assert_eq!(inb(&mut u, &mut h, 7), 0x5a);
+        assert!(!h.irq.level[4]);
+    }
+
+    #[test]
+    fn thre_interrupt_after_enable_and_after_write() {
+        let (mut u, _buf, mut h) = uart();
+        out(&mut u, &mut h, 4, MCR_OUT2);
+        out(&mut u, &mut h, 1, IER_THRE);
+        assert!(h.irq.level[4], "enabling ETBEI with THR empty interrupts");
+        assert_eq!(inb(&mut u, &mut h, 2), 0x02);
+        assert!(!h.irq.level[4], "reading IIR clears the THRE interrupt");
+        assert_eq!(inb(&mut u, &mut h, 2), 0x01);
+        out(&mut u, &mut h, 0, b'x');
+        assert!(h.irq.level[4]);
+        assert_eq!(h.irq.rising[4], 2);
+        // OUT2 low gates the line off; the interrupt stays pending in IIR.
+        out(&mut u, &mut h, 4, 0);
+        assert!(!h.irq.level[4]);
+        assert_eq!(inb(&mut u, &mut h, 2), 0x02);
+    }
+
+    #[test]
+    fn iir_priorities() {
+        let (mut u, _buf, mut h) = uart();
+        out(&mut u, &mut h, 4, MCR_OUT2);
+        out(&mut u, &mut h, 1, 0x0f);
+        // THRE (set by enabling ETBEI) and, via a loopback MCR change, modem status.
+        out(&mut u, &mut h, 4, MCR_OUT2 | MCR_LOOP | MCR_RTS);
+        // Two received bytes without FIFO: the second overruns.
+        out(&mut u, &mut h, 0, b'a');
+        out(&mut u, &mut h, 0, b'b');
+        // Line status (overrun) first.
+        assert_eq!(inb(&mut u, &mut h, 2), IIR_RLS);
+        assert_eq!(inb(&mut u, &mut h, 5) & 0x03, LSR_OE | LSR_DR);
+        // Then received data.
+        assert_eq!(inb(&mut u, &mut h, 2), IIR_RDA);
+        assert_eq!(inb(&mut u, &mut h, 0), b'a');
+        // Then THR empty (reading IIR clears it).
+        assert_eq!(inb(&mut u, &mut h, 2), IIR_THRE);
+        // Then modem status: entering loopback with RTS and OUT2 set keeps CTS
+        // and DCD asserted but drops DSR (DTR is clear): DDSR only.
+        assert_eq!(inb(&mut u, &mut h, 2), IIR_MS);
+        assert_eq!(inb(&mut u, &mut h, 6), 0x90 | 0x02);
+        assert_eq!(inb(&mut u, &mut h, 2), IIR_NONE);
+        assert!(!h.irq.level[4]);
+    }
+
+    #[test]
+    fn loopback_and_fifo_trigger() {
+        let (mut u, buf, mut h) = uart();
+        out(&mut u, &mut h, 2, 0x41); // FIFO on, trigger 4
+        out(&mut u, &mut h, 4, MCR_LOOP | MCR_OUT2);
+        out(&mut u, &mut h, 1, IER_RDA);
+        for b in 1..=3 {
+            out(&mut u, &mut h, 0, b);
+        }
+        assert!(buf.contents().is_empty(), "loopback output does not leave the chip");
+        // Below the trigger level: character timeout.
+        assert_eq!(inb(&mut u, &mut h, 2), 0xc0 | IIR_TIMEOUT);
+        out(&mut u, &mut h, 0, 4);
+        assert_eq!(inb(&mut u, &mut h, 2), 0xc0 | IIR_RDA);
+        // 16 bytes fit, the 17th overruns.
+        for b in 5..=17 {
+            out(&mut u, &mut h, 0, b);
+        }
+        assert_eq!(inb(&mut u, &mut h, 5) & 0x83, LSR_DR | LSR_OE);
+        let got: Vec<u8> = (0..16).map(|_| inb(&mut u, &mut h, 0)).collect();
+        assert_eq!(got, (1..=16).collect::<Vec<u8>>());
+        assert_eq!(inb(&mut u, &mut h, 5) & LSR_DR, 0);
+        // FCR bit 1 clears the receive FIFO.
+        out(&mut u, &mut h, 0, 9);
+        out(&mut u, &mut h, 2, 0x43);
+        assert_eq!(inb(&mut u, &mut h, 5) & LSR_DR, 0);
+    }
+
+    #[test]
+    fn host_input_fills_fifo_without_overrun() {
+        let (mut u, _buf, mut h) = uart();
+        out(&mut u, &mut h, 2, 0x01);
+        out(&mut u, &mut h, 4, MCR_OUT2);
+        out(&mut u, &mut h, 1, IER_RDA);
+        u.queue_input(&[b'x'; 20]);
+        u.advance(&mut h.ctx());
+        assert!(h.irq.level[4]);
+        let mut n = 0;
+        while inb(&mut u, &mut h, 5) & LSR_DR != 0 {
+            assert_eq!(inb(&mut u, &mut h, 0), b'x');
+            n += 1;
+        }
+        assert_eq!(n, 20);
+        assert_eq!(inb(&mut u, &mut h, 5) & LSR_OE, 0);
+        assert!(!h.irq.level[4]);
+    }
+}
