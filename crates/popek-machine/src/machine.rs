@@ -4,7 +4,7 @@
 //! ```text
 //!   loop:
 //!     virtual time = retired instructions × ns per instruction
-//!     platform.advance_to(time)          (timers fire, IRQ lines move)
+//!     bus.advance_to(time)               (timers fire, IRQ lines move)
 //!     stop requested?  → Exit / Reset
 //!     IF=1, no shadow, vector pending? → cpu.deliver_external(vector)
 //!     halted?  → skip to the next timer deadline (or stop: nothing can wake it)
@@ -14,33 +14,16 @@
 //! Interrupts and timers are only looked at between blocks, so a run is a pure
 //! function of the guest image, the command line and the configuration.
 
+use crate::multiboot::{self, LoadError, Module};
 use popek_cpu::exception::{Event, Unsupported};
-use popek_cpu::{Bus, Cpu};
+use popek_cpu::state::gpr::{EAX, EBX};
+use popek_cpu::{Cpu, GuestMemory};
+use popek_devices::pc::{self, PcConfig};
+use popek_devices::sink::{ByteSink, SharedSink};
+use popek_devices::{DeviceBus, StopRequest};
 use popek_interp::Interpreter;
+use popek_memory::MemoryError;
 use std::time::{Duration, Instant};
-
-/// What a device asked the machine to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceStop {
-    /// The guest wrote to the debug-exit port: end with this process exit status.
-    Exit(i32),
-    /// The guest pulsed the reset line (e.g. i8042 command 0xFE).
-    Reset,
-}
-
-/// Everything outside the CPU, as the run loop sees it.
-pub trait Platform: Bus {
-    /// Brings timers up to virtual time `ns`.
-    fn advance_to(&mut self, ns: u64);
-    /// True if an interrupt is pending at the CPU's INTR pin.
-    fn interrupt_pending(&self) -> bool;
-    /// INTA cycle: the vector of the highest-priority pending interrupt.
-    fn acknowledge_interrupt(&mut self) -> Option<u8>;
-    /// The next virtual time at which a timer will change state, if any.
-    fn next_deadline(&self) -> Option<u64>;
-    /// A stop a device requested, if any.
-    fn stop_request(&self) -> Option<DeviceStop>;
-}
 
 /// Why the machine stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,12 +74,45 @@ pub struct RunStats {
     pub virtual_ns: u64,
 }
 
-/// A CPU, a platform and an engine.
-pub struct Machine<P: Platform> {
+/// How to build a PC.
+pub struct MachineConfig {
+    /// Guest RAM in bytes.
+    pub ram_size: u64,
+    /// Kernel command line (Multiboot).
+    pub cmdline: String,
+    /// Boot modules.
+    pub modules: Vec<Module>,
+    /// Where COM1 (and debugcon) output goes.
+    pub serial: Box<dyn ByteSink>,
+}
+
+impl std::fmt::Debug for MachineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineConfig")
+            .field("ram_size", &self.ram_size)
+            .field("cmdline", &self.cmdline)
+            .field("modules", &self.modules.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a machine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    /// Guest RAM could not be set up.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// The kernel image is malformed.
+    #[error("cannot load kernel: {0}")]
+    Load(#[from] LoadError),
+}
+
+/// A CPU, the PC's devices and an engine.
+pub struct Machine {
     /// The CPU (with its RAM).
     pub cpu: Cpu,
     /// Devices.
-    pub platform: P,
+    pub bus: DeviceBus,
     /// The interpreter.
     pub interp: Interpreter,
     /// Counters.
@@ -105,10 +121,44 @@ pub struct Machine<P: Platform> {
     now: u64,
 }
 
-impl<P: Platform> Machine<P> {
+impl Machine {
     /// Wires a machine together.
-    pub fn new(cpu: Cpu, platform: P) -> Self {
-        Machine { cpu, platform, interp: Interpreter::new(), stats: RunStats::default(), now: 0 }
+    pub fn new(cpu: Cpu, bus: DeviceBus) -> Self {
+        Machine { cpu, bus, interp: Interpreter::new(), stats: RunStats::default(), now: 0 }
+    }
+
+    /// Builds a standard PC and loads the Multiboot kernel `image` into it, with the
+    /// CPU in the Multiboot hand-over state (EAX = magic, EBX = information structure).
+    pub fn boot(config: MachineConfig, image: &[u8]) -> Result<Machine, MachineError> {
+        let mut mem = GuestMemory::new(config.ram_size)?;
+        // The legacy VGA window is the bus's, not RAM.
+        if mem.size() >= 0xc0000 {
+            mem.add_hole(0xa0000, 0xc0000)?;
+        }
+        let boot = multiboot::load(&mut mem, image, &config.cmdline, &config.modules)?;
+        let mut cpu = Cpu::new(mem);
+        cpu.state.eip = boot.entry;
+        cpu.state.gpr[EAX] = multiboot::BOOTLOADER_MAGIC;
+        cpu.state.gpr[EBX] = boot.info_addr;
+        // COM1 and debugcon (port 0xE9) share one output stream.
+        let out = SharedSink::new(config.serial);
+        let bus = pc::standard_bus(PcConfig {
+            ram_size: config.ram_size,
+            serial: Box::new(out.clone()),
+            debugcon: Box::new(out),
+            ..PcConfig::default()
+        });
+        Ok(Machine::new(cpu, bus))
+    }
+
+    /// The VGA text screen (80×25), as text.
+    pub fn vga_text(&self) -> Option<String> {
+        pc::vga_text(&self.bus)
+    }
+
+    /// Flushes the serial output.
+    pub fn flush_output(&mut self) {
+        pc::flush_output(&mut self.bus);
     }
 
     /// Runs until something stops the machine.
@@ -116,19 +166,19 @@ impl<P: Platform> Machine<P> {
         let started = Instant::now();
         let mut blocks = 0u64;
         loop {
-            self.platform.advance_to(self.now);
-            if let Some(stop) = self.platform.stop_request() {
+            self.bus.advance_to(self.now);
+            if let Some(stop) = self.bus.stop_request() {
                 return self.finish(match stop {
-                    DeviceStop::Exit(code) => StopReason::Exit(code),
-                    DeviceStop::Reset => StopReason::Reset,
+                    StopRequest::DebugExit { .. } => StopReason::Exit(stop.exit_status().unwrap_or(1)),
+                    StopRequest::Reset => StopReason::Reset,
                 });
             }
             if self.cpu.interrupts_enabled()
-                && self.platform.interrupt_pending()
-                && let Some(vector) = self.platform.acknowledge_interrupt()
+                && self.bus.interrupt_pending()
+                && let Some(vector) = self.bus.acknowledge_interrupt()
             {
                 self.stats.interrupts += 1;
-                if let Err(e) = self.cpu.deliver_external(&mut self.platform, vector) {
+                if let Err(e) = self.cpu.deliver_external(&mut self.bus, vector) {
                     return self.finish_event(e);
                 }
             }
@@ -136,7 +186,7 @@ impl<P: Platform> Machine<P> {
                 if !self.cpu.interrupts_enabled() {
                     return self.finish(StopReason::Halted);
                 }
-                match self.platform.next_deadline() {
+                match self.bus.next_deadline() {
                     Some(t) if t > self.now => {
                         self.stats.halts += 1;
                         self.now = t;
@@ -154,7 +204,7 @@ impl<P: Platform> Machine<P> {
                 return self.finish(StopReason::Timeout);
             }
             self.cpu.state.tsc = self.now;
-            match self.interp.run_block(&mut self.cpu, &mut self.platform) {
+            match self.interp.run_block(&mut self.cpu, &mut self.bus) {
                 Ok(n) => {
                     self.stats.retired += n as u64;
                     self.now += n as u64 * cfg.ns_per_insn;
