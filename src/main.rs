@@ -1,17 +1,39 @@
-//! The `popek` command line.
+//! The `popek` command line: run guest kernels, list the built-in ones, show the demo.
+//!
+//! Conventions: the guest's COM1 output goes to stdout and nothing else does; every
+//! diagnostic goes to stderr. The exit status is the guest's (debug-exit port 0xF4:
+//! `(value << 1) | 1`), or one of [`exit`]'s codes.
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand, ValueEnum};
 use popek::cpu::iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
-use popek::cpu::state::gpr::{EAX, EDX};
-use popek::demo;
+use popek::devices::sink::{ByteSink, NullSink, StdoutSink, WriterSink};
 use popek::interp::dispatch;
-use popek::interp::testing::TestBox;
-use std::time::Instant;
+use popek::machine::multiboot::Module;
+use popek::machine::{Machine, MachineConfig, RunConfig, StopReason};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Process exit statuses of `popek` itself (the guest's own are odd numbers).
+mod exit {
+    /// The guest halted with interrupts off, or reset the machine.
+    pub const HALTED: u8 = 0;
+    /// Bad command line, unreadable or malformed kernel image.
+    pub const USAGE: u8 = 2;
+    /// Triple fault.
+    pub const TRIPLE_FAULT: u8 = 4;
+    /// The guest used an instruction or feature popek does not implement.
+    pub const UNSUPPORTED: u8 = 6;
+    /// --max-insns or --timeout ended the run.
+    pub const LIMIT: u8 = 8;
+}
 
 /// popek: an educational x86 full-virtualization emulator built on binary translation.
+///
+/// With no command, boots the built-in `hello` guest and shows what happened.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -19,8 +41,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the built-in demo: a counting loop on a bare CPU under the interpreter,
-    /// showing how each instruction is classified and how fast it runs.
+    /// Boot a Multiboot kernel (an ELF file, or the name of a built-in guest).
+    ///
+    /// The guest's COM1 output goes to stdout; the exit status is the guest's
+    /// debug-exit value v as (v << 1) | 1, like QEMU's isa-debug-exit; 0 if it halted,
+    /// 2 for a bad image or flag, 4 for a triple fault, 6 for an unsupported
+    /// instruction, 8 if --max-insns or --timeout stopped it.
+    Run(RunArgs),
+    /// List the built-in guests, or write them out as ELF files.
+    Guests {
+        /// Write every guest to DIR as NAME.elf (plus NAME.cmdline and NAME.expected),
+        /// to run the very same images under QEMU.
+        #[arg(long, value_name = "DIR")]
+        extract: Option<PathBuf>,
+    },
+    /// A counting loop on a bare CPU: shows how each instruction is classified and
+    /// how fast the interpreter runs it.
     Demo {
         /// Loop iterations (4 guest instructions each).
         #[arg(long, default_value_t = 5_000_000)]
@@ -28,14 +64,253 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Demo { iterations: 5_000_000 }) {
-        Command::Demo { iterations } => run_demo(iterations),
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Engine {
+    /// The reference interpreter.
+    Interp,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Kernel: a Multiboot ELF32 file, or a built-in guest name (see `popek guests`).
+    kernel: String,
+    /// Execution engine.
+    #[arg(long, value_enum, default_value_t = Engine::Interp)]
+    engine: Engine,
+    /// Guest RAM, e.g. 128M, 1G, 65536K (multiple of 4 KiB, 2 MiB to 3 GiB).
+    #[arg(long, default_value = "128M", value_parser = parse_size)]
+    mem: u64,
+    /// Kernel command line (default: the built-in guest's own, else empty).
+    #[arg(long)]
+    cmdline: Option<String>,
+    /// Boot module FILE, with an optional command line after a comma (repeatable).
+    #[arg(long, value_name = "FILE[,CMDLINE]")]
+    module: Vec<String>,
+    /// Where COM1 output goes: stdio, file:PATH or none.
+    #[arg(long, default_value = "stdio", value_parser = parse_serial)]
+    serial: SerialTarget,
+    /// Stop after this many guest instructions (exit status 8).
+    #[arg(long, value_name = "N")]
+    max_insns: Option<u64>,
+    /// Stop after this many seconds of wall-clock time (exit status 8).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Print run statistics to stderr at the end.
+    #[arg(long)]
+    stats: bool,
+    /// Print the VGA text screen to stderr at the end.
+    #[arg(long)]
+    vga: bool,
+}
+
+#[derive(Clone, Debug)]
+enum SerialTarget {
+    Stdio,
+    File(PathBuf),
+    None,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is not a size like 128M"))?;
+    let mult = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("unknown size unit `{unit}` (use K, M or G)")),
+    };
+    let bytes = n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))?;
+    if !(2 << 20..=3 << 30).contains(&bytes) || !bytes.is_multiple_of(4096) {
+        return Err(format!("`{s}`: guest RAM must be a multiple of 4 KiB between 2M and 3G"));
+    }
+    Ok(bytes)
+}
+
+fn parse_serial(s: &str) -> Result<SerialTarget, String> {
+    match s {
+        "stdio" => Ok(SerialTarget::Stdio),
+        "none" => Ok(SerialTarget::None),
+        _ => match s.strip_prefix("file:") {
+            Some(p) if !p.is_empty() => Ok(SerialTarget::File(PathBuf::from(p))),
+            _ => Err(format!("`{s}`: expected stdio, none or file:PATH")),
+        },
     }
 }
 
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run_default(),
+        Some(Command::Run(args)) => run(&args),
+        Some(Command::Guests { extract }) => guests(extract.as_deref()).map(|()| ExitCode::SUCCESS),
+        Some(Command::Demo { iterations }) => run_demo(iterations).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("popek: {e:#}");
+        ExitCode::from(exit::USAGE)
+    })
+}
+
+/// `popek` with no arguments: boot `hello`, show its output and what happened.
+fn run_default() -> Result<ExitCode> {
+    eprintln!("popek: booting the built-in `hello` guest under the interpreter");
+    eprintln!("popek: (try `popek guests`, `popek run compute --stats`, `popek demo`, `popek --help`)");
+    eprintln!("---- guest serial output (COM1) ----");
+    let args = RunArgs {
+        kernel: "hello".into(),
+        engine: Engine::Interp,
+        mem: 128 << 20,
+        cmdline: None,
+        module: Vec::new(),
+        serial: SerialTarget::Stdio,
+        max_insns: None,
+        timeout: Some(60.0),
+        stats: true,
+        vga: false,
+    };
+    let code = run(&args)?;
+    // The demo succeeded if the guest passed (debug-exit 0, status 1): say so with 0.
+    Ok(if code == ExitCode::from(1) { ExitCode::SUCCESS } else { code })
+}
+
+/// The kernel image and its default command line.
+fn kernel_image(name: &str) -> Result<(Vec<u8>, &'static str)> {
+    let path = Path::new(name);
+    if path.exists() {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read kernel `{name}`"))?;
+        return Ok((bytes, ""));
+    }
+    match popek::guests::find(name) {
+        Some(g) => Ok((g.elf.to_vec(), g.cmdline)),
+        None => bail!("`{name}` is neither a file nor a built-in guest (see `popek guests`)"),
+    }
+}
+
+fn run(args: &RunArgs) -> Result<ExitCode> {
+    let (image, default_cmdline) = kernel_image(&args.kernel)?;
+    let mut modules = Vec::new();
+    for m in &args.module {
+        let (file, cmdline) = m.split_once(',').unwrap_or((m.as_str(), m.as_str()));
+        let data = std::fs::read(file).with_context(|| format!("cannot read module `{file}`"))?;
+        modules.push(Module { data, cmdline: cmdline.to_string() });
+    }
+    let serial: Box<dyn ByteSink> = match &args.serial {
+        SerialTarget::Stdio => Box::new(StdoutSink),
+        SerialTarget::None => Box::new(NullSink),
+        SerialTarget::File(p) => Box::new(WriterSink(
+            std::fs::File::create(p).with_context(|| format!("cannot create serial output file {}", p.display()))?,
+        )),
+    };
+    let timeout = match args.timeout {
+        Some(t) if !(t.is_finite() && t > 0.0) => bail!("--timeout must be a positive number of seconds"),
+        t => t.map(Duration::from_secs_f64),
+    };
+    let config = MachineConfig {
+        ram_size: args.mem,
+        cmdline: args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string()),
+        modules,
+        serial,
+    };
+    let mut machine = Machine::boot(config, &image).with_context(|| format!("`{}`", args.kernel))?;
+    let _ = args.engine;
+    let started = Instant::now();
+    let stop = machine.run(&RunConfig { max_insns: args.max_insns, timeout, ..RunConfig::default() });
+    let wall = started.elapsed();
+    machine.flush_output();
+    if args.vga {
+        eprintln!("---- VGA text screen ----");
+        eprintln!("{}", machine.vga_text().unwrap_or_default());
+    }
+    let code = match &stop {
+        StopReason::Exit(status) => {
+            // The host keeps the low 8 bits of an exit status, as for QEMU.
+            ExitCode::from((*status & 0xff) as u8)
+        }
+        StopReason::Reset => {
+            eprintln!("popek: the guest reset the machine");
+            ExitCode::from(exit::HALTED)
+        }
+        StopReason::Halted => {
+            eprintln!("popek: the guest halted (HLT with nothing left to wake it)");
+            ExitCode::from(exit::HALTED)
+        }
+        StopReason::TripleFault(dump) => {
+            eprintln!("popek: triple fault: the CPU shut down\n{dump}");
+            ExitCode::from(exit::TRIPLE_FAULT)
+        }
+        StopReason::Unsupported(u) => {
+            eprintln!("popek: {u}");
+            ExitCode::from(exit::UNSUPPORTED)
+        }
+        StopReason::InstructionLimit | StopReason::Timeout => {
+            eprintln!("popek: stopped: {stop:?}");
+            ExitCode::from(exit::LIMIT)
+        }
+    };
+    if args.stats {
+        print_stats(&machine, &stop, wall);
+    }
+    Ok(code)
+}
+
+fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
+    let s = &m.stats;
+    let i = &m.interp.stats;
+    let c = &m.interp.cache.stats;
+    let secs = wall.as_secs_f64().max(1e-9);
+    let stop = match stop {
+        StopReason::Exit(v) => format!("exit status {v}"),
+        StopReason::Unsupported(_) => "unsupported instruction".into(),
+        StopReason::TripleFault(_) => "triple fault".into(),
+        other => format!("{other:?}"),
+    };
+    eprintln!("---- popek statistics ----");
+    eprintln!("stop:                  {stop}");
+    eprintln!("engine:                interpreter");
+    eprintln!("instructions retired:  {}", s.retired);
+    eprintln!("wall time:             {:.3} s ({:.1} MIPS)", secs, s.retired as f64 / secs / 1e6);
+    eprintln!("virtual time:          {:.6} s", s.virtual_ns as f64 / 1e9);
+    eprintln!("blocks executed:       {}", i.blocks);
+    eprintln!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
+    eprintln!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
+    eprintln!("exceptions delivered:  {}", i.exceptions);
+    eprintln!("interrupts delivered:  {}", s.interrupts);
+    eprintln!("HLT sleeps:            {}", s.halts);
+}
+
+fn guests(extract: Option<&Path>) -> Result<()> {
+    match extract {
+        None => {
+            for g in popek::guests::GUESTS {
+                println!("{:<12} {}", g.name, g.description);
+            }
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            for g in popek::guests::GUESTS {
+                let write = |ext: &str, bytes: &[u8]| {
+                    let p = dir.join(format!("{}.{ext}", g.name));
+                    std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))
+                };
+                write("elf", g.elf)?;
+                write("cmdline", g.cmdline.as_bytes())?;
+                write("expected", g.expected_output.as_bytes())?;
+                eprintln!("wrote {}", dir.join(format!("{}.elf", g.name)).display());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run_demo(iterations: u32) -> Result<()> {
+    use popek::cpu::state::gpr::{EAX, EDX};
+    use popek::demo;
+    use popek::interp::testing::TestBox;
     let code = demo::counting_loop(iterations).context("assembling the demo")?;
     println!("popek demo: a counting loop at {:#x}, {} bytes of 32-bit code", demo::CODE_BASE, code.len());
     println!();
@@ -52,9 +327,9 @@ fn run_demo(iterations: u32) -> Result<()> {
         println!("  {:#010x} {:<22} {:<22} {group}", insn.ip(), bytes.join(" "), text);
     }
     let mut t = TestBox::new(&code);
-    let start = Instant::now();
-    let retired = t.run(usize::MAX).map_err(|e| anyhow::anyhow!("guest stopped: {e:?}"))?;
-    let secs = start.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let retired = t.run(usize::MAX).map_err(|e| anyhow!("guest stopped: {e:?}"))?;
+    let secs = started.elapsed().as_secs_f64();
     let (eax, edx) = (t.cpu.state.gpr[EAX], t.cpu.state.gpr[EDX]);
     let expected = demo::counting_loop_expected(iterations);
     println!();
@@ -64,12 +339,8 @@ fn run_demo(iterations: u32) -> Result<()> {
         secs,
         retired as f64 / secs / 1e6
     );
-    println!(
-        "result: eax={eax:#010x} edx={edx:#010x} (expected {:#010x} {:#010x}: {})",
-        expected.0,
-        expected.1,
-        if (eax, edx) == expected { "ok" } else { "MISMATCH" }
-    );
+    let verdict = if (eax, edx) == expected { "ok" } else { "MISMATCH" };
+    println!("result: eax={eax:#010x} edx={edx:#010x} (expected {:#010x} {:#010x}: {verdict})", expected.0, expected.1);
     anyhow::ensure!((eax, edx) == expected, "demo computed a wrong result");
     Ok(())
 }

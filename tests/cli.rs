@@ -1,0 +1,103 @@
+//! The `popek` binary: exit statuses, stdout carrying only guest output, and one-line
+//! errors (exit status 2) for bad input.
+
+use std::process::{Command, Output};
+
+fn popek(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_popek")).args(args).output().expect("popek runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_builtin_guest_prints_only_guest_output_and_its_exit_status() {
+    let o = popek(&["run", "hello"]);
+    let guest = popek::guests::find("hello").unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), guest.expected_output);
+    assert_eq!(o.status.code(), Some(1), "debug-exit 0 → (0 << 1) | 1");
+}
+
+#[test]
+fn stats_go_to_stderr() {
+    let o = popek(&["run", "hello", "--stats"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("hello").unwrap().expected_output);
+    assert!(stderr(&o).contains("instructions retired:"), "{}", stderr(&o));
+}
+
+#[test]
+fn default_command_boots_the_demo_guest() {
+    let o = popek(&[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("hello: PASS"));
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn instruction_limit_stops_the_run() {
+    let o = popek(&["run", "compute", "--max-insns", "1000"]);
+    assert_eq!(o.status.code(), Some(8));
+    assert!(stderr(&o).contains("InstructionLimit"), "{}", stderr(&o));
+}
+
+#[test]
+fn extracted_guests_run_from_files() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-test-{}", std::process::id()));
+    let o = popek(&["guests", "--extract", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let elf = dir.join("hello.elf");
+    let o = popek(&["run", elf.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("hello").unwrap().expected_output);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn guests_lists_every_guest() {
+    let o = popek(&["guests"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for g in popek::guests::GUESTS {
+        assert!(text.lines().any(|l| l.starts_with(g.name)), "{} missing from:\n{text}", g.name);
+    }
+}
+
+/// Bad input: one clear line on stderr, exit status 2, no panic.
+#[test]
+fn bad_input_is_one_line_and_status_2() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("garbage.elf");
+    std::fs::write(&garbage, b"this is not a kernel").unwrap();
+    let mut elf64 = popek::guests::find("hello").unwrap().elf.to_vec();
+    elf64[4] = 2; // ELFCLASS64
+    let wrong_class = dir.join("elf64.elf");
+    std::fs::write(&wrong_class, &elf64).unwrap();
+    let truncated = dir.join("truncated.elf");
+    let hello = popek::guests::find("hello").unwrap().elf;
+    std::fs::write(&truncated, &hello[..hello.len() / 3]).unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["run", garbage.to_str().unwrap()],
+        vec!["run", wrong_class.to_str().unwrap()],
+        vec!["run", truncated.to_str().unwrap()],
+        vec!["run", "no-such-guest-or-file"],
+        vec!["run", "hello", "--mem", "12Q"],
+        vec!["run", "hello", "--mem", "1M"],
+        vec!["run", "hello", "--serial", "pipe"],
+        vec!["run", "hello", "--max-insns", "-5"],
+        vec!["run", "hello", "--timeout", "-1"],
+        vec!["run", "hello", "--module", "/no/such/module"],
+        vec!["frobnicate"],
+    ];
+    for args in cases {
+        let o = popek(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
+        let first = err.lines().next().unwrap_or("");
+        assert!(first.contains("error") || first.starts_with("popek:"), "{args:?}: {err}");
+    }
+    let o = popek(&["run", garbage.to_str().unwrap()]);
+    assert_eq!(stderr(&o).lines().count(), 1, "exactly one line: {}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
