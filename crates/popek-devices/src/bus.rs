@@ -262,8 +262,8 @@ impl DeviceBus {
             if len == 0 || last > 0x1_0000 {
                 return Err(BusError::BadRange { device: name, base: base.value(), len: len.into() });
             }
-            // Fits: last - 1 <= 0xFFFF was just checked.
-            let last = (last - 1) as u16;
+            // No overflow: base + len <= 0x10000 was just checked.
+            let last = base.0 + (len - 1);
             let clash =
                 self.port_map.iter().chain(new.iter()).find(|r: &&PortRange| base.0 <= r.last && r.base <= last);
             if let Some(r) = clash {
@@ -453,7 +453,7 @@ impl DeviceBus {
                 }
                 match value {
                     Some(v) => {
-                        self.pic.write_port(Port(r.base), offset, v as u8);
+                        self.pic.write_port(Port(r.base), offset, v.to_le_bytes()[0]);
                         0
                     }
                     None => self.pic.read_port(Port(r.base), offset).into(),
@@ -480,11 +480,11 @@ impl DeviceBus {
     /// little-endian, each routed on its own.
     fn split_port_access(&mut self, port: u16, size: AccessSize, value: Option<u32>) -> u32 {
         let mut result = 0;
+        let mut p = port;
         for i in 0..size.bytes() {
-            // `i` < 4, so the shift and the port arithmetic are in range.
-            let p = port.wrapping_add(i as u16);
             let byte = value.map(|v| (v >> (8 * i)) & 0xff);
             result |= (self.port_access(p, AccessSize::Byte, byte) & 0xff) << (8 * i);
+            p = p.wrapping_add(1); // wraps at 0xFFFF like the ISA bus
         }
         result
     }
@@ -646,7 +646,7 @@ mod tests {
             self.0[off as usize].into()
         }
         fn write(&mut self, _: &mut DeviceContext<'_>, _: PhysAddr, off: u32, _: AccessSize, v: u32) {
-            self.0[off as usize] = v as u8;
+            self.0[off as usize] = v.to_le_bytes()[0];
         }
     }
 

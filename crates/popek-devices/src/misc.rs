@@ -5,6 +5,8 @@
 //! Follows QEMU `hw/misc/debugexit.c` and `hw/char/debugcon.c`, and the PCI Local Bus
 //! Specification 3.0, section 3.2.2.3.2 "Configuration Mechanism #1"; Intel PIIX3 datasheet 4.1.5 (RC).
 
+#![allow(clippy::cast_possible_truncation, reason = "8-bit ports take the low byte of the data bus")]
+
 use popek_memory::{AccessSize, Port};
 
 use crate::bus::{DeviceContext, PortDevice, StopRequest};

@@ -115,6 +115,7 @@ pub fn flush_output(bus: &mut DeviceBus) {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation, reason = "test bytes")]
 mod tests {
     use popek_memory::{AccessSize, Bus};
 

@@ -9,6 +9,8 @@
 //! request to ISR. If the request vanished before INTA, the 8259A answers with
 //! IR7 of the controller concerned (spurious IRQ 7 / 15) and sets no ISR bit.
 
+#![allow(clippy::cast_possible_truncation, reason = "8-bit registers take the low byte of the data bus")]
+
 use popek_memory::Port;
 
 use crate::bus::IrqSink;

@@ -10,6 +10,11 @@
 //! [`Pit::advance`] calls collapse into one edge, as they would in the 8259A's
 //! IRR). BCD counting is not implemented (the BCD bit is stored and reported).
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "8-bit registers take the low byte of the data bus; 16-bit counts are split into bytes"
+)]
+
 use popek_memory::{AccessSize, Port};
 
 use crate::bus::{DeviceContext, PortDevice};

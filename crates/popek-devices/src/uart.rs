@@ -11,6 +11,8 @@
 //! level (no 4-character timer). The interrupt output reaches the PIC only
 //! while MCR OUT2 is set, as on a PC.
 
+#![allow(clippy::cast_possible_truncation, reason = "8-bit registers take the low byte of the data bus")]
+
 use std::collections::VecDeque;
 
 use popek_memory::{AccessSize, Port};
