@@ -147,6 +147,8 @@ pub trait PortDevice: Any + Send {
     fn next_deadline(&self) -> Option<u64> {
         None
     }
+    /// Push buffered output to its sink (the machine calls this at exit).
+    fn flush(&mut self) {}
 }
 
 /// A device reached through physical memory addresses that are not RAM.
@@ -395,6 +397,14 @@ impl DeviceBus {
         for dev in &mut self.port_devices {
             let mut ctx = DeviceContext::new(now_ns, &mut self.pic, &mut self.stop);
             dev.advance(&mut ctx);
+        }
+    }
+
+    /// Flush every device's output sink (call at exit, before printing
+    /// anything else).
+    pub fn flush(&mut self) {
+        for dev in &mut self.port_devices {
+            dev.flush();
         }
     }
 
@@ -663,6 +673,21 @@ mod tests {
         assert!(bus.register_mmio(Box::new(Mem(vec![])), PhysAddr(0xffff_fff0), 0x11).is_err());
         assert_eq!(bus.mmio_ranges(), vec![(PhysAddr(0x1000), 16), (PhysAddr(0xffff_ffff), 1)]);
         assert!(bus.mmio_device_at::<Mem>(PhysAddr(0x1008)).is_some());
+    }
+
+    #[test]
+    fn bus_can_move_to_another_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<DeviceBus>();
+    }
+
+    #[test]
+    fn time_never_goes_back() {
+        let mut bus = DeviceBus::new();
+        bus.advance_to(500);
+        bus.advance_to(400);
+        assert_eq!(bus.now_ns(), 500);
+        assert_eq!(bus.next_deadline(), None);
     }
 
     #[test]

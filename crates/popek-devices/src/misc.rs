@@ -57,11 +57,6 @@ impl Debugcon {
     pub fn new(sink: Box<dyn ByteSink>) -> Self {
         Debugcon { sink }
     }
-
-    /// Flush the output sink.
-    pub fn flush(&mut self) {
-        self.sink.flush();
-    }
 }
 
 impl PortDevice for Debugcon {
@@ -70,6 +65,9 @@ impl PortDevice for Debugcon {
     }
     fn read(&mut self, _: &mut DeviceContext<'_>, _: Port, _: u16, _: AccessSize) -> u32 {
         0xe9
+    }
+    fn flush(&mut self) {
+        self.sink.flush();
     }
     fn write(&mut self, _: &mut DeviceContext<'_>, _: Port, _: u16, _: AccessSize, value: u32) {
         self.sink.write_byte(value as u8);

@@ -104,16 +104,6 @@ pub fn vga_text(bus: &DeviceBus) -> Option<String> {
     bus.mmio_device_at::<VgaText>(PhysAddr(0xb8000)).map(VgaText::render_text)
 }
 
-/// Flush COM1's and debugcon's sinks (at exit).
-pub fn flush_output(bus: &mut DeviceBus) {
-    if let Some(u) = com1(bus) {
-        u.flush();
-    }
-    if let Some(d) = bus.port_device_at_mut::<Debugcon>(Port(0xe9)) {
-        d.flush();
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::cast_possible_truncation, reason = "test bytes")]
 mod tests {
@@ -238,6 +228,6 @@ mod tests {
         assert_eq!(bus.acknowledge_interrupt(), Some(0x08));
         outb(&mut bus, 0x20, 0x20);
         assert_eq!(bus.acknowledge_interrupt(), Some(0x09));
-        flush_output(&mut bus);
+        bus.flush();
     }
 }

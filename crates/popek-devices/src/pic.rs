@@ -293,16 +293,12 @@ impl PicPair {
         let v = match (base.0, offset) {
             (0x20, 0) => self.master.read_command(),
             (0x20, _) => self.master.imr,
-            (0xa0, 0) => {
-                let v = self.slave.read_command();
-                // A slave poll acknowledges the slave; keep IR2 in step.
-                self.cascade();
-                v
-            }
+            (0xa0, 0) => self.slave.read_command(),
             (0xa0, _) => self.slave.imr,
             (_, 0) => self.master.elcr,
             (_, _) => self.slave.elcr,
         };
+        // A poll acknowledges like INTA; keep IR2 in step with the slave.
         self.cascade();
         v
     }

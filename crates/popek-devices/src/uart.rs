@@ -127,11 +127,6 @@ impl Uart {
         u16::from_le_bytes([self.dll, self.dlm])
     }
 
-    /// Flush the output sink.
-    pub fn flush(&mut self) {
-        self.sink.flush();
-    }
-
     fn rx_capacity(&self) -> usize {
         if self.fifo_enabled { FIFO_SIZE } else { 1 }
     }
@@ -325,6 +320,10 @@ impl PortDevice for Uart {
         self.pull_input();
         self.write_reg(offset, value as u8);
         self.update_irq(ctx);
+    }
+
+    fn flush(&mut self) {
+        self.sink.flush();
     }
 
     fn advance(&mut self, ctx: &mut DeviceContext<'_>) {
