@@ -472,6 +472,13 @@ mod tests {
         p.set_irq(4, false);
         p.set_irq(4, true);
         assert_eq!(p.inta(), 0x34);
+        // A new edge on the line in service waits in IRR for the EOI.
+        p.set_irq(4, false);
+        p.set_irq(4, true);
+        assert_eq!(p.master.irr, 0x10);
+        assert!(!p.intr(), "equal priority does not nest");
+        out(&mut p, 0x20, 0x20);
+        assert_eq!(p.inta(), 0x34);
     }
 
     #[test]
