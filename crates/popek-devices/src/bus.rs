@@ -320,6 +320,15 @@ impl DeviceBus {
         Ok(())
     }
 
+    /// The port map as `(base, count, device name)`, in port order (for
+    /// listings such as `--stats`).
+    pub fn port_map(&self) -> Vec<(Port, u32, &'static str)> {
+        self.port_map
+            .iter()
+            .map(|r| (Port(r.base), u32::from(r.last - r.base) + 1, self.target_name(r.target)))
+            .collect()
+    }
+
     /// The registered MMIO ranges as `(base, len)`, in address order (the
     /// machine carves these out of RAM as holes).
     pub fn mmio_ranges(&self) -> Vec<(PhysAddr, u32)> {

@@ -219,6 +219,25 @@ mod tests {
         bus.mmio_write(PhysAddr(0xb8000), AccessSize::Word, 0x0741);
         assert!(vga_text(&bus).unwrap().starts_with("A\n\n"));
         assert_eq!(bus.mmio_ranges(), vec![(PhysAddr(0xa0000), 0x20000)]);
+        let map: Vec<(u16, u32, &str)> = bus.port_map().into_iter().map(|(p, n, d)| (p.0, n, d)).collect();
+        assert_eq!(
+            map,
+            vec![
+                (0x20, 2, "pic"),
+                (0x40, 4, "pit"),
+                (0x60, 1, "i8042"),
+                (0x61, 1, "pit"),
+                (0x64, 1, "i8042"),
+                (0x70, 2, "cmos-rtc"),
+                (0x80, 1, "post"),
+                (0xa0, 2, "pic"),
+                (0xe9, 1, "debugcon"),
+                (0xf4, 4, "isa-debug-exit"),
+                (0x3f8, 8, "uart16550"),
+                (0x4d0, 2, "pic"),
+                (0xcf8, 8, "pci-config"),
+            ]
+        );
         assert!(com1(&mut bus).is_some());
         // The BIOS-like PIC: IRQ 0 masked, vectors 0x08 / 0x70.
         assert_eq!(inb(&mut bus, 0x21), 0xfb);

@@ -8,7 +8,7 @@
 //! MHz input). Channel 0's OUT drives IRQ 0; the 8259A sees one rising edge
 //! per period in modes 2 and 3 (several periods elapsed between two
 //! [`Pit::advance`] calls collapse into one edge, as they would in the 8259A's
-//! IRR). BCD counting is not implemented (the BCD bit is stored and reported).
+//! IRR). BCD counting (four decades, 0 = 10000) is supported.
 
 #![allow(
     clippy::cast_possible_truncation,
@@ -88,13 +88,19 @@ impl Channel {
         }
         let d = now.saturating_sub(self.load_tick);
         let c = u64::from(self.count);
-        // Every value below fits in 16 bits once 65536 wraps to 0.
+        // The counter's modulus: 10^4 in BCD, 2^16 in binary.
+        let m = if self.bcd { 10_000 } else { 0x1_0000 };
         let v = match self.mode {
             2 => c - d % c,
             3 => c - (2 * d) % c, // counts down by two, twice per period
-            _ => c.wrapping_sub(d) & 0xffff,
-        };
-        (v & 0xffff) as u16
+            _ => (c + m - d % m) % m,
+        } % m;
+        if self.bcd {
+            // Four decimal digits, one per nibble.
+            ((v / 1000) << 12 | (v / 100 % 10) << 8 | (v / 10 % 10) << 4 | (v % 10)) as u16
+        } else {
+            v as u16
+        }
     }
 
     /// OUT level at tick `now`.
@@ -135,7 +141,15 @@ impl Channel {
     }
 
     fn load(&mut self, value: u16, now: u64) {
-        self.count = if value == 0 { 0x1_0000 } else { u32::from(value) };
+        let value = if self.bcd {
+            // BCD digits (invalid nibbles count as their binary value).
+            let n = |shift: u16| u32::from((value >> shift) & 0xf);
+            n(12) * 1000 + n(8) * 100 + n(4) * 10 + n(0)
+        } else {
+            u32::from(value)
+        };
+        let max = if self.bcd { 10_000 } else { 0x1_0000 };
+        self.count = if value == 0 { max } else { value };
         self.load_tick = now;
         self.reported_tick = now;
         self.null_count = false;
@@ -511,6 +525,25 @@ mod tests {
         h.now = 2 * 15_085;
         let b = inb(&mut pit, &mut h, 0x61) & 0x10;
         assert_eq!((a, b), (0x10, 0x00));
+    }
+
+    #[test]
+    fn bcd_counting() {
+        let mut pit = Pit::new();
+        let mut h = Harness::default();
+        out(&mut pit, &mut h, 0x43, 0x71); // ch1, lo/hi, mode 0, BCD
+        out(&mut pit, &mut h, 0x41, 0x00);
+        out(&mut pit, &mut h, 0x41, 0x10); // 1000 decimal
+        h.now = t(300);
+        assert_eq!((inb(&mut pit, &mut h, 0x41), inb(&mut pit, &mut h, 0x41)), (0x00, 0x07));
+        assert!(pit.out_at(1, t(1000)) && !pit.out_at(1, t(999)));
+        // Count 0 is 10000 in BCD: one tick later the counter reads 9999.
+        out(&mut pit, &mut h, 0x41, 0x00);
+        out(&mut pit, &mut h, 0x41, 0x00);
+        h.now = t(301);
+        assert_eq!((inb(&mut pit, &mut h, 0x41), inb(&mut pit, &mut h, 0x41)), (0x99, 0x99));
+        h.now = t(300 + 10_001); // loaded at 300: wraps past zero to 9999 again
+        assert_eq!((inb(&mut pit, &mut h, 0x41), inb(&mut pit, &mut h, 0x41)), (0x99, 0x99));
     }
 
     #[test]
