@@ -8,7 +8,9 @@
 //! MHz input). Channel 0's OUT drives IRQ 0; the 8259A sees one rising edge
 //! per period in modes 2 and 3 (several periods elapsed between two
 //! [`Pit::advance`] calls collapse into one edge, as they would in the 8259A's
-//! IRR). BCD counting (four decades, 0 = 10000) is supported.
+//! IRR). BCD counting (four decades, 0 = 10000) is supported. A low gate
+//! pauses modes 0 and 4 and a rising gate restarts modes 1, 2, 3 and 5;
+//! modes 1 and 5 otherwise start at once (no wait for the first trigger).
 
 #![allow(
     clippy::cast_possible_truncation,
@@ -58,6 +60,8 @@ pub struct Channel {
     armed: bool,
     /// Tick up to which OUT edges have been reported (channel 0).
     reported_tick: u64,
+    /// Tick at which the gate last went low (modes 0 and 4 pause while it is low).
+    gate_low_tick: u64,
 }
 
 impl Channel {
@@ -78,7 +82,19 @@ impl Channel {
             idle_out: true,
             armed: true,
             reported_tick: 0,
+            gate_low_tick: 0,
         }
+    }
+
+    /// Clocks counted since the load at tick `now`: in modes 0 and 4 a low
+    /// gate stops counting (and a count loaded while it is low waits).
+    fn elapsed(&self, now: u64) -> u64 {
+        let now = if !self.gate && matches!(self.mode, 0 | 4) {
+            now.min(self.gate_low_tick.max(self.load_tick))
+        } else {
+            now
+        };
+        now.saturating_sub(self.load_tick)
     }
 
     /// Current counter value at tick `now`.
@@ -86,7 +102,7 @@ impl Channel {
         if !self.armed {
             return 0;
         }
-        let d = now.saturating_sub(self.load_tick);
+        let d = self.elapsed(now);
         let c = u64::from(self.count);
         // The counter's modulus: 10^4 in BCD, 2^16 in binary.
         let m = if self.bcd { 10_000 } else { 0x1_0000 };
@@ -108,7 +124,7 @@ impl Channel {
         if !self.armed {
             return self.idle_out;
         }
-        let d = now.saturating_sub(self.load_tick);
+        let d = self.elapsed(now);
         let c = u64::from(self.count);
         match self.mode {
             0 => d >= c,
@@ -126,6 +142,9 @@ impl Channel {
     fn next_rising_edge(&self, after: u64) -> Option<u64> {
         if !self.armed {
             return None;
+        }
+        if !self.gate && matches!(self.mode, 0 | 4) {
+            return None; // paused
         }
         let c = u64::from(self.count);
         let start = self.load_tick;
@@ -240,11 +259,19 @@ impl Channel {
     }
 
     fn set_gate(&mut self, gate: bool, now: u64) {
-        // Modes 1, 2, 3, 5 (re)start on a rising gate; modes 0 and 4 would
-        // pause while the gate is low, which this model does not do.
-        if gate && !self.gate && self.armed && matches!(self.mode, 1 | 2 | 3 | 5) {
-            self.load_tick = now;
-            self.reported_tick = now;
+        if gate && !self.gate && self.armed {
+            if matches!(self.mode, 0 | 4) {
+                // Resume: the paused clocks do not count.
+                let paused_from = self.gate_low_tick.max(self.load_tick);
+                self.load_tick += now.saturating_sub(paused_from);
+            } else {
+                // Modes 1, 2, 3, 5 (re)start on a rising gate.
+                self.load_tick = now;
+                self.reported_tick = now;
+            }
+        }
+        if !gate && self.gate {
+            self.gate_low_tick = now;
         }
         self.gate = gate;
     }
@@ -525,6 +552,28 @@ mod tests {
         h.now = 2 * 15_085;
         let b = inb(&mut pit, &mut h, 0x61) & 0x10;
         assert_eq!((a, b), (0x10, 0x00));
+    }
+
+    #[test]
+    fn mode0_gate_low_pauses_counting() {
+        let mut pit = Pit::new();
+        let mut h = Harness::default();
+        // Channel 2's gate (port 0x61 bit 0) is low at power-on.
+        out(&mut pit, &mut h, 0x43, 0xb0); // ch2, lo/hi, mode 0
+        out(&mut pit, &mut h, 0x42, 0xe8);
+        out(&mut pit, &mut h, 0x42, 0x03); // 1000
+        assert_eq!(pit.count_at(2, t(500)), 1000, "loaded with the gate low: waits");
+        h.now = t(500);
+        out(&mut pit, &mut h, 0x61, 0x01);
+        assert_eq!(pit.count_at(2, t(800)), 700);
+        h.now = t(800);
+        out(&mut pit, &mut h, 0x61, 0x00);
+        assert_eq!(pit.count_at(2, t(2000)), 700, "paused");
+        assert!(!pit.out_at(2, t(2000)));
+        h.now = t(2000);
+        out(&mut pit, &mut h, 0x61, 0x01);
+        assert!(!pit.out_at(2, t(2699)));
+        assert!(pit.out_at(2, t(2700)));
     }
 
     #[test]
