@@ -141,9 +141,16 @@ pub trait PortDevice: Any + Send {
         true
     }
     /// Virtual time moved to `ctx.now_ns()`: update timers, raise or lower lines.
+    ///
+    /// Contract: the bus calls this after any access to the device or to
+    /// its `&mut` (see [`DeviceBus::port_device_at_mut`]), and otherwise only
+    /// once time reaches [`PortDevice::next_deadline`]. So a device must
+    /// report as a deadline every moment at which it would change a line on
+    /// its own, and must derive time-dependent register values from
+    /// `ctx.now_ns()` at the access rather than from the last `advance`.
     fn advance(&mut self, _ctx: &mut DeviceContext<'_>) {}
     /// The earliest virtual time (ns) at which the device will change an
-    /// interrupt line or a flag on its own, if any.
+    /// interrupt line on its own, if any.
     fn next_deadline(&self) -> Option<u64> {
         None
     }

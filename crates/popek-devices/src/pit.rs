@@ -32,7 +32,7 @@ const RW_WORD: u8 = 3;
 
 /// One 8254 counter.
 #[derive(Debug, Clone)]
-pub struct Channel {
+struct Channel {
     /// Initial count (1..=65536; a written 0 means 65536).
     count: u32,
     /// Tick at which the count was loaded.
