@@ -141,12 +141,21 @@ pub trait PortDevice: Any + Send {
         true
     }
     /// Virtual time moved to `ctx.now_ns()`: update timers, raise or lower lines.
+    ///
+    /// Contract: the bus calls this after any access to the device or to
+    /// its `&mut` (see [`DeviceBus::port_device_at_mut`]), and otherwise only
+    /// once time reaches [`PortDevice::next_deadline`]. So a device must
+    /// report as a deadline every moment at which it would change a line on
+    /// its own, and must derive time-dependent register values from
+    /// `ctx.now_ns()` at the access rather than from the last `advance`.
     fn advance(&mut self, _ctx: &mut DeviceContext<'_>) {}
     /// The earliest virtual time (ns) at which the device will change an
-    /// interrupt line or a flag on its own, if any.
+    /// interrupt line on its own, if any.
     fn next_deadline(&self) -> Option<u64> {
         None
     }
+    /// Push buffered output to its sink (the machine calls this at exit).
+    fn flush(&mut self) {}
 }
 
 /// A device reached through physical memory addresses that are not RAM.
@@ -196,6 +205,11 @@ pub struct DeviceBus {
     mmio_map: Vec<MmioRange>,
     unclaimed: BTreeMap<u16, u64>,
     unclaimed_mmio: u64,
+    /// Cached minimum of the devices' deadlines (`u64::MAX`: none), valid
+    /// unless `deadline_stale`.
+    cached_deadline: u64,
+    /// A device may have changed since `cached_deadline` was computed.
+    deadline_stale: bool,
 }
 
 impl std::fmt::Debug for DeviceBus {
@@ -242,6 +256,8 @@ impl DeviceBus {
             mmio_map: Vec::new(),
             unclaimed: BTreeMap::new(),
             unclaimed_mmio: 0,
+            cached_deadline: u64::MAX,
+            deadline_stale: true,
         }
     }
 
@@ -262,8 +278,8 @@ impl DeviceBus {
             if len == 0 || last > 0x1_0000 {
                 return Err(BusError::BadRange { device: name, base: base.value(), len: len.into() });
             }
-            // Fits: last - 1 <= 0xFFFF was just checked.
-            let last = (last - 1) as u16;
+            // No overflow: base + len <= 0x10000 was just checked.
+            let last = base.0 + (len - 1);
             let clash =
                 self.port_map.iter().chain(new.iter()).find(|r: &&PortRange| base.0 <= r.last && r.base <= last);
             if let Some(r) = clash {
@@ -318,6 +334,15 @@ impl DeviceBus {
         Ok(())
     }
 
+    /// The port map as `(base, count, device name)`, in port order (for
+    /// listings such as `--stats`).
+    pub fn port_map(&self) -> Vec<(Port, u32, &'static str)> {
+        self.port_map
+            .iter()
+            .map(|r| (Port(r.base), u32::from(r.last - r.base) + 1, self.target_name(r.target)))
+            .collect()
+    }
+
     /// The registered MMIO ranges as `(base, len)`, in address order (the
     /// machine carves these out of RAM as holes).
     pub fn mmio_ranges(&self) -> Vec<(PhysAddr, u32)> {
@@ -347,6 +372,7 @@ impl DeviceBus {
 
     /// The device of type `T` whose port range holds `port`, mutably.
     pub fn port_device_at_mut<T: PortDevice>(&mut self, port: Port) -> Option<&mut T> {
+        self.deadline_stale = true;
         match self.find_port(port.0)?.target {
             PortTarget::Device(i) => {
                 let dev: &mut dyn Any = self.port_devices[i].as_mut();
@@ -365,6 +391,7 @@ impl DeviceBus {
 
     /// The device of type `T` whose MMIO range holds `addr`, mutably.
     pub fn mmio_device_at_mut<T: MmioDevice>(&mut self, addr: PhysAddr) -> Option<&mut T> {
+        self.deadline_stale = true;
         let r = self.find_mmio(addr.0)?;
         let dev: &mut dyn Any = self.mmio_devices[r.device].as_mut();
         dev.downcast_mut::<T>()
@@ -377,6 +404,7 @@ impl DeviceBus {
 
     /// The interrupt controller pair, mutably (e.g. to raise a line from a test).
     pub fn pic_mut(&mut self) -> &mut PicPair {
+        self.deadline_stale = true;
         &mut self.pic
     }
 
@@ -387,14 +415,34 @@ impl DeviceBus {
 
     /// Move virtual time forward to `now_ns` (earlier values are ignored: time
     /// never goes back) and let every device update its timers and lines.
+    ///
+    /// Cheap enough for every block boundary: unless a device was accessed
+    /// (or handed out mutably) since the last full update, the devices are
+    /// only visited once `now_ns` reaches the earliest deadline. Devices
+    /// change their lines on their own only at deadlines, and compute
+    /// time-dependent register values from the time of each access, so
+    /// skipping the visits in between changes nothing the guest can see.
     pub fn advance_to(&mut self, now_ns: u64) {
         if now_ns < self.now_ns {
             return;
         }
         self.now_ns = now_ns;
+        if !self.deadline_stale && now_ns < self.cached_deadline {
+            return;
+        }
         for dev in &mut self.port_devices {
             let mut ctx = DeviceContext::new(now_ns, &mut self.pic, &mut self.stop);
             dev.advance(&mut ctx);
+        }
+        self.cached_deadline = self.next_deadline().unwrap_or(u64::MAX);
+        self.deadline_stale = false;
+    }
+
+    /// Flush every device's output sink (call at exit, before printing
+    /// anything else).
+    pub fn flush(&mut self) {
+        for dev in &mut self.port_devices {
+            dev.flush();
         }
     }
 
@@ -441,6 +489,7 @@ impl DeviceBus {
     }
 
     fn port_access(&mut self, port: u16, size: AccessSize, value: Option<u32>) -> u32 {
+        self.deadline_stale = true;
         let Some(r) = self.find_port(port) else {
             *self.unclaimed.entry(port).or_insert(0) += 1;
             return size.ones();
@@ -453,7 +502,7 @@ impl DeviceBus {
                 }
                 match value {
                     Some(v) => {
-                        self.pic.write_port(Port(r.base), offset, v as u8);
+                        self.pic.write_port(Port(r.base), offset, v.to_le_bytes()[0]);
                         0
                     }
                     None => self.pic.read_port(Port(r.base), offset).into(),
@@ -480,11 +529,11 @@ impl DeviceBus {
     /// little-endian, each routed on its own.
     fn split_port_access(&mut self, port: u16, size: AccessSize, value: Option<u32>) -> u32 {
         let mut result = 0;
+        let mut p = port;
         for i in 0..size.bytes() {
-            // `i` < 4, so the shift and the port arithmetic are in range.
-            let p = port.wrapping_add(i as u16);
             let byte = value.map(|v| (v >> (8 * i)) & 0xff);
             result |= (self.port_access(p, AccessSize::Byte, byte) & 0xff) << (8 * i);
+            p = p.wrapping_add(1); // wraps at 0xFFFF like the ISA bus
         }
         result
     }
@@ -500,6 +549,7 @@ impl Bus for DeviceBus {
     }
 
     fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32 {
+        self.deadline_stale = true;
         let Some(r) = self.find_mmio(addr.0) else {
             self.unclaimed_mmio += 1;
             return size.ones();
@@ -509,6 +559,7 @@ impl Bus for DeviceBus {
     }
 
     fn mmio_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32) {
+        self.deadline_stale = true;
         let Some(r) = self.find_mmio(addr.0) else {
             self.unclaimed_mmio += 1;
             return;
@@ -646,7 +697,7 @@ mod tests {
             self.0[off as usize].into()
         }
         fn write(&mut self, _: &mut DeviceContext<'_>, _: PhysAddr, off: u32, _: AccessSize, v: u32) {
-            self.0[off as usize] = v as u8;
+            self.0[off as usize] = v.to_le_bytes()[0];
         }
     }
 
@@ -663,6 +714,21 @@ mod tests {
         assert!(bus.register_mmio(Box::new(Mem(vec![])), PhysAddr(0xffff_fff0), 0x11).is_err());
         assert_eq!(bus.mmio_ranges(), vec![(PhysAddr(0x1000), 16), (PhysAddr(0xffff_ffff), 1)]);
         assert!(bus.mmio_device_at::<Mem>(PhysAddr(0x1008)).is_some());
+    }
+
+    #[test]
+    fn bus_can_move_to_another_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<DeviceBus>();
+    }
+
+    #[test]
+    fn time_never_goes_back() {
+        let mut bus = DeviceBus::new();
+        bus.advance_to(500);
+        bus.advance_to(400);
+        assert_eq!(bus.now_ns(), 500);
+        assert_eq!(bus.next_deadline(), None);
     }
 
     #[test]

@@ -11,8 +11,8 @@ pub const NS_PER_SEC: u64 = 1_000_000_000;
 /// Ticks of a `hz` clock that have elapsed at `ns` (floor).
 #[inline]
 pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
-    // Fits: ns * hz / 1e9 <= ns * hz / 1e9 for hz <= 1e9 is <= ns.
-    (u128::from(ns) * u128::from(hz) / u128::from(NS_PER_SEC)) as u64
+    let ticks = u128::from(ns) * u128::from(hz) / u128::from(NS_PER_SEC);
+    u64::try_from(ticks).unwrap_or(u64::MAX)
 }
 
 /// The first nanosecond at which tick `ticks` of a `hz` clock has elapsed

@@ -8,6 +8,8 @@
 //! reset pulse (command 0xFE, any 0xF0–0xFF with bit 0 clear, or output port
 //! bit 0 cleared) requests [`StopRequest::Reset`].
 
+#![allow(clippy::cast_possible_truncation, reason = "8-bit registers take the low byte of the data bus")]
+
 use std::collections::VecDeque;
 
 use popek_memory::{AccessSize, Port};
@@ -143,12 +145,8 @@ impl I8042 {
             0xd2 => self.pending = Pending::EchoKeyboard,
             0xd3 => self.pending = Pending::EchoAux,
             0xd4 => self.pending = Pending::AuxCommand,
-            0xf0..=0xff => {
-                // Pulse output port lines whose bit is 0; bit 0 is the reset line.
-                if cmd & 1 == 0 {
-                    ctx.request_stop(StopRequest::Reset);
-                }
-            }
+            // Pulse output port lines whose bit is 0; bit 0 is the reset line.
+            0xf0..=0xff if cmd & 1 == 0 => ctx.request_stop(StopRequest::Reset),
             _ => {} // unknown commands are ignored
         }
     }

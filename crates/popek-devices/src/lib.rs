@@ -27,6 +27,27 @@
 //! bus wires it to the 8259A pair) and a slot for a [`StopRequest`]
 //! (debug-exit, keyboard-controller reset). So every run is deterministic and
 //! every device can be unit-tested with a fake clock and a fake IRQ sink.
+//!
+//! How the machine drives it:
+//!
+//! ```
+//! use popek_devices::{SharedBuffer, StopRequest, pc};
+//! use popek_memory::{AccessSize, Bus, Port};
+//!
+//! let com1 = SharedBuffer::new();
+//! let mut bus = pc::standard_bus(pc::PcConfig { serial: Box::new(com1.clone()), ..Default::default() });
+//! // The CPU's `out dx, al` with DX = 0x3F8 ends up here:
+//! bus.port_write(Port(0x3f8), AccessSize::Byte, u32::from(b'A'));
+//! // At each block boundary: move virtual time, then look for an interrupt
+//! // (if EFLAGS.IF is set) and a stop request.
+//! bus.advance_to(1_000_000);
+//! if let Some(_vector) = bus.acknowledge_interrupt() { /* deliver through the IDT */ }
+//! // A halted CPU skips ahead to the next timer event:
+//! let _wake_at = bus.next_deadline();
+//! bus.port_write(Port(0xf4), AccessSize::Byte, 0);
+//! assert_eq!(bus.take_stop_request().and_then(StopRequest::exit_status), Some(1));
+//! assert_eq!(com1.text(), "A");
+//! ```
 
 mod bus;
 pub mod clock;
@@ -44,4 +65,6 @@ pub mod vga;
 mod testing;
 
 pub use bus::{BusError, DeviceBus, DeviceContext, IrqSink, MmioDevice, PortDevice, Result, StopRequest};
+pub use pc::{PcConfig, standard_bus};
+pub use pic::PicPair;
 pub use sink::{ByteSink, NullSink, SharedBuffer, SharedSink, StdoutSink, WriterSink};

@@ -5,13 +5,15 @@
 //! Follows QEMU `hw/misc/debugexit.c` and `hw/char/debugcon.c`, and the PCI Local Bus
 //! Specification 3.0, section 3.2.2.3.2 "Configuration Mechanism #1"; Intel PIIX3 datasheet 4.1.5 (RC).
 
+#![allow(clippy::cast_possible_truncation, reason = "8-bit ports take the low byte of the data bus")]
+
 use popek_memory::{AccessSize, Port};
 
 use crate::bus::{DeviceContext, PortDevice, StopRequest};
 use crate::sink::ByteSink;
 
 /// QEMU's `isa-debug-exit,iobase=0xf4,iosize=4`: any write of `v` stops the
-/// run with exit status `(v << 1) | 1`.
+/// run with exit status `(v << 1) | 1`; reads return 0.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DebugExit;
 
@@ -24,8 +26,8 @@ impl PortDevice for DebugExit {
     fn name(&self) -> &'static str {
         "isa-debug-exit"
     }
-    fn read(&mut self, _: &mut DeviceContext<'_>, _: Port, _: u16, size: AccessSize) -> u32 {
-        size.ones()
+    fn read(&mut self, _: &mut DeviceContext<'_>, _: Port, _: u16, _: AccessSize) -> u32 {
+        0 // QEMU's debug_exit_read
     }
     fn write(&mut self, ctx: &mut DeviceContext<'_>, _: Port, _: u16, _: AccessSize, value: u32) {
         ctx.request_stop(StopRequest::DebugExit { value });
@@ -55,11 +57,6 @@ impl Debugcon {
     pub fn new(sink: Box<dyn ByteSink>) -> Self {
         Debugcon { sink }
     }
-
-    /// Flush the output sink.
-    pub fn flush(&mut self) {
-        self.sink.flush();
-    }
 }
 
 impl PortDevice for Debugcon {
@@ -68,6 +65,9 @@ impl PortDevice for Debugcon {
     }
     fn read(&mut self, _: &mut DeviceContext<'_>, _: Port, _: u16, _: AccessSize) -> u32 {
         0xe9
+    }
+    fn flush(&mut self) {
+        self.sink.flush();
     }
     fn write(&mut self, _: &mut DeviceContext<'_>, _: Port, _: u16, _: AccessSize, value: u32) {
         self.sink.write_byte(value as u8);
@@ -173,6 +173,7 @@ mod tests {
             d.write(&mut h.ctx(), Port(0xf4), 0, size, v);
             assert_eq!(h.stop, Some(StopRequest::DebugExit { value: v }));
             assert_eq!(h.stop.and_then(StopRequest::exit_status), Some(status));
+            assert_eq!(d.read(&mut h.ctx(), Port(0xf4), 2, AccessSize::Word), 0);
         }
     }
 

@@ -104,17 +104,8 @@ pub fn vga_text(bus: &DeviceBus) -> Option<String> {
     bus.mmio_device_at::<VgaText>(PhysAddr(0xb8000)).map(VgaText::render_text)
 }
 
-/// Flush COM1's and debugcon's sinks (at exit).
-pub fn flush_output(bus: &mut DeviceBus) {
-    if let Some(u) = com1(bus) {
-        u.flush();
-    }
-    if let Some(d) = bus.port_device_at_mut::<Debugcon>(Port(0xe9)) {
-        d.flush();
-    }
-}
-
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation, reason = "test bytes")]
 mod tests {
     use popek_memory::{AccessSize, Bus};
 
@@ -189,6 +180,50 @@ mod tests {
     }
 
     #[test]
+    fn host_input_reaches_the_guest_after_advance() {
+        let (mut bus, _) = test_bus();
+        outb(&mut bus, 0x3f9, 0x01); // IER: received data
+        outb(&mut bus, 0x3fc, 0x08); // MCR: OUT2
+        outb(&mut bus, 0x21, 0xef); // unmask IRQ 4 (vector 0x0c)
+        bus.advance_to(1000);
+        bus.advance_to(2000); // nothing changed: the devices are not visited
+        assert_eq!(bus.pending_interrupt_vector(), None);
+        com1(&mut bus).unwrap().queue_input(b"k");
+        bus.advance_to(3000);
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x0c));
+        assert_eq!(inb(&mut bus, 0x3f8), b'k');
+    }
+
+    #[test]
+    fn coarse_and_fine_time_steps_agree() {
+        // The same guest-visible interrupts whether the machine advances
+        // every 10 µs or jumps from deadline to deadline.
+        let run = |fine: bool| {
+            let (mut bus, _) = test_bus();
+            outb(&mut bus, 0x21, 0xfe);
+            outb(&mut bus, 0x43, 0x36);
+            outb(&mut bus, 0x40, 0x00);
+            outb(&mut bus, 0x40, 0x10); // 4096 ticks, mode 3
+            let mut seen = Vec::new();
+            let end = 20_000_000;
+            while bus.now_ns() < end {
+                // Like a run loop: take interrupts, then let time pass.
+                if let Some(v) = bus.acknowledge_interrupt() {
+                    seen.push(v);
+                    outb(&mut bus, 0x20, 0x20);
+                }
+                let next = if fine { bus.now_ns() + 10_000 } else { bus.next_deadline().unwrap() };
+                bus.advance_to(next.min(end));
+            }
+            seen.len()
+        };
+        // 20 ms / (4096 / 1.193182 MHz = 3.433 ms) = 5 full periods, plus the
+        // power-on edge latched before the mask was set.
+        assert_eq!(run(true), 6);
+        assert_eq!(run(false), 6);
+    }
+
+    #[test]
     fn serial_debugcon_exit_and_unclaimed() {
         let (mut bus, out) = test_bus();
         for &b in b"COM1 " {
@@ -228,6 +263,25 @@ mod tests {
         bus.mmio_write(PhysAddr(0xb8000), AccessSize::Word, 0x0741);
         assert!(vga_text(&bus).unwrap().starts_with("A\n\n"));
         assert_eq!(bus.mmio_ranges(), vec![(PhysAddr(0xa0000), 0x20000)]);
+        let map: Vec<(u16, u32, &str)> = bus.port_map().into_iter().map(|(p, n, d)| (p.0, n, d)).collect();
+        assert_eq!(
+            map,
+            vec![
+                (0x20, 2, "pic"),
+                (0x40, 4, "pit"),
+                (0x60, 1, "i8042"),
+                (0x61, 1, "pit"),
+                (0x64, 1, "i8042"),
+                (0x70, 2, "cmos-rtc"),
+                (0x80, 1, "post"),
+                (0xa0, 2, "pic"),
+                (0xe9, 1, "debugcon"),
+                (0xf4, 4, "isa-debug-exit"),
+                (0x3f8, 8, "uart16550"),
+                (0x4d0, 2, "pic"),
+                (0xcf8, 8, "pci-config"),
+            ]
+        );
         assert!(com1(&mut bus).is_some());
         // The BIOS-like PIC: IRQ 0 masked, vectors 0x08 / 0x70.
         assert_eq!(inb(&mut bus, 0x21), 0xfb);
@@ -237,6 +291,6 @@ mod tests {
         assert_eq!(bus.acknowledge_interrupt(), Some(0x08));
         outb(&mut bus, 0x20, 0x20);
         assert_eq!(bus.acknowledge_interrupt(), Some(0x09));
-        flush_output(&mut bus);
+        bus.flush();
     }
 }

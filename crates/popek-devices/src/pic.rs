@@ -9,6 +9,8 @@
 //! request to ISR. If the request vanished before INTA, the 8259A answers with
 //! IR7 of the controller concerned (spurious IRQ 7 / 15) and sets no ISR bit.
 
+#![allow(clippy::cast_possible_truncation, reason = "8-bit registers take the low byte of the data bus")]
+
 use popek_memory::Port;
 
 use crate::bus::IrqSink;
@@ -291,16 +293,12 @@ impl PicPair {
         let v = match (base.0, offset) {
             (0x20, 0) => self.master.read_command(),
             (0x20, _) => self.master.imr,
-            (0xa0, 0) => {
-                let v = self.slave.read_command();
-                // A slave poll acknowledges the slave; keep IR2 in step.
-                self.cascade();
-                v
-            }
+            (0xa0, 0) => self.slave.read_command(),
             (0xa0, _) => self.slave.imr,
             (_, 0) => self.master.elcr,
             (_, _) => self.slave.elcr,
         };
+        // A poll acknowledges like INTA; keep IR2 in step with the slave.
         self.cascade();
         v
     }
@@ -473,6 +471,13 @@ mod tests {
         assert!(!p.intr());
         p.set_irq(4, false);
         p.set_irq(4, true);
+        assert_eq!(p.inta(), 0x34);
+        // A new edge on the line in service waits in IRR for the EOI.
+        p.set_irq(4, false);
+        p.set_irq(4, true);
+        assert_eq!(p.master.irr, 0x10);
+        assert!(!p.intr(), "equal priority does not nest");
+        out(&mut p, 0x20, 0x20);
         assert_eq!(p.inta(), 0x34);
     }
 

@@ -8,7 +8,14 @@
 //! MHz input). Channel 0's OUT drives IRQ 0; the 8259A sees one rising edge
 //! per period in modes 2 and 3 (several periods elapsed between two
 //! [`Pit::advance`] calls collapse into one edge, as they would in the 8259A's
-//! IRR). BCD counting is not implemented (the BCD bit is stored and reported).
+//! IRR). BCD counting (four decades, 0 = 10000) is supported. A low gate
+//! pauses modes 0 and 4 and a rising gate restarts modes 1, 2, 3 and 5;
+//! modes 1 and 5 otherwise start at once (no wait for the first trigger).
+
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "8-bit registers take the low byte of the data bus; 16-bit counts are split into bytes"
+)]
 
 use popek_memory::{AccessSize, Port};
 
@@ -25,7 +32,7 @@ const RW_WORD: u8 = 3;
 
 /// One 8254 counter.
 #[derive(Debug, Clone)]
-pub struct Channel {
+struct Channel {
     /// Initial count (1..=65536; a written 0 means 65536).
     count: u32,
     /// Tick at which the count was loaded.
@@ -53,6 +60,8 @@ pub struct Channel {
     armed: bool,
     /// Tick up to which OUT edges have been reported (channel 0).
     reported_tick: u64,
+    /// Tick at which the gate last went low (modes 0 and 4 pause while it is low).
+    gate_low_tick: u64,
 }
 
 impl Channel {
@@ -73,7 +82,19 @@ impl Channel {
             idle_out: true,
             armed: true,
             reported_tick: 0,
+            gate_low_tick: 0,
         }
+    }
+
+    /// Clocks counted since the load at tick `now`: in modes 0 and 4 a low
+    /// gate stops counting (and a count loaded while it is low waits).
+    fn elapsed(&self, now: u64) -> u64 {
+        let now = if !self.gate && matches!(self.mode, 0 | 4) {
+            now.min(self.gate_low_tick.max(self.load_tick))
+        } else {
+            now
+        };
+        now.saturating_sub(self.load_tick)
     }
 
     /// Current counter value at tick `now`.
@@ -81,15 +102,21 @@ impl Channel {
         if !self.armed {
             return 0;
         }
-        let d = now.saturating_sub(self.load_tick);
+        let d = self.elapsed(now);
         let c = u64::from(self.count);
-        // Every value below fits in 16 bits once 65536 wraps to 0.
+        // The counter's modulus: 10^4 in BCD, 2^16 in binary.
+        let m = if self.bcd { 10_000 } else { 0x1_0000 };
         let v = match self.mode {
             2 => c - d % c,
             3 => c - (2 * d) % c, // counts down by two, twice per period
-            _ => c.wrapping_sub(d) & 0xffff,
-        };
-        (v & 0xffff) as u16
+            _ => (c + m - d % m) % m,
+        } % m;
+        if self.bcd {
+            // Four decimal digits, one per nibble.
+            ((v / 1000) << 12 | (v / 100 % 10) << 8 | (v / 10 % 10) << 4 | (v % 10)) as u16
+        } else {
+            v as u16
+        }
     }
 
     /// OUT level at tick `now`.
@@ -97,7 +124,7 @@ impl Channel {
         if !self.armed {
             return self.idle_out;
         }
-        let d = now.saturating_sub(self.load_tick);
+        let d = self.elapsed(now);
         let c = u64::from(self.count);
         match self.mode {
             0 => d >= c,
@@ -116,6 +143,9 @@ impl Channel {
         if !self.armed {
             return None;
         }
+        if !self.gate && matches!(self.mode, 0 | 4) {
+            return None; // paused
+        }
         let c = u64::from(self.count);
         let start = self.load_tick;
         match self.mode {
@@ -130,7 +160,15 @@ impl Channel {
     }
 
     fn load(&mut self, value: u16, now: u64) {
-        self.count = if value == 0 { 0x1_0000 } else { u32::from(value) };
+        let value = if self.bcd {
+            // BCD digits (invalid nibbles count as their binary value).
+            let n = |shift: u16| u32::from((value >> shift) & 0xf);
+            n(12) * 1000 + n(8) * 100 + n(4) * 10 + n(0)
+        } else {
+            u32::from(value)
+        };
+        let max = if self.bcd { 10_000 } else { 0x1_0000 };
+        self.count = if value == 0 { max } else { value };
         self.load_tick = now;
         self.reported_tick = now;
         self.null_count = false;
@@ -221,11 +259,19 @@ impl Channel {
     }
 
     fn set_gate(&mut self, gate: bool, now: u64) {
-        // Modes 1, 2, 3, 5 (re)start on a rising gate; modes 0 and 4 would
-        // pause while the gate is low, which this model does not do.
-        if gate && !self.gate && self.armed && matches!(self.mode, 1 | 2 | 3 | 5) {
-            self.load_tick = now;
-            self.reported_tick = now;
+        if gate && !self.gate && self.armed {
+            if matches!(self.mode, 0 | 4) {
+                // Resume: the paused clocks do not count.
+                let paused_from = self.gate_low_tick.max(self.load_tick);
+                self.load_tick += now.saturating_sub(paused_from);
+            } else {
+                // Modes 1, 2, 3, 5 (re)start on a rising gate.
+                self.load_tick = now;
+                self.reported_tick = now;
+            }
+        }
+        if !gate && self.gate {
+            self.gate_low_tick = now;
         }
         self.gate = gate;
     }
@@ -506,6 +552,47 @@ mod tests {
         h.now = 2 * 15_085;
         let b = inb(&mut pit, &mut h, 0x61) & 0x10;
         assert_eq!((a, b), (0x10, 0x00));
+    }
+
+    #[test]
+    fn mode0_gate_low_pauses_counting() {
+        let mut pit = Pit::new();
+        let mut h = Harness::default();
+        // Channel 2's gate (port 0x61 bit 0) is low at power-on.
+        out(&mut pit, &mut h, 0x43, 0xb0); // ch2, lo/hi, mode 0
+        out(&mut pit, &mut h, 0x42, 0xe8);
+        out(&mut pit, &mut h, 0x42, 0x03); // 1000
+        assert_eq!(pit.count_at(2, t(500)), 1000, "loaded with the gate low: waits");
+        h.now = t(500);
+        out(&mut pit, &mut h, 0x61, 0x01);
+        assert_eq!(pit.count_at(2, t(800)), 700);
+        h.now = t(800);
+        out(&mut pit, &mut h, 0x61, 0x00);
+        assert_eq!(pit.count_at(2, t(2000)), 700, "paused");
+        assert!(!pit.out_at(2, t(2000)));
+        h.now = t(2000);
+        out(&mut pit, &mut h, 0x61, 0x01);
+        assert!(!pit.out_at(2, t(2699)));
+        assert!(pit.out_at(2, t(2700)));
+    }
+
+    #[test]
+    fn bcd_counting() {
+        let mut pit = Pit::new();
+        let mut h = Harness::default();
+        out(&mut pit, &mut h, 0x43, 0x71); // ch1, lo/hi, mode 0, BCD
+        out(&mut pit, &mut h, 0x41, 0x00);
+        out(&mut pit, &mut h, 0x41, 0x10); // 1000 decimal
+        h.now = t(300);
+        assert_eq!((inb(&mut pit, &mut h, 0x41), inb(&mut pit, &mut h, 0x41)), (0x00, 0x07));
+        assert!(pit.out_at(1, t(1000)) && !pit.out_at(1, t(999)));
+        // Count 0 is 10000 in BCD: one tick later the counter reads 9999.
+        out(&mut pit, &mut h, 0x41, 0x00);
+        out(&mut pit, &mut h, 0x41, 0x00);
+        h.now = t(301);
+        assert_eq!((inb(&mut pit, &mut h, 0x41), inb(&mut pit, &mut h, 0x41)), (0x99, 0x99));
+        h.now = t(300 + 10_001); // loaded at 300: wraps past zero to 9999 again
+        assert_eq!((inb(&mut pit, &mut h, 0x41), inb(&mut pit, &mut h, 0x41)), (0x99, 0x99));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! level (no 4-character timer). The interrupt output reaches the PIC only
 //! while MCR OUT2 is set, as on a PC.
 
+#![allow(clippy::cast_possible_truncation, reason = "8-bit registers take the low byte of the data bus")]
+
 use std::collections::VecDeque;
 
 use popek_memory::{AccessSize, Port};
@@ -123,11 +125,6 @@ impl Uart {
     /// The divisor latch (115200 / divisor = baud rate).
     pub fn divisor(&self) -> u16 {
         u16::from_le_bytes([self.dll, self.dlm])
-    }
-
-    /// Flush the output sink.
-    pub fn flush(&mut self) {
-        self.sink.flush();
     }
 
     fn rx_capacity(&self) -> usize {
@@ -323,6 +320,10 @@ impl PortDevice for Uart {
         self.pull_input();
         self.write_reg(offset, value as u8);
         self.update_irq(ctx);
+    }
+
+    fn flush(&mut self) {
+        self.sink.flush();
     }
 
     fn advance(&mut self, ctx: &mut DeviceContext<'_>) {

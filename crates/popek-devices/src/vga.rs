@@ -3,6 +3,11 @@
 //! Follows the IBM VGA technical reference, "Memory Map" (B8000h colour text, character/attribute
 //! byte pairs) and code page 437 for the characters. No CRTC/sequencer registers.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "bytes of a little-endian access are taken with shifts and `as u8`"
+)]
+
 use popek_memory::{AccessSize, PhysAddr};
 
 use crate::bus::{DeviceContext, MmioDevice};
