@@ -158,7 +158,7 @@ impl Machine {
 
     /// Flushes the serial output.
     pub fn flush_output(&mut self) {
-        pc::flush_output(&mut self.bus);
+        self.bus.flush();
     }
 
     /// Runs until something stops the machine.
