@@ -7,6 +7,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use popek::cpu::iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+use popek::devices::clock::InstructionClock;
 use popek::devices::sink::{ByteSink, NullSink, StdoutSink, WriterSink};
 use popek::interp::dispatch;
 use popek::machine::multiboot::Module;
@@ -95,6 +96,10 @@ struct RunArgs {
     /// Stop after this many seconds of wall-clock time (exit status 8).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
+    /// Speed of the virtual CPU in million instructions per virtual second: virtual
+    /// time (timers, the TSC) advances by one period per retired instruction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    mips: u64,
     /// Print run statistics to stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -170,6 +175,7 @@ fn run_default() -> Result<ExitCode> {
         serial: SerialTarget::Stdio,
         max_insns: None,
         timeout: Some(60.0),
+        mips: 1000,
         stats: true,
         vga: false,
     };
@@ -219,7 +225,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let mut machine = Machine::boot(config, &image).with_context(|| format!("`{}`", args.kernel))?;
     let _ = args.engine;
     let started = Instant::now();
-    let stop = machine.run(&RunConfig { max_insns: args.max_insns, timeout, ..RunConfig::default() });
+    let clock = InstructionClock { insns_per_sec: args.mips * 1_000_000 };
+    let stop = machine.run(&RunConfig { max_insns: args.max_insns, timeout, clock });
     let wall = started.elapsed();
     machine.flush_output();
     if args.vga {

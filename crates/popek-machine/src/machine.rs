@@ -18,6 +18,7 @@ use crate::multiboot::{self, LoadError, Module};
 use popek_cpu::exception::{Event, Unsupported};
 use popek_cpu::state::gpr::{EAX, EBX};
 use popek_cpu::{Cpu, GuestMemory};
+use popek_devices::clock::InstructionClock;
 use popek_devices::pc::{self, PcConfig};
 use popek_devices::sink::{ByteSink, SharedSink};
 use popek_devices::{DeviceBus, StopRequest};
@@ -44,6 +45,9 @@ pub enum StopReason {
     Unsupported(Unsupported),
 }
 
+/// Default speed of the virtual CPU: 1,000 million instructions per virtual second.
+pub const DEFAULT_INSNS_PER_SEC: u64 = 1_000_000_000;
+
 /// Run-loop settings.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -51,13 +55,13 @@ pub struct RunConfig {
     pub max_insns: Option<u64>,
     /// Stop after this much wall-clock time.
     pub timeout: Option<Duration>,
-    /// Virtual nanoseconds per retired instruction (deterministic time).
-    pub ns_per_insn: u64,
+    /// Guest instructions per virtual second (deterministic time).
+    pub clock: InstructionClock,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { max_insns: None, timeout: None, ns_per_insn: 1 }
+        RunConfig { max_insns: None, timeout: None, clock: InstructionClock { insns_per_sec: DEFAULT_INSNS_PER_SEC } }
     }
 }
 
@@ -117,14 +121,15 @@ pub struct Machine {
     pub interp: Interpreter,
     /// Counters.
     pub stats: RunStats,
-    /// Virtual time, ns.
-    now: u64,
+    /// Virtual time in instruction periods: retired instructions plus the periods
+    /// the CPU slept in HLT. The TSC counts these (one instruction per cycle).
+    ticks: u64,
 }
 
 impl Machine {
     /// Wires a machine together.
     pub fn new(cpu: Cpu, bus: DeviceBus) -> Self {
-        Machine { cpu, bus, interp: Interpreter::new(), stats: RunStats::default(), now: 0 }
+        Machine { cpu, bus, interp: Interpreter::new(), stats: RunStats::default(), ticks: 0 }
     }
 
     /// Builds a standard PC and loads the Multiboot kernel `image` into it, with the
@@ -163,15 +168,22 @@ impl Machine {
 
     /// Runs until something stops the machine.
     pub fn run(&mut self, cfg: &RunConfig) -> StopReason {
+        let stop = self.run_loop(cfg);
+        self.stats.virtual_ns = cfg.clock.ns_at(self.ticks);
+        stop
+    }
+
+    fn run_loop(&mut self, cfg: &RunConfig) -> StopReason {
         let started = Instant::now();
         let mut blocks = 0u64;
         loop {
-            self.bus.advance_to(self.now);
+            let now = cfg.clock.ns_at(self.ticks);
+            self.bus.advance_to(now);
             if let Some(stop) = self.bus.stop_request() {
-                return self.finish(match stop {
+                return match stop {
                     StopRequest::DebugExit { .. } => StopReason::Exit(stop.exit_status().unwrap_or(1)),
                     StopRequest::Reset => StopReason::Reset,
-                });
+                };
             }
             if self.cpu.interrupts_enabled()
                 && self.bus.interrupt_pending()
@@ -184,38 +196,38 @@ impl Machine {
             }
             if self.cpu.state.halted {
                 if !self.cpu.interrupts_enabled() {
-                    return self.finish(StopReason::Halted);
+                    return StopReason::Halted;
                 }
                 match self.bus.next_deadline() {
-                    Some(t) if t > self.now => {
+                    Some(t) if t > now => {
                         self.stats.halts += 1;
-                        self.now = t;
+                        self.ticks = cfg.clock.insns_until(t).max(self.ticks + 1);
                         continue;
                     }
                     Some(_) => continue,
-                    None => return self.finish(StopReason::Halted),
+                    None => return StopReason::Halted,
                 }
             }
             if cfg.max_insns.is_some_and(|max| self.stats.retired >= max) {
-                return self.finish(StopReason::InstructionLimit);
+                return StopReason::InstructionLimit;
             }
             blocks += 1;
             if blocks.is_multiple_of(1024) && cfg.timeout.is_some_and(|t| started.elapsed() >= t) {
-                return self.finish(StopReason::Timeout);
+                return StopReason::Timeout;
             }
-            self.cpu.state.tsc = self.now;
+            self.cpu.state.tsc = self.ticks;
             match self.interp.run_block(&mut self.cpu, &mut self.bus) {
                 Ok(n) => {
                     self.stats.retired += n as u64;
-                    self.now += n as u64 * cfg.ns_per_insn;
+                    self.ticks += n as u64;
                 }
                 Err(e) => return self.finish_event(e),
             }
         }
     }
 
-    fn finish_event(&mut self, e: Event) -> StopReason {
-        self.finish(match e {
+    fn finish_event(&self, e: Event) -> StopReason {
+        match e {
             Event::TripleFault => StopReason::TripleFault(self.cpu.state.dump()),
             Event::Unsupported(u) => StopReason::Unsupported(u),
             Event::Exception(x) => StopReason::Unsupported(Unsupported {
@@ -223,11 +235,6 @@ impl Machine {
                 eip: self.cpu.state.eip,
                 bytes: Vec::new(),
             }),
-        })
-    }
-
-    fn finish(&mut self, r: StopReason) -> StopReason {
-        self.stats.virtual_ns = self.now;
-        r
+        }
     }
 }
