@@ -1,7 +1,7 @@
 //! The `popek` command line: run guest kernels, list the built-in ones, show the demo.
 //!
-//! Conventions: the guest's COM1 output goes to stdout and nothing else does; every
-//! diagnostic goes to stderr. The exit status is the guest's (debug-exit port 0xF4:
+//! Conventions: the guest's console output (COM1, and debugcon at port 0xE9) goes to
+//! stdout and nothing else does; every diagnostic goes to stderr. The exit status is the guest's (debug-exit port 0xF4:
 //! `(value << 1) | 1`), or one of [`exit`]'s codes.
 
 use anyhow::{Context, Result, anyhow, bail};

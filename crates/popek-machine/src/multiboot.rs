@@ -247,7 +247,9 @@ pub fn load(mem: &mut GuestMemory, image: &[u8], cmdline: &str, modules: &[Modul
         return Err(LoadError::UnsupportedFlags(required & !supported));
     }
     let (segs, entry) = match header.addrs {
-        Some(a) => aout_or_elf(image, &header, a)?,
+        // Flag 16: the header's address fields win over any executable format (spec 3.1.3;
+        // QEMU does the same).
+        Some(a) => aout_segments(image, &header, a)?,
         None => elf_segments(image)?,
     };
     if segs.is_empty() {
@@ -280,11 +282,6 @@ pub fn load(mem: &mut GuestMemory, image: &[u8], cmdline: &str, modules: &[Modul
     let kernel_end = u32::try_from(kernel_end).map_err(|_| LoadError::TooLarge("kernel end"))?;
     let info_addr = write_info(mem, kernel_end, cmdline, modules)?;
     Ok(BootInfo { entry, info_addr, kernel_end })
-}
-
-/// ELF images may carry the address fields too; the spec says ELF wins for an ELF file.
-fn aout_or_elf(image: &[u8], h: &Header, addrs: [u32; 5]) -> Result<(Vec<Segment>, u32), LoadError> {
-    if image.get(0..4) == Some(b"\x7fELF".as_slice()) { elf_segments(image) } else { aout_segments(image, h, addrs) }
 }
 
 /// A bump allocator inside [`LOADER_AREA`].
