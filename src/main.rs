@@ -90,6 +90,10 @@ struct RunArgs {
     /// Where COM1 output goes: stdio, file:PATH or none.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
     serial: SerialTarget,
+    /// Bytes to feed to COM1's receiver before the guest starts: a file, or `-` for stdin
+    /// (read to its end first, so runs stay deterministic).
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
     /// Stop after this many guest instructions (exit status 8).
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
@@ -173,6 +177,7 @@ fn run_default() -> Result<ExitCode> {
         cmdline: None,
         module: Vec::new(),
         serial: SerialTarget::Stdio,
+        input: None,
         max_insns: None,
         timeout: Some(60.0),
         mips: 1000,
@@ -222,7 +227,19 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         modules,
         serial,
     };
+    let input = match &args.input {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).context("cannot read stdin")?;
+            Some(bytes)
+        }
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read input file {}", p.display()))?),
+    };
     let mut machine = Machine::boot(config, &image).with_context(|| format!("`{}`", args.kernel))?;
+    if let Some(bytes) = input {
+        machine.queue_serial_input(&bytes);
+    }
     let _ = args.engine;
     let started = Instant::now();
     let clock = InstructionClock { insns_per_sec: args.mips * 1_000_000 };

@@ -86,6 +86,7 @@ fn bad_input_is_one_line_and_status_2() {
         vec!["run", "hello", "--max-insns", "-5"],
         vec!["run", "hello", "--timeout", "-1"],
         vec!["run", "hello", "--mips", "0"],
+        vec!["run", "hello", "--input", "/no/such/input"],
         vec!["run", "hello", "--module", "/no/such/module"],
         vec!["frobnicate"],
     ];

@@ -161,6 +161,13 @@ impl Machine {
         pc::vga_text(&self.bus)
     }
 
+    /// Queues bytes for COM1's receiver (what a terminal would type).
+    pub fn queue_serial_input(&mut self, bytes: &[u8]) {
+        if let Some(uart) = pc::com1(&mut self.bus) {
+            uart.queue_input(bytes);
+        }
+    }
+
     /// Flushes the serial output.
     pub fn flush_output(&mut self) {
         self.bus.flush();

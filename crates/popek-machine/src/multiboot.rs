@@ -370,40 +370,46 @@ fn write_info(mem: &mut GuestMemory, kernel_end: u32, cmdline: &str, modules: &[
     Ok(info)
 }
 
+/// A minimal Multiboot ELF32 i386 executable, for tests and examples: one PT_LOAD at
+/// `addr` holding a Multiboot header (flags `mb_flags`) followed by `code` (the entry
+/// point) and `bss` zero bytes.
+#[allow(clippy::cast_possible_truncation)] // small test images
+pub fn minimal_elf(addr: u32, mb_flags: u32, code: &[u8], bss: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&HEADER_MAGIC.to_le_bytes());
+    body.extend_from_slice(&mb_flags.to_le_bytes());
+    body.extend_from_slice(&(HEADER_MAGIC.wrapping_add(mb_flags)).wrapping_neg().to_le_bytes());
+    body.extend_from_slice(code);
+    let phoff = 52u32;
+    let data_off = phoff + 32;
+    let mut f = Vec::new();
+    f.extend_from_slice(b"\x7fELF\x01\x01\x01\0\0\0\0\0\0\0\0\0");
+    f.extend_from_slice(&2u16.to_le_bytes()); // e_type EXEC
+    f.extend_from_slice(&3u16.to_le_bytes()); // e_machine i386
+    f.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    f.extend_from_slice(&(addr + 12).to_le_bytes()); // e_entry: just past the header
+    f.extend_from_slice(&phoff.to_le_bytes());
+    f.extend_from_slice(&0u32.to_le_bytes()); // e_shoff
+    f.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    f.extend_from_slice(&52u16.to_le_bytes()); // e_ehsize
+    f.extend_from_slice(&32u16.to_le_bytes()); // e_phentsize
+    f.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
+    f.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
+    let memsz = body.len() as u32 + bss;
+    for v in [1, data_off, addr, addr, body.len() as u32, memsz, 5, 0x1000] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.extend_from_slice(&body);
+    f
+}
+
 #[cfg(test)]
 #[allow(clippy::cast_possible_truncation)] // test images are small; the fuzzer truncates random words on purpose
 mod tests {
     use super::*;
 
-    /// A minimal ELF32 i386 executable: one PT_LOAD of `code` at `addr`, with a
-    /// Multiboot header (flags `mb_flags`) at the start of the code.
     fn elf(addr: u32, mb_flags: u32, code: &[u8], bss: u32) -> Vec<u8> {
-        let mut body = Vec::new();
-        body.extend_from_slice(&HEADER_MAGIC.to_le_bytes());
-        body.extend_from_slice(&mb_flags.to_le_bytes());
-        body.extend_from_slice(&(HEADER_MAGIC.wrapping_add(mb_flags)).wrapping_neg().to_le_bytes());
-        body.extend_from_slice(code);
-        let phoff = 52u32;
-        let data_off = phoff + 32;
-        let mut f = Vec::new();
-        f.extend_from_slice(b"\x7fELF\x01\x01\x01\0\0\0\0\0\0\0\0\0");
-        f.extend_from_slice(&2u16.to_le_bytes()); // e_type EXEC
-        f.extend_from_slice(&3u16.to_le_bytes()); // e_machine i386
-        f.extend_from_slice(&1u32.to_le_bytes()); // e_version
-        f.extend_from_slice(&(addr + 12).to_le_bytes()); // e_entry: just past the header
-        f.extend_from_slice(&phoff.to_le_bytes());
-        f.extend_from_slice(&0u32.to_le_bytes()); // e_shoff
-        f.extend_from_slice(&0u32.to_le_bytes()); // e_flags
-        f.extend_from_slice(&52u16.to_le_bytes()); // e_ehsize
-        f.extend_from_slice(&32u16.to_le_bytes()); // e_phentsize
-        f.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
-        f.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
-        let memsz = body.len() as u32 + bss;
-        for v in [1, data_off, addr, addr, body.len() as u32, memsz, 5, 0x1000] {
-            f.extend_from_slice(&v.to_le_bytes());
-        }
-        f.extend_from_slice(&body);
-        f
+        minimal_elf(addr, mb_flags, code, bss)
     }
 
     fn ram() -> GuestMemory {

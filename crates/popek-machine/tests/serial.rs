@@ -1,0 +1,42 @@
+//! COM1 end to end: a tiny kernel echoes what the machine queued on the serial line.
+
+use popek_cpu::iced_x86::code_asm::*;
+use popek_devices::sink::SharedBuffer;
+use popek_machine::multiboot::minimal_elf;
+use popek_machine::{Machine, MachineConfig, RunConfig, StopReason};
+
+/// Echo every received byte (LSR bit 0 = data ready), then exit through port 0xF4.
+fn echo_kernel() -> Vec<u8> {
+    let base = 0x10_0000u32;
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    let mut done = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.mov(dx, 0x3fdu32 as i32).unwrap();
+    a.in_(al, dx).unwrap();
+    a.test(al, 1).unwrap();
+    a.jz(done).unwrap();
+    a.mov(dx, 0x3f8u32 as i32).unwrap();
+    a.in_(al, dx).unwrap();
+    a.out(dx, al).unwrap();
+    a.jmp(top).unwrap();
+    a.set_label(&mut done).unwrap();
+    a.mov(al, 0x21).unwrap();
+    a.out(0xf4, al).unwrap();
+    a.hlt().unwrap();
+    // The code follows the 12-byte Multiboot header.
+    minimal_elf(base, 0, &a.assemble(base as u64 + 12).unwrap(), 0)
+}
+
+#[test]
+fn queued_input_reaches_the_guest() {
+    let out = SharedBuffer::new();
+    let config =
+        MachineConfig { ram_size: 4 << 20, cmdline: String::new(), modules: Vec::new(), serial: Box::new(out.clone()) };
+    let mut m = Machine::boot(config, &echo_kernel()).unwrap();
+    m.queue_serial_input(b"typed at COM1\n");
+    let stop = m.run(&RunConfig { max_insns: Some(1_000_000), ..RunConfig::default() });
+    m.flush_output();
+    assert_eq!(stop, StopReason::Exit((0x21 << 1) | 1));
+    assert_eq!(out.text(), "typed at COM1\n");
+}
