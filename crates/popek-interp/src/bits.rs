@@ -122,7 +122,7 @@ fn bswap(cpu: &mut Cpu, _: &mut dyn Bus, insn: &Instruction) -> ExecResult {
 
 #[cfg(test)]
 mod tests {
-    use crate::data::tests::{Case, F, M, R, Rng, differential, exec_one, random_regs, run_cases, small_ds};
+    use crate::data::tests::{Case, F, M, R, Rng, differential, random_regs, run_cases, small_ds};
     use crate::testing::{DATA_BASE, TestBox};
     use popek_cpu::Event;
     use popek_cpu::exception::Exception;
@@ -332,13 +332,13 @@ mod tests {
         t.cpu.state.gpr[EBX] = 0xfff0;
         t.cpu.state.gpr[EAX] = 0x100; // 32 bytes on
         let before = t.cpu.state.clone();
-        let r = exec_one(&mut t, &[0x0f, 0xab, 0x03]);
+        let r = t.exec_one(&[0x0f, 0xab, 0x03]);
         assert_eq!(r, Err(Event::Exception(Exception::GeneralProtection(0))));
         assert_eq!(t.cpu.state.gpr, before.gpr);
         assert_eq!(t.cpu.state.eflags, before.eflags);
         // The same offset against the operand itself is fine.
         t.cpu.state.gpr[EAX] = 3;
-        exec_one(&mut t, &[0x0f, 0xab, 0x03]).unwrap();
+        t.exec_one(&[0x0f, 0xab, 0x03]).unwrap();
     }
 
     #[test]

@@ -176,14 +176,6 @@ mod tests {
     use popek_cpu::state::flags::{CF, OF, PF, SF};
     use popek_cpu::state::gpr::*;
 
-    /// Decodes the first instruction of `bytes` at CODE_BASE and runs its handler directly.
-    fn exec_one(t: &mut TestBox, bytes: &[u8]) -> ExecResult {
-        let insn = Decoder::with_ip(32, bytes, CODE_BASE as u64, DecoderOptions::NONE).decode();
-        t.cpu.state.eip = CODE_BASE + insn.len() as u32;
-        let h = lookup(&insn).expect("handled by the control group");
-        h(&mut t.cpu, &mut t.bus, &insn)
-    }
-
     /// Every condition, its encoding's low nibble (SDM Table B-1), and flag values that make it
     /// true and false.
     struct CcCase {
@@ -230,7 +222,7 @@ mod tests {
                 for (flags, taken) in [(c.taken, true), (c.not_taken, false)] {
                     let mut t = TestBox::new(&[]);
                     t.cpu.state.eflags = 2 | flags;
-                    exec_one(&mut t, &bytes).unwrap();
+                    t.exec_one(&bytes).unwrap();
                     let want = if taken { target } else { CODE_BASE + len };
                     assert_eq!(t.cpu.state.eip, want, "{bytes:02x?} flags {flags:#x}");
                     assert_eq!(t.cpu.state.eflags, 2 | flags);
@@ -311,7 +303,7 @@ mod tests {
         for c in cases {
             let mut t = TestBox::new(&[]);
             (c.init)(&mut t);
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             assert_eq!(t.cpu.state.eip, c.eip, "{:02x?}", c.bytes);
             assert_eq!(t.cpu.state.gpr[ESP], STACK_TOP);
         }
@@ -338,7 +330,7 @@ mod tests {
             t.cpu.state.gpr[ESP] = STACK_TOP - 4;
             t.poke(STACK_TOP - 4, &0x5000u32.to_le_bytes());
             let before = t.cpu.state.clone();
-            let r = exec_one(&mut t, bytes);
+            let r = t.exec_one(bytes);
             assert_eq!(r, Err(Event::Exception(Exception::GeneralProtection(0))), "{bytes:02x?}");
             let mut after = t.cpu.state.clone();
             after.eip = before.eip;
@@ -401,7 +393,7 @@ mod tests {
             let mut t = TestBox::new(&[]);
             t.cpu.state.gpr[EAX] = 0x0001_2345;
             t.poke(STACK_TOP, &0x3000u32.to_le_bytes());
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             assert_eq!(t.cpu.state.eip, c.eip, "{:02x?}", c.bytes);
             assert_eq!(t.cpu.state.gpr[ESP], c.esp, "{:02x?}", c.bytes);
             let w = STACK_TOP - c.esp;
@@ -429,7 +421,7 @@ mod tests {
         for c in cases {
             let mut t = TestBox::new(&[]);
             t.poke(STACK_TOP, &0x0002_3456u32.to_le_bytes());
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             assert_eq!((t.cpu.state.eip, t.cpu.state.gpr[ESP]), (c.eip, c.esp), "{:02x?}", c.bytes);
         }
     }
@@ -485,7 +477,7 @@ mod tests {
             t.cpu.state.gpr[ECX] = c.ecx;
             let flags = if c.zf { 2 | ZF } else { 2 };
             t.cpu.state.eflags = flags;
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             let want = if c.taken { CODE_BASE } else { CODE_BASE + c.bytes.len() as u32 };
             assert_eq!(t.cpu.state.eip, want, "{:02x?} ecx {:#x}", c.bytes, c.ecx);
             assert_eq!(t.cpu.state.gpr[ECX], c.ecx_after, "{:02x?} ecx {:#x}", c.bytes, c.ecx);
@@ -521,7 +513,7 @@ mod tests {
         for c in cases {
             let mut t = TestBox::new(&[]);
             t.cpu.state.gpr[ECX] = c.ecx;
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             let next = CODE_BASE + c.bytes.len() as u32;
             let want = if c.taken { next + 0x10 } else { next };
             assert_eq!(t.cpu.state.eip, want, "{:02x?} ecx {:#x}", c.bytes, c.ecx);
@@ -553,7 +545,7 @@ mod tests {
             t.poke(DATA_BASE + 4, &100i32.to_le_bytes());
             t.poke(DATA_BASE + 8, &[0xfe, 0xff, 0x03, 0x00]);
             t.cpu.state.gpr[EAX] = c.index;
-            let r = exec_one(&mut t, c.bytes);
+            let r = t.exec_one(c.bytes);
             let want = if c.ok { Ok(()) } else { Err(Event::Exception(Exception::BoundRange)) };
             assert_eq!(r, want, "{:02x?} index {:#x}", c.bytes, c.index);
             assert_eq!(t.cpu.state.eip, CODE_BASE + c.bytes.len() as u32);

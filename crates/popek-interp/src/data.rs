@@ -290,7 +290,7 @@ fn cmpxchg8b(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::testing::{CODE_BASE, DATA_BASE, TestBox};
+    use crate::testing::{DATA_BASE, TestBox};
     use popek_cpu::iced_x86::{ConditionCode, Decoder, DecoderOptions};
     use popek_cpu::state::flags::{ARITH, FIXED1, OF};
     use popek_cpu::state::gpr::*;
@@ -349,13 +349,6 @@ pub(crate) mod tests {
 
     /// Decodes the instruction in `bytes` (32-bit code at [`CODE_BASE`]) and runs its
     /// handler once on `t`, as the interpreter would.
-    pub(crate) fn exec_one(t: &mut TestBox, bytes: &[u8]) -> ExecResult {
-        let mut d = Decoder::with_ip(32, bytes, CODE_BASE as u64, DecoderOptions::NONE);
-        let insn = d.decode();
-        t.cpu.state.eip = CODE_BASE + insn.len() as u32;
-        (crate::dispatch::handler_for(&insn))(&mut t.cpu, &mut t.bus, &insn)
-    }
-
     /// Shrinks DS to 0x10000 bytes so that DATA_BASE + 0x10000 and above fault.
     pub(crate) fn small_ds(t: &mut TestBox) {
         t.cpu.state.seg[Seg::Ds as usize].limit = 0xffff;
@@ -784,7 +777,7 @@ pub(crate) mod tests {
         let mut t = TestBox::new(&[]);
         small_ds(&mut t);
         t.cpu.state.gpr[EBX] = 0x20_0000;
-        exec_one(&mut t, &[0x8d, 0x03]).unwrap(); // lea eax, [ebx]
+        t.exec_one(&[0x8d, 0x03]).unwrap(); // lea eax, [ebx]
         assert_eq!(t.cpu.state.gpr[EAX], 0x20_0000);
     }
 
@@ -843,7 +836,7 @@ pub(crate) mod tests {
         t.cpu.state.gpr[EBX] = 0xfffe; // a dword here crosses the limit
         t.cpu.state.gpr[ECX] = 7;
         let before = t.cpu.state.clone();
-        let r = exec_one(&mut t, &[0x87, 0x0b]);
+        let r = t.exec_one(&[0x87, 0x0b]);
         assert_eq!(r, Err(Event::Exception(Exception::GeneralProtection(0))));
         assert_eq!(t.cpu.state.gpr, before.gpr);
     }
@@ -950,7 +943,7 @@ pub(crate) mod tests {
         let mut t = TestBox::new(&[]);
         small_ds(&mut t);
         t.cpu.state.gpr[EAX] = 0x20_0000;
-        exec_one(&mut t, &[0x0f, 0x1f, 0x00]).unwrap(); // nop dword [eax]
+        t.exec_one(&[0x0f, 0x1f, 0x00]).unwrap(); // nop dword [eax]
     }
 
     #[test]
@@ -1070,7 +1063,7 @@ pub(crate) mod tests {
         small_ds(&mut t);
         t.cpu.state.gpr[EBX] = 0x1_0000;
         t.cpu.state.gpr[EAX] = 0x1234;
-        let r = exec_one(&mut t, &[0x0f, 0x44, 0x03]);
+        let r = t.exec_one(&[0x0f, 0x44, 0x03]);
         assert_eq!(r, Err(Event::Exception(Exception::GeneralProtection(0))));
         assert_eq!(t.cpu.state.gpr[EAX], 0x1234);
     }
@@ -1202,7 +1195,7 @@ pub(crate) mod tests {
         t.cpu.state.gpr[EAX] = 1;
         t.poke(D, &2u32.to_le_bytes());
         let flags_before = t.cpu.state.eflags;
-        let r = exec_one(&mut t, &[0x0f, 0xb1, 0x0b]);
+        let r = t.exec_one(&[0x0f, 0xb1, 0x0b]);
         assert_eq!(r, Err(Event::Exception(Exception::GeneralProtection(0))));
         assert_eq!(t.cpu.state.gpr[EAX], 1);
         assert_eq!(t.cpu.state.eflags, flags_before);
@@ -1270,7 +1263,7 @@ pub(crate) mod tests {
         let mut t = TestBox::new(&[]);
         small_ds(&mut t);
         t.cpu.state.gpr[ESI] = 0xfffc; // low dword fits, high dword does not
-        let r = exec_one(&mut t, &[0x0f, 0xc7, 0x0e]);
+        let r = t.exec_one(&[0x0f, 0xc7, 0x0e]);
         assert_eq!(r, Err(Event::Exception(Exception::GeneralProtection(0))));
     }
 

@@ -156,14 +156,6 @@ mod tests {
     use popek_cpu::state::gpr::*;
     use popek_cpu::{Event, Exception};
 
-    /// Decodes the first instruction of `bytes` at CODE_BASE and runs its handler directly.
-    fn exec_one(t: &mut TestBox, bytes: &[u8]) -> ExecResult {
-        let insn = Decoder::with_ip(32, bytes, CODE_BASE as u64, DecoderOptions::NONE).decode();
-        t.cpu.state.eip = CODE_BASE + insn.len() as u32;
-        let h = lookup(&insn).expect("handled by the stack group");
-        h(&mut t.cpu, &mut t.bus, &insn)
-    }
-
     fn peek16(t: &TestBox, a: u32) -> u32 {
         t.peek32(a) & 0xffff
     }
@@ -200,7 +192,7 @@ mod tests {
             t.poke(DATA_BASE, &0xcafe_f00du32.to_le_bytes());
             t.poke(STACK_TOP, &0xdead_beefu32.to_le_bytes());
             t.poke(STACK_TOP - 4, &0xaaaa_aaaau32.to_le_bytes());
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             let esp = STACK_TOP - c.width;
             assert_eq!(t.cpu.state.gpr[ESP], esp, "{:02x?}", c.bytes);
             if c.width == 4 {
@@ -268,7 +260,7 @@ mod tests {
             t.poke(STACK_TOP, &0x1234_5678u32.to_le_bytes());
             t.poke(STACK_TOP + 4, &0x9abc_def0u32.to_le_bytes());
             t.poke(DATA_BASE, &0xeeee_eeeeu32.to_le_bytes());
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             (c.check)(&t);
         }
     }
@@ -279,7 +271,7 @@ mod tests {
         t.cpu.state.seg[Seg::Ds as usize].limit = 0xffff;
         t.poke(STACK_TOP, &0x1234_5678u32.to_le_bytes());
         // pop dword [DATA_BASE]: beyond the DS limit
-        let r = exec_one(&mut t, &[0x8f, 0x05, 0x00, 0x00, 0x01, 0x00]);
+        let r = t.exec_one(&[0x8f, 0x05, 0x00, 0x00, 0x01, 0x00]);
         assert_eq!(r, Err(Event::Exception(Exception::GeneralProtection(0))));
         assert_eq!(t.cpu.state.gpr[ESP], STACK_TOP);
     }
@@ -290,10 +282,10 @@ mod tests {
         t.cpu.state.seg[Seg::Ss as usize].access &= !access::DB;
         t.cpu.state.gpr[ESP] = 0xabcd_0002;
         t.cpu.state.gpr[EAX] = 0x1122_3344;
-        exec_one(&mut t, &[0x50]).unwrap(); // push eax: SP 2 -> 0xfffe
+        t.exec_one(&[0x50]).unwrap(); // push eax: SP 2 -> 0xfffe
         assert_eq!(t.cpu.state.gpr[ESP], 0xabcd_fffe);
         assert_eq!(t.peek32(0xfffe), 0x1122_3344);
-        exec_one(&mut t, &[0x5b]).unwrap(); // pop ebx
+        t.exec_one(&[0x5b]).unwrap(); // pop ebx
         assert_eq!(t.cpu.state.gpr[EBX], 0x1122_3344);
         assert_eq!(t.cpu.state.gpr[ESP], 0xabcd_0002);
     }
@@ -302,7 +294,7 @@ mod tests {
     fn pushad_popad_memory_layout() {
         let mut t = TestBox::new(&[]);
         t.cpu.state.gpr = REGS;
-        exec_one(&mut t, &[0x60]).unwrap();
+        t.exec_one(&[0x60]).unwrap();
         assert_eq!(t.cpu.state.gpr[ESP], STACK_TOP - 32);
         // SDM PUSHAD: EAX at the highest address, then ECX, EDX, EBX, original ESP, EBP, ESI, EDI.
         for (i, v) in REGS.iter().enumerate() {
@@ -312,7 +304,7 @@ mod tests {
         t.poke(STACK_TOP - 20, &0x5555_5555u32.to_le_bytes());
         t.cpu.state.gpr = [0; 8];
         t.cpu.state.gpr[ESP] = STACK_TOP - 32;
-        exec_one(&mut t, &[0x61]).unwrap();
+        t.exec_one(&[0x61]).unwrap();
         assert_eq!(t.cpu.state.gpr, REGS);
     }
 
@@ -320,14 +312,14 @@ mod tests {
     fn pusha_popa_16_bit() {
         let mut t = TestBox::new(&[]);
         t.cpu.state.gpr = REGS;
-        exec_one(&mut t, &[0x66, 0x60]).unwrap();
+        t.exec_one(&[0x66, 0x60]).unwrap();
         assert_eq!(t.cpu.state.gpr[ESP], STACK_TOP - 16);
         for (i, v) in REGS.iter().enumerate() {
             assert_eq!(peek16(&t, STACK_TOP - 2 * (i as u32 + 1)), v & 0xffff, "slot of register {i}");
         }
         t.cpu.state.gpr = [0xffff_0000; 8];
         t.cpu.state.gpr[ESP] = STACK_TOP - 16;
-        exec_one(&mut t, &[0x66, 0x61]).unwrap();
+        t.exec_one(&[0x66, 0x61]).unwrap();
         for i in [EAX, ECX, EDX, EBX, EBP, ESI, EDI] {
             assert_eq!(t.cpu.state.gpr[i], 0xffff_0000 | (REGS[i] & 0xffff), "register {i}");
         }
@@ -339,7 +331,7 @@ mod tests {
         let mut t = TestBox::new(&[]);
         t.cpu.state.gpr[ESP] = 12; // the 4th store would go below 0 -> wraps past the limit
         t.cpu.state.seg[Seg::Ss as usize].limit = 0xffff;
-        let r = exec_one(&mut t, &[0x60]);
+        let r = t.exec_one(&[0x60]);
         assert_eq!(r, Err(Event::Exception(Exception::StackFault(0))));
         assert_eq!(t.cpu.state.gpr[ESP], 12);
     }
@@ -387,7 +379,7 @@ mod tests {
             t.cpu.state.gpr[EBP] = old_ebp;
             t.poke(old_ebp - 4, &0xa1u32.to_le_bytes());
             t.poke(old_ebp - 8, &0xa2u32.to_le_bytes());
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             assert_eq!(t.cpu.state.gpr[ESP], c.esp, "{:02x?}", c.bytes);
             assert_eq!(t.cpu.state.gpr[EBP], c.ebp, "{:02x?}", c.bytes);
             for (i, v) in c.stack.iter().enumerate() {
@@ -402,7 +394,7 @@ mod tests {
         t.poke(0x8f00 - 2, &[0xb1, 0x00]);
         // enterw 2, 2: push bp; EBP -= 2; push word [ebp]; push frame_temp (SP); bp = frame_temp; sp -= 2
         t.cpu.state.gpr[EBP] = 0x8f00;
-        exec_one(&mut t, &[0x66, 0xc8, 0x02, 0x00, 0x02]).unwrap();
+        t.exec_one(&[0x66, 0xc8, 0x02, 0x00, 0x02]).unwrap();
         assert_eq!(peek16(&t, STACK_TOP - 2), 0x8f00);
         assert_eq!(peek16(&t, STACK_TOP - 4), 0x00b1);
         assert_eq!(peek16(&t, STACK_TOP - 6), (STACK_TOP - 2) & 0xffff);
@@ -417,7 +409,7 @@ mod tests {
         t.cpu.state.seg[Seg::Ss as usize].limit = 0xffff;
         t.cpu.state.gpr[ESP] = 0x10;
         // enter 0x20, 0: the final ESP (0x10 - 4 - 0x20) wraps below zero, beyond the limit.
-        let r = exec_one(&mut t, &[0xc8, 0x20, 0x00, 0x00]);
+        let r = t.exec_one(&[0xc8, 0x20, 0x00, 0x00]);
         assert_eq!(r, Err(Event::Exception(Exception::StackFault(0))));
         assert_eq!((t.cpu.state.gpr[ESP], t.cpu.state.gpr[EBP]), (0x10, 0x8f00));
     }
@@ -427,13 +419,13 @@ mod tests {
         let mut t = TestBox::new(&[]);
         t.cpu.state.gpr[EBP] = 0x8000;
         t.poke(0x8000, &0x1234_5678u32.to_le_bytes());
-        exec_one(&mut t, &[0xc9]).unwrap();
+        t.exec_one(&[0xc9]).unwrap();
         assert_eq!((t.cpu.state.gpr[ESP], t.cpu.state.gpr[EBP]), (0x8004, 0x1234_5678));
 
         let mut t = TestBox::new(&[]);
         t.cpu.state.gpr[EBP] = 0x8000;
         t.poke(0x8000, &0x1234_5678u32.to_le_bytes());
-        exec_one(&mut t, &[0x66, 0xc9]).unwrap();
+        t.exec_one(&[0x66, 0xc9]).unwrap();
         assert_eq!((t.cpu.state.gpr[ESP], t.cpu.state.gpr[EBP]), (0x8002, 0x5678));
     }
 

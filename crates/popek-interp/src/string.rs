@@ -359,14 +359,6 @@ mod tests {
     use popek_cpu::state::cr0;
     use popek_cpu::state::flags::{AF, ARITH, CF, OF, PF, SF};
 
-    /// Decodes the first instruction of `bytes` at CODE_BASE and runs its handler directly.
-    fn exec_one(t: &mut TestBox, bytes: &[u8]) -> ExecResult {
-        let insn = Decoder::with_ip(32, bytes, CODE_BASE as u64, DecoderOptions::NONE).decode();
-        t.cpu.state.eip = CODE_BASE + insn.len() as u32;
-        let h = lookup(&insn).expect("handled by the string group");
-        h(&mut t.cpu, &mut t.bus, &insn)
-    }
-
     fn peek(t: &TestBox, a: u32, len: usize) -> Vec<u8> {
         t.cpu.mem.as_slice()[a as usize..a as usize + len].to_vec()
     }
@@ -420,7 +412,7 @@ mod tests {
                 t.cpu.state.eflags |= DF;
             }
             let flags = t.cpu.state.eflags;
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             assert_eq!(peek(&t, dst0, len as usize), data, "{:02x?} count {:#x}", c.bytes, c.count);
             assert_eq!(peek(&t, dst0 - 4, 4), [0xee; 4], "nothing written before");
             assert_eq!(peek(&t, dst0 + len, 4), [0xee; 4], "nothing written after");
@@ -439,7 +431,7 @@ mod tests {
         t.cpu.state.gpr[ESI] = SRC;
         t.cpu.state.gpr[EDI] = SRC + 1;
         t.cpu.state.gpr[ECX] = 9;
-        exec_one(&mut t, &[0xf3, 0xa4]).unwrap();
+        t.exec_one(&[0xf3, 0xa4]).unwrap();
         assert_eq!(peek(&t, SRC, 11), [0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0]);
         // Going down with dst = src - 2 (dwords overlapping): each element is read before it is written.
         let mut t = TestBox::new(&[]);
@@ -448,7 +440,7 @@ mod tests {
         t.cpu.state.gpr[ESI] = SRC + 8;
         t.cpu.state.gpr[EDI] = SRC + 6;
         t.cpu.state.gpr[ECX] = 2;
-        exec_one(&mut t, &[0xf3, 0xa5]).unwrap();
+        t.exec_one(&[0xf3, 0xa5]).unwrap();
         // Element 1: [8..12) -> [6..10) gives 0,1,2,3,4,5,8,9,10,11,10,11;
         // element 2: [4..8) = 4,5,8,9 -> [2..6).
         assert_eq!(peek(&t, SRC, 12), [0, 1, 4, 5, 8, 9, 8, 9, 10, 11, 10, 11]);
@@ -462,7 +454,7 @@ mod tests {
         t.cpu.state.gpr[ESI] = SRC;
         t.cpu.state.gpr[EDI] = DST;
         t.cpu.state.gpr[ECX] = 0;
-        exec_one(&mut t, &[0xa5]).unwrap();
+        t.exec_one(&[0xa5]).unwrap();
         assert_eq!(t.peek32(DST), 0x1122_3344);
         assert_eq!((t.cpu.state.gpr[ESI], t.cpu.state.gpr[EDI], t.cpu.state.gpr[ECX]), (SRC + 4, DST + 4, 0));
 
@@ -473,7 +465,7 @@ mod tests {
         t.cpu.state.gpr[ESI] = 0x7777_fffe;
         t.cpu.state.gpr[EDI] = 0x8888_3000;
         t.cpu.state.gpr[ECX] = 0xabcd_0004;
-        exec_one(&mut t, &[0x67, 0xf3, 0xa4]).unwrap();
+        t.exec_one(&[0x67, 0xf3, 0xa4]).unwrap();
         assert_eq!(peek(&t, 0x3000, 5), [0xa0, 0xa1, 0xa2, 0xa3, 0]);
         assert_eq!(t.cpu.state.gpr[ESI], 0x7777_0002);
         assert_eq!(t.cpu.state.gpr[EDI], 0x8888_3004);
@@ -488,19 +480,19 @@ mod tests {
         t.poke(SRC + 0x100, &0x1234_5678u32.to_le_bytes());
         t.cpu.state.gpr[ESI] = SRC;
         t.cpu.state.gpr[EDI] = DST;
-        exec_one(&mut t, &[0x64, 0xa5]).unwrap(); // movsd fs:[esi] -> es:[edi]
+        t.exec_one(&[0x64, 0xa5]).unwrap(); // movsd fs:[esi] -> es:[edi]
         assert_eq!(t.peek32(DST), 0x1234_5678);
         assert_eq!(t.peek32(DST + 0x100), 0);
 
         // stosd with an FS prefix still writes through ES.
         t.cpu.state.gpr[EAX] = 0xfeed_beef;
-        exec_one(&mut t, &[0x64, 0xab]).unwrap();
+        t.exec_one(&[0x64, 0xab]).unwrap();
         assert_eq!(t.peek32(DST + 4), 0xfeed_beef);
         assert_eq!(t.peek32(DST + 0x104), 0);
 
         // lodsd with an FS prefix reads through FS.
         t.cpu.state.gpr[ESI] = SRC;
-        exec_one(&mut t, &[0x64, 0xad]).unwrap();
+        t.exec_one(&[0x64, 0xad]).unwrap();
         assert_eq!(t.cpu.state.gpr[EAX], 0x1234_5678);
     }
 
@@ -535,7 +527,7 @@ mod tests {
             t.cpu.state.gpr[EDI] = DST;
             t.cpu.state.gpr[ECX] = c.count;
             t.cpu.state.eflags |= OF; // cleared by the compare
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             let g = &t.cpu.state.gpr;
             assert_eq!((g[ECX], g[ESI], g[EDI]), (c.count - c.done, SRC + c.done, DST + c.done), "{:?}", c.a);
             assert_eq!(t.cpu.state.eflags & ARITH, c.flags, "{:?} vs {:?}", c.a, c.b);
@@ -551,7 +543,7 @@ mod tests {
         t.cpu.state.gpr[ESI] = SRC + 4;
         t.cpu.state.gpr[EDI] = DST + 4;
         t.cpu.state.gpr[ECX] = 5;
-        exec_one(&mut t, &[0xf3, 0xa7]).unwrap();
+        t.exec_one(&[0xf3, 0xa7]).unwrap();
         // Equal at +4, then 1 - 9 = -8 at +0: CF SF (AF: 1 - 9 borrows from bit 4), PF (0xf8 has 5 bits: odd -> no)
         let g = &t.cpu.state.gpr;
         assert_eq!((g[ECX], g[ESI], g[EDI]), (3, SRC - 4, DST - 4));
@@ -565,7 +557,7 @@ mod tests {
         t.cpu.state.gpr[EDI] = DST;
         t.cpu.state.gpr[ECX] = 0xffff_ffff;
         t.cpu.state.gpr[EAX] = 0x1234_5600; // AL = 0
-        exec_one(&mut t, &[0xf2, 0xae]).unwrap();
+        t.exec_one(&[0xf2, 0xae]).unwrap();
         // strlen idiom: 6 bytes scanned (including the NUL).
         assert_eq!(t.cpu.state.gpr[ECX], 0xffff_ffff - 6);
         assert_eq!(t.cpu.state.gpr[EDI], DST + 6);
@@ -577,7 +569,7 @@ mod tests {
         t.cpu.state.gpr[EDI] = DST;
         t.cpu.state.gpr[ECX] = 4;
         t.cpu.state.gpr[EAX] = 0x2020;
-        exec_one(&mut t, &[0xf3, 0x66, 0xaf]).unwrap();
+        t.exec_one(&[0xf3, 0x66, 0xaf]).unwrap();
         assert_eq!((t.cpu.state.gpr[ECX], t.cpu.state.gpr[EDI]), (1, DST + 6));
         // 0x2020 - 0x2041 = 0xffdf: CF SF AF, PF of 0xdf (7 bits: odd -> no)
         assert_eq!(t.cpu.state.eflags & ARITH, CF | SF | AF);
@@ -627,7 +619,7 @@ mod tests {
             if c.down {
                 t.cpu.state.eflags |= DF;
             }
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             let done = c.stop_at.map_or(c.count, |i| i + 1);
             let g = &t.cpu.state.gpr;
             assert_eq!(g[ECX], c.count - done, "{:02x?} {:?}", c.bytes, c.stop_at);
@@ -653,7 +645,7 @@ mod tests {
         t.cpu.state.gpr[EAX] = 0xdead_beef;
         t.cpu.state.gpr[EDI] = DST;
         t.cpu.state.gpr[ECX] = 5;
-        exec_one(&mut t, &[0xf3, 0xab]).unwrap();
+        t.exec_one(&[0xf3, 0xab]).unwrap();
         for i in 0..5 {
             assert_eq!(t.peek32(DST + 4 * i), 0xdead_beef);
         }
@@ -666,7 +658,7 @@ mod tests {
         t.cpu.state.gpr[EAX] = 0x1234_abcd;
         t.cpu.state.gpr[EDI] = DST + 4;
         t.cpu.state.gpr[ECX] = 3;
-        exec_one(&mut t, &[0xf3, 0x66, 0xab]).unwrap();
+        t.exec_one(&[0xf3, 0x66, 0xab]).unwrap();
         assert_eq!(peek(&t, DST - 2, 10), [0, 0, 0xcd, 0xab, 0xcd, 0xab, 0xcd, 0xab, 0, 0]);
         assert_eq!(t.cpu.state.gpr[EDI], DST - 2);
 
@@ -675,7 +667,7 @@ mod tests {
         t.cpu.state.gpr[EAX] = 0x77;
         t.cpu.state.gpr[EDI] = DST + 0x10;
         t.cpu.state.gpr[ECX] = 0x3000;
-        exec_one(&mut t, &[0xf3, 0xaa]).unwrap();
+        t.exec_one(&[0xf3, 0xaa]).unwrap();
         assert!(peek(&t, DST + 0x10, 0x3000).iter().all(|&b| b == 0x77));
         assert_eq!(peek(&t, DST + 0x3010, 1), [0]);
         assert_eq!(t.cpu.state.gpr[EDI], DST + 0x3010);
@@ -685,18 +677,18 @@ mod tests {
         t.poke(SRC, &[0x11, 0x22, 0x33, 0x44, 0x55]);
         t.cpu.state.gpr[EAX] = 0xffff_ffff;
         t.cpu.state.gpr[ESI] = SRC;
-        exec_one(&mut t, &[0xac]).unwrap();
+        t.exec_one(&[0xac]).unwrap();
         assert_eq!((t.cpu.state.gpr[EAX], t.cpu.state.gpr[ESI]), (0xffff_ff11, SRC + 1));
-        exec_one(&mut t, &[0xad]).unwrap();
+        t.exec_one(&[0xad]).unwrap();
         assert_eq!((t.cpu.state.gpr[EAX], t.cpu.state.gpr[ESI]), (0x5544_3322, SRC + 5));
         t.cpu.state.eflags |= DF;
-        exec_one(&mut t, &[0x66, 0xad]).unwrap();
+        t.exec_one(&[0x66, 0xad]).unwrap();
         assert_eq!((t.cpu.state.gpr[EAX], t.cpu.state.gpr[ESI]), (0x5544_0000, SRC + 3));
         // rep lodsb: the last element wins
         t.cpu.state.eflags &= !DF;
         t.cpu.state.gpr[ESI] = SRC;
         t.cpu.state.gpr[ECX] = 3;
-        exec_one(&mut t, &[0xf3, 0xac]).unwrap();
+        t.exec_one(&[0xf3, 0xac]).unwrap();
         assert_eq!((t.cpu.state.gpr[EAX], t.cpu.state.gpr[ESI], t.cpu.state.gpr[ECX]), (0x5544_0033, SRC + 3, 0));
     }
 
@@ -718,7 +710,7 @@ mod tests {
             t.cpu.state.gpr = [0x55, if bytes[0] == 0x67 { 0x1_0000 } else { 0 }, 0, 0, 0x9000, 0, SRC, DST];
             t.cpu.state.eflags = 2 | CF | OF;
             let before = t.cpu.state.clone();
-            exec_one(&mut t, bytes).unwrap();
+            t.exec_one(bytes).unwrap();
             let mut after = t.cpu.state.clone();
             after.eip = before.eip;
             assert_eq!(after, before, "{bytes:02x?}");
@@ -737,7 +729,7 @@ mod tests {
             t.cpu.state.gpr[ECX] = 10;
             // ES ends after the 6th element.
             t.cpu.state.seg[Seg::Es as usize].limit = DST + 6 * w - 1;
-            let r = exec_one(&mut t, bytes);
+            let r = t.exec_one(bytes);
             assert_eq!(r, Err(Event::Exception(Exception::GeneralProtection(0))), "{bytes:02x?}");
             let g = &t.cpu.state.gpr;
             assert_eq!((g[ECX], g[ESI], g[EDI]), (4, SRC + 6 * w, DST + 6 * w), "{bytes:02x?}");
@@ -745,7 +737,7 @@ mod tests {
             assert_eq!(t.peek32(DST + 6 * w), 0, "{bytes:02x?}: nothing past the fault");
             // The "handler" grows the segment; re-executing finishes the copy.
             t.cpu.state.seg[Seg::Es as usize].limit = 0xffff_ffff;
-            exec_one(&mut t, bytes).unwrap();
+            t.exec_one(bytes).unwrap();
             assert_eq!(peek(&t, DST, (10 * w) as usize), data[..(10 * w) as usize]);
             assert_eq!(t.cpu.state.gpr[ECX], 0);
         }
@@ -862,7 +854,7 @@ mod tests {
             if c.down {
                 t.cpu.state.eflags |= DF;
             }
-            let r = exec_one(&mut t, c.bytes);
+            let r = t.exec_one(c.bytes);
             assert_eq!(r, Err(Event::Exception(c.fault)), "{:02x?} {:#x}", c.bytes, c.dst);
             let adv = |p: u32| if c.down { p - c.done * c.w } else { p + c.done * c.w };
             let g = &t.cpu.state.gpr;
@@ -870,7 +862,7 @@ mod tests {
             assert_eq!((g[ECX], g[ESI], g[EDI]), (c.count - c.done, want_si, adv(c.dst)), "{:02x?}", c.bytes);
             // Map the page and restart: the whole copy is there.
             enable_paging(&mut t, &[]);
-            exec_one(&mut t, c.bytes).unwrap();
+            t.exec_one(c.bytes).unwrap();
             assert_eq!(t.cpu.state.gpr[ECX], 0);
             let got = peek(&t, lo_dst, len as usize);
             if stos {
@@ -896,7 +888,7 @@ mod tests {
         t.cpu.state.gpr[ESI] = 0x40000;
         t.cpu.state.gpr[EDI] = 0x60000;
         t.cpu.state.gpr[ECX] = 0xc00;
-        exec_one(&mut t, &[0xf3, 0xa5]).unwrap();
+        t.exec_one(&[0xf3, 0xa5]).unwrap();
         assert_eq!(peek(&t, 0x60000, 0x1000), pages[0]);
         assert_eq!(peek(&t, 0x61000, 0x1000), pages[1]);
         assert_eq!(peek(&t, 0x62000, 0x1000), pages[2]);

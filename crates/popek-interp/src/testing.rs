@@ -2,7 +2,9 @@
 //! code at [`CODE_BASE`], a stack below [`STACK_TOP`], and a [`NullBus`].
 
 use crate::Interpreter;
+use popek_cpu::ExecResult;
 use popek_cpu::exception::Event;
+use popek_cpu::iced_x86::{Decoder, DecoderOptions};
 use popek_cpu::state::gpr::ESP;
 use popek_cpu::{Cpu, GuestMemory, NullBus, PhysAddr};
 
@@ -89,6 +91,14 @@ impl TestBox {
     /// The dword `index` slots above ESP (0 = top of stack).
     pub fn stack(&self, index: u32) -> u32 {
         self.peek32(self.cpu.state.gpr[ESP] + 4 * index)
+    }
+
+    /// Decodes the first instruction of `bytes` as if at [`CODE_BASE`] and runs its handler
+    /// directly (no block, no exception delivery): the handler's own result.
+    pub fn exec_one(&mut self, bytes: &[u8]) -> ExecResult {
+        let insn = Decoder::with_ip(32, bytes, CODE_BASE as u64, DecoderOptions::NONE).decode();
+        self.cpu.state.eip = CODE_BASE + insn.len() as u32;
+        (crate::dispatch::handler_for(&insn))(&mut self.cpu, &mut self.bus, &insn)
     }
 
     /// Writes `bytes` to physical memory.
