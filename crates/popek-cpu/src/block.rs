@@ -299,6 +299,11 @@ pub fn ends_block(insn: &Instruction) -> bool {
     if insn.mnemonic() == Mnemonic::Pop && insn.op0_register().is_segment_register() {
         return true;
     }
+    // A REP string instruction may yield part-way (EIP back at itself) so that a long
+    // one cannot hold off interrupts: nothing may follow it in its block.
+    if (insn.has_rep_prefix() || insn.has_repne_prefix()) && insn.is_string_instruction() {
+        return true;
+    }
     let _ = Register::None;
     matches!(
         insn.mnemonic(),

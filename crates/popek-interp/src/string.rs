@@ -132,6 +132,9 @@ impl Ptrs {
     }
 }
 
+/// Elements a REP string instruction processes before it yields to the run loop.
+pub const REP_BUDGET: u32 = 1 << 16;
+
 /// One string instruction of kind `OP` on `W`-byte elements, with or without a REP prefix.
 fn string<const OP: u8, const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
     // The operand kinds tell the address size: MemorySegSI / MemoryESDI are 16-bit forms.
@@ -147,7 +150,17 @@ fn string<const OP: u8, const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &I
     }
     // REPE/REPZ is F3, REPNE/REPNZ is F2; they matter only for CMPS and SCAS.
     let until_zf = if insn.has_repne_prefix() { ZF } else { 0 };
+    // Like a real CPU between iterations, yield after REP_BUDGET elements: the registers
+    // describe the remaining work and EIP points back at this instruction, so timers,
+    // interrupts and the wall-clock timeout get a look in (REP ends its block).
+    let stop_at = p.count.saturating_sub(REP_BUDGET);
     while p.count != 0 {
+        if p.count <= stop_at {
+            p.store(cpu, m, true);
+            let here = cpu.state.eip.wrapping_sub(insn.len() as u32);
+            cpu.state.eip = if cpu.state.code32() { here } else { here & 0xffff };
+            return Ok(());
+        }
         if OP != LODS && p.count > 1 {
             let (n, stop) = match OP {
                 MOVS => (movs_chunk::<W>(cpu, src, &p, m), false),
@@ -690,6 +703,27 @@ mod tests {
         t.cpu.state.gpr[ECX] = 3;
         t.exec_one(&[0xf3, 0xac]).unwrap();
         assert_eq!((t.cpu.state.gpr[EAX], t.cpu.state.gpr[ESI], t.cpu.state.gpr[ECX]), (0x5544_0033, SRC + 3, 0));
+    }
+
+    #[test]
+    fn long_rep_yields_to_the_run_loop_and_resumes() {
+        // rep stosb over 3 × REP_BUDGET + 5 bytes at 0x20000 (DF=0).
+        let n = 3 * REP_BUDGET + 5;
+        let mut t = TestBox::new(&[0xf3, 0xaa]);
+        t.cpu.state.gpr[EDI] = 0x20000;
+        t.cpu.state.gpr[ECX] = n;
+        t.cpu.state.gpr[EAX] = 0x5a;
+        let first = t.interp.run_block(&mut t.cpu, &mut t.bus).unwrap();
+        assert_eq!(first, 1);
+        assert_eq!(t.cpu.state.eip, CODE_BASE, "EIP back at the REP");
+        assert_eq!(t.cpu.state.gpr[ECX], n - REP_BUDGET);
+        assert_eq!(t.cpu.state.gpr[EDI], 0x20000 + REP_BUDGET);
+        t.run(100).unwrap();
+        assert_eq!(t.cpu.state.eip, CODE_BASE + 2, "the REP completed");
+        assert_eq!(t.cpu.state.gpr[ECX], 0);
+        assert_eq!(t.cpu.state.gpr[EDI], 0x20000 + n);
+        assert!(peek(&t, 0x20000, n as usize).iter().all(|&b| b == 0x5a));
+        assert_eq!(peek(&t, 0x20000 + n, 1), [0]);
     }
 
     #[test]
