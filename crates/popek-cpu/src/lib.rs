@@ -37,6 +37,12 @@ pub use state::{CpuState, Seg, SegmentCache};
 /// (faults) and delivers it. Shared by the interpreter, the VMM and the JIT's callouts.
 pub type Handler = fn(&mut Cpu, &mut dyn Bus, &iced_x86::Instruction) -> ExecResult;
 
+/// Elements a REP string instruction (MOVS, STOS, INS, …) processes per execution before
+/// it yields: like a real CPU between iterations, it leaves the registers describing the
+/// remaining work and EIP at itself ([`Cpu::restart_insn`]), so interrupts, timers and
+/// the wall-clock timeout are looked at. Such instructions end their block.
+pub const REP_BUDGET: u32 = 1 << 16;
+
 /// One virtual CPU: architectural state, its RAM, TLB and the set of pages that
 /// hold decoded code.
 pub struct Cpu {
@@ -93,6 +99,15 @@ impl Cpu {
     pub fn branch_target(&self, insn: &iced_x86::Instruction) -> u32 {
         let t = self.state.eip.wrapping_add(insn.near_branch32().wrapping_sub(insn.next_ip32()));
         if insn.op0_kind() == iced_x86::OpKind::NearBranch16 { t & 0xffff } else { t }
+    }
+
+    /// Points EIP back at `insn` (entered with EIP at the next instruction), so that it
+    /// runs again: how a REP string instruction yields part-way.
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)] // an instruction is at most 15 bytes long
+    pub fn restart_insn(&mut self, insn: &iced_x86::Instruction) {
+        let here = self.state.eip.wrapping_sub(insn.len() as u32);
+        self.state.eip = if self.state.code32() { here } else { here & 0xffff };
     }
 
     /// General register by index, 32 bits.

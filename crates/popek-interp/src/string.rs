@@ -16,6 +16,7 @@
 //! INS/OUTS are port I/O and live in `popek-vmm`.
 
 use crate::flags;
+use popek_cpu::REP_BUDGET;
 use popek_cpu::exception::Exception;
 use popek_cpu::iced_x86::{Code, Instruction, OpKind};
 use popek_cpu::mmu::AccessKind;
@@ -132,9 +133,6 @@ impl Ptrs {
     }
 }
 
-/// Elements a REP string instruction processes before it yields to the run loop.
-pub const REP_BUDGET: u32 = 1 << 16;
-
 /// One string instruction of kind `OP` on `W`-byte elements, with or without a REP prefix.
 fn string<const OP: u8, const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
     // The operand kinds tell the address size: MemorySegSI / MemoryESDI are 16-bit forms.
@@ -150,15 +148,13 @@ fn string<const OP: u8, const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &I
     }
     // REPE/REPZ is F3, REPNE/REPNZ is F2; they matter only for CMPS and SCAS.
     let until_zf = if insn.has_repne_prefix() { ZF } else { 0 };
-    // Like a real CPU between iterations, yield after REP_BUDGET elements: the registers
-    // describe the remaining work and EIP points back at this instruction, so timers,
-    // interrupts and the wall-clock timeout get a look in (REP ends its block).
+    // Yield after REP_BUDGET elements (see its doc): the registers describe the
+    // remaining work and EIP points back at this instruction.
     let stop_at = p.count.saturating_sub(REP_BUDGET);
     while p.count != 0 {
         if p.count <= stop_at {
             p.store(cpu, m, true);
-            let here = cpu.state.eip.wrapping_sub(insn.len() as u32);
-            cpu.state.eip = if cpu.state.code32() { here } else { here & 0xffff };
+            cpu.restart_insn(insn);
             return Ok(());
         }
         if OP != LODS && p.count > 1 {

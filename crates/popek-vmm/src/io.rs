@@ -5,6 +5,7 @@
 //! CPL > IOPL the access is allowed only if the TSS I/O permission bit map clears
 //! every bit of the ports it touches ([`check_io_permission`]).
 
+use popek_cpu::REP_BUDGET;
 use popek_cpu::access::{Width, size_of_width};
 use popek_cpu::exception::Exception;
 use popek_cpu::iced_x86::{Instruction, Mnemonic, OpKind, Register};
@@ -149,10 +150,16 @@ fn ins<const REP: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) ->
     let w = string_width(insn);
     let r = StringRegs::of(insn, 0);
     let port = cpu.read_gpr(Register::DX) as u16;
+    let mut budget = REP_BUDGET;
     loop {
         if REP && r.get(cpu, ECX) == 0 {
             return Ok(());
         }
+        if budget == 0 {
+            cpu.restart_insn(insn); // yield part-way, like the interpreter's REP MOVS
+            return Ok(());
+        }
+        budget -= 1;
         check_io_permission(cpu, bus, port, w)?;
         let di = r.get(cpu, EDI);
         // ES cannot be overridden for INS.
@@ -174,10 +181,16 @@ fn outs<const REP: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -
     let r = StringRegs::of(insn, 1);
     let seg = seg_of(insn.memory_segment()).unwrap_or(Seg::Ds);
     let port = cpu.read_gpr(Register::DX) as u16;
+    let mut budget = REP_BUDGET;
     loop {
         if REP && r.get(cpu, ECX) == 0 {
             return Ok(());
         }
+        if budget == 0 {
+            cpu.restart_insn(insn); // yield part-way, like the interpreter's REP MOVS
+            return Ok(());
+        }
+        budget -= 1;
         check_io_permission(cpu, bus, port, w)?;
         let si = r.get(cpu, ESI);
         let v = cpu.read(bus, seg, si, w)?;

@@ -1009,3 +1009,22 @@ fn enabling_paging_through_the_interpreter() {
     assert_eq!(t.peek32(PD), PT | pte::P | pte::RW | pte::A);
     assert_eq!(t.peek32(PT + 8), 0x2000 | pte::P | pte::RW, "an untouched page stays clean");
 }
+
+/// A long REP OUTSB yields after `REP_BUDGET` elements with EIP back at itself, and
+/// finishes on the next run.
+#[test]
+fn long_rep_outs_yields_and_resumes() {
+    use popek_cpu::REP_BUDGET;
+    use popek_interp::testing::{CODE_BASE, TestBox};
+    let mut t = TestBox::new(&[0xf3, 0x6e]); // rep outsb
+    t.cpu.state.gpr[popek_cpu::state::gpr::ECX] = REP_BUDGET + 3;
+    t.cpu.state.gpr[popek_cpu::state::gpr::ESI] = 0x20000;
+    t.cpu.state.gpr[popek_cpu::state::gpr::EDX] = 0x80;
+    assert_eq!(t.interp.run_block(&mut t.cpu, &mut t.bus).unwrap(), 1);
+    assert_eq!(t.cpu.state.eip, CODE_BASE);
+    assert_eq!(t.cpu.state.gpr[popek_cpu::state::gpr::ECX], 3);
+    assert_eq!(t.bus.port_writes.len(), REP_BUDGET as usize);
+    t.run(10).unwrap();
+    assert_eq!(t.cpu.state.eip, CODE_BASE + 2);
+    assert_eq!(t.bus.port_writes.len(), REP_BUDGET as usize + 3);
+}
