@@ -43,6 +43,32 @@ pub fn gpr_slot(r: Register) -> Option<GprSlot> {
     }
 }
 
+/// True if `r` is one of EAX..EDI.
+#[inline]
+pub fn is_gpr32(r: Register) -> bool {
+    (Register::EAX as u32..=Register::EDI as u32).contains(&(r as u32))
+}
+
+/// Index into [`crate::CpuState::gpr`] of a register known to be one of EAX..EDI
+/// (for handlers specialised at decode time; masked so it can never index out of bounds).
+#[inline]
+pub fn gpr32_index(r: Register) -> usize {
+    (r as usize).wrapping_sub(Register::EAX as usize) & 7
+}
+
+/// True if operand `n` of `insn` is one of EAX..EDI.
+#[inline]
+pub fn is_reg32_op(insn: &Instruction, n: u32) -> bool {
+    insn.op_kind(n) == OpKind::Register && is_gpr32(insn.op_register(n))
+}
+
+/// True if operand `n` of `insn` is a dword in memory (the forms [`Cpu::read_mem32`]
+/// and [`Cpu::write_mem32`] serve; either address size).
+#[inline]
+pub fn is_mem32_op(insn: &Instruction, n: u32) -> bool {
+    insn.op_kind(n) == OpKind::Memory && insn.memory_size().size() == 4
+}
+
 /// Maps an iced segment register to [`Seg`].
 #[inline]
 pub fn seg_of(r: Register) -> Option<Seg> {
@@ -127,6 +153,20 @@ impl Cpu {
         (seg_of(insn.memory_segment()).unwrap_or(Seg::Ds), self.effective_address(insn))
     }
 
+    /// Reads the dword at the memory operand of `insn` (checked at decode time with [`is_mem32_op`]).
+    #[inline]
+    pub fn read_mem32(&mut self, bus: &mut dyn Bus, insn: &Instruction) -> Result<u32, Exception> {
+        let (s, off) = self.memory_operand(insn);
+        self.read(bus, s, off, 4)
+    }
+
+    /// Writes the dword at the memory operand of `insn` (checked at decode time with [`is_mem32_op`]).
+    #[inline]
+    pub fn write_mem32(&mut self, bus: &mut dyn Bus, insn: &Instruction, v: u32) -> Result<(), Exception> {
+        let (s, off) = self.memory_operand(insn);
+        self.write(bus, s, off, 4, v)
+    }
+
     /// Reads operand `n` (register, memory or immediate), `width` bytes wide.
     #[inline]
     pub fn read_op(&mut self, bus: &mut dyn Bus, insn: &Instruction, n: u32, width: Width) -> Result<u32, Exception> {
@@ -195,5 +235,24 @@ mod tests {
         assert_eq!(gpr_slot(Register::CH), Some(GprSlot { index: 1, width: 1, shift: 8 }));
         assert_eq!(gpr_slot(Register::DL), Some(GprSlot { index: 2, width: 1, shift: 0 }));
         assert_eq!(gpr_slot(Register::CR0), None);
+    }
+
+    #[test]
+    fn gpr32_indices_follow_the_encoding_order() {
+        let regs = [
+            Register::EAX,
+            Register::ECX,
+            Register::EDX,
+            Register::EBX,
+            Register::ESP,
+            Register::EBP,
+            Register::ESI,
+            Register::EDI,
+        ];
+        for (i, r) in regs.into_iter().enumerate() {
+            assert!(is_gpr32(r));
+            assert_eq!(gpr32_index(r), i);
+        }
+        assert!(!is_gpr32(Register::AX) && !is_gpr32(Register::AL) && !is_gpr32(Register::R8D));
     }
 }

@@ -81,11 +81,16 @@ impl Interpreter {
         let code32 = cpu.state.code32();
         let cs_limit = cpu.state.seg[popek_cpu::Seg::Cs as usize].limit;
         let mut eip = cpu.state.eip;
+        // Hoisted out of the loop: whether some instruction may run past the CS
+        // limit (then each one is checked), and TF, which only block-ending
+        // instructions can change (POPF, IRET, task switches).
+        let check_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
+        let trap = cpu.state.eflags & TF != 0;
         let mut retired = 0u32;
         let mut offset = 0usize;
         for d in block.insns.iter() {
             let len = d.insn.len() as u32;
-            if eip.wrapping_add(len - 1) > cs_limit && eip <= cs_limit {
+            if check_limit && eip.wrapping_add(len - 1) > cs_limit && eip <= cs_limit {
                 // The instruction runs past the CS limit.
                 self.stats.exceptions += 1;
                 cpu.deliver_exception(bus, Exception::GeneralProtection(0))?;
@@ -95,7 +100,6 @@ impl Interpreter {
             if !code32 {
                 next &= 0xffff;
             }
-            let trap = cpu.state.eflags & TF != 0;
             cpu.state.interrupt_shadow = false;
             cpu.state.eip = next;
             match (d.exec)(cpu, bus, &d.insn) {
