@@ -157,3 +157,39 @@ impl Interpreter {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{CODE_BASE, TestBox};
+    use popek_cpu::Seg;
+    use popek_cpu::state::flags::TF;
+    use popek_cpu::state::gpr::{EAX, EBX};
+
+    /// `inc eax ; inc eax ; mov ebx, 0x12345678` (then the HLT TestBox adds): one block.
+    const CODE: [u8; 7] = [0x40, 0x40, 0xbb, 0x78, 0x56, 0x34, 0x12];
+
+    /// An instruction whose last byte is beyond the CS limit is #GP(0) before it
+    /// runs (SDM Vol. 3A 5.3), even in the middle of a block; the ones before it retire.
+    #[test]
+    fn instruction_crossing_the_cs_limit_faults_mid_block() {
+        let mut t = TestBox::new(&CODE);
+        t.cpu.state.seg[Seg::Cs as usize].limit = CODE_BASE + 4; // MOV occupies +2..=+6
+        let _ = t.interp.run_block(&mut t.cpu, &mut t.bus); // delivery may fail: no IDT
+        assert_eq!(t.cpu.state.gpr[EAX], 2);
+        assert_eq!(t.cpu.state.gpr[EBX], 0, "the MOV did not run");
+        assert_eq!(t.cpu.state.eip, CODE_BASE + 2, "EIP at the faulting instruction");
+        assert_eq!(t.interp.stats.exceptions, 1);
+    }
+
+    /// With TF set, the single-step trap comes after the first instruction of the
+    /// block (SDM Vol. 3A 17.3.1.4), with DR6.BS set.
+    #[test]
+    fn single_step_stops_after_one_instruction() {
+        let mut t = TestBox::new(&CODE);
+        t.cpu.state.eflags |= TF;
+        let _ = t.interp.run_block(&mut t.cpu, &mut t.bus); // delivery may fail: no IDT
+        assert_eq!(t.cpu.state.gpr[EAX], 1);
+        assert_ne!(t.cpu.state.dr[6] & (1 << 14), 0, "DR6.BS");
+        assert_eq!(t.interp.stats.exceptions, 1);
+    }
+}
