@@ -62,7 +62,8 @@ fn a_second_lookup_is_a_jump_table_hit() {
 /// (INVLPG, MOV CR3, CR0/CR4 paging-mode changes) makes the next lookup run PHYS_B.
 #[test]
 fn every_tlb_flush_reaches_the_jump_table() {
-    let flushes: [(&str, fn(&mut Cpu)); 3] = [
+    type Flush = fn(&mut Cpu);
+    let flushes: [(&str, Flush); 3] = [
         ("INVLPG", |cpu| cpu.tlb.flush_page(LIN)),
         ("MOV CR3", |cpu| cpu.tlb.flush_non_global()),
         ("CR0/CR4 change", |cpu| cpu.tlb.flush_all()),
