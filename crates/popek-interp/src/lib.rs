@@ -81,13 +81,15 @@ impl Interpreter {
         let code32 = cpu.state.code32();
         let cs_limit = cpu.state.seg[popek_cpu::Seg::Cs as usize].limit;
         let mut eip = cpu.state.eip;
-        // Hoisted out of the loop: whether some instruction may run past the CS
-        // limit (then each one is checked), and TF, which only block-ending
-        // instructions can change (POPF, IRET, task switches).
-        let check_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
+        // Hoisted out of the loop, because only a block-ending instruction
+        // (`ends_block`) can change them: TF (POPF, IRET, task switches) and the
+        // interrupt shadow (STI, MOV SS, POP SS), which is cleared when the next
+        // instruction starts. Also whether some instruction may run past the CS
+        // limit: only then is each one checked.
         let trap = cpu.state.eflags & TF != 0;
+        cpu.state.interrupt_shadow = false;
+        let check_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
         let mut retired = 0u32;
-        let mut offset = 0usize;
         for d in block.insns.iter() {
             let len = d.insn.len() as u32;
             if check_limit && eip.wrapping_add(len - 1) > cs_limit && eip <= cs_limit {
@@ -100,7 +102,6 @@ impl Interpreter {
             if !code32 {
                 next &= 0xffff;
             }
-            cpu.state.interrupt_shadow = false;
             cpu.state.eip = next;
             match (d.exec)(cpu, bus, &d.insn) {
                 Ok(()) => retired += 1,
@@ -116,6 +117,7 @@ impl Interpreter {
                     cpu.state.eip = eip;
                     u.eip = eip;
                     if u.bytes.is_empty() {
+                        let offset = block.insns.iter().take(retired as usize).map(|d| d.insn.len()).sum::<usize>();
                         u.bytes = block.bytes.get(offset..offset + len as usize).unwrap_or(&[]).to_vec();
                     }
                     self.stats.retired += retired as u64;
@@ -126,7 +128,6 @@ impl Interpreter {
                     return Err(other);
                 }
             }
-            offset += len as usize;
             if trap {
                 // Single-step trap after the instruction (SDM 17.3.1.4): DR6.BS.
                 cpu.state.dr[6] |= 1 << 14;
