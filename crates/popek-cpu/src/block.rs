@@ -148,7 +148,7 @@ pub struct BlockCache<E> {
     map: FastMap<BlockKey, Rc<Block<E>>>,
     by_page: FastMap<u32, Vec<BlockKey>>,
     /// Direct-mapped (linear address, mode) → block, valid for TLB generation `jump_generation`.
-    jump: Box<[JumpEntry<E>]>,
+    jump: Box<[JumpEntry<E>; JUMP_ENTRIES]>,
     jump_generation: u64,
     /// Counters.
     pub stats: BlockCacheStats,
@@ -159,7 +159,7 @@ impl<E> Default for BlockCache<E> {
         BlockCache {
             map: FastMap::default(),
             by_page: FastMap::default(),
-            jump: (0..JUMP_ENTRIES).map(|_| JumpEntry::EMPTY).collect(),
+            jump: Box::new(std::array::from_fn(|_| JumpEntry::EMPTY)),
             jump_generation: 0,
             stats: BlockCacheStats::default(),
         }
