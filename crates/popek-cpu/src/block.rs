@@ -150,6 +150,8 @@ pub struct BlockCache<E> {
     /// Direct-mapped (linear address, mode) → block, valid for TLB generation `jump_generation`.
     jump: Box<[JumpEntry<E>; JUMP_ENTRIES]>,
     jump_generation: u64,
+    /// The block the last slow lookup returned (keeps an uncacheable block alive while it runs).
+    last_slow: Option<Rc<Block<E>>>,
     /// Counters.
     pub stats: BlockCacheStats,
 }
@@ -161,6 +163,7 @@ impl<E> Default for BlockCache<E> {
             by_page: FastMap::default(),
             jump: Box::new(std::array::from_fn(|_| JumpEntry::EMPTY)),
             jump_generation: 0,
+            last_slow: None,
             stats: BlockCacheStats::default(),
         }
     }
@@ -219,31 +222,30 @@ impl<E: Clone> BlockCache<E> {
     }
 
     /// The block at CS:EIP, decoding it on a miss. Fetch faults (#PF, #GP for
-    /// the CS limit) are returned as exceptions.
+    /// the CS limit) are returned as exceptions. The block is borrowed from the
+    /// cache: drop it before the cache changes (e.g. [`BlockCache::invalidate_written`]).
     #[inline]
     pub fn lookup(
         &mut self,
         cpu: &mut Cpu,
         bus: &mut dyn Bus,
         prepare: &mut dyn FnMut(&Instruction) -> E,
-    ) -> Result<Rc<Block<E>>, Exception> {
+    ) -> Result<&Block<E>, Exception> {
         let eip = cpu.state.eip;
         let cs = &cpu.state.seg[crate::Seg::Cs as usize];
         let lin = cs.base.wrapping_add(eip);
         let mode = BlockKey::mode_of(cpu);
+        let i = jump_index(lin);
         if eip <= cs.limit && cpu.tlb.generation == self.jump_generation {
-            let e = &self.jump[jump_index(lin)];
-            if e.lin == lin
-                && e.mode == mode
-                && let Some(b) = &e.block
-                && b.is_live()
-            {
+            let e = &self.jump[i];
+            if e.lin == lin && e.mode == mode && e.block.as_ref().is_some_and(|b| b.is_live()) {
                 self.stats.hits += 1;
                 self.stats.jump_hits += 1;
-                return Ok(b.clone());
+                return Ok(self.jump[i].block.as_deref().expect("checked above"));
             }
         }
-        self.lookup_slow(cpu, bus, lin, mode, prepare)
+        let b = self.lookup_slow(cpu, bus, lin, mode, prepare)?;
+        Ok(self.last_slow.insert(b))
     }
 
     /// Jump-table miss: translate, look in the map, decode on a miss, fill the table.

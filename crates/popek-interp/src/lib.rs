@@ -65,6 +65,7 @@ impl Interpreter {
     /// Executes the block at CS:EIP. Returns the number of instructions retired.
     /// Guest exceptions are delivered to the guest here; only host-side events
     /// (unsupported instruction, triple fault) come back as `Err`.
+    #[inline]
     pub fn run_block(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus) -> Result<u32, Event> {
         if !cpu.smc_pages.is_empty() {
             self.cache.invalidate_written(cpu);
@@ -135,13 +136,16 @@ impl Interpreter {
                 cpu.deliver_exception(bus, Exception::Debug)?;
                 break;
             }
-            if !cpu.smc_pages.is_empty() && self.cache.invalidate_written(cpu) {
-                break; // this block's own code may have changed
+            if !cpu.smc_pages.is_empty() {
+                break; // code was written, maybe this block's own: stop and drop blocks
             }
             if cpu.state.halted {
                 break;
             }
             eip = next;
+        }
+        if !cpu.smc_pages.is_empty() {
+            self.cache.invalidate_written(cpu);
         }
         self.stats.retired += retired as u64;
         Ok(retired)
