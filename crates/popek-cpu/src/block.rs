@@ -27,8 +27,8 @@
 //! stale table entry to them is never used. The CS limit is still checked on
 //! every lookup. Like a real TLB, the table may keep using a translation the
 //! guest changed in its page tables without invalidating it (SDM Vol. 3A
-//! 4.10.4.3 allows either). A cache serves one [`Cpu`]: its generation and code
-//! pages are that CPU's.
+//! 4.10.4: until invalidated, either translation may be used). A cache serves
+//! one [`Cpu`]: its generation and code pages are that CPU's.
 
 // Offsets inside a block are bounded by the 4 KiB page, so usize → u32 never truncates.
 #![allow(clippy::cast_possible_truncation)]
