@@ -4,6 +4,9 @@
 //!  CS:EIP ─► linear ─► phys (execute access) ─► iced-x86 Decoder ─► Block
 //!                                                                     │
 //!   BlockCache: (phys, mode) → Rc<Block<E>>     by_page: phys page → keys
+//!
+//!  in front of it, the jump table:  (CS base + EIP, mode) ─► Rc<Block<E>>
+//!  (direct-mapped; emptied when the TLB generation moves, entries to dropped blocks ignored)
 //! ```
 //!
 //! A block is straight-line code that ends at a control transfer, an
@@ -14,6 +17,18 @@
 //! same code reached through two virtual aliases is decoded once; every page
 //! holding a block is marked in [`crate::CodePages`], and a write to such a page
 //! drops its blocks (self-modifying code).
+//!
+//! The jump table caches the whole CS:EIP → block path (segment base, paging,
+//! the hash lookup) for blocks run recently. It is keyed by *linear* address and
+//! mode, so it is only as good as the linear → physical mapping it was filled
+//! under: every TLB flush bumps [`crate::Tlb::generation`] and the table is
+//! emptied when that moves (MOV CR3, INVLPG, CR0/CR4 paging changes). Blocks
+//! dropped for self-modifying code are marked dead ([`Block::is_live`]), so a
+//! stale table entry to them is never used. The CS limit is still checked on
+//! every lookup. Like a real TLB, the table may keep using a translation the
+//! guest changed in its page tables without invalidating it (SDM Vol. 3A
+//! 4.10.4: until invalidated, either translation may be used). A cache serves
+//! one [`Cpu`]: its generation and code pages are that CPU's.
 
 // Offsets inside a block are bounded by the 4 KiB page, so usize → u32 never truncates.
 #![allow(clippy::cast_possible_truncation)]
@@ -23,6 +38,7 @@ use crate::exception::Exception;
 use crate::mmu::AccessKind;
 use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
 use popek_memory::{Bus, PhysAddr, Region};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
@@ -70,6 +86,17 @@ pub struct Block<E> {
     pub pages: [u32; 2],
     /// The raw bytes (for disassembly and error messages).
     pub bytes: Vec<u8>,
+    /// False once the cache dropped the block (its code was written).
+    live: Cell<bool>,
+}
+
+impl<E> Block<E> {
+    /// False once the cache has dropped this block because its code was written:
+    /// an engine holding on to it must look the block up again.
+    #[inline]
+    pub fn is_live(&self) -> bool {
+        self.live.get()
+    }
 }
 
 /// Counters kept by the cache.
@@ -81,6 +108,8 @@ pub struct BlockCacheStats {
     pub decoded: u64,
     /// Blocks dropped because their code was written.
     pub invalidated: u64,
+    /// Lookups answered by the jump table (a subset of `hits`).
+    pub jump_hits: u64,
 }
 
 /// A fast hasher for block keys (the key is already well mixed by a multiply).
@@ -103,18 +132,50 @@ impl Hasher for KeyHasher {
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
+/// Number of entries in the jump table (a power of two).
+pub const JUMP_ENTRIES: usize = 1024;
+
+/// One jump-table entry: the block last found at linear address `lin` in mode `mode`.
+struct JumpEntry<E> {
+    lin: u32,
+    mode: u32,
+    block: Option<Rc<Block<E>>>,
+}
+
+impl<E> JumpEntry<E> {
+    const EMPTY: Self = JumpEntry { lin: 0, mode: 0, block: None };
+}
+
 /// The decoded-block cache.
 pub struct BlockCache<E> {
     map: FastMap<BlockKey, Rc<Block<E>>>,
     by_page: FastMap<u32, Vec<BlockKey>>,
+    /// Direct-mapped (linear address, mode) → block, valid for TLB generation `jump_generation`.
+    jump: Box<[JumpEntry<E>; JUMP_ENTRIES]>,
+    jump_generation: u64,
+    /// The block the last slow lookup returned (keeps an uncacheable block alive while it runs).
+    last_slow: Option<Rc<Block<E>>>,
     /// Counters.
     pub stats: BlockCacheStats,
 }
 
 impl<E> Default for BlockCache<E> {
     fn default() -> Self {
-        BlockCache { map: FastMap::default(), by_page: FastMap::default(), stats: BlockCacheStats::default() }
+        BlockCache {
+            map: FastMap::default(),
+            by_page: FastMap::default(),
+            jump: Box::new(std::array::from_fn(|_| JumpEntry::EMPTY)),
+            jump_generation: 0,
+            last_slow: None,
+            stats: BlockCacheStats::default(),
+        }
     }
+}
+
+/// Jump-table slot of a linear address.
+#[inline]
+fn jump_index(lin: u32) -> usize {
+    (lin ^ (lin >> 10)) as usize % JUMP_ENTRIES
 }
 
 impl<E: Clone> BlockCache<E> {
@@ -135,7 +196,8 @@ impl<E: Clone> BlockCache<E> {
         for page in cpu.smc_pages.drain(..) {
             if let Some(keys) = self.by_page.remove(&page) {
                 for k in keys {
-                    if self.map.remove(&k).is_some() {
+                    if let Some(b) = self.map.remove(&k) {
+                        b.live.set(false);
                         self.stats.invalidated += 1;
                         any = true;
                     }
@@ -147,25 +209,68 @@ impl<E: Clone> BlockCache<E> {
 
     /// Drops everything.
     pub fn clear(&mut self, cpu: &mut Cpu) {
+        for b in self.map.values() {
+            b.live.set(false);
+        }
+        self.flush_jump_table();
         self.map.clear();
         self.by_page.clear();
         cpu.code_pages.clear();
         cpu.smc_pages.clear();
     }
 
+    /// Empties the jump table.
+    fn flush_jump_table(&mut self) {
+        self.jump.fill_with(|| JumpEntry::EMPTY);
+    }
+
     /// The block at CS:EIP, decoding it on a miss. Fetch faults (#PF, #GP for
-    /// the CS limit) are returned as exceptions.
+    /// the CS limit) are returned as exceptions. The block is borrowed from the
+    /// cache: drop it before the cache changes (e.g. [`BlockCache::invalidate_written`]).
+    #[inline]
     pub fn lookup(
         &mut self,
         cpu: &mut Cpu,
         bus: &mut dyn Bus,
         prepare: &mut dyn FnMut(&Instruction) -> E,
+    ) -> Result<&Block<E>, Exception> {
+        let eip = cpu.state.eip;
+        let cs = &cpu.state.seg[crate::Seg::Cs as usize];
+        let lin = cs.base.wrapping_add(eip);
+        let mode = BlockKey::mode_of(cpu);
+        let i = jump_index(lin);
+        if eip <= cs.limit && cpu.tlb.generation == self.jump_generation {
+            let e = &self.jump[i];
+            if e.lin == lin && e.mode == mode && e.block.as_ref().is_some_and(|b| b.is_live()) {
+                self.stats.hits += 1;
+                self.stats.jump_hits += 1;
+                return Ok(self.jump[i].block.as_deref().expect("checked above"));
+            }
+        }
+        let b = self.lookup_slow(cpu, bus, lin, mode, prepare)?;
+        Ok(self.last_slow.insert(b))
+    }
+
+    /// Jump-table miss: translate, look in the map, decode on a miss, fill the table.
+    #[inline(never)]
+    fn lookup_slow(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut dyn Bus,
+        lin: u32,
+        mode: u32,
+        prepare: &mut dyn FnMut(&Instruction) -> E,
     ) -> Result<Rc<Block<E>>, Exception> {
         let eip = cpu.state.eip;
         let phys = fetch_translate(cpu, eip)?;
-        let key = BlockKey { phys: phys.0, mode: BlockKey::mode_of(cpu) };
+        if cpu.tlb.generation != self.jump_generation {
+            self.flush_jump_table();
+            self.jump_generation = cpu.tlb.generation;
+        }
+        let key = BlockKey { phys: phys.0, mode };
         if let Some(b) = self.map.get(&key) {
             self.stats.hits += 1;
+            self.jump[jump_index(lin)] = JumpEntry { lin, mode, block: Some(b.clone()) };
             return Ok(b.clone());
         }
         let block = Rc::new(decode_block(cpu, bus, key, eip, prepare)?);
@@ -175,6 +280,7 @@ impl<E: Clone> BlockCache<E> {
             self.map.insert(key, block.clone());
             self.by_page.entry(block.pages[0]).or_default().push(key);
             cpu.mark_code_page(block.pages[0]);
+            self.jump[jump_index(lin)] = JumpEntry { lin, mode, block: Some(block.clone()) };
         }
         Ok(block)
     }
@@ -246,7 +352,7 @@ fn decode_block<E>(
         }
     }
     bytes.truncate(pos);
-    Ok(Block { key, eip, insns, len: pos as u32, pages: [page, page], bytes })
+    Ok(Block { key, eip, insns, len: pos as u32, pages: [page, page], bytes, live: Cell::new(true) })
 }
 
 /// A single instruction whose bytes run into the next page.
@@ -273,6 +379,7 @@ fn decode_straddling<E>(
         len: len as u32,
         pages: [key.phys >> 12, next.page()],
         bytes,
+        live: Cell::new(true),
     })
 }
 

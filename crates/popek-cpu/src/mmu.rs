@@ -54,11 +54,14 @@ pub struct Tlb {
     /// [`Tlb::flush_all`]): the TLB holds 4 MiB pages as 4 KiB slices, so
     /// [`Tlb::flush_page`] must then drop every slice of the 4 MiB region.
     pub large: bool,
+    /// Bumped by every flush: caches built on linear → physical translations
+    /// (the block cache's jump table) are valid only while it stays the same.
+    pub generation: u64,
 }
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb { entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; 2], large: false }
+        Tlb { entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; 2], large: false, generation: 0 }
     }
 }
 
@@ -71,6 +74,7 @@ impl Tlb {
 
     /// Drops every entry (CR0/CR4 paging changes).
     pub fn flush_all(&mut self) {
+        self.generation += 1;
         for set in &mut self.entries {
             set.fill(TlbEntry::EMPTY);
         }
@@ -79,6 +83,7 @@ impl Tlb {
 
     /// Drops non-global entries (MOV CR3).
     pub fn flush_non_global(&mut self) {
+        self.generation += 1;
         for e in self.entries.iter_mut().flatten() {
             if !e.global {
                 *e = TlbEntry::EMPTY;
@@ -90,6 +95,7 @@ impl Tlb {
     /// cached, every entry inside the 4 MiB region of `lin` is dropped too
     /// (dropping more than needed is always allowed, SDM Vol. 3A 4.10.4).
     pub fn flush_page(&mut self, lin: u32) {
+        self.generation += 1;
         let i = Self::index(lin);
         let page = lin & !0xfff;
         for set in &mut self.entries {

@@ -3,6 +3,37 @@
 use popek_cpu::iced_x86::ConditionCode;
 use popek_cpu::state::flags::{CF, OF, PF, SF, ZF};
 
+/// Every condition code, indexed by its `u8` value (for handlers that take the
+/// condition as a const generic).
+pub(crate) const ALL: [ConditionCode; 17] = {
+    use ConditionCode as C;
+    let all = [
+        C::None,
+        C::o,
+        C::no,
+        C::b,
+        C::ae,
+        C::e,
+        C::ne,
+        C::be,
+        C::a,
+        C::s,
+        C::ns,
+        C::p,
+        C::np,
+        C::l,
+        C::ge,
+        C::le,
+        C::g,
+    ];
+    let mut i = 0;
+    while i < all.len() {
+        assert!(all[i] as usize == i, "ConditionCode values are 0..=16 in this order");
+        i += 1;
+    }
+    all
+};
+
 /// True if condition `cc` holds for `eflags`. `ConditionCode::None` (an instruction
 /// without a condition) always holds.
 #[inline]

@@ -6,7 +6,7 @@
 //! limit (#GP(0)) before it changes anything, so a faulting branch is precise.
 
 use popek_cpu::exception::Exception;
-use popek_cpu::iced_x86::{Code, Instruction, OpKind};
+use popek_cpu::iced_x86::{Code, ConditionCode, Instruction, OpKind};
 use popek_cpu::operand::{op_width, sign_extend};
 use popek_cpu::state::flags::ZF;
 use popek_cpu::state::gpr::ECX;
@@ -15,7 +15,7 @@ use popek_cpu::{Bus, Cpu, ExecResult, Handler, Seg};
 /// The handler for `insn` if it belongs to this group.
 pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
     if insn.is_jcc_short_or_near() {
-        return Some(jcc);
+        return Some(jcc_for(insn.condition_code()));
     }
     Some(match insn.code() {
         Code::Jmp_rel8_16 | Code::Jmp_rel8_32 | Code::Jmp_rel16 | Code::Jmp_rel32_32 => jmp_rel,
@@ -75,9 +75,34 @@ fn jmp_indirect(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecRes
     jump(cpu, t)
 }
 
-/// Jcc rel8/rel16/rel32.
-fn jcc(cpu: &mut Cpu, _: &mut dyn Bus, insn: &Instruction) -> ExecResult {
-    if crate::cond::holds(cpu.state.eflags, insn.condition_code()) {
+/// The Jcc handler for condition `cc`, chosen at decode time so the condition is
+/// a constant in the handler.
+fn jcc_for(cc: ConditionCode) -> Handler {
+    use ConditionCode as C;
+    match cc {
+        C::None => jcc::<{ C::None as u8 }>,
+        C::o => jcc::<{ C::o as u8 }>,
+        C::no => jcc::<{ C::no as u8 }>,
+        C::b => jcc::<{ C::b as u8 }>,
+        C::ae => jcc::<{ C::ae as u8 }>,
+        C::e => jcc::<{ C::e as u8 }>,
+        C::ne => jcc::<{ C::ne as u8 }>,
+        C::be => jcc::<{ C::be as u8 }>,
+        C::a => jcc::<{ C::a as u8 }>,
+        C::s => jcc::<{ C::s as u8 }>,
+        C::ns => jcc::<{ C::ns as u8 }>,
+        C::p => jcc::<{ C::p as u8 }>,
+        C::np => jcc::<{ C::np as u8 }>,
+        C::l => jcc::<{ C::l as u8 }>,
+        C::ge => jcc::<{ C::ge as u8 }>,
+        C::le => jcc::<{ C::le as u8 }>,
+        C::g => jcc::<{ C::g as u8 }>,
+    }
+}
+
+/// Jcc rel8/rel16/rel32 on condition `CC` (a [`ConditionCode`] as `u8`).
+fn jcc<const CC: u8>(cpu: &mut Cpu, _: &mut dyn Bus, insn: &Instruction) -> ExecResult {
+    if crate::cond::holds(cpu.state.eflags, crate::cond::ALL[CC as usize]) {
         let t = cpu.branch_target(insn);
         jump(cpu, t)?;
     }

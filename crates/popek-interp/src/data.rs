@@ -13,14 +13,14 @@ use crate::{cond, flags};
 use popek_cpu::access::Width;
 use popek_cpu::exception::Exception;
 use popek_cpu::iced_x86::{Instruction, Mnemonic, OpKind, Register};
-use popek_cpu::operand::{gpr_slot, mask, op_width, sign_bit, sign_extend};
+use popek_cpu::operand::{gpr_slot, gpr32_index, is_mem32_op, is_reg32_op, mask, op_width, sign_bit, sign_extend};
 use popek_cpu::state::flags::{AF, CF, DF, PF, SF, ZF};
 use popek_cpu::{Bus, Cpu, ExecResult, Handler};
 
 /// The handler for `insn` if it belongs to this group.
 pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
     Some(match insn.mnemonic() {
-        Mnemonic::Mov if only_gprs(insn) => mov,
+        Mnemonic::Mov if only_gprs(insn) => mov_form(insn),
         Mnemonic::Movzx => movzx::<false>,
         Mnemonic::Movsx => movzx::<true>,
         Mnemonic::Lea => lea,
@@ -81,6 +81,50 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
 /// (MOV with a segment, control or debug register is the VMM's).
 fn only_gprs(insn: &Instruction) -> bool {
     (0..insn.op_count()).all(|n| insn.op_kind(n) != OpKind::Register || gpr_slot(insn.op_register(n)).is_some())
+}
+
+/// The MOV handler for `insn`: specialised plumbing for the 32-bit register,
+/// immediate and dword-memory forms, the generic one otherwise.
+fn mov_form(insn: &Instruction) -> Handler {
+    if is_reg32_op(insn, 0) {
+        if is_reg32_op(insn, 1) {
+            return mov_r32_r32;
+        }
+        if insn.op1_kind() == OpKind::Immediate32 {
+            return mov_r32_imm32;
+        }
+        if is_mem32_op(insn, 1) {
+            return mov_r32_m32;
+        }
+    } else if is_mem32_op(insn, 0) && is_reg32_op(insn, 1) {
+        return mov_m32_r32;
+    }
+    mov
+}
+
+/// [`mov`] for `MOV r32, r32`.
+fn mov_r32_r32(cpu: &mut Cpu, _: &mut dyn Bus, insn: &Instruction) -> ExecResult {
+    cpu.state.gpr[gpr32_index(insn.op0_register())] = cpu.state.gpr[gpr32_index(insn.op1_register())];
+    Ok(())
+}
+
+/// [`mov`] for `MOV r32, imm32`.
+fn mov_r32_imm32(cpu: &mut Cpu, _: &mut dyn Bus, insn: &Instruction) -> ExecResult {
+    cpu.state.gpr[gpr32_index(insn.op0_register())] = insn.immediate32();
+    Ok(())
+}
+
+/// [`mov`] for `MOV r32, m32`.
+fn mov_r32_m32(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
+    let v = cpu.read_mem32(bus, insn)?;
+    cpu.state.gpr[gpr32_index(insn.op0_register())] = v;
+    Ok(())
+}
+
+/// [`mov`] for `MOV m32, r32`.
+fn mov_m32_r32(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
+    let v = cpu.state.gpr[gpr32_index(insn.op1_register())];
+    Ok(cpu.write_mem32(bus, insn, v)?)
 }
 
 /// MOV: `dst = src` (register, memory, immediate and moffs forms); no flags.

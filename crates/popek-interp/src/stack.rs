@@ -6,22 +6,23 @@
 //! segment registers and PUSHF/POPF are sensitive and live in `popek-vmm`.
 
 use popek_cpu::iced_x86::{Code, Instruction};
-use popek_cpu::operand::{mask, op_width};
+use popek_cpu::operand::{gpr32_index, mask, op_width};
 use popek_cpu::state::gpr::{EBP, ESP};
 use popek_cpu::{Bus, Cpu, ExecResult, Handler, Seg};
 
 /// The handler for `insn` if it belongs to this group.
 pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
     Some(match insn.code() {
+        Code::Push_r32 => push_r32,
+        Code::Pop_r32 => pop_r32,
         Code::Push_r16
-        | Code::Push_r32
         | Code::Push_imm16
         | Code::Pushd_imm32
         | Code::Pushw_imm8
         | Code::Pushd_imm8
         | Code::Push_rm16
         | Code::Push_rm32 => push,
-        Code::Pop_r16 | Code::Pop_r32 => pop_reg,
+        Code::Pop_r16 => pop_reg,
         Code::Pop_rm16 | Code::Pop_rm32 => pop_rm,
         Code::Pushaw => pusha::<2>,
         Code::Pushad => pusha::<4>,
@@ -41,6 +42,19 @@ fn push(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
     let w = op_width(insn, 0);
     let v = cpu.read_op(bus, insn, 0, w)?;
     Ok(cpu.push(bus, v, w)?)
+}
+
+/// [`push`] for `PUSH r32` (the 50+rd form: always a 32-bit register).
+fn push_r32(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
+    let v = cpu.state.gpr[gpr32_index(insn.op0_register())];
+    Ok(cpu.push(bus, v, 4)?)
+}
+
+/// [`pop_reg`] for `POP r32` (the 58+rd form).
+fn pop_r32(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
+    let v = cpu.pop(bus, 4)?;
+    cpu.state.gpr[gpr32_index(insn.op0_register())] = v;
+    Ok(())
 }
 
 /// POP r. Writing the register after moving ESP makes `pop esp` load the popped value.

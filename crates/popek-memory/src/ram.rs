@@ -49,6 +49,8 @@ pub struct GuestMemory {
     size: u32,
     /// Sorted, non-overlapping `[start, end)` ranges routed to the bus.
     holes: Vec<(u32, u32)>,
+    /// Every address below this is plain RAM: the size, or the start of the first hole.
+    plain_below: u32,
 }
 
 impl std::fmt::Debug for GuestMemory {
@@ -65,7 +67,7 @@ impl GuestMemory {
         }
         let size32 = u32::try_from(size).map_err(|_| MemoryError::BadSize(size))?;
         let map = MmapMut::map_anon(size32 as usize).map_err(|source| MemoryError::Map { size: size32, source })?;
-        Ok(GuestMemory { map, size: size32, holes: Vec::new() })
+        Ok(GuestMemory { map, size: size32, holes: Vec::new(), plain_below: size32 })
     }
 
     /// RAM size in bytes.
@@ -83,6 +85,7 @@ impl GuestMemory {
         }
         self.holes.push((start, end));
         self.holes.sort_unstable();
+        self.plain_below = self.plain_below.min(start);
         Ok(())
     }
 
@@ -90,6 +93,9 @@ impl GuestMemory {
     #[inline]
     pub fn region(&self, addr: PhysAddr) -> Region {
         let a = addr.0;
+        if a < self.plain_below {
+            return Region::Ram(a as usize); // the common case: one compare
+        }
         if a >= self.size || self.holes.iter().any(|&(s, e)| a >= s && a < e) {
             Region::Io
         } else {
@@ -100,6 +106,9 @@ impl GuestMemory {
     /// True if the whole 4 KiB page holding `addr` is plain RAM.
     pub fn page_is_ram(&self, addr: PhysAddr) -> bool {
         let start = addr.0 & !0xfff;
+        if start as u64 + 4096 <= self.plain_below as u64 {
+            return true;
+        }
         let end = start as u64 + 4096;
         end <= self.size as u64 && !self.holes.iter().any(|&(s, e)| start < e && (s as u64) < end)
     }
@@ -180,6 +189,15 @@ mod tests {
         assert!(m.add_hole(0xf0000, 0x200000).is_err(), "beyond RAM");
         assert!(!m.page_is_ram(PhysAddr(0xa0000)));
         assert!(m.page_is_ram(PhysAddr(0x9f000)));
+        // A second hole below the first one moves the all-RAM boundary down.
+        m.add_hole(0x1000, 0x2000).unwrap();
+        assert_eq!(m.region(PhysAddr(0xfff)), Region::Ram(0xfff));
+        assert_eq!(m.region(PhysAddr(0x1000)), Region::Io);
+        assert_eq!(m.region(PhysAddr(0x1fff)), Region::Io);
+        assert_eq!(m.region(PhysAddr(0x2000)), Region::Ram(0x2000));
+        assert_eq!(m.region(PhysAddr(0xb8000)), Region::Io);
+        assert!(m.page_is_ram(PhysAddr(0)) && !m.page_is_ram(PhysAddr(0x1000)) && m.page_is_ram(PhysAddr(0x2000)));
+        assert!(!m.page_is_ram(PhysAddr(0x10_0000)), "beyond RAM");
     }
 
     #[test]
