@@ -11,7 +11,7 @@ use popek::devices::clock::InstructionClock;
 use popek::devices::sink::{ByteSink, NullSink, StdoutSink, WriterSink};
 use popek::interp::dispatch;
 use popek::machine::multiboot::Module;
-use popek::machine::{Machine, MachineConfig, RunConfig, StopReason};
+use popek::machine::{Engine as MachineEngine, EngineKind, Machine, MachineConfig, RunConfig, StopReason};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -69,6 +69,9 @@ enum Command {
 enum Engine {
     /// The reference interpreter.
     Interp,
+    /// The binary translator (first increment: ident instructions run as host code,
+    /// the rest call the shared handlers).
+    Jit,
 }
 
 #[derive(clap::Args)]
@@ -226,6 +229,10 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         cmdline: args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string()),
         modules,
         serial,
+        engine: match args.engine {
+            Engine::Jit => EngineKind::Jit,
+            Engine::Interp => EngineKind::Interp,
+        },
     };
     let input = match &args.input {
         None => None,
@@ -240,7 +247,6 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     if let Some(bytes) = input {
         machine.queue_serial_input(&bytes);
     }
-    let _ = args.engine;
     let started = Instant::now();
     let clock = InstructionClock { insns_per_sec: args.mips * 1_000_000 };
     let stop = machine.run(&RunConfig { max_insns: args.max_insns, timeout, clock });
@@ -284,8 +290,6 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
 
 fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
     let s = &m.stats;
-    let i = &m.interp.stats;
-    let c = &m.interp.cache.stats;
     let secs = wall.as_secs_f64().max(1e-9);
     let stop = match stop {
         StopReason::Exit(v) => format!("exit status {v}"),
@@ -295,14 +299,29 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
     };
     eprintln!("---- popek statistics ----");
     eprintln!("stop:                  {stop}");
-    eprintln!("engine:                interpreter");
     eprintln!("instructions retired:  {}", s.retired);
     eprintln!("wall time:             {:.3} s ({:.1} MIPS)", secs, s.retired as f64 / secs / 1e6);
     eprintln!("virtual time:          {:.6} s", s.virtual_ns as f64 / 1e9);
-    eprintln!("blocks executed:       {}", i.blocks);
-    eprintln!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
-    eprintln!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
-    eprintln!("exceptions delivered:  {}", i.exceptions);
+    match &m.engine {
+        MachineEngine::Interp(i) => {
+            let c = &i.cache.stats;
+            eprintln!("engine:                interpreter");
+            eprintln!("blocks executed:       {}", i.stats.blocks);
+            eprintln!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
+            eprintln!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
+            eprintln!("exceptions delivered:  {}", i.stats.exceptions);
+        }
+        MachineEngine::Jit(j) => {
+            let (t, c) = (&j.stats, j.cache_stats());
+            eprintln!("engine:                binary translator");
+            eprintln!("blocks executed:       {} translated, {} interpreted", t.blocks, t.interpreted_blocks);
+            eprintln!("blocks translated:     {} ({} code-cache flushes)", t.translated, t.flushes);
+            eprintln!("instructions:          {} ident, {} callout or helper (as translated)", t.ident, t.callouts);
+            eprintln!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
+            eprintln!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
+            eprintln!("exceptions delivered:  {}", t.exceptions + j.interp_stats.exceptions);
+        }
+    }
     eprintln!("interrupts delivered:  {}", s.interrupts);
     eprintln!("HLT sleeps:            {}", s.halts);
 }

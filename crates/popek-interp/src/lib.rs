@@ -42,7 +42,7 @@ mod shift;
 mod stack;
 mod string;
 
-use popek_cpu::block::BlockCache;
+use popek_cpu::block::{Block, BlockCache};
 use popek_cpu::exception::{Event, Exception};
 use popek_cpu::state::flags::TF;
 use popek_cpu::{Bus, Cpu, Handler};
@@ -89,77 +89,11 @@ impl Interpreter {
                 return Ok(0);
             }
         };
-        self.stats.blocks += 1;
-        let code32 = cpu.state.code32();
-        let cs_limit = cpu.state.seg[popek_cpu::Seg::Cs as usize].limit;
-        let mut eip = cpu.state.eip;
-        // Hoisted out of the loop, because only a block-ending instruction
-        // (`ends_block`) can change them: TF (POPF, IRET, task switches) and the
-        // interrupt shadow (STI, MOV SS, POP SS), which is cleared when the next
-        // instruction starts. Also whether some instruction may run past the CS
-        // limit: only then is each one checked.
-        let trap = cpu.state.eflags & TF != 0;
-        cpu.state.interrupt_shadow = false;
-        let check_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
-        let mut retired = 0u32;
-        for d in block.insns.iter() {
-            let len = d.insn.len() as u32;
-            if check_limit && eip.wrapping_add(len - 1) > cs_limit && eip <= cs_limit {
-                // The instruction runs past the CS limit.
-                self.stats.exceptions += 1;
-                cpu.deliver_exception(bus, Exception::GeneralProtection(0))?;
-                break;
-            }
-            let mut next = eip.wrapping_add(len);
-            if !code32 {
-                next &= 0xffff;
-            }
-            cpu.state.eip = next;
-            match (d.exec)(cpu, bus, &d.insn) {
-                Ok(()) => retired += 1,
-                Err(Event::Exception(e)) => {
-                    if !e.is_trap() {
-                        cpu.state.eip = eip;
-                    }
-                    self.stats.exceptions += 1;
-                    cpu.deliver_exception(bus, e)?;
-                    break;
-                }
-                Err(Event::Unsupported(mut u)) => {
-                    cpu.state.eip = eip;
-                    u.eip = eip;
-                    if u.bytes.is_empty() {
-                        let offset = block.insns.iter().take(retired as usize).map(|d| d.insn.len()).sum::<usize>();
-                        u.bytes = block.bytes.get(offset..offset + len as usize).unwrap_or(&[]).to_vec();
-                    }
-                    self.stats.retired += retired as u64;
-                    return Err(Event::Unsupported(u));
-                }
-                Err(other) => {
-                    self.stats.retired += retired as u64;
-                    return Err(other);
-                }
-            }
-            if trap {
-                // Single-step trap after the instruction (SDM 17.3.1.4): DR6.BS.
-                cpu.state.dr[6] |= 1 << 14;
-                self.stats.exceptions += 1;
-                cpu.deliver_exception(bus, Exception::Debug)?;
-                break;
-            }
-            if !cpu.smc_pages.is_empty() {
-                break; // code was written, maybe this block's own: stop and drop blocks
-            }
-            if cpu.state.halted {
-                break;
-            }
-            eip = next;
-        }
+        let retired = execute_block(cpu, bus, block, &mut self.stats);
         if !cpu.smc_pages.is_empty() {
             self.cache.invalidate_written(cpu);
         }
-        self.stats.retired += retired as u64;
-        Ok(retired)
+        retired
     }
 
     /// Executes until `budget` instructions have retired, the CPU halts, or a
@@ -172,6 +106,102 @@ impl Interpreter {
         }
         Ok(n)
     }
+}
+
+/// An engine's per-instruction payload that carries the instruction's handler.
+pub trait HasHandler {
+    /// The shared semantics of the instruction.
+    fn handler(&self) -> Handler;
+}
+
+impl HasHandler for Handler {
+    #[inline(always)]
+    fn handler(&self) -> Handler {
+        *self
+    }
+}
+
+/// Interprets one decoded block at CS:EIP (the reference semantics of running a
+/// block): instruction by instruction, with the CS-limit check, precise exceptions
+/// delivered to the guest, the single-step trap, and a stop after a write to code
+/// (the caller drops the written blocks). Returns the instructions retired.
+/// The interpreter runs every block this way; the JIT runs the blocks it does not
+/// translate this way too.
+#[inline]
+pub fn execute_block<E: HasHandler>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    block: &Block<E>,
+    stats: &mut InterpStats,
+) -> Result<u32, Event> {
+    stats.blocks += 1;
+    let code32 = cpu.state.code32();
+    let cs_limit = cpu.state.seg[popek_cpu::Seg::Cs as usize].limit;
+    let mut eip = cpu.state.eip;
+    // Hoisted out of the loop, because only a block-ending instruction
+    // (`ends_block`) can change them: TF (POPF, IRET, task switches) and the
+    // interrupt shadow (STI, MOV SS, POP SS), which is cleared when the next
+    // instruction starts. Also whether some instruction may run past the CS
+    // limit: only then is each one checked.
+    let trap = cpu.state.eflags & TF != 0;
+    cpu.state.interrupt_shadow = false;
+    let check_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
+    let mut retired = 0u32;
+    for d in block.insns.iter() {
+        let len = d.insn.len() as u32;
+        if check_limit && eip.wrapping_add(len - 1) > cs_limit && eip <= cs_limit {
+            // The instruction runs past the CS limit.
+            stats.exceptions += 1;
+            cpu.deliver_exception(bus, Exception::GeneralProtection(0))?;
+            break;
+        }
+        let mut next = eip.wrapping_add(len);
+        if !code32 {
+            next &= 0xffff;
+        }
+        cpu.state.eip = next;
+        match (d.exec.handler())(cpu, bus, &d.insn) {
+            Ok(()) => retired += 1,
+            Err(Event::Exception(e)) => {
+                if !e.is_trap() {
+                    cpu.state.eip = eip;
+                }
+                stats.exceptions += 1;
+                cpu.deliver_exception(bus, e)?;
+                break;
+            }
+            Err(Event::Unsupported(mut u)) => {
+                cpu.state.eip = eip;
+                u.eip = eip;
+                if u.bytes.is_empty() {
+                    let offset = block.insns.iter().take(retired as usize).map(|d| d.insn.len()).sum::<usize>();
+                    u.bytes = block.bytes.get(offset..offset + len as usize).unwrap_or(&[]).to_vec();
+                }
+                stats.retired += retired as u64;
+                return Err(Event::Unsupported(u));
+            }
+            Err(other) => {
+                stats.retired += retired as u64;
+                return Err(other);
+            }
+        }
+        if trap {
+            // Single-step trap after the instruction (SDM 17.3.1.4): DR6.BS.
+            cpu.state.dr[6] |= 1 << 14;
+            stats.exceptions += 1;
+            cpu.deliver_exception(bus, Exception::Debug)?;
+            break;
+        }
+        if !cpu.smc_pages.is_empty() {
+            break; // code was written, maybe this block's own: stop and drop blocks
+        }
+        if cpu.state.halted {
+            break;
+        }
+        eip = next;
+    }
+    stats.retired += retired as u64;
+    Ok(retired)
 }
 
 #[cfg(test)]

@@ -10,4 +10,4 @@
 pub mod machine;
 pub mod multiboot;
 
-pub use machine::{Machine, MachineConfig, MachineError, RunConfig, RunStats, StopReason};
+pub use machine::{Engine, EngineKind, Machine, MachineConfig, MachineError, RunConfig, RunStats, StopReason};

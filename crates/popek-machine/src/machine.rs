@@ -8,7 +8,7 @@
 //!     stop requested?  → Exit / Reset
 //!     IF=1, no shadow, vector pending? → cpu.deliver_external(vector)
 //!     halted?  → skip to the next timer deadline (or stop: nothing can wake it)
-//!     engine.run_block()                 (interpreter today, JIT later)
+//!     engine.run_block()                 (interpreter or JIT: the same blocks)
 //! ```
 //!
 //! Interrupts and timers are only looked at between blocks, so a run is a pure
@@ -23,6 +23,7 @@ use popek_devices::pc::{self, PcConfig};
 use popek_devices::sink::{ByteSink, SharedSink};
 use popek_devices::{DeviceBus, StopRequest};
 use popek_interp::Interpreter;
+use popek_jit::Jit;
 use popek_memory::MemoryError;
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,25 @@ pub struct RunStats {
     pub virtual_ns: u64,
 }
 
+/// Which engine runs guest code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EngineKind {
+    /// The reference interpreter.
+    Interp,
+    /// The binary translator.
+    #[default]
+    Jit,
+}
+
+/// The engine of a machine. Both run the same decoded blocks and return to the run
+/// loop between blocks, so a run is the same instruction for instruction in either.
+pub enum Engine {
+    /// The reference interpreter.
+    Interp(Interpreter),
+    /// The binary translator.
+    Jit(Box<Jit>),
+}
+
 /// How to build a PC.
 pub struct MachineConfig {
     /// Guest RAM in bytes.
@@ -88,6 +108,8 @@ pub struct MachineConfig {
     pub modules: Vec<Module>,
     /// Where COM1 (and debugcon) output goes.
     pub serial: Box<dyn ByteSink>,
+    /// The execution engine.
+    pub engine: EngineKind,
 }
 
 impl std::fmt::Debug for MachineConfig {
@@ -109,6 +131,9 @@ pub enum MachineError {
     /// The kernel image is malformed.
     #[error("cannot load kernel: {0}")]
     Load(#[from] LoadError),
+    /// The translator could not start.
+    #[error(transparent)]
+    Jit(#[from] popek_jit::JitError),
 }
 
 /// A CPU, the PC's devices and an engine.
@@ -117,8 +142,8 @@ pub struct Machine {
     pub cpu: Cpu,
     /// Devices.
     pub bus: DeviceBus,
-    /// The interpreter.
-    pub interp: Interpreter,
+    /// The execution engine.
+    pub engine: Engine,
     /// Counters.
     pub stats: RunStats,
     /// Virtual time in instruction periods: retired instructions plus the periods
@@ -129,7 +154,7 @@ pub struct Machine {
 impl Machine {
     /// Wires a machine together.
     pub fn new(cpu: Cpu, bus: DeviceBus) -> Self {
-        Machine { cpu, bus, interp: Interpreter::new(), stats: RunStats::default(), ticks: 0 }
+        Machine { cpu, bus, engine: Engine::Interp(Interpreter::new()), stats: RunStats::default(), ticks: 0 }
     }
 
     /// Builds a standard PC and loads the Multiboot kernel `image` into it, with the
@@ -153,7 +178,11 @@ impl Machine {
             debugcon: Box::new(out),
             ..PcConfig::default()
         });
-        Ok(Machine::new(cpu, bus))
+        let mut m = Machine::new(cpu, bus);
+        if config.engine == EngineKind::Jit {
+            m.engine = Engine::Jit(Box::new(Jit::new(popek_jit::DEFAULT_CODE_CACHE)?));
+        }
+        Ok(m)
     }
 
     /// The VGA text screen (80×25), as text.
@@ -182,54 +211,67 @@ impl Machine {
 
     fn run_loop(&mut self, cfg: &RunConfig) -> StopReason {
         let started = Instant::now();
-        let mut blocks = 0u64;
+        let mut steps = 0u64;
         loop {
-            let now = cfg.clock.ns_at(self.ticks);
-            self.bus.advance_to(now);
-            if let Some(stop) = self.bus.stop_request() {
-                return match stop {
-                    StopRequest::DebugExit { .. } => StopReason::Exit(stop.exit_status().unwrap_or(1)),
-                    StopRequest::Reset => StopReason::Reset,
-                };
-            }
-            if self.cpu.interrupts_enabled()
-                && self.bus.interrupt_pending()
-                && let Some(vector) = self.bus.acknowledge_interrupt()
-            {
-                self.stats.interrupts += 1;
-                if let Err(e) = self.cpu.deliver_external(&mut self.bus, vector) {
-                    return self.finish_event(e);
-                }
-            }
-            if self.cpu.state.halted {
-                if !self.cpu.interrupts_enabled() {
-                    return StopReason::Halted;
-                }
-                match self.bus.next_deadline() {
-                    Some(t) if t > now => {
-                        self.stats.halts += 1;
-                        self.ticks = cfg.clock.insns_until(t).max(self.ticks + 1);
-                        continue;
-                    }
-                    Some(_) => continue,
-                    None => return StopReason::Halted,
-                }
-            }
-            if cfg.max_insns.is_some_and(|max| self.stats.retired >= max) {
-                return StopReason::InstructionLimit;
-            }
-            blocks += 1;
-            if blocks.is_multiple_of(1024) && cfg.timeout.is_some_and(|t| started.elapsed() >= t) {
+            steps += 1;
+            if steps.is_multiple_of(1024) && cfg.timeout.is_some_and(|t| started.elapsed() >= t) {
                 return StopReason::Timeout;
             }
-            self.cpu.state.tsc = self.ticks;
-            match self.interp.run_block(&mut self.cpu, &mut self.bus) {
-                Ok(n) => {
-                    self.stats.retired += n as u64;
-                    self.ticks += n as u64;
-                }
-                Err(e) => return self.finish_event(e),
+            if let Some(stop) = self.step(cfg) {
+                return stop;
             }
+        }
+    }
+
+    /// One turn of the run loop: time, devices, interrupts, then one block (or a HLT
+    /// sleep). `Some` when the machine stopped. Lockstep runs step two machines.
+    pub fn step(&mut self, cfg: &RunConfig) -> Option<StopReason> {
+        let now = cfg.clock.ns_at(self.ticks);
+        self.bus.advance_to(now);
+        if let Some(stop) = self.bus.stop_request() {
+            return Some(match stop {
+                StopRequest::DebugExit { .. } => StopReason::Exit(stop.exit_status().unwrap_or(1)),
+                StopRequest::Reset => StopReason::Reset,
+            });
+        }
+        if self.cpu.interrupts_enabled()
+            && self.bus.interrupt_pending()
+            && let Some(vector) = self.bus.acknowledge_interrupt()
+        {
+            self.stats.interrupts += 1;
+            if let Err(e) = self.cpu.deliver_external(&mut self.bus, vector) {
+                return Some(self.finish_event(e));
+            }
+        }
+        if self.cpu.state.halted {
+            if !self.cpu.interrupts_enabled() {
+                return Some(StopReason::Halted);
+            }
+            return match self.bus.next_deadline() {
+                Some(t) if t > now => {
+                    self.stats.halts += 1;
+                    self.ticks = cfg.clock.insns_until(t).max(self.ticks + 1);
+                    None
+                }
+                Some(_) => None,
+                None => Some(StopReason::Halted),
+            };
+        }
+        if cfg.max_insns.is_some_and(|max| self.stats.retired >= max) {
+            return Some(StopReason::InstructionLimit);
+        }
+        self.cpu.state.tsc = self.ticks;
+        let ran = match &mut self.engine {
+            Engine::Interp(i) => i.run_block(&mut self.cpu, &mut self.bus),
+            Engine::Jit(j) => j.run_block(&mut self.cpu, &mut self.bus),
+        };
+        match ran {
+            Ok(n) => {
+                self.stats.retired += n as u64;
+                self.ticks += n as u64;
+                None
+            }
+            Err(e) => Some(self.finish_event(e)),
         }
     }
 

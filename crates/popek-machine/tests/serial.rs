@@ -3,7 +3,7 @@
 use popek_cpu::iced_x86::code_asm::*;
 use popek_devices::sink::SharedBuffer;
 use popek_machine::multiboot::minimal_elf;
-use popek_machine::{Machine, MachineConfig, RunConfig, StopReason};
+use popek_machine::{EngineKind, Machine, MachineConfig, RunConfig, StopReason};
 
 /// Echo every received byte (LSR bit 0 = data ready), then exit through port 0xF4.
 fn echo_kernel() -> Vec<u8> {
@@ -30,9 +30,20 @@ fn echo_kernel() -> Vec<u8> {
 
 #[test]
 fn queued_input_reaches_the_guest() {
+    for engine in [EngineKind::Interp, EngineKind::Jit] {
+        echo(engine);
+    }
+}
+
+fn echo(engine: EngineKind) {
     let out = SharedBuffer::new();
-    let config =
-        MachineConfig { ram_size: 4 << 20, cmdline: String::new(), modules: Vec::new(), serial: Box::new(out.clone()) };
+    let config = MachineConfig {
+        ram_size: 4 << 20,
+        cmdline: String::new(),
+        modules: Vec::new(),
+        serial: Box::new(out.clone()),
+        engine,
+    };
     let mut m = Machine::boot(config, &echo_kernel()).unwrap();
     m.queue_serial_input(b"typed at COM1\n");
     let stop = m.run(&RunConfig { max_insns: Some(1_000_000), ..RunConfig::default() });

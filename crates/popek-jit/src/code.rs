@@ -1,0 +1,192 @@
+//! The code cache: one dynasmrt assembler whose executable buffer holds every
+//! translated block, bounded, flushed whole when full.
+//!
+//! A translated block is a function `extern "sysv64" fn(*mut CpuState, *mut Ctx) -> u64`:
+//!
+//! ```text
+//!   prologue: save callee-saved regs; r15 = &CpuState; r14 = &Ctx
+//!   for each instruction:
+//!     ident   → (load guest regs + flags into host regs if they are in memory) host twin
+//!     callout → (store guest regs + flags if they are in host regs) call callout(ctx, i);
+//!               leave the block if it returned non-zero
+//!   store guest regs + flags if needed; return 0
+//! ```
+
+// CpuState offsets and instruction indices are small (checked by the block-length cap);
+// dynasm's register macros convert their operand with `.into()` even when it is a u8.
+#![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
+
+use crate::translate::{Treatment, host_twin};
+use crate::{Ctx, JitError, JitInsn, callout};
+use dynasmrt::x64::Assembler;
+use dynasmrt::{AssemblyOffset, DynasmApi, DynasmLabelApi, dynasm};
+use popek_cpu::CpuState;
+use popek_cpu::block::Block;
+use popek_cpu::state::flags::ARITH;
+use std::mem::offset_of;
+
+/// Where a translation lives: which generation of the cache, and where in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    generation: u32,
+    offset: u32,
+}
+
+/// Host register numbers holding guest EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
+const HOME: [u8; 8] = [0, 1, 2, 3, 12, 5, 6, 7];
+
+/// Most host code one guest instruction can take (a callout with a reload around it).
+const MAX_BYTES_PER_INSN: usize = 192;
+
+macro_rules! x64 {
+    ($ops:expr; $($t:tt)*) => {
+        dynasm!($ops ; .arch x64 ; $($t)*)
+    };
+}
+
+pub(crate) struct CodeCache {
+    asm: Assembler,
+    capacity: usize,
+    generation: u32,
+}
+
+impl CodeCache {
+    pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
+        Ok(CodeCache { asm: Assembler::new_with_capacity(capacity)?, capacity, generation: 0 })
+    }
+
+    /// True if `e` was made since the last flush.
+    pub(crate) fn is_current(&self, e: Entry) -> bool {
+        e.generation == self.generation
+    }
+
+    /// Translates `block`, flushing the cache first if it might not fit. Returns the
+    /// entry and whether a flush happened.
+    pub(crate) fn translate(&mut self, block: &Block<JitInsn>) -> Result<(Entry, bool), JitError> {
+        let need = 256 + block.insns.len() * MAX_BYTES_PER_INSN;
+        let mut flushed = false;
+        if self.asm.offset().0 + need > self.capacity {
+            self.asm = Assembler::new_with_capacity(self.capacity)?;
+            self.generation = self.generation.wrapping_add(1);
+            flushed = true;
+        }
+        let start = self.asm.offset();
+        emit_block(&mut self.asm, block);
+        self.asm.commit().map_err(|e| JitError::CodeBuffer(std::io::Error::other(e.to_string())))?;
+        let offset =
+            u32::try_from(start.0).map_err(|_| JitError::CodeBuffer(std::io::Error::other("code cache too large")))?;
+        Ok((Entry { generation: self.generation, offset }, flushed))
+    }
+
+    /// Runs the translation at `e`.
+    pub(crate) fn call(&self, e: Entry, state: *mut CpuState, ctx: &mut Ctx<'_>) -> u64 {
+        let reader = self.asm.reader();
+        let buffer = reader.lock();
+        let ptr = buffer.ptr(AssemblyOffset(e.offset as usize));
+        // SAFETY: `ptr` is the start of a function emitted by `emit_block` with the
+        // sysv64 signature below, in the committed executable buffer, which stays mapped
+        // while `buffer` (the read lock) lives. The function only touches the CpuState
+        // and Ctx it is given (both valid and exclusively borrowed for the call) and
+        // the host stack, and returns normally.
+        unsafe {
+            let f: extern "sysv64" fn(*mut CpuState, *mut Ctx<'_>) -> u64 = std::mem::transmute(ptr);
+            f(state, ctx)
+        }
+    }
+}
+
+fn gpr_off(i: usize) -> i32 {
+    (offset_of!(CpuState, gpr) + 4 * i) as i32
+}
+
+const EFLAGS_OFF: i32 = offset_of!(CpuState, eflags) as i32;
+
+/// Guest registers and flags: memory → host.
+fn load_guest(ops: &mut Assembler) {
+    for (i, &h) in HOME.iter().enumerate() {
+        x64!(ops; mov Rd(h), DWORD [r15 + gpr_off(i)]);
+    }
+    // Host EFLAGS = host system bits | guest arithmetic flags (never guest TF/DF/IF).
+    x64!(ops
+        ; mov r10d, DWORD [r15 + EFLAGS_OFF]
+        ; and r10d, ARITH as i32
+        ; pushfq
+        ; pop r11
+        ; and r11, !(ARITH as i32)
+        ; or r11, r10
+        ; push r11
+        ; popfq
+    );
+}
+
+/// Guest registers and flags: host → memory.
+fn store_guest(ops: &mut Assembler) {
+    for (i, &h) in HOME.iter().enumerate() {
+        x64!(ops; mov DWORD [r15 + gpr_off(i)], Rd(h));
+    }
+    x64!(ops
+        ; pushfq
+        ; pop r11
+        ; and r11d, ARITH as i32
+        ; mov r10d, DWORD [r15 + EFLAGS_OFF]
+        ; and r10d, !(ARITH as i32)
+        ; or r10d, r11d
+        ; mov DWORD [r15 + EFLAGS_OFF], r10d
+    );
+}
+
+fn emit_block(ops: &mut Assembler, block: &Block<JitInsn>) {
+    x64!(ops
+        ; push rbp
+        ; push rbx
+        ; push r12
+        ; push r13
+        ; push r14
+        ; push r15
+        ; sub rsp, 8
+        ; mov r15, rdi
+        ; mov r14, rsi
+    );
+    let mut in_host = false;
+    for (i, d) in block.insns.iter().enumerate() {
+        match d.exec.treatment {
+            Treatment::Ident => {
+                if !in_host {
+                    load_guest(ops);
+                    in_host = true;
+                }
+                let bytes = host_twin(&d.insn).expect("classified ident, so it has a host twin");
+                ops.extend(bytes);
+            }
+            Treatment::Callout | Treatment::Helper => {
+                if in_host {
+                    store_guest(ops);
+                    in_host = false;
+                }
+                x64!(ops
+                    ; mov rdi, r14
+                    ; mov esi, i as i32
+                    ; mov rax, QWORD callout as *const () as i64
+                    ; call rax
+                    ; test rax, rax
+                    ; jnz >exit
+                );
+            }
+        }
+    }
+    if in_host {
+        store_guest(ops);
+    }
+    x64!(ops
+        ; xor eax, eax
+        ; exit:
+        ; add rsp, 8
+        ; pop r15
+        ; pop r14
+        ; pop r13
+        ; pop r12
+        ; pop rbx
+        ; pop rbp
+        ; ret
+    );
+}

@@ -1,0 +1,271 @@
+//! popek's binary translator: guest basic blocks → x86-64 host code.
+//!
+//! ```text
+//!   BlockCache<JitInsn> ──► Block ──► translate ──► CodeCache (dynasmrt, bounded)
+//!        (the same decoded                │
+//!         blocks the interpreter runs)    ▼
+//!                          host code: prologue · load guest regs/flags
+//!                                     · ident instructions (copied, re-encoded)
+//!                                     · callouts to the shared handlers (VMM and interpreter)
+//!                                     · store guest regs/flags · epilogue
+//! ```
+//!
+//! Inside translated code the eight guest registers live in host registers (EAX, ECX,
+//! EDX, EBX, EBP, ESI, EDI map to themselves, ESP to R12D) and host EFLAGS hold the
+//! guest's arithmetic flags, so a safe register-only instruction runs as its own host
+//! twin. Everything else is a *callout*: the translated code stores the guest registers
+//! and calls the very same [`popek_cpu::Handler`] the interpreter uses — the VMM's for
+//! sensitive instructions — then reloads them. Exceptions stay precise because a callout
+//! sees exactly the interpreter's state, and ident instructions cannot fault.
+//!
+//! Each instruction's treatment is data ([`Treatment`]), kept with the decoded block, so
+//! statistics and (later) `popek explain` can show it.
+
+// Block and instruction lengths are bounded (64 instructions, 15 bytes each), so the
+// usize → u32 casts below never truncate.
+#![allow(clippy::cast_possible_truncation)]
+
+mod code;
+mod translate;
+
+pub use translate::{Treatment, classify};
+
+use code::{CodeCache, Entry};
+use popek_cpu::block::{Block, BlockCache};
+use popek_cpu::exception::Event;
+use popek_cpu::state::flags::TF;
+use popek_cpu::{Bus, Cpu, CpuState, Handler};
+use popek_interp::{HasHandler, InterpStats, execute_block};
+use std::cell::Cell;
+
+/// Default code-cache size in bytes.
+pub const DEFAULT_CODE_CACHE: usize = 16 << 20;
+
+/// What the JIT keeps per decoded instruction.
+#[derive(Clone, Debug)]
+pub struct JitInsn {
+    /// The shared semantics (interpreter or VMM handler).
+    pub handler: Handler,
+    /// How the translator treats the instruction.
+    pub treatment: Treatment,
+    /// On a block's first instruction: the block's translation, if any.
+    entry: Cell<Option<Entry>>,
+}
+
+/// Counters of one translator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JitStats {
+    /// Guest instructions retired in translated code (and its callouts).
+    pub retired: u64,
+    /// Blocks executed as translated code.
+    pub blocks: u64,
+    /// Blocks translated.
+    pub translated: u64,
+    /// Instructions translated as `ident`.
+    pub ident: u64,
+    /// Instructions translated as callouts.
+    pub callouts: u64,
+    /// Blocks run by the interpreter instead (single-step, straddling instructions).
+    pub interpreted_blocks: u64,
+    /// Code-cache flushes (the cache was full).
+    pub flushes: u64,
+    /// Exceptions delivered to the guest.
+    pub exceptions: u64,
+}
+
+/// The state a callout needs, reached from translated code through one pointer.
+struct Ctx<'a> {
+    cpu: *mut Cpu,
+    bus: *mut (dyn Bus + 'a),
+    block: *const Block<JitInsn>,
+    /// EIP the block runs at (it may differ from the EIP it was decoded at).
+    block_eip: u32,
+    /// Index of the instruction at which the block stopped early.
+    stop_index: u32,
+    /// Whether that instruction completed (else it raised `event`).
+    stop_completed: bool,
+    /// The event that stopped it, with the EIP of the instruction.
+    event: Option<(Event, u32)>,
+}
+
+/// Translated code returns this when it ran to the end of the block.
+const RAN_TO_END: u64 = 0;
+/// ... and this when a callout stopped it (see `Ctx::stop_index`).
+const STOPPED: u64 = 1;
+
+/// The translator engine: a decoded-block cache whose blocks carry their translations.
+pub struct Jit {
+    cache: BlockCache<JitInsn>,
+    code: CodeCache,
+    /// Counters.
+    pub stats: JitStats,
+    /// Counters of the blocks interpreted instead of translated.
+    pub interp_stats: InterpStats,
+}
+
+impl HasHandler for JitInsn {
+    #[inline(always)]
+    fn handler(&self) -> Handler {
+        self.handler
+    }
+}
+
+/// Why the translator cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    /// The host refused the code buffer.
+    #[error("cannot map the JIT code cache: {0}")]
+    CodeBuffer(#[from] std::io::Error),
+}
+
+impl Jit {
+    /// A translator with a code cache of `code_bytes` bytes.
+    pub fn new(code_bytes: usize) -> Result<Self, JitError> {
+        Ok(Jit {
+            cache: BlockCache::default(),
+            code: CodeCache::new(code_bytes)?,
+            stats: JitStats::default(),
+            interp_stats: InterpStats::default(),
+        })
+    }
+
+    /// Counters of the decoded-block cache.
+    pub fn cache_stats(&self) -> popek_cpu::block::BlockCacheStats {
+        self.cache.stats
+    }
+
+    /// Instructions retired by this engine (translated code and interpreted blocks).
+    pub fn retired(&self) -> u64 {
+        self.stats.retired + self.interp_stats.retired
+    }
+
+    /// Executes the block at CS:EIP; returns the number of instructions retired. Guest
+    /// exceptions are delivered here; host-side events come back as `Err`, exactly as
+    /// from [`popek_interp::Interpreter::run_block`].
+    pub fn run_block(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus) -> Result<u32, Event> {
+        if !cpu.smc_pages.is_empty() {
+            self.cache.invalidate_written(cpu);
+        }
+        let block = match self.cache.lookup(cpu, bus, &mut translate::prepare) {
+            Ok(b) => b,
+            Err(e) => {
+                self.stats.exceptions += 1;
+                cpu.deliver_exception(bus, e)?;
+                return Ok(0);
+            }
+        };
+        let cs_limit = cpu.state.seg[popek_cpu::Seg::Cs as usize].limit;
+        let eip = cpu.state.eip;
+        let straddles = block.pages[0] != block.pages[1];
+        let past_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
+        if cpu.state.eflags & TF != 0 || straddles || past_limit {
+            // Single-stepping (a trap after every instruction), an instruction that
+            // straddles two pages, or a block running past the CS limit: interpret it.
+            self.stats.interpreted_blocks += 1;
+            let retired = execute_block(cpu, bus, block, &mut self.interp_stats);
+            if !cpu.smc_pages.is_empty() {
+                self.cache.invalidate_written(cpu);
+            }
+            return retired;
+        }
+        let entry = match block.insns[0].exec.entry.get().filter(|e| self.code.is_current(*e)) {
+            Some(e) => e,
+            None => {
+                let Ok((e, flushed)) = self.code.translate(block) else {
+                    // The host refused code memory: the block still runs, interpreted.
+                    self.stats.interpreted_blocks += 1;
+                    let retired = execute_block(cpu, bus, block, &mut self.interp_stats);
+                    if !cpu.smc_pages.is_empty() {
+                        self.cache.invalidate_written(cpu);
+                    }
+                    return retired;
+                };
+                if flushed {
+                    self.stats.flushes += 1;
+                }
+                self.stats.translated += 1;
+                for d in &block.insns {
+                    match d.exec.treatment {
+                        Treatment::Ident => self.stats.ident += 1,
+                        _ => self.stats.callouts += 1,
+                    }
+                }
+                block.insns[0].exec.entry.set(Some(e));
+                e
+            }
+        };
+        self.stats.blocks += 1;
+        cpu.state.interrupt_shadow = false;
+        let mut ctx = Ctx { cpu, bus, block, block_eip: eip, stop_index: 0, stop_completed: false, event: None };
+        let state: *mut CpuState = &mut cpu.state;
+        let status = self.code.call(entry, state, &mut ctx);
+        let n = block.insns.len() as u32;
+        let retired = if status == RAN_TO_END {
+            if block.insns.last().is_some_and(|d| d.exec.treatment == Treatment::Ident) {
+                let next = eip.wrapping_add(block.len);
+                cpu.state.eip = if cpu.state.code32() { next } else { next & 0xffff };
+            }
+            n
+        } else {
+            ctx.stop_index + ctx.stop_completed as u32
+        };
+        self.stats.retired += retired as u64;
+        if let Some((event, at)) = ctx.event.take() {
+            match event {
+                Event::Exception(e) => {
+                    if !e.is_trap() {
+                        cpu.state.eip = at;
+                    }
+                    self.stats.exceptions += 1;
+                    cpu.deliver_exception(bus, e)?;
+                }
+                Event::Unsupported(mut u) => {
+                    cpu.state.eip = at;
+                    u.eip = at;
+                    if u.bytes.is_empty() {
+                        let d = &block.insns[ctx.stop_index as usize];
+                        let off = d.insn.ip32().wrapping_sub(block.eip) as usize;
+                        u.bytes = block.bytes.get(off..off + d.insn.len()).unwrap_or(&[]).to_vec();
+                    }
+                    return Err(Event::Unsupported(u));
+                }
+                other => return Err(other),
+            }
+        }
+        if !cpu.smc_pages.is_empty() {
+            self.cache.invalidate_written(cpu);
+        }
+        Ok(retired)
+    }
+}
+
+/// Called from translated code for every instruction that is not `ident`: runs the
+/// instruction's shared handler with the guest state the translated code just stored.
+/// Returns 0 to continue the block, [`STOPPED`] to leave it.
+extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32) -> u64 {
+    // SAFETY: translated code passes the `Ctx` that `Jit::run_block` created on its stack
+    // and keeps alive across the call into the block; nothing else references it now.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: `cpu`, `bus` and `block` were borrowed by `run_block` for the whole call;
+    // translated code does not touch them while a callout runs.
+    let (cpu, bus, block) = unsafe { (&mut *ctx.cpu, &mut *ctx.bus, &*ctx.block) };
+    let d = &block.insns[index as usize];
+    let cur = ctx.block_eip.wrapping_add(d.insn.ip32().wrapping_sub(block.eip));
+    let next = cur.wrapping_add(d.insn.len() as u32);
+    cpu.state.eip = if cpu.state.code32() { next } else { next & 0xffff };
+    let stop = |ctx: &mut Ctx<'_>, completed| {
+        ctx.stop_index = index;
+        ctx.stop_completed = completed;
+        STOPPED
+    };
+    match (d.exec.handler)(cpu, bus, &d.insn) {
+        Ok(()) => {
+            let last = index as usize + 1 == block.insns.len();
+            if !last && (!cpu.smc_pages.is_empty() || cpu.state.halted) { stop(ctx, true) } else { 0 }
+        }
+        Err(e) => {
+            ctx.event = Some((e, cur));
+            stop(ctx, false)
+        }
+    }
+}

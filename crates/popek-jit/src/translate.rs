@@ -1,0 +1,210 @@
+//! Classification: how the translator treats each guest instruction (the data kept
+//! with the block), and the host twin of an `ident` instruction.
+
+use crate::JitInsn;
+use popek_cpu::iced_x86::{Code, Encoder, Instruction, Mnemonic, OpKind, Register};
+use popek_interp::dispatch;
+use std::cell::Cell;
+
+/// How the translator treats one guest instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Treatment {
+    /// Safe and register-only: its host twin runs in place, on the guest registers
+    /// held in host registers and the guest flags held in host EFLAGS.
+    Ident,
+    /// Sensitive or privileged: translated code calls the VMM's handler (the one
+    /// the interpreter uses).
+    Callout,
+    /// Not yet translated inline (memory operands, control transfers, …): translated
+    /// code calls the interpreter's handler for it, without leaving the block.
+    Helper,
+}
+
+impl Treatment {
+    /// Lower-case name, as `explain` and the statistics print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Treatment::Ident => "ident",
+            Treatment::Callout => "callout",
+            Treatment::Helper => "helper",
+        }
+    }
+}
+
+/// How `insn` is treated.
+pub fn classify(insn: &Instruction) -> Treatment {
+    if dispatch::classify(insn).0 == "vmm" {
+        Treatment::Callout
+    } else if host_twin(insn).is_some() {
+        Treatment::Ident
+    } else {
+        Treatment::Helper
+    }
+}
+
+/// The block cache's decode-time hook: handler and treatment, once per instruction.
+pub(crate) fn prepare(insn: &Instruction) -> JitInsn {
+    JitInsn { handler: dispatch::handler_for(insn), treatment: classify(insn), entry: Cell::new(None) }
+}
+
+/// Maps a guest general register to its home in translated code: the identity for
+/// all but ESP/SP, which live in R12D/R12W (the host's RSP is the host stack).
+fn host_reg(r: Register) -> Register {
+    match r {
+        Register::ESP => Register::R12D,
+        Register::SP => Register::R12W,
+        other => other,
+    }
+}
+
+/// Instructions whose host twin computes exactly what the interpreter computes,
+/// results and every flag, for register and immediate operands. (Instructions with
+/// flags the SDM leaves undefined are not here unless the interpreter and the host
+/// agree on them — AND/OR/XOR/TEST clear AF on both — so both engines stay identical.)
+fn ident_mnemonic(m: Mnemonic) -> bool {
+    use Mnemonic::*;
+    matches!(
+        m,
+        Add | Adc
+            | Sub
+            | Sbb
+            | Cmp
+            | Inc
+            | Dec
+            | Neg
+            | And
+            | Or
+            | Xor
+            | Test
+            | Not
+            | Mov
+            | Movzx
+            | Movsx
+            | Xchg
+            | Lea
+            | Cbw
+            | Cwde
+            | Cwd
+            | Cdq
+            | Clc
+            | Stc
+            | Cmc
+            | Seta
+            | Setae
+            | Setb
+            | Setbe
+            | Sete
+            | Setg
+            | Setge
+            | Setl
+            | Setle
+            | Setne
+            | Setno
+            | Setnp
+            | Setns
+            | Seto
+            | Setp
+            | Sets
+            | Cmova
+            | Cmovae
+            | Cmovb
+            | Cmovbe
+            | Cmove
+            | Cmovg
+            | Cmovge
+            | Cmovl
+            | Cmovle
+            | Cmovne
+            | Cmovno
+            | Cmovnp
+            | Cmovns
+            | Cmovo
+            | Cmovp
+            | Cmovs
+    ) || m == Bswap
+}
+
+/// The x86-64 bytes of `insn`'s host twin, or `None` if it is not an `ident` candidate.
+pub(crate) fn host_twin(insn: &Instruction) -> Option<Vec<u8>> {
+    if !ident_mnemonic(insn.mnemonic()) || insn.has_lock_prefix() {
+        return None;
+    }
+    let mut twin = *insn;
+    for i in 0..insn.op_count() {
+        match insn.op_kind(i) {
+            OpKind::Register => {
+                let r = insn.op_register(i);
+                if !r.is_gpr() {
+                    return None; // segment, control, debug registers: not ours
+                }
+                twin.set_op_register(i, host_reg(r));
+            }
+            OpKind::Memory if insn.mnemonic() == Mnemonic::Lea => {
+                // Only the address arithmetic: no access. 16-bit addressing has no 64-bit form.
+                let (base, index) = (insn.memory_base(), insn.memory_index());
+                if base.is_gpr16() || index.is_gpr16() || insn.memory_displ_size() == 2 {
+                    return None;
+                }
+                twin.set_memory_base(host_reg(base));
+                twin.set_memory_index(host_reg(index));
+            }
+            OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32 => {}
+            _ => return None,
+        }
+    }
+    if insn.mnemonic() == Mnemonic::Bswap && insn.op0_register().is_gpr16() {
+        return None; // undefined in the SDM
+    }
+    // INC/DEC r16/r32 (0x40–0x4F) are REX prefixes in 64-bit mode: use the FF /0, /1 forms.
+    match insn.code() {
+        Code::Inc_r16 => twin.set_code(Code::Inc_rm16),
+        Code::Inc_r32 => twin.set_code(Code::Inc_rm32),
+        Code::Dec_r16 => twin.set_code(Code::Dec_rm16),
+        Code::Dec_r32 => twin.set_code(Code::Dec_rm32),
+        _ => {}
+    }
+    twin.set_segment_prefix(Register::None);
+    let mut enc = Encoder::new(64);
+    // AH/BH/CH/DH cannot be encoded together with R12 (a REX prefix): not ident.
+    enc.encode(&twin, 0).ok()?;
+    Some(enc.take_buffer())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use popek_cpu::iced_x86::{Decoder, DecoderOptions};
+
+    fn decode(bytes: &[u8]) -> Instruction {
+        Decoder::with_ip(32, bytes, 0x1000, DecoderOptions::NONE).decode()
+    }
+
+    #[test]
+    fn treatments() {
+        // add eax, ebx: ident, and its host twin is the same bytes.
+        assert_eq!(classify(&decode(&[0x01, 0xd8])), Treatment::Ident);
+        assert_eq!(host_twin(&decode(&[0x01, 0xd8])).unwrap(), vec![0x01, 0xd8]);
+        // inc eax (0x40 is REX in 64-bit mode): re-encoded as ff c0.
+        assert_eq!(host_twin(&decode(&[0x40])).unwrap(), vec![0xff, 0xc0]);
+        // mov esp, eax: ESP lives in R12D.
+        assert_eq!(host_twin(&decode(&[0x89, 0xc4])).unwrap(), vec![0x41, 0x89, 0xc4]);
+        // movzx esp, ah: AH cannot be encoded with R12: helper.
+        assert_eq!(classify(&decode(&[0x0f, 0xb6, 0xe4])), Treatment::Helper);
+        // add eax, [ebx]: memory operand: helper (for now).
+        assert_eq!(classify(&decode(&[0x03, 0x03])), Treatment::Helper);
+        // cli, popf, mov cr3, eax, out: sensitive: callout.
+        for b in [&[0xfa][..], &[0x9d], &[0x0f, 0x22, 0xd8], &[0xe6, 0x80]] {
+            assert_eq!(classify(&decode(b)), Treatment::Callout, "{b:02x?}");
+        }
+        // shl eax, 3: OF/AF undefined and host-dependent: helper.
+        assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03])), Treatment::Helper);
+        // lea eax, [esp + ecx*4 + 8]: ident, with R12D as the base (addr32 prefix).
+        let twin = host_twin(&decode(&[0x8d, 0x44, 0x8c, 0x08])).unwrap();
+        let back = Decoder::with_ip(64, &twin, 0, DecoderOptions::NONE).decode();
+        assert_eq!((back.memory_base(), back.memory_index()), (Register::R12D, Register::ECX));
+    }
+}

@@ -1,0 +1,133 @@
+//! Random valid instruction sequences run under the interpreter and under the JIT
+//! must leave identical CPU state and memory.
+
+#![allow(clippy::cast_possible_truncation)] // random words cut to immediates on purpose
+
+use popek_cpu::iced_x86::code_asm::*;
+use popek_interp::testing::{CODE_BASE, DATA_BASE, TestBox};
+use popek_jit::{Jit, JitStats};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+}
+
+/// Destinations (not ESP: the stack; not EBX: the data pointer).
+const DST: [AsmRegister32; 6] = [eax, ecx, edx, esi, edi, ebp];
+const SRC: [AsmRegister32; 8] = [eax, ecx, edx, ebx, esi, edi, ebp, esp];
+const R8: [AsmRegister8; 8] = [al, cl, dl, bl, ah, ch, dh, bh];
+
+/// One random instruction; EBX points at the data area.
+fn random_insn(a: &mut CodeAssembler, r: &mut Rng) -> Result<(), IcedError> {
+    let d = r.pick(&DST);
+    let s = r.pick(&SRC);
+    let imm = r.next() as i32;
+    let disp = (r.next() % 64) as i32 * 4;
+    match r.next() % 24 {
+        0 => a.add(d, s),
+        1 => a.sub(d, imm),
+        2 => a.adc(d, s),
+        3 => a.sbb(d, s),
+        4 => a.and(d, s),
+        5 => a.or(d, imm),
+        6 => a.xor(d, s),
+        7 => a.cmp(d, s),
+        8 => a.test(d, s),
+        9 => a.inc(d),
+        10 => a.neg(d),
+        11 => a.mov(d, s),
+        12 => a.mov(d, dword_ptr(ebx + disp)),
+        13 => a.mov(dword_ptr(ebx + disp), s),
+        14 => a.add(d, dword_ptr(ebx + disp)),
+        15 => a.lea(d, dword_ptr(s + d * 4 + disp)),
+        16 => a.shl(d, (imm & 31) as u32),
+        17 => a.imul_2(d, s),
+        18 => a.sete(r.pick(&R8)),
+        19 => a.cmovl(d, s),
+        20 => a.xchg(d, r.pick(&DST)),
+        21 => a.movzx(d, r.pick(&R8)),
+        22 => {
+            a.push(s)?;
+            a.pop(d)
+        }
+        _ => a.add(r.pick(&R8), r.pick(&R8)),
+    }
+}
+
+/// Runs `code` (followed by HLT) from the given registers, flags and data in both
+/// engines (a fresh translator: it belongs to one CPU and its memory); the two final
+/// states, or `None` if they agree. Adds the translator's counters to `stats`.
+fn diverges(stats: &mut JitStats, code: &[u8], regs: &[u32], flags: u32, data: &[u8]) -> Option<String> {
+    let mut jit = Jit::new(64 << 10).expect("code cache");
+    let mut boxes = [TestBox::new(code), TestBox::new(code)];
+    for t in &mut boxes {
+        for (i, v) in regs.iter().enumerate() {
+            if i != 4 {
+                t.cpu.state.gpr[i] = *v;
+            }
+        }
+        t.cpu.state.gpr[3] = DATA_BASE;
+        t.cpu.state.eflags = flags;
+        t.poke(DATA_BASE, data);
+    }
+    let [interp, jitted] = &mut boxes;
+    let end = CODE_BASE + code.len() as u32;
+    while !interp.cpu.state.halted && interp.cpu.state.eip != end {
+        interp.interp.run_block(&mut interp.cpu, &mut interp.bus).unwrap();
+    }
+    while !jitted.cpu.state.halted && jitted.cpu.state.eip != end {
+        jit.run_block(&mut jitted.cpu, &mut jitted.bus).unwrap();
+    }
+    stats.ident += jit.stats.ident;
+    stats.callouts += jit.stats.callouts;
+    let mem = |t: &TestBox| t.cpu.mem.as_slice()[..DATA_BASE as usize + 0x1000].to_vec();
+    if jitted.cpu.state != interp.cpu.state || mem(jitted) != mem(interp) {
+        Some(format!("interp:\n{}jit:\n{}", interp.cpu.state.dump(), jitted.cpu.state.dump()))
+    } else {
+        None
+    }
+}
+
+#[test]
+fn random_sequences_agree() {
+    use popek_cpu::iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+    let cases = std::env::var("POPEK_LOCKSTEP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
+    let mut r = Rng(0x1234_5678_9abc_def1);
+    let mut stats = JitStats::default();
+    for case in 0..cases {
+        let mut a = CodeAssembler::new(32).unwrap();
+        for _ in 0..40 {
+            random_insn(&mut a, &mut r).unwrap();
+        }
+        let code = a.assemble(CODE_BASE as u64).unwrap();
+        let regs: Vec<u32> = (0..8).map(|_| r.next() as u32).collect();
+        let flags = (r.next() as u32 & 0x8d5) | 2;
+        let data: Vec<u8> = (0..256).map(|_| r.next() as u8).collect();
+        if diverges(&mut stats, &code, &regs, flags, &data).is_none() {
+            continue;
+        }
+        // Find the shortest prefix that diverges and name its last instruction.
+        let insns: Vec<_> = Decoder::with_ip(32, &code, CODE_BASE as u64, DecoderOptions::NONE).into_iter().collect();
+        let mut end = 0;
+        for insn in &insns {
+            end += insn.len();
+            if let Some(states) = diverges(&mut stats, &code[..end], &regs, flags, &data) {
+                let mut text = String::new();
+                IntelFormatter::new().format(insn, &mut text);
+                panic!("case {case}: the engines diverge after `{text}` at {:#x}\n{states}", insn.ip());
+            }
+        }
+        panic!("case {case}: the engines diverge");
+    }
+    assert!(stats.ident > 0, "some instructions ran as ident");
+    assert!(stats.callouts > 0, "some instructions ran as callouts");
+}
