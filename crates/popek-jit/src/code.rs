@@ -19,7 +19,7 @@
 use crate::translate::{Treatment, host_twin};
 use crate::{Ctx, JitError, JitInsn, callout};
 use dynasmrt::x64::Assembler;
-use dynasmrt::{AssemblyOffset, DynasmApi, DynasmLabelApi, dynasm};
+use dynasmrt::{AssemblyOffset, DynasmApi, DynasmLabelApi, Executor, dynasm};
 use popek_cpu::CpuState;
 use popek_cpu::block::Block;
 use popek_cpu::state::flags::ARITH;
@@ -46,13 +46,16 @@ macro_rules! x64 {
 
 pub(crate) struct CodeCache {
     asm: Assembler,
+    /// Read access to the executable buffer (kept: making one clones an `Arc`).
+    reader: Executor,
     capacity: usize,
     generation: u32,
 }
 
 impl CodeCache {
     pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
-        Ok(CodeCache { asm: Assembler::new_with_capacity(capacity)?, capacity, generation: 0 })
+        let asm = Assembler::new_with_capacity(capacity)?;
+        Ok(CodeCache { reader: asm.reader(), asm, capacity, generation: 0 })
     }
 
     /// True if `e` was made since the last flush.
@@ -67,6 +70,7 @@ impl CodeCache {
         let mut flushed = false;
         if self.asm.offset().0 + need > self.capacity {
             self.asm = Assembler::new_with_capacity(self.capacity)?;
+            self.reader = self.asm.reader();
             self.generation = self.generation.wrapping_add(1);
             flushed = true;
         }
@@ -80,8 +84,7 @@ impl CodeCache {
 
     /// Runs the translation at `e`.
     pub(crate) fn call(&self, e: Entry, state: *mut CpuState, ctx: &mut Ctx<'_>) -> u64 {
-        let reader = self.asm.reader();
-        let buffer = reader.lock();
+        let buffer = self.reader.lock();
         let ptr = buffer.ptr(AssemblyOffset(e.offset as usize));
         // SAFETY: `ptr` is the start of a function emitted by `emit_block` with the
         // sysv64 signature below, in the committed executable buffer, which stays mapped
