@@ -37,7 +37,7 @@ impl InstructionClock {
     pub fn ns_at(self, insns: u64) -> u64 {
         // Fast paths for rates that divide, or are multiples of, 1 GHz (the default is
         // 1 GHz): the run loop asks once per block.
-        if self.insns_per_sec != 0 && NS_PER_SEC % self.insns_per_sec == 0 {
+        if self.insns_per_sec != 0 && NS_PER_SEC.is_multiple_of(self.insns_per_sec) {
             return insns.saturating_mul(NS_PER_SEC / self.insns_per_sec);
         }
         let ns = u128::from(insns) * u128::from(NS_PER_SEC) / u128::from(self.insns_per_sec.max(1));
