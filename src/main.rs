@@ -316,7 +316,10 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
             eprintln!("engine:                binary translator");
             eprintln!("blocks executed:       {} translated, {} interpreted", t.blocks, t.interpreted_blocks);
             eprintln!("blocks translated:     {} ({} code-cache flushes)", t.translated, t.flushes);
-            eprintln!("instructions:          {} ident, {} callout or helper (as translated)", t.ident, t.callouts);
+            eprintln!(
+                "instructions:          {} ident, {} rewritten, {} callout or helper (as translated)",
+                t.ident, t.rewritten, t.callouts
+            );
             eprintln!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
             eprintln!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
             eprintln!("exceptions delivered:  {}", t.exceptions + j.interp_stats.exceptions);

@@ -56,10 +56,17 @@ pub struct BlockKey {
 }
 
 impl BlockKey {
-    /// Bit 0: 32-bit code segment; bits 1–2: CPL; bit 3: paging on.
+    /// Bit 0: 32-bit code segment; bits 1–2: CPL; bit 3: paging on; bit 4: flat
+    /// segments ([`crate::CpuState::flat_segments`]).
     pub fn mode_of(cpu: &Cpu) -> u32 {
-        cpu.state.code32() as u32 | (cpu.state.cpl as u32) << 1 | (cpu.state.paging() as u32) << 3
+        cpu.state.code32() as u32
+            | (cpu.state.cpl as u32) << 1
+            | (cpu.state.paging() as u32) << 3
+            | (cpu.state.flat_segments() as u32) << 4
     }
+
+    /// The flat-segments bit of [`BlockKey::mode_of`].
+    pub const FLAT: u32 = 1 << 4;
 }
 
 /// One decoded instruction and the engine's payload for it.

@@ -16,12 +16,14 @@
 // dynasm's register macros convert their operand with `.into()` even when it is a u8.
 #![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
 
-use crate::translate::{Treatment, host_twin};
+use crate::translate::{Treatment, host_twin, memory_twin};
 use crate::{Ctx, JitError, JitInsn, callout};
 use dynasmrt::x64::Assembler;
-use dynasmrt::{AssemblyOffset, DynasmApi, DynasmLabelApi, Executor, dynasm};
+use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, Executor, dynasm};
 use popek_cpu::CpuState;
 use popek_cpu::block::Block;
+use popek_cpu::iced_x86::RflagsBits;
+use popek_cpu::mmu::{TLB_ENTRIES, TlbEntry};
 use popek_cpu::state::flags::ARITH;
 use std::mem::offset_of;
 
@@ -35,8 +37,12 @@ pub(crate) struct Entry {
 /// Host register numbers holding guest EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
 const HOME: [u8; 8] = [0, 1, 2, 3, 12, 5, 6, 7];
 
-/// Most host code one guest instruction can take (a callout with a reload around it).
-const MAX_BYTES_PER_INSN: usize = 192;
+/// Most host code one guest instruction can take (a rewritten instruction: the inline
+/// lookup, and a callout with a store and a reload around it).
+const MAX_BYTES_PER_INSN: usize = 384;
+
+// The inline lookup scales the TLB index by 16 (`shl r8d, 4`).
+const _: () = assert!(std::mem::size_of::<TlbEntry>() == 16);
 
 macro_rules! x64 {
     ($ops:expr; $($t:tt)*) => {
@@ -138,7 +144,105 @@ fn store_guest(ops: &mut Assembler) {
     );
 }
 
+/// The arithmetic flags in iced-x86's `RflagsBits` numbering.
+const ICED_ARITH: u32 =
+    RflagsBits::OF | RflagsBits::SF | RflagsBits::ZF | RflagsBits::AF | RflagsBits::CF | RflagsBits::PF;
+
+/// For each instruction, whether any arithmetic flag is live just before it: read by
+/// it, or live after it and not written by it. Everything is live at the block's end
+/// and at a callout (the handler sees the flags in `CpuState`).
+fn flags_live_before(block: &Block<JitInsn>) -> Vec<bool> {
+    let mut live = ICED_ARITH;
+    let mut out = vec![false; block.insns.len()];
+    for (i, d) in block.insns.iter().enumerate().rev() {
+        live = match d.exec.treatment {
+            Treatment::Ident | Treatment::Rewritten => {
+                (live & !d.insn.rflags_modified()) | (d.insn.rflags_read() & ICED_ARITH)
+            }
+            Treatment::Callout | Treatment::Helper => ICED_ARITH,
+        };
+        out[i] = live != 0;
+    }
+    out
+}
+
+/// Calls the handler of instruction `i` with the guest state in `CpuState`; leaves the
+/// block if the callout says so.
+fn emit_callout(ops: &mut Assembler, i: usize, exit: DynamicLabel) {
+    x64!(ops
+        ; mov rdi, r14
+        ; mov esi, i as i32
+        ; mov rax, QWORD callout as *const () as i64
+        ; call rax
+        ; test rax, rax
+        ; jnz =>exit
+    );
+}
+
+/// A rewritten memory instruction: inline soft-TLB lookup, then the host twin on host
+/// memory; on a miss, the instruction's handler (which walks, faults or does MMIO).
+///
+/// ```text
+///   pushfq                          ; the lookup clobbers flags: keep the guest's
+///   lea   r10d, [guest address]     ; the linear address (flat segments)
+///   lea   r11d, [r10 + width-1]     ; last byte: a page-crossing access misses
+///   and   r11d, ~0xfff
+///   mov   r8d, r10d ; shr r8d, 12 ; and r8d, 255 ; shl r8d, 4
+///   cmp   r11d, [r13 + r8 + tag]    ; read or write tag of the entry
+///   jne   slow
+///   mov   r8d, [r13 + r8 + phys] ; and r10d, 0xfff ; add r10, r8 ; add r10, [r14 + ram]
+///   popfq (or drop the saved flags if none is live)
+///   <host twin with [r10]>
+///   jmp   done
+/// slow:
+///   popfq ; store guest state ; callout ; reload
+/// done:
+/// ```
+fn emit_rewritten(
+    ops: &mut Assembler,
+    i: usize,
+    d: &popek_cpu::block::DecodedInsn<JitInsn>,
+    flags_live: bool,
+    exit: DynamicLabel,
+) {
+    let m = memory_twin(&d.insn).expect("classified rewritten, so it has a memory twin");
+    let tag = if m.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
+    let phys = offset_of!(TlbEntry, phys) as i32;
+    x64!(ops; pushfq);
+    ops.extend(m.lea);
+    x64!(ops
+        ; lea r11d, [r10 + (m.width as i32 - 1)]
+        ; and r11d, !0xfff
+        ; mov r8d, r10d
+        ; shr r8d, 12
+        ; and r8d, (TLB_ENTRIES - 1) as i32
+        ; shl r8d, 4
+        ; cmp r11d, DWORD [r13 + r8 + tag]
+        ; jne >slow
+        ; mov r8d, DWORD [r13 + r8 + phys]
+        ; and r10d, 0xfff
+        ; add r10, r8
+        ; add r10, QWORD [r14 + offset_of!(Ctx, ram) as i32]
+    );
+    if flags_live {
+        x64!(ops; popfq);
+    } else {
+        x64!(ops; lea rsp, [rsp + 8]);
+    }
+    ops.extend(m.twin);
+    x64!(ops
+        ; jmp >done
+        ; slow:
+        ; popfq
+    );
+    store_guest(ops);
+    emit_callout(ops, i, exit);
+    load_guest(ops);
+    x64!(ops; done:);
+}
+
 fn emit_block(ops: &mut Assembler, block: &Block<JitInsn>) {
+    let exit = ops.new_dynamic_label();
     x64!(ops
         ; push rbp
         ; push rbx
@@ -149,32 +253,29 @@ fn emit_block(ops: &mut Assembler, block: &Block<JitInsn>) {
         ; sub rsp, 8
         ; mov r15, rdi
         ; mov r14, rsi
+        ; mov r13, QWORD [r14 + offset_of!(Ctx, tlb) as i32]
     );
+    let live = flags_live_before(block);
     let mut in_host = false;
     for (i, d) in block.insns.iter().enumerate() {
         match d.exec.treatment {
+            Treatment::Ident | Treatment::Rewritten if !in_host => {
+                load_guest(ops);
+                in_host = true;
+            }
+            Treatment::Callout | Treatment::Helper if in_host => {
+                store_guest(ops);
+                in_host = false;
+            }
+            _ => {}
+        }
+        match d.exec.treatment {
             Treatment::Ident => {
-                if !in_host {
-                    load_guest(ops);
-                    in_host = true;
-                }
                 let bytes = host_twin(&d.insn).expect("classified ident, so it has a host twin");
                 ops.extend(bytes);
             }
-            Treatment::Callout | Treatment::Helper => {
-                if in_host {
-                    store_guest(ops);
-                    in_host = false;
-                }
-                x64!(ops
-                    ; mov rdi, r14
-                    ; mov esi, i as i32
-                    ; mov rax, QWORD callout as *const () as i64
-                    ; call rax
-                    ; test rax, rax
-                    ; jnz >exit
-                );
-            }
+            Treatment::Rewritten => emit_rewritten(ops, i, d, live[i], exit),
+            Treatment::Callout | Treatment::Helper => emit_callout(ops, i, exit),
         }
     }
     if in_host {
@@ -182,7 +283,7 @@ fn emit_block(ops: &mut Assembler, block: &Block<JitInsn>) {
     }
     x64!(ops
         ; xor eax, eax
-        ; exit:
+        ; =>exit
         ; add rsp, 8
         ; pop r15
         ; pop r14

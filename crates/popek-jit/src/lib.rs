@@ -33,6 +33,7 @@ pub use translate::{Treatment, classify};
 use code::{CodeCache, Entry};
 use popek_cpu::block::{Block, BlockCache};
 use popek_cpu::exception::Event;
+use popek_cpu::mmu::TlbEntry;
 use popek_cpu::state::flags::TF;
 use popek_cpu::{Bus, Cpu, CpuState, Handler};
 use popek_interp::{HasHandler, InterpStats, execute_block};
@@ -63,7 +64,9 @@ pub struct JitStats {
     pub translated: u64,
     /// Instructions translated as `ident`.
     pub ident: u64,
-    /// Instructions translated as callouts.
+    /// Instructions translated as `rewritten` (inline soft-TLB memory access).
+    pub rewritten: u64,
+    /// Instructions translated as callouts or helper calls.
     pub callouts: u64,
     /// Blocks run by the interpreter instead (single-step, straddling instructions).
     pub interpreted_blocks: u64,
@@ -73,8 +76,14 @@ pub struct JitStats {
     pub exceptions: u64,
 }
 
-/// The state a callout needs, reached from translated code through one pointer.
+/// The state a callout needs, reached from translated code through one pointer
+/// (`#[repr(C)]`: translated code reads the first two fields).
+#[repr(C)]
 struct Ctx<'a> {
+    /// The soft-TLB for the block's privilege (supervisor or user entries).
+    tlb: *const TlbEntry,
+    /// Host address of guest physical address 0.
+    ram: *mut u8,
     cpu: *mut Cpu,
     bus: *mut (dyn Bus + 'a),
     block: *const Block<JitInsn>,
@@ -146,7 +155,8 @@ impl Jit {
         if !cpu.smc_pages.is_empty() {
             self.cache.invalidate_written(cpu);
         }
-        let block = match self.cache.lookup(cpu, bus, &mut translate::prepare) {
+        let flat = cpu.state.flat_segments();
+        let block = match self.cache.lookup(cpu, bus, &mut |insn| translate::prepare(insn, flat)) {
             Ok(b) => b,
             Err(e) => {
                 self.stats.exceptions += 1;
@@ -187,7 +197,8 @@ impl Jit {
                 for d in &block.insns {
                     match d.exec.treatment {
                         Treatment::Ident => self.stats.ident += 1,
-                        _ => self.stats.callouts += 1,
+                        Treatment::Rewritten => self.stats.rewritten += 1,
+                        Treatment::Callout | Treatment::Helper => self.stats.callouts += 1,
                     }
                 }
                 block.insns[0].exec.entry.set(Some(e));
@@ -196,12 +207,25 @@ impl Jit {
         };
         self.stats.blocks += 1;
         cpu.state.interrupt_shadow = false;
-        let mut ctx = Ctx { cpu, bus, block, block_eip: eip, stop_index: 0, stop_completed: false, event: None };
+        let user = cpu.state.cpl == 3;
+        let mut ctx = Ctx {
+            tlb: cpu.tlb.entries[user as usize].as_ptr(),
+            ram: cpu.mem.host_base(),
+            cpu,
+            bus,
+            block,
+            block_eip: eip,
+            stop_index: 0,
+            stop_completed: false,
+            event: None,
+        };
         let state: *mut CpuState = &mut cpu.state;
         let status = self.code.call(entry, state, &mut ctx);
         let n = block.insns.len() as u32;
         let retired = if status == RAN_TO_END {
-            if block.insns.last().is_some_and(|d| d.exec.treatment == Treatment::Ident) {
+            // Translated code only moves EIP in callouts: after an inline last
+            // instruction it is still at the block's start.
+            if block.insns.last().is_some_and(|d| matches!(d.exec.treatment, Treatment::Ident | Treatment::Rewritten)) {
                 let next = eip.wrapping_add(block.len);
                 cpu.state.eip = if cpu.state.code32() { next } else { next & 0xffff };
             }

@@ -2,7 +2,7 @@
 //! with the block), and the host twin of an `ident` instruction.
 
 use crate::JitInsn;
-use popek_cpu::iced_x86::{Code, Encoder, Instruction, Mnemonic, OpKind, Register};
+use popek_cpu::iced_x86::{Code, Encoder, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
 use popek_interp::dispatch;
 use std::cell::Cell;
 
@@ -12,6 +12,11 @@ pub enum Treatment {
     /// Safe and register-only: its host twin runs in place, on the guest registers
     /// held in host registers and the guest flags held in host EFLAGS.
     Ident,
+    /// An `ident` candidate with one memory operand: translated code computes the
+    /// address, looks it up in the soft-TLB inline and runs the host twin on host
+    /// memory; a TLB miss (or MMIO, a code page, a page-crossing access) calls the
+    /// instruction's handler instead, which also raises any fault precisely.
+    Rewritten,
     /// Sensitive or privileged: translated code calls the VMM's handler (the one
     /// the interpreter uses).
     Callout,
@@ -25,26 +30,108 @@ impl Treatment {
     pub fn name(self) -> &'static str {
         match self {
             Treatment::Ident => "ident",
+            Treatment::Rewritten => "rewritten",
             Treatment::Callout => "callout",
             Treatment::Helper => "helper",
         }
     }
 }
 
-/// How `insn` is treated.
-pub fn classify(insn: &Instruction) -> Treatment {
+/// How `insn` is treated in a block with flat segments (`flat`) or not.
+pub fn classify(insn: &Instruction, flat: bool) -> Treatment {
     if dispatch::classify(insn).0 == "vmm" {
         Treatment::Callout
     } else if host_twin(insn).is_some() {
         Treatment::Ident
+    } else if flat && memory_twin(insn).is_some() {
+        Treatment::Rewritten
     } else {
         Treatment::Helper
     }
 }
 
 /// The block cache's decode-time hook: handler and treatment, once per instruction.
-pub(crate) fn prepare(insn: &Instruction) -> JitInsn {
-    JitInsn { handler: dispatch::handler_for(insn), treatment: classify(insn), entry: Cell::new(None) }
+pub(crate) fn prepare(insn: &Instruction, flat: bool) -> JitInsn {
+    JitInsn { handler: dispatch::handler_for(insn), treatment: classify(insn, flat), entry: Cell::new(None) }
+}
+
+/// Host scratch register that holds the host address of a rewritten memory operand.
+pub(crate) const HOST_ADDR: Register = Register::R10;
+
+/// A rewritten instruction's pieces: `lea r10d, [guest address]` (with host registers),
+/// the host twin with its memory operand replaced by `[r10]`, the access width and
+/// whether it writes memory.
+pub(crate) struct MemoryTwin {
+    pub(crate) lea: Vec<u8>,
+    pub(crate) twin: Vec<u8>,
+    pub(crate) width: u32,
+    pub(crate) write: bool,
+}
+
+/// The pieces of `insn`'s rewritten form, or `None` if it is not a candidate: an
+/// `ident` instruction (not LEA or XCHG) with one memory operand, 32-bit addressing,
+/// through DS, ES or SS (flat), 1 to 4 bytes wide.
+pub(crate) fn memory_twin(insn: &Instruction) -> Option<MemoryTwin> {
+    let m = insn.mnemonic();
+    if !ident_mnemonic(m) || matches!(m, Mnemonic::Lea | Mnemonic::Xchg) || insn.has_lock_prefix() {
+        return None;
+    }
+    if !matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS) {
+        return None;
+    }
+    let (base, index) = (insn.memory_base(), insn.memory_index());
+    if base.is_gpr16() || index.is_gpr16() || insn.memory_displ_size() == 2 {
+        return None;
+    }
+    let width = insn.memory_size().size() as u32;
+    if !matches!(width, 1 | 2 | 4) {
+        return None;
+    }
+    let mut twin = *insn;
+    let mut mem_op = None;
+    for i in 0..insn.op_count() {
+        match insn.op_kind(i) {
+            OpKind::Register => {
+                let r = insn.op_register(i);
+                if !r.is_gpr() {
+                    return None;
+                }
+                twin.set_op_register(i, host_reg(r));
+            }
+            OpKind::Memory if mem_op.is_none() => mem_op = Some(i),
+            OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32 => {}
+            _ => return None,
+        }
+    }
+    let op = mem_op?;
+    let write = op == 0 && !matches!(m, Mnemonic::Cmp | Mnemonic::Test);
+    // lea r10d, [base + index*scale + disp] on the host registers (addr32: wraps at 4 GiB).
+    let mem = MemoryOperand::new(
+        host_reg(base),
+        host_reg(index),
+        insn.memory_index_scale(),
+        insn.memory_displacement32() as i32 as i64,
+        if insn.memory_displ_size() == 0 { 0 } else { 4 },
+        false,
+        Register::None,
+    );
+    let lea = Instruction::with2(Code::Lea_r32_m, Register::R10D, mem).ok()?;
+    twin.set_memory_base(HOST_ADDR);
+    twin.set_memory_index(Register::None);
+    twin.set_memory_index_scale(1);
+    twin.set_memory_displacement64(0);
+    twin.set_memory_displ_size(0);
+    twin.set_segment_prefix(Register::None);
+    let mut enc = Encoder::new(64);
+    enc.encode(&lea, 0).ok()?;
+    let lea = enc.take_buffer();
+    // AH/BH/CH/DH cannot be encoded together with R10 (a REX prefix): no twin.
+    enc.encode(&twin, 0).ok()?;
+    Some(MemoryTwin { lea, twin: enc.take_buffer(), width, write })
 }
 
 /// Maps a guest general register to its home in translated code: the identity for
@@ -186,22 +273,32 @@ mod tests {
     #[test]
     fn treatments() {
         // add eax, ebx: ident, and its host twin is the same bytes.
-        assert_eq!(classify(&decode(&[0x01, 0xd8])), Treatment::Ident);
+        assert_eq!(classify(&decode(&[0x01, 0xd8]), true), Treatment::Ident);
         assert_eq!(host_twin(&decode(&[0x01, 0xd8])).unwrap(), vec![0x01, 0xd8]);
         // inc eax (0x40 is REX in 64-bit mode): re-encoded as ff c0.
         assert_eq!(host_twin(&decode(&[0x40])).unwrap(), vec![0xff, 0xc0]);
         // mov esp, eax: ESP lives in R12D.
         assert_eq!(host_twin(&decode(&[0x89, 0xc4])).unwrap(), vec![0x41, 0x89, 0xc4]);
         // movzx esp, ah: AH cannot be encoded with R12: helper.
-        assert_eq!(classify(&decode(&[0x0f, 0xb6, 0xe4])), Treatment::Helper);
-        // add eax, [ebx]: memory operand: helper (for now).
-        assert_eq!(classify(&decode(&[0x03, 0x03])), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0x0f, 0xb6, 0xe4]), true), Treatment::Helper);
+        // add eax, [ebx]: rewritten with flat segments, helper without.
+        assert_eq!(classify(&decode(&[0x03, 0x03]), true), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x03, 0x03]), false), Treatment::Helper);
+        let m = memory_twin(&decode(&[0x03, 0x03])).unwrap();
+        assert_eq!((m.width, m.write), (4, false));
+        assert_eq!(m.twin, vec![0x41, 0x03, 0x02], "add eax, [r10]");
+        // mov [esp+8], esi: a write, based on R12D; mov ah, [ebx]: AH cannot go with R10.
+        let m = memory_twin(&decode(&[0x89, 0x74, 0x24, 0x08])).unwrap();
+        assert!(m.write);
+        assert!(memory_twin(&decode(&[0x8a, 0x23])).is_none());
+        // mov eax, fs:[ebx]: not flat.
+        assert!(memory_twin(&decode(&[0x64, 0x8b, 0x03])).is_none());
         // cli, popf, mov cr3, eax, out: sensitive: callout.
         for b in [&[0xfa][..], &[0x9d], &[0x0f, 0x22, 0xd8], &[0xe6, 0x80]] {
-            assert_eq!(classify(&decode(b)), Treatment::Callout, "{b:02x?}");
+            assert_eq!(classify(&decode(b), true), Treatment::Callout, "{b:02x?}");
         }
         // shl eax, 3: OF/AF undefined and host-dependent: helper.
-        assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03])), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), true), Treatment::Helper);
         // lea eax, [esp + ecx*4 + 8]: ident, with R12D as the base (addr32 prefix).
         let twin = host_twin(&decode(&[0x8d, 0x44, 0x8c, 0x08])).unwrap();
         let back = Decoder::with_ip(64, &twin, 0, DecoderOptions::NONE).decode();
