@@ -86,6 +86,7 @@ fn bad_input_is_one_line_and_status_2() {
         vec!["run", "hello", "--max-insns", "-5"],
         vec!["run", "hello", "--timeout", "-1"],
         vec!["run", "hello", "--mips", "0"],
+        vec!["run", "hello", "--engine", "turbo"],
         vec!["run", "hello", "--input", "/no/such/input"],
         vec!["run", "hello", "--module", "/no/such/module"],
         vec!["frobnicate"],
@@ -102,4 +103,12 @@ fn bad_input_is_one_line_and_status_2() {
     let o = popek(&["run", garbage.to_str().unwrap()]);
     assert_eq!(stderr(&o).lines().count(), 1, "exactly one line: {}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn jit_engine_from_the_command_line() {
+    let o = popek(&["run", "paging", "--engine", "jit", "--stats"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("paging").unwrap().expected_output);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("binary translator"), "{}", stderr(&o));
 }
