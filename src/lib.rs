@@ -11,6 +11,7 @@ pub use popek_cpu as cpu;
 pub use popek_devices as devices;
 pub use popek_guests as guests;
 pub use popek_interp as interp;
+pub use popek_jit as jit;
 pub use popek_machine as machine;
 pub use popek_memory as memory;
 pub use popek_vmm as vmm;

@@ -49,6 +49,25 @@ enum Command {
     /// 2 for a bad image or flag, 4 for a triple fault, 6 for an unsupported
     /// instruction, 8 if --max-insns or --timeout stopped it.
     Run(RunArgs),
+    /// Run a guest under the binary translator, then show its hottest blocks (or the
+    /// block at an address): every guest instruction with its treatment and why,
+    /// interleaved with the host code generated for it.
+    Explain {
+        /// Kernel: a Multiboot ELF32 file, or a built-in guest name.
+        kernel: String,
+        /// How many of the most executed blocks to show.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        hottest: usize,
+        /// Show the block that starts at this guest EIP instead (hex, e.g. 0x100000).
+        #[arg(long, value_name = "EIP", value_parser = parse_hex)]
+        at: Option<u32>,
+        /// Kernel command line (default: the built-in guest's own).
+        #[arg(long)]
+        cmdline: Option<String>,
+        /// Stop the guest after this many instructions.
+        #[arg(long, value_name = "N")]
+        max_insns: Option<u64>,
+    },
     /// List the built-in guests, or write them out as ELF files.
     Guests {
         /// Write every guest to DIR as NAME.elf (plus NAME.cmdline and NAME.expected),
@@ -143,6 +162,11 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+fn parse_hex(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    u32::from_str_radix(digits, 16).map_err(|_| format!("`{s}` is not a hexadecimal address"))
+}
+
 fn parse_serial(s: &str) -> Result<SerialTarget, String> {
     match s {
         "stdio" => Ok(SerialTarget::Stdio),
@@ -159,6 +183,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => run_default(),
         Some(Command::Run(args)) => run(&args),
+        Some(Command::Explain { kernel, hottest, at, cmdline, max_insns }) => {
+            explain(&kernel, hottest, at, cmdline, max_insns).map(|()| ExitCode::SUCCESS)
+        }
         Some(Command::Guests { extract }) => guests(extract.as_deref()).map(|()| ExitCode::SUCCESS),
         Some(Command::Demo { iterations }) => run_demo(iterations).map(|()| ExitCode::SUCCESS),
     };
@@ -291,12 +318,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
 fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
     let s = &m.stats;
     let secs = wall.as_secs_f64().max(1e-9);
-    let stop = match stop {
-        StopReason::Exit(v) => format!("exit status {v}"),
-        StopReason::Unsupported(_) => "unsupported instruction".into(),
-        StopReason::TripleFault(_) => "triple fault".into(),
-        other => format!("{other:?}"),
-    };
+    let stop = stop_text(stop);
     eprintln!("---- popek statistics ----");
     eprintln!("stop:                  {stop}");
     eprintln!("instructions retired:  {}", s.retired);
@@ -329,12 +351,63 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
     eprintln!("HLT sleeps:            {}", s.halts);
 }
 
+fn explain(
+    kernel: &str,
+    hottest: usize,
+    at: Option<u32>,
+    cmdline: Option<String>,
+    max_insns: Option<u64>,
+) -> Result<()> {
+    let (image, default_cmdline) = kernel_image(kernel)?;
+    let config = MachineConfig {
+        ram_size: 128 << 20,
+        cmdline: cmdline.unwrap_or_else(|| default_cmdline.to_string()),
+        modules: Vec::new(),
+        serial: Box::new(NullSink),
+        engine: EngineKind::Jit,
+    };
+    let mut machine = Machine::boot(config, &image).with_context(|| format!("`{kernel}`"))?;
+    let stop = machine.run(&RunConfig { max_insns, timeout: Some(Duration::from_secs(60)), ..RunConfig::default() });
+    let MachineEngine::Jit(jit) = &machine.engine else { bail!("the machine has no translator") };
+    let blocks = match at {
+        Some(eip) => vec![jit.block_at(eip).ok_or_else(|| anyhow!("no translated block starts at {eip:#x}"))?],
+        None => jit.hottest_blocks(hottest),
+    };
+    let mut text =
+        format!("popek explain {kernel}: {} instructions, stopped: {}\n", machine.stats.retired, stop_text(&stop));
+    text.push_str("treatments: ident = host twin; rewritten = inline soft-TLB memory access;\n");
+    text.push_str("            callout = the VMM's handler; helper = the interpreter's handler\n");
+    for b in blocks {
+        text.push('\n');
+        text.push_str(&popek::jit::explain_block(b));
+    }
+    write_stdout(&text)
+}
+
+/// Writes to stdout; a reader that went away (`popek explain … | head`) is not an error.
+fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
+    }
+}
+
+fn stop_text(stop: &StopReason) -> String {
+    match stop {
+        StopReason::Exit(v) => format!("exit status {v}"),
+        StopReason::Unsupported(_) => "unsupported instruction".into(),
+        StopReason::TripleFault(_) => "triple fault".into(),
+        other => format!("{other:?}"),
+    }
+}
+
 fn guests(extract: Option<&Path>) -> Result<()> {
     match extract {
         None => {
-            for g in popek::guests::GUESTS {
-                println!("{:<12} {}", g.name, g.description);
-            }
+            let list: String =
+                popek::guests::GUESTS.iter().map(|g| format!("{:<12} {}\n", g.name, g.description)).collect();
+            write_stdout(&list)?;
         }
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -196,6 +196,11 @@ impl<E: Clone> BlockCache<E> {
         self.map.is_empty()
     }
 
+    /// Every cached block, in no particular order (sort before printing).
+    pub fn blocks(&self) -> impl Iterator<Item = &Block<E>> {
+        self.map.values().map(|b| &**b)
+    }
+
     /// Drops the blocks on pages the CPU saw written (drains `cpu.smc_pages`).
     /// Returns true if anything was dropped.
     pub fn invalidate_written(&mut self, cpu: &mut Cpu) -> bool {

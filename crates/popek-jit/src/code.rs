@@ -17,9 +17,9 @@
 #![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
 
 use crate::translate::{Treatment, host_twin, memory_twin};
-use crate::{Ctx, JitError, JitInsn, callout};
-use dynasmrt::x64::Assembler;
-use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, Executor, dynasm};
+use crate::{Ctx, JitError, JitInsn};
+use dynasmrt::x64::{Assembler, X64Relocation};
+use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, Executor, VecAssembler, dynasm};
 use popek_cpu::CpuState;
 use popek_cpu::block::Block;
 use popek_cpu::iced_x86::RflagsBits;
@@ -43,6 +43,25 @@ const MAX_BYTES_PER_INSN: usize = 384;
 
 // The inline lookup scales the TLB index by 16 (`shl r8d, 4`).
 const _: () = assert!(std::mem::size_of::<TlbEntry>() == 16);
+
+/// Anything the emitter can write x86-64 into: the code cache's assembler, or a plain
+/// byte vector for `explain`.
+pub(crate) trait Emit: DynasmLabelApi<Relocation = X64Relocation> + Extend<u8> {
+    /// A new dynamic label.
+    fn fresh_label(&mut self) -> DynamicLabel;
+}
+
+impl Emit for Assembler {
+    fn fresh_label(&mut self) -> DynamicLabel {
+        self.new_dynamic_label()
+    }
+}
+
+impl Emit for VecAssembler<X64Relocation> {
+    fn fresh_label(&mut self) -> DynamicLabel {
+        self.new_dynamic_label()
+    }
+}
 
 macro_rules! x64 {
     ($ops:expr; $($t:tt)*) => {
@@ -111,7 +130,7 @@ fn gpr_off(i: usize) -> i32 {
 const EFLAGS_OFF: i32 = offset_of!(CpuState, eflags) as i32;
 
 /// Guest registers and flags: memory → host.
-fn load_guest(ops: &mut Assembler) {
+fn load_guest(ops: &mut impl Emit) {
     for (i, &h) in HOME.iter().enumerate() {
         x64!(ops; mov Rd(h), DWORD [r15 + gpr_off(i)]);
     }
@@ -129,7 +148,7 @@ fn load_guest(ops: &mut Assembler) {
 }
 
 /// Guest registers and flags: host → memory.
-fn store_guest(ops: &mut Assembler) {
+fn store_guest(ops: &mut impl Emit) {
     for (i, &h) in HOME.iter().enumerate() {
         x64!(ops; mov DWORD [r15 + gpr_off(i)], Rd(h));
     }
@@ -168,12 +187,11 @@ fn flags_live_before(block: &Block<JitInsn>) -> Vec<bool> {
 
 /// Calls the handler of instruction `i` with the guest state in `CpuState`; leaves the
 /// block if the callout says so.
-fn emit_callout(ops: &mut Assembler, i: usize, exit: DynamicLabel) {
+fn emit_callout(ops: &mut impl Emit, i: usize, exit: DynamicLabel) {
     x64!(ops
         ; mov rdi, r14
         ; mov esi, i as i32
-        ; mov rax, QWORD callout as *const () as i64
-        ; call rax
+        ; call QWORD [r14 + offset_of!(Ctx, callout) as i32]
         ; test rax, rax
         ; jnz =>exit
     );
@@ -199,7 +217,7 @@ fn emit_callout(ops: &mut Assembler, i: usize, exit: DynamicLabel) {
 /// done:
 /// ```
 fn emit_rewritten(
-    ops: &mut Assembler,
+    ops: &mut impl Emit,
     i: usize,
     d: &popek_cpu::block::DecodedInsn<JitInsn>,
     flags_live: bool,
@@ -241,8 +259,12 @@ fn emit_rewritten(
     x64!(ops; done:);
 }
 
-fn emit_block(ops: &mut Assembler, block: &Block<JitInsn>) {
-    let exit = ops.new_dynamic_label();
+/// Emits `block`; returns, per guest instruction, the range of host code offsets
+/// (relative to `ops.offset()` at the start) that implements it.
+pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Vec<std::ops::Range<usize>> {
+    let base = ops.offset().0;
+    let mut ranges = Vec::with_capacity(block.insns.len());
+    let exit = ops.fresh_label();
     x64!(ops
         ; push rbp
         ; push rbx
@@ -258,6 +280,7 @@ fn emit_block(ops: &mut Assembler, block: &Block<JitInsn>) {
     let live = flags_live_before(block);
     let mut in_host = false;
     for (i, d) in block.insns.iter().enumerate() {
+        let start = ops.offset().0 - base;
         match d.exec.treatment {
             Treatment::Ident | Treatment::Rewritten if !in_host => {
                 load_guest(ops);
@@ -277,6 +300,7 @@ fn emit_block(ops: &mut Assembler, block: &Block<JitInsn>) {
             Treatment::Rewritten => emit_rewritten(ops, i, d, live[i], exit),
             Treatment::Callout | Treatment::Helper => emit_callout(ops, i, exit),
         }
+        ranges.push(start..ops.offset().0 - base);
     }
     if in_host {
         store_guest(ops);
@@ -293,4 +317,5 @@ fn emit_block(ops: &mut Assembler, block: &Block<JitInsn>) {
         ; pop rbp
         ; ret
     );
+    ranges
 }

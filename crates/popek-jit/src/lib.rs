@@ -26,8 +26,10 @@
 #![allow(clippy::cast_possible_truncation)]
 
 mod code;
+mod explain;
 mod translate;
 
+pub use explain::{explain_block, treatment_with_reason};
 pub use translate::{Treatment, classify};
 
 use code::{CodeCache, Entry};
@@ -51,6 +53,8 @@ pub struct JitInsn {
     pub treatment: Treatment,
     /// On a block's first instruction: the block's translation, if any.
     entry: Cell<Option<Entry>>,
+    /// On a block's first instruction: how many times the block ran.
+    pub runs: Cell<u64>,
 }
 
 /// Counters of one translator.
@@ -84,6 +88,9 @@ struct Ctx<'a> {
     tlb: *const TlbEntry,
     /// Host address of guest physical address 0.
     ram: *mut u8,
+    /// The callout function (called through here, so translated code holds no
+    /// absolute addresses and disassembles the same in every run).
+    callout: extern "sysv64" fn(*mut Ctx<'_>, u32) -> u64,
     cpu: *mut Cpu,
     bus: *mut (dyn Bus + 'a),
     block: *const Block<JitInsn>,
@@ -206,11 +213,14 @@ impl Jit {
             }
         };
         self.stats.blocks += 1;
+        let runs = &block.insns[0].exec.runs;
+        runs.set(runs.get() + 1);
         cpu.state.interrupt_shadow = false;
         let user = cpu.state.cpl == 3;
         let mut ctx = Ctx {
             tlb: cpu.tlb.entries[user as usize].as_ptr(),
             ram: cpu.mem.host_base(),
+            callout,
             cpu,
             bus,
             block,

@@ -52,7 +52,12 @@ pub fn classify(insn: &Instruction, flat: bool) -> Treatment {
 
 /// The block cache's decode-time hook: handler and treatment, once per instruction.
 pub(crate) fn prepare(insn: &Instruction, flat: bool) -> JitInsn {
-    JitInsn { handler: dispatch::handler_for(insn), treatment: classify(insn, flat), entry: Cell::new(None) }
+    JitInsn {
+        handler: dispatch::handler_for(insn),
+        treatment: classify(insn, flat),
+        entry: Cell::new(None),
+        runs: Cell::new(0),
+    }
 }
 
 /// Host scratch register that holds the host address of a rewritten memory operand.

@@ -1,0 +1,43 @@
+//! `popek explain` golden files: guest blocks with their treatments and host code.
+//! Re-bless after an intended change with `POPEK_BLESS=1 cargo test --test explain`
+//! and review the diff.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn golden(name: &str, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_popek")).args(args).output().expect("popek runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).expect("UTF-8 listing");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.txt"));
+    if std::env::var_os("POPEK_BLESS").is_some() {
+        std::fs::write(&path, &text).expect("golden file written");
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    if text != want {
+        let first = text.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(0);
+        panic!(
+            "{} differs from the listing at line {} (POPEK_BLESS=1 to accept):\n  got:  {}\n  want: {}",
+            path.display(),
+            first + 1,
+            text.lines().nth(first).unwrap_or("<end>"),
+            want.lines().nth(first).unwrap_or("<end>")
+        );
+    }
+}
+
+#[test]
+fn explain_hello_hottest_blocks() {
+    golden("explain_hello", &["explain", "hello", "--hottest", "2"]);
+}
+
+#[test]
+fn explain_compute_hottest_block() {
+    golden("explain_compute", &["explain", "compute", "--hottest", "1"]);
+}
+
+#[test]
+fn explain_usermode_block_at_entry() {
+    golden("explain_usermode_entry", &["explain", "usermode", "--at", "0x10000c"]);
+}
