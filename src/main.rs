@@ -11,7 +11,7 @@ use popek::devices::clock::InstructionClock;
 use popek::devices::sink::{ByteSink, NullSink, StdoutSink, WriterSink};
 use popek::interp::dispatch;
 use popek::machine::multiboot::Module;
-use popek::machine::{Engine as MachineEngine, EngineKind, Machine, MachineConfig, RunConfig, StopReason};
+use popek::machine::{Engine as MachineEngine, EngineKind, Machine, MachineConfig, RunConfig, StopReason, lockstep};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -28,6 +28,8 @@ mod exit {
     pub const UNSUPPORTED: u8 = 6;
     /// --max-insns or --timeout ended the run.
     pub const LIMIT: u8 = 8;
+    /// --engine lockstep found the engines disagreeing.
+    pub const DIVERGED: u8 = 10;
 }
 
 /// popek: an educational x86 full-virtualization emulator built on binary translation.
@@ -91,6 +93,9 @@ enum Engine {
     /// The binary translator (first increment: ident instructions run as host code,
     /// the rest call the shared handlers).
     Jit,
+    /// Both, side by side: stop at the first block after which their guest state
+    /// differs and print both states and the block (exit status 10).
+    Lockstep,
 }
 
 #[derive(clap::Args)]
@@ -251,15 +256,17 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         Some(t) if !(t.is_finite() && t > 0.0) => bail!("--timeout must be a positive number of seconds"),
         t => t.map(Duration::from_secs_f64),
     };
-    let config = MachineConfig {
+    let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
+    let config = |serial, engine| MachineConfig {
         ram_size: args.mem,
-        cmdline: args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string()),
-        modules,
+        cmdline: cmdline.clone(),
+        modules: modules.clone(),
         serial,
-        engine: match args.engine {
-            Engine::Jit => EngineKind::Jit,
-            Engine::Interp => EngineKind::Interp,
-        },
+        engine,
+    };
+    let engine = match args.engine {
+        Engine::Jit => EngineKind::Jit,
+        Engine::Interp | Engine::Lockstep => EngineKind::Interp,
     };
     let input = match &args.input {
         None => None,
@@ -270,13 +277,33 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         }
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read input file {}", p.display()))?),
     };
-    let mut machine = Machine::boot(config, &image).with_context(|| format!("`{}`", args.kernel))?;
-    if let Some(bytes) = input {
-        machine.queue_serial_input(&bytes);
+    let mut machine = Machine::boot(config(serial, engine), &image).with_context(|| format!("`{}`", args.kernel))?;
+    if let Some(bytes) = &input {
+        machine.queue_serial_input(bytes);
     }
     let started = Instant::now();
     let clock = InstructionClock { insns_per_sec: args.mips * 1_000_000 };
-    let stop = machine.run(&RunConfig { max_insns: args.max_insns, timeout, clock });
+    let run_config = RunConfig { max_insns: args.max_insns, timeout, clock };
+    let stop = if let Engine::Lockstep = args.engine {
+        // The interpreter's machine prints the guest's output; the JIT's is checked against it.
+        let mut other = Machine::boot(config(Box::new(NullSink), EngineKind::Jit), &image)?;
+        if let Some(bytes) = &input {
+            other.queue_serial_input(bytes);
+        }
+        match lockstep::run(&mut machine, &mut other, &run_config) {
+            Ok(stop) => {
+                eprintln!("popek: lockstep: the interpreter and the JIT agreed on every block");
+                stop
+            }
+            Err(d) => {
+                machine.flush_output();
+                report_divergence(&d);
+                return Ok(ExitCode::from(exit::DIVERGED));
+            }
+        }
+    } else {
+        machine.run(&run_config)
+    };
     let wall = started.elapsed();
     machine.flush_output();
     if args.vga {
@@ -313,6 +340,22 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         print_stats(&machine, &stop, wall);
     }
     Ok(code)
+}
+
+fn report_divergence(d: &lockstep::Divergence) {
+    eprintln!(
+        "popek: lockstep: the engines differ after step {} ({} vs {} instructions retired)",
+        d.step, d.retired.0, d.retired.1
+    );
+    if let Some(addr) = d.memory {
+        eprintln!("first differing memory byte at physical {addr:#010x}");
+    }
+    eprintln!("---- state before the block ----\n{}", d.before.dump());
+    eprintln!("---- interpreter after it ----\n{}", d.reference.dump());
+    eprintln!("---- JIT after it ----\n{}", d.other.dump());
+    if let Some(block) = &d.block {
+        eprintln!("---- the block ----\n{block}");
+    }
 }
 
 fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {

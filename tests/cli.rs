@@ -112,3 +112,11 @@ fn jit_engine_from_the_command_line() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("binary translator"), "{}", stderr(&o));
 }
+
+#[test]
+fn lockstep_engine_runs_both_and_agrees() {
+    let o = popek(&["run", "exceptions", "--engine", "lockstep"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("exceptions").unwrap().expected_output);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("agreed on every block"), "{}", stderr(&o));
+}

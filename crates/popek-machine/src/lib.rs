@@ -7,6 +7,7 @@
 //!                               └─► device bus (PIC, PIT, UART, …)
 //! ```
 
+pub mod lockstep;
 pub mod machine;
 pub mod multiboot;
 

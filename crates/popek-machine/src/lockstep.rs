@@ -1,0 +1,74 @@
+//! Lockstep: the interpreter and the JIT run the same guest side by side, one block at a
+//! time, and the first block after which their guest state differs is reported.
+//!
+//! Registers, flags and every other part of `CpuState` are compared after every block,
+//! with the instruction counts; guest RAM is compared every [`MEMORY_EVERY`] blocks and at
+//! the end (comparing 128 MiB after every block would dominate the run).
+
+use crate::{Engine, Machine, RunConfig, StopReason};
+use popek_cpu::CpuState;
+
+/// Blocks between two comparisons of all of guest RAM.
+pub const MEMORY_EVERY: u64 = 1 << 16;
+
+/// Where two engines parted.
+#[derive(Debug)]
+pub struct Divergence {
+    /// Run-loop steps both machines made (blocks, interrupt deliveries, HLT sleeps).
+    pub step: u64,
+    /// The state both had before the step.
+    pub before: CpuState,
+    /// The reference machine's state after it.
+    pub reference: CpuState,
+    /// The other machine's state after it.
+    pub other: CpuState,
+    /// Instructions each had retired.
+    pub retired: (u64, u64),
+    /// First guest physical address whose byte differs, if the memory differs.
+    pub memory: Option<u32>,
+    /// The translated block at the EIP before the step, as `popek explain` prints it.
+    pub block: Option<String>,
+}
+
+fn first_difference(a: &Machine, b: &Machine) -> Option<u32> {
+    let (x, y) = (a.cpu.mem.as_slice(), b.cpu.mem.as_slice());
+    if x == y {
+        return None;
+    }
+    x.iter().zip(y).position(|(p, q)| p != q).and_then(|i| u32::try_from(i).ok())
+}
+
+/// Runs `reference` and `other` together until one stops or they differ.
+pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Result<StopReason, Box<Divergence>> {
+    let mut step = 0u64;
+    loop {
+        let before = reference.cpu.state.clone();
+        let stop_a = reference.step(cfg);
+        let stop_b = other.step(cfg);
+        step += 1;
+        let check_memory = stop_a.is_some() || step.is_multiple_of(MEMORY_EVERY);
+        let memory = if check_memory { first_difference(reference, other) } else { None };
+        let same = reference.cpu.state == other.cpu.state
+            && reference.stats.retired == other.stats.retired
+            && stop_a == stop_b
+            && memory.is_none();
+        if !same {
+            let block = [&*other, &*reference].iter().find_map(|m| match &m.engine {
+                Engine::Jit(j) => j.block_at(before.eip).map(popek_jit::explain_block),
+                Engine::Interp(_) => None,
+            });
+            return Err(Box::new(Divergence {
+                step,
+                before,
+                reference: reference.cpu.state.clone(),
+                other: other.cpu.state.clone(),
+                retired: (reference.stats.retired, other.stats.retired),
+                memory,
+                block,
+            }));
+        }
+        if let Some(stop) = stop_a {
+            return Ok(stop);
+        }
+    }
+}
