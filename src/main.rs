@@ -49,7 +49,8 @@ enum Command {
     /// The guest's COM1 output goes to stdout; the exit status is the guest's
     /// debug-exit value v as (v << 1) | 1, like QEMU's isa-debug-exit; 0 if it halted,
     /// 2 for a bad image or flag, 4 for a triple fault, 6 for an unsupported
-    /// instruction, 8 if --max-insns or --timeout stopped it.
+    /// instruction, 8 if --max-insns or --timeout stopped it, 10 if --engine lockstep
+    /// found the interpreter and the JIT disagreeing.
     Run(RunArgs),
     /// Run a guest under the binary translator, then show its hottest blocks (or the
     /// block at an address): every guest instruction with its treatment and why,
