@@ -16,13 +16,13 @@
 // dynasm's register macros convert their operand with `.into()` even when it is a u8.
 #![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
 
-use crate::translate::{Treatment, host_twin, memory_twin};
+use crate::translate::{Treatment, host_twin, is_inline_branch, memory_twin};
 use crate::{Ctx, JitError, JitInsn};
 use dynasmrt::x64::{Assembler, X64Relocation};
 use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, Executor, VecAssembler, dynasm};
 use popek_cpu::CpuState;
 use popek_cpu::block::Block;
-use popek_cpu::iced_x86::RflagsBits;
+use popek_cpu::iced_x86::{ConditionCode, RflagsBits};
 use popek_cpu::mmu::{TLB_ENTRIES, TlbEntry};
 use popek_cpu::state::flags::ARITH;
 use std::mem::offset_of;
@@ -259,6 +259,58 @@ fn emit_rewritten(
     x64!(ops; done:);
 }
 
+/// Jumps to `target` if condition `cc` holds on host EFLAGS (= the guest's flags).
+fn emit_jcc(ops: &mut impl Emit, cc: ConditionCode, target: DynamicLabel) {
+    match cc {
+        ConditionCode::o => x64!(ops; jo =>target),
+        ConditionCode::no => x64!(ops; jno =>target),
+        ConditionCode::b => x64!(ops; jb =>target),
+        ConditionCode::ae => x64!(ops; jae =>target),
+        ConditionCode::e => x64!(ops; je =>target),
+        ConditionCode::ne => x64!(ops; jne =>target),
+        ConditionCode::be => x64!(ops; jbe =>target),
+        ConditionCode::a => x64!(ops; ja =>target),
+        ConditionCode::s => x64!(ops; js =>target),
+        ConditionCode::ns => x64!(ops; jns =>target),
+        ConditionCode::p => x64!(ops; jp =>target),
+        ConditionCode::np => x64!(ops; jnp =>target),
+        ConditionCode::l => x64!(ops; jl =>target),
+        ConditionCode::ge => x64!(ops; jge =>target),
+        ConditionCode::le => x64!(ops; jle =>target),
+        ConditionCode::g => x64!(ops; jg =>target),
+        ConditionCode::None => x64!(ops; jmp =>target),
+    }
+}
+
+/// Sets guest EIP to the block's runtime EIP plus `delta` (the block may run at another
+/// EIP than it was decoded at, through an alias).
+fn emit_set_eip(ops: &mut impl Emit, delta: u32) {
+    x64!(ops
+        ; mov r10d, DWORD [r14 + offset_of!(Ctx, block_eip) as i32]
+        ; add r10d, delta as i32
+        ; mov DWORD [r15 + offset_of!(CpuState, eip) as i32], r10d
+    );
+}
+
+/// An inline JMP/Jcc ending the block: the guest state is stored on both paths and EIP
+/// set to the target or the next instruction; the caller returns to the run loop.
+fn emit_branch(ops: &mut impl Emit, block: &Block<JitInsn>, d: &popek_cpu::block::DecodedInsn<JitInsn>) {
+    let taken = ops.fresh_label();
+    let done = ops.fresh_label();
+    let fall = d.insn.next_ip32().wrapping_sub(block.eip);
+    let target = d.insn.near_branch32().wrapping_sub(block.eip);
+    if d.insn.condition_code() != ConditionCode::None {
+        emit_jcc(ops, d.insn.condition_code(), taken);
+        store_guest(ops);
+        emit_set_eip(ops, fall);
+        x64!(ops; jmp =>done);
+    }
+    x64!(ops; =>taken);
+    store_guest(ops);
+    emit_set_eip(ops, target);
+    x64!(ops; =>done);
+}
+
 /// Emits `block`; returns, per guest instruction, the range of host code offsets
 /// (relative to `ops.offset()` at the start) that implements it.
 pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Vec<std::ops::Range<usize>> {
@@ -296,6 +348,10 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Vec<std
             Treatment::Ident => {
                 let bytes = host_twin(&d.insn).expect("classified ident, so it has a host twin");
                 ops.extend(bytes);
+            }
+            Treatment::Rewritten if is_inline_branch(&d.insn) => {
+                emit_branch(ops, block, d);
+                in_host = false;
             }
             Treatment::Rewritten => emit_rewritten(ops, i, d, live[i], exit),
             Treatment::Callout | Treatment::Helper => emit_callout(ops, i, exit),

@@ -52,6 +52,9 @@ fn helper_reason(insn: &Instruction) -> &'static str {
 pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
     let why = match d.treatment {
         Treatment::Ident => "register-only: runs as its host twin",
+        Treatment::Rewritten if crate::translate::is_inline_branch(insn) => {
+            "relative branch: the host's jcc/jmp on the guest flags sets EIP"
+        }
         Treatment::Rewritten => "memory operand: inline soft-TLB lookup, host twin on host memory",
         Treatment::Callout => callout_reason(insn),
         Treatment::Helper => helper_reason(insn),

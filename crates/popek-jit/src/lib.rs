@@ -235,7 +235,12 @@ impl Jit {
         let retired = if status == RAN_TO_END {
             // Translated code only moves EIP in callouts: after an inline last
             // instruction it is still at the block's start.
-            if block.insns.last().is_some_and(|d| matches!(d.exec.treatment, Treatment::Ident | Treatment::Rewritten)) {
+            let inline_last = |d: &popek_cpu::block::DecodedInsn<JitInsn>| match d.exec.treatment {
+                Treatment::Ident => true,
+                Treatment::Rewritten => !translate::is_inline_branch(&d.insn), // a branch sets EIP
+                Treatment::Callout | Treatment::Helper => false,
+            };
+            if block.insns.last().is_some_and(inline_last) {
                 let next = eip.wrapping_add(block.len);
                 cpu.state.eip = if cpu.state.code32() { next } else { next & 0xffff };
             }

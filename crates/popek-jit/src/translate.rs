@@ -2,7 +2,9 @@
 //! with the block), and the host twin of an `ident` instruction.
 
 use crate::JitInsn;
-use popek_cpu::iced_x86::{Code, Encoder, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
+use popek_cpu::iced_x86::{
+    Code, ConditionCode, Encoder, FlowControl, Instruction, MemoryOperand, Mnemonic, OpKind, Register,
+};
 use popek_interp::dispatch;
 use std::cell::Cell;
 
@@ -37,10 +39,25 @@ impl Treatment {
     }
 }
 
+/// True for a near relative JMP or Jcc in 32-bit code: translated inline in a flat block
+/// (the CS limit is 4 GiB, so the target needs no check).
+pub(crate) fn is_inline_branch(insn: &Instruction) -> bool {
+    insn.op0_kind() == OpKind::NearBranch32
+        && match insn.flow_control() {
+            FlowControl::UnconditionalBranch => insn.mnemonic() == Mnemonic::Jmp,
+            FlowControl::ConditionalBranch => {
+                insn.condition_code() != ConditionCode::None && insn.is_jcc_short_or_near()
+            }
+            _ => false,
+        }
+}
+
 /// How `insn` is treated in a block with flat segments (`flat`) or not.
 pub fn classify(insn: &Instruction, flat: bool) -> Treatment {
     if dispatch::classify(insn).0 == "vmm" {
         Treatment::Callout
+    } else if flat && is_inline_branch(insn) {
+        Treatment::Rewritten
     } else if host_twin(insn).is_some() {
         Treatment::Ident
     } else if flat && memory_twin(insn).is_some() {
@@ -302,6 +319,11 @@ mod tests {
         for b in [&[0xfa][..], &[0x9d], &[0x0f, 0x22, 0xd8], &[0xe6, 0x80]] {
             assert_eq!(classify(&decode(b), true), Treatment::Callout, "{b:02x?}");
         }
+        // jne rel8 and jmp rel32: rewritten inline in a flat block; loop: helper.
+        assert_eq!(classify(&decode(&[0x75, 0x10]), true), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0xe9, 0, 1, 0, 0]), true), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x75, 0x10]), false), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0xe2, 0x10]), true), Treatment::Helper);
         // shl eax, 3: OF/AF undefined and host-dependent: helper.
         assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), true), Treatment::Helper);
         // lea eax, [esp + ecx*4 + 8]: ident, with R12D as the base (addr32 prefix).

@@ -32,7 +32,19 @@ fn random_insn(a: &mut CodeAssembler, r: &mut Rng) -> Result<(), IcedError> {
     let s = r.pick(&SRC);
     let imm = r.next() as i32;
     let disp = (r.next() % 64) as i32 * 4;
-    match r.next() % 24 {
+    match r.next() % 26 {
+        24 | 25 => {
+            // A forward branch over one instruction: taken or not by the flags so far.
+            let mut skip = a.create_label();
+            if r.next() % 2 == 0 {
+                a.jne(skip)?
+            } else {
+                a.jl(skip)?
+            }
+            a.add(d, s)?;
+            a.set_label(&mut skip)?;
+            a.nop()
+        }
         0 => a.add(d, s),
         1 => a.sub(d, imm),
         2 => a.adc(d, s),
