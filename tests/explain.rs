@@ -41,3 +41,13 @@ fn explain_compute_hottest_block() {
 fn explain_usermode_block_at_entry() {
     golden("explain_usermode_entry", &["explain", "usermode", "--at", "0x10000c"]);
 }
+
+/// The book's "Binary translation" chapter quotes the golden listing: it must stay true.
+#[test]
+fn book_quotes_the_current_listing() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let book = std::fs::read_to_string(root.join("book/src/binary-translation.md")).expect("chapter");
+    let golden = std::fs::read_to_string(root.join("tests/golden/explain_hello.txt")).expect("golden file");
+    let quote = book.split("```text\n").nth(1).and_then(|s| s.split("```").next()).expect("a text block");
+    assert!(golden.contains(quote.trim_end_matches('\n')), "book/src/binary-translation.md quotes an outdated listing");
+}

@@ -36,7 +36,7 @@ fn random_insn(a: &mut CodeAssembler, r: &mut Rng) -> Result<(), IcedError> {
         24 | 25 => {
             // A forward branch over one instruction: taken or not by the flags so far.
             let mut skip = a.create_label();
-            if r.next() % 2 == 0 {
+            if r.next().is_multiple_of(2) {
                 a.jne(skip)?
             } else {
                 a.jl(skip)?
