@@ -17,7 +17,7 @@
 #![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
 
 use crate::translate::{Treatment, host_twin, is_inline_branch, memory_twin};
-use crate::{Ctx, JitError, JitInsn};
+use crate::{CHAIN_MISS, Ctx, JitError, JitInsn};
 use dynasmrt::x64::{Assembler, X64Relocation};
 use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, Executor, VecAssembler, dynasm};
 use popek_cpu::CpuState;
@@ -32,6 +32,8 @@ use std::mem::offset_of;
 pub(crate) struct Entry {
     generation: u32,
     offset: u32,
+    /// Where chained blocks jump in, past the prologue.
+    body: u32,
 }
 
 /// Host register numbers holding guest EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
@@ -94,17 +96,54 @@ impl CodeCache {
         let need = 256 + block.insns.len() * MAX_BYTES_PER_INSN;
         let mut flushed = false;
         if self.asm.offset().0 + need > self.capacity {
-            self.asm = Assembler::new_with_capacity(self.capacity)?;
-            self.reader = self.asm.reader();
-            self.generation = self.generation.wrapping_add(1);
+            self.flush()?;
             flushed = true;
         }
         let start = self.asm.offset();
-        emit_block(&mut self.asm, block);
+        let emitted = emit_block(&mut self.asm, block);
         self.asm.commit().map_err(|e| JitError::CodeBuffer(std::io::Error::other(e.to_string())))?;
-        let offset =
-            u32::try_from(start.0).map_err(|_| JitError::CodeBuffer(std::io::Error::other("code cache too large")))?;
-        Ok((Entry { generation: self.generation, offset }, flushed))
+        let too_large = || JitError::CodeBuffer(std::io::Error::other("code cache too large"));
+        let offset = u32::try_from(start.0).map_err(|_| too_large())?;
+        let body = u32::try_from(start.0 + emitted.body).map_err(|_| too_large())?;
+        Ok((Entry { generation: self.generation, offset, body }, flushed))
+    }
+
+    /// The current generation (bumped by every flush).
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Drops every translation (and with them every chain).
+    pub(crate) fn flush(&mut self) -> Result<(), JitError> {
+        self.asm = Assembler::new_with_capacity(self.capacity)?;
+        self.reader = self.asm.reader();
+        self.generation = self.generation.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Links the chain site at `site` to `to`: valid while the TLB generation is
+    /// `tlb_generation`; the chained code sets the callouts' block to `block` and counts
+    /// a run in `runs`.
+    pub(crate) fn link(
+        &mut self,
+        site: usize,
+        to: Entry,
+        tlb_generation: u64,
+        block: u64,
+        runs: u64,
+    ) -> Result<(), JitError> {
+        let from_end = site + CHAIN_SITE_LEN;
+        let rel = i32::try_from(to.body as i64 - from_end as i64)
+            .map_err(|_| JitError::CodeBuffer(std::io::Error::other("chain out of range")))?;
+        // Keep the source block's instruction count that the unlinked site holds.
+        let n = self.reader.lock()[site + 53];
+        let bytes = chain_site(tlb_generation, block, runs, n, rel);
+        self.asm
+            .alter(|m| {
+                m.goto(AssemblyOffset(site));
+                m.extend(bytes);
+            })
+            .map_err(|e| JitError::CodeBuffer(std::io::Error::other(e.to_string())))
     }
 
     /// Runs the translation at `e`.
@@ -284,39 +323,127 @@ fn emit_jcc(ops: &mut impl Emit, cc: ConditionCode, target: DynamicLabel) {
 
 /// Sets guest EIP to the block's runtime EIP plus `delta` (the block may run at another
 /// EIP than it was decoded at, through an alias).
-fn emit_set_eip(ops: &mut impl Emit, delta: u32) {
+fn emit_set_eip(ops: &mut impl Emit, delta: u32, code32: bool) {
     x64!(ops
         ; mov r10d, DWORD [r14 + offset_of!(Ctx, block_eip) as i32]
         ; add r10d, delta as i32
-        ; mov DWORD [r15 + offset_of!(CpuState, eip) as i32], r10d
+    );
+    if !code32 {
+        x64!(ops; and r10d, 0xffff);
+    }
+    x64!(ops; mov DWORD [r15 + offset_of!(CpuState, eip) as i32], r10d);
+}
+
+/// Bytes of a chain site (see [`chain_site`]).
+pub(crate) const CHAIN_SITE_LEN: usize = 59;
+
+/// The patchable part of a chained exit, entered with r10 = the current TLB generation:
+///
+/// ```text
+///   +0  mov r11, GENERATION      ; the TLB generation the link was made under
+///   +10 cmp r10, r11
+///   +13 jne miss                 ; remapped since: back to the run loop
+///   +19 mov r11, BLOCK           ; the next block's decoded block ...
+///   +29 mov [r14 + block], r11   ; ... becomes the callouts' current block
+///   +33 mov r11, RUNS
+///   +43 inc qword [r11]          ; its execution count
+///   +46 add qword [r15 + tsc], N ; the TSC reads "start of the current block", as
+///                                ; the run loop sets it for the interpreter
+///   +54 jmp BODY                 ; its translation, past the prologue
+///   +59 miss: …
+/// ```
+///
+/// Unlinked, GENERATION is `u64::MAX` (never current) and BLOCK, RUNS and the jump are 0.
+pub(crate) fn chain_site(generation: u64, block: u64, runs: u64, n: u8, jump_rel: i32) -> [u8; CHAIN_SITE_LEN] {
+    let mut b = [0u8; CHAIN_SITE_LEN];
+    b[0..2].copy_from_slice(&[0x49, 0xbb]);
+    b[2..10].copy_from_slice(&generation.to_le_bytes());
+    b[10..13].copy_from_slice(&[0x4d, 0x39, 0xda]);
+    b[13..15].copy_from_slice(&[0x0f, 0x85]);
+    b[15..19].copy_from_slice(&((CHAIN_SITE_LEN - 19) as i32).to_le_bytes());
+    b[19..21].copy_from_slice(&[0x49, 0xbb]);
+    b[21..29].copy_from_slice(&block.to_le_bytes());
+    b[29..33].copy_from_slice(&[0x4d, 0x89, 0x5e, offset_of!(Ctx, block) as u8]);
+    b[33..35].copy_from_slice(&[0x49, 0xbb]);
+    b[35..43].copy_from_slice(&runs.to_le_bytes());
+    b[43..46].copy_from_slice(&[0x49, 0xff, 0x03]);
+    b[46..49].copy_from_slice(&[0x49, 0x83, 0x87]);
+    b[49..53].copy_from_slice(&(offset_of!(CpuState, tsc) as u32).to_le_bytes());
+    b[53] = n;
+    b[54] = 0xe9;
+    b[55..59].copy_from_slice(&jump_rel.to_le_bytes());
+    b
+}
+
+/// The end of a block (guest state already stored, EIP set): count its instructions,
+/// then either chain to the next block's translation — if the budget allows and a link
+/// was made — or return to the run loop.
+fn emit_block_end(ops: &mut impl Emit, n: usize, chainable: bool, ret_end: DynamicLabel, exit: DynamicLabel) {
+    x64!(ops; add QWORD [r14 + offset_of!(Ctx, retired) as i32], n as i32);
+    if !chainable {
+        x64!(ops; jmp =>ret_end);
+        return;
+    }
+    x64!(ops
+        ; sub QWORD [r14 + offset_of!(Ctx, budget) as i32], n as i32
+        ; jle =>ret_end
+        ; mov r11d, DWORD [r15 + offset_of!(CpuState, eip) as i32]
+        ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r11d
+        ; mov r10, QWORD [r14 + offset_of!(Ctx, tlb_generation) as i32]
+        ; mov r10, QWORD [r10]
+    );
+    let site = ops.offset().0;
+    ops.extend(chain_site(u64::MAX, 0, 0, n as u8, 0));
+    x64!(ops
+        ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], site as i32
+        ; mov eax, CHAIN_MISS as i32
+        ; jmp =>exit
     );
 }
 
 /// An inline JMP/Jcc ending the block: the guest state is stored on both paths and EIP
 /// set to the target or the next instruction; the caller returns to the run loop.
-fn emit_branch(ops: &mut impl Emit, block: &Block<JitInsn>, d: &popek_cpu::block::DecodedInsn<JitInsn>) {
+fn emit_branch(
+    ops: &mut impl Emit,
+    block: &Block<JitInsn>,
+    d: &popek_cpu::block::DecodedInsn<JitInsn>,
+    chainable: bool,
+    ret_end: DynamicLabel,
+    exit: DynamicLabel,
+) {
     let taken = ops.fresh_label();
-    let done = ops.fresh_label();
     let fall = d.insn.next_ip32().wrapping_sub(block.eip);
     let target = d.insn.near_branch32().wrapping_sub(block.eip);
+    let n = block.insns.len();
     if d.insn.condition_code() != ConditionCode::None {
         emit_jcc(ops, d.insn.condition_code(), taken);
         store_guest(ops);
-        emit_set_eip(ops, fall);
-        x64!(ops; jmp =>done);
+        emit_set_eip(ops, fall, true);
+        emit_block_end(ops, n, chainable, ret_end, exit);
     }
     x64!(ops; =>taken);
     store_guest(ops);
-    emit_set_eip(ops, target);
-    x64!(ops; =>done);
+    emit_set_eip(ops, target, true);
+    emit_block_end(ops, n, chainable, ret_end, exit);
 }
 
-/// Emits `block`; returns, per guest instruction, the range of host code offsets
-/// (relative to `ops.offset()` at the start) that implements it.
-pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Vec<std::ops::Range<usize>> {
+/// A block's translation: per guest instruction, the range of host code offsets
+/// (relative to the start) that implements it, and where the body starts (past the
+/// prologue: where chained blocks jump in).
+pub(crate) struct Emitted {
+    pub(crate) ranges: Vec<std::ops::Range<usize>>,
+    pub(crate) body: usize,
+}
+
+/// Emits `block`.
+pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted {
     let base = ops.offset().0;
     let mut ranges = Vec::with_capacity(block.insns.len());
     let exit = ops.fresh_label();
+    let ret_end = ops.fresh_label();
+    // Only a block whose every instruction is inline may chain: a callout may have
+    // changed what the run loop must look at between blocks (devices, IF, mode, code).
+    let chainable = block.insns.iter().all(|d| matches!(d.exec.treatment, Treatment::Ident | Treatment::Rewritten));
     x64!(ops
         ; push rbp
         ; push rbx
@@ -329,6 +456,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Vec<std
         ; mov r14, rsi
         ; mov r13, QWORD [r14 + offset_of!(Ctx, tlb) as i32]
     );
+    let body = ops.offset().0 - base;
     let live = flags_live_before(block);
     let mut in_host = false;
     for (i, d) in block.insns.iter().enumerate() {
@@ -350,7 +478,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Vec<std
                 ops.extend(bytes);
             }
             Treatment::Rewritten if is_inline_branch(&d.insn) => {
-                emit_branch(ops, block, d);
+                emit_branch(ops, block, d, chainable, ret_end, exit);
                 in_host = false;
             }
             Treatment::Rewritten => emit_rewritten(ops, i, d, live[i], exit),
@@ -358,10 +486,19 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Vec<std
         }
         ranges.push(start..ops.offset().0 - base);
     }
-    if in_host {
-        store_guest(ops);
+    let ends_in_branch = block.insns.last().is_some_and(|d| is_inline_branch(&d.insn));
+    if !ends_in_branch {
+        // The block ran off its end (page boundary, length cap) or ended in a callout.
+        if in_host {
+            store_guest(ops);
+        }
+        if block.insns.last().is_some_and(|d| matches!(d.exec.treatment, Treatment::Ident | Treatment::Rewritten)) {
+            emit_set_eip(ops, block.len, block.key.mode & 1 != 0);
+        }
+        emit_block_end(ops, block.insns.len(), false, ret_end, exit);
     }
     x64!(ops
+        ; =>ret_end
         ; xor eax, eax
         ; =>exit
         ; add rsp, 8
@@ -373,5 +510,5 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Vec<std
         ; pop rbp
         ; ret
     );
-    ranges
+    Emitted { ranges, body }
 }

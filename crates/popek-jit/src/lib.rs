@@ -74,8 +74,10 @@ pub struct JitStats {
     pub callouts: u64,
     /// Blocks run by the interpreter instead (single-step, straddling instructions).
     pub interpreted_blocks: u64,
-    /// Code-cache flushes (the cache was full).
+    /// Code-cache flushes (the cache was full, or code was written).
     pub flushes: u64,
+    /// Chain links patched into translated code.
+    pub links: u64,
     /// Exceptions delivered to the guest.
     pub exceptions: u64,
 }
@@ -91,6 +93,15 @@ struct Ctx<'a> {
     /// The callout function (called through here, so translated code holds no
     /// absolute addresses and disassembles the same in every run).
     callout: extern "sysv64" fn(*mut Ctx<'_>, u32) -> u64,
+    /// Instructions translated code may still retire before it must return to the run
+    /// loop (timers, the instruction limit); chaining stops when it runs out.
+    budget: i64,
+    /// Instructions retired by the blocks that completed in this call.
+    retired: u64,
+    /// The TLB's generation counter: chains are valid only while it stands still.
+    tlb_generation: *const u64,
+    /// Code offset of the chain site whose link was missing ([`CHAIN_MISS`]).
+    chain_site: u64,
     cpu: *mut Cpu,
     bus: *mut (dyn Bus + 'a),
     block: *const Block<JitInsn>,
@@ -108,6 +119,22 @@ struct Ctx<'a> {
 const RAN_TO_END: u64 = 0;
 /// ... and this when a callout stopped it (see `Ctx::stop_index`).
 const STOPPED: u64 = 1;
+/// ... and this when it wanted to chain to a block it has no link to yet.
+const CHAIN_MISS: u64 = 2;
+
+/// Most instructions translated code runs in one call when no timer is due.
+pub const MAX_BUDGET: u64 = 1 << 20;
+
+/// A chain site to link once the block it leads to has been looked up.
+#[derive(Clone, Copy, Debug)]
+struct PendingLink {
+    site: usize,
+    code_generation: u32,
+    tlb_generation: u64,
+    eip: u32,
+    cs_base: u32,
+    mode: u32,
+}
 
 /// The translator engine: a decoded-block cache whose blocks carry their translations.
 pub struct Jit {
@@ -117,6 +144,7 @@ pub struct Jit {
     pub stats: JitStats,
     /// Counters of the blocks interpreted instead of translated.
     pub interp_stats: InterpStats,
+    pending_link: Option<PendingLink>,
 }
 
 impl HasHandler for JitInsn {
@@ -142,6 +170,7 @@ impl Jit {
             code: CodeCache::new(code_bytes)?,
             stats: JitStats::default(),
             interp_stats: InterpStats::default(),
+            pending_link: None,
         })
     }
 
@@ -159,8 +188,16 @@ impl Jit {
     /// exceptions are delivered here; host-side events come back as `Err`, exactly as
     /// from [`popek_interp::Interpreter::run_block`].
     pub fn run_block(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus) -> Result<u32, Event> {
+        self.run(cpu, bus, 1)
+    }
+
+    /// Like [`Jit::run_block`], but translated blocks that end in a direct jump may chain
+    /// straight into the next block's translation while fewer than `budget` instructions
+    /// have retired — the run loop passes the instructions left before the next timer
+    /// deadline, so it still sees every block boundary at which something can happen.
+    pub fn run(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus, budget: u64) -> Result<u32, Event> {
         if !cpu.smc_pages.is_empty() {
-            self.cache.invalidate_written(cpu);
+            self.drop_written(cpu);
         }
         let flat = cpu.state.flat_segments();
         let block = match self.cache.lookup(cpu, bus, &mut |insn| translate::prepare(insn, flat)) {
@@ -181,7 +218,7 @@ impl Jit {
             self.stats.interpreted_blocks += 1;
             let retired = execute_block(cpu, bus, block, &mut self.interp_stats);
             if !cpu.smc_pages.is_empty() {
-                self.cache.invalidate_written(cpu);
+                self.drop_written(cpu);
             }
             return retired;
         }
@@ -193,7 +230,7 @@ impl Jit {
                     self.stats.interpreted_blocks += 1;
                     let retired = execute_block(cpu, bus, block, &mut self.interp_stats);
                     if !cpu.smc_pages.is_empty() {
-                        self.cache.invalidate_written(cpu);
+                        self.drop_written(cpu);
                     }
                     return retired;
                 };
@@ -212,6 +249,23 @@ impl Jit {
                 e
             }
         };
+        // The previous call stopped at a chain site leading here: link it.
+        if let Some(p) = self.pending_link.take() {
+            let here = p.eip == eip
+                && p.cs_base == cpu.state.seg[popek_cpu::Seg::Cs as usize].base
+                && p.mode == block.key.mode
+                && p.tlb_generation == cpu.tlb.generation
+                && p.code_generation == self.code.generation();
+            let runs = &block.insns[0].exec.runs as *const Cell<u64> as u64;
+            // Only into a block without callouts: a handler may read the time (IN from the
+            // PIT, RDTSC), which the run loop has not advanced inside a chain.
+            let inline =
+                block.insns.iter().all(|d| matches!(d.exec.treatment, Treatment::Ident | Treatment::Rewritten));
+            if here && inline && self.code.link(p.site, entry, p.tlb_generation, block as *const _ as u64, runs).is_ok()
+            {
+                self.stats.links += 1;
+            }
+        }
         self.stats.blocks += 1;
         let runs = &block.insns[0].exec.runs;
         runs.set(runs.get() + 1);
@@ -223,6 +277,10 @@ impl Jit {
             callout,
             cpu,
             bus,
+            budget: i64::try_from(budget.min(MAX_BUDGET)).unwrap_or(1),
+            retired: 0,
+            tlb_generation: &cpu.tlb.generation,
+            chain_site: 0,
             block,
             block_eip: eip,
             stop_index: 0,
@@ -231,22 +289,27 @@ impl Jit {
         };
         let state: *mut CpuState = &mut cpu.state;
         let status = self.code.call(entry, state, &mut ctx);
-        let n = block.insns.len() as u32;
-        let retired = if status == RAN_TO_END {
-            // Translated code only moves EIP in callouts: after an inline last
-            // instruction it is still at the block's start.
-            let inline_last = |d: &popek_cpu::block::DecodedInsn<JitInsn>| match d.exec.treatment {
-                Treatment::Ident => true,
-                Treatment::Rewritten => !translate::is_inline_branch(&d.insn), // a branch sets EIP
-                Treatment::Callout | Treatment::Helper => false,
-            };
-            if block.insns.last().is_some_and(inline_last) {
-                let next = eip.wrapping_add(block.len);
-                cpu.state.eip = if cpu.state.code32() { next } else { next & 0xffff };
+        // The block the call ended in (chaining may have moved on from `block`).
+        // SAFETY: `ctx.block` is `block` or a block translated code chained to; chains
+        // exist only to blocks the cache holds (written code flushes every translation).
+        let last_block = unsafe { &*ctx.block };
+        let retired = match status {
+            STOPPED => ctx.retired as u32 + ctx.stop_index + ctx.stop_completed as u32,
+            CHAIN_MISS => {
+                self.pending_link = Some(PendingLink {
+                    site: ctx.chain_site as usize,
+                    code_generation: self.code.generation(),
+                    tlb_generation: cpu.tlb.generation,
+                    eip: cpu.state.eip,
+                    cs_base: cpu.state.seg[popek_cpu::Seg::Cs as usize].base,
+                    mode: last_block.key.mode,
+                });
+                ctx.retired as u32
             }
-            n
-        } else {
-            ctx.stop_index + ctx.stop_completed as u32
+            _ => {
+                debug_assert_eq!(status, RAN_TO_END);
+                ctx.retired as u32
+            }
         };
         self.stats.retired += retired as u64;
         if let Some((event, at)) = ctx.event.take() {
@@ -262,9 +325,9 @@ impl Jit {
                     cpu.state.eip = at;
                     u.eip = at;
                     if u.bytes.is_empty() {
-                        let d = &block.insns[ctx.stop_index as usize];
-                        let off = d.insn.ip32().wrapping_sub(block.eip) as usize;
-                        u.bytes = block.bytes.get(off..off + d.insn.len()).unwrap_or(&[]).to_vec();
+                        let d = &last_block.insns[ctx.stop_index as usize];
+                        let off = d.insn.ip32().wrapping_sub(last_block.eip) as usize;
+                        u.bytes = last_block.bytes.get(off..off + d.insn.len()).unwrap_or(&[]).to_vec();
                     }
                     return Err(Event::Unsupported(u));
                 }
@@ -272,9 +335,20 @@ impl Jit {
             }
         }
         if !cpu.smc_pages.is_empty() {
-            self.cache.invalidate_written(cpu);
+            self.drop_written(cpu);
         }
         Ok(retired)
+    }
+
+    /// Drops the blocks on written code pages; if any went, every translation goes too,
+    /// since chains may lead into them.
+    fn drop_written(&mut self, cpu: &mut Cpu) {
+        if self.cache.invalidate_written(cpu) {
+            self.pending_link = None;
+            if self.code.flush().is_ok() {
+                self.stats.flushes += 1;
+            }
+        }
     }
 }
 
@@ -292,6 +366,9 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32) -> u64 {
     let cur = ctx.block_eip.wrapping_add(d.insn.ip32().wrapping_sub(block.eip));
     let next = cur.wrapping_add(d.insn.len() as u32);
     cpu.state.eip = if cpu.state.code32() { next } else { next & 0xffff };
+    // A handler ran: it may have touched a device, IF, the mode or code, so the run
+    // loop must look before another block runs — no chaining from this block.
+    ctx.budget = 0;
     let stop = |ctx: &mut Ctx<'_>, completed| {
         ctx.stop_index = index;
         ctx.stop_completed = completed;

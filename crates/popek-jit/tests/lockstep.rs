@@ -97,7 +97,7 @@ fn diverges(stats: &mut JitStats, code: &[u8], regs: &[u32], flags: u32, data: &
         interp.interp.run_block(&mut interp.cpu, &mut interp.bus).unwrap();
     }
     while !jitted.cpu.state.halted && jitted.cpu.state.eip != end {
-        jit.run_block(&mut jitted.cpu, &mut jitted.bus).unwrap();
+        jit.run(&mut jitted.cpu, &mut jitted.bus, 1 << 20).unwrap();
     }
     stats.ident += jit.stats.ident;
     stats.callouts += jit.stats.callouts;

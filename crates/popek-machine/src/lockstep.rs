@@ -38,18 +38,28 @@ fn first_difference(a: &Machine, b: &Machine) -> Option<u32> {
     x.iter().zip(y).position(|(p, q)| p != q).and_then(|i| u32::try_from(i).ok())
 }
 
-/// Runs `reference` and `other` together until one stops or they differ.
+/// Runs `reference` and `other` together until one stops or they differ. `other` (the
+/// JIT) leads: one of its steps may run several chained blocks, so `reference` (the
+/// interpreter) then steps until it has caught up in virtual time, and the two are
+/// compared there — at every point where both stand at a block boundary.
 pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Result<StopReason, Box<Divergence>> {
     let mut step = 0u64;
     loop {
-        let before = reference.cpu.state.clone();
-        let stop_a = reference.step(cfg);
+        let before = other.cpu.state.clone();
+        let ticks = other.ticks();
         let stop_b = other.step(cfg);
+        // A step that retired nothing (an exception or interrupt delivered, a stop):
+        // the reference takes the same one step.
+        let mut stop_a = if other.ticks() == ticks { reference.step(cfg) } else { None };
+        while stop_a.is_none() && reference.ticks() < other.ticks() {
+            stop_a = reference.step(cfg);
+        }
         step += 1;
-        let check_memory = stop_a.is_some() || step.is_multiple_of(MEMORY_EVERY);
+        let check_memory = stop_b.is_some() || step.is_multiple_of(MEMORY_EVERY);
         let memory = if check_memory { first_difference(reference, other) } else { None };
         let same = reference.cpu.state == other.cpu.state
             && reference.stats.retired == other.stats.retired
+            && reference.ticks() == other.ticks()
             && stop_a == stop_b
             && memory.is_none();
         if !same {
@@ -67,7 +77,7 @@ pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Res
                 block,
             }));
         }
-        if let Some(stop) = stop_a {
+        if let Some(stop) = stop_b {
             return Ok(stop);
         }
     }

@@ -202,6 +202,11 @@ impl Machine {
         self.bus.flush();
     }
 
+    /// Virtual time so far, in instruction periods (retired instructions plus HLT sleep).
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
     /// Runs until something stops the machine.
     pub fn run(&mut self, cfg: &RunConfig) -> StopReason {
         let stop = self.run_loop(cfg);
@@ -263,7 +268,19 @@ impl Machine {
         self.cpu.state.tsc = self.ticks;
         let ran = match &mut self.engine {
             Engine::Interp(i) => i.run_block(&mut self.cpu, &mut self.bus),
-            Engine::Jit(j) => j.run_block(&mut self.cpu, &mut self.bus),
+            Engine::Jit(j) => {
+                // Translated blocks may chain into each other until the next timer
+                // deadline or the instruction limit: the blocks boundaries at which
+                // the interpreter would find something to do.
+                let mut budget = match self.bus.next_deadline() {
+                    Some(t) => cfg.clock.insns_until(t).saturating_sub(self.ticks),
+                    None => popek_jit::MAX_BUDGET,
+                };
+                if let Some(max) = cfg.max_insns {
+                    budget = budget.min(max.saturating_sub(self.stats.retired));
+                }
+                j.run(&mut self.cpu, &mut self.bus, budget.max(1))
+            }
         };
         match ran {
             Ok(n) => {
