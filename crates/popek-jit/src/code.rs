@@ -170,9 +170,19 @@ const EFLAGS_OFF: i32 = offset_of!(CpuState, eflags) as i32;
 
 /// Guest registers and flags: memory → host.
 fn load_guest(ops: &mut impl Emit) {
+    load_guest_registers(ops);
+    load_guest_flags(ops);
+}
+
+/// Guest registers: memory → host.
+fn load_guest_registers(ops: &mut impl Emit) {
     for (i, &h) in HOME.iter().enumerate() {
         x64!(ops; mov Rd(h), DWORD [r15 + gpr_off(i)]);
     }
+}
+
+/// Guest arithmetic flags: memory → host EFLAGS (`popfq`, the slow part of a load).
+fn load_guest_flags(ops: &mut impl Emit) {
     // Host EFLAGS = host system bits | guest arithmetic flags (never guest TF/DF/IF).
     x64!(ops
         ; mov r10d, DWORD [r15 + EFLAGS_OFF]
@@ -209,11 +219,16 @@ const ICED_ARITH: u32 =
 /// For each instruction, whether any arithmetic flag is live just before it: read by
 /// it, or live after it and not written by it. Everything is live at the block's end
 /// and at a callout (the handler sees the flags in `CpuState`).
-fn flags_live_before(block: &Block<JitInsn>) -> Vec<bool> {
+///
+/// With `faults_expose` a `rewritten` instruction counts as reading every flag too: its
+/// slow path may raise an exception, whose frame shows the flags — so they must be the
+/// guest's even if no instruction reads them.
+fn flags_live_before(block: &Block<JitInsn>, faults_expose: bool) -> Vec<bool> {
     let mut live = ICED_ARITH;
     let mut out = vec![false; block.insns.len()];
     for (i, d) in block.insns.iter().enumerate().rev() {
         live = match d.exec.treatment {
+            Treatment::Rewritten if faults_expose && !is_inline_branch(&d.insn) => ICED_ARITH,
             Treatment::Ident | Treatment::Rewritten => {
                 (live & !d.insn.rflags_modified()) | (d.insn.rflags_read() & ICED_ARITH)
             }
@@ -457,13 +472,19 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted
         ; mov r13, QWORD [r14 + offset_of!(Ctx, tlb) as i32]
     );
     let body = ops.offset().0 - base;
-    let live = flags_live_before(block);
+    let live = flags_live_before(block, false);
+    let observable = flags_live_before(block, true);
     let mut in_host = false;
     for (i, d) in block.insns.iter().enumerate() {
         let start = ops.offset().0 - base;
         match d.exec.treatment {
             Treatment::Ident | Treatment::Rewritten if !in_host => {
-                load_guest(ops);
+                // Flags that will be overwritten before anything can see them need no
+                // (slow) load: e.g. a block that starts with CMP.
+                load_guest_registers(ops);
+                if observable[i] {
+                    load_guest_flags(ops);
+                }
                 in_host = true;
             }
             Treatment::Callout | Treatment::Helper if in_host => {
