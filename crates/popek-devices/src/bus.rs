@@ -434,7 +434,7 @@ impl DeviceBus {
             let mut ctx = DeviceContext::new(now_ns, &mut self.pic, &mut self.stop);
             dev.advance(&mut ctx);
         }
-        self.cached_deadline = self.next_deadline().unwrap_or(u64::MAX);
+        self.cached_deadline = self.compute_deadline().unwrap_or(u64::MAX);
         self.deadline_stale = false;
     }
 
@@ -449,6 +449,15 @@ impl DeviceBus {
     /// The earliest virtual time at which some device has something to do
     /// (so a halted CPU can skip ahead to it), or `None` if nothing is armed.
     pub fn next_deadline(&self) -> Option<u64> {
+        if !self.deadline_stale {
+            // Up to date since the last visit: no access has happened since.
+            return (self.cached_deadline != u64::MAX).then_some(self.cached_deadline);
+        }
+        self.compute_deadline()
+    }
+
+    /// Asks every device for its next deadline.
+    fn compute_deadline(&self) -> Option<u64> {
         self.port_devices.iter().filter_map(|d| d.next_deadline()).min()
     }
 
