@@ -150,16 +150,7 @@ fn ins<const REP: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) ->
     let w = string_width(insn);
     let r = StringRegs::of(insn, 0);
     let port = cpu.read_gpr(Register::DX) as u16;
-    let mut budget = REP_BUDGET;
-    loop {
-        if REP && r.get(cpu, ECX) == 0 {
-            return Ok(());
-        }
-        if budget == 0 {
-            cpu.restart_insn(insn); // yield part-way, like the interpreter's REP MOVS
-            return Ok(());
-        }
-        budget -= 1;
+    repeat::<REP>(cpu, bus, insn, r, |cpu, bus| {
         check_io_permission(cpu, bus, port, w)?;
         let di = r.get(cpu, EDI);
         // ES cannot be overridden for INS.
@@ -167,12 +158,8 @@ fn ins<const REP: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) ->
         let v = bus.port_read(Port(port), size_of_width(w));
         cpu.write(bus, Seg::Es, di, w, v)?;
         r.step(cpu, EDI, w);
-        if !REP {
-            return Ok(());
-        }
-        let c = r.get(cpu, ECX).wrapping_sub(1);
-        r.set(cpu, ECX, c);
-    }
+        Ok(())
+    })
 }
 
 /// OUTS/OUTSB/OUTSW/OUTSD (optionally REP): DS(overridable):(E)SI → port DX.
@@ -181,25 +168,39 @@ fn outs<const REP: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -
     let r = StringRegs::of(insn, 1);
     let seg = seg_of(insn.memory_segment()).unwrap_or(Seg::Ds);
     let port = cpu.read_gpr(Register::DX) as u16;
-    let mut budget = REP_BUDGET;
-    loop {
-        if REP && r.get(cpu, ECX) == 0 {
-            return Ok(());
-        }
-        if budget == 0 {
-            cpu.restart_insn(insn); // yield part-way, like the interpreter's REP MOVS
-            return Ok(());
-        }
-        budget -= 1;
+    repeat::<REP>(cpu, bus, insn, r, |cpu, bus| {
         check_io_permission(cpu, bus, port, w)?;
         let si = r.get(cpu, ESI);
         let v = cpu.read(bus, seg, si, w)?;
         bus.port_write(Port(port), size_of_width(w), v);
         r.step(cpu, ESI, w);
-        if !REP {
+        Ok(())
+    })
+}
+
+/// Runs `element` once, or (REP) (E)CX times counting (E)CX down after each, yielding
+/// after [`REP_BUDGET`] elements with EIP back at the instruction. A fault leaves the
+/// registers at the completed elements, so the instruction restarts where it stopped.
+fn repeat<const REP: bool>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    insn: &Instruction,
+    r: StringRegs,
+    mut element: impl FnMut(&mut Cpu, &mut dyn Bus) -> Result<(), Exception>,
+) -> ExecResult {
+    if !REP {
+        return Ok(element(cpu, bus)?);
+    }
+    for _ in 0..REP_BUDGET {
+        if r.get(cpu, ECX) == 0 {
             return Ok(());
         }
+        element(cpu, bus)?;
         let c = r.get(cpu, ECX).wrapping_sub(1);
         r.set(cpu, ECX, c);
     }
+    if r.get(cpu, ECX) != 0 {
+        cpu.restart_insn(insn); // yield part-way, like the interpreter's REP MOVS
+    }
+    Ok(())
 }
