@@ -289,15 +289,20 @@ impl CpuState {
         self.cr0 & cr0::PG != 0
     }
 
-    /// True if CS, DS, ES and SS are all flat: base 0, limit 4 GiB, usable, and DS, ES
-    /// and SS writable expand-up data. Then an access through them needs no segment
-    /// arithmetic or check: linear address = offset (the JIT keys translations on it).
+    /// True if CS, DS, ES and SS are all flat: base 0, limit 4 GiB, usable, DS, ES and SS
+    /// writable expand-up data, and a 32-bit stack. Then an access through them needs no
+    /// segment arithmetic or check: linear address = offset, and PUSH/POP move ESP (the
+    /// JIT keys translations on it).
     pub fn flat_segments(&self) -> bool {
         let full = |c: &SegmentCache| c.base == 0 && c.limit == u32::MAX && c.usable();
         let data = |c: &SegmentCache| {
             full(c) && c.access & (access::S | access::CODE | access::DC | access::RW) == (access::S | access::RW)
         };
-        full(self.seg(Seg::Cs)) && data(self.seg(Seg::Ds)) && data(self.seg(Seg::Es)) && data(self.seg(Seg::Ss))
+        full(self.seg(Seg::Cs))
+            && data(self.seg(Seg::Ds))
+            && data(self.seg(Seg::Es))
+            && data(self.seg(Seg::Ss))
+            && self.seg(Seg::Ss).big()
     }
 
     /// Current I/O privilege level.

@@ -90,10 +90,42 @@ pub(crate) struct MemoryTwin {
     pub(crate) write: bool,
 }
 
+/// PUSH r32 / imm and POP r32 on the flat 32-bit stack (ESP lives in R12D): the address
+/// is the new or the current top, the twin moves the value and then ESP — so a fault
+/// (on the slow path, in the handler) leaves ESP untouched.
+fn stack_twin(insn: &Instruction) -> Option<MemoryTwin> {
+    let top = |delta: i64| MemoryOperand::with_base_displ(Register::R12D, delta);
+    let slot = MemoryOperand::with_base(HOST_ADDR);
+    let (lea_delta, first, esp_delta, write) = match insn.code() {
+        Code::Push_r32 => {
+            (-4, Instruction::with2(Code::Mov_rm32_r32, slot, host_reg(insn.op0_register())).ok()?, -4, true)
+        }
+        Code::Pushd_imm32 | Code::Pushd_imm8 => {
+            (-4, Instruction::with2(Code::Mov_rm32_imm32, slot, insn.immediate32()).ok()?, -4, true)
+        }
+        Code::Pop_r32 => {
+            (0, Instruction::with2(Code::Mov_r32_rm32, host_reg(insn.op0_register()), slot).ok()?, 4, false)
+        }
+        _ => return None,
+    };
+    let mut enc = Encoder::new(64);
+    enc.encode(&Instruction::with2(Code::Lea_r32_m, Register::R10D, top(lea_delta)).ok()?, 0).ok()?;
+    let lea = enc.take_buffer();
+    enc.encode(&first, 0).ok()?;
+    // POP ESP: ESP is the popped value, not the popped value plus 4.
+    if !(insn.code() == Code::Pop_r32 && insn.op0_register() == Register::ESP) {
+        enc.encode(&Instruction::with2(Code::Lea_r32_m, Register::R12D, top(esp_delta)).ok()?, 0).ok()?;
+    }
+    Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write })
+}
+
 /// The pieces of `insn`'s rewritten form, or `None` if it is not a candidate: an
 /// `ident` instruction (not LEA or XCHG) with one memory operand, 32-bit addressing,
 /// through DS, ES or SS (flat), 1 to 4 bytes wide.
 pub(crate) fn memory_twin(insn: &Instruction) -> Option<MemoryTwin> {
+    if let Some(t) = stack_twin(insn) {
+        return Some(t);
+    }
     let m = insn.mnemonic();
     if !ident_mnemonic(m) || matches!(m, Mnemonic::Lea | Mnemonic::Xchg) || insn.has_lock_prefix() {
         return None;
@@ -324,6 +356,11 @@ mod tests {
         assert_eq!(classify(&decode(&[0xe9, 0, 1, 0, 0]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0x75, 0x10]), false), Treatment::Helper);
         assert_eq!(classify(&decode(&[0xe2, 0x10]), true), Treatment::Helper);
+        // push ebx / pop esi / push 5: rewritten on the flat stack.
+        assert_eq!(classify(&decode(&[0x53]), true), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x5e]), true), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x6a, 0x05]), true), Treatment::Rewritten);
+        assert!(memory_twin(&decode(&[0x53])).unwrap().write);
         // shl eax, 3: OF/AF undefined and host-dependent: helper.
         assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), true), Treatment::Helper);
         // lea eax, [esp + ecx*4 + 8]: ident, with R12D as the base (addr32 prefix).
