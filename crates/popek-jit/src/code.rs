@@ -16,7 +16,7 @@
 // dynasm's register macros convert their operand with `.into()` even when it is a u8.
 #![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
 
-use crate::translate::{Treatment, host_twin, is_inline_branch, memory_twin};
+use crate::translate::{Treatment, host_twin, is_call_or_ret, is_inline_branch, memory_twin};
 use crate::{CHAIN_MISS, Ctx, JitError, JitInsn};
 use dynasmrt::x64::{Assembler, X64Relocation};
 use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, Executor, VecAssembler, dynasm};
@@ -272,12 +272,13 @@ fn emit_callout(ops: &mut impl Emit, i: usize, exit: DynamicLabel) {
 /// ```
 fn emit_rewritten(
     ops: &mut impl Emit,
+    block_eip: u32,
     i: usize,
     d: &popek_cpu::block::DecodedInsn<JitInsn>,
     flags_live: bool,
     exit: DynamicLabel,
 ) {
-    let m = memory_twin(&d.insn).expect("classified rewritten, so it has a memory twin");
+    let m = memory_twin(&d.insn, block_eip).expect("classified rewritten, so it has a memory twin");
     let tag = if m.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
     let phys = offset_of!(TlbEntry, phys) as i32;
     x64!(ops; pushfq);
@@ -502,13 +503,25 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted
                 emit_branch(ops, block, d, chainable, ret_end, exit);
                 in_host = false;
             }
-            Treatment::Rewritten => emit_rewritten(ops, i, d, live[i], exit),
+            Treatment::Rewritten => emit_rewritten(ops, block.eip, i, d, live[i], exit),
             Treatment::Callout | Treatment::Helper => emit_callout(ops, i, exit),
         }
         ranges.push(start..ops.offset().0 - base);
     }
-    let ends_in_branch = block.insns.last().is_some_and(|d| is_inline_branch(&d.insn));
-    if !ends_in_branch {
+    let last = block.insns.last().filter(|d| d.exec.treatment == Treatment::Rewritten).map(|d| &d.insn);
+    let ends_in_branch = last.is_some_and(is_inline_branch);
+    if let Some(insn) = last.filter(|i| is_call_or_ret(i)) {
+        // CALL: on to the target (chainable); RET: EIP is what it popped (back to the
+        // run loop). After a slow path the handler has done the same.
+        if in_host {
+            store_guest(ops);
+        }
+        let call = insn.mnemonic() == popek_cpu::iced_x86::Mnemonic::Call;
+        if call {
+            emit_set_eip(ops, insn.near_branch32().wrapping_sub(block.eip), true);
+        }
+        emit_block_end(ops, block.insns.len(), chainable && call, ret_end, exit);
+    } else if !ends_in_branch {
         // The block ran off its end (page boundary, length cap) or ended in a callout.
         if in_host {
             store_guest(ops);

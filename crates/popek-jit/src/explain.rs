@@ -55,7 +55,9 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
         Treatment::Rewritten if crate::translate::is_inline_branch(insn) => {
             "relative branch: the host's jcc/jmp on the guest flags sets EIP"
         }
-        Treatment::Rewritten if matches!(insn.mnemonic(), Mnemonic::Push | Mnemonic::Pop) => {
+        Treatment::Rewritten
+            if matches!(insn.mnemonic(), Mnemonic::Push | Mnemonic::Pop | Mnemonic::Call | Mnemonic::Ret) =>
+        {
             "stack operation: inline soft-TLB lookup on the new top, then ESP (in R12D)"
         }
         Treatment::Rewritten => "memory operand: inline soft-TLB lookup, host twin on host memory",

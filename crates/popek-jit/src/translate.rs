@@ -60,7 +60,7 @@ pub fn classify(insn: &Instruction, flat: bool) -> Treatment {
         Treatment::Rewritten
     } else if host_twin(insn).is_some() {
         Treatment::Ident
-    } else if flat && memory_twin(insn).is_some() {
+    } else if flat && memory_twin(insn, insn.ip32()).is_some() {
         Treatment::Rewritten
     } else {
         Treatment::Helper
@@ -93,9 +93,12 @@ pub(crate) struct MemoryTwin {
 /// PUSH r32 / imm and POP r32 on the flat 32-bit stack (ESP lives in R12D): the address
 /// is the new or the current top, the twin moves the value and then ESP — so a fault
 /// (on the slow path, in the handler) leaves ESP untouched.
-fn stack_twin(insn: &Instruction) -> Option<MemoryTwin> {
+fn stack_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTwin> {
     let top = |delta: i64| MemoryOperand::with_base_displ(Register::R12D, delta);
     let slot = MemoryOperand::with_base(HOST_ADDR);
+    if matches!(insn.code(), Code::Call_rel32_32 | Code::Retnd) {
+        return call_ret_twin(insn, block_eip);
+    }
     let (lea_delta, first, esp_delta, write) = match insn.code() {
         Code::Push_r32 => {
             (-4, Instruction::with2(Code::Mov_rm32_r32, slot, host_reg(insn.op0_register())).ok()?, -4, true)
@@ -119,11 +122,49 @@ fn stack_twin(insn: &Instruction) -> Option<MemoryTwin> {
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write })
 }
 
+/// CALL rel32 pushes the return address (the block's runtime EIP plus the offset of the
+/// next instruction — the block may run at another EIP than it was decoded at, `block_eip`)
+/// and the block end jumps to the target; RET pops EIP.
+fn call_ret_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTwin> {
+    let top = |delta: i64| MemoryOperand::with_base_displ(Register::R12D, delta);
+    let slot = MemoryOperand::with_base(HOST_ADDR);
+    let mut enc = Encoder::new(64);
+    let mut put = |i: Instruction| enc.encode(&i, 0).ok();
+    let call = insn.code() == Code::Call_rel32_32;
+    put(Instruction::with2(Code::Lea_r32_m, Register::R10D, top(if call { -4 } else { 0 })).ok()?)?;
+    let lea = enc.take_buffer();
+    let mut put = |i: Instruction| enc.encode(&i, 0).ok();
+    if call {
+        let ctx_eip =
+            MemoryOperand::with_base_displ(Register::R14, std::mem::offset_of!(crate::Ctx<'_>, block_eip) as i64);
+        let ret = insn.next_ip32().wrapping_sub(block_eip) as i32 as i64;
+        put(Instruction::with2(Code::Mov_r32_rm32, Register::R11D, ctx_eip).ok()?)?;
+        put(Instruction::with2(Code::Lea_r32_m, Register::R11D, MemoryOperand::with_base_displ(Register::R11D, ret))
+            .ok()?)?;
+        put(Instruction::with2(Code::Mov_rm32_r32, slot, Register::R11D).ok()?)?;
+        put(Instruction::with2(Code::Lea_r32_m, Register::R12D, top(-4)).ok()?)?;
+    } else {
+        let eip = MemoryOperand::with_base_displ(Register::R15, std::mem::offset_of!(popek_cpu::CpuState, eip) as i64);
+        put(Instruction::with2(Code::Mov_r32_rm32, Register::R11D, slot).ok()?)?;
+        put(Instruction::with2(Code::Lea_r32_m, Register::R12D, top(4)).ok()?)?;
+        put(Instruction::with2(Code::Mov_rm32_r32, eip, Register::R11D).ok()?)?;
+    }
+    Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write: call })
+}
+
+/// True for CALL rel32 and RET in 32-bit code (rewritten in a flat block).
+pub(crate) fn is_call_or_ret(insn: &Instruction) -> bool {
+    matches!(insn.code(), Code::Call_rel32_32 | Code::Retnd)
+}
+
 /// The pieces of `insn`'s rewritten form, or `None` if it is not a candidate: an
 /// `ident` instruction (not LEA or XCHG) with one memory operand, 32-bit addressing,
 /// through DS, ES or SS (flat), 1 to 4 bytes wide.
-pub(crate) fn memory_twin(insn: &Instruction) -> Option<MemoryTwin> {
-    if let Some(t) = stack_twin(insn) {
+///
+/// `block_eip` is the EIP the instruction's block was decoded at (CALL's return address
+/// is relative to it).
+pub(crate) fn memory_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTwin> {
+    if let Some(t) = stack_twin(insn, block_eip) {
         return Some(t);
     }
     let m = insn.mnemonic();
@@ -320,6 +361,10 @@ mod tests {
     use super::*;
     use popek_cpu::iced_x86::{Decoder, DecoderOptions};
 
+    fn memory_twin_at(insn: &Instruction) -> Option<MemoryTwin> {
+        memory_twin(insn, 0x1000)
+    }
+
     fn decode(bytes: &[u8]) -> Instruction {
         Decoder::with_ip(32, bytes, 0x1000, DecoderOptions::NONE).decode()
     }
@@ -338,15 +383,15 @@ mod tests {
         // add eax, [ebx]: rewritten with flat segments, helper without.
         assert_eq!(classify(&decode(&[0x03, 0x03]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0x03, 0x03]), false), Treatment::Helper);
-        let m = memory_twin(&decode(&[0x03, 0x03])).unwrap();
+        let m = memory_twin_at(&decode(&[0x03, 0x03])).unwrap();
         assert_eq!((m.width, m.write), (4, false));
         assert_eq!(m.twin, vec![0x41, 0x03, 0x02], "add eax, [r10]");
         // mov [esp+8], esi: a write, based on R12D; mov ah, [ebx]: AH cannot go with R10.
-        let m = memory_twin(&decode(&[0x89, 0x74, 0x24, 0x08])).unwrap();
+        let m = memory_twin_at(&decode(&[0x89, 0x74, 0x24, 0x08])).unwrap();
         assert!(m.write);
-        assert!(memory_twin(&decode(&[0x8a, 0x23])).is_none());
+        assert!(memory_twin_at(&decode(&[0x8a, 0x23])).is_none());
         // mov eax, fs:[ebx]: not flat.
-        assert!(memory_twin(&decode(&[0x64, 0x8b, 0x03])).is_none());
+        assert!(memory_twin_at(&decode(&[0x64, 0x8b, 0x03])).is_none());
         // cli, popf, mov cr3, eax, out: sensitive: callout.
         for b in [&[0xfa][..], &[0x9d], &[0x0f, 0x22, 0xd8], &[0xe6, 0x80]] {
             assert_eq!(classify(&decode(b), true), Treatment::Callout, "{b:02x?}");
@@ -360,7 +405,11 @@ mod tests {
         assert_eq!(classify(&decode(&[0x53]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0x5e]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0x6a, 0x05]), true), Treatment::Rewritten);
-        assert!(memory_twin(&decode(&[0x53])).unwrap().write);
+        assert!(memory_twin_at(&decode(&[0x53])).unwrap().write);
+        // call rel32 and ret: rewritten; call through a register: helper.
+        assert_eq!(classify(&decode(&[0xe8, 0, 0, 0, 0]), true), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0xc3]), true), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0xff, 0xd0]), true), Treatment::Helper);
         // shl eax, 3: OF/AF undefined and host-dependent: helper.
         assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), true), Treatment::Helper);
         // lea eax, [esp + ecx*4 + 8]: ident, with R12D as the base (addr32 prefix).

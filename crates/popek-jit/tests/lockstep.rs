@@ -32,7 +32,19 @@ fn random_insn(a: &mut CodeAssembler, r: &mut Rng) -> Result<(), IcedError> {
     let s = r.pick(&SRC);
     let imm = r.next() as i32;
     let disp = (r.next() % 64) as i32 * 4;
-    match r.next() % 26 {
+    match r.next() % 28 {
+        26 | 27 => {
+            // A call to a little subroutine and back.
+            let mut sub = a.create_label();
+            let mut over = a.create_label();
+            a.call(sub)?;
+            a.jmp(over)?;
+            a.set_label(&mut sub)?;
+            a.add(d, s)?;
+            a.ret()?;
+            a.set_label(&mut over)?;
+            a.nop()
+        }
         24 | 25 => {
             // A forward branch over one instruction: taken or not by the flags so far.
             let mut skip = a.create_label();
