@@ -45,7 +45,11 @@ impl InstructionClock {
     }
     /// Instructions to retire before virtual time reaches `ns` (to size an
     /// instruction budget up to a timer deadline).
+    #[inline]
     pub fn insns_until(self, ns: u64) -> u64 {
+        if self.insns_per_sec != 0 && NS_PER_SEC.is_multiple_of(self.insns_per_sec) {
+            return ns.div_ceil(NS_PER_SEC / self.insns_per_sec);
+        }
         let n = (u128::from(ns) * u128::from(self.insns_per_sec)).div_ceil(u128::from(NS_PER_SEC));
         u64::try_from(n).unwrap_or(u64::MAX)
     }
@@ -71,5 +75,15 @@ mod tests {
         assert_eq!(c.ns_at(100_000_000), NS_PER_SEC);
         assert_eq!(c.ns_at(3), 30);
         assert_eq!(c.insns_until(31), 4);
+        // The fast paths (rates dividing 1 GHz) agree with the exact 128-bit arithmetic.
+        for rate in [1_000_000_000u64, 500_000_000, 100_000_000, 3_000_000_000, 7_000_000] {
+            let c = InstructionClock { insns_per_sec: rate };
+            for x in [0u64, 1, 2, 999, 1_000_001, 123_456_789_012] {
+                let ns = (u128::from(x) * u128::from(NS_PER_SEC) / u128::from(rate)) as u64;
+                let insns = (u128::from(x) * u128::from(rate)).div_ceil(u128::from(NS_PER_SEC)) as u64;
+                assert_eq!(c.ns_at(x), ns, "ns_at({x}) at {rate}");
+                assert_eq!(c.insns_until(x), insns, "insns_until({x}) at {rate}");
+            }
+        }
     }
 }
