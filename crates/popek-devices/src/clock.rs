@@ -79,8 +79,8 @@ mod tests {
         for rate in [1_000_000_000u64, 500_000_000, 100_000_000, 3_000_000_000, 7_000_000] {
             let c = InstructionClock { insns_per_sec: rate };
             for x in [0u64, 1, 2, 999, 1_000_001, 123_456_789_012] {
-                let ns = (u128::from(x) * u128::from(NS_PER_SEC) / u128::from(rate)) as u64;
-                let insns = (u128::from(x) * u128::from(rate)).div_ceil(u128::from(NS_PER_SEC)) as u64;
+                let ns = u64::try_from(u128::from(x) * u128::from(NS_PER_SEC) / u128::from(rate)).unwrap();
+                let insns = u64::try_from((u128::from(x) * u128::from(rate)).div_ceil(u128::from(NS_PER_SEC))).unwrap();
                 assert_eq!(c.ns_at(x), ns, "ns_at({x}) at {rate}");
                 assert_eq!(c.insns_until(x), insns, "insns_until({x}) at {rate}");
             }
