@@ -381,7 +381,10 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
             let (t, c) = (&j.stats, j.cache_stats());
             eprintln!("engine:                binary translator");
             eprintln!("blocks executed:       {} translated, {} interpreted", t.blocks, t.interpreted_blocks);
-            eprintln!("blocks translated:     {} ({} code-cache flushes)", t.translated, t.flushes);
+            eprintln!(
+                "blocks translated:     {} ({} code-cache flushes, {} chain links)",
+                t.translated, t.flushes, t.links
+            );
             eprintln!(
                 "instructions:          {} ident, {} rewritten, {} callout or helper (as translated)",
                 t.ident, t.rewritten, t.callouts

@@ -17,7 +17,7 @@
 #![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
 
 use crate::translate::{Treatment, host_twin, is_call_or_ret, is_inline_branch, memory_twin};
-use crate::{CHAIN_MISS, Ctx, JitError, JitInsn};
+use crate::{CHAIN_MISS, Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::{Assembler, X64Relocation};
 use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, Executor, VecAssembler, dynasm};
 use popek_cpu::CpuState;
@@ -34,6 +34,13 @@ pub(crate) struct Entry {
     offset: u32,
     /// Where chained blocks jump in, past the prologue.
     body: u32,
+}
+
+impl Entry {
+    /// Code offset of the body (past the prologue).
+    pub(crate) fn body(self) -> u32 {
+        self.body
+    }
 }
 
 /// Host register numbers holding guest EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
@@ -108,6 +115,12 @@ impl CodeCache {
         Ok((Entry { generation: self.generation, offset, body }, flushed))
     }
 
+    /// Host address of code offset `offset` (stable until the next flush: the buffer is
+    /// allocated at full capacity and never grows).
+    pub(crate) fn address(&self, offset: u32) -> u64 {
+        self.reader.lock().ptr(AssemblyOffset(offset as usize)) as u64
+    }
+
     /// The current generation (bumped by every flush).
     pub(crate) fn generation(&self) -> u32 {
         self.generation
@@ -132,6 +145,10 @@ impl CodeCache {
         block: u64,
         runs: u64,
     ) -> Result<(), JitError> {
+        let buffer_len = self.reader.lock().len();
+        if site.checked_add(CHAIN_SITE_LEN).is_none_or(|end| end > buffer_len) {
+            return Err(JitError::CodeBuffer(std::io::Error::other("no chain site there")));
+        }
         let from_end = site + CHAIN_SITE_LEN;
         let rel = i32::try_from(to.body as i64 - from_end as i64)
             .map_err(|_| JitError::CodeBuffer(std::io::Error::other("chain out of range")))?;
@@ -417,6 +434,60 @@ fn emit_block_end(ops: &mut impl Emit, n: usize, chainable: bool, ret_end: Dynam
     );
 }
 
+/// The end of a block whose next EIP is only known at run time (RET): after the usual
+/// count and budget, look the target up in the indirect-target table and jump straight
+/// into its translation on a hit; on a miss return to the run loop, which fills the entry.
+///
+/// ```text
+///   r10d = EIP ; r8 = table + (EIP % entries) * 64
+///   cmp r10d, [r8].eip ; cmp MODE, [r8].mode ; cmp TLB generation, [r8].tlb_generation
+///   ctx.block_eip = EIP ; ctx.block = [r8].block ; inc [[r8].runs] ; tsc += N
+///   jmp [r8].code
+/// ```
+fn emit_indirect_end(
+    ops: &mut impl Emit,
+    n: usize,
+    mode: u32,
+    chainable: bool,
+    ret_end: DynamicLabel,
+    exit: DynamicLabel,
+) {
+    x64!(ops; add QWORD [r14 + offset_of!(Ctx, retired) as i32], n as i32);
+    if !chainable {
+        x64!(ops; jmp =>ret_end);
+        return;
+    }
+    let miss = ops.fresh_label();
+    x64!(ops
+        ; sub QWORD [r14 + offset_of!(Ctx, budget) as i32], n as i32
+        ; jle =>ret_end
+        ; mov r10d, DWORD [r15 + offset_of!(CpuState, eip) as i32]
+        ; mov r8d, r10d
+        ; and r8d, (INDIRECT_ENTRIES - 1) as i32
+        ; shl r8d, 6
+        ; add r8, QWORD [r14 + offset_of!(Ctx, indirect) as i32]
+        ; cmp r10d, DWORD [r8 + offset_of!(IndirectEntry, eip) as i32]
+        ; jne =>miss
+        ; cmp DWORD [r8 + offset_of!(IndirectEntry, mode) as i32], mode as i32
+        ; jne =>miss
+        ; mov r11, QWORD [r14 + offset_of!(Ctx, tlb_generation) as i32]
+        ; mov r11, QWORD [r11]
+        ; cmp r11, QWORD [r8 + offset_of!(IndirectEntry, tlb_generation) as i32]
+        ; jne =>miss
+        ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r10d
+        ; mov r11, QWORD [r8 + offset_of!(IndirectEntry, block) as i32]
+        ; mov QWORD [r14 + offset_of!(Ctx, block) as i32], r11
+        ; mov r11, QWORD [r8 + offset_of!(IndirectEntry, runs) as i32]
+        ; inc QWORD [r11]
+        ; add QWORD [r15 + offset_of!(CpuState, tsc) as i32], n as i32
+        ; jmp QWORD [r8 + offset_of!(IndirectEntry, code) as i32]
+        ; =>miss
+        ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], -1 // INDIRECT_MISS
+        ; mov eax, CHAIN_MISS as i32
+        ; jmp =>exit
+    );
+}
+
 /// An inline JMP/Jcc ending the block: the guest state is stored on both paths and EIP
 /// set to the target or the next instruction; the caller returns to the run loop.
 fn emit_branch(
@@ -516,11 +587,12 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted
         if in_host {
             store_guest(ops);
         }
-        let call = insn.mnemonic() == popek_cpu::iced_x86::Mnemonic::Call;
-        if call {
+        if insn.mnemonic() == popek_cpu::iced_x86::Mnemonic::Call {
             emit_set_eip(ops, insn.near_branch32().wrapping_sub(block.eip), true);
+            emit_block_end(ops, block.insns.len(), chainable, ret_end, exit);
+        } else {
+            emit_indirect_end(ops, block.insns.len(), block.key.mode, chainable, ret_end, exit);
         }
-        emit_block_end(ops, block.insns.len(), chainable && call, ret_end, exit);
     } else if !ends_in_branch {
         // The block ran off its end (page boundary, length cap) or ended in a callout.
         if in_host {

@@ -100,8 +100,11 @@ struct Ctx<'a> {
     retired: u64,
     /// The TLB's generation counter: chains are valid only while it stands still.
     tlb_generation: *const u64,
-    /// Code offset of the chain site whose link was missing ([`CHAIN_MISS`]).
+    /// Code offset of the chain site whose link was missing ([`CHAIN_MISS`]), or
+    /// [`INDIRECT_MISS`] for a miss in the indirect-target table.
     chain_site: u64,
+    /// The indirect-target table.
+    indirect: *const IndirectEntry,
     cpu: *mut Cpu,
     bus: *mut (dyn Bus + 'a),
     block: *const Block<JitInsn>,
@@ -121,6 +124,35 @@ const RAN_TO_END: u64 = 0;
 const STOPPED: u64 = 1;
 /// ... and this when it wanted to chain to a block it has no link to yet.
 const CHAIN_MISS: u64 = 2;
+
+/// `Ctx::chain_site` after a miss in the indirect-target table.
+const INDIRECT_MISS: u64 = u64::MAX;
+
+/// Entries of the indirect-target table (a power of two).
+const INDIRECT_ENTRIES: usize = 1024;
+
+/// One entry of the indirect-target table: where translated code goes when a RET lands
+/// on `eip` in `mode` under TLB generation `tlb_generation` (64 bytes, read by
+/// translated code).
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug)]
+struct IndirectEntry {
+    eip: u32,
+    /// Block mode, or `u32::MAX` for an empty entry.
+    mode: u32,
+    tlb_generation: u64,
+    block: u64,
+    runs: u64,
+    /// Host address of the translation's body.
+    code: u64,
+}
+
+impl IndirectEntry {
+    const EMPTY: IndirectEntry =
+        IndirectEntry { eip: 0, mode: u32::MAX, tlb_generation: 0, block: 0, runs: 0, code: 0 };
+}
+
+const _: () = assert!(std::mem::size_of::<IndirectEntry>() == 64);
 
 /// Most instructions translated code runs in one call when no timer is due.
 pub const MAX_BUDGET: u64 = 1 << 20;
@@ -145,6 +177,8 @@ pub struct Jit {
     /// Counters of the blocks interpreted instead of translated.
     pub interp_stats: InterpStats,
     pending_link: Option<PendingLink>,
+    /// Where RETs go without leaving translated code (emptied by every code flush).
+    indirect: Box<[IndirectEntry; INDIRECT_ENTRIES]>,
 }
 
 impl HasHandler for JitInsn {
@@ -171,6 +205,7 @@ impl Jit {
             stats: JitStats::default(),
             interp_stats: InterpStats::default(),
             pending_link: None,
+            indirect: Box::new([IndirectEntry::EMPTY; INDIRECT_ENTRIES]),
         })
     }
 
@@ -236,6 +271,7 @@ impl Jit {
                 };
                 if flushed {
                     self.stats.flushes += 1;
+                    self.indirect.fill(IndirectEntry::EMPTY);
                 }
                 self.stats.translated += 1;
                 for d in &block.insns {
@@ -261,9 +297,20 @@ impl Jit {
             // PIT, RDTSC), which the run loop has not advanced inside a chain.
             let inline =
                 block.insns.iter().all(|d| matches!(d.exec.treatment, Treatment::Ident | Treatment::Rewritten));
-            if here && inline && self.code.link(p.site, entry, p.tlb_generation, block as *const _ as u64, runs).is_ok()
-            {
-                self.stats.links += 1;
+            if here && inline {
+                if p.site as u64 == INDIRECT_MISS {
+                    self.indirect[eip as usize % INDIRECT_ENTRIES] = IndirectEntry {
+                        eip,
+                        mode: block.key.mode,
+                        tlb_generation: p.tlb_generation,
+                        block: block as *const _ as u64,
+                        runs,
+                        code: self.code.address(entry.body()),
+                    };
+                    self.stats.links += 1;
+                } else if self.code.link(p.site, entry, p.tlb_generation, block as *const _ as u64, runs).is_ok() {
+                    self.stats.links += 1;
+                }
             }
         }
         self.stats.blocks += 1;
@@ -281,6 +328,7 @@ impl Jit {
             retired: 0,
             tlb_generation: &cpu.tlb.generation,
             chain_site: 0,
+            indirect: self.indirect.as_ptr(),
             block,
             block_eip: eip,
             stop_index: 0,
@@ -348,7 +396,13 @@ impl Jit {
             if self.code.flush().is_ok() {
                 self.stats.flushes += 1;
             }
+            self.forget_indirect();
         }
+    }
+
+    /// Empties the indirect-target table (after a flush its code addresses are gone).
+    fn forget_indirect(&mut self) {
+        self.indirect.fill(IndirectEntry::EMPTY);
     }
 }
 
