@@ -549,6 +549,10 @@ impl DeviceBus {
 }
 
 impl Bus for DeviceBus {
+    fn advance_to(&mut self, now_ns: u64) {
+        DeviceBus::advance_to(self, now_ns);
+    }
+
     fn port_read(&mut self, port: Port, size: AccessSize) -> u32 {
         self.port_access(port.0, size, None)
     }

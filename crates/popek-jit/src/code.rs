@@ -528,9 +528,10 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted
     let mut ranges = Vec::with_capacity(block.insns.len());
     let exit = ops.fresh_label();
     let ret_end = ops.fresh_label();
-    // Only a block whose every instruction is inline may chain: a callout may have
-    // changed what the run loop must look at between blocks (devices, IF, mode, code).
-    let chainable = block.insns.iter().all(|d| matches!(d.exec.treatment, Treatment::Ident | Treatment::Rewritten));
+    // A block with a VMM callout never chains (the callout may change what the run loop
+    // must look at between blocks); one with helpers chains unless, at run time, a helper
+    // reached a device or wrote code (the callout then zeroes the budget).
+    let chainable = block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout);
     x64!(ops
         ; push rbp
         ; push rbx

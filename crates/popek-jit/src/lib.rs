@@ -105,6 +105,8 @@ struct Ctx<'a> {
     chain_site: u64,
     /// The indirect-target table.
     indirect: *const IndirectEntry,
+    /// Device time after `n` more retired instructions in this call.
+    now: &'a dyn Fn(u64) -> u64,
     cpu: *mut Cpu,
     bus: *mut (dyn Bus + 'a),
     block: *const Block<JitInsn>,
@@ -223,14 +225,23 @@ impl Jit {
     /// exceptions are delivered here; host-side events come back as `Err`, exactly as
     /// from [`popek_interp::Interpreter::run_block`].
     pub fn run_block(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus) -> Result<u32, Event> {
-        self.run(cpu, bus, 1)
+        self.run(cpu, bus, 1, &|_| 0)
     }
 
     /// Like [`Jit::run_block`], but translated blocks that end in a direct jump may chain
     /// straight into the next block's translation while fewer than `budget` instructions
     /// have retired — the run loop passes the instructions left before the next timer
     /// deadline, so it still sees every block boundary at which something can happen.
-    pub fn run(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus, budget: u64) -> Result<u32, Event> {
+    /// `now(n)` is the device time after `n` more instructions: a handler in a chained
+    /// block that reaches a device first brings the bus to the time the run loop would
+    /// have set before that block.
+    pub fn run(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut dyn Bus,
+        budget: u64,
+        now: &dyn Fn(u64) -> u64,
+    ) -> Result<u32, Event> {
         if !cpu.smc_pages.is_empty() {
             self.drop_written(cpu);
         }
@@ -293,10 +304,9 @@ impl Jit {
                 && p.tlb_generation == cpu.tlb.generation
                 && p.code_generation == self.code.generation();
             let runs = &block.insns[0].exec.runs as *const Cell<u64> as u64;
-            // Only into a block without callouts: a handler may read the time (IN from the
-            // PIT, RDTSC), which the run loop has not advanced inside a chain.
-            let inline =
-                block.insns.iter().all(|d| matches!(d.exec.treatment, Treatment::Ident | Treatment::Rewritten));
+            // Only into a block without VMM callouts: those may change what the run loop
+            // looks at between blocks (IF, mode, devices, halting).
+            let inline = block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout);
             if here && inline {
                 if p.site as u64 == INDIRECT_MISS {
                     self.indirect[eip as usize % INDIRECT_ENTRIES] = IndirectEntry {
@@ -329,6 +339,7 @@ impl Jit {
             tlb_generation: &cpu.tlb.generation,
             chain_site: 0,
             indirect: self.indirect.as_ptr(),
+            now,
             block,
             block_eip: eip,
             stop_index: 0,
@@ -406,6 +417,45 @@ impl Jit {
     }
 }
 
+/// The bus as an ordinary instruction's handler sees it inside translated code: the first
+/// access brings device time up to date (`pending_time`) and is remembered.
+struct WatchBus<'b> {
+    inner: &'b mut dyn Bus,
+    pending_time: Option<u64>,
+    touched: bool,
+}
+
+impl WatchBus<'_> {
+    fn touch(&mut self) {
+        self.touched = true;
+        if let Some(ns) = self.pending_time.take() {
+            self.inner.advance_to(ns);
+        }
+    }
+}
+
+impl Bus for WatchBus<'_> {
+    fn port_read(&mut self, port: popek_cpu::Port, size: popek_cpu::AccessSize) -> u32 {
+        self.touch();
+        self.inner.port_read(port, size)
+    }
+    fn port_write(&mut self, port: popek_cpu::Port, size: popek_cpu::AccessSize, value: u32) {
+        self.touch();
+        self.inner.port_write(port, size, value)
+    }
+    fn mmio_read(&mut self, addr: popek_cpu::PhysAddr, size: popek_cpu::AccessSize) -> u32 {
+        self.touch();
+        self.inner.mmio_read(addr, size)
+    }
+    fn mmio_write(&mut self, addr: popek_cpu::PhysAddr, size: popek_cpu::AccessSize, value: u32) {
+        self.touch();
+        self.inner.mmio_write(addr, size, value)
+    }
+    fn advance_to(&mut self, now_ns: u64) {
+        self.inner.advance_to(now_ns)
+    }
+}
+
 /// Called from translated code for every instruction that is not `ident`: runs the
 /// instruction's shared handler with the guest state the translated code just stored.
 /// Returns 0 to continue the block, [`STOPPED`] to leave it.
@@ -420,15 +470,30 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32) -> u64 {
     let cur = ctx.block_eip.wrapping_add(d.insn.ip32().wrapping_sub(block.eip));
     let next = cur.wrapping_add(d.insn.len() as u32);
     cpu.state.eip = if cpu.state.code32() { next } else { next & 0xffff };
-    // A handler ran: it may have touched a device, IF, the mode or code, so the run
-    // loop must look before another block runs — no chaining from this block.
-    ctx.budget = 0;
     let stop = |ctx: &mut Ctx<'_>, completed| {
         ctx.stop_index = index;
         ctx.stop_completed = completed;
         STOPPED
     };
-    match (d.exec.handler)(cpu, bus, &d.insn) {
+    let result = if d.exec.treatment == Treatment::Callout {
+        // A sensitive instruction may change what the run loop looks at between blocks
+        // (IF, the mode, devices, halting): no chaining from this block.
+        ctx.budget = 0;
+        (d.exec.handler)(cpu, bus, &d.insn)
+    } else {
+        // An ordinary instruction: only a device access (MMIO) concerns the run loop.
+        let pending_time = (ctx.retired > 0).then(|| (ctx.now)(ctx.retired));
+        let mut watch = WatchBus { inner: bus, pending_time, touched: false };
+        let r = (d.exec.handler)(cpu, &mut watch, &d.insn);
+        if watch.touched {
+            ctx.budget = 0;
+        }
+        r
+    };
+    if !cpu.smc_pages.is_empty() {
+        ctx.budget = 0; // code was written: the run loop drops blocks first
+    }
+    match result {
         Ok(()) => {
             let last = index as usize + 1 == block.insns.len();
             if !last && (!cpu.smc_pages.is_empty() || cpu.state.halted) { stop(ctx, true) } else { 0 }

@@ -109,7 +109,7 @@ fn diverges(stats: &mut JitStats, code: &[u8], regs: &[u32], flags: u32, data: &
         interp.interp.run_block(&mut interp.cpu, &mut interp.bus).unwrap();
     }
     while !jitted.cpu.state.halted && jitted.cpu.state.eip != end {
-        jit.run(&mut jitted.cpu, &mut jitted.bus, 1 << 20).unwrap();
+        jit.run(&mut jitted.cpu, &mut jitted.bus, 1 << 20, &|_| 0).unwrap();
     }
     stats.ident += jit.stats.ident;
     stats.callouts += jit.stats.callouts;

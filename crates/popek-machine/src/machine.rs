@@ -279,7 +279,8 @@ impl Machine {
                 if let Some(max) = cfg.max_insns {
                     budget = budget.min(max.saturating_sub(self.stats.retired));
                 }
-                j.run(&mut self.cpu, &mut self.bus, budget.max(1))
+                let (ticks, clock) = (self.ticks, cfg.clock);
+                j.run(&mut self.cpu, &mut self.bus, budget.max(1), &|n| clock.ns_at(ticks + n))
             }
         };
         match ran {

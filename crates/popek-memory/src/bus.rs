@@ -43,6 +43,12 @@ pub trait Bus {
     fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32;
     /// Write to a physical address that is not RAM.
     fn mmio_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32);
+    /// Brings device time up to `now_ns` before an access (an engine running several
+    /// blocks in one go calls it where the run loop would have between blocks). The
+    /// default does nothing: a bus without timers.
+    fn advance_to(&mut self, now_ns: u64) {
+        let _ = now_ns;
+    }
 }
 
 /// A bus with nothing on it: reads return all ones, writes are dropped (like an
