@@ -421,15 +421,17 @@ impl Jit {
 /// access brings device time up to date (`pending_time`) and is remembered.
 struct WatchBus<'b> {
     inner: &'b mut dyn Bus,
-    pending_time: Option<u64>,
+    /// The time function and the instructions retired so far in this call, when the
+    /// run loop has not advanced device time to this block.
+    pending_time: Option<(&'b dyn Fn(u64) -> u64, u64)>,
     touched: bool,
 }
 
 impl WatchBus<'_> {
     fn touch(&mut self) {
         self.touched = true;
-        if let Some(ns) = self.pending_time.take() {
-            self.inner.advance_to(ns);
+        if let Some((now, retired)) = self.pending_time.take() {
+            self.inner.advance_to(now(retired));
         }
     }
 }
@@ -482,7 +484,7 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32) -> u64 {
         (d.exec.handler)(cpu, bus, &d.insn)
     } else {
         // An ordinary instruction: only a device access (MMIO) concerns the run loop.
-        let pending_time = (ctx.retired > 0).then(|| (ctx.now)(ctx.retired));
+        let pending_time = (ctx.retired > 0).then_some((ctx.now, ctx.retired));
         let mut watch = WatchBus { inner: bus, pending_time, touched: false };
         let r = (d.exec.handler)(cpu, &mut watch, &d.insn);
         if watch.touched {
