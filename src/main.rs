@@ -89,11 +89,11 @@ enum Command {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Engine {
+    /// The binary translator: safe instructions as host code, sensitive ones as
+    /// callouts to the VMM, blocks chained.
+    Jit,
     /// The reference interpreter.
     Interp,
-    /// The binary translator (first increment: ident instructions run as host code,
-    /// the rest call the shared handlers).
-    Jit,
     /// Both, side by side: stop at the first block after which their guest state
     /// differs and print both states and the block (exit status 10).
     Lockstep,
@@ -104,7 +104,7 @@ struct RunArgs {
     /// Kernel: a Multiboot ELF32 file, or a built-in guest name (see `popek guests`).
     kernel: String,
     /// Execution engine.
-    #[arg(long, value_enum, default_value_t = Engine::Interp)]
+    #[arg(long, value_enum, default_value_t = Engine::Jit)]
     engine: Engine,
     /// Guest RAM, e.g. 128M, 1G, 65536K (multiple of 4 KiB, 2 MiB to 3 GiB).
     #[arg(long, default_value = "128M", value_parser = parse_size)]
@@ -203,12 +203,12 @@ fn main() -> ExitCode {
 
 /// `popek` with no arguments: boot `hello`, show its output and what happened.
 fn run_default() -> Result<ExitCode> {
-    eprintln!("popek: booting the built-in `hello` guest under the interpreter");
+    eprintln!("popek: booting the built-in `hello` guest under the binary translator");
     eprintln!("popek: (try `popek guests`, `popek run compute --stats`, `popek demo`, `popek --help`)");
     eprintln!("---- guest serial output (COM1) ----");
     let args = RunArgs {
         kernel: "hello".into(),
-        engine: Engine::Interp,
+        engine: Engine::Jit,
         mem: 128 << 20,
         cmdline: None,
         module: Vec::new(),
