@@ -237,15 +237,15 @@ const ICED_ARITH: u32 =
 /// it, or live after it and not written by it. Everything is live at the block's end
 /// and at a callout (the handler sees the flags in `CpuState`).
 ///
-/// With `faults_expose` a `rewritten` instruction counts as reading every flag too: its
-/// slow path may raise an exception, whose frame shows the flags — so they must be the
-/// guest's even if no instruction reads them.
-fn flags_live_before(block: &Block<JitInsn>, faults_expose: bool) -> Vec<bool> {
+/// A `rewritten` instruction (other than a branch) counts as reading every flag: its slow
+/// path may raise an exception, whose frame shows the flags — so they must be the guest's
+/// even if no instruction reads them.
+fn flags_live_before(block: &Block<JitInsn>) -> Vec<bool> {
     let mut live = ICED_ARITH;
     let mut out = vec![false; block.insns.len()];
     for (i, d) in block.insns.iter().enumerate().rev() {
         live = match d.exec.treatment {
-            Treatment::Rewritten if faults_expose && !is_inline_branch(&d.insn) => ICED_ARITH,
+            Treatment::Rewritten if !is_inline_branch(&d.insn) => ICED_ARITH,
             Treatment::Ident | Treatment::Rewritten => {
                 (live & !d.insn.rflags_modified()) | (d.insn.rflags_read() & ICED_ARITH)
             }
@@ -545,8 +545,9 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted
         ; mov r13, QWORD [r14 + offset_of!(Ctx, tlb) as i32]
     );
     let body = ops.offset().0 - base;
-    let live = flags_live_before(block, false);
-    let observable = flags_live_before(block, true);
+    // Flags are live where an instruction may read them or a fault may expose them
+    // (an exception frame holds EFLAGS) before an ident instruction overwrites them.
+    let live = flags_live_before(block);
     let mut in_host = false;
     for (i, d) in block.insns.iter().enumerate() {
         let start = ops.offset().0 - base;
@@ -555,7 +556,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted
                 // Flags that will be overwritten before anything can see them need no
                 // (slow) load: e.g. a block that starts with CMP.
                 load_guest_registers(ops);
-                if observable[i] {
+                if live[i] {
                     load_guest_flags(ops);
                 }
                 in_host = true;

@@ -104,7 +104,7 @@ fn stack_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTwin> {
             (-4, Instruction::with2(Code::Mov_rm32_r32, slot, host_reg(insn.op0_register())).ok()?, -4, true)
         }
         Code::Pushd_imm32 | Code::Pushd_imm8 => {
-            (-4, Instruction::with2(Code::Mov_rm32_imm32, slot, insn.immediate32()).ok()?, -4, true)
+            (-4, Instruction::with2(Code::Mov_rm32_imm32, slot, insn.immediate(0) as u32).ok()?, -4, true)
         }
         Code::Pop_r32 => {
             (0, Instruction::with2(Code::Mov_r32_rm32, host_reg(insn.op0_register()), slot).ok()?, 4, false)
@@ -406,6 +406,10 @@ mod tests {
         assert_eq!(classify(&decode(&[0x5e]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0x6a, 0x05]), true), Treatment::Rewritten);
         assert!(memory_twin_at(&decode(&[0x53])).unwrap().write);
+        // push -14 (6a f2): the imm8 is sign-extended: mov dword [r10], 0FFFFFFF2h.
+        let twin = memory_twin_at(&decode(&[0x6a, 0xf2])).unwrap().twin;
+        let mov = Decoder::with_ip(64, &twin, 0, DecoderOptions::NONE).decode();
+        assert_eq!(mov.immediate(1) as u32, 0xffff_fff2);
         // call rel32 and ret: rewritten; call through a register: helper.
         assert_eq!(classify(&decode(&[0xe8, 0, 0, 0, 0]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0xc3]), true), Treatment::Rewritten);

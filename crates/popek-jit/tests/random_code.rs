@@ -1,0 +1,67 @@
+//! Random bytes as guest code, run block by block under the interpreter and the JIT:
+//! whatever they decode to, both engines end in the same state (and neither panics).
+
+#![allow(clippy::cast_possible_truncation)] // random words cut to bytes and registers on purpose
+
+use popek_cpu::exception::Event;
+use popek_interp::testing::TestBox;
+use popek_jit::Jit;
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Runs `blocks` blocks (or until the CPU halts or stops); the outcome as text.
+fn run(t: &mut TestBox, mut step: impl FnMut(&mut TestBox) -> Result<u32, Event>, blocks: usize) -> String {
+    for _ in 0..blocks {
+        if t.cpu.state.halted {
+            break;
+        }
+        if let Err(e) = step(t) {
+            return format!("{e:?}");
+        }
+    }
+    "ran".into()
+}
+
+#[test]
+fn random_code_agrees_under_both_engines() {
+    let cases: usize = std::env::var("POPEK_RANDOM_CODE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let mut rng = XorShift(0x00c0_ffee_1234_5678);
+    for case in 0..cases {
+        let code: Vec<u8> = (0..48).map(|_| rng.next() as u8).collect();
+        let regs: Vec<u32> = (0..8).map(|_| rng.next() as u32).collect();
+        let mut boxes = [TestBox::new(&code), TestBox::new(&code)];
+        for t in &mut boxes {
+            t.install_exception_handlers();
+            for (r, v) in regs.iter().enumerate() {
+                if r != 4 {
+                    t.cpu.state.gpr[r] = *v;
+                }
+            }
+            t.cpu.state.gpr[1] &= 0xfff; // keep REP counts small
+        }
+        let [interp, jitted] = &mut boxes;
+        let a = run(interp, |t| t.interp.run_block(&mut t.cpu, &mut t.bus), 32);
+        let mut jit = Jit::new(1 << 20).expect("code cache");
+        let b = run(jitted, |t| jit.run_block(&mut t.cpu, &mut t.bus), 32);
+        assert_eq!(a, b, "case {case}: outcome");
+        assert_eq!(interp.cpu.state, jitted.cpu.state, "case {case}: state, code {code:02x?}, regs {regs:08x?}");
+        let (x, y) = (interp.cpu.mem.as_slice(), jitted.cpu.mem.as_slice());
+        if let Some(i) = x.iter().zip(y).position(|(p, q)| p != q) {
+            panic!(
+                "case {case}: memory differs at {i:#x}: interp {:02x?} jit {:02x?}\ncode {code:02x?}\nregs {regs:08x?}\n{}",
+                &x[i..i + 8],
+                &y[i..i + 8],
+                interp.cpu.state.dump()
+            );
+        }
+    }
+}
