@@ -23,6 +23,26 @@ pub const HANDLER_BASE: u32 = 0xa000;
 /// RAM size of the test machine.
 pub const RAM_SIZE: u64 = 1 << 20;
 
+/// A small deterministic random number generator (xorshift64) for randomized tests:
+/// the same seed gives the same cases in every run.
+#[derive(Clone, Debug)]
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A random element of `xs` (which must not be empty).
+    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[(self.next_u64() % xs.len() as u64) as usize]
+    }
+}
+
 /// A CPU + bus + interpreter with some code loaded.
 pub struct TestBox {
     /// The CPU.

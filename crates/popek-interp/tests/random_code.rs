@@ -5,18 +5,7 @@
 #![allow(clippy::cast_possible_truncation)] // random words cut to bytes and registers on purpose
 
 use popek_cpu::exception::Event;
-use popek_interp::testing::TestBox;
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use popek_interp::testing::{TestBox, XorShift};
 
 #[test]
 fn random_code_never_panics() {
@@ -24,13 +13,13 @@ fn random_code_never_panics() {
     let mut rng = XorShift(0x005e_ed0f_c0de);
     let (mut halted, mut unsupported, mut other) = (0, 0, 0);
     for _ in 0..cases {
-        let code: Vec<u8> = (0..48).map(|_| rng.next() as u8).collect();
+        let code: Vec<u8> = (0..48).map(|_| rng.next_u64() as u8).collect();
         let mut t = TestBox::new(&code);
         t.install_exception_handlers();
         for r in 0..8 {
             if r != 4 {
                 // Registers point anywhere, often far outside the 1 MiB of RAM.
-                t.cpu.state.gpr[r] = rng.next() as u32;
+                t.cpu.state.gpr[r] = rng.next_u64() as u32;
             }
         }
         // Keep REP counts small: a REP over billions of elements is legal but slow.

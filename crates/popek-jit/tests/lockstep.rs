@@ -4,22 +4,8 @@
 #![allow(clippy::cast_possible_truncation)] // random words cut to immediates on purpose
 
 use popek_cpu::iced_x86::code_asm::*;
-use popek_interp::testing::{CODE_BASE, DATA_BASE, TestBox};
+use popek_interp::testing::{CODE_BASE, DATA_BASE, TestBox, XorShift};
 use popek_jit::{Jit, JitStats};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-}
 
 /// Destinations (not ESP: the stack; not EBX: the data pointer).
 const DST: [AsmRegister32; 6] = [eax, ecx, edx, esi, edi, ebp];
@@ -27,12 +13,12 @@ const SRC: [AsmRegister32; 8] = [eax, ecx, edx, ebx, esi, edi, ebp, esp];
 const R8: [AsmRegister8; 8] = [al, cl, dl, bl, ah, ch, dh, bh];
 
 /// One random instruction; EBX points at the data area.
-fn random_insn(a: &mut CodeAssembler, r: &mut Rng) -> Result<(), IcedError> {
+fn random_insn(a: &mut CodeAssembler, r: &mut XorShift) -> Result<(), IcedError> {
     let d = r.pick(&DST);
     let s = r.pick(&SRC);
-    let imm = r.next() as i32;
-    let disp = (r.next() % 64) as i32 * 4;
-    match r.next() % 28 {
+    let imm = r.next_u64() as i32;
+    let disp = (r.next_u64() % 64) as i32 * 4;
+    match r.next_u64() % 28 {
         26 | 27 => {
             // A call to a little subroutine and back.
             let mut sub = a.create_label();
@@ -48,7 +34,7 @@ fn random_insn(a: &mut CodeAssembler, r: &mut Rng) -> Result<(), IcedError> {
         24 | 25 => {
             // A forward branch over one instruction: taken or not by the flags so far.
             let mut skip = a.create_label();
-            if r.next().is_multiple_of(2) {
+            if r.next_u64().is_multiple_of(2) {
                 a.jne(skip)?
             } else {
                 a.jl(skip)?
@@ -125,7 +111,7 @@ fn diverges(stats: &mut JitStats, code: &[u8], regs: &[u32], flags: u32, data: &
 fn random_sequences_agree() {
     use popek_cpu::iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
     let cases = std::env::var("POPEK_LOCKSTEP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
-    let mut r = Rng(0x1234_5678_9abc_def1);
+    let mut r = XorShift(0x1234_5678_9abc_def1);
     let mut stats = JitStats::default();
     for case in 0..cases {
         let mut a = CodeAssembler::new(32).unwrap();
@@ -133,9 +119,9 @@ fn random_sequences_agree() {
             random_insn(&mut a, &mut r).unwrap();
         }
         let code = a.assemble(CODE_BASE as u64).unwrap();
-        let regs: Vec<u32> = (0..8).map(|_| r.next() as u32).collect();
-        let flags = (r.next() as u32 & 0x8d5) | 2;
-        let data: Vec<u8> = (0..256).map(|_| r.next() as u8).collect();
+        let regs: Vec<u32> = (0..8).map(|_| r.next_u64() as u32).collect();
+        let flags = (r.next_u64() as u32 & 0x8d5) | 2;
+        let data: Vec<u8> = (0..256).map(|_| r.next_u64() as u8).collect();
         if diverges(&mut stats, &code, &regs, flags, &data).is_none() {
             continue;
         }

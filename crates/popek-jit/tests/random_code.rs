@@ -4,19 +4,8 @@
 #![allow(clippy::cast_possible_truncation)] // random words cut to bytes and registers on purpose
 
 use popek_cpu::exception::Event;
-use popek_interp::testing::TestBox;
+use popek_interp::testing::{TestBox, XorShift};
 use popek_jit::Jit;
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// Runs `blocks` blocks (or until the CPU halts or stops); the outcome as text.
 fn run(t: &mut TestBox, mut step: impl FnMut(&mut TestBox) -> Result<u32, Event>, blocks: usize) -> String {
@@ -36,8 +25,8 @@ fn random_code_agrees_under_both_engines() {
     let cases: usize = std::env::var("POPEK_RANDOM_CODE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let mut rng = XorShift(0x00c0_ffee_1234_5678);
     for case in 0..cases {
-        let code: Vec<u8> = (0..48).map(|_| rng.next() as u8).collect();
-        let regs: Vec<u32> = (0..8).map(|_| rng.next() as u32).collect();
+        let code: Vec<u8> = (0..48).map(|_| rng.next_u64() as u8).collect();
+        let regs: Vec<u32> = (0..8).map(|_| rng.next_u64() as u32).collect();
         let mut boxes = [TestBox::new(&code), TestBox::new(&code)];
         for t in &mut boxes {
             t.install_exception_handlers();
