@@ -389,6 +389,17 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
                 "instructions:          {} ident, {} rewritten, {} callout or helper (as translated)",
                 t.ident, t.rewritten, t.callouts
             );
+            eprintln!(
+                "exits to the run loop: {} at a block end, {} to link a chain, {} from inside a block",
+                t.exits_end, t.exits_chain_miss, t.exits_stopped
+            );
+            let calls = j.callouts_by_instruction();
+            let top: Vec<String> = calls.iter().take(8).map(|(m, n)| format!("{m:?} {n}").to_lowercase()).collect();
+            let total: u64 = calls.iter().map(|(_, n)| n).sum();
+            eprintln!(
+                "callouts and helpers:  {total} run ({})",
+                if top.is_empty() { "none".into() } else { top.join(", ") }
+            );
             eprintln!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
             eprintln!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
             eprintln!("exceptions delivered:  {}", t.exceptions + j.interp_stats.exceptions);

@@ -45,13 +45,17 @@ pub const REP_BUDGET: u32 = 1 << 16;
 
 /// One virtual CPU: architectural state, its RAM, TLB and the set of pages that
 /// hold decoded code.
+///
+/// `#[repr(C)]`, state first and TLB second: translated code reaches both from one
+/// pointer at small fixed offsets.
+#[repr(C)]
 pub struct Cpu {
     /// Architectural registers.
     pub state: CpuState,
-    /// Guest physical RAM.
-    pub mem: GuestMemory,
     /// Software TLB.
     pub tlb: Tlb,
+    /// Guest physical RAM.
+    pub mem: GuestMemory,
     /// Physical pages that hold decoded (or translated) code.
     pub code_pages: CodePages,
     /// Pages written since the engine last looked; their blocks must be dropped.

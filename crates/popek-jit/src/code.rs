@@ -20,10 +20,10 @@ use crate::translate::{Treatment, host_twin, is_call_or_ret, is_inline_branch, m
 use crate::{CHAIN_MISS, Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::{Assembler, X64Relocation};
 use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, Executor, VecAssembler, dynasm};
-use popek_cpu::CpuState;
-use popek_cpu::block::Block;
+use popek_cpu::Cpu;
+use popek_cpu::block::{Block, DecodedInsn};
 use popek_cpu::iced_x86::{ConditionCode, RflagsBits};
-use popek_cpu::mmu::{TLB_ENTRIES, TlbEntry};
+use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
 use popek_cpu::state::flags::ARITH;
 use std::mem::offset_of;
 
@@ -48,7 +48,7 @@ const HOME: [u8; 8] = [0, 1, 2, 3, 12, 5, 6, 7];
 
 /// Most host code one guest instruction can take (a rewritten instruction: the inline
 /// lookup, and a callout with a store and a reload around it).
-const MAX_BYTES_PER_INSN: usize = 384;
+const MAX_BYTES_PER_INSN: usize = 512;
 
 // The inline lookup scales the TLB index by 16 (`shl r8d, 4`).
 const _: () = assert!(std::mem::size_of::<TlbEntry>() == 16);
@@ -152,9 +152,7 @@ impl CodeCache {
         let from_end = site + CHAIN_SITE_LEN;
         let rel = i32::try_from(to.body as i64 - from_end as i64)
             .map_err(|_| JitError::CodeBuffer(std::io::Error::other("chain out of range")))?;
-        // Keep the source block's instruction count that the unlinked site holds.
-        let n = self.reader.lock()[site + 53];
-        let bytes = chain_site(tlb_generation, block, runs, n, rel);
+        let bytes = chain_site(tlb_generation, block, runs, rel);
         self.asm
             .alter(|m| {
                 m.goto(AssemblyOffset(site));
@@ -164,171 +162,80 @@ impl CodeCache {
     }
 
     /// Runs the translation at `e`.
-    pub(crate) fn call(&self, e: Entry, state: *mut CpuState, ctx: &mut Ctx<'_>) -> u64 {
+    pub(crate) fn call(&self, e: Entry, cpu: *mut Cpu, ctx: &mut Ctx<'_>) -> u64 {
         let buffer = self.reader.lock();
         let ptr = buffer.ptr(AssemblyOffset(e.offset as usize));
         // SAFETY: `ptr` is the start of a function emitted by `emit_block` with the
         // sysv64 signature below, in the committed executable buffer, which stays mapped
-        // while `buffer` (the read lock) lives. The function only touches the CpuState
+        // while `buffer` (the read lock) lives. The function only touches the Cpu
         // and Ctx it is given (both valid and exclusively borrowed for the call) and
         // the host stack, and returns normally.
         unsafe {
-            let f: extern "sysv64" fn(*mut CpuState, *mut Ctx<'_>) -> u64 = std::mem::transmute(ptr);
-            f(state, ctx)
+            let f: extern "sysv64" fn(*mut Cpu, *mut Ctx<'_>) -> u64 = std::mem::transmute(ptr);
+            f(cpu, ctx)
         }
     }
 }
 
+/// Offset of a `CpuState` field from the `Cpu` that R15 points at.
+macro_rules! state_off {
+    ($field:ident) => {
+        (std::mem::offset_of!(popek_cpu::Cpu, state) + std::mem::offset_of!(popek_cpu::CpuState, $field)) as i32
+    };
+}
+pub(crate) use state_off;
+
 fn gpr_off(i: usize) -> i32 {
-    (offset_of!(CpuState, gpr) + 4 * i) as i32
+    state_off!(gpr) + 4 * i as i32
 }
 
-const EFLAGS_OFF: i32 = offset_of!(CpuState, eflags) as i32;
+const EFLAGS_OFF: i32 = state_off!(eflags);
+const EIP_OFF: i32 = state_off!(eip);
 
-/// Guest registers and flags: memory → host.
-fn load_guest(ops: &mut impl Emit) {
-    load_guest_registers(ops);
-    load_guest_flags(ops);
+/// Offset of the TLB's generation counter from the `Cpu`.
+const TLB_GENERATION_OFF: i32 = (offset_of!(Cpu, tlb) + offset_of!(Tlb, generation)) as i32;
+
+/// Offset of the soft-TLB entries for supervisor (`user` false) or user accesses.
+fn tlb_off(user: bool) -> i32 {
+    (offset_of!(Cpu, tlb) + offset_of!(Tlb, entries) + user as usize * std::mem::size_of::<[TlbEntry; TLB_ENTRIES]>())
+        as i32
 }
 
-/// Guest registers: memory → host.
-fn load_guest_registers(ops: &mut impl Emit) {
-    for (i, &h) in HOME.iter().enumerate() {
-        x64!(ops; mov Rd(h), DWORD [r15 + gpr_off(i)]);
-    }
-}
-
-/// Guest arithmetic flags: memory → host EFLAGS (`popfq`, the slow part of a load).
-fn load_guest_flags(ops: &mut impl Emit) {
-    // Host EFLAGS = host system bits | guest arithmetic flags (never guest TF/DF/IF).
-    x64!(ops
-        ; mov r10d, DWORD [r15 + EFLAGS_OFF]
-        ; and r10d, ARITH as i32
-        ; pushfq
-        ; pop r11
-        ; and r11, !(ARITH as i32)
-        ; or r11, r10
-        ; push r11
-        ; popfq
-    );
-}
-
-/// Guest registers and flags: host → memory.
-fn store_guest(ops: &mut impl Emit) {
-    for (i, &h) in HOME.iter().enumerate() {
-        x64!(ops; mov DWORD [r15 + gpr_off(i)], Rd(h));
-    }
-    x64!(ops
-        ; pushfq
-        ; pop r11
-        ; and r11d, ARITH as i32
-        ; mov r10d, DWORD [r15 + EFLAGS_OFF]
-        ; and r10d, !(ARITH as i32)
-        ; or r10d, r11d
-        ; mov DWORD [r15 + EFLAGS_OFF], r10d
-    );
-}
-
-/// The arithmetic flags in iced-x86's `RflagsBits` numbering.
-const ICED_ARITH: u32 =
-    RflagsBits::OF | RflagsBits::SF | RflagsBits::ZF | RflagsBits::AF | RflagsBits::CF | RflagsBits::PF;
-
-/// For each instruction, whether any arithmetic flag is live just before it: read by
-/// it, or live after it and not written by it. Everything is live at the block's end
-/// and at a callout (the handler sees the flags in `CpuState`).
-///
-/// A `rewritten` instruction (other than a branch) counts as reading every flag: its slow
-/// path may raise an exception, whose frame shows the flags — so they must be the guest's
-/// even if no instruction reads them.
-fn flags_live_before(block: &Block<JitInsn>) -> Vec<bool> {
-    let mut live = ICED_ARITH;
-    let mut out = vec![false; block.insns.len()];
-    for (i, d) in block.insns.iter().enumerate().rev() {
-        live = match d.exec.treatment {
-            Treatment::Rewritten if !is_inline_branch(&d.insn) => ICED_ARITH,
-            Treatment::Ident | Treatment::Rewritten => {
-                (live & !d.insn.rflags_modified()) | (d.insn.rflags_read() & ICED_ARITH)
-            }
-            Treatment::Callout | Treatment::Helper => ICED_ARITH,
-        };
-        out[i] = live != 0;
-    }
-    out
+/// The x86 EFLAGS bits of a set of arithmetic flags in iced-x86's `RflagsBits` numbering.
+fn x86_flags(iced: u32) -> u32 {
+    use popek_cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
+    [(RflagsBits::OF, OF), (RflagsBits::SF, SF), (RflagsBits::ZF, ZF), (RflagsBits::AF, AF), (RflagsBits::CF, CF)]
+        .into_iter()
+        .chain([(RflagsBits::PF, PF)])
+        .filter(|&(i, _)| iced & i != 0)
+        .fold(0, |acc, (_, x)| acc | x)
 }
 
 /// Calls the handler of instruction `i` with the guest state in `CpuState`; leaves the
 /// block if the callout says so.
+/// The budget (R9) goes to `Ctx` and comes back, since the handler may end chaining.
 fn emit_callout(ops: &mut impl Emit, i: usize, exit: DynamicLabel) {
     x64!(ops
+        ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
         ; mov rdi, r14
         ; mov esi, i as i32
         ; call QWORD [r14 + offset_of!(Ctx, callout) as i32]
         ; test rax, rax
         ; jnz =>exit
+        ; mov r9, QWORD [r14 + offset_of!(Ctx, budget) as i32]
     );
 }
 
-/// A rewritten memory instruction: inline soft-TLB lookup, then the host twin on host
-/// memory; on a miss, the instruction's handler (which walks, faults or does MMIO).
-///
-/// ```text
-///   pushfq                          ; the lookup clobbers flags: keep the guest's
-///   lea   r10d, [guest address]     ; the linear address (flat segments)
-///   lea   r11d, [r10 + width-1]     ; last byte: a page-crossing access misses
-///   and   r11d, ~0xfff
-///   mov   r8d, r10d ; shr r8d, 12 ; and r8d, 255 ; shl r8d, 4
-///   cmp   r11d, [r13 + r8 + tag]    ; read or write tag of the entry
-///   jne   slow
-///   mov   r8d, [r13 + r8 + phys] ; and r10d, 0xfff ; add r10, r8 ; add r10, [r14 + ram]
-///   popfq (or drop the saved flags if none is live)
-///   <host twin with [r10]>
-///   jmp   done
-/// slow:
-///   popfq ; store guest state ; callout ; reload
-/// done:
-/// ```
-fn emit_rewritten(
-    ops: &mut impl Emit,
-    block_eip: u32,
-    i: usize,
-    d: &popek_cpu::block::DecodedInsn<JitInsn>,
-    flags_live: bool,
-    exit: DynamicLabel,
-) {
-    let m = memory_twin(&d.insn, block_eip).expect("classified rewritten, so it has a memory twin");
-    let tag = if m.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
-    let phys = offset_of!(TlbEntry, phys) as i32;
-    x64!(ops; pushfq);
-    ops.extend(m.lea);
-    x64!(ops
-        ; lea r11d, [r10 + (m.width as i32 - 1)]
-        ; and r11d, !0xfff
-        ; mov r8d, r10d
-        ; shr r8d, 12
-        ; and r8d, (TLB_ENTRIES - 1) as i32
-        ; shl r8d, 4
-        ; cmp r11d, DWORD [r13 + r8 + tag]
-        ; jne >slow
-        ; mov r8d, DWORD [r13 + r8 + phys]
-        ; and r10d, 0xfff
-        ; add r10, r8
-        ; add r10, QWORD [r14 + offset_of!(Ctx, ram) as i32]
-    );
-    if flags_live {
-        x64!(ops; popfq);
-    } else {
-        x64!(ops; lea rsp, [rsp + 8]);
+/// Guest registers: memory → host; and R13D = the guest's EFLAGS but the arithmetic
+/// flags (only a callout changes those bits).
+fn emit_load_registers(ops: &mut impl Emit) {
+    for (i, &h) in HOME.iter().enumerate() {
+        x64!(ops; mov Rd(h), DWORD [r15 + gpr_off(i)]);
     }
-    ops.extend(m.twin);
     x64!(ops
-        ; jmp >done
-        ; slow:
-        ; popfq
+        ; mov r13d, DWORD [r15 + EFLAGS_OFF]
+        ; and r13d, !ARITH as i32
     );
-    store_guest(ops);
-    emit_callout(ops, i, exit);
-    load_guest(ops);
-    x64!(ops; done:);
 }
 
 /// Jumps to `target` if condition `cc` holds on host EFLAGS (= the guest's flags).
@@ -354,21 +261,8 @@ fn emit_jcc(ops: &mut impl Emit, cc: ConditionCode, target: DynamicLabel) {
     }
 }
 
-/// Sets guest EIP to the block's runtime EIP plus `delta` (the block may run at another
-/// EIP than it was decoded at, through an alias).
-fn emit_set_eip(ops: &mut impl Emit, delta: u32, code32: bool) {
-    x64!(ops
-        ; mov r10d, DWORD [r14 + offset_of!(Ctx, block_eip) as i32]
-        ; add r10d, delta as i32
-    );
-    if !code32 {
-        x64!(ops; and r10d, 0xffff);
-    }
-    x64!(ops; mov DWORD [r15 + offset_of!(CpuState, eip) as i32], r10d);
-}
-
 /// Bytes of a chain site (see [`chain_site`]).
-pub(crate) const CHAIN_SITE_LEN: usize = 59;
+pub(crate) const CHAIN_SITE_LEN: usize = 51;
 
 /// The patchable part of a chained exit, entered with r10 = the current TLB generation:
 ///
@@ -380,14 +274,12 @@ pub(crate) const CHAIN_SITE_LEN: usize = 59;
 ///   +29 mov [r14 + block], r11   ; ... becomes the callouts' current block
 ///   +33 mov r11, RUNS
 ///   +43 inc qword [r11]          ; its execution count
-///   +46 add qword [r15 + tsc], N ; the TSC reads "start of the current block", as
-///                                ; the run loop sets it for the interpreter
-///   +54 jmp BODY                 ; its translation, past the prologue
-///   +59 miss: …
+///   +46 jmp BODY                 ; its translation, past the prologue
+///   +51 miss: …
 /// ```
 ///
 /// Unlinked, GENERATION is `u64::MAX` (never current) and BLOCK, RUNS and the jump are 0.
-pub(crate) fn chain_site(generation: u64, block: u64, runs: u64, n: u8, jump_rel: i32) -> [u8; CHAIN_SITE_LEN] {
+pub(crate) fn chain_site(generation: u64, block: u64, runs: u64, jump_rel: i32) -> [u8; CHAIN_SITE_LEN] {
     let mut b = [0u8; CHAIN_SITE_LEN];
     b[0..2].copy_from_slice(&[0x49, 0xbb]);
     b[2..10].copy_from_slice(&generation.to_le_bytes());
@@ -400,118 +292,9 @@ pub(crate) fn chain_site(generation: u64, block: u64, runs: u64, n: u8, jump_rel
     b[33..35].copy_from_slice(&[0x49, 0xbb]);
     b[35..43].copy_from_slice(&runs.to_le_bytes());
     b[43..46].copy_from_slice(&[0x49, 0xff, 0x03]);
-    b[46..49].copy_from_slice(&[0x49, 0x83, 0x87]);
-    b[49..53].copy_from_slice(&(offset_of!(CpuState, tsc) as u32).to_le_bytes());
-    b[53] = n;
-    b[54] = 0xe9;
-    b[55..59].copy_from_slice(&jump_rel.to_le_bytes());
+    b[46] = 0xe9;
+    b[47..51].copy_from_slice(&jump_rel.to_le_bytes());
     b
-}
-
-/// The end of a block (guest state already stored, EIP set): count its instructions,
-/// then either chain to the next block's translation — if the budget allows and a link
-/// was made — or return to the run loop.
-fn emit_block_end(ops: &mut impl Emit, n: usize, chainable: bool, ret_end: DynamicLabel, exit: DynamicLabel) {
-    x64!(ops; add QWORD [r14 + offset_of!(Ctx, retired) as i32], n as i32);
-    if !chainable {
-        x64!(ops; jmp =>ret_end);
-        return;
-    }
-    x64!(ops
-        ; sub QWORD [r14 + offset_of!(Ctx, budget) as i32], n as i32
-        ; jle =>ret_end
-        ; mov r11d, DWORD [r15 + offset_of!(CpuState, eip) as i32]
-        ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r11d
-        ; mov r10, QWORD [r14 + offset_of!(Ctx, tlb_generation) as i32]
-        ; mov r10, QWORD [r10]
-    );
-    let site = ops.offset().0;
-    ops.extend(chain_site(u64::MAX, 0, 0, n as u8, 0));
-    x64!(ops
-        ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], site as i32
-        ; mov eax, CHAIN_MISS as i32
-        ; jmp =>exit
-    );
-}
-
-/// The end of a block whose next EIP is only known at run time (RET): after the usual
-/// count and budget, look the target up in the indirect-target table and jump straight
-/// into its translation on a hit; on a miss return to the run loop, which fills the entry.
-///
-/// ```text
-///   r10d = EIP ; r8 = table + (EIP % entries) * 64
-///   cmp r10d, [r8].eip ; cmp MODE, [r8].mode ; cmp TLB generation, [r8].tlb_generation
-///   ctx.block_eip = EIP ; ctx.block = [r8].block ; inc [[r8].runs] ; tsc += N
-///   jmp [r8].code
-/// ```
-fn emit_indirect_end(
-    ops: &mut impl Emit,
-    n: usize,
-    mode: u32,
-    chainable: bool,
-    ret_end: DynamicLabel,
-    exit: DynamicLabel,
-) {
-    x64!(ops; add QWORD [r14 + offset_of!(Ctx, retired) as i32], n as i32);
-    if !chainable {
-        x64!(ops; jmp =>ret_end);
-        return;
-    }
-    let miss = ops.fresh_label();
-    x64!(ops
-        ; sub QWORD [r14 + offset_of!(Ctx, budget) as i32], n as i32
-        ; jle =>ret_end
-        ; mov r10d, DWORD [r15 + offset_of!(CpuState, eip) as i32]
-        ; mov r8d, r10d
-        ; and r8d, (INDIRECT_ENTRIES - 1) as i32
-        ; shl r8d, 6
-        ; add r8, QWORD [r14 + offset_of!(Ctx, indirect) as i32]
-        ; cmp r10d, DWORD [r8 + offset_of!(IndirectEntry, eip) as i32]
-        ; jne =>miss
-        ; cmp DWORD [r8 + offset_of!(IndirectEntry, mode) as i32], mode as i32
-        ; jne =>miss
-        ; mov r11, QWORD [r14 + offset_of!(Ctx, tlb_generation) as i32]
-        ; mov r11, QWORD [r11]
-        ; cmp r11, QWORD [r8 + offset_of!(IndirectEntry, tlb_generation) as i32]
-        ; jne =>miss
-        ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r10d
-        ; mov r11, QWORD [r8 + offset_of!(IndirectEntry, block) as i32]
-        ; mov QWORD [r14 + offset_of!(Ctx, block) as i32], r11
-        ; mov r11, QWORD [r8 + offset_of!(IndirectEntry, runs) as i32]
-        ; inc QWORD [r11]
-        ; add QWORD [r15 + offset_of!(CpuState, tsc) as i32], n as i32
-        ; jmp QWORD [r8 + offset_of!(IndirectEntry, code) as i32]
-        ; =>miss
-        ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], -1 // INDIRECT_MISS
-        ; mov eax, CHAIN_MISS as i32
-        ; jmp =>exit
-    );
-}
-
-/// An inline JMP/Jcc ending the block: the guest state is stored on both paths and EIP
-/// set to the target or the next instruction; the caller returns to the run loop.
-fn emit_branch(
-    ops: &mut impl Emit,
-    block: &Block<JitInsn>,
-    d: &popek_cpu::block::DecodedInsn<JitInsn>,
-    chainable: bool,
-    ret_end: DynamicLabel,
-    exit: DynamicLabel,
-) {
-    let taken = ops.fresh_label();
-    let fall = d.insn.next_ip32().wrapping_sub(block.eip);
-    let target = d.insn.near_branch32().wrapping_sub(block.eip);
-    let n = block.insns.len();
-    if d.insn.condition_code() != ConditionCode::None {
-        emit_jcc(ops, d.insn.condition_code(), taken);
-        store_guest(ops);
-        emit_set_eip(ops, fall, true);
-        emit_block_end(ops, n, chainable, ret_end, exit);
-    }
-    x64!(ops; =>taken);
-    store_guest(ops);
-    emit_set_eip(ops, target, true);
-    emit_block_end(ops, n, chainable, ret_end, exit);
 }
 
 /// A block's translation: per guest instruction, the range of host code offsets
@@ -523,16 +306,27 @@ pub(crate) struct Emitted {
 }
 
 /// Emits `block`.
+///
+/// Between blocks — at the body's entry and wherever a chain leaves — the guest registers
+/// are in host registers and the guest flags in `CpuState` (chaining code is free to
+/// clobber host EFLAGS). Inside the block the emitter tracks where both are (see
+/// [`Emitter`]) and moves them only when an instruction needs them elsewhere.
 pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted {
     let base = ops.offset().0;
-    let mut ranges = Vec::with_capacity(block.insns.len());
-    let exit = ops.fresh_label();
-    let ret_end = ops.fresh_label();
-    // A block with a VMM callout never chains (the callout may change what the run loop
-    // must look at between blocks); one with helpers chains unless, at run time, a helper
-    // reached a device or wrote code (the callout then zeroes the budget).
-    let chainable = block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout);
-    x64!(ops
+    let (exit, ret_end, ret_store, miss_store) =
+        (ops.fresh_label(), ops.fresh_label(), ops.fresh_label(), ops.fresh_label());
+    let mut e = Emitter {
+        ops,
+        block,
+        regs_in_host: true,
+        host_flags: 0,
+        exit,
+        ret_end,
+        ret_store,
+        miss_store,
+        chainable: block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout),
+    };
+    x64!(e.ops
         ; push rbp
         ; push rbx
         ; push r12
@@ -542,81 +336,371 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted
         ; sub rsp, 8
         ; mov r15, rdi
         ; mov r14, rsi
-        ; mov r13, QWORD [r14 + offset_of!(Ctx, tlb) as i32]
+        ; mov r9, QWORD [r14 + offset_of!(Ctx, budget) as i32]
     );
-    let body = ops.offset().0 - base;
-    // Flags are live where an instruction may read them or a fault may expose them
-    // (an exception frame holds EFLAGS) before an ident instruction overwrites them.
-    let live = flags_live_before(block);
-    let mut in_host = false;
+    e.load_registers();
+    let body = e.ops.offset().0 - base;
+    let mut ranges = Vec::with_capacity(block.insns.len());
     for (i, d) in block.insns.iter().enumerate() {
-        let start = ops.offset().0 - base;
+        let start = e.ops.offset().0 - base;
         match d.exec.treatment {
-            Treatment::Ident | Treatment::Rewritten if !in_host => {
-                // Flags that will be overwritten before anything can see them need no
-                // (slow) load: e.g. a block that starts with CMP.
-                load_guest_registers(ops);
-                if live[i] {
-                    load_guest_flags(ops);
-                }
-                in_host = true;
-            }
-            Treatment::Callout | Treatment::Helper if in_host => {
-                store_guest(ops);
-                in_host = false;
-            }
-            _ => {}
+            Treatment::Ident => e.ident(d),
+            Treatment::Rewritten if is_inline_branch(&d.insn) => e.branch(d),
+            Treatment::Rewritten => e.rewritten(i, d),
+            Treatment::Callout | Treatment::Helper => e.callout(i),
         }
-        match d.exec.treatment {
-            Treatment::Ident => {
-                let bytes = host_twin(&d.insn).expect("classified ident, so it has a host twin");
-                ops.extend(bytes);
-            }
-            Treatment::Rewritten if is_inline_branch(&d.insn) => {
-                emit_branch(ops, block, d, chainable, ret_end, exit);
-                in_host = false;
-            }
-            Treatment::Rewritten => emit_rewritten(ops, block.eip, i, d, live[i], exit),
-            Treatment::Callout | Treatment::Helper => emit_callout(ops, i, exit),
-        }
-        ranges.push(start..ops.offset().0 - base);
+        ranges.push(start..e.ops.offset().0 - base);
     }
-    let last = block.insns.last().filter(|d| d.exec.treatment == Treatment::Rewritten).map(|d| &d.insn);
-    let ends_in_branch = last.is_some_and(is_inline_branch);
-    if let Some(insn) = last.filter(|i| is_call_or_ret(i)) {
-        // CALL: on to the target (chainable); RET: EIP is what it popped (back to the
-        // run loop). After a slow path the handler has done the same.
-        if in_host {
-            store_guest(ops);
-        }
-        if insn.mnemonic() == popek_cpu::iced_x86::Mnemonic::Call {
-            emit_set_eip(ops, insn.near_branch32().wrapping_sub(block.eip), true);
-            emit_block_end(ops, block.insns.len(), chainable, ret_end, exit);
-        } else {
-            emit_indirect_end(ops, block.insns.len(), block.key.mode, chainable, ret_end, exit);
-        }
-    } else if !ends_in_branch {
-        // The block ran off its end (page boundary, length cap) or ended in a callout.
-        if in_host {
-            store_guest(ops);
-        }
-        if block.insns.last().is_some_and(|d| matches!(d.exec.treatment, Treatment::Ident | Treatment::Rewritten)) {
-            emit_set_eip(ops, block.len, block.key.mode & 1 != 0);
-        }
-        emit_block_end(ops, block.insns.len(), false, ret_end, exit);
-    }
-    x64!(ops
-        ; =>ret_end
-        ; xor eax, eax
-        ; =>exit
-        ; add rsp, 8
-        ; pop r15
-        ; pop r14
-        ; pop r13
-        ; pop r12
-        ; pop rbx
-        ; pop rbp
-        ; ret
-    );
+    e.end();
     Emitted { ranges, body }
+}
+
+/// The state of one block's emission: where the guest registers and flags are at the
+/// point being emitted.
+struct Emitter<'a, E: Emit> {
+    ops: &'a mut E,
+    block: &'a Block<JitInsn>,
+    /// Guest registers are in their host homes ([`HOME`]); else in `CpuState`.
+    regs_in_host: bool,
+    /// The guest arithmetic flags (x86 bits) that host EFLAGS hold; `CpuState.eflags`
+    /// holds the others.
+    host_flags: u32,
+    /// Leave with the status in RAX (guest registers in `CpuState`).
+    exit: DynamicLabel,
+    /// Return 0 (guest registers in `CpuState`).
+    ret_end: DynamicLabel,
+    /// Store the guest registers, return 0.
+    ret_store: DynamicLabel,
+    /// Store the guest registers, return [`CHAIN_MISS`].
+    miss_store: DynamicLabel,
+    /// Whether the block's ends may chain. A block with a VMM callout never chains (the
+    /// callout may change what the run loop must look at between blocks); one with
+    /// helpers does unless, at run time, a helper reached a device or wrote code (the
+    /// callout then zeroes the budget).
+    chainable: bool,
+}
+
+impl<E: Emit> Emitter<'_, E> {
+    /// Guest registers: memory → host; and R13D = the guest's EFLAGS but the arithmetic
+    /// flags (only a callout changes those bits), for [`Emitter::spill_flags`].
+    fn load_registers(&mut self) {
+        emit_load_registers(self.ops);
+        self.regs_in_host = true;
+    }
+
+    /// Guest registers: host → memory (the code only: the caller says where they are).
+    fn emit_store_registers(&mut self) {
+        for (i, &h) in HOME.iter().enumerate() {
+            x64!(self.ops; mov DWORD [r15 + gpr_off(i)], Rd(h));
+        }
+    }
+
+    fn registers_to_host(&mut self) {
+        if !self.regs_in_host {
+            self.load_registers();
+        }
+    }
+
+    fn registers_to_memory(&mut self) {
+        if self.regs_in_host {
+            self.emit_store_registers();
+            self.regs_in_host = false;
+        }
+    }
+
+    /// The flags host EFLAGS hold → `CpuState` (`pushfq`, a merge and a store).
+    fn spill_flags(&mut self) {
+        let m = self.host_flags;
+        if m == 0 {
+            return;
+        }
+        if m == ARITH {
+            x64!(self.ops
+                ; pushfq
+                ; pop r11
+                ; and r11d, ARITH as i32
+                ; or r11d, r13d
+                ; mov DWORD [r15 + EFLAGS_OFF], r11d
+            );
+            self.host_flags = 0;
+            return;
+        }
+        x64!(self.ops
+            ; pushfq
+            ; pop r11
+            ; and r11d, m as i32
+            ; mov r10d, DWORD [r15 + EFLAGS_OFF]
+            ; and r10d, !m as i32
+            ; or r10d, r11d
+            ; mov DWORD [r15 + EFLAGS_OFF], r10d
+        );
+        self.host_flags = 0;
+    }
+
+    /// Every guest arithmetic flag → host EFLAGS (a `popfq`, the slow part of it all).
+    /// Clobbers R8 and R11, not R10 (a rewritten instruction's host address).
+    fn emit_load_flags(&mut self) {
+        // Host EFLAGS = host system bits | guest arithmetic flags (never guest TF/DF/IF).
+        x64!(self.ops
+            ; mov r8d, DWORD [r15 + EFLAGS_OFF]
+            ; and r8d, ARITH as i32
+            ; pushfq
+            ; pop r11
+            ; and r11, !(ARITH as i32)
+            ; or r11, r8
+            ; push r11
+            ; popfq
+        );
+    }
+
+    /// Makes sure host EFLAGS hold the flags `read` (x86 bits) that the next host
+    /// instruction reads.
+    fn flags_for(&mut self, read: u32) {
+        if read & !self.host_flags != 0 {
+            self.spill_flags();
+            self.emit_load_flags();
+            self.host_flags = ARITH;
+        }
+    }
+
+    fn ident(&mut self, d: &DecodedInsn<JitInsn>) {
+        let bytes = host_twin(&d.insn).expect("classified ident, so it has a host twin");
+        self.registers_to_host();
+        self.flags_for(x86_flags(d.insn.rflags_read()));
+        self.ops.extend(bytes);
+        self.host_flags |= x86_flags(d.insn.rflags_modified());
+    }
+
+    fn callout(&mut self, i: usize) {
+        self.spill_flags();
+        self.registers_to_memory();
+        emit_callout(self.ops, i, self.exit);
+    }
+
+    /// A rewritten memory instruction: inline soft-TLB lookup, then the host twin on host
+    /// memory; on a miss, the instruction's handler (which walks, faults or does MMIO).
+    ///
+    /// ```text
+    ///   (flags in host EFLAGS → CpuState: the lookup clobbers them, and a fault shows them)
+    ///   lea   r10d, [guest address]     ; the linear address (flat segments)
+    ///   lea   r11d, [r10 + width-1]     ; last byte: a page-crossing access misses
+    ///   and   r11d, ~0xfff
+    ///   mov   r8d, r10d ; shr r8d, 8 ; and r8d, 255 << 4   ; entry = page % 256, 16 bytes each
+    ///   cmp   r11d, [r15 + TLB + r8 + tag]  ; read or write tag of the entry
+    ///   jne   slow
+    ///   mov   r8d, [r15 + TLB + r8 + phys] ; and r10d, 0xfff ; add r10, r8 ; add r10, [r14 + ram]
+    ///   (flags → host EFLAGS if the twin reads any)
+    ///   <host twin with [r10]>
+    ///   jmp   done
+    /// slow:
+    ///   store guest registers ; callout ; reload (and the flags, if the twin sets any)
+    /// done:
+    /// ```
+    fn rewritten(&mut self, i: usize, d: &DecodedInsn<JitInsn>) {
+        let m = memory_twin(&d.insn, self.block.eip).expect("classified rewritten, so it has a memory twin");
+        let user = (self.block.key.mode >> 1) & 3 == 3;
+        let tag = tlb_off(user)
+            + if m.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
+        let phys = tlb_off(user) + offset_of!(TlbEntry, phys) as i32;
+        let (read, modified) = (x86_flags(d.insn.rflags_read()), x86_flags(d.insn.rflags_modified()));
+        self.registers_to_host();
+        self.spill_flags();
+        self.ops.extend(m.lea);
+        x64!(self.ops
+            ; lea r11d, [r10 + (m.width as i32 - 1)]
+            ; and r11d, !0xfff
+            ; mov r8d, r10d
+            ; shr r8d, 8
+            ; and r8d, ((TLB_ENTRIES - 1) << 4) as i32
+            ; cmp r11d, DWORD [r15 + r8 + tag]
+            ; jne >slow
+            ; mov r8d, DWORD [r15 + r8 + phys]
+            ; and r10d, 0xfff
+            ; add r10, r8
+            ; add r10, QWORD [r14 + offset_of!(Ctx, ram) as i32]
+        );
+        if read != 0 {
+            self.emit_load_flags();
+        }
+        self.ops.extend(m.twin);
+        x64!(self.ops
+            ; jmp >done
+            ; slow:
+        );
+        self.emit_store_registers();
+        emit_callout(self.ops, i, self.exit);
+        emit_load_registers(self.ops);
+        if read | modified != 0 {
+            self.emit_load_flags();
+        }
+        x64!(self.ops; done:);
+        // Both paths: registers in host; host EFLAGS hold at least what the twin set
+        // (all of them if it read any, since they were loaded for it).
+        self.host_flags = if read != 0 { ARITH } else { modified };
+    }
+
+    /// Sets guest EIP to the block's runtime EIP plus `delta` (the block may run at
+    /// another EIP than it was decoded at, through an alias). Clobbers host EFLAGS.
+    fn set_eip(&mut self, delta: u32, code32: bool) {
+        x64!(self.ops
+            ; mov r10d, DWORD [r14 + offset_of!(Ctx, block_eip) as i32]
+            ; add r10d, delta as i32
+        );
+        if !code32 {
+            x64!(self.ops; and r10d, 0xffff);
+        }
+        x64!(self.ops; mov DWORD [r15 + EIP_OFF], r10d);
+    }
+
+    /// An inline JMP/Jcc, the block's last instruction: EIP set to the target or the next
+    /// instruction, each path ending the block on its own.
+    fn branch(&mut self, d: &DecodedInsn<JitInsn>) {
+        let taken = self.ops.fresh_label();
+        let fall = d.insn.next_ip32().wrapping_sub(self.block.eip);
+        let target = d.insn.near_branch32().wrapping_sub(self.block.eip);
+        self.registers_to_host();
+        if d.insn.condition_code() != ConditionCode::None {
+            self.flags_for(x86_flags(d.insn.rflags_read()));
+            emit_jcc(self.ops, d.insn.condition_code(), taken);
+            let at_branch = self.host_flags;
+            self.spill_flags();
+            self.set_eip(fall, true);
+            self.block_end();
+            self.host_flags = at_branch;
+        }
+        x64!(self.ops; =>taken);
+        self.spill_flags();
+        self.set_eip(target, true);
+        self.block_end();
+    }
+
+    /// The end of a block, with EIP set, the flags in `CpuState` and the registers in
+    /// host registers: count its instructions, then either chain to the next block's
+    /// translation — if the budget allows and a link was made — or return to the run loop.
+    fn block_end(&mut self) {
+        let n = self.block.insns.len();
+        if !self.chainable {
+            x64!(self.ops
+                ; sub r9, n as i32
+                ; jmp =>self.ret_store
+            );
+            return;
+        }
+        x64!(self.ops
+            ; sub r9, n as i32
+            ; jle =>self.ret_store
+            ; mov r11d, DWORD [r15 + EIP_OFF]
+            ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r11d
+            ; mov r10, QWORD [r15 + TLB_GENERATION_OFF]
+        );
+        let site = self.ops.offset().0;
+        self.ops.extend(chain_site(u64::MAX, 0, 0, 0));
+        x64!(self.ops
+            ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], site as i32
+            ; jmp =>self.miss_store
+        );
+    }
+
+    /// The end of a block whose next EIP is only known at run time (RET): after the usual
+    /// count and budget, look the target up in the indirect-target table and jump
+    /// straight into its translation on a hit; on a miss return to the run loop, which
+    /// fills the entry.
+    ///
+    /// ```text
+    ///   r10d = EIP ; r8 = table + (EIP % entries) * 64
+    ///   cmp r10d, [r8].eip ; cmp MODE, [r8].mode ; cmp TLB generation, [r8].tlb_generation
+    ///   ctx.block_eip = EIP ; ctx.block = [r8].block ; inc [[r8].runs]
+    ///   jmp [r8].code
+    /// ```
+    fn indirect_end(&mut self) {
+        let n = self.block.insns.len();
+        let mode = self.block.key.mode;
+        let miss = self.ops.fresh_label();
+        x64!(self.ops
+            ; sub r9, n as i32
+            ; jle =>self.ret_store
+            ; mov r10d, DWORD [r15 + EIP_OFF]
+            ; mov r8d, r10d
+            ; and r8d, (INDIRECT_ENTRIES - 1) as i32
+            ; shl r8d, 6
+            ; add r8, QWORD [r14 + offset_of!(Ctx, indirect) as i32]
+            ; cmp r10d, DWORD [r8 + offset_of!(IndirectEntry, eip) as i32]
+            ; jne =>miss
+            ; cmp DWORD [r8 + offset_of!(IndirectEntry, mode) as i32], mode as i32
+            ; jne =>miss
+            ; mov r11, QWORD [r15 + TLB_GENERATION_OFF]
+            ; cmp r11, QWORD [r8 + offset_of!(IndirectEntry, tlb_generation) as i32]
+            ; jne =>miss
+            ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r10d
+            ; mov r11, QWORD [r8 + offset_of!(IndirectEntry, block) as i32]
+            ; mov QWORD [r14 + offset_of!(Ctx, block) as i32], r11
+            ; mov r11, QWORD [r8 + offset_of!(IndirectEntry, runs) as i32]
+            ; inc QWORD [r11]
+            ; jmp QWORD [r8 + offset_of!(IndirectEntry, code) as i32]
+            ; =>miss
+            ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], -1 // INDIRECT_MISS
+            ; jmp =>self.miss_store
+        );
+    }
+
+    /// Everything after the last instruction: the block's own end unless a branch ended
+    /// it, then the shared exits and the epilogue.
+    fn end(&mut self) {
+        let last = self.block.insns.last().expect("a block has an instruction");
+        let n = self.block.insns.len();
+        let rewritten = last.exec.treatment == Treatment::Rewritten;
+        if rewritten && is_call_or_ret(&last.insn) && self.chainable {
+            // CALL: on to the target; RET: EIP is what it popped. After a slow path the
+            // handler has done the same.
+            self.spill_flags();
+            self.registers_to_host();
+            if last.insn.mnemonic() == popek_cpu::iced_x86::Mnemonic::Call {
+                self.set_eip(last.insn.near_branch32().wrapping_sub(self.block.eip), true);
+                self.block_end();
+            } else {
+                self.indirect_end();
+            }
+        } else if !(rewritten && is_inline_branch(&last.insn)) {
+            // The block ran off its end (page boundary, length cap), ended in a callout,
+            // or (CALL/RET) has a callout elsewhere: back to the run loop.
+            self.spill_flags();
+            self.registers_to_memory();
+            if rewritten && is_call_or_ret(&last.insn) {
+                if last.insn.mnemonic() == popek_cpu::iced_x86::Mnemonic::Call {
+                    self.set_eip(last.insn.near_branch32().wrapping_sub(self.block.eip), true);
+                }
+            } else if last.exec.treatment == Treatment::Ident || rewritten {
+                self.set_eip(self.block.len, self.block.key.mode & 1 != 0);
+            }
+            x64!(self.ops
+                ; sub r9, n as i32
+                ; jmp =>self.ret_end
+            );
+        }
+        x64!(self.ops
+            ; =>self.miss_store
+        );
+        self.emit_store_registers();
+        x64!(self.ops
+            ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
+            ; mov eax, CHAIN_MISS as i32
+            ; jmp =>self.exit
+            ; =>self.ret_store
+        );
+        self.emit_store_registers();
+        x64!(self.ops
+            ; =>self.ret_end
+            ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
+            ; xor eax, eax
+            ; =>self.exit
+            ; add rsp, 8
+            ; pop r15
+            ; pop r14
+            ; pop r13
+            ; pop r12
+            ; pop rbx
+            ; pop rbp
+            ; ret
+        );
+    }
 }

@@ -35,9 +35,9 @@ pub use translate::{Treatment, classify};
 use code::{CodeCache, Entry};
 use popek_cpu::block::{Block, BlockCache};
 use popek_cpu::exception::Event;
-use popek_cpu::mmu::TlbEntry;
+use popek_cpu::iced_x86::Mnemonic;
 use popek_cpu::state::flags::TF;
-use popek_cpu::{Bus, Cpu, CpuState, Handler};
+use popek_cpu::{Bus, Cpu, Handler};
 use popek_interp::{HasHandler, InterpStats, execute_block};
 use std::cell::Cell;
 
@@ -80,26 +80,31 @@ pub struct JitStats {
     pub links: u64,
     /// Exceptions delivered to the guest.
     pub exceptions: u64,
+    /// Returns from translated code at a block's end: the budget ran out (a timer is
+    /// due, or the instruction limit) or the block may not chain (it has a VMM callout).
+    pub exits_end: u64,
+    /// Returns to link a chain (or fill the indirect-target table).
+    pub exits_chain_miss: u64,
+    /// Returns from inside a block: an exception, HLT, written code.
+    pub exits_stopped: u64,
 }
 
 /// The state a callout needs, reached from translated code through one pointer
-/// (`#[repr(C)]`: translated code reads the first two fields).
+/// (`#[repr(C)]`: translated code reads fields at their offsets).
 #[repr(C)]
 struct Ctx<'a> {
-    /// The soft-TLB for the block's privilege (supervisor or user entries).
-    tlb: *const TlbEntry,
     /// Host address of guest physical address 0.
     ram: *mut u8,
     /// The callout function (called through here, so translated code holds no
     /// absolute addresses and disassembles the same in every run).
     callout: extern "sysv64" fn(*mut Ctx<'_>, u32) -> u64,
     /// Instructions translated code may still retire before it must return to the run
-    /// loop (timers, the instruction limit); chaining stops when it runs out.
+    /// loop (timers, the instruction limit); chaining stops when it runs out. Translated
+    /// code keeps it in R9 and stores it here around callouts and when it leaves.
     budget: i64,
-    /// Instructions retired by the blocks that completed in this call.
-    retired: u64,
-    /// The TLB's generation counter: chains are valid only while it stands still.
-    tlb_generation: *const u64,
+    /// `budget_start - budget` is the number of instructions the blocks that completed in
+    /// this call retired (a callout that stops chaining moves both).
+    budget_start: i64,
     /// Code offset of the chain site whose link was missing ([`CHAIN_MISS`]), or
     /// [`INDIRECT_MISS`] for a miss in the indirect-target table.
     chain_site: u64,
@@ -107,9 +112,13 @@ struct Ctx<'a> {
     indirect: *const IndirectEntry,
     /// Device time after `n` more retired instructions in this call.
     now: &'a dyn Fn(u64) -> u64,
+    /// The TSC at the start of the call: a callout sees it plus the instructions retired.
+    tsc: u64,
     cpu: *mut Cpu,
     bus: *mut (dyn Bus + 'a),
     block: *const Block<JitInsn>,
+    /// Callout and helper executions by mnemonic.
+    callout_counts: &'a mut [u64],
     /// EIP the block runs at (it may differ from the EIP it was decoded at).
     block_eip: u32,
     /// Index of the instruction at which the block stopped early.
@@ -118,6 +127,19 @@ struct Ctx<'a> {
     stop_completed: bool,
     /// The event that stopped it, with the EIP of the instruction.
     event: Option<(Event, u32)>,
+}
+
+impl Ctx<'_> {
+    /// Instructions retired by the blocks that completed in this call.
+    fn completed(&self) -> u64 {
+        (self.budget_start - self.budget) as u64
+    }
+
+    /// No more chaining in this call: the run loop must look at the machine first.
+    fn stop_chaining(&mut self) {
+        self.budget_start -= self.budget;
+        self.budget = 0;
+    }
 }
 
 /// Translated code returns this when it ran to the end of the block.
@@ -178,6 +200,8 @@ pub struct Jit {
     pub stats: JitStats,
     /// Counters of the blocks interpreted instead of translated.
     pub interp_stats: InterpStats,
+    /// Executions of callouts and helpers, indexed by the instruction's mnemonic.
+    callout_counts: Vec<u64>,
     pending_link: Option<PendingLink>,
     /// Where RETs go without leaving translated code (emptied by every code flush).
     indirect: Box<[IndirectEntry; INDIRECT_ENTRIES]>,
@@ -206,9 +230,19 @@ impl Jit {
             code: CodeCache::new(code_bytes)?,
             stats: JitStats::default(),
             interp_stats: InterpStats::default(),
+            callout_counts: vec![0; Mnemonic::values().count()],
             pending_link: None,
             indirect: Box::new([IndirectEntry::EMPTY; INDIRECT_ENTRIES]),
         })
+    }
+
+    /// How many times callouts and helpers ran, by mnemonic and treatment, most
+    /// frequent first.
+    pub fn callouts_by_instruction(&self) -> Vec<(Mnemonic, u64)> {
+        let mut v: Vec<_> =
+            Mnemonic::values().zip(self.callout_counts.iter().copied()).filter(|&(_, n)| n > 0).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| (a.0 as u32).cmp(&(b.0 as u32))));
+        v
     }
 
     /// Counters of the decoded-block cache.
@@ -327,34 +361,37 @@ impl Jit {
         let runs = &block.insns[0].exec.runs;
         runs.set(runs.get() + 1);
         cpu.state.interrupt_shadow = false;
-        let user = cpu.state.cpl == 3;
+        let budget = i64::try_from(budget.min(MAX_BUDGET)).unwrap_or(1);
         let mut ctx = Ctx {
-            tlb: cpu.tlb.entries[user as usize].as_ptr(),
             ram: cpu.mem.host_base(),
             callout,
+            tsc: cpu.state.tsc,
             cpu,
             bus,
-            budget: i64::try_from(budget.min(MAX_BUDGET)).unwrap_or(1),
-            retired: 0,
-            tlb_generation: &cpu.tlb.generation,
+            budget,
+            budget_start: budget,
             chain_site: 0,
             indirect: self.indirect.as_ptr(),
             now,
             block,
+            callout_counts: &mut self.callout_counts,
             block_eip: eip,
             stop_index: 0,
             stop_completed: false,
             event: None,
         };
-        let state: *mut CpuState = &mut cpu.state;
-        let status = self.code.call(entry, state, &mut ctx);
+        let status = self.code.call(entry, cpu, &mut ctx);
         // The block the call ended in (chaining may have moved on from `block`).
         // SAFETY: `ctx.block` is `block` or a block translated code chained to; chains
         // exist only to blocks the cache holds (written code flushes every translation).
         let last_block = unsafe { &*ctx.block };
         let retired = match status {
-            STOPPED => ctx.retired as u32 + ctx.stop_index + ctx.stop_completed as u32,
+            STOPPED => {
+                self.stats.exits_stopped += 1;
+                ctx.completed() as u32 + ctx.stop_index + ctx.stop_completed as u32
+            }
             CHAIN_MISS => {
+                self.stats.exits_chain_miss += 1;
                 self.pending_link = Some(PendingLink {
                     site: ctx.chain_site as usize,
                     code_generation: self.code.generation(),
@@ -363,14 +400,19 @@ impl Jit {
                     cs_base: cpu.state.seg[popek_cpu::Seg::Cs as usize].base,
                     mode: last_block.key.mode,
                 });
-                ctx.retired as u32
+                ctx.completed() as u32
             }
             _ => {
                 debug_assert_eq!(status, RAN_TO_END);
-                ctx.retired as u32
+                self.stats.exits_end += 1;
+                ctx.completed() as u32
             }
         };
         self.stats.retired += retired as u64;
+        if status != STOPPED {
+            // The TSC reads "start of the last block", as the run loop would have set it.
+            cpu.state.tsc = ctx.tsc + ctx.completed() - last_block.insns.len() as u64;
+        }
         if let Some((event, at)) = ctx.event.take() {
             match event {
                 Event::Exception(e) => {
@@ -469,6 +511,9 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32) -> u64 {
     // translated code does not touch them while a callout runs.
     let (cpu, bus, block) = unsafe { (&mut *ctx.cpu, &mut *ctx.bus, &*ctx.block) };
     let d = &block.insns[index as usize];
+    if let Some(n) = ctx.callout_counts.get_mut(d.insn.mnemonic() as usize) {
+        *n += 1;
+    }
     let cur = ctx.block_eip.wrapping_add(d.insn.ip32().wrapping_sub(block.eip));
     let next = cur.wrapping_add(d.insn.len() as u32);
     cpu.state.eip = if cpu.state.code32() { next } else { next & 0xffff };
@@ -477,23 +522,27 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32) -> u64 {
         ctx.stop_completed = completed;
         STOPPED
     };
+    // The TSC reads "start of the current block", as the run loop sets it for the
+    // interpreter.
+    let completed = ctx.completed();
+    cpu.state.tsc = ctx.tsc + completed;
     let result = if d.exec.treatment == Treatment::Callout {
         // A sensitive instruction may change what the run loop looks at between blocks
         // (IF, the mode, devices, halting): no chaining from this block.
-        ctx.budget = 0;
+        ctx.stop_chaining();
         (d.exec.handler)(cpu, bus, &d.insn)
     } else {
         // An ordinary instruction: only a device access (MMIO) concerns the run loop.
-        let pending_time = (ctx.retired > 0).then_some((ctx.now, ctx.retired));
+        let pending_time = (completed > 0).then_some((ctx.now, completed));
         let mut watch = WatchBus { inner: bus, pending_time, touched: false };
         let r = (d.exec.handler)(cpu, &mut watch, &d.insn);
         if watch.touched {
-            ctx.budget = 0;
+            ctx.stop_chaining();
         }
         r
     };
     if !cpu.smc_pages.is_empty() {
-        ctx.budget = 0; // code was written: the run loop drops blocks first
+        ctx.stop_chaining(); // code was written: the run loop drops blocks first
     }
     match result {
         Ok(()) => {

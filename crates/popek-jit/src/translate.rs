@@ -144,7 +144,7 @@ fn call_ret_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTwin> {
         put(Instruction::with2(Code::Mov_rm32_r32, slot, Register::R11D).ok()?)?;
         put(Instruction::with2(Code::Lea_r32_m, Register::R12D, top(-4)).ok()?)?;
     } else {
-        let eip = MemoryOperand::with_base_displ(Register::R15, std::mem::offset_of!(popek_cpu::CpuState, eip) as i64);
+        let eip = MemoryOperand::with_base_displ(Register::R15, crate::code::state_off!(eip) as i64);
         put(Instruction::with2(Code::Mov_r32_rm32, Register::R11D, slot).ok()?)?;
         put(Instruction::with2(Code::Lea_r32_m, Register::R12D, top(4)).ok()?)?;
         put(Instruction::with2(Code::Mov_rm32_r32, eip, Register::R11D).ok()?)?;
