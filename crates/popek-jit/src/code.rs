@@ -16,15 +16,17 @@
 // dynasm's register macros convert their operand with `.into()` even when it is a u8.
 #![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
 
-use crate::translate::{Treatment, host_twin, is_call_or_ret, is_inline_branch, memory_twin};
+use crate::translate::{
+    FlagFix, Treatment, flag_fix, host_twin, is_call_or_ret, is_inline_branch, memory_twin, test_self,
+};
 use crate::{CHAIN_MISS, Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::{Assembler, X64Relocation};
 use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, Executor, VecAssembler, dynasm};
 use popek_cpu::Cpu;
 use popek_cpu::block::{Block, DecodedInsn};
-use popek_cpu::iced_x86::{ConditionCode, RflagsBits};
+use popek_cpu::iced_x86::{ConditionCode, Instruction, RflagsBits};
 use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
-use popek_cpu::state::flags::ARITH;
+use popek_cpu::state::flags::{AF, ARITH, CF, OF};
 use std::mem::offset_of;
 
 /// Where a translation lives: which generation of the cache, and where in it.
@@ -211,6 +213,13 @@ fn x86_flags(iced: u32) -> u32 {
         .fold(0, |acc, (_, x)| acc | x)
 }
 
+/// The flags (x86 bits) host EFLAGS must hold before `insn`'s twin runs: those it reads,
+/// and all of them for a shift by CL, which leaves them all alone if the count is 0.
+fn twin_reads(insn: &Instruction) -> u32 {
+    let read = x86_flags(insn.rflags_read());
+    if flag_fix(insn) == Some(FlagFix::ClearAfIfCounted) { ARITH } else { read }
+}
+
 /// Calls the handler of instruction `i` with the guest state in `CpuState`; leaves the
 /// block if the callout says so.
 /// The budget (R9) goes to `Ctx` and comes back, since the handler may end chaining.
@@ -320,6 +329,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted
         block,
         regs_in_host: true,
         host_flags: 0,
+        host_zero: 0,
         exit,
         ret_end,
         ret_store,
@@ -365,6 +375,9 @@ struct Emitter<'a, E: Emit> {
     /// The guest arithmetic flags (x86 bits) that host EFLAGS hold; `CpuState.eflags`
     /// holds the others.
     host_flags: u32,
+    /// Those of `host_flags` that are really 0, whatever host EFLAGS say: AF after a shift,
+    /// which the SDM leaves undefined, the interpreter clears and AMD hosts set.
+    host_zero: u32,
     /// Leave with the status in RAX (guest registers in `CpuState`).
     exit: DynamicLabel,
     /// Return 0 (guest registers in `CpuState`).
@@ -414,27 +427,28 @@ impl<E: Emit> Emitter<'_, E> {
         if m == 0 {
             return;
         }
+        let keep = m & !self.host_zero;
+        self.host_flags = 0;
+        self.host_zero = 0;
         if m == ARITH {
             x64!(self.ops
                 ; pushfq
                 ; pop r11
-                ; and r11d, ARITH as i32
+                ; and r11d, keep as i32
                 ; or r11d, r13d
                 ; mov DWORD [r15 + EFLAGS_OFF], r11d
             );
-            self.host_flags = 0;
             return;
         }
         x64!(self.ops
             ; pushfq
             ; pop r11
-            ; and r11d, m as i32
+            ; and r11d, keep as i32
             ; mov r10d, DWORD [r15 + EFLAGS_OFF]
             ; and r10d, !m as i32
             ; or r10d, r11d
             ; mov DWORD [r15 + EFLAGS_OFF], r10d
         );
-        self.host_flags = 0;
     }
 
     /// Every guest arithmetic flag → host EFLAGS (a `popfq`, the slow part of it all).
@@ -456,7 +470,7 @@ impl<E: Emit> Emitter<'_, E> {
     /// Makes sure host EFLAGS hold the flags `read` (x86 bits) that the next host
     /// instruction reads.
     fn flags_for(&mut self, read: u32) {
-        if read & !self.host_flags != 0 {
+        if read & (!self.host_flags | self.host_zero) != 0 {
             self.spill_flags();
             self.emit_load_flags();
             self.host_flags = ARITH;
@@ -466,9 +480,61 @@ impl<E: Emit> Emitter<'_, E> {
     fn ident(&mut self, d: &DecodedInsn<JitInsn>) {
         let bytes = host_twin(&d.insn).expect("classified ident, so it has a host twin");
         self.registers_to_host();
-        self.flags_for(x86_flags(d.insn.rflags_read()));
+        self.flags_for(twin_reads(&d.insn));
+        self.before_twin(&d.insn);
         self.ops.extend(bytes);
-        self.host_flags |= x86_flags(d.insn.rflags_modified());
+        self.after_twin(&d.insn);
+    }
+
+    /// What a fix-up needs from before the twin: the count of a shift by CL (in R11B: the
+    /// shift may change ECX itself).
+    fn before_twin(&mut self, insn: &Instruction) {
+        if flag_fix(insn) == Some(FlagFix::ClearAfIfCounted) {
+            x64!(self.ops; mov r11d, ecx);
+        }
+    }
+
+    /// The flags after a host twin ran (and the fix-up it needs, see [`FlagFix`]).
+    fn after_twin(&mut self, insn: &Instruction) {
+        let modified = x86_flags(insn.rflags_modified());
+        self.host_flags |= modified;
+        self.host_zero &= !modified;
+        match flag_fix(insn).unwrap_or(FlagFix::None) {
+            FlagFix::None => {}
+            FlagFix::ClearAf => self.host_zero |= AF,
+            FlagFix::ClearAfIfCounted => {
+                // The flags were all loaded for the twin ([`twin_reads`]).
+                x64!(self.ops
+                    ; pushfq
+                    ; test r11b, 31
+                    ; jz >unchanged
+                    ; and QWORD [rsp], !(AF as i32)
+                    ; unchanged:
+                    ; popfq
+                );
+                self.host_flags = ARITH;
+            }
+            FlagFix::MulLow(low) => {
+                // CF = OF = "the product did not fit" (host); SF, ZF, PF from the low half
+                // and AF = 0 (the interpreter's choice): `test` gives exactly that when
+                // CF = OF = 0, and needs them set again (rare, slow) when not.
+                let test = test_self(low);
+                x64!(self.ops; jo >overflow);
+                self.ops.extend(test.iter().copied());
+                x64!(self.ops
+                    ; jmp >fixed
+                    ; overflow:
+                );
+                self.ops.extend(test);
+                x64!(self.ops
+                    ; pushfq
+                    ; or QWORD [rsp], (CF | OF) as i32
+                    ; popfq
+                    ; fixed:
+                );
+                self.host_flags = ARITH;
+            }
+        }
     }
 
     fn callout(&mut self, i: usize) {
@@ -502,7 +568,7 @@ impl<E: Emit> Emitter<'_, E> {
         let tag = tlb_off(user)
             + if m.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
         let phys = tlb_off(user) + offset_of!(TlbEntry, phys) as i32;
-        let (read, modified) = (x86_flags(d.insn.rflags_read()), x86_flags(d.insn.rflags_modified()));
+        let (read, modified) = (twin_reads(&d.insn), x86_flags(d.insn.rflags_modified()));
         self.registers_to_host();
         self.spill_flags();
         self.ops.extend(m.lea);
@@ -521,8 +587,12 @@ impl<E: Emit> Emitter<'_, E> {
         );
         if read != 0 {
             self.emit_load_flags();
+            self.host_flags = ARITH;
         }
+        self.before_twin(&d.insn);
         self.ops.extend(m.twin);
+        self.after_twin(&d.insn);
+        let (after_flags, after_zero) = (self.host_flags, self.host_zero);
         x64!(self.ops
             ; jmp >done
             ; slow:
@@ -535,8 +605,9 @@ impl<E: Emit> Emitter<'_, E> {
         }
         x64!(self.ops; done:);
         // Both paths: registers in host; host EFLAGS hold at least what the twin set
-        // (all of them if it read any, since they were loaded for it).
-        self.host_flags = if read != 0 { ARITH } else { modified };
+        // (all of them if it read any, since they were loaded for it). The slow path
+        // loaded the interpreter's flags, which agree with any fix-up.
+        (self.host_flags, self.host_zero) = (after_flags, after_zero);
     }
 
     /// Sets guest EIP to the block's runtime EIP plus `delta` (the block may run at
@@ -562,11 +633,11 @@ impl<E: Emit> Emitter<'_, E> {
         if d.insn.condition_code() != ConditionCode::None {
             self.flags_for(x86_flags(d.insn.rflags_read()));
             emit_jcc(self.ops, d.insn.condition_code(), taken);
-            let at_branch = self.host_flags;
+            let at_branch = (self.host_flags, self.host_zero);
             self.spill_flags();
             self.set_eip(fall, true);
             self.block_end();
-            self.host_flags = at_branch;
+            (self.host_flags, self.host_zero) = at_branch;
         }
         x64!(self.ops; =>taken);
         self.spill_flags();

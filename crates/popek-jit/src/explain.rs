@@ -2,7 +2,7 @@
 //! its treatment and the reason for it, interleaved with the host code made for it.
 
 use crate::code::emit_block;
-use crate::translate::Treatment;
+use crate::translate::{FlagFix, Treatment};
 use crate::{Jit, JitInsn};
 use dynasmrt::VecAssembler;
 use dynasmrt::x64::X64Relocation;
@@ -51,7 +51,15 @@ fn helper_reason(insn: &Instruction) -> &'static str {
 /// The treatment of an instruction with its reason, as `explain` prints it.
 pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
     let why = match d.treatment {
-        Treatment::Ident => "register-only: runs as its host twin",
+        Treatment::Ident if insn.mnemonic() == Mnemonic::Nop => "no operation: no host code at all",
+        Treatment::Ident => match crate::translate::flag_fix(insn) {
+            Some(FlagFix::ClearAf) => "host twin; AF (undefined) reads as 0, as in the interpreter",
+            Some(FlagFix::ClearAfIfCounted) => "host twin, then AF (undefined) cleared unless CL & 31 = 0",
+            Some(FlagFix::MulLow(_)) => {
+                "host twin, then `test` of the low half: the undefined SF/ZF/PF/AF as in the interpreter"
+            }
+            _ => "register-only: runs as its host twin",
+        },
         Treatment::Rewritten if crate::translate::is_inline_branch(insn) => {
             "relative branch: the host's jcc/jmp on the guest flags sets EIP"
         }

@@ -168,7 +168,8 @@ pub(crate) fn memory_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTw
         return Some(t);
     }
     let m = insn.mnemonic();
-    if !ident_mnemonic(m) || matches!(m, Mnemonic::Lea | Mnemonic::Xchg) || insn.has_lock_prefix() {
+    if flag_fix(insn).is_none() || matches!(m, Mnemonic::Lea | Mnemonic::Xchg | Mnemonic::Nop) || insn.has_lock_prefix()
+    {
         return None;
     }
     if !matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS) {
@@ -203,7 +204,7 @@ pub(crate) fn memory_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTw
         }
     }
     let op = mem_op?;
-    let write = op == 0 && !matches!(m, Mnemonic::Cmp | Mnemonic::Test);
+    let write = op == 0 && !matches!(m, Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Mul | Mnemonic::Imul);
     // lea r10d, [base + index*scale + disp] on the host registers (addr32: wraps at 4 GiB).
     let mem = MemoryOperand::new(
         host_reg(base),
@@ -227,6 +228,81 @@ pub(crate) fn memory_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTw
     // AH/BH/CH/DH cannot be encoded together with R10 (a REX prefix): no twin.
     enc.encode(&twin, 0).ok()?;
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width, write })
+}
+
+/// What translated code does after a host twin so that the flags the SDM leaves undefined
+/// read as the interpreter's choice (the host may pick others: AMD sets AF after a shift,
+/// and computes SF/ZF/PF after a multiply its own way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FlagFix {
+    /// Every flag the twin writes is defined (or the host agrees with the interpreter).
+    None,
+    /// SHL/SHR/SAR/SHLD/SHRD by a non-zero constant: AF reads as 0 (the emitter clears it
+    /// when the flags next leave host EFLAGS).
+    ClearAf,
+    /// SHL/SHR/SAR/SHLD/SHRD of 32 bits by CL: AF reads as 0 if the masked count is not 0
+    /// (else every flag is as before, on the host too). The emitter loads all the flags
+    /// before the twin and fixes AF after it.
+    ClearAfIfCounted,
+    /// MUL/IMUL: SF, ZF and PF from this register (the low half of the result), AF
+    /// cleared; CF = OF as the host computed them.
+    MulLow(Register),
+}
+
+/// Whether `insn` has a host twin whose results match the interpreter's, and what must
+/// follow it for the flags to match too.
+pub(crate) fn flag_fix(insn: &Instruction) -> Option<FlagFix> {
+    use Mnemonic::*;
+    let m = insn.mnemonic();
+    if ident_mnemonic(m) || m == Nop {
+        return Some(FlagFix::None);
+    }
+    let width =
+        if insn.op0_kind() == OpKind::Register { insn.op0_register().size() } else { insn.memory_size().size() };
+    match m {
+        Shl | Sal | Shr | Sar | Shld | Shrd => {
+            // Past the width, 8/16-bit shifts leave CF undefined: a constant count below
+            // it, or 32 bits.
+            let count_op = if matches!(m, Shld | Shrd) { 2 } else { 1 };
+            if matches!(m, Shld | Shrd) && width != 4 {
+                return None;
+            }
+            match insn.op_kind(count_op) {
+                OpKind::Immediate8 => {
+                    let count = insn.immediate8() as usize & 31;
+                    (count != 0 && count < 8 * width.min(4)).then_some(FlagFix::ClearAf)
+                }
+                OpKind::Register if width == 4 => Some(FlagFix::ClearAfIfCounted),
+                _ => None,
+            }
+        }
+        Mul | Imul => {
+            let low = if insn.op_count() == 1 {
+                match width {
+                    1 => Register::AL,
+                    2 => Register::AX,
+                    _ => Register::EAX,
+                }
+            } else {
+                host_reg(insn.op0_register())
+            };
+            Some(FlagFix::MulLow(low))
+        }
+        _ => None,
+    }
+}
+
+/// `test reg, reg`: SF, ZF and PF from `reg`, AF, CF and OF cleared.
+pub(crate) fn test_self(reg: Register) -> Vec<u8> {
+    let code = match reg.size() {
+        1 => Code::Test_rm8_r8,
+        2 => Code::Test_rm16_r16,
+        _ => Code::Test_rm32_r32,
+    };
+    let mut enc = Encoder::new(64);
+    let insn = Instruction::with2(code, reg, reg).expect("register operands");
+    enc.encode(&insn, 0).expect("encodable");
+    enc.take_buffer()
 }
 
 /// Maps a guest general register to its home in translated code: the identity for
@@ -308,8 +384,11 @@ fn ident_mnemonic(m: Mnemonic) -> bool {
 
 /// The x86-64 bytes of `insn`'s host twin, or `None` if it is not an `ident` candidate.
 pub(crate) fn host_twin(insn: &Instruction) -> Option<Vec<u8>> {
-    if !ident_mnemonic(insn.mnemonic()) || insn.has_lock_prefix() {
+    if flag_fix(insn).is_none() || insn.has_lock_prefix() {
         return None;
+    }
+    if insn.mnemonic() == Mnemonic::Nop {
+        return Some(Vec::new()); // also the multi-byte NOP with its (unused) memory operand
     }
     let mut twin = *insn;
     for i in 0..insn.op_count() {
@@ -414,8 +493,21 @@ mod tests {
         assert_eq!(classify(&decode(&[0xe8, 0, 0, 0, 0]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0xc3]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0xff, 0xd0]), true), Treatment::Helper);
-        // shl eax, 3: OF/AF undefined and host-dependent: helper.
-        assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), true), Treatment::Helper);
+        // shl eax, 3: ident, AF cleared afterwards; by 0: helper (the flags stay as they
+        // were); by CL: ident with a run-time fix-up, but only on 32 bits.
+        assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), true), Treatment::Ident);
+        assert_eq!(flag_fix(&decode(&[0xc1, 0xe0, 0x03])), Some(FlagFix::ClearAf));
+        assert_eq!(classify(&decode(&[0xd3, 0xe0]), true), Treatment::Ident);
+        assert_eq!(flag_fix(&decode(&[0xd3, 0xe0])), Some(FlagFix::ClearAfIfCounted));
+        assert_eq!(classify(&decode(&[0x66, 0xd3, 0xe0]), true), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x00]), true), Treatment::Helper);
+        // shl al, 9: CF undefined past the width: helper.
+        assert_eq!(classify(&decode(&[0xc0, 0xe0, 0x09]), true), Treatment::Helper);
+        // imul eax, ecx: ident, flags fixed up from EAX; mul dword [ebx]: rewritten, a read.
+        assert_eq!(flag_fix(&decode(&[0x0f, 0xaf, 0xc1])), Some(FlagFix::MulLow(Register::EAX)));
+        assert!(!memory_twin_at(&decode(&[0xf7, 0x23])).unwrap().write);
+        // nop dword [eax+eax]: ident, no host code at all.
+        assert_eq!(host_twin(&decode(&[0x0f, 0x1f, 0x44, 0x00, 0x00])).unwrap(), Vec::<u8>::new());
         // lea eax, [esp + ecx*4 + 8]: ident, with R12D as the base (addr32 prefix).
         let twin = host_twin(&decode(&[0x8d, 0x44, 0x8c, 0x08])).unwrap();
         let back = Decoder::with_ip(64, &twin, 0, DecoderOptions::NONE).decode();
