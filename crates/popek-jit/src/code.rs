@@ -86,12 +86,44 @@ pub(crate) struct CodeCache {
     reader: Executor,
     capacity: usize,
     generation: u32,
+    /// Where each chain site leads: plain data, so linking never touches the (W^X)
+    /// code buffer. Emptied with it.
+    links: Box<[ChainLink]>,
+    /// Chain sites handed out since the last flush.
+    next_link: u32,
 }
+
+/// Where chain site `i` leads, read by translated code (`#[repr(C)]`, 32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChainLink {
+    /// The TLB generation the link was made under; `u64::MAX` while unlinked.
+    tlb_generation: u64,
+    /// The next block (the callouts' current block once there).
+    block: u64,
+    /// Its execution counter.
+    runs: u64,
+    /// Host address of its translation's body.
+    code: u64,
+}
+
+impl ChainLink {
+    const UNLINKED: ChainLink = ChainLink { tlb_generation: u64::MAX, block: 0, runs: 0, code: 0 };
+}
+
+const _: () = assert!(std::mem::size_of::<ChainLink>() == 32);
 
 impl CodeCache {
     pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
         let asm = Assembler::new_with_capacity(capacity)?;
-        Ok(CodeCache { reader: asm.reader(), asm, capacity, generation: 0 })
+        // A block takes a few hundred bytes and has at most two chain sites.
+        let links = vec![ChainLink::UNLINKED; (capacity / 128).max(64)].into_boxed_slice();
+        Ok(CodeCache { reader: asm.reader(), asm, capacity, generation: 0, links, next_link: 0 })
+    }
+
+    /// The chain-link table, for translated code.
+    pub(crate) fn links(&self) -> *const ChainLink {
+        self.links.as_ptr()
     }
 
     /// True if `e` was made since the last flush.
@@ -104,12 +136,12 @@ impl CodeCache {
     pub(crate) fn translate(&mut self, block: &Block<JitInsn>) -> Result<(Entry, bool), JitError> {
         let need = 256 + block.insns.len() * MAX_BYTES_PER_INSN;
         let mut flushed = false;
-        if self.asm.offset().0 + need > self.capacity {
+        if self.asm.offset().0 + need > self.capacity || self.next_link as usize + 2 > self.links.len() {
             self.flush()?;
             flushed = true;
         }
         let start = self.asm.offset();
-        let emitted = emit_block(&mut self.asm, block);
+        let emitted = emit_block(&mut self.asm, block, &mut self.next_link);
         self.asm.commit().map_err(|e| JitError::CodeBuffer(std::io::Error::other(e.to_string())))?;
         let too_large = || JitError::CodeBuffer(std::io::Error::other("code cache too large"));
         let offset = u32::try_from(start.0).map_err(|_| too_large())?;
@@ -133,34 +165,19 @@ impl CodeCache {
         self.asm = Assembler::new_with_capacity(self.capacity)?;
         self.reader = self.asm.reader();
         self.generation = self.generation.wrapping_add(1);
+        self.links.fill(ChainLink::UNLINKED);
+        self.next_link = 0;
         Ok(())
     }
 
-    /// Links the chain site at `site` to `to`: valid while the TLB generation is
+    /// Links chain site `site` to `to`: valid while the TLB generation is
     /// `tlb_generation`; the chained code sets the callouts' block to `block` and counts
     /// a run in `runs`.
-    pub(crate) fn link(
-        &mut self,
-        site: usize,
-        to: Entry,
-        tlb_generation: u64,
-        block: u64,
-        runs: u64,
-    ) -> Result<(), JitError> {
-        let buffer_len = self.reader.lock().len();
-        if site.checked_add(CHAIN_SITE_LEN).is_none_or(|end| end > buffer_len) {
-            return Err(JitError::CodeBuffer(std::io::Error::other("no chain site there")));
+    pub(crate) fn link(&mut self, site: usize, to: Entry, tlb_generation: u64, block: u64, runs: u64) {
+        let code = self.address(to.body);
+        if let Some(l) = self.links.get_mut(site) {
+            *l = ChainLink { tlb_generation, block, runs, code };
         }
-        let from_end = site + CHAIN_SITE_LEN;
-        let rel = i32::try_from(to.body as i64 - from_end as i64)
-            .map_err(|_| JitError::CodeBuffer(std::io::Error::other("chain out of range")))?;
-        let bytes = chain_site(tlb_generation, block, runs, rel);
-        self.asm
-            .alter(|m| {
-                m.goto(AssemblyOffset(site));
-                m.extend(bytes);
-            })
-            .map_err(|e| JitError::CodeBuffer(std::io::Error::other(e.to_string())))
     }
 
     /// Runs the translation at `e`.
@@ -270,42 +287,6 @@ fn emit_jcc(ops: &mut impl Emit, cc: ConditionCode, target: DynamicLabel) {
     }
 }
 
-/// Bytes of a chain site (see [`chain_site`]).
-pub(crate) const CHAIN_SITE_LEN: usize = 51;
-
-/// The patchable part of a chained exit, entered with r10 = the current TLB generation:
-///
-/// ```text
-///   +0  mov r11, GENERATION      ; the TLB generation the link was made under
-///   +10 cmp r10, r11
-///   +13 jne miss                 ; remapped since: back to the run loop
-///   +19 mov r11, BLOCK           ; the next block's decoded block ...
-///   +29 mov [r14 + block], r11   ; ... becomes the callouts' current block
-///   +33 mov r11, RUNS
-///   +43 inc qword [r11]          ; its execution count
-///   +46 jmp BODY                 ; its translation, past the prologue
-///   +51 miss: …
-/// ```
-///
-/// Unlinked, GENERATION is `u64::MAX` (never current) and BLOCK, RUNS and the jump are 0.
-pub(crate) fn chain_site(generation: u64, block: u64, runs: u64, jump_rel: i32) -> [u8; CHAIN_SITE_LEN] {
-    let mut b = [0u8; CHAIN_SITE_LEN];
-    b[0..2].copy_from_slice(&[0x49, 0xbb]);
-    b[2..10].copy_from_slice(&generation.to_le_bytes());
-    b[10..13].copy_from_slice(&[0x4d, 0x39, 0xda]);
-    b[13..15].copy_from_slice(&[0x0f, 0x85]);
-    b[15..19].copy_from_slice(&((CHAIN_SITE_LEN - 19) as i32).to_le_bytes());
-    b[19..21].copy_from_slice(&[0x49, 0xbb]);
-    b[21..29].copy_from_slice(&block.to_le_bytes());
-    b[29..33].copy_from_slice(&[0x4d, 0x89, 0x5e, offset_of!(Ctx, block) as u8]);
-    b[33..35].copy_from_slice(&[0x49, 0xbb]);
-    b[35..43].copy_from_slice(&runs.to_le_bytes());
-    b[43..46].copy_from_slice(&[0x49, 0xff, 0x03]);
-    b[46] = 0xe9;
-    b[47..51].copy_from_slice(&jump_rel.to_le_bytes());
-    b
-}
-
 /// A block's translation: per guest instruction, the range of host code offsets
 /// (relative to the start) that implements it, and where the body starts (past the
 /// prologue: where chained blocks jump in).
@@ -320,7 +301,7 @@ pub(crate) struct Emitted {
 /// are in host registers and the guest flags in `CpuState` (chaining code is free to
 /// clobber host EFLAGS). Inside the block the emitter tracks where both are (see
 /// [`Emitter`]) and moves them only when an instruction needs them elsewhere.
-pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted {
+pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, next_link: &mut u32) -> Emitted {
     let base = ops.offset().0;
     let (exit, ret_end, ret_store, miss_store) =
         (ops.fresh_label(), ops.fresh_label(), ops.fresh_label(), ops.fresh_label());
@@ -335,6 +316,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>) -> Emitted
         ret_store,
         miss_store,
         chainable: block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout),
+        next_link,
     };
     x64!(e.ops
         ; push rbp
@@ -391,6 +373,8 @@ struct Emitter<'a, E: Emit> {
     /// helpers does unless, at run time, a helper reached a device or wrote code (the
     /// callout then zeroes the budget).
     chainable: bool,
+    /// The next free chain site number.
+    next_link: &'a mut u32,
 }
 
 impl<E: Emit> Emitter<'_, E> {
@@ -664,9 +648,19 @@ impl<E: Emit> Emitter<'_, E> {
             ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r11d
             ; mov r10, QWORD [r15 + TLB_GENERATION_OFF]
         );
-        let site = self.ops.offset().0;
-        self.ops.extend(chain_site(u64::MAX, 0, 0, 0));
+        let site = *self.next_link;
+        *self.next_link += 1;
+        let link = site as i32 * std::mem::size_of::<ChainLink>() as i32;
         x64!(self.ops
+            ; mov r11, QWORD [r14 + offset_of!(Ctx, links) as i32]
+            ; cmp r10, QWORD [r11 + link + offset_of!(ChainLink, tlb_generation) as i32]
+            ; jne >miss
+            ; mov r8, QWORD [r11 + link + offset_of!(ChainLink, block) as i32]
+            ; mov QWORD [r14 + offset_of!(Ctx, block) as i32], r8
+            ; mov r8, QWORD [r11 + link + offset_of!(ChainLink, runs) as i32]
+            ; inc QWORD [r8]
+            ; jmp QWORD [r11 + link + offset_of!(ChainLink, code) as i32]
+            ; miss:
             ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], site as i32
             ; jmp =>self.miss_store
         );

@@ -101,7 +101,7 @@ fn host_listing(out: &mut String, code: &[u8], range: std::ops::Range<usize>) {
 /// One block: header, then every guest instruction with its treatment and host code.
 pub fn explain_block(block: &Block<JitInsn>) -> String {
     let mut ops = VecAssembler::<X64Relocation>::new(0);
-    let ranges = emit_block(&mut ops, block).ranges;
+    let ranges = emit_block(&mut ops, block, &mut 0).ranges;
     let code = ops.finalize().unwrap_or_default();
     let mut out = String::new();
     let runs = block.insns.first().map_or(0, |d| d.exec.runs.get());

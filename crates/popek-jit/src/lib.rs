@@ -105,11 +105,13 @@ struct Ctx<'a> {
     /// `budget_start - budget` is the number of instructions the blocks that completed in
     /// this call retired (a callout that stops chaining moves both).
     budget_start: i64,
-    /// Code offset of the chain site whose link was missing ([`CHAIN_MISS`]), or
+    /// Number of the chain site whose link was missing ([`CHAIN_MISS`]), or
     /// [`INDIRECT_MISS`] for a miss in the indirect-target table.
     chain_site: u64,
     /// The indirect-target table.
     indirect: *const IndirectEntry,
+    /// Where each chain site leads ([`code::ChainLink`]).
+    links: *const code::ChainLink,
     /// Device time after `n` more retired instructions in this call.
     now: &'a dyn Fn(u64) -> u64,
     /// The TSC at the start of the call: a callout sees it plus the instructions retired.
@@ -352,7 +354,8 @@ impl Jit {
                         code: self.code.address(entry.body()),
                     };
                     self.stats.links += 1;
-                } else if self.code.link(p.site, entry, p.tlb_generation, block as *const _ as u64, runs).is_ok() {
+                } else {
+                    self.code.link(p.site, entry, p.tlb_generation, block as *const _ as u64, runs);
                     self.stats.links += 1;
                 }
             }
@@ -372,6 +375,7 @@ impl Jit {
             budget_start: budget,
             chain_site: 0,
             indirect: self.indirect.as_ptr(),
+            links: self.code.links(),
             now,
             block,
             callout_counts: &mut self.callout_counts,
