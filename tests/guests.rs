@@ -14,6 +14,7 @@ fn run(guest: &Guest, engine: EngineKind) -> (StopReason, String, u64) {
         modules: Vec::new(),
         serial: Box::new(out.clone()),
         engine,
+        code_cache: popek::jit::DEFAULT_CODE_CACHE,
     };
     let mut m = Machine::boot(config, guest.elf).expect("guest images load");
     let stop = m.run(&RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() });
