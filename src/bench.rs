@@ -396,8 +396,8 @@ fn key_sweep(
         let n = fit(&xs, &insns);
         fit_table.row(vec![
             e.name().into(),
-            format!("{:.2} ms", t.intercept * 1e3),
-            format!("{:.2} ms", t.slope * 1e3),
+            seconds_text(t.intercept),
+            seconds_text(t.slope),
             // A rounded, non-negative instruction count, far below 2^64.
             #[allow(clippy::cast_possible_truncation)]
             group(n.slope.round().max(0.0) as u64),
@@ -515,6 +515,16 @@ fn bytes_text(n: u64) -> String {
         n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M", n >> 20),
         n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{}K", n >> 10),
         n => n.to_string(),
+    }
+}
+
+/// A time in seconds with a unit that suits it (it may be negative: a fitted intercept).
+fn seconds_text(secs: f64) -> String {
+    match secs.abs() {
+        a if a >= 1.0 => format!("{secs:.2} s"),
+        a if a >= 1e-3 => format!("{:.2} ms", secs * 1e3),
+        a if a >= 1e-6 => format!("{:.2} µs", secs * 1e6),
+        _ => format!("{:.1} ns", secs * 1e9),
     }
 }
 
@@ -698,6 +708,10 @@ mod tests {
         assert_eq!(with_arg("", "n", 3), "n=3");
         assert_eq!(group(12_355_921), "12,355,921");
         assert_eq!(group(999), "999");
+        assert_eq!(seconds_text(0.051), "51.00 ms");
+        assert_eq!(seconds_text(1.2e-6), "1.20 µs");
+        assert_eq!(seconds_text(-0.002), "-2.00 ms");
+        assert_eq!(seconds_text(4e-8), "40.0 ns");
     }
 
     #[test]
