@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod bench;
+
 /// Process exit statuses of `popek` itself (the guest's own are odd numbers).
 mod exit {
     /// The guest halted with interrupts off, or reset the machine.
@@ -71,6 +73,9 @@ enum Command {
         #[arg(long, value_name = "N")]
         max_insns: Option<u64>,
     },
+    /// Time a guest under each engine: several interleaved runs, medians, MIPS, the JIT's
+    /// speed-up and its translation time; or sweep the work size or the code-cache size.
+    Bench(bench::BenchArgs),
     /// List the built-in guests, or write them out as ELF files.
     Guests {
         /// Write every guest to DIR as NAME.elf (plus NAME.cmdline and NAME.expected),
@@ -132,6 +137,10 @@ struct RunArgs {
     /// time (timers, the TSC) advances by one period per retired instruction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     mips: u64,
+    /// Size of the translator's code cache (K/M/G suffixes, 64K to 1G); when it is full
+    /// it is flushed whole (counted in --stats).
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_code_cache)]
+    code_cache: usize,
     /// Print run statistics to stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -168,6 +177,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+fn parse_code_cache(s: &str) -> Result<usize, String> {
+    use popek::machine::{MAX_CODE_CACHE, MIN_CODE_CACHE};
+    let bytes = bench::parse_bytes(s).map_err(|e| format!("{e:#}"))?;
+    match usize::try_from(bytes) {
+        Ok(n) if (MIN_CODE_CACHE..=MAX_CODE_CACHE).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}`: the code cache must be between 64K and 1G")),
+    }
+}
+
 fn parse_hex(s: &str) -> Result<u32, String> {
     let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
     u32::from_str_radix(digits, 16).map_err(|_| format!("`{s}` is not a hexadecimal address"))
@@ -192,6 +210,7 @@ fn main() -> ExitCode {
         Some(Command::Explain { kernel, hottest, at, cmdline, max_insns }) => {
             explain(&kernel, hottest, at, cmdline, max_insns).map(|()| ExitCode::SUCCESS)
         }
+        Some(Command::Bench(args)) => run_bench(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Guests { extract }) => guests(extract.as_deref()).map(|()| ExitCode::SUCCESS),
         Some(Command::Demo { iterations }) => run_demo(iterations).map(|()| ExitCode::SUCCESS),
     };
@@ -217,6 +236,7 @@ fn run_default() -> Result<ExitCode> {
         max_insns: None,
         timeout: Some(60.0),
         mips: 1000,
+        code_cache: popek::jit::DEFAULT_CODE_CACHE,
         stats: true,
         vga: false,
     };
@@ -264,6 +284,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         modules: modules.clone(),
         serial,
         engine,
+        code_cache: args.code_cache,
     };
     let engine = match args.engine {
         Engine::Jit => EngineKind::Jit,
@@ -341,6 +362,12 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         print_stats(&machine, &stop, wall);
     }
     Ok(code)
+}
+
+fn run_bench(args: &bench::BenchArgs) -> Result<()> {
+    let (image, default_cmdline) = kernel_image(&args.guest)?;
+    let report = bench::bench(args, &image, default_cmdline)?;
+    write_stdout(&report)
 }
 
 fn report_divergence(d: &lockstep::Divergence) {
@@ -423,6 +450,7 @@ fn explain(
         modules: Vec::new(),
         serial: Box::new(NullSink),
         engine: EngineKind::Jit,
+        code_cache: popek::jit::DEFAULT_CODE_CACHE,
     };
     let mut machine = Machine::boot(config, &image).with_context(|| format!("`{kernel}`"))?;
     let stop = machine.run(&RunConfig { max_insns, timeout: Some(Duration::from_secs(60)), ..RunConfig::default() });

@@ -120,3 +120,111 @@ fn lockstep_engine_runs_both_and_agrees() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("agreed on every block"), "{}", stderr(&o));
 }
+
+/// `popek bench`: a table row per engine with the instruction count both agree on, and an
+/// SVG bar chart with a bar per engine.
+#[test]
+fn bench_prints_a_row_per_engine_and_plots_them() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("bench.svg");
+    let o = popek(&["bench", "hello", "--runs", "1", "--engines", "jit,interp", "--plot", svg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let row = |engine: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| {engine} ")))
+            .unwrap_or_else(|| panic!("no {engine} row in:\n{text}"))
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (jit, interp) = (row("jit"), row("interp"));
+    // | engine | run time | instructions | MIPS | speed-up | translation |
+    assert!(jit[2].ends_with(" ms") && interp[2].ends_with(" ms"), "{text}");
+    assert_eq!(jit[3], interp[3], "both engines retire the same instructions:\n{text}");
+    assert!(jit[3].replace(',', "").parse::<u64>().unwrap() > 1000, "{text}");
+    assert!(jit[5].ends_with('×') && interp[5] == "1.00×", "{text}");
+    assert!(jit[6].contains('%') && interp[6] == "–", "{text}");
+    let chart = std::fs::read_to_string(&svg).expect("the chart was written");
+    assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"), "{chart}");
+    assert!(chart.matches("<rect").count() >= 3, "background and a bar per engine: {chart}");
+    let texts: Vec<&str> = chart.split("<text").skip(1).map(|t| t.split("</text>").next().unwrap_or("")).collect();
+    assert!(
+        texts.iter().any(|t| t.contains("\njit\n")) && texts.iter().any(|t| t.contains("\ninterp\n")),
+        "legend: {chart}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `popek bench --sweep iters`: a row per point and engine, and a fitted line whose
+/// per-iteration instruction count is what one more iteration adds.
+#[test]
+fn bench_sweep_fits_a_line() {
+    let o = popek(&["bench", "compute", "--sweep", "iters", "--points", "1,2", "--runs", "1", "--engines", "jit"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let insns = |iters: &str| -> u64 {
+        let l = text.lines().find(|l| l.starts_with(&format!("| {iters} "))).unwrap_or_else(|| panic!("{text}"));
+        l.split('|').nth(4).unwrap().trim().replace(',', "").parse().unwrap()
+    };
+    let per = insns("2") - insns("1");
+    let fit = text.lines().find(|l| l.starts_with("| jit ")).unwrap_or_else(|| panic!("{text}"));
+    let fitted: u64 = fit.split('|').nth(4).unwrap().trim().replace(',', "").parse().unwrap();
+    assert_eq!(fitted, per, "{text}");
+}
+
+/// `popek bench --sweep cache`: a small code cache is flushed, the default one is not.
+#[test]
+fn bench_cache_sweep_counts_flushes() {
+    let o = popek(&["bench", "compute", "--sweep", "cache", "--points", "64K,16M", "--runs", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let flushes = |size: &str| -> u64 {
+        let l = text.lines().find(|l| l.starts_with(&format!("| {size} "))).unwrap_or_else(|| panic!("{text}"));
+        l.split('|').nth(5).unwrap().trim().replace(',', "").parse().unwrap()
+    };
+    assert!(flushes("64K") > 0, "{text}");
+    assert_eq!(flushes("16M"), 0, "{text}");
+}
+
+/// Bad `popek bench` and `--code-cache` values: one clear line, exit status 2.
+#[test]
+fn bench_bad_input_is_status_2() {
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["bench", "hello", "--engines", "turbo"],
+        vec!["bench", "hello", "--runs", "0"],
+        vec!["bench", "hello", "--runs", "1", "--plot", "/no/such/dir/x.svg"],
+        vec!["bench", "no-such-guest"],
+        vec!["bench", "hello", "--runs", "1", "--sweep", "iters", "--points", "1,x"],
+        vec!["bench", "hello", "--runs", "1", "--sweep", "iters", "--points", "1,2"],
+        vec!["bench", "hello", "--runs", "1", "--sweep", "cache", "--engines", "interp"],
+        vec!["bench", "hello", "--runs", "1", "--code-cache", "4K"],
+        vec!["run", "hello", "--code-cache", "4K"],
+        vec!["run", "hello", "--code-cache", "lots"],
+    ];
+    for args in cases {
+        let o = popek(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
+        let first = err.lines().next().unwrap_or("");
+        assert!(first.contains("error") || first.starts_with("popek:"), "{args:?}: {err}");
+    }
+}
+
+/// A small code cache changes the translator's work, never the guest's output.
+#[test]
+fn run_with_a_small_code_cache() {
+    let o = popek(&["run", "compute", "--code-cache", "64K", "--stats"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("compute").unwrap().expected_output);
+    assert_eq!(o.status.code(), Some(1));
+    let flushes = stderr(&o)
+        .lines()
+        .find_map(|l| {
+            l.split_once(" code-cache flushes").map(|(a, _)| a.rsplit('(').next().unwrap().trim().to_string())
+        })
+        .unwrap_or_default();
+    assert!(flushes.parse::<u64>().unwrap() > 0, "{}", stderr(&o));
+}

@@ -7,13 +7,19 @@ use std::time::Duration;
 
 /// Boots `guest` with 128 MiB (as under QEMU) and runs it to its end under `engine`.
 fn run(guest: &Guest, engine: EngineKind) -> (StopReason, String, u64) {
+    run_with(guest, guest.cmdline, engine)
+}
+
+/// [`run`] with another command line.
+fn run_with(guest: &Guest, cmdline: &str, engine: EngineKind) -> (StopReason, String, u64) {
     let out = SharedBuffer::new();
     let config = MachineConfig {
         ram_size: 128 << 20,
-        cmdline: guest.cmdline.to_string(),
+        cmdline: cmdline.to_string(),
         modules: Vec::new(),
         serial: Box::new(out.clone()),
         engine,
+        code_cache: popek::jit::DEFAULT_CODE_CACHE,
     };
     let mut m = Machine::boot(config, guest.elf).expect("guest images load");
     let stop = m.run(&RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() });
@@ -72,6 +78,53 @@ fn compute() {
 #[test]
 fn nanobench() {
     check("nanobench");
+}
+
+/// `cmdline` gives exactly `expected` and `status` under the interpreter, and the same run
+/// under the JIT.
+fn check_cmdline(name: &str, cmdline: &str, expected: &str, status: i32) {
+    let guest = GUESTS.iter().find(|g| g.name == name).expect("guest exists");
+    let (stop, output, retired) = run_with(guest, cmdline, EngineKind::Interp);
+    assert_eq!(output, expected, "{name} {cmdline}: serial output");
+    assert_eq!(stop, StopReason::Exit(status), "{name} {cmdline}: stop reason");
+    assert_eq!(run_with(guest, cmdline, EngineKind::Jit), (stop, output, retired), "{name} {cmdline}: JIT");
+}
+
+/// The benchmarks' knobs: `only=NAME` runs one workload, and its lines are the ones the
+/// full run prints (the same checksums).
+#[test]
+fn compute_runs_one_workload() {
+    let full = GUESTS.iter().find(|g| g.name == "compute").expect("guest exists").expected_output;
+    let line = |prefix: &str| full.lines().find(|l| l.starts_with(prefix)).expect("line in the full output");
+    for (name, prefix) in [("sieve", "sieve:"), ("matmul", "matmul:"), ("div64", "div64:")] {
+        let expected = format!("compute: iters=2 only={name}\n{}\ncompute: PASS\n", line(prefix));
+        check_cmdline("compute", &format!("iters=2 only={name}"), &expected, 1);
+    }
+    let bad = "FAIL: only=sieve2: no such workload (sieve, crc32, sort, matmul, string, div64)\n";
+    let (stop, output, _) =
+        run_with(GUESTS.iter().find(|g| g.name == "compute").unwrap(), "only=sieve2", EngineKind::Jit);
+    assert_eq!((stop, output.as_str()), (StopReason::Exit(3), bad));
+}
+
+/// `only=NAME n=N`: one loop, N times; `n=N` alone: every loop N times.
+#[test]
+fn nanobench_runs_one_loop() {
+    check_cmdline(
+        "nanobench",
+        "only=pagefault n=37",
+        "page fault (fault, map, resume, unmap): 37 iterations\nnanobench: PASS\n",
+        1,
+    );
+    check_cmdline(
+        "nanobench",
+        "n=5 only=syscall",
+        "syscall (int 0x80 from ring 3): 5 iterations\nnanobench: PASS\n",
+        1,
+    );
+    let all = "syscall (int 0x80 from ring 3): 2 iterations\nport in (inb 0x80): 2 iterations\n\
+               cr3 write: 2 iterations\npage fault (fault, map, resume, unmap): 2 iterations\n\
+               call/ret: 2 iterations\nnanobench: PASS\n";
+    check_cmdline("nanobench", "n=2", all, 1);
 }
 
 /// Two runs of the same guest are identical: output, stop and instruction count.

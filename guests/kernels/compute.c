@@ -2,7 +2,8 @@
  * compute: an integer benchmark. Sieve of Eratosthenes, table-driven CRC32, quicksort of an
  * LCG sequence, integer matrix multiply, string operations (REP MOVS/STOS and byte loops) and
  * 64-bit division, each printing a checksum. "iters=N" on the command line repeats the whole
- * set N times (default 1); every round must give the same checksums.
+ * set N times (default 1); every round must give the same checksums. "only=NAME" (sieve, crc32,
+ * sort, matmul, string, div64) runs just that workload, for measuring one at a time.
  */
 #include "rt.h"
 
@@ -148,41 +149,69 @@ static uint32_t div64_bench(uint32_t *q_lo, uint32_t *r) {
     return (uint32_t)acc ^ (uint32_t)(acc >> 32);
 }
 
+/* The workloads, in the order they run and print; "only=NAME" runs just one of them. */
+static const char *const workloads[6] = {"sieve", "crc32", "sort", "matmul", "string", "div64"};
+static uint32_t sorted, q_lo, rem;
+
+static uint32_t run_workload(int k) {
+    switch (k) {
+    case 0:
+        return sieve();
+    case 1:
+        lcg_state = 1;
+        for (int i = 0; i < CRC_BYTES; i++) crc_buf[i] = (uint8_t)(lcg() >> 24);
+        return crc32(crc_buf, CRC_BYTES);
+    case 2: {
+        int ok;
+        uint32_t sum = sort_bench(&ok);
+        sorted = (uint32_t)ok;
+        return sum;
+    }
+    case 3:
+        return matmul();
+    case 4:
+        return string_bench();
+    default:
+        return div64_bench(&q_lo, &rem);
+    }
+}
+
 int kmain(void) {
     uint32_t iters = arg_uint("iters", 1);
     CHECK(iters >= 1, "iters must be at least 1");
-    printf("compute: iters=%u\n", iters);
+    char only[16];
+    int sel = -1;
+    if (arg_str("only", only, sizeof only)) {
+        for (int k = 0; k < 6; k++)
+            if (!strcmp(only, workloads[k])) sel = k;
+        CHECK(sel >= 0, "only=%s: no such workload (sieve, crc32, sort, matmul, string, div64)", only);
+        printf("compute: iters=%u only=%s\n", iters, only);
+    } else {
+        printf("compute: iters=%u\n", iters);
+    }
     crc_init();
     const char *check = "123456789";
     uint32_t crc_check = crc32((const uint8_t *)check, 9);
     CHECK(crc_check == 0xCBF43926u, "CRC32 check value %x", crc_check);
 
-    uint32_t first[6] = {0}, sorted = 0, q_lo = 0, rem = 0;
+    uint32_t first[6] = {0};
     for (uint32_t it = 0; it < iters; it++) {
-        uint32_t r[6];
-        r[0] = sieve();
-        lcg_state = 1;
-        for (int i = 0; i < CRC_BYTES; i++) crc_buf[i] = (uint8_t)(lcg() >> 24);
-        r[1] = crc32(crc_buf, CRC_BYTES);
-        int ok;
-        r[2] = sort_bench(&ok);
-        sorted = (uint32_t)ok;
-        r[3] = matmul();
-        r[4] = string_bench();
-        r[5] = div64_bench(&q_lo, &rem);
         for (int k = 0; k < 6; k++) {
-            if (it == 0) first[k] = r[k];
-            CHECK(r[k] == first[k], "round %u: result %d changed: %x != %x", it, k, r[k], first[k]);
+            if (sel >= 0 && k != sel) continue;
+            uint32_t r = run_workload(k);
+            if (it == 0) first[k] = r;
+            CHECK(r == first[k], "round %u: result %d changed: %x != %x", it, k, r, first[k]);
         }
     }
-    CHECK(first[0] == 17984, "sieve found %u primes below %u", first[0], SIEVE_N);
-    CHECK(sorted, "quicksort output is not sorted");
-    CHECK(q_lo == 857142857u && rem == 1, "10^18 / 7 low digits %u rem %u", q_lo, rem);
-    printf("sieve:  primes below %u: %u\n", SIEVE_N, first[0]);
-    printf("crc32:  \"123456789\" -> %08x, %u LCG bytes -> %08x\n", crc_check, CRC_BYTES, first[1]);
-    printf("sort:   %u values, sorted, checksum %08x\n", SORT_N, first[2]);
-    printf("matmul: %ux%u, checksum %08x\n", MAT_N, MAT_N, first[3]);
-    printf("string: checksum %08x\n", first[4]);
-    printf("div64:  10^18 / 7 = ...%u rem %u, checksum %08x\n", q_lo, rem, first[5]);
+#define WANT(k) (sel < 0 || sel == (k))
+    if (WANT(0)) CHECK(first[0] == 17984, "sieve found %u primes below %u", first[0], SIEVE_N);
+    if (WANT(2)) CHECK(sorted, "quicksort output is not sorted");
+    if (WANT(5)) CHECK(q_lo == 857142857u && rem == 1, "10^18 / 7 low digits %u rem %u", q_lo, rem);
+    if (WANT(0)) printf("sieve:  primes below %u: %u\n", SIEVE_N, first[0]);
+    if (WANT(1)) printf("crc32:  \"123456789\" -> %08x, %u LCG bytes -> %08x\n", crc_check, CRC_BYTES, first[1]);
+    if (WANT(2)) printf("sort:   %u values, sorted, checksum %08x\n", SORT_N, first[2]);
+    if (WANT(3)) printf("matmul: %ux%u, checksum %08x\n", MAT_N, MAT_N, first[3]);
+    if (WANT(4)) printf("string: checksum %08x\n", first[4]);
+    if (WANT(5)) printf("div64:  10^18 / 7 = ...%u rem %u, checksum %08x\n", q_lo, rem, first[5]);
     return 0;
 }

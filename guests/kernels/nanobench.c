@@ -2,7 +2,9 @@
  * nanobench: tight loops of the operations whose cost a virtualizer cares about: a system
  * call round trip from ring 3, port IN, CR3 writes (TLB flushes), page faults (fault, map,
  * resume, unmap) and call/ret. Each prints only its iteration count, so the output is
- * deterministic; time it from outside (popek --stats, perf). "scale=N" multiplies the counts.
+ * deterministic; time it from outside (popek --stats, perf). "scale=N" multiplies the counts;
+ * "only=NAME" (syscall, portin, cr3, pagefault, callret) runs just one loop and "n=N" sets the
+ * iteration count of every loop that runs, for measuring one operation at a time.
  */
 #include "rt.h"
 
@@ -33,43 +35,67 @@ __attribute__((noinline)) static uint32_t leaf(uint32_t x) {
     return x + 1;
 }
 
+static const char *const loops[5] = {"syscall", "portin", "cr3", "pagefault", "callret"};
+
 int kmain(void) {
     uint32_t scale = arg_uint("scale", 1);
+    /* "n" absent: each loop's own count times scale. */
+    uint32_t n_arg = arg_uint("n", 0xFFFFFFFFu);
+    char only[16];
+    int sel = -1;
+    if (arg_str("only", only, sizeof only)) {
+        for (int k = 0; k < 5; k++)
+            if (!strcmp(only, loops[k])) sel = k;
+        CHECK(sel >= 0, "only=%s: no such loop (syscall, portin, cr3, pagefault, callret)", only);
+    }
+#define WANT(k) (sel < 0 || sel == (k))
+#define COUNT(base) (n_arg != 0xFFFFFFFFu ? n_arg : (base) * scale)
     pd = pd_identity(PTE_P | PTE_W | PTE_U);
     map_page(pd, FAULT_VA, 0, 0); /* page table present, page not */
     paging_enable(pd);
     syscalls_install();
     set_handler(14, page_fault);
 
-    uint32_t n = 10000 * scale;
-    user_loops = n;
-    uint32_t ok = user_run(user_syscall_loop, (uint32_t)(user_stack + sizeof user_stack));
-    CHECK(ok == n, "syscall: %u of %u round trips returned the right value", ok, n);
-    printf("syscall (int 0x80 from ring 3): %u iterations\n", n);
-
-    n = 10000 * scale;
-    uint32_t acc = 0;
-    for (uint32_t i = 0; i < n; i++) acc += inb(0x80);
-    (void)acc;
-    printf("port in (inb 0x80): %u iterations\n", n);
-
-    n = 10000 * scale;
-    for (uint32_t i = 0; i < n; i++) write_cr3(read_cr3());
-    printf("cr3 write: %u iterations\n", n);
-
-    n = 1000 * scale;
-    for (uint32_t i = 0; i < n; i++) {
-        *(volatile uint32_t *)(FAULT_VA + (i & 0x3FF) * 4) = i; /* faults, handler maps, resumes */
-        *pte_of(pd, FAULT_VA) = 0;                             /* unmap again */
-        invlpg(FAULT_VA);
+    uint32_t n;
+    if (WANT(0)) {
+        n = COUNT(10000);
+        user_loops = n;
+        uint32_t ok = user_run(user_syscall_loop, (uint32_t)(user_stack + sizeof user_stack));
+        CHECK(ok == n, "syscall: %u of %u round trips returned the right value", ok, n);
+        printf("syscall (int 0x80 from ring 3): %u iterations\n", n);
     }
-    CHECK(pf_count == n, "page fault: %u faults for %u iterations", pf_count, n);
-    printf("page fault (fault, map, resume, unmap): %u iterations\n", n);
 
-    n = 100000 * scale;
-    uint32_t x = 0;
-    for (uint32_t i = 0; i < n; i++) x = leaf(x);
-    CHECK(x == n, "call/ret: %u", x);
-    printf("call/ret: %u iterations\n", n);
+    if (WANT(1)) {
+        n = COUNT(10000);
+        uint32_t acc = 0;
+        for (uint32_t i = 0; i < n; i++) acc += inb(0x80);
+        (void)acc;
+        printf("port in (inb 0x80): %u iterations\n", n);
+    }
+
+    if (WANT(2)) {
+        n = COUNT(10000);
+        for (uint32_t i = 0; i < n; i++) write_cr3(read_cr3());
+        printf("cr3 write: %u iterations\n", n);
+    }
+
+    if (WANT(3)) {
+        n = COUNT(1000);
+        for (uint32_t i = 0; i < n; i++) {
+            *(volatile uint32_t *)(FAULT_VA + (i & 0x3FF) * 4) = i; /* faults, handler maps, resumes */
+            *pte_of(pd, FAULT_VA) = 0;                             /* unmap again */
+            invlpg(FAULT_VA);
+        }
+        CHECK(pf_count == n, "page fault: %u faults for %u iterations", pf_count, n);
+        printf("page fault (fault, map, resume, unmap): %u iterations\n", n);
+    }
+
+    if (WANT(4)) {
+        n = COUNT(100000);
+        uint32_t x = 0;
+        for (uint32_t i = 0; i < n; i++) x = leaf(x);
+        CHECK(x == n, "call/ret: %u", x);
+        printf("call/ret: %u iterations\n", n);
+    }
     return 0;
 }

@@ -393,6 +393,26 @@ uint32_t arg_uint(const char *key, uint32_t def) {
     return def;
 }
 
+int arg_str(const char *key, char *buf, size_t size) {
+    size_t kl = strlen(key);
+    const char *p = boot_args;
+    while (*p) {
+        while (*p == ' ') p++;
+        if (!strncmp(p, key, kl) && p[kl] == '=') {
+            const char *q = p + kl + 1;
+            size_t n = 0;
+            while (q[n] && q[n] != ' ' && n + 1 < size) {
+                buf[n] = q[n];
+                n++;
+            }
+            if (size) buf[n] = 0;
+            return 1;
+        }
+        while (*p && *p != ' ') p++;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ paging */
 #define POOL_PAGES 64
 static uint8_t page_pool[POOL_PAGES][PAGE_SIZE] __attribute__((aligned(4096)));

@@ -174,6 +174,9 @@ extern struct multiboot_info *boot_info;
 extern const char *boot_args;
 /* Value of "key=N" on the command line, or def. */
 uint32_t arg_uint(const char *key, uint32_t def);
+/* Copies the word after "key=" into buf (NUL-terminated, cut to size - 1 bytes);
+ * returns 1 if the key is on the command line, else 0 (buf untouched). */
+int arg_str(const char *key, char *buf, size_t size);
 
 /* ---- Paging helpers ---- */
 #define PTE_P 0x001u

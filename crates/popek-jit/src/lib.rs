@@ -87,6 +87,9 @@ pub struct JitStats {
     pub exits_chain_miss: u64,
     /// Returns from inside a block: an exception, HLT, written code.
     pub exits_stopped: u64,
+    /// Host wall-clock time spent translating blocks, in nanoseconds (for `popek bench`;
+    /// unlike the other counters it differs from run to run).
+    pub translate_ns: u64,
 }
 
 /// The state a callout needs, reached from translated code through one pointer
@@ -307,7 +310,10 @@ impl Jit {
         let entry = match block.insns[0].exec.entry.get().filter(|e| self.code.is_current(*e)) {
             Some(e) => e,
             None => {
-                let Ok((e, flushed)) = self.code.translate(block) else {
+                let started = std::time::Instant::now();
+                let translated = self.code.translate(block);
+                self.stats.translate_ns += u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let Ok((e, flushed)) = translated else {
                     // The host refused code memory: the block still runs, interpreted.
                     self.stats.interpreted_blocks += 1;
                     let retired = execute_block(cpu, bus, block, &mut self.interp_stats);

@@ -11,4 +11,7 @@ pub mod lockstep;
 pub mod machine;
 pub mod multiboot;
 
-pub use machine::{Engine, EngineKind, Machine, MachineConfig, MachineError, RunConfig, RunStats, StopReason};
+pub use machine::{
+    Engine, EngineKind, MAX_CODE_CACHE, MIN_CODE_CACHE, Machine, MachineConfig, MachineError, RunConfig, RunStats,
+    StopReason,
+};

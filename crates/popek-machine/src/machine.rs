@@ -110,6 +110,33 @@ pub struct MachineConfig {
     pub serial: Box<dyn ByteSink>,
     /// The execution engine.
     pub engine: EngineKind,
+    /// Size of the translator's code cache in bytes (at least [`MIN_CODE_CACHE`]; the
+    /// interpreter ignores it). When it fills up, it is flushed whole.
+    pub code_cache: usize,
+}
+
+/// Smallest code cache [`Machine::boot`] accepts: room for the largest block's
+/// translation (64 instructions of up to a few hundred bytes of host code each) with
+/// some to spare, so that every block fits into a freshly flushed cache.
+pub const MIN_CODE_CACHE: usize = 64 << 10;
+
+/// Largest code cache [`Machine::boot`] accepts (translated code addresses its cache
+/// with 32-bit offsets).
+pub const MAX_CODE_CACHE: usize = 1 << 30;
+
+impl Default for MachineConfig {
+    /// 128 MiB of RAM, no command line or modules, output discarded, the translator with
+    /// its default code cache.
+    fn default() -> Self {
+        MachineConfig {
+            ram_size: 128 << 20,
+            cmdline: String::new(),
+            modules: Vec::new(),
+            serial: Box::new(popek_devices::sink::NullSink),
+            engine: EngineKind::default(),
+            code_cache: popek_jit::DEFAULT_CODE_CACHE,
+        }
+    }
 }
 
 impl std::fmt::Debug for MachineConfig {
@@ -118,6 +145,8 @@ impl std::fmt::Debug for MachineConfig {
             .field("ram_size", &self.ram_size)
             .field("cmdline", &self.cmdline)
             .field("modules", &self.modules.len())
+            .field("engine", &self.engine)
+            .field("code_cache", &self.code_cache)
             .finish_non_exhaustive()
     }
 }
@@ -134,6 +163,15 @@ pub enum MachineError {
     /// The translator could not start.
     #[error(transparent)]
     Jit(#[from] popek_jit::JitError),
+    /// The requested code cache is outside [`MIN_CODE_CACHE`]..=[`MAX_CODE_CACHE`].
+    #[error(
+        "a code cache of {size} bytes is out of range: it must hold at least {MIN_CODE_CACHE} bytes \
+         (64 KiB, the largest block's translation with room to spare) and at most {MAX_CODE_CACHE} (1 GiB)"
+    )]
+    CodeCacheSize {
+        /// The size asked for, in bytes.
+        size: usize,
+    },
 }
 
 /// A CPU, the PC's devices and an engine.
@@ -160,6 +198,9 @@ impl Machine {
     /// Builds a standard PC and loads the Multiboot kernel `image` into it, with the
     /// CPU in the Multiboot hand-over state (EAX = magic, EBX = information structure).
     pub fn boot(config: MachineConfig, image: &[u8]) -> Result<Machine, MachineError> {
+        if !(MIN_CODE_CACHE..=MAX_CODE_CACHE).contains(&config.code_cache) {
+            return Err(MachineError::CodeCacheSize { size: config.code_cache });
+        }
         let mut mem = GuestMemory::new(config.ram_size)?;
         // The legacy VGA window is the bus's, not RAM.
         if mem.size() >= 0xc0000 {
@@ -180,7 +221,7 @@ impl Machine {
         });
         let mut m = Machine::new(cpu, bus);
         if config.engine == EngineKind::Jit {
-            m.engine = Engine::Jit(Box::new(Jit::new(popek_jit::DEFAULT_CODE_CACHE)?));
+            m.engine = Engine::Jit(Box::new(Jit::new(config.code_cache)?));
         }
         Ok(m)
     }

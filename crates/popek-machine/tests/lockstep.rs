@@ -15,6 +15,7 @@ fn boot_guest(name: &str, engine: EngineKind) -> Machine {
         modules: Vec::new(),
         serial: Box::new(NullSink),
         engine,
+        code_cache: popek_jit::DEFAULT_CODE_CACHE,
     };
     Machine::boot(config, g.elf).expect("boots")
 }

@@ -43,6 +43,7 @@ fn echo(engine: EngineKind) {
         modules: Vec::new(),
         serial: Box::new(out.clone()),
         engine,
+        code_cache: popek_jit::DEFAULT_CODE_CACHE,
     };
     let mut m = Machine::boot(config, &echo_kernel()).unwrap();
     m.queue_serial_input(b"typed at COM1\n");
@@ -50,4 +51,30 @@ fn echo(engine: EngineKind) {
     m.flush_output();
     assert_eq!(stop, StopReason::Exit((0x21 << 1) | 1));
     assert_eq!(out.text(), "typed at COM1\n");
+}
+
+/// The code-cache size is checked before anything is built: too small or too large is an
+/// error that says the limits, and the smallest allowed cache still runs a guest.
+#[test]
+fn code_cache_size_is_validated() {
+    use popek_machine::{MAX_CODE_CACHE, MIN_CODE_CACHE, MachineError};
+    let boot = |code_cache| {
+        let config = MachineConfig { ram_size: 4 << 20, code_cache, ..MachineConfig::default() };
+        Machine::boot(config, &echo_kernel())
+    };
+    for size in [0, 4096, MIN_CODE_CACHE - 1, MAX_CODE_CACHE + 1] {
+        match boot(size) {
+            Err(e @ MachineError::CodeCacheSize { .. }) => {
+                assert!(e.to_string().contains(&size.to_string()), "{e}");
+            }
+            Err(e) => panic!("{size}: wrong error {e}"),
+            Ok(_) => panic!("{size}: a code cache of this size was accepted"),
+        }
+    }
+    let mut m = boot(MIN_CODE_CACHE).expect("the smallest cache is accepted");
+    m.queue_serial_input(b"x\n");
+    assert_eq!(
+        m.run(&RunConfig { max_insns: Some(1_000_000), ..RunConfig::default() }),
+        StopReason::Exit((0x21 << 1) | 1)
+    );
 }
