@@ -1,0 +1,140 @@
+//! Targeted properties of the translator, each checked against the interpreter: a precise
+//! page fault inside a block, code that modifies its own block, chaining across pages, and
+//! a code cache too small for the program.
+
+use popek_cpu::state::cr0;
+use popek_interp::testing::{CODE_BASE, DATA_BASE, TestBox};
+use popek_jit::Jit;
+
+/// Runs until the CPU halts (at the end, or in an exception handler).
+fn run_interp(t: &mut TestBox) {
+    for _ in 0..100_000 {
+        if t.cpu.state.halted {
+            return;
+        }
+        t.interp.run_block(&mut t.cpu, &mut t.bus).expect("runs");
+    }
+    panic!("the interpreter did not halt");
+}
+
+fn run_jit(t: &mut TestBox, jit: &mut Jit) {
+    for _ in 0..100_000 {
+        if t.cpu.state.halted {
+            return;
+        }
+        jit.run(&mut t.cpu, &mut t.bus, 1 << 20, &|_| 0).expect("runs");
+    }
+    panic!("the JIT did not halt");
+}
+
+/// Both engines on copies of the same set-up; asserts identical CPU state and RAM, and
+/// returns the JIT's box and translator for more checks.
+fn both(code: &[u8], setup: impl Fn(&mut TestBox), code_cache: usize) -> (TestBox, Jit) {
+    let (mut a, mut b) = (TestBox::new(code), TestBox::new(code));
+    setup(&mut a);
+    setup(&mut b);
+    run_interp(&mut a);
+    let mut jit = Jit::new(code_cache).expect("code cache");
+    run_jit(&mut b, &mut jit);
+    // The TSC is the run loop's to set (translated code only keeps it as of the start of
+    // the current block within one call); here no run loop sets it for the interpreter.
+    b.cpu.state.tsc = a.cpu.state.tsc;
+    assert_eq!(a.cpu.state, b.cpu.state, "interp:\n{}jit:\n{}", a.cpu.state.dump(), b.cpu.state.dump());
+    assert!(a.cpu.mem.as_slice() == b.cpu.mem.as_slice(), "RAM differs");
+    (b, jit)
+}
+
+/// Identity-maps the first MiB with 4 KiB pages, except the page at `hole`.
+fn paging_with_hole(t: &mut TestBox, hole: u32) {
+    const PD: u32 = 0x20000;
+    const PT: u32 = 0x21000;
+    t.poke(PD, &(PT | 3).to_le_bytes());
+    for page in 0..256u32 {
+        let pte = if page << 12 == hole { 0 } else { (page << 12) | 3 };
+        t.poke(PT + 4 * page, &pte.to_le_bytes());
+    }
+    t.cpu.state.cr3 = PD;
+    t.cpu.state.cr0 |= cr0::PG;
+}
+
+#[test]
+fn page_fault_inside_a_block_is_precise() {
+    let hole = DATA_BASE + 0x1000;
+    // mov eax, 5 ; cmp eax, 7 (CF, SF, AF set) ; mov [hole+8], ecx (#PF) ; mov eax, 9
+    let mut code = vec![0xb8, 5, 0, 0, 0, 0x83, 0xf8, 0x07, 0x89, 0x0d];
+    code.extend((hole + 8).to_le_bytes());
+    code.extend([0xb8, 9, 0, 0, 0]);
+    let (t, jit) = both(
+        &code,
+        |t| {
+            t.install_exception_handlers();
+            paging_with_hole(t, hole);
+        },
+        1 << 20,
+    );
+    assert_eq!(t.halted_vector(), Some(14), "#PF");
+    assert_eq!(t.cpu.state.cr2, hole + 8);
+    assert_eq!(t.stack(0), 2, "error code: write, not present, supervisor");
+    assert_eq!(t.stack(1), CODE_BASE + 8, "EIP of the faulting MOV");
+    let frame_flags = t.stack(3);
+    assert_eq!(frame_flags & 0x8d5, 0x91, "flags as CMP left them: CF, AF, SF");
+    assert_eq!(t.cpu.state.gpr[0], 5, "the MOV after the fault did not run");
+    assert!(jit.stats.rewritten > 0, "the store was translated inline");
+}
+
+#[test]
+fn a_store_into_its_own_block_takes_effect() {
+    // mov byte [CODE_BASE + 7], 0x42 ; mov eax, 1 — whose immediate the store replaces.
+    let target = CODE_BASE + 7 + 1;
+    let mut code = vec![0xc6, 0x05];
+    code.extend(target.to_le_bytes());
+    code.push(0x42);
+    code.extend([0xb8, 1, 0, 0, 0]);
+    let (t, _) = both(&code, |_| {}, 1 << 20);
+    assert_eq!(t.cpu.state.gpr[0], 0x42, "the patched instruction ran");
+}
+
+#[test]
+fn chains_cross_pages() {
+    // page 1: mov ecx, 1000 ; jmp page2
+    // page 1 + 0x800: back: add eax, ecx ; jmp page2
+    // page 2: dec ecx ; jnz back ; hlt
+    let mut code = vec![0x90; 0x1010];
+    let jmp = |from: u32, to: u32| {
+        let mut v = vec![0xe9];
+        v.extend(to.wrapping_sub(from + 5).to_le_bytes());
+        v
+    };
+    let page2 = CODE_BASE + 0x1000;
+    let back = CODE_BASE + 0x800;
+    let mut put = |at: u32, bytes: &[u8]| {
+        let o = (at - CODE_BASE) as usize;
+        code[o..o + bytes.len()].copy_from_slice(bytes);
+    };
+    put(CODE_BASE, &[0xb9, 0xe8, 0x03, 0, 0]);
+    put(CODE_BASE + 5, &jmp(CODE_BASE + 5, page2));
+    put(back, &[0x01, 0xc8]);
+    put(back + 2, &jmp(back + 2, page2));
+    let mut tail = vec![0x49, 0x0f, 0x85];
+    tail.extend(back.wrapping_sub(page2 + 7).to_le_bytes());
+    tail.push(0xf4);
+    put(page2, &tail);
+    let (t, jit) = both(&code, |_| {}, 1 << 20);
+    assert_eq!(t.cpu.state.gpr[0], (1..1000).sum::<u32>(), "EAX = 999 + 998 + … + 1");
+    assert!(jit.stats.links >= 2, "both directions chained: {:?}", jit.stats);
+    assert!(jit.stats.exits_chain_miss < 10, "the loop ran chained, not through the run loop");
+}
+
+#[test]
+fn a_full_code_cache_is_flushed_and_the_program_still_runs() {
+    // 300 blocks: add eax, i ; jmp next — far more translation than 16 KiB holds.
+    let mut code = Vec::new();
+    for i in 0..300u32 {
+        code.extend([0x05]);
+        code.extend(i.to_le_bytes());
+        code.extend([0xeb, 0x00]); // jmp to the next instruction: ends the block
+    }
+    let (t, jit) = both(&code, |_| {}, 16 << 10);
+    assert_eq!(t.cpu.state.gpr[0], (0..300).sum::<u32>());
+    assert!(jit.stats.flushes > 0, "the cache filled up: {:?}", jit.stats);
+}
