@@ -38,13 +38,6 @@ pub(crate) struct Entry {
     body: u32,
 }
 
-impl Entry {
-    /// Code offset of the body (past the prologue).
-    pub(crate) fn body(self) -> u32 {
-        self.body
-    }
-}
-
 /// Host register numbers holding guest EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
 const HOME: [u8; 8] = [0, 1, 2, 3, 12, 5, 6, 7];
 
@@ -93,7 +86,8 @@ pub(crate) struct CodeCache {
     next_link: u32,
 }
 
-/// Where chain site `i` leads, read by translated code (`#[repr(C)]`, 32 bytes).
+/// Where a chain site (or an entry of the indirect-target table) leads, read by
+/// translated code (`#[repr(C)]`, 32 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ChainLink {
@@ -108,7 +102,7 @@ pub(crate) struct ChainLink {
 }
 
 impl ChainLink {
-    const UNLINKED: ChainLink = ChainLink { tlb_generation: u64::MAX, block: 0, runs: 0, code: 0 };
+    pub(crate) const UNLINKED: ChainLink = ChainLink { tlb_generation: u64::MAX, block: 0, runs: 0, code: 0 };
 }
 
 const _: () = assert!(std::mem::size_of::<ChainLink>() == 32);
@@ -170,13 +164,16 @@ impl CodeCache {
         Ok(())
     }
 
-    /// Links chain site `site` to `to`: valid while the TLB generation is
-    /// `tlb_generation`; the chained code sets the callouts' block to `block` and counts
-    /// a run in `runs`.
-    pub(crate) fn link(&mut self, site: usize, to: Entry, tlb_generation: u64, block: u64, runs: u64) {
-        let code = self.address(to.body);
+    /// A link to `to`: valid while the TLB generation is `tlb_generation`; the chained
+    /// code sets the callouts' block to `block` and counts a run in `runs`.
+    pub(crate) fn link_to(&self, to: Entry, tlb_generation: u64, block: u64, runs: u64) -> ChainLink {
+        ChainLink { tlb_generation, block, runs, code: self.address(to.body) }
+    }
+
+    /// Makes chain site `site` lead where `link` says.
+    pub(crate) fn link(&mut self, site: usize, link: ChainLink) {
         if let Some(l) = self.links.get_mut(site) {
-            *l = ChainLink { tlb_generation, block, runs, code };
+            *l = link;
         }
     }
 
@@ -646,23 +643,32 @@ impl<E: Emit> Emitter<'_, E> {
             ; jle =>self.ret_store
             ; mov r11d, DWORD [r15 + EIP_OFF]
             ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r11d
-            ; mov r10, QWORD [r15 + TLB_GENERATION_OFF]
+            ; mov r8, QWORD [r14 + offset_of!(Ctx, links) as i32]
         );
         let site = *self.next_link;
         *self.next_link += 1;
-        let link = site as i32 * std::mem::size_of::<ChainLink>() as i32;
+        let miss = self.ops.fresh_label();
+        self.follow_link(site as i32 * std::mem::size_of::<ChainLink>() as i32, miss);
         x64!(self.ops
-            ; mov r11, QWORD [r14 + offset_of!(Ctx, links) as i32]
-            ; cmp r10, QWORD [r11 + link + offset_of!(ChainLink, tlb_generation) as i32]
-            ; jne >miss
-            ; mov r8, QWORD [r11 + link + offset_of!(ChainLink, block) as i32]
-            ; mov QWORD [r14 + offset_of!(Ctx, block) as i32], r8
-            ; mov r8, QWORD [r11 + link + offset_of!(ChainLink, runs) as i32]
-            ; inc QWORD [r8]
-            ; jmp QWORD [r11 + link + offset_of!(ChainLink, code) as i32]
-            ; miss:
+            ; =>miss
             ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], site as i32
             ; jmp =>self.miss_store
+        );
+    }
+
+    /// Follows the link at `[r8 + link]` if it was made under the current TLB
+    /// generation: the callouts' block becomes its block, its run count goes up, and
+    /// translated code jumps into it; else on to `miss`.
+    fn follow_link(&mut self, link: i32, miss: DynamicLabel) {
+        x64!(self.ops
+            ; mov r10, QWORD [r15 + TLB_GENERATION_OFF]
+            ; cmp r10, QWORD [r8 + link + offset_of!(ChainLink, tlb_generation) as i32]
+            ; jne =>miss
+            ; mov r11, QWORD [r8 + link + offset_of!(ChainLink, block) as i32]
+            ; mov QWORD [r14 + offset_of!(Ctx, block) as i32], r11
+            ; mov r11, QWORD [r8 + link + offset_of!(ChainLink, runs) as i32]
+            ; inc QWORD [r11]
+            ; jmp QWORD [r8 + link + offset_of!(ChainLink, code) as i32]
         );
     }
 
@@ -672,10 +678,9 @@ impl<E: Emit> Emitter<'_, E> {
     /// fills the entry.
     ///
     /// ```text
-    ///   r10d = EIP ; r8 = table + (EIP % entries) * 64
-    ///   cmp r10d, [r8].eip ; cmp MODE, [r8].mode ; cmp TLB generation, [r8].tlb_generation
-    ///   ctx.block_eip = EIP ; ctx.block = [r8].block ; inc [[r8].runs]
-    ///   jmp [r8].code
+    ///   r11d = EIP ; ctx.block_eip = EIP ; r8 = table + (EIP % entries) * 64
+    ///   cmp r11d, [r8].eip ; cmp MODE, [r8].mode
+    ///   follow [r8].link (as a chain site does)
     /// ```
     fn indirect_end(&mut self) {
         let n = self.block.insns.len();
@@ -684,24 +689,19 @@ impl<E: Emit> Emitter<'_, E> {
         x64!(self.ops
             ; sub r9, n as i32
             ; jle =>self.ret_store
-            ; mov r10d, DWORD [r15 + EIP_OFF]
-            ; mov r8d, r10d
+            ; mov r11d, DWORD [r15 + EIP_OFF]
+            ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r11d
+            ; mov r8d, r11d
             ; and r8d, (INDIRECT_ENTRIES - 1) as i32
             ; shl r8d, 6
             ; add r8, QWORD [r14 + offset_of!(Ctx, indirect) as i32]
-            ; cmp r10d, DWORD [r8 + offset_of!(IndirectEntry, eip) as i32]
+            ; cmp r11d, DWORD [r8 + offset_of!(IndirectEntry, eip) as i32]
             ; jne =>miss
             ; cmp DWORD [r8 + offset_of!(IndirectEntry, mode) as i32], mode as i32
             ; jne =>miss
-            ; mov r11, QWORD [r15 + TLB_GENERATION_OFF]
-            ; cmp r11, QWORD [r8 + offset_of!(IndirectEntry, tlb_generation) as i32]
-            ; jne =>miss
-            ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r10d
-            ; mov r11, QWORD [r8 + offset_of!(IndirectEntry, block) as i32]
-            ; mov QWORD [r14 + offset_of!(Ctx, block) as i32], r11
-            ; mov r11, QWORD [r8 + offset_of!(IndirectEntry, runs) as i32]
-            ; inc QWORD [r11]
-            ; jmp QWORD [r8 + offset_of!(IndirectEntry, code) as i32]
+        );
+        self.follow_link(offset_of!(IndirectEntry, link) as i32, miss);
+        x64!(self.ops
             ; =>miss
             ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], -1 // INDIRECT_MISS
             ; jmp =>self.miss_store

@@ -161,24 +161,20 @@ const INDIRECT_MISS: u64 = u64::MAX;
 const INDIRECT_ENTRIES: usize = 1024;
 
 /// One entry of the indirect-target table: where translated code goes when a RET lands
-/// on `eip` in `mode` under TLB generation `tlb_generation` (64 bytes, read by
-/// translated code).
+/// on `eip` in `mode` under the TLB generation of its link (64 bytes, read by translated
+/// code).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug)]
 struct IndirectEntry {
     eip: u32,
     /// Block mode, or `u32::MAX` for an empty entry.
     mode: u32,
-    tlb_generation: u64,
-    block: u64,
-    runs: u64,
-    /// Host address of the translation's body.
-    code: u64,
+    /// Where translated code goes, as from a chain site.
+    link: code::ChainLink,
 }
 
 impl IndirectEntry {
-    const EMPTY: IndirectEntry =
-        IndirectEntry { eip: 0, mode: u32::MAX, tlb_generation: 0, block: 0, runs: 0, code: 0 };
+    const EMPTY: IndirectEntry = IndirectEntry { eip: 0, mode: u32::MAX, link: code::ChainLink::UNLINKED };
 }
 
 const _: () = assert!(std::mem::size_of::<IndirectEntry>() == 64);
@@ -350,20 +346,13 @@ impl Jit {
             // looks at between blocks (IF, mode, devices, halting).
             let inline = block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout);
             if here && inline {
+                let link = self.code.link_to(entry, p.tlb_generation, block as *const _ as u64, runs);
                 if p.site as u64 == INDIRECT_MISS {
-                    self.indirect[eip as usize % INDIRECT_ENTRIES] = IndirectEntry {
-                        eip,
-                        mode: block.key.mode,
-                        tlb_generation: p.tlb_generation,
-                        block: block as *const _ as u64,
-                        runs,
-                        code: self.code.address(entry.body()),
-                    };
-                    self.stats.links += 1;
+                    self.indirect[eip as usize % INDIRECT_ENTRIES] = IndirectEntry { eip, mode: block.key.mode, link };
                 } else {
-                    self.code.link(p.site, entry, p.tlb_generation, block as *const _ as u64, runs);
-                    self.stats.links += 1;
+                    self.code.link(p.site, link);
                 }
+                self.stats.links += 1;
             }
         }
         self.stats.blocks += 1;
