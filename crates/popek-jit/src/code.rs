@@ -630,17 +630,10 @@ impl<E: Emit> Emitter<'_, E> {
     /// host registers: count its instructions, then either chain to the next block's
     /// translation — if the budget allows and a link was made — or return to the run loop.
     fn block_end(&mut self) {
-        let n = self.block.insns.len();
-        if !self.chainable {
-            x64!(self.ops
-                ; sub r9, n as i32
-                ; jmp =>self.ret_store
-            );
+        if !self.charge_budget() {
             return;
         }
         x64!(self.ops
-            ; sub r9, n as i32
-            ; jle =>self.ret_store
             ; mov r11d, DWORD [r15 + EIP_OFF]
             ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r11d
             ; mov r8, QWORD [r14 + offset_of!(Ctx, links) as i32]
@@ -654,6 +647,24 @@ impl<E: Emit> Emitter<'_, E> {
             ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], site as i32
             ; jmp =>self.miss_store
         );
+    }
+
+    /// Charges the block's instructions to the budget (R9); returns to the run loop if the
+    /// block may not chain or the budget ran out. True if the code goes on to chain.
+    fn charge_budget(&mut self) -> bool {
+        let n = self.block.insns.len() as i32;
+        if !self.chainable {
+            x64!(self.ops
+                ; sub r9, n
+                ; jmp =>self.ret_store
+            );
+            return false;
+        }
+        x64!(self.ops
+            ; sub r9, n
+            ; jle =>self.ret_store
+        );
+        true
     }
 
     /// Follows the link at `[r8 + link]` if it was made under the current TLB
@@ -683,12 +694,12 @@ impl<E: Emit> Emitter<'_, E> {
     ///   follow [r8].link (as a chain site does)
     /// ```
     fn indirect_end(&mut self) {
-        let n = self.block.insns.len();
+        if !self.charge_budget() {
+            return;
+        }
         let mode = self.block.key.mode;
         let miss = self.ops.fresh_label();
         x64!(self.ops
-            ; sub r9, n as i32
-            ; jle =>self.ret_store
             ; mov r11d, DWORD [r15 + EIP_OFF]
             ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r11d
             ; mov r8d, r11d
@@ -714,7 +725,7 @@ impl<E: Emit> Emitter<'_, E> {
         let last = self.block.insns.last().expect("a block has an instruction");
         let n = self.block.insns.len();
         let rewritten = last.exec.treatment == Treatment::Rewritten;
-        if rewritten && is_call_or_ret(&last.insn) && self.chainable {
+        if rewritten && is_call_or_ret(&last.insn) {
             // CALL: on to the target; RET: EIP is what it popped. After a slow path the
             // handler has done the same.
             self.spill_flags();
@@ -726,15 +737,11 @@ impl<E: Emit> Emitter<'_, E> {
                 self.indirect_end();
             }
         } else if !(rewritten && is_inline_branch(&last.insn)) {
-            // The block ran off its end (page boundary, length cap), ended in a callout,
-            // or (CALL/RET) has a callout elsewhere: back to the run loop.
+            // The block ran off its end (page boundary, length cap) or ended in a callout:
+            // back to the run loop.
             self.spill_flags();
             self.registers_to_memory();
-            if rewritten && is_call_or_ret(&last.insn) {
-                if last.insn.mnemonic() == popek_cpu::iced_x86::Mnemonic::Call {
-                    self.set_eip(last.insn.near_branch32().wrapping_sub(self.block.eip), true);
-                }
-            } else if last.exec.treatment == Treatment::Ident || rewritten {
+            if last.exec.treatment == Treatment::Ident || rewritten {
                 self.set_eip(self.block.len, self.block.key.mode & 1 != 0);
             }
             x64!(self.ops
