@@ -11,6 +11,17 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `args` is refused with exit status 2, one clear message on stderr, nothing on stdout.
+fn assert_usage_error(args: &[&str]) {
+    let o = popek(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
+    let first = err.lines().next().unwrap_or("");
+    assert!(first.contains("error") || first.starts_with("popek:"), "{args:?}: {err}");
+}
+
 #[test]
 fn run_builtin_guest_prints_only_guest_output_and_its_exit_status() {
     let o = popek(&["run", "hello"]);
@@ -92,13 +103,7 @@ fn bad_input_is_one_line_and_status_2() {
         vec!["frobnicate"],
     ];
     for args in cases {
-        let o = popek(&args);
-        let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
-        let first = err.lines().next().unwrap_or("");
-        assert!(first.contains("error") || first.starts_with("popek:"), "{args:?}: {err}");
+        assert_usage_error(&args);
     }
     let o = popek(&["run", garbage.to_str().unwrap()]);
     assert_eq!(stderr(&o).lines().count(), 1, "exactly one line: {}", stderr(&o));
@@ -204,13 +209,7 @@ fn bench_bad_input_is_status_2() {
         vec!["run", "hello", "--code-cache", "lots"],
     ];
     for args in cases {
-        let o = popek(&args);
-        let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
-        let first = err.lines().next().unwrap_or("");
-        assert!(first.contains("error") || first.starts_with("popek:"), "{args:?}: {err}");
+        assert_usage_error(&args);
     }
 }
 
