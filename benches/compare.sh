@@ -98,7 +98,9 @@ if [ "$want_native" != 0 ]; then
         gcc "${cflags[@]}" -I "$here/native" -c "$root/guests/kernels/compute.c" -o "$work/compute.o" &&
             gcc -m32 -march=i686 -O2 -fno-builtin -fno-tree-loop-distribute-patterns -Wall -Wextra \
                 -c "$here/native/host.c" -o "$work/host.o" &&
-            gcc -m32 -no-pie "$work/compute.o" "$work/host.o" -o "$work/compute-native"
+            gcc -m32 -march=i686 -O2 -fno-builtin -fno-tree-loop-distribute-patterns -Wall -Wextra \
+                -c "$root/guests/runtime/strings.c" -o "$work/strings.o" &&
+            gcc -m32 -no-pie "$work/compute.o" "$work/host.o" "$work/strings.o" -o "$work/compute-native"
     }
     if ! build_native 2>"$work/native.err"; then
         apt_install gcc-multilib || true

@@ -63,7 +63,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", runtime.display());
     println!("cargo:rerun-if-changed={}", kernels.display());
-    for f in ["asm.h", "rt.h", "link.ld", "boot.S", "rt.c"] {
+    for f in ["asm.h", "rt.h", "link.ld", "boot.S", "rt.c", "strings.c"] {
         println!("cargo:rerun-if-changed={}", runtime.join(f).display());
     }
 

@@ -1,8 +1,8 @@
 /*
  * Host stand-in for guests/runtime/rt.h: just what guests/kernels/compute.c uses, so that the
  * very same compute.c builds as a 32-bit Linux program (benches/compare.sh, "native" runner).
- * printf comes from the host C library; the string routines are host.c's, written the way the
- * guest runtime's are (REP MOVSB/STOSB, byte loops), so the native run does the guest's work.
+ * printf comes from the host C library; the string routines are the guest runtime's own
+ * (guests/runtime/strings.c, linked in by compare.sh), so the native run does the guest's work.
  */
 #ifndef POPEK_HOST_RT_H
 #define POPEK_HOST_RT_H
