@@ -271,13 +271,6 @@ fn median(values: impl Iterator<Item = Duration>) -> Duration {
     }
 }
 
-fn stop_text(stop: &StopReason) -> String {
-    match stop {
-        StopReason::Exit(v) => format!("exit status {v}"),
-        other => format!("{other:?}"),
-    }
-}
-
 /// The default mode: one command line, every engine.
 fn one_point(
     target: &Target<'_>,
@@ -320,7 +313,7 @@ fn header(target: &Target<'_>, cmdline: &str, first: &Sample, runs: u32, engines
         "popek bench {} (command line \"{cmdline}\"): {}, runs per engine: {} (interleaved)\n\
          output and instruction count identical in all {} runs\n\n",
         target.name,
-        stop_text(&first.stop),
+        crate::stop_text(&first.stop),
         runs,
         runs as usize * engines
     )
@@ -360,7 +353,7 @@ fn key_sweep(
             text = format!(
                 "popek bench {} --sweep {key}: command line \"{line}\" and so on, {}, runs per point and engine: {runs}\n\n",
                 target.name,
-                stop_text(&first.stop)
+                crate::stop_text(&first.stop)
             );
         }
         rows.push((p, sums));
@@ -432,7 +425,7 @@ fn cache_sweep(target: &Target<'_>, cmdline: &str, points: &[u64], runs: u32) ->
             text = format!(
                 "popek bench {} --sweep cache (command line \"{cmdline}\"): {}, the JIT, runs per size: {runs}\n\n",
                 target.name,
-                stop_text(&first.stop)
+                crate::stop_text(&first.stop)
             );
         }
         rows.push((size, sums.remove(0)));

@@ -157,22 +157,9 @@ enum SerialTarget {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => s.split_at(i),
-        None => (s, ""),
-    };
-    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is not a size like 128M"))?;
-    let mult = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1 << 10,
-        "M" | "MB" | "MIB" => 1 << 20,
-        "G" | "GB" | "GIB" => 1 << 30,
-        _ => return Err(format!("unknown size unit `{unit}` (use K, M or G)")),
-    };
-    let bytes = n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))?;
+    let bytes = bench::parse_bytes(s).map_err(|e| format!("{e:#}"))?;
     if !(2 << 20..=3 << 30).contains(&bytes) || !bytes.is_multiple_of(4096) {
-        return Err(format!("`{s}`: guest RAM must be a multiple of 4 KiB between 2M and 3G"));
+        return Err(format!("`{}`: guest RAM must be a multiple of 4 KiB between 2M and 3G", s.trim()));
     }
     Ok(bytes)
 }
@@ -479,6 +466,7 @@ fn write_stdout(text: &str) -> Result<()> {
     }
 }
 
+/// A stop reason in words, as `--stats` and `popek bench` print it.
 fn stop_text(stop: &StopReason) -> String {
     match stop {
         StopReason::Exit(v) => format!("exit status {v}"),
