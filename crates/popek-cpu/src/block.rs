@@ -239,12 +239,14 @@ impl<E: Clone> BlockCache<E> {
     /// The block at CS:EIP, decoding it on a miss. Fetch faults (#PF, #GP for
     /// the CS limit) are returned as exceptions. The block is borrowed from the
     /// cache: drop it before the cache changes (e.g. [`BlockCache::invalidate_written`]).
+    /// `prepare` makes each decoded instruction's payload, given the block's key (its mode
+    /// bits say, e.g., whether segments are flat).
     #[inline]
     pub fn lookup(
         &mut self,
         cpu: &mut Cpu,
         bus: &mut dyn Bus,
-        prepare: &mut dyn FnMut(&Instruction) -> E,
+        prepare: &mut dyn FnMut(&Instruction, &BlockKey) -> E,
     ) -> Result<&Block<E>, Exception> {
         let eip = cpu.state.eip;
         let cs = &cpu.state.seg[crate::Seg::Cs as usize];
@@ -271,7 +273,7 @@ impl<E: Clone> BlockCache<E> {
         bus: &mut dyn Bus,
         lin: u32,
         mode: u32,
-        prepare: &mut dyn FnMut(&Instruction) -> E,
+        prepare: &mut dyn FnMut(&Instruction, &BlockKey) -> E,
     ) -> Result<Rc<Block<E>>, Exception> {
         let eip = cpu.state.eip;
         let phys = fetch_translate(cpu, eip)?;
@@ -328,7 +330,7 @@ fn decode_block<E>(
     bus: &mut dyn Bus,
     key: BlockKey,
     eip: u32,
-    prepare: &mut dyn FnMut(&Instruction) -> E,
+    prepare: &mut dyn FnMut(&Instruction, &BlockKey) -> E,
 ) -> Result<Block<E>, Exception> {
     let bitness = if cpu.state.code32() { 32 } else { 16 };
     let page_left = 0x1000 - (key.phys & 0xfff);
@@ -357,7 +359,7 @@ fn decode_block<E>(
         }
         let len = insn.len();
         let end = ends_block(&insn);
-        insns.push(DecodedInsn { exec: prepare(&insn), insn });
+        insns.push(DecodedInsn { exec: prepare(&insn, &key), insn });
         pos += len;
         if end || insns.len() >= MAX_BLOCK_INSNS || pos as u32 >= page_left {
             break;
@@ -374,7 +376,7 @@ fn decode_straddling<E>(
     key: BlockKey,
     eip: u32,
     mut bytes: Vec<u8>,
-    prepare: &mut dyn FnMut(&Instruction) -> E,
+    prepare: &mut dyn FnMut(&Instruction, &BlockKey) -> E,
 ) -> Result<Block<E>, Exception> {
     let first = bytes.len() as u32;
     let next = fetch_translate(cpu, eip.wrapping_add(first))?;
@@ -387,7 +389,7 @@ fn decode_straddling<E>(
     Ok(Block {
         key,
         eip,
-        insns: vec![DecodedInsn { exec: prepare(&insn), insn }],
+        insns: vec![DecodedInsn { exec: prepare(&insn, &key), insn }],
         len: len as u32,
         pages: [key.phys >> 12, next.page()],
         bytes,

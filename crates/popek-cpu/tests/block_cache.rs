@@ -45,7 +45,7 @@ fn setup(pte_flags: u32) -> Cpu {
 
 /// Looks up the block at CS:EIP; returns the immediate of its first instruction.
 fn run(cache: &mut BlockCache<()>, cpu: &mut Cpu) -> Result<u32, Exception> {
-    let b = cache.lookup(cpu, &mut NullBus::default(), &mut |_: &Instruction| ())?;
+    let b = cache.lookup(cpu, &mut NullBus::default(), &mut |_: &Instruction, _: &popek_cpu::block::BlockKey| ())?;
     Ok(b.insns[0].insn.immediate32())
 }
 

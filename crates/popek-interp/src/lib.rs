@@ -81,7 +81,7 @@ impl Interpreter {
         if !cpu.smc_pages.is_empty() {
             self.cache.invalidate_written(cpu);
         }
-        let block = match self.cache.lookup(cpu, bus, &mut dispatch::handler_for) {
+        let block = match self.cache.lookup(cpu, bus, &mut |insn, _| dispatch::handler_for(insn)) {
             Ok(b) => b,
             Err(e) => {
                 self.stats.exceptions += 1;

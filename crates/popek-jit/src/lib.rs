@@ -33,7 +33,7 @@ pub use explain::{explain_block, treatment_with_reason};
 pub use translate::{Treatment, classify};
 
 use code::{CodeCache, Entry};
-use popek_cpu::block::{Block, BlockCache};
+use popek_cpu::block::{Block, BlockCache, BlockKey};
 use popek_cpu::exception::Event;
 use popek_cpu::iced_x86::Mnemonic;
 use popek_cpu::state::flags::TF;
@@ -280,8 +280,8 @@ impl Jit {
         if !cpu.smc_pages.is_empty() {
             self.drop_written(cpu);
         }
-        let flat = cpu.state.flat_segments();
-        let block = match self.cache.lookup(cpu, bus, &mut |insn| translate::prepare(insn, flat)) {
+        let prepare = &mut |insn: &_, key: &BlockKey| translate::prepare(insn, key.mode & BlockKey::FLAT != 0);
+        let block = match self.cache.lookup(cpu, bus, prepare) {
             Ok(b) => b,
             Err(e) => {
                 self.stats.exceptions += 1;
