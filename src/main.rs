@@ -440,6 +440,9 @@ fn explain(
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
     };
     let mut machine = Machine::boot(config, &image).with_context(|| format!("`{kernel}`"))?;
+    if let MachineEngine::Jit(jit) = &mut machine.engine {
+        jit.set_profiling(true);
+    }
     let stop = machine.run(&RunConfig { max_insns, timeout: Some(Duration::from_secs(60)), ..RunConfig::default() });
     let MachineEngine::Jit(jit) = &machine.engine else { bail!("the machine has no translator") };
     let blocks = match at {
@@ -452,7 +455,7 @@ fn explain(
     text.push_str("            callout = the VMM's handler; helper = the interpreter's handler\n");
     for b in blocks {
         text.push('\n');
-        text.push_str(&popek::jit::explain_block(b));
+        text.push_str(&jit.explain_block(b));
     }
     write_stdout(&text)
 }

@@ -247,7 +247,7 @@ impl<E: Clone> BlockCache<E> {
         cpu: &mut Cpu,
         bus: &mut dyn Bus,
         prepare: &mut dyn FnMut(&Instruction, &BlockKey) -> E,
-    ) -> Result<&Block<E>, Exception> {
+    ) -> Result<&Rc<Block<E>>, Exception> {
         let eip = cpu.state.eip;
         let cs = &cpu.state.seg[crate::Seg::Cs as usize];
         let lin = cs.base.wrapping_add(eip);
@@ -258,7 +258,7 @@ impl<E: Clone> BlockCache<E> {
             if e.lin == lin && e.mode == mode && e.block.as_ref().is_some_and(|b| b.is_live()) {
                 self.stats.hits += 1;
                 self.stats.jump_hits += 1;
-                return Ok(self.jump[i].block.as_deref().expect("checked above"));
+                return Ok(self.jump[i].block.as_ref().expect("checked above"));
             }
         }
         let b = self.lookup_slow(cpu, bus, lin, mode, prepare)?;

@@ -38,11 +38,20 @@ pub struct TlbEntry {
     pub phys: u32,
     /// Survives CR3 writes (PGE global page).
     pub global: bool,
+    /// For the JIT's inline lookup: the host address of the page's RAM minus the linear
+    /// page base (wrapping), so linear address + addend = host address. Only ever
+    /// dereferenced through a tag that matched, and entries exist only for RAM pages.
+    pub addend: u64,
+    _pad: u64,
 }
 
 impl TlbEntry {
-    const EMPTY: TlbEntry = TlbEntry { read_tag: INVALID_TAG, write_tag: INVALID_TAG, phys: 0, global: false };
+    const EMPTY: TlbEntry =
+        TlbEntry { read_tag: INVALID_TAG, write_tag: INVALID_TAG, phys: 0, global: false, addend: 0, _pad: 0 };
 }
+
+// 32 bytes: the JIT scales the index by shifting.
+const _: () = assert!(std::mem::size_of::<TlbEntry>() == 32);
 
 /// The software TLB: `[supervisor, user]` × [`TLB_ENTRIES`].
 #[repr(C)]
@@ -202,6 +211,7 @@ impl Cpu {
             self.note_code_write(phys_page);
         }
         if self.mem.page_is_ram(PhysAddr(w.phys)) {
+            let host_base = self.mem.host_base();
             let write_ok = if user { w.write_ok_user } else { w.write_ok_super };
             let can_write = write_ok && w.dirty && !self.code_pages.contains(phys_page);
             let e = &mut self.tlb.entries[user as usize][Tlb::index(l)];
@@ -210,6 +220,8 @@ impl Cpu {
                 write_tag: if can_write { page } else { INVALID_TAG },
                 phys: w.phys,
                 global: w.global,
+                addend: (host_base as u64).wrapping_add(w.phys as u64).wrapping_sub(page as u64),
+                _pad: 0,
             };
             self.tlb.large |= w.large;
             let _ = w.user_ok;

@@ -1,15 +1,21 @@
-//! The code cache: one dynasmrt assembler whose executable buffer holds every
-//! translated block, bounded, flushed whole when full.
+//! The code cache: one buffer of host code holding every translated block, bounded,
+//! flushed whole when full.
 //!
-//! A translated block is a function `extern "sysv64" fn(*mut CpuState, *mut Ctx) -> u64`:
+//! The buffer is one memory file mapped twice: a read-write view that the translator
+//! writes blocks and chain patches into, and a read-execute view that runs them. No page
+//! is ever writable and executable at once, and translating or linking a block costs no
+//! system call (no `mprotect`). x86 keeps instruction fetch coherent with stores to the
+//! same physical memory, through any virtual alias.
+//!
+//! A translated block is a function `extern "sysv64" fn(*mut Cpu, *mut Ctx) -> u64`:
 //!
 //! ```text
-//!   prologue: save callee-saved regs; r15 = &CpuState; r14 = &Ctx
-//!   for each instruction:
-//!     ident   → (load guest regs + flags into host regs if they are in memory) host twin
-//!     callout → (store guest regs + flags if they are in host regs) call callout(ctx, i);
-//!               leave the block if it returned non-zero
-//!   store guest regs + flags if needed; return 0
+//!   prologue: save callee-saved regs; r15 = &Cpu; r14 = &Ctx; load guest regs
+//!   body (where chained blocks jump in): for each instruction
+//!     ident     → host twin (flags loaded into host EFLAGS first if it reads any held in memory)
+//!     rewritten → inline soft-TLB lookup, host twin on host memory; slow path: callout
+//!     callout   → store guest regs + flags, call callout(ctx, i, id), leave if it says so
+//!   end: charge the budget; chain (a patched jmp, or a checked link) or return
 //! ```
 
 // CpuState offsets and instruction indices are small (checked by the block-length cap);
@@ -20,22 +26,30 @@ use crate::translate::{
     FlagFix, Treatment, flag_fix, host_twin, is_call_or_ret, is_inline_branch, memory_twin, test_self,
 };
 use crate::{CHAIN_MISS, Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn};
-use dynasmrt::x64::{Assembler, X64Relocation};
-use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, Executor, VecAssembler, dynasm};
+use dynasmrt::x64::X64Relocation;
+use dynasmrt::{DynamicLabel, DynasmLabelApi, VecAssembler, dynasm};
 use popek_cpu::Cpu;
 use popek_cpu::block::{Block, DecodedInsn};
 use popek_cpu::iced_x86::{ConditionCode, Instruction, RflagsBits};
 use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
 use popek_cpu::state::flags::{AF, ARITH, CF, OF};
 use std::mem::offset_of;
+use std::rc::Rc;
 
-/// Where a translation lives: which generation of the cache, and where in it.
+/// Where a translation lives: which generation of the cache, where in it, and what it
+/// was made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
     generation: u32,
     offset: u32,
     /// Where chained blocks jump in, past the prologue.
     body: u32,
+    /// The EIP the translation runs at (its EIP values are constants).
+    pub(crate) eip: u32,
+    /// Its number in the cache's translation list (`Translation`).
+    pub(crate) id: u32,
+    /// The number of its first chain site.
+    pub(crate) first_site: u32,
 }
 
 /// Host register numbers holding guest EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
@@ -45,20 +59,13 @@ const HOME: [u8; 8] = [0, 1, 2, 3, 12, 5, 6, 7];
 /// lookup, and a callout with a store and a reload around it).
 const MAX_BYTES_PER_INSN: usize = 512;
 
-// The inline lookup scales the TLB index by 16 (`shl r8d, 4`).
-const _: () = assert!(std::mem::size_of::<TlbEntry>() == 16);
+// The inline lookup scales the TLB index by 32 (it shifts the page number by 7, not 12).
+const _: () = assert!(std::mem::size_of::<TlbEntry>() == 32);
 
-/// Anything the emitter can write x86-64 into: the code cache's assembler, or a plain
-/// byte vector for `explain`.
+/// Anything the emitter can write x86-64 into (a dynasmrt assembler over a byte vector).
 pub(crate) trait Emit: DynasmLabelApi<Relocation = X64Relocation> + Extend<u8> {
     /// A new dynamic label.
     fn fresh_label(&mut self) -> DynamicLabel;
-}
-
-impl Emit for Assembler {
-    fn fresh_label(&mut self) -> DynamicLabel {
-        self.new_dynamic_label()
-    }
 }
 
 impl Emit for VecAssembler<X64Relocation> {
@@ -73,46 +80,104 @@ macro_rules! x64 {
     };
 }
 
-pub(crate) struct CodeCache {
-    asm: Assembler,
-    /// Read access to the executable buffer (kept: making one clones an `Arc`).
-    reader: Executor,
-    capacity: usize,
-    generation: u32,
-    /// Where each chain site leads: plain data, so linking never touches the (W^X)
-    /// code buffer. Emptied with it.
-    links: Box<[ChainLink]>,
-    /// Chain sites handed out since the last flush.
-    next_link: u32,
+/// The code buffer: one memory file, mapped writable (never executable) and executable
+/// (never writable).
+struct CodeBuffer {
+    rw: memmap2::MmapMut,
+    rx: memmap2::Mmap,
 }
 
-/// Where a chain site (or an entry of the indirect-target table) leads, read by
-/// translated code (`#[repr(C)]`, 32 bytes).
+impl CodeBuffer {
+    fn new(len: usize) -> std::io::Result<Self> {
+        use std::os::fd::FromRawFd;
+        let name = c"popek-jit";
+        // SAFETY: `name` is a NUL-terminated string; memfd_create only reads it and
+        // returns a new descriptor or -1. MFD_EXEC asks for an executable file where the
+        // kernel knows the flag (vm.memfd_noexec); older kernels reject it: retry without.
+        let mut fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_EXEC) };
+        if fd < 0 {
+            // SAFETY: as above.
+            fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        }
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        file.set_len(len as u64)?;
+        // SAFETY: the memory file is this process's alone (no other process or handle can
+        // resize or map it), it is `len` bytes long, and both maps stay alive together in
+        // this struct; Rust code only writes through `rw`, translated code only runs
+        // from `rx`.
+        let (rw, rx) = unsafe {
+            (
+                memmap2::MmapOptions::new().len(len).map_mut(&file)?,
+                memmap2::MmapOptions::new().len(len).map_exec(&file)?,
+            )
+        };
+        Ok(CodeBuffer { rw, rx })
+    }
+}
+
+/// One translation: its block, kept alive while the translation may run (callouts find
+/// their instruction through it).
+pub(crate) struct Translation {
+    pub(crate) block: Rc<Block<JitInsn>>,
+    /// The EIP it runs at.
+    pub(crate) eip: u32,
+}
+
+pub(crate) struct CodeCache {
+    buf: CodeBuffer,
+    /// Bytes in use.
+    used: usize,
+    capacity: usize,
+    generation: u32,
+    /// Where each chain site that checks its link leads: plain data. Emptied by a flush.
+    links: Box<[ChainLink]>,
+    /// For each chain site patched in place, the code offset of its `jmp rel32`'s
+    /// displacement; `u32::MAX` for a site that goes through `links`.
+    patch_at: Vec<u32>,
+    /// Translations since the last flush, by id.
+    pub(crate) translations: Vec<Translation>,
+    /// With profiling on: how many times each translation ran, by id.
+    pub(crate) counters: Vec<u64>,
+    /// Whether blocks count their runs (`popek explain`).
+    pub(crate) profile: bool,
+}
+
+/// Where a chain site that checks its link (or an entry of the indirect-target table)
+/// leads, read by translated code (`#[repr(C)]`, 16 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ChainLink {
     /// The TLB generation the link was made under; `u64::MAX` while unlinked.
     tlb_generation: u64,
-    /// The next block (the callouts' current block once there).
-    block: u64,
-    /// Its execution counter.
-    runs: u64,
-    /// Host address of its translation's body.
+    /// Host address of the next translation's body.
     code: u64,
 }
 
 impl ChainLink {
-    pub(crate) const UNLINKED: ChainLink = ChainLink { tlb_generation: u64::MAX, block: 0, runs: 0, code: 0 };
+    pub(crate) const UNLINKED: ChainLink = ChainLink { tlb_generation: u64::MAX, code: 0 };
 }
 
-const _: () = assert!(std::mem::size_of::<ChainLink>() == 32);
+const _: () = assert!(std::mem::size_of::<ChainLink>() == 16);
 
 impl CodeCache {
     pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
-        let asm = Assembler::new_with_capacity(capacity)?;
         // A block takes a few hundred bytes and has at most two chain sites.
         let links = vec![ChainLink::UNLINKED; (capacity / 128).max(64)].into_boxed_slice();
-        Ok(CodeCache { reader: asm.reader(), asm, capacity, generation: 0, links, next_link: 0 })
+        Ok(CodeCache {
+            buf: CodeBuffer::new(capacity)?,
+            used: 0,
+            capacity,
+            generation: 0,
+            links,
+            patch_at: Vec::new(),
+            translations: Vec::new(),
+            counters: Vec::new(),
+            profile: false,
+        })
     }
 
     /// The chain-link table, for translated code.
@@ -125,28 +190,42 @@ impl CodeCache {
         e.generation == self.generation
     }
 
-    /// Translates `block`, flushing the cache first if it might not fit. Returns the
-    /// entry and whether a flush happened.
-    pub(crate) fn translate(&mut self, block: &Block<JitInsn>) -> Result<(Entry, bool), JitError> {
+    /// Translates `block` to run at `eip`, flushing the cache first if it might not fit.
+    /// Returns the entry and whether a flush happened.
+    pub(crate) fn translate(&mut self, block: &Rc<Block<JitInsn>>, eip: u32) -> Result<(Entry, bool), JitError> {
         let need = 256 + block.insns.len() * MAX_BYTES_PER_INSN;
         let mut flushed = false;
-        if self.asm.offset().0 + need > self.capacity || self.next_link as usize + 2 > self.links.len() {
-            self.flush()?;
+        if self.used + need > self.capacity || self.patch_at.len() + 2 > self.links.len() {
+            self.flush();
             flushed = true;
         }
-        let start = self.asm.offset();
-        let emitted = emit_block(&mut self.asm, block, &mut self.next_link);
-        self.asm.commit().map_err(|e| JitError::CodeBuffer(std::io::Error::other(e.to_string())))?;
         let too_large = || JitError::CodeBuffer(std::io::Error::other("code cache too large"));
-        let offset = u32::try_from(start.0).map_err(|_| too_large())?;
-        let body = u32::try_from(start.0 + emitted.body).map_err(|_| too_large())?;
-        Ok((Entry { generation: self.generation, offset, body }, flushed))
+        let id = u32::try_from(self.translations.len()).map_err(|_| too_large())?;
+        let mut ops = VecAssembler::<X64Relocation>::new(0);
+        let first_site = self.patch_at.len() as u32;
+        let layout = Layout { eip, id, profile: self.profile, first_site };
+        let emitted = emit_block(&mut ops, block, &layout);
+        let code = ops.finalize().map_err(|e| JitError::CodeBuffer(std::io::Error::other(format!("{e:?}"))))?;
+        if self.used + code.len() > self.capacity {
+            return Err(too_large());
+        }
+        let start = self.used;
+        self.buf.rw[start..start + code.len()].copy_from_slice(&code);
+        self.used = (start + code.len()).next_multiple_of(16);
+        let offset = u32::try_from(start).map_err(|_| too_large())?;
+        for site in emitted.sites {
+            self.patch_at.push(site.map_or(u32::MAX, |at| offset + at as u32));
+        }
+        self.translations.push(Translation { block: block.clone(), eip });
+        self.counters.push(0);
+        let body = offset + emitted.body as u32;
+        Ok((Entry { generation: self.generation, offset, body, eip, id, first_site }, flushed))
     }
 
-    /// Host address of code offset `offset` (stable until the next flush: the buffer is
-    /// allocated at full capacity and never grows).
-    pub(crate) fn address(&self, offset: u32) -> u64 {
-        self.reader.lock().ptr(AssemblyOffset(offset as usize)) as u64
+    /// Host address of code offset `offset` in the executable view (stable until the
+    /// next flush).
+    fn address(&self, offset: u32) -> u64 {
+        self.buf.rx.as_ptr() as u64 + offset as u64
     }
 
     /// The current generation (bumped by every flush).
@@ -154,43 +233,70 @@ impl CodeCache {
         self.generation
     }
 
-    /// Drops every translation (and with them every chain).
-    pub(crate) fn flush(&mut self) -> Result<(), JitError> {
-        self.asm = Assembler::new_with_capacity(self.capacity)?;
-        self.reader = self.asm.reader();
+    /// Drops every translation (and with them every chain). Profile counts move to the
+    /// blocks first.
+    pub(crate) fn flush(&mut self) {
+        for (t, n) in self.translations.iter().zip(&self.counters) {
+            let runs = &t.block.insns[0].exec.runs;
+            runs.set(runs.get() + n);
+        }
+        self.translations.clear();
+        self.counters.clear();
+        self.used = 0;
         self.generation = self.generation.wrapping_add(1);
         self.links.fill(ChainLink::UNLINKED);
-        self.next_link = 0;
-        Ok(())
+        self.patch_at.clear();
     }
 
-    /// A link to `to`: valid while the TLB generation is `tlb_generation`; the chained
-    /// code sets the callouts' block to `block` and counts a run in `runs`.
-    pub(crate) fn link_to(&self, to: Entry, tlb_generation: u64, block: u64, runs: u64) -> ChainLink {
-        ChainLink { tlb_generation, block, runs, code: self.address(to.body) }
+    /// A checked link to `to`, valid while the TLB generation is `tlb_generation`.
+    pub(crate) fn link_to(&self, to: Entry, tlb_generation: u64) -> ChainLink {
+        ChainLink { tlb_generation, code: self.address(to.body) }
     }
 
-    /// Makes chain site `site` lead where `link` says.
-    pub(crate) fn link(&mut self, site: usize, link: ChainLink) {
-        if let Some(l) = self.links.get_mut(site) {
-            *l = link;
+    /// Makes chain site `site` lead to `to`: patches its jump, or fills its link.
+    pub(crate) fn link(&mut self, site: usize, to: Entry, tlb_generation: u64) {
+        match self.patch_at.get(site) {
+            Some(&at) if at != u32::MAX => {
+                // rel32 counts from the end of the 5-byte `jmp`, which ends at `at + 4`.
+                let rel = to.body.wrapping_sub(at + 4);
+                self.buf.rw[at as usize..at as usize + 4].copy_from_slice(&rel.to_le_bytes());
+            }
+            Some(_) => self.links[site] = self.link_to(to, tlb_generation),
+            None => {}
         }
+    }
+
+    /// How many times the translation `id` ran since the last flush (profiling).
+    pub(crate) fn runs(&self, id: u32) -> u64 {
+        self.counters.get(id as usize).copied().unwrap_or(0)
     }
 
     /// Runs the translation at `e`.
     pub(crate) fn call(&self, e: Entry, cpu: *mut Cpu, ctx: &mut Ctx<'_>) -> u64 {
-        let buffer = self.reader.lock();
-        let ptr = buffer.ptr(AssemblyOffset(e.offset as usize));
+        let ptr = self.address(e.offset) as *const u8;
         // SAFETY: `ptr` is the start of a function emitted by `emit_block` with the
-        // sysv64 signature below, in the committed executable buffer, which stays mapped
-        // while `buffer` (the read lock) lives. The function only touches the Cpu
-        // and Ctx it is given (both valid and exclusively borrowed for the call) and
-        // the host stack, and returns normally.
+        // sysv64 signature below, copied whole into the executable view (which lives as
+        // long as `self`); every jump it may take leads into code of the same cache
+        // generation. The function only touches the Cpu and Ctx it is given (both valid
+        // and exclusively borrowed for the call), the memory `Ctx` points at, and the
+        // host stack, and returns normally.
         unsafe {
             let f: extern "sysv64" fn(*mut Cpu, *mut Ctx<'_>) -> u64 = std::mem::transmute(ptr);
             f(cpu, ctx)
         }
     }
+}
+
+/// What a block's emission needs to know beyond the block.
+pub(crate) struct Layout {
+    /// The EIP the translation runs at.
+    pub(crate) eip: u32,
+    /// Its translation id (callouts and the run loop find the block by it).
+    pub(crate) id: u32,
+    /// Count runs (`Ctx::counters`).
+    pub(crate) profile: bool,
+    /// The number of its first chain site.
+    pub(crate) first_site: u32,
 }
 
 /// Offset of a `CpuState` field from the `Cpu` that R15 points at.
@@ -234,14 +340,15 @@ fn twin_reads(insn: &Instruction) -> u32 {
     if flag_fix(insn) == Some(FlagFix::ClearAfIfCounted) { ARITH } else { read }
 }
 
-/// Calls the handler of instruction `i` with the guest state in `CpuState`; leaves the
-/// block if the callout says so.
+/// Calls the handler of instruction `i` of translation `id` with the guest state in
+/// `CpuState`; leaves the block if the callout says so.
 /// The budget (R9) goes to `Ctx` and comes back, since the handler may end chaining.
-fn emit_callout(ops: &mut impl Emit, i: usize, exit: DynamicLabel) {
+fn emit_callout(ops: &mut impl Emit, i: usize, id: u32, exit: DynamicLabel) {
     x64!(ops
         ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
         ; mov rdi, r14
         ; mov esi, i as i32
+        ; mov edx, id as i32
         ; call QWORD [r14 + offset_of!(Ctx, callout) as i32]
         ; test rax, rax
         ; jnz =>exit
@@ -285,26 +392,31 @@ fn emit_jcc(ops: &mut impl Emit, cc: ConditionCode, target: DynamicLabel) {
 }
 
 /// A block's translation: per guest instruction, the range of host code offsets
-/// (relative to the start) that implements it, and where the body starts (past the
-/// prologue: where chained blocks jump in).
+/// (relative to the start) that implements it; where the body starts (past the
+/// prologue: where chained blocks jump in); and its chain sites in order, each with the
+/// offset of its patchable `jmp rel32` displacement, or `None` for a site that checks
+/// its link.
 pub(crate) struct Emitted {
     pub(crate) ranges: Vec<std::ops::Range<usize>>,
     pub(crate) body: usize,
+    pub(crate) sites: Vec<Option<usize>>,
 }
 
-/// Emits `block`.
+/// Emits `block` to run at `layout.eip`.
 ///
 /// Between blocks — at the body's entry and wherever a chain leaves — the guest registers
 /// are in host registers and the guest flags in `CpuState` (chaining code is free to
 /// clobber host EFLAGS). Inside the block the emitter tracks where both are (see
 /// [`Emitter`]) and moves them only when an instruction needs them elsewhere.
-pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, next_link: &mut u32) -> Emitted {
+pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &Layout) -> Emitted {
     let base = ops.offset().0;
     let (exit, ret_end, ret_store, miss_store) =
         (ops.fresh_label(), ops.fresh_label(), ops.fresh_label(), ops.fresh_label());
     let mut e = Emitter {
         ops,
         block,
+        eip: layout.eip,
+        id: layout.id,
         regs_in_host: true,
         host_flags: 0,
         host_zero: 0,
@@ -313,7 +425,11 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, next_link:
         ret_store,
         miss_store,
         chainable: block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout),
-        next_link,
+        next_site: layout.first_site,
+        sites: Vec::new(),
+        stubs: Vec::new(),
+        slow_paths: Vec::new(),
+        base,
     };
     x64!(e.ops
         ; push rbp
@@ -329,6 +445,12 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, next_link:
     );
     e.load_registers();
     let body = e.ops.offset().0 - base;
+    if layout.profile {
+        x64!(e.ops
+            ; mov r11, QWORD [r14 + offset_of!(Ctx, counters) as i32]
+            ; inc QWORD [r11 + 8 * layout.id as i32]
+        );
+    }
     let mut ranges = Vec::with_capacity(block.insns.len());
     for (i, d) in block.insns.iter().enumerate() {
         let start = e.ops.offset().0 - base;
@@ -341,7 +463,23 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, next_link:
         ranges.push(start..e.ops.offset().0 - base);
     }
     e.end();
-    Emitted { ranges, body }
+    Emitted { ranges, body, sites: e.sites }
+}
+
+/// The out-of-line slow path of a rewritten instruction (`index`): its handler.
+struct SlowPath {
+    label: DynamicLabel,
+    back: DynamicLabel,
+    index: usize,
+    load_flags: bool,
+}
+
+/// Out-of-line code at a block end that leaves for the run loop: set EIP, then either
+/// return (the budget ran out) or report the chain site that has no link yet.
+struct Stub {
+    label: DynamicLabel,
+    eip: u32,
+    site: Option<u32>,
 }
 
 /// The state of one block's emission: where the guest registers and flags are at the
@@ -349,6 +487,10 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, next_link:
 struct Emitter<'a, E: Emit> {
     ops: &'a mut E,
     block: &'a Block<JitInsn>,
+    /// The EIP the translation runs at.
+    eip: u32,
+    /// Its translation id.
+    id: u32,
     /// Guest registers are in their host homes ([`HOME`]); else in `CpuState`.
     regs_in_host: bool,
     /// The guest arithmetic flags (x86 bits) that host EFLAGS hold; `CpuState.eflags`
@@ -371,7 +513,15 @@ struct Emitter<'a, E: Emit> {
     /// callout then zeroes the budget).
     chainable: bool,
     /// The next free chain site number.
-    next_link: &'a mut u32,
+    next_site: u32,
+    /// The block's chain sites so far (see [`Emitted::sites`]).
+    sites: Vec<Option<usize>>,
+    /// Exits to emit after the body.
+    stubs: Vec<Stub>,
+    /// Slow paths to emit after the body.
+    slow_paths: Vec<SlowPath>,
+    /// Offset of the block's first byte in `ops`.
+    base: usize,
 }
 
 impl<E: Emit> Emitter<'_, E> {
@@ -521,7 +671,7 @@ impl<E: Emit> Emitter<'_, E> {
     fn callout(&mut self, i: usize) {
         self.spill_flags();
         self.registers_to_memory();
-        emit_callout(self.ops, i, self.exit);
+        emit_callout(self.ops, i, self.id, self.exit);
     }
 
     /// A rewritten memory instruction: inline soft-TLB lookup, then the host twin on host
@@ -532,39 +682,42 @@ impl<E: Emit> Emitter<'_, E> {
     ///   lea   r10d, [guest address]     ; the linear address (flat segments)
     ///   lea   r11d, [r10 + width-1]     ; last byte: a page-crossing access misses
     ///   and   r11d, ~0xfff
-    ///   mov   r8d, r10d ; shr r8d, 8 ; and r8d, 255 << 4   ; entry = page % 256, 16 bytes each
+    ///   mov   r8d, r10d ; shr r8d, 7 ; and r8d, 255 << 5   ; entry = page % 256, 32 bytes each
     ///   cmp   r11d, [r15 + TLB + r8 + tag]  ; read or write tag of the entry
     ///   jne   slow
-    ///   mov   r8d, [r15 + TLB + r8 + phys] ; and r10d, 0xfff ; add r10, r8 ; add r10, [r14 + ram]
+    ///   add   r10, [r15 + TLB + r8 + addend] ; host address = linear + addend
     ///   (flags → host EFLAGS if the twin reads any)
     ///   <host twin with [r10]>
-    ///   jmp   done
-    /// slow:
+    /// back:
+    ///   ...
+    /// slow: (out of line, after the block's code)
     ///   store guest registers ; callout ; reload (and the flags, if the twin sets any)
-    /// done:
+    ///   jmp back
     /// ```
     fn rewritten(&mut self, i: usize, d: &DecodedInsn<JitInsn>) {
-        let m = memory_twin(&d.insn, self.block.eip).expect("classified rewritten, so it has a memory twin");
+        let m = memory_twin(&d.insn, self.shift()).expect("classified rewritten, so it has a memory twin");
         let user = (self.block.key.mode >> 1) & 3 == 3;
         let tag = tlb_off(user)
             + if m.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
-        let phys = tlb_off(user) + offset_of!(TlbEntry, phys) as i32;
+        let addend = tlb_off(user) + offset_of!(TlbEntry, addend) as i32;
         let (read, modified) = (twin_reads(&d.insn), x86_flags(d.insn.rflags_modified()));
         self.registers_to_host();
         self.spill_flags();
+        let slow = self.ops.fresh_label();
         self.ops.extend(m.lea);
+        if m.width == 1 {
+            x64!(self.ops; mov r11d, r10d);
+        } else {
+            x64!(self.ops; lea r11d, [r10 + (m.width as i32 - 1)]);
+        }
         x64!(self.ops
-            ; lea r11d, [r10 + (m.width as i32 - 1)]
             ; and r11d, !0xfff
             ; mov r8d, r10d
-            ; shr r8d, 8
-            ; and r8d, ((TLB_ENTRIES - 1) << 4) as i32
+            ; shr r8d, 7
+            ; and r8d, ((TLB_ENTRIES - 1) << 5) as i32
             ; cmp r11d, DWORD [r15 + r8 + tag]
-            ; jne >slow
-            ; mov r8d, DWORD [r15 + r8 + phys]
-            ; and r10d, 0xfff
-            ; add r10, r8
-            ; add r10, QWORD [r14 + offset_of!(Ctx, ram) as i32]
+            ; jne =>slow
+            ; add r10, QWORD [r15 + r8 + addend]
         );
         if read != 0 {
             self.emit_load_flags();
@@ -573,138 +726,125 @@ impl<E: Emit> Emitter<'_, E> {
         self.before_twin(&d.insn);
         self.ops.extend(m.twin);
         self.after_twin(&d.insn);
-        let (after_flags, after_zero) = (self.host_flags, self.host_zero);
-        x64!(self.ops
-            ; jmp >done
-            ; slow:
-        );
-        self.emit_store_registers();
-        emit_callout(self.ops, i, self.exit);
-        emit_load_registers(self.ops);
-        if read | modified != 0 {
-            self.emit_load_flags();
-        }
-        x64!(self.ops; done:);
+        let back = self.ops.fresh_label();
+        x64!(self.ops; =>back);
         // Both paths: registers in host; host EFLAGS hold at least what the twin set
         // (all of them if it read any, since they were loaded for it). The slow path
-        // loaded the interpreter's flags, which agree with any fix-up.
-        (self.host_flags, self.host_zero) = (after_flags, after_zero);
+        // loads the interpreter's flags, which agree with any fix-up.
+        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: read | modified != 0 });
     }
 
-    /// Sets guest EIP to the block's runtime EIP plus `delta` (the block may run at
-    /// another EIP than it was decoded at, through an alias). Clobbers host EFLAGS.
-    fn set_eip(&mut self, delta: u32, code32: bool) {
-        x64!(self.ops
-            ; mov r10d, DWORD [r14 + offset_of!(Ctx, block_eip) as i32]
-            ; add r10d, delta as i32
-        );
-        if !code32 {
-            x64!(self.ops; and r10d, 0xffff);
-        }
-        x64!(self.ops; mov DWORD [r15 + EIP_OFF], r10d);
+    /// What to add to a decoded EIP to get the EIP it runs at.
+    fn shift(&self) -> u32 {
+        self.eip.wrapping_sub(self.block.eip)
     }
 
-    /// An inline JMP/Jcc, the block's last instruction: EIP set to the target or the next
-    /// instruction, each path ending the block on its own.
+    /// Where decoded EIP `decoded` runs (16-bit code wraps at 64 KiB).
+    fn runtime_eip(&self, decoded: u32) -> u32 {
+        let eip = decoded.wrapping_add(self.shift());
+        if self.block.key.mode & 1 != 0 { eip } else { eip & 0xffff }
+    }
+
+    /// An inline JMP/Jcc, the block's last instruction: each path ends the block on its
+    /// own, on to its EIP.
     fn branch(&mut self, d: &DecodedInsn<JitInsn>) {
         let taken = self.ops.fresh_label();
-        let fall = d.insn.next_ip32().wrapping_sub(self.block.eip);
-        let target = d.insn.near_branch32().wrapping_sub(self.block.eip);
+        let fall = self.runtime_eip(d.insn.next_ip32());
+        let target = self.runtime_eip(d.insn.near_branch32());
         self.registers_to_host();
         if d.insn.condition_code() != ConditionCode::None {
             self.flags_for(x86_flags(d.insn.rflags_read()));
             emit_jcc(self.ops, d.insn.condition_code(), taken);
             let at_branch = (self.host_flags, self.host_zero);
             self.spill_flags();
-            self.set_eip(fall, true);
-            self.block_end();
+            self.block_end(fall);
             (self.host_flags, self.host_zero) = at_branch;
         }
         x64!(self.ops; =>taken);
         self.spill_flags();
-        self.set_eip(target, true);
-        self.block_end();
+        self.block_end(target);
     }
 
-    /// The end of a block, with EIP set, the flags in `CpuState` and the registers in
-    /// host registers: count its instructions, then either chain to the next block's
-    /// translation — if the budget allows and a link was made — or return to the run loop.
-    fn block_end(&mut self) {
-        if !self.charge_budget() {
+    /// The end of a block that goes on to the constant EIP `next`, with the flags in
+    /// `CpuState` and the registers in host registers: count its instructions, then
+    /// either chain to the next block's translation — if the budget allows and a link
+    /// was made — or return to the run loop with EIP set.
+    ///
+    /// A target on the block's own page is reached by a `jmp rel32` that linking patches
+    /// (valid as long as this block runs: its page is mapped where it was). Any other
+    /// target goes through a link checked against the TLB generation it was made under.
+    fn block_end(&mut self, next: u32) {
+        let n = self.block.insns.len() as i32;
+        if !self.chainable {
+            x64!(self.ops
+                ; mov DWORD [r15 + EIP_OFF], next as i32
+                ; sub r9, n
+                ; jmp =>self.ret_store
+            );
             return;
         }
+        let (out_of_budget, miss) = (self.ops.fresh_label(), self.ops.fresh_label());
         x64!(self.ops
-            ; mov r11d, DWORD [r15 + EIP_OFF]
-            ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r11d
-            ; mov r8, QWORD [r14 + offset_of!(Ctx, links) as i32]
+            ; sub r9, n
+            ; jle =>out_of_budget
         );
-        let site = *self.next_link;
-        *self.next_link += 1;
-        let miss = self.ops.fresh_label();
-        self.follow_link(site as i32 * std::mem::size_of::<ChainLink>() as i32, miss);
+        let site = self.next_site;
+        self.next_site += 1;
+        let flat = self.block.key.mode & popek_cpu::block::BlockKey::FLAT != 0;
+        if flat && next >> 12 == self.eip >> 12 {
+            x64!(self.ops; jmp =>miss);
+            // The displacement is the jump's last 4 bytes.
+            self.sites.push(Some(self.ops.offset().0 - 4 - self.base));
+        } else {
+            self.sites.push(None);
+            x64!(self.ops; mov r8, QWORD [r14 + offset_of!(Ctx, links) as i32]);
+            self.follow_link(site as i32 * std::mem::size_of::<ChainLink>() as i32, miss);
+        }
+        self.stubs.push(Stub { label: out_of_budget, eip: next, site: None });
+        self.stubs.push(Stub { label: miss, eip: next, site: Some(site) });
+    }
+
+    /// Follows the link at `[r8 + link]` if it was made under the current TLB
+    /// generation; else on to `miss`.
+    fn follow_link(&mut self, link: i32, miss: DynamicLabel) {
         x64!(self.ops
-            ; =>miss
-            ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], site as i32
-            ; jmp =>self.miss_store
+            ; mov r10, QWORD [r15 + TLB_GENERATION_OFF]
+            ; cmp r10, QWORD [r8 + link + offset_of!(ChainLink, tlb_generation) as i32]
+            ; jne =>miss
+            ; jmp QWORD [r8 + link + offset_of!(ChainLink, code) as i32]
         );
     }
 
-    /// Charges the block's instructions to the budget (R9); returns to the run loop if the
-    /// block may not chain or the budget ran out. True if the code goes on to chain.
-    fn charge_budget(&mut self) -> bool {
+    /// The end of a block whose next EIP is only known at run time (RET, which set EIP):
+    /// after the usual count and budget, look the target up in the indirect-target table
+    /// and jump straight into its translation on a hit; on a miss return to the run loop,
+    /// which fills the entry.
+    ///
+    /// ```text
+    ///   r11d = EIP ; r8 = table + (EIP % entries) * 32
+    ///   cmp r11d, [r8].eip ; cmp MODE, [r8].mode
+    ///   follow [r8].link (as a checked chain site does)
+    /// ```
+    fn indirect_end(&mut self) {
         let n = self.block.insns.len() as i32;
         if !self.chainable {
             x64!(self.ops
                 ; sub r9, n
                 ; jmp =>self.ret_store
             );
-            return false;
+            return;
         }
         x64!(self.ops
             ; sub r9, n
             ; jle =>self.ret_store
         );
-        true
-    }
-
-    /// Follows the link at `[r8 + link]` if it was made under the current TLB
-    /// generation: the callouts' block becomes its block, its run count goes up, and
-    /// translated code jumps into it; else on to `miss`.
-    fn follow_link(&mut self, link: i32, miss: DynamicLabel) {
-        x64!(self.ops
-            ; mov r10, QWORD [r15 + TLB_GENERATION_OFF]
-            ; cmp r10, QWORD [r8 + link + offset_of!(ChainLink, tlb_generation) as i32]
-            ; jne =>miss
-            ; mov r11, QWORD [r8 + link + offset_of!(ChainLink, block) as i32]
-            ; mov QWORD [r14 + offset_of!(Ctx, block) as i32], r11
-            ; mov r11, QWORD [r8 + link + offset_of!(ChainLink, runs) as i32]
-            ; inc QWORD [r11]
-            ; jmp QWORD [r8 + link + offset_of!(ChainLink, code) as i32]
-        );
-    }
-
-    /// The end of a block whose next EIP is only known at run time (RET): after the usual
-    /// count and budget, look the target up in the indirect-target table and jump
-    /// straight into its translation on a hit; on a miss return to the run loop, which
-    /// fills the entry.
-    ///
-    /// ```text
-    ///   r11d = EIP ; ctx.block_eip = EIP ; r8 = table + (EIP % entries) * 64
-    ///   cmp r11d, [r8].eip ; cmp MODE, [r8].mode
-    ///   follow [r8].link (as a chain site does)
-    /// ```
-    fn indirect_end(&mut self) {
-        if !self.charge_budget() {
-            return;
-        }
         let mode = self.block.key.mode;
         let miss = self.ops.fresh_label();
         x64!(self.ops
             ; mov r11d, DWORD [r15 + EIP_OFF]
-            ; mov DWORD [r14 + offset_of!(Ctx, block_eip) as i32], r11d
             ; mov r8d, r11d
             ; and r8d, (INDIRECT_ENTRIES - 1) as i32
-            ; shl r8d, 6
+            ; shl r8d, 5
             ; add r8, QWORD [r14 + offset_of!(Ctx, indirect) as i32]
             ; cmp r11d, DWORD [r8 + offset_of!(IndirectEntry, eip) as i32]
             ; jne =>miss
@@ -731,8 +871,7 @@ impl<E: Emit> Emitter<'_, E> {
             self.spill_flags();
             self.registers_to_host();
             if last.insn.mnemonic() == popek_cpu::iced_x86::Mnemonic::Call {
-                self.set_eip(last.insn.near_branch32().wrapping_sub(self.block.eip), true);
-                self.block_end();
+                self.block_end(self.runtime_eip(last.insn.near_branch32()));
             } else {
                 self.indirect_end();
             }
@@ -742,13 +881,38 @@ impl<E: Emit> Emitter<'_, E> {
             self.spill_flags();
             self.registers_to_memory();
             if last.exec.treatment == Treatment::Ident || rewritten {
-                self.set_eip(self.block.len, self.block.key.mode & 1 != 0);
+                let next = self.runtime_eip(self.block.eip.wrapping_add(self.block.len));
+                x64!(self.ops; mov DWORD [r15 + EIP_OFF], next as i32);
             }
             x64!(self.ops
                 ; sub r9, n as i32
                 ; jmp =>self.ret_end
             );
         }
+        for p in std::mem::take(&mut self.slow_paths) {
+            x64!(self.ops; =>p.label);
+            self.emit_store_registers();
+            emit_callout(self.ops, p.index, self.id, self.exit);
+            emit_load_registers(self.ops);
+            if p.load_flags {
+                self.emit_load_flags();
+            }
+            x64!(self.ops; jmp =>p.back);
+        }
+        for stub in std::mem::take(&mut self.stubs) {
+            x64!(self.ops
+                ; =>stub.label
+                ; mov DWORD [r15 + EIP_OFF], stub.eip as i32
+            );
+            match stub.site {
+                None => x64!(self.ops; jmp =>self.ret_store),
+                Some(site) => x64!(self.ops
+                    ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], site as i32
+                    ; jmp =>self.miss_store
+                ),
+            }
+        }
+        let tail = self.ops.fresh_label();
         x64!(self.ops
             ; =>self.miss_store
         );
@@ -756,7 +920,7 @@ impl<E: Emit> Emitter<'_, E> {
         x64!(self.ops
             ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
             ; mov eax, CHAIN_MISS as i32
-            ; jmp =>self.exit
+            ; jmp =>tail
             ; =>self.ret_store
         );
         self.emit_store_registers();
@@ -764,6 +928,8 @@ impl<E: Emit> Emitter<'_, E> {
             ; =>self.ret_end
             ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
             ; xor eax, eax
+            ; =>tail
+            ; mov DWORD [r14 + offset_of!(Ctx, last) as i32], self.id as i32
             ; =>self.exit
             ; add rsp, 8
             ; pop r15

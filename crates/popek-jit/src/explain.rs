@@ -1,7 +1,7 @@
 //! `popek explain`: a translated block as a lab handout — each guest instruction with
 //! its treatment and the reason for it, interleaved with the host code made for it.
 
-use crate::code::emit_block;
+use crate::code::{Layout, emit_block};
 use crate::translate::{FlagFix, Treatment};
 use crate::{Jit, JitInsn};
 use dynasmrt::VecAssembler;
@@ -98,26 +98,30 @@ fn host_listing(out: &mut String, code: &[u8], range: std::ops::Range<usize>) {
     }
 }
 
-/// One block: header, then every guest instruction with its treatment and host code.
-pub fn explain_block(block: &Block<JitInsn>) -> String {
+/// One block: header, then every guest instruction with its treatment and host code,
+/// as its current translation has it (or, without one, as the first translation after a
+/// flush would: id 0, chain sites from 0).
+fn explain(block: &Block<JitInsn>, layout: &Layout, runs: Option<u64>) -> String {
     let mut ops = VecAssembler::<X64Relocation>::new(0);
-    let ranges = emit_block(&mut ops, block, &mut 0).ranges;
+    let ranges = emit_block(&mut ops, block, layout).ranges;
     let code = ops.finalize().unwrap_or_default();
     let mut out = String::new();
-    let runs = block.insns.first().map_or(0, |d| d.exec.runs.get());
+    let runs = runs.map(|n| format!(", ran {n} times")).unwrap_or_default();
     let _ = writeln!(
         out,
-        "block at {:#010x} (physical {:#010x}; {}): {} instructions, {} host bytes, ran {} times",
-        block.eip,
+        "block at {:#010x} (physical {:#010x}; {}): {} instructions, {} host bytes{runs}",
+        layout.eip,
         block.key.phys,
         mode_text(&block.key),
         block.insns.len(),
         code.len(),
-        runs
     );
     let mut fmt = IntelFormatter::new();
     let first = ranges.first().map_or(code.len(), |r| r.start);
     let _ = writeln!(out, "    prologue: save host registers, point r15 at the CPU state and r14 at the context");
+    if layout.profile {
+        let _ = writeln!(out, "    (profiling, for explain: the body's first two instructions count its runs)");
+    }
     host_listing(&mut out, &code, 0..first);
     for (d, range) in block.insns.iter().zip(&ranges) {
         let mut text = String::new();
@@ -135,16 +139,45 @@ pub fn explain_block(block: &Block<JitInsn>) -> String {
         host_listing(&mut out, &code, range.clone());
     }
     let last = ranges.last().map_or(code.len(), |r| r.end);
-    let _ = writeln!(out, "    epilogue: store the guest state if needed, restore host registers, return");
+    let _ = writeln!(
+        out,
+        "    out of line: slow paths (the handler), exits (EIP, the guest state), epilogue (host registers, return)"
+    );
     host_listing(&mut out, &code, last..code.len());
     out
 }
 
 impl Jit {
-    /// The `n` most executed blocks (ties broken by address, so the order is stable).
+    /// `block` explained (see `popek explain`), with its run count if profiling is on.
+    pub fn explain_block(&self, block: &Block<JitInsn>) -> String {
+        let entry = block.insns[0].exec.entry.get().filter(|e| self.code.is_current(*e));
+        let layout = Layout {
+            eip: entry.map_or(block.eip, |e| e.eip),
+            id: entry.map_or(0, |e| e.id),
+            profile: self.code.profile,
+            first_site: entry.map_or(0, |e| e.first_site),
+        };
+        explain(block, &layout, self.code.profile.then(|| self.block_runs(block)))
+    }
+
+    /// Makes the blocks translated from now on count their runs (two instructions per
+    /// block), for [`Jit::hottest_blocks`] and `popek explain`.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.code.profile = on;
+    }
+
+    /// How many times `block` ran while profiling was on.
+    pub fn block_runs(&self, block: &Block<JitInsn>) -> u64 {
+        let d = &block.insns[0].exec;
+        let current = d.entry.get().filter(|e| self.code.is_current(*e)).map_or(0, |e| self.code.runs(e.id));
+        d.runs.get() + current
+    }
+
+    /// The `n` most executed blocks (ties broken by address, so the order is stable);
+    /// needs profiling ([`Jit::set_profiling`]).
     pub fn hottest_blocks(&self, n: usize) -> Vec<&Block<JitInsn>> {
         let mut blocks: Vec<_> = self.cache.blocks().collect();
-        blocks.sort_by_key(|b| (std::cmp::Reverse(b.insns[0].exec.runs.get()), b.key));
+        blocks.sort_by_key(|b| (std::cmp::Reverse(self.block_runs(b)), b.key));
         blocks.truncate(n);
         blocks
     }

@@ -29,11 +29,11 @@ mod code;
 mod explain;
 mod translate;
 
-pub use explain::{explain_block, treatment_with_reason};
+pub use explain::treatment_with_reason;
 pub use translate::{Treatment, classify};
 
 use code::{CodeCache, Entry};
-use popek_cpu::block::{Block, BlockCache, BlockKey};
+use popek_cpu::block::{BlockCache, BlockKey};
 use popek_cpu::exception::Event;
 use popek_cpu::iced_x86::Mnemonic;
 use popek_cpu::state::flags::TF;
@@ -96,11 +96,9 @@ pub struct JitStats {
 /// (`#[repr(C)]`: translated code reads fields at their offsets).
 #[repr(C)]
 struct Ctx<'a> {
-    /// Host address of guest physical address 0.
-    ram: *mut u8,
     /// The callout function (called through here, so translated code holds no
     /// absolute addresses and disassembles the same in every run).
-    callout: extern "sysv64" fn(*mut Ctx<'_>, u32) -> u64,
+    callout: extern "sysv64" fn(*mut Ctx<'_>, u32, u32) -> u64,
     /// Instructions translated code may still retire before it must return to the run
     /// loop (timers, the instruction limit); chaining stops when it runs out. Translated
     /// code keeps it in R9 and stores it here around callouts and when it leaves.
@@ -121,11 +119,14 @@ struct Ctx<'a> {
     tsc: u64,
     cpu: *mut Cpu,
     bus: *mut (dyn Bus + 'a),
-    block: *const Block<JitInsn>,
+    /// The translations, by id (a callout finds its block there).
+    translations: &'a [code::Translation],
+    /// Profiling: run counts by translation id.
+    counters: *mut u64,
     /// Callout and helper executions by mnemonic.
     callout_counts: &'a mut [u64],
-    /// EIP the block runs at (it may differ from the EIP it was decoded at).
-    block_eip: u32,
+    /// Id of the translation the call ended in.
+    last: u32,
     /// Index of the instruction at which the block stopped early.
     stop_index: u32,
     /// Whether that instruction completed (else it raised `event`).
@@ -161,9 +162,9 @@ const INDIRECT_MISS: u64 = u64::MAX;
 const INDIRECT_ENTRIES: usize = 1024;
 
 /// One entry of the indirect-target table: where translated code goes when a RET lands
-/// on `eip` in `mode` under the TLB generation of its link (64 bytes, read by translated
+/// on `eip` in `mode` under the TLB generation of its link (32 bytes, read by translated
 /// code).
-#[repr(C, align(64))]
+#[repr(C, align(32))]
 #[derive(Clone, Copy, Debug)]
 struct IndirectEntry {
     eip: u32,
@@ -177,7 +178,7 @@ impl IndirectEntry {
     const EMPTY: IndirectEntry = IndirectEntry { eip: 0, mode: u32::MAX, link: code::ChainLink::UNLINKED };
 }
 
-const _: () = assert!(std::mem::size_of::<IndirectEntry>() == 64);
+const _: () = assert!(std::mem::size_of::<IndirectEntry>() == 32);
 
 /// Most instructions translated code runs in one call when no timer is due.
 pub const MAX_BUDGET: u64 = 1 << 20;
@@ -303,11 +304,13 @@ impl Jit {
             }
             return retired;
         }
-        let entry = match block.insns[0].exec.entry.get().filter(|e| self.code.is_current(*e)) {
+        // A translation runs at one EIP (its EIP values are constants); the same physical
+        // code reached at another EIP (an alias) is translated again for it.
+        let entry = match block.insns[0].exec.entry.get().filter(|e| self.code.is_current(*e) && e.eip == eip) {
             Some(e) => e,
             None => {
                 let started = std::time::Instant::now();
-                let translated = self.code.translate(block);
+                let translated = self.code.translate(block, eip);
                 self.stats.translate_ns += u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let Ok((e, flushed)) = translated else {
                     // The host refused code memory: the block still runs, interpreted.
@@ -320,6 +323,7 @@ impl Jit {
                 };
                 if flushed {
                     self.stats.flushes += 1;
+                    self.pending_link = None;
                     self.indirect.fill(IndirectEntry::EMPTY);
                 }
                 self.stats.translated += 1;
@@ -341,27 +345,23 @@ impl Jit {
                 && p.mode == block.key.mode
                 && p.tlb_generation == cpu.tlb.generation
                 && p.code_generation == self.code.generation();
-            let runs = &block.insns[0].exec.runs as *const Cell<u64> as u64;
             // Only into a block without VMM callouts: those may change what the run loop
             // looks at between blocks (IF, mode, devices, halting).
             let inline = block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout);
             if here && inline {
-                let link = self.code.link_to(entry, p.tlb_generation, block as *const _ as u64, runs);
                 if p.site as u64 == INDIRECT_MISS {
+                    let link = self.code.link_to(entry, p.tlb_generation);
                     self.indirect[eip as usize % INDIRECT_ENTRIES] = IndirectEntry { eip, mode: block.key.mode, link };
                 } else {
-                    self.code.link(p.site, link);
+                    self.code.link(p.site, entry, p.tlb_generation);
                 }
                 self.stats.links += 1;
             }
         }
         self.stats.blocks += 1;
-        let runs = &block.insns[0].exec.runs;
-        runs.set(runs.get() + 1);
         cpu.state.interrupt_shadow = false;
         let budget = i64::try_from(budget.min(MAX_BUDGET)).unwrap_or(1);
         let mut ctx = Ctx {
-            ram: cpu.mem.host_base(),
             callout,
             tsc: cpu.state.tsc,
             cpu,
@@ -372,18 +372,17 @@ impl Jit {
             indirect: self.indirect.as_ptr(),
             links: self.code.links(),
             now,
-            block,
+            translations: &self.code.translations,
+            counters: self.code.counters.as_mut_ptr(),
             callout_counts: &mut self.callout_counts,
-            block_eip: eip,
+            last: entry.id,
             stop_index: 0,
             stop_completed: false,
             event: None,
         };
         let status = self.code.call(entry, cpu, &mut ctx);
         // The block the call ended in (chaining may have moved on from `block`).
-        // SAFETY: `ctx.block` is `block` or a block translated code chained to; chains
-        // exist only to blocks the cache holds (written code flushes every translation).
-        let last_block = unsafe { &*ctx.block };
+        let last_block = &*self.code.translations[ctx.last as usize].block;
         let retired = match status {
             STOPPED => {
                 self.stats.exits_stopped += 1;
@@ -445,9 +444,8 @@ impl Jit {
     fn drop_written(&mut self, cpu: &mut Cpu) {
         if self.cache.invalidate_written(cpu) {
             self.pending_link = None;
-            if self.code.flush().is_ok() {
-                self.stats.flushes += 1;
-            }
+            self.code.flush();
+            self.stats.flushes += 1;
             self.forget_indirect();
         }
     }
@@ -502,18 +500,21 @@ impl Bus for WatchBus<'_> {
 /// Called from translated code for every instruction that is not `ident`: runs the
 /// instruction's shared handler with the guest state the translated code just stored.
 /// Returns 0 to continue the block, [`STOPPED`] to leave it.
-extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32) -> u64 {
+extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // SAFETY: translated code passes the `Ctx` that `Jit::run_block` created on its stack
     // and keeps alive across the call into the block; nothing else references it now.
     let ctx = unsafe { &mut *ctx };
-    // SAFETY: `cpu`, `bus` and `block` were borrowed by `run_block` for the whole call;
+    // SAFETY: `cpu` and `bus` were borrowed by `run_block` for the whole call;
     // translated code does not touch them while a callout runs.
-    let (cpu, bus, block) = unsafe { (&mut *ctx.cpu, &mut *ctx.bus, &*ctx.block) };
+    let (cpu, bus) = unsafe { (&mut *ctx.cpu, &mut *ctx.bus) };
+    ctx.last = id;
+    let t = &ctx.translations[id as usize];
+    let (block, block_eip) = (&*t.block, t.eip);
     let d = &block.insns[index as usize];
     if let Some(n) = ctx.callout_counts.get_mut(d.insn.mnemonic() as usize) {
         *n += 1;
     }
-    let cur = ctx.block_eip.wrapping_add(d.insn.ip32().wrapping_sub(block.eip));
+    let cur = block_eip.wrapping_add(d.insn.ip32().wrapping_sub(block.eip));
     let next = cur.wrapping_add(d.insn.len() as u32);
     cpu.state.eip = if cpu.state.code32() { next } else { next & 0xffff };
     let stop = |ctx: &mut Ctx<'_>, completed| {

@@ -60,7 +60,7 @@ pub fn classify(insn: &Instruction, flat: bool) -> Treatment {
         Treatment::Rewritten
     } else if host_twin(insn).is_some() {
         Treatment::Ident
-    } else if flat && memory_twin(insn, insn.ip32()).is_some() {
+    } else if flat && memory_twin(insn, 0).is_some() {
         Treatment::Rewritten
     } else {
         Treatment::Helper
@@ -93,11 +93,11 @@ pub(crate) struct MemoryTwin {
 /// PUSH r32 / imm and POP r32 on the flat 32-bit stack (ESP lives in R12D): the address
 /// is the new or the current top, the twin moves the value and then ESP — so a fault
 /// (on the slow path, in the handler) leaves ESP untouched.
-fn stack_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTwin> {
+fn stack_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
     let top = |delta: i64| MemoryOperand::with_base_displ(Register::R12D, delta);
     let slot = MemoryOperand::with_base(HOST_ADDR);
     if matches!(insn.code(), Code::Call_rel32_32 | Code::Retnd) {
-        return call_ret_twin(insn, block_eip);
+        return call_ret_twin(insn, shift);
     }
     let (lea_delta, first, esp_delta, write) = match insn.code() {
         Code::Push_r32 => {
@@ -122,10 +122,9 @@ fn stack_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTwin> {
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write })
 }
 
-/// CALL rel32 pushes the return address (the block's runtime EIP plus the offset of the
-/// next instruction — the block may run at another EIP than it was decoded at, `block_eip`)
-/// and the block end jumps to the target; RET pops EIP.
-fn call_ret_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTwin> {
+/// CALL rel32 pushes the return address (the EIP of the next instruction where the block
+/// runs: decoded EIP plus `shift`) and the block end jumps to the target; RET pops EIP.
+fn call_ret_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
     let top = |delta: i64| MemoryOperand::with_base_displ(Register::R12D, delta);
     let slot = MemoryOperand::with_base(HOST_ADDR);
     let mut enc = Encoder::new(64);
@@ -135,13 +134,8 @@ fn call_ret_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTwin> {
     let lea = enc.take_buffer();
     let mut put = |i: Instruction| enc.encode(&i, 0).ok();
     if call {
-        let ctx_eip =
-            MemoryOperand::with_base_displ(Register::R14, std::mem::offset_of!(crate::Ctx<'_>, block_eip) as i64);
-        let ret = insn.next_ip32().wrapping_sub(block_eip) as i32 as i64;
-        put(Instruction::with2(Code::Mov_r32_rm32, Register::R11D, ctx_eip).ok()?)?;
-        put(Instruction::with2(Code::Lea_r32_m, Register::R11D, MemoryOperand::with_base_displ(Register::R11D, ret))
-            .ok()?)?;
-        put(Instruction::with2(Code::Mov_rm32_r32, slot, Register::R11D).ok()?)?;
+        let ret = insn.next_ip32().wrapping_add(shift);
+        put(Instruction::with2(Code::Mov_rm32_imm32, slot, ret).ok()?)?;
         put(Instruction::with2(Code::Lea_r32_m, Register::R12D, top(-4)).ok()?)?;
     } else {
         let eip = MemoryOperand::with_base_displ(Register::R15, crate::code::state_off!(eip) as i64);
@@ -161,10 +155,9 @@ pub(crate) fn is_call_or_ret(insn: &Instruction) -> bool {
 /// `ident` instruction (not LEA or XCHG) with one memory operand, 32-bit addressing,
 /// through DS, ES or SS (flat), 1 to 4 bytes wide.
 ///
-/// `block_eip` is the EIP the instruction's block was decoded at (CALL's return address
-/// is relative to it).
-pub(crate) fn memory_twin(insn: &Instruction, block_eip: u32) -> Option<MemoryTwin> {
-    if let Some(t) = stack_twin(insn, block_eip) {
+/// The block runs at its decoded EIP plus `shift` (CALL pushes a return address there).
+pub(crate) fn memory_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
+    if let Some(t) = stack_twin(insn, shift) {
         return Some(t);
     }
     let m = insn.mnemonic();

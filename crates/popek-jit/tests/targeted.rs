@@ -1,6 +1,6 @@
 //! Targeted properties of the translator, each checked against the interpreter: a precise
-//! page fault inside a block, code that modifies its own block, chaining across pages, and
-//! a code cache too small for the program.
+//! page fault inside a block, code that modifies its own block, chaining across pages, a
+//! code cache too small for the program, and the same code run at two addresses.
 
 use popek_cpu::state::cr0;
 use popek_interp::testing::{CODE_BASE, DATA_BASE, TestBox};
@@ -44,17 +44,21 @@ fn both(code: &[u8], setup: impl Fn(&mut TestBox), code_cache: usize) -> (TestBo
     (b, jit)
 }
 
-/// Identity-maps the first MiB with 4 KiB pages, except the page at `hole`.
-fn paging_with_hole(t: &mut TestBox, hole: u32) {
+/// Maps the first MiB with 4 KiB pages: linear page `lin` to `pte(lin)`.
+fn paging(t: &mut TestBox, pte: impl Fn(u32) -> u32) {
     const PD: u32 = 0x20000;
     const PT: u32 = 0x21000;
     t.poke(PD, &(PT | 3).to_le_bytes());
     for page in 0..256u32 {
-        let pte = if page << 12 == hole { 0 } else { (page << 12) | 3 };
-        t.poke(PT + 4 * page, &pte.to_le_bytes());
+        t.poke(PT + 4 * page, &pte(page << 12).to_le_bytes());
     }
     t.cpu.state.cr3 = PD;
     t.cpu.state.cr0 |= cr0::PG;
+}
+
+/// Identity-maps the first MiB with 4 KiB pages, except the page at `hole`.
+fn paging_with_hole(t: &mut TestBox, hole: u32) {
+    paging(t, |lin| if lin == hole { 0 } else { lin | 3 });
 }
 
 #[test]
@@ -137,4 +141,23 @@ fn a_full_code_cache_is_flushed_and_the_program_still_runs() {
     let (t, jit) = both(&code, |_| {}, 16 << 10);
     assert_eq!(t.cpu.state.gpr[0], (0..300).sum::<u32>());
     assert!(jit.stats.flushes > 0, "the cache filled up: {:?}", jit.stats);
+}
+
+#[test]
+fn the_same_code_at_two_addresses_runs_at_each() {
+    // Linear page ALIAS maps the code's physical page too. The first block runs at
+    // CODE_BASE and then at ALIAS, where CALL must push an ALIAS return address.
+    //   +0:  inc ebx ; cmp ebx, 2 ; je done
+    //   +6:  jmp ALIAS
+    //   +11: done: call next
+    //   +16: next: pop edx ; hlt
+    const ALIAS: u32 = 0x80000;
+    let mut code = vec![0x43, 0x83, 0xfb, 0x02, 0x74, 0x05, 0xe9];
+    code.extend(ALIAS.wrapping_sub(CODE_BASE + 11).to_le_bytes());
+    code.extend([0xe8, 0, 0, 0, 0, 0x5a, 0xf4]);
+    let (t, jit) = both(&code, |t| paging(t, |lin| if lin == ALIAS { CODE_BASE | 3 } else { lin | 3 }), 1 << 20);
+    assert_eq!(t.cpu.state.gpr[3], 2, "EBX: the block ran twice");
+    assert_eq!(t.cpu.state.gpr[2], ALIAS + 16, "EDX: the return address at the alias");
+    assert_eq!(t.cpu.state.eip, ALIAS + 18, "halted at the alias");
+    assert!(jit.stats.translated >= 4, "the first block was translated for each address: {:?}", jit.stats);
 }

@@ -64,7 +64,7 @@ pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Res
             && memory.is_none();
         if !same {
             let block = [&*other, &*reference].iter().find_map(|m| match &m.engine {
-                Engine::Jit(j) => j.block_at(before.eip).map(popek_jit::explain_block),
+                Engine::Jit(j) => j.block_at(before.eip).map(|b| j.explain_block(b)),
                 Engine::Interp(_) => None,
             });
             return Err(Box::new(Divergence {
