@@ -552,7 +552,17 @@ impl<E: Emit> Emitter<'_, E> {
         }
     }
 
-    /// The flags host EFLAGS hold → `CpuState` (`pushfq`, a merge and a store).
+    /// The flags host EFLAGS hold → `CpuState`. Clobbers R10 and R11.
+    ///
+    /// `lahf` and `seto` read them (`pushfq` is several times slower), with EAX saved in
+    /// R11 meanwhile; two byte operations put OF at bit 11, above the rest in EFLAGS order:
+    ///
+    /// ```text
+    ///   mov r11d, eax ; lahf ; seto al    ; AH = SF ZF - AF - PF - CF, AL = OF
+    ///   shl al, 3 ; rol ax, 8             ; AX = OF << 11 | AH
+    ///   movzx r10d, ax ; mov eax, r11d
+    ///   and r10d, held ; or r10d, (r13d: the other EFLAGS bits) ; mov [eflags], r10d
+    /// ```
     fn spill_flags(&mut self) {
         let m = self.host_flags;
         if m == 0 {
@@ -561,40 +571,47 @@ impl<E: Emit> Emitter<'_, E> {
         let keep = m & !self.host_zero;
         self.host_flags = 0;
         self.host_zero = 0;
-        if m == ARITH {
-            x64!(self.ops
-                ; pushfq
-                ; pop r11
-                ; and r11d, keep as i32
-                ; or r11d, r13d
-                ; mov DWORD [r15 + EFLAGS_OFF], r11d
-            );
-            return;
-        }
         x64!(self.ops
-            ; pushfq
-            ; pop r11
-            ; and r11d, keep as i32
-            ; mov r10d, DWORD [r15 + EFLAGS_OFF]
-            ; and r10d, !m as i32
-            ; or r10d, r11d
-            ; mov DWORD [r15 + EFLAGS_OFF], r10d
+            ; mov r11d, eax
+            ; lahf
+            ; seto al
+            ; shl al, 3
+            ; rol ax, 8
+            ; movzx r10d, ax
+            ; mov eax, r11d
+            ; and r10d, keep as i32
         );
+        if m == ARITH {
+            x64!(self.ops; or r10d, r13d);
+        } else {
+            x64!(self.ops
+                ; mov r11d, DWORD [r15 + EFLAGS_OFF]
+                ; and r11d, !m as i32
+                ; or r10d, r11d
+            );
+        }
+        x64!(self.ops; mov DWORD [r15 + EFLAGS_OFF], r10d);
     }
 
-    /// Every guest arithmetic flag → host EFLAGS (a `popfq`, the slow part of it all).
-    /// Clobbers R8 and R11, not R10 (a rewritten instruction's host address).
+    /// Every guest arithmetic flag → host EFLAGS, without `popfq` (many times slower):
+    /// OF by an `add` that overflows exactly when it is set, the others by `sahf`.
+    /// Clobbers R11 only (R10 may hold a rewritten instruction's host address).
+    ///
+    /// ```text
+    ///   mov r11d, eax ; mov eax, [eflags]  ; AL = SF ZF - AF - PF - CF, AH bit 3 = OF
+    ///   shl ah, 4 ; add ah, 80h            ; OF
+    ///   mov ah, al ; sahf                  ; SF ZF AF PF CF
+    ///   mov eax, r11d
+    /// ```
     fn emit_load_flags(&mut self) {
-        // Host EFLAGS = host system bits | guest arithmetic flags (never guest TF/DF/IF).
         x64!(self.ops
-            ; mov r8d, DWORD [r15 + EFLAGS_OFF]
-            ; and r8d, ARITH as i32
-            ; pushfq
-            ; pop r11
-            ; and r11, !(ARITH as i32)
-            ; or r11, r8
-            ; push r11
-            ; popfq
+            ; mov r11d, eax
+            ; mov eax, DWORD [r15 + EFLAGS_OFF]
+            ; shl ah, 4
+            ; add ah, 0x80u8 as i8
+            ; mov ah, al
+            ; sahf
+            ; mov eax, r11d
         );
     }
 
