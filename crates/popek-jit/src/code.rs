@@ -30,7 +30,7 @@ use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmLabelApi, VecAssembler, dynasm};
 use popek_cpu::Cpu;
 use popek_cpu::block::{Block, DecodedInsn};
-use popek_cpu::iced_x86::{ConditionCode, Instruction, RflagsBits};
+use popek_cpu::iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
 use popek_cpu::state::flags::{AF, ARITH, CF, OF};
 use std::mem::offset_of;
@@ -334,10 +334,12 @@ fn x86_flags(iced: u32) -> u32 {
 }
 
 /// The flags (x86 bits) host EFLAGS must hold before `insn`'s twin runs: those it reads,
-/// and all of them for a shift by CL, which leaves them all alone if the count is 0.
+/// and all of them for a shift or rotate by CL, which leaves them alone if the count is 0.
 fn twin_reads(insn: &Instruction) -> u32 {
     let read = x86_flags(insn.rflags_read());
-    if flag_fix(insn) == Some(FlagFix::ClearAfIfCounted) { ARITH } else { read }
+    let by_cl = |i| insn.op_kind(i) == OpKind::Register && insn.op_register(i) == Register::CL;
+    let rotate_by_cl = matches!(insn.mnemonic(), Mnemonic::Rol | Mnemonic::Ror) && by_cl(1);
+    if flag_fix(insn) == Some(FlagFix::ClearAfIfCounted) || rotate_by_cl { ARITH } else { read }
 }
 
 /// Calls the handler of instruction `i` of translation `id` with the guest state in

@@ -58,6 +58,9 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
             Some(FlagFix::MulLow(_)) => {
                 "host twin, then `test` of the low half: the undefined SF/ZF/PF/AF as in the interpreter"
             }
+            _ if matches!(insn.mnemonic(), Mnemonic::Rol | Mnemonic::Ror) => {
+                "host twin; OF (undefined past a count of 1) comes out as in the interpreter"
+            }
             _ => "register-only: runs as its host twin",
         },
         Treatment::Rewritten if crate::translate::is_inline_branch(insn) => {

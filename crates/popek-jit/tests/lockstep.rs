@@ -18,7 +18,7 @@ fn random_insn(a: &mut CodeAssembler, r: &mut XorShift) -> Result<(), IcedError>
     let s = r.pick(&SRC);
     let imm = r.next_u64() as i32;
     let disp = (r.next_u64() % 64) as i32 * 4;
-    match r.next_u64() % 39 {
+    match r.next_u64() % 45 {
         26 | 27 => {
             // A call to a little subroutine and back.
             let mut sub = a.create_label();
@@ -80,6 +80,12 @@ fn random_insn(a: &mut CodeAssembler, r: &mut XorShift) -> Result<(), IcedError>
         36 => a.shr(d, cl),
         37 => a.shrd(d, s, cl),
         38 => a.sar(dword_ptr(ebx + disp), cl),
+        39 => a.rol(d, (imm & 31) as u32),
+        40 => a.ror(r.pick(&R8), (imm & 31) as u32),
+        41 => a.rol(d, cl),
+        42 => a.ror(dword_ptr(ebx + disp), cl),
+        43 => a.rol(word_ptr(ebx + disp), (imm & 31) as u32),
+        44 => a.ror(d, 1u32),
         _ => a.add(r.pick(&R8), r.pick(&R8)),
     }
 }
