@@ -630,18 +630,52 @@ impl<E: Emit> Emitter<'_, E> {
     fn ident(&mut self, d: &DecodedInsn<JitInsn>) {
         let bytes = host_twin(&d.insn).expect("classified ident, so it has a host twin");
         self.registers_to_host();
+        if flag_fix(&d.insn) == Some(FlagFix::ClearAfIfCounted) {
+            self.spill_flags();
+            self.counted_twin(bytes);
+            return;
+        }
         self.flags_for(twin_reads(&d.insn));
-        self.before_twin(&d.insn);
         self.ops.extend(bytes);
         self.after_twin(&d.insn);
     }
 
-    /// What a fix-up needs from before the twin: the count of a shift by CL (in R11B: the
-    /// shift may change ECX itself).
-    fn before_twin(&mut self, insn: &Instruction) {
-        if flag_fix(insn) == Some(FlagFix::ClearAfIfCounted) {
-            x64!(self.ops; mov r11d, ecx);
-        }
+    /// A shift by CL (`FlagFix::ClearAfIfCounted`), with the flags in `CpuState`. A
+    /// masked count of 0 changes nothing at all, so that path skips the twin and loads
+    /// the flags as they were; otherwise the twin defines every flag but AF, which is
+    /// cleared in AH between `lahf` and `sahf`; OF, which the `and` clears and `sahf`
+    /// does not restore, is saved in AL and set again by an `add` that overflows if it was 1.
+    ///
+    /// ```text
+    ///   test cl, 31 ; jz zero
+    ///   <twin> ; mov r11d, eax ; lahf ; seto al ; and ah, ~AF ; add al, 7fh ; sahf
+    ///   mov eax, r11d ; jmp done
+    /// zero:
+    ///   <load the flags>
+    /// done:
+    /// ```
+    fn counted_twin(&mut self, twin: Vec<u8>) {
+        debug_assert_eq!(self.host_flags, 0);
+        let (zero, done) = (self.ops.fresh_label(), self.ops.fresh_label());
+        x64!(self.ops
+            ; test cl, 31
+            ; jz =>zero
+        );
+        self.ops.extend(twin);
+        x64!(self.ops
+            ; mov r11d, eax
+            ; lahf
+            ; seto al
+            ; and ah, !(AF as u8) as i8
+            ; add al, 0x7f
+            ; sahf
+            ; mov eax, r11d
+            ; jmp =>done
+            ; =>zero
+        );
+        self.emit_load_flags();
+        x64!(self.ops; =>done);
+        (self.host_flags, self.host_zero) = (ARITH, 0);
     }
 
     /// The flags after a host twin ran (and the fix-up it needs, see [`FlagFix`]).
@@ -652,18 +686,7 @@ impl<E: Emit> Emitter<'_, E> {
         match flag_fix(insn).unwrap_or(FlagFix::None) {
             FlagFix::None => {}
             FlagFix::ClearAf => self.host_zero |= AF,
-            FlagFix::ClearAfIfCounted => {
-                // The flags were all loaded for the twin ([`twin_reads`]).
-                x64!(self.ops
-                    ; pushfq
-                    ; test r11b, 31
-                    ; jz >unchanged
-                    ; and QWORD [rsp], !(AF as i32)
-                    ; unchanged:
-                    ; popfq
-                );
-                self.host_flags = ARITH;
-            }
+            FlagFix::ClearAfIfCounted => unreachable!("emitted by counted_twin"),
             FlagFix::MulLow(low) => {
                 // CF = OF = "the product did not fit" (host); SF, ZF, PF from the low half
                 // and AF = 0 (the interpreter's choice): `test` gives exactly that when
@@ -738,13 +761,16 @@ impl<E: Emit> Emitter<'_, E> {
             ; jne =>slow
             ; add r10, QWORD [r15 + r8 + addend]
         );
-        if read != 0 {
-            self.emit_load_flags();
-            self.host_flags = ARITH;
+        if flag_fix(&d.insn) == Some(FlagFix::ClearAfIfCounted) {
+            self.counted_twin(m.twin);
+        } else {
+            if read != 0 {
+                self.emit_load_flags();
+                self.host_flags = ARITH;
+            }
+            self.ops.extend(m.twin);
+            self.after_twin(&d.insn);
         }
-        self.before_twin(&d.insn);
-        self.ops.extend(m.twin);
-        self.after_twin(&d.insn);
         let back = self.ops.fresh_label();
         x64!(self.ops; =>back);
         // Both paths: registers in host; host EFLAGS hold at least what the twin set

@@ -234,8 +234,8 @@ pub(crate) enum FlagFix {
     /// when the flags next leave host EFLAGS).
     ClearAf,
     /// SHL/SHR/SAR/SHLD/SHRD of 32 bits by CL: AF reads as 0 if the masked count is not 0
-    /// (else every flag is as before, on the host too). The emitter loads all the flags
-    /// before the twin and fixes AF after it.
+    /// (else nothing changes, on the host too). The emitter branches on the count: the
+    /// twin and an AF fix-up, or nothing but the flags as they were.
     ClearAfIfCounted,
     /// MUL/IMUL: SF, ZF and PF from this register (the low half of the result), AF
     /// cleared; CF = OF as the host computed them.
