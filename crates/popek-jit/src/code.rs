@@ -30,7 +30,7 @@ use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmLabelApi, VecAssembler, dynasm};
 use popek_cpu::Cpu;
 use popek_cpu::block::{Block, DecodedInsn};
-use popek_cpu::iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register, RflagsBits};
+use popek_cpu::iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
 use popek_cpu::state::flags::{AF, ARITH, CF, OF};
 use std::mem::offset_of;
@@ -860,7 +860,8 @@ impl<E: Emit> Emitter<'_, E> {
         );
     }
 
-    /// The end of a block whose next EIP is only known at run time (RET, which set EIP):
+    /// The end of a block whose next EIP is only known at run time (RET, or an indirect
+    /// JMP/CALL, which set EIP):
     /// after the usual count and budget, look the target up in the indirect-target table
     /// and jump straight into its translation on a hit; on a miss return to the run loop,
     /// which fills the entry.
@@ -920,6 +921,14 @@ impl<E: Emit> Emitter<'_, E> {
             } else {
                 self.indirect_end();
             }
+        } else if last.exec.treatment == Treatment::Helper
+            && matches!(last.insn.flow_control(), FlowControl::IndirectBranch | FlowControl::IndirectCall)
+        {
+            // JMP/CALL through a register or memory (near: far ones are callouts): the
+            // helper set EIP; on through the indirect-target table, as after RET.
+            self.spill_flags();
+            self.registers_to_host();
+            self.indirect_end();
         } else if !(rewritten && is_inline_branch(&last.insn)) {
             // The block ran off its end (page boundary, length cap) or ended in a callout:
             // back to the run loop.

@@ -161,3 +161,31 @@ fn the_same_code_at_two_addresses_runs_at_each() {
     assert_eq!(t.cpu.state.eip, ALIAS + 18, "halted at the alias");
     assert!(jit.stats.translated >= 4, "the first block was translated for each address: {:?}", jit.stats);
 }
+
+#[test]
+fn indirect_jumps_and_calls_chain_through_the_target_table() {
+    //        mov ecx, 500 ; mov ebx, tail ; mov esi, leaf
+    //  loop: jmp ebx
+    //  tail: call esi ; dec ecx ; jnz loop ; hlt
+    //  leaf: add eax, ecx ; ret
+    let leaf = CODE_BASE + 0x40;
+    let tail = CODE_BASE + 0x20;
+    let mut code = vec![0x90; 0x48];
+    let mut put = |at: u32, bytes: &[u8]| {
+        let o = (at - CODE_BASE) as usize;
+        code[o..o + bytes.len()].copy_from_slice(bytes);
+    };
+    put(CODE_BASE, &[0xb9, 0xf4, 0x01, 0, 0]); // mov ecx, 500
+    put(CODE_BASE + 5, &[0xbb]);
+    put(CODE_BASE + 6, &tail.to_le_bytes()); // mov ebx, tail
+    put(CODE_BASE + 10, &[0xbe]);
+    put(CODE_BASE + 11, &leaf.to_le_bytes()); // mov esi, leaf
+    put(CODE_BASE + 15, &[0xff, 0xe3]); // loop: jmp ebx
+    put(tail, &[0xff, 0xd6, 0x49]); // tail: call esi ; dec ecx
+    put(tail + 3, &[0x75, (CODE_BASE + 15).wrapping_sub(tail + 5) as u8, 0xf4]); // jnz loop ; hlt
+    put(leaf, &[0x01, 0xc8, 0xc3]); // leaf: add eax, ecx ; ret
+    let (t, jit) = both(&code, |_| {}, 1 << 20);
+    assert_eq!(t.cpu.state.gpr[0], (1..=500).sum::<u32>(), "EAX = 500 + 499 + … + 1");
+    let exits = jit.stats.exits_chain_miss + jit.stats.exits_end;
+    assert!(exits < 20, "the loop ran chained, not through the run loop: {:?}", jit.stats);
+}
