@@ -182,7 +182,7 @@ fn indirect_jumps_and_calls_chain_through_the_target_table() {
     put(CODE_BASE + 11, &leaf.to_le_bytes()); // mov esi, leaf
     put(CODE_BASE + 15, &[0xff, 0xe3]); // loop: jmp ebx
     put(tail, &[0xff, 0xd6, 0x49]); // tail: call esi ; dec ecx
-    put(tail + 3, &[0x75, (CODE_BASE + 15).wrapping_sub(tail + 5) as u8, 0xf4]); // jnz loop ; hlt
+    put(tail + 3, &[0x75, (CODE_BASE + 15).wrapping_sub(tail + 5).to_le_bytes()[0], 0xf4]); // jnz loop ; hlt
     put(leaf, &[0x01, 0xc8, 0xc3]); // leaf: add eax, ecx ; ret
     let (t, jit) = both(&code, |_| {}, 1 << 20);
     assert_eq!(t.cpu.state.gpr[0], (1..=500).sum::<u32>(), "EAX = 500 + 499 + … + 1");
