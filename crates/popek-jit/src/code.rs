@@ -819,20 +819,13 @@ impl<E: Emit> Emitter<'_, E> {
     /// (valid as long as this block runs: its page is mapped where it was). Any other
     /// target goes through a link checked against the TLB generation it was made under.
     fn block_end(&mut self, next: u32) {
-        let n = self.block.insns.len() as i32;
+        let (out_of_budget, miss) = (self.ops.fresh_label(), self.ops.fresh_label());
         if !self.chainable {
-            x64!(self.ops
-                ; mov DWORD [r15 + EIP_OFF], next as i32
-                ; sub r9, n
-                ; jmp =>self.ret_store
-            );
+            x64!(self.ops; mov DWORD [r15 + EIP_OFF], next as i32);
+        }
+        if !self.charge_budget(out_of_budget) {
             return;
         }
-        let (out_of_budget, miss) = (self.ops.fresh_label(), self.ops.fresh_label());
-        x64!(self.ops
-            ; sub r9, n
-            ; jle =>out_of_budget
-        );
         let site = self.next_site;
         self.next_site += 1;
         let flat = self.block.key.mode & popek_cpu::block::BlockKey::FLAT != 0;
@@ -847,6 +840,25 @@ impl<E: Emit> Emitter<'_, E> {
         }
         self.stubs.push(Stub { label: out_of_budget, eip: next, site: None });
         self.stubs.push(Stub { label: miss, eip: next, site: Some(site) });
+    }
+
+    /// Charges the block's instructions to the budget (R9). A block that may not chain
+    /// returns to the run loop (EIP set); otherwise the code goes to `out_of_budget` if
+    /// the budget ran out and on to chain if not (the return value: true).
+    fn charge_budget(&mut self, out_of_budget: DynamicLabel) -> bool {
+        let n = self.block.insns.len() as i32;
+        if !self.chainable {
+            x64!(self.ops
+                ; sub r9, n
+                ; jmp =>self.ret_store
+            );
+            return false;
+        }
+        x64!(self.ops
+            ; sub r9, n
+            ; jle =>out_of_budget
+        );
+        true
     }
 
     /// Follows the link at `[r8 + link]` if it was made under the current TLB
@@ -872,18 +884,9 @@ impl<E: Emit> Emitter<'_, E> {
     ///   follow [r8].link (as a checked chain site does)
     /// ```
     fn indirect_end(&mut self) {
-        let n = self.block.insns.len() as i32;
-        if !self.chainable {
-            x64!(self.ops
-                ; sub r9, n
-                ; jmp =>self.ret_store
-            );
+        if !self.charge_budget(self.ret_store) {
             return;
         }
-        x64!(self.ops
-            ; sub r9, n
-            ; jle =>self.ret_store
-        );
         let mode = self.block.key.mode;
         let miss = self.ops.fresh_label();
         x64!(self.ops
