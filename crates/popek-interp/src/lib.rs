@@ -30,6 +30,7 @@
 pub mod dispatch;
 pub mod flags;
 pub mod testing;
+pub mod undefined;
 
 mod alu;
 mod bcd;

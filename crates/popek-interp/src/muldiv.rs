@@ -77,7 +77,7 @@ fn write_pair<const W: Width>(cpu: &mut Cpu, lo: u32, hi: u32) {
 /// Flags of a multiply: SF/ZF/PF of the low half `lo`, CF=OF=`overflow`, AF=0.
 #[inline(always)]
 fn mul_flags(lo: u32, w: Width, overflow: bool) -> u32 {
-    flags::szp(lo, w) | if overflow { CF | OF } else { 0 }
+    crate::undefined::low_half_szp(lo, w) | if overflow { CF | OF } else { 0 }
 }
 
 /// MUL r/m: unsigned AL/AX/EAX × r/m into AX, DX:AX or EDX:EAX.

@@ -7,8 +7,8 @@
 //! (words) or 33 (dwords); ROL/ROR rotate modulo the width but set CF (and OF)
 //! whenever the masked count is non-zero.
 //!
-//! Flags and results the SDM leaves undefined follow Bochs's model of Intel
-//! P6-and-later CPUs (the differential tests mask undefined flags anyway):
+//! Flags and results the SDM leaves undefined are [`crate::undefined`]'s choices, which
+//! follow Bochs's model of Intel P6-and-later CPUs:
 //! - OF for counts other than 1: SHL/SAL, ROL, RCL, SHLD: `CF ^ MSB(result)`;
 //!   SHR, ROR, RCR, SHRD: `MSB(result) ^ MSB-1(result)`; SAR: 0. (For count 1
 //!   these formulas are the SDM's definitions.)
@@ -20,7 +20,7 @@
 //!   right (SHRD) by the count and keeps its top (SHLD) or bottom (SHRD) 16 bits;
 //!   CF is the last bit shifted out of that window.
 
-use crate::flags;
+use crate::{flags, undefined};
 use popek_cpu::access::Width;
 use popek_cpu::iced_x86::{Instruction, Mnemonic, OpKind, Register};
 use popek_cpu::operand::{mask, op_width, sign_bit, sign_extend};
@@ -111,10 +111,9 @@ fn compute<const OP: u8>(a: u32, c: u32, w: Width, cf: u32) -> Option<(u32, u32,
     let m = mask(w);
     let sb = sign_bit(w);
     let a = a & m;
-    // OF of the right shifts/rotates: MSB(result) ^ MSB-1(result).
-    let of_right = |r: u32| if (r ^ (r << 1)) & sb != 0 { OF } else { 0 };
-    // OF of the left shifts/rotates: CF ^ MSB(result).
-    let of_left = |r: u32, cf: u32| if (cf != 0) != (r & sb != 0) { OF } else { 0 };
+    // OF for counts other than 1 is undefined: the table's choices (for 1, the SDM's).
+    let of_right = |r: u32| undefined::of_right(r, w);
+    let of_left = |r: u32, cf: u32| undefined::of_left(r, cf, w);
     Some(match OP {
         SHL => {
             let wide = (a as u64) << c;
@@ -190,7 +189,6 @@ fn double<const LEFT: bool, const BY_CL: bool, const W: Width>(
 #[inline(always)]
 fn compute_double(left: bool, a: u32, b: u32, c: u32, w: Width) -> (u32, u32) {
     let m = mask(w);
-    let sb = sign_bit(w);
     let (a, b) = (a & m, b & m);
     let (r, cf) = match (left, w) {
         (true, 4) => {
@@ -211,8 +209,8 @@ fn compute_double(left: bool, a: u32, b: u32, c: u32, w: Width) -> (u32, u32) {
             ((v >> c) as u32 & m, (v >> (c - 1)) as u32 & 1)
         }
     };
-    let of = if left { (cf != 0) != (r & sb != 0) } else { (r ^ (r << 1)) & sb != 0 };
-    (r, flags::szp(r, w) | cf | if of { OF } else { 0 })
+    let of = if left { undefined::of_left(r, cf, w) } else { undefined::of_right(r, w) };
+    (r, flags::szp(r, w) | cf | of)
 }
 
 #[cfg(test)]

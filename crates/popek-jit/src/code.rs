@@ -23,16 +23,16 @@
 #![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
 
 use crate::translate::{
-    FlagFix, Treatment, flag_fix, host_twin, is_call_or_ret, is_inline_branch, memory_twin, test_self,
+    FlagFix, OfFix, Treatment, flag_fix, host_twin, is_call_or_ret, is_inline_branch, memory_twin, test_self, x86_flags,
 };
 use crate::{CHAIN_MISS, Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmLabelApi, VecAssembler, dynasm};
 use popek_cpu::Cpu;
 use popek_cpu::block::{Block, DecodedInsn};
-use popek_cpu::iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic, OpKind, Register, RflagsBits};
+use popek_cpu::iced_x86::{ConditionCode, FlowControl, Instruction, Register};
 use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
-use popek_cpu::state::flags::{AF, ARITH, CF, OF};
+use popek_cpu::state::flags::{AF, ARITH, CF, OF, SF};
 use std::mem::offset_of;
 use std::rc::Rc;
 
@@ -54,6 +54,20 @@ pub(crate) struct Entry {
 
 /// Host register numbers holding guest EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
 const HOME: [u8; 8] = [0, 1, 2, 3, 12, 5, 6, 7];
+
+/// Where a host twin left its result (for the fix-ups that read it).
+#[derive(Clone, Copy)]
+enum ResultAt {
+    /// In the guest register's host home (as the guest names it: ESP is R12D there).
+    Register(Register),
+    /// At `[r10]`, this many bytes wide.
+    Memory(u32),
+}
+
+/// The host register number of guest register `r`'s home (any width; not AH..DH).
+fn host_number(r: Register) -> u8 {
+    HOME[r.full_register32().number()]
+}
 
 /// Most host code one guest instruction can take (a rewritten instruction: the inline
 /// lookup, and a callout with a store and a reload around it).
@@ -144,6 +158,8 @@ pub(crate) struct CodeCache {
     pub(crate) counters: Vec<u64>,
     /// Whether blocks count their runs (`popek explain`).
     pub(crate) profile: bool,
+    /// Whether translations flip the undefined flags after each host twin (tests).
+    pub(crate) flip_undefined: bool,
 }
 
 /// Where a chain site that checks its link (or an entry of the indirect-target table)
@@ -177,6 +193,7 @@ impl CodeCache {
             translations: Vec::new(),
             counters: Vec::new(),
             profile: false,
+            flip_undefined: false,
         })
     }
 
@@ -203,7 +220,7 @@ impl CodeCache {
         let id = u32::try_from(self.translations.len()).map_err(|_| too_large())?;
         let mut ops = VecAssembler::<X64Relocation>::new(0);
         let first_site = self.patch_at.len() as u32;
-        let layout = Layout { eip, id, profile: self.profile, first_site };
+        let layout = Layout { eip, id, profile: self.profile, flip: self.flip_undefined, first_site };
         let emitted = emit_block(&mut ops, block, &layout);
         let code = ops.finalize().map_err(|e| JitError::CodeBuffer(std::io::Error::other(format!("{e:?}"))))?;
         if self.used + code.len() > self.capacity {
@@ -295,6 +312,9 @@ pub(crate) struct Layout {
     pub(crate) id: u32,
     /// Count runs (`Ctx::counters`).
     pub(crate) profile: bool,
+    /// Flip every undefined flag right after each host twin (a test switch: see
+    /// `Jit::set_flip_undefined`).
+    pub(crate) flip: bool,
     /// The number of its first chain site.
     pub(crate) first_site: u32,
 }
@@ -323,23 +343,10 @@ fn tlb_off(user: bool) -> i32 {
         as i32
 }
 
-/// The x86 EFLAGS bits of a set of arithmetic flags in iced-x86's `RflagsBits` numbering.
-fn x86_flags(iced: u32) -> u32 {
-    use popek_cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
-    [(RflagsBits::OF, OF), (RflagsBits::SF, SF), (RflagsBits::ZF, ZF), (RflagsBits::AF, AF), (RflagsBits::CF, CF)]
-        .into_iter()
-        .chain([(RflagsBits::PF, PF)])
-        .filter(|&(i, _)| iced & i != 0)
-        .fold(0, |acc, (_, x)| acc | x)
-}
-
 /// The flags (x86 bits) host EFLAGS must hold before `insn`'s twin runs: those it reads,
 /// and all of them for a shift or rotate by CL, which leaves them alone if the count is 0.
 fn twin_reads(insn: &Instruction) -> u32 {
-    let read = x86_flags(insn.rflags_read());
-    let by_cl = |i| insn.op_kind(i) == OpKind::Register && insn.op_register(i) == Register::CL;
-    let rotate_by_cl = matches!(insn.mnemonic(), Mnemonic::Rol | Mnemonic::Ror) && by_cl(1);
-    if flag_fix(insn) == Some(FlagFix::ClearAfIfCounted) || rotate_by_cl { ARITH } else { read }
+    if matches!(flag_fix(insn), Some(FlagFix::Counted(_))) { ARITH } else { x86_flags(insn.rflags_read()) }
 }
 
 /// Calls the handler of instruction `i` of translation `id` with the guest state in
@@ -422,6 +429,8 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         regs_in_host: true,
         host_flags: 0,
         host_zero: 0,
+        of_sf_cf: false,
+        flip: layout.flip,
         exit,
         ret_end,
         ret_store,
@@ -501,6 +510,11 @@ struct Emitter<'a, E: Emit> {
     /// Those of `host_flags` that are really 0, whatever host EFLAGS say: AF after a shift,
     /// which the SDM leaves undefined, the interpreter clears and AMD hosts set.
     host_zero: u32,
+    /// Host OF is not the guest's: the guest's is SF XOR CF of host EFLAGS
+    /// ([`OfFix::SfXorCf`], after SHL by a constant), worked out when the flags leave.
+    of_sf_cf: bool,
+    /// Flip the undefined flags after each twin ([`Layout::flip`]).
+    flip: bool,
     /// Leave with the status in RAX (guest registers in `CpuState`).
     exit: DynamicLabel,
     /// Return 0 (guest registers in `CpuState`).
@@ -557,7 +571,8 @@ impl<E: Emit> Emitter<'_, E> {
     /// The flags host EFLAGS hold → `CpuState`. Clobbers R10 and R11.
     ///
     /// `lahf` and `seto` read them (`pushfq` is several times slower), with EAX saved in
-    /// R11 meanwhile; two byte operations put OF at bit 11, above the rest in EFLAGS order:
+    /// R11 meanwhile (after SHL by a constant, OF is SF XOR CF instead: [`OfFix::SfXorCf`]);
+    /// two byte operations put OF at bit 11, above the rest in EFLAGS order:
     ///
     /// ```text
     ///   mov r11d, eax ; lahf ; seto al    ; AH = SF ZF - AF - PF - CF, AL = OF
@@ -571,12 +586,25 @@ impl<E: Emit> Emitter<'_, E> {
             return;
         }
         let keep = m & !self.host_zero;
+        let of_sf_cf = std::mem::take(&mut self.of_sf_cf);
         self.host_flags = 0;
         self.host_zero = 0;
         x64!(self.ops
             ; mov r11d, eax
             ; lahf
-            ; seto al
+        );
+        if of_sf_cf {
+            // OF = SF XOR CF: AH bit 7 XOR AH bit 0.
+            x64!(self.ops
+                ; mov al, ah
+                ; rol al, 1
+                ; xor al, ah
+                ; and al, 1
+            );
+        } else {
+            x64!(self.ops; seto al);
+        }
+        x64!(self.ops
             ; shl al, 3
             ; rol ax, 8
             ; movzx r10d, ax
@@ -620,7 +648,7 @@ impl<E: Emit> Emitter<'_, E> {
     /// Makes sure host EFLAGS hold the flags `read` (x86 bits) that the next host
     /// instruction reads.
     fn flags_for(&mut self, read: u32) {
-        if read & (!self.host_flags | self.host_zero) != 0 {
+        if read & (!self.host_flags | self.host_zero) != 0 || (self.of_sf_cf && read & OF != 0) {
             self.spill_flags();
             self.emit_load_flags();
             self.host_flags = ARITH;
@@ -630,31 +658,55 @@ impl<E: Emit> Emitter<'_, E> {
     fn ident(&mut self, d: &DecodedInsn<JitInsn>) {
         let bytes = host_twin(&d.insn).expect("classified ident, so it has a host twin");
         self.registers_to_host();
-        if flag_fix(&d.insn) == Some(FlagFix::ClearAfIfCounted) {
+        if let Some(FlagFix::Counted(of)) = flag_fix(&d.insn) {
             self.spill_flags();
-            self.counted_twin(bytes);
+            self.counted_twin(&d.insn, bytes, of, ResultAt::Register(d.insn.op0_register()));
             return;
+        }
+        // A pending OF = SF XOR CF must be worked out before a twin changes SF or CF
+        // but not OF (CLC, STC, CMC).
+        let modified = x86_flags(d.insn.rflags_modified());
+        if self.of_sf_cf && modified & (SF | CF) != 0 && modified & OF == 0 {
+            self.spill_flags();
         }
         self.flags_for(twin_reads(&d.insn));
         self.ops.extend(bytes);
-        self.after_twin(&d.insn);
+        self.flip_undefined(&d.insn);
+        self.after_twin(&d.insn, ResultAt::Register(d.insn.op0_register()));
     }
 
-    /// A shift by CL (`FlagFix::ClearAfIfCounted`), with the flags in `CpuState`. A
+    /// With [`Layout::flip`]: flips the flags the SDM leaves undefined for `insn`, as the
+    /// host's twin left them (`pushfq ; xor [rsp], undefined ; popfq`).
+    fn flip_undefined(&mut self, insn: &Instruction) {
+        let undefined = x86_flags(insn.rflags_undefined());
+        if self.flip && undefined != 0 {
+            x64!(self.ops
+                ; pushfq
+                ; xor QWORD [rsp], undefined as i32
+                ; popfq
+            );
+        }
+    }
+
+    /// A shift or rotate by CL ([`FlagFix::Counted`]), with the flags in `CpuState`. A
     /// masked count of 0 changes nothing at all, so that path skips the twin and loads
-    /// the flags as they were; otherwise the twin defines every flag but AF, which is
-    /// cleared in AH between `lahf` and `sahf`; OF, which the `and` clears and `sahf`
-    /// does not restore, is saved in AL and set again by an `add` that overflows if it was 1.
+    /// the flags as they were. Otherwise a shift's twin defines SF, ZF, PF and CF, and AF
+    /// and OF are fixed up in AH between `lahf` and `sahf` (the `and` that clears AF
+    /// clears OF too; OF is then set, if the table says so, by an instruction that
+    /// overflows exactly then); a rotate's twin defines CF, and OF is fixed from a copy
+    /// of the result ([`OfFix::RotateCopyRight`]).
     ///
     /// ```text
     ///   test cl, 31 ; jz zero
-    ///   <twin> ; mov r11d, eax ; lahf ; seto al ; and ah, ~AF ; add al, 7fh ; sahf
-    ///   mov eax, r11d ; jmp done
+    ///   <twin>
+    ///   shifts:  mov r11d, eax ; lahf ; and ah, ~AF ; <OF> ; sahf ; mov eax, r11d
+    ///   rotates: mov r11d, <result> ; ror/rol r11, 1
+    ///   jmp done
     /// zero:
     ///   <load the flags>
     /// done:
     /// ```
-    fn counted_twin(&mut self, twin: Vec<u8>) {
+    fn counted_twin(&mut self, insn: &Instruction, twin: Vec<u8>, of: OfFix, result: ResultAt) {
         debug_assert_eq!(self.host_flags, 0);
         let (zero, done) = (self.ops.fresh_label(), self.ops.fresh_label());
         x64!(self.ops
@@ -662,31 +714,114 @@ impl<E: Emit> Emitter<'_, E> {
             ; jz =>zero
         );
         self.ops.extend(twin);
+        self.flip_undefined(insn);
+        let rotate = matches!(of, OfFix::RotateCopyLeft | OfFix::RotateCopyRight);
+        if rotate {
+            self.rotate_copy(of, result);
+        } else {
+            x64!(self.ops
+                ; mov r11d, eax
+                ; lahf
+                ; and ah, !(AF as u8) as i8
+            );
+            match of {
+                OfFix::SfXorCf => x64!(self.ops
+                    ; mov al, ah
+                    ; rol al, 1
+                    ; xor al, ah
+                    ; and al, 1
+                    ; add al, 0x7f
+                ),
+                OfFix::TopTwo => self.top_two(result),
+                _ => {} // Clear: the `and` did it
+            }
+            x64!(self.ops
+                ; sahf
+                ; mov eax, r11d
+            );
+        }
         x64!(self.ops
-            ; mov r11d, eax
-            ; lahf
-            ; seto al
-            ; and ah, !(AF as u8) as i8
-            ; add al, 0x7f
-            ; sahf
-            ; mov eax, r11d
             ; jmp =>done
             ; =>zero
         );
         self.emit_load_flags();
         x64!(self.ops; =>done);
-        (self.host_flags, self.host_zero) = (ARITH, 0);
+        // A rotate defines CF and OF only; the zero path loaded them all.
+        (self.host_flags, self.host_zero) = (if rotate { CF | OF } else { ARITH }, 0);
+    }
+
+    /// [`OfFix::RotateCopyRight`] / [`OfFix::RotateCopyLeft`]: CF and OF from a copy of
+    /// the result rotated by 1, which changes no other flag.
+    fn rotate_copy(&mut self, of: OfFix, result: ResultAt) {
+        let width = match result {
+            ResultAt::Register(r) => {
+                x64!(self.ops; mov r11d, Rd(host_number(r)));
+                r.size()
+            }
+            ResultAt::Memory(1) => {
+                x64!(self.ops; movzx r11d, BYTE [r10]);
+                1
+            }
+            ResultAt::Memory(2) => {
+                x64!(self.ops; movzx r11d, WORD [r10]);
+                2
+            }
+            ResultAt::Memory(w) => {
+                x64!(self.ops; mov r11d, DWORD [r10]);
+                w as usize
+            }
+        };
+        match (of, width) {
+            (OfFix::RotateCopyRight, 1) => x64!(self.ops; ror r11b, 1),
+            (OfFix::RotateCopyRight, 2) => x64!(self.ops; ror r11w, 1),
+            (OfFix::RotateCopyRight, _) => x64!(self.ops; ror r11d, 1),
+            (_, 1) => x64!(self.ops; rol r11b, 1),
+            (_, 2) => x64!(self.ops; rol r11w, 1),
+            _ => x64!(self.ops; rol r11d, 1),
+        }
+    }
+
+    /// [`OfFix::TopTwo`] on a 32-bit result, between `lahf` and `sahf` (EAX in R11D):
+    /// OF = bit 31 XOR bit 30, the overflow of adding the result to itself.
+    fn top_two(&mut self, result: ResultAt) {
+        match result {
+            ResultAt::Register(r) if host_number(r) == 0 => x64!(self.ops; mov r10d, r11d),
+            ResultAt::Register(r) => x64!(self.ops; mov r10d, Rd(host_number(r))),
+            ResultAt::Memory(_) => x64!(self.ops; mov r10d, DWORD [r10]),
+        }
+        x64!(self.ops; add r10d, r10d);
     }
 
     /// The flags after a host twin ran (and the fix-up it needs, see [`FlagFix`]).
-    fn after_twin(&mut self, insn: &Instruction) {
+    fn after_twin(&mut self, insn: &Instruction, result: ResultAt) {
         let modified = x86_flags(insn.rflags_modified());
         self.host_flags |= modified;
         self.host_zero &= !modified;
-        match flag_fix(insn).unwrap_or(FlagFix::None) {
-            FlagFix::None => {}
-            FlagFix::ClearAf => self.host_zero |= AF,
-            FlagFix::ClearAfIfCounted => unreachable!("emitted by counted_twin"),
+        if modified & OF != 0 {
+            self.of_sf_cf = false;
+        }
+        match flag_fix(insn).unwrap_or(FlagFix::NONE) {
+            FlagFix::After { zero, of } => {
+                self.host_zero |= zero;
+                match of {
+                    OfFix::None => {}
+                    OfFix::Clear => self.host_zero |= OF,
+                    OfFix::SfXorCf => self.of_sf_cf = true,
+                    OfFix::RotateCopyRight | OfFix::RotateCopyLeft => self.rotate_copy(of, result),
+                    OfFix::TopTwo => {
+                        x64!(self.ops
+                            ; mov r11d, eax
+                            ; lahf
+                        );
+                        self.top_two(result);
+                        x64!(self.ops
+                            ; sahf
+                            ; mov eax, r11d
+                        );
+                    }
+                }
+            }
+            FlagFix::Counted(_) => unreachable!("emitted by counted_twin"),
             FlagFix::MulLow(low) => {
                 // CF = OF = "the product did not fit" (host); SF, ZF, PF from the low half
                 // and AF = 0 (the interpreter's choice): `test` gives exactly that when
@@ -761,15 +896,16 @@ impl<E: Emit> Emitter<'_, E> {
             ; jne =>slow
             ; add r10, QWORD [r15 + r8 + addend]
         );
-        if flag_fix(&d.insn) == Some(FlagFix::ClearAfIfCounted) {
-            self.counted_twin(m.twin);
+        if let Some(FlagFix::Counted(of)) = flag_fix(&d.insn) {
+            self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
         } else {
             if read != 0 {
                 self.emit_load_flags();
                 self.host_flags = ARITH;
             }
             self.ops.extend(m.twin);
-            self.after_twin(&d.insn);
+            self.flip_undefined(&d.insn);
+            self.after_twin(&d.insn, ResultAt::Memory(m.width));
         }
         let back = self.ops.fresh_label();
         x64!(self.ops; =>back);
@@ -800,10 +936,10 @@ impl<E: Emit> Emitter<'_, E> {
         if d.insn.condition_code() != ConditionCode::None {
             self.flags_for(x86_flags(d.insn.rflags_read()));
             emit_jcc(self.ops, d.insn.condition_code(), taken);
-            let at_branch = (self.host_flags, self.host_zero);
+            let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf);
             self.spill_flags();
             self.block_end(fall);
-            (self.host_flags, self.host_zero) = at_branch;
+            (self.host_flags, self.host_zero, self.of_sf_cf) = at_branch;
         }
         x64!(self.ops; =>taken);
         self.spill_flags();

@@ -2,7 +2,7 @@
 //! its treatment and the reason for it, interleaved with the host code made for it.
 
 use crate::code::{Layout, emit_block};
-use crate::translate::{FlagFix, Treatment};
+use crate::translate::{FlagFix, OfFix, Treatment};
 use crate::{Jit, JitInsn};
 use dynasmrt::VecAssembler;
 use dynasmrt::x64::X64Relocation;
@@ -53,13 +53,26 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
     let why = match d.treatment {
         Treatment::Ident if insn.mnemonic() == Mnemonic::Nop => "no operation: no host code at all",
         Treatment::Ident => match crate::translate::flag_fix(insn) {
-            Some(FlagFix::ClearAf) => "host twin; AF (undefined) reads as 0, as in the interpreter",
-            Some(FlagFix::ClearAfIfCounted) => "host twin, then AF (undefined) cleared unless CL & 31 = 0",
-            Some(FlagFix::MulLow(_)) => {
-                "host twin, then `test` of the low half: the undefined SF/ZF/PF/AF as in the interpreter"
+            Some(FlagFix::After { of: OfFix::SfXorCf, .. }) => {
+                "host twin; undefined AF reads 0 and OF = SF XOR CF (popek's table), whatever the host chose"
             }
-            _ if matches!(insn.mnemonic(), Mnemonic::Rol | Mnemonic::Ror) => {
-                "host twin; OF (undefined past a count of 1) comes out as in the interpreter"
+            Some(FlagFix::After { of: OfFix::RotateCopyLeft | OfFix::RotateCopyRight, .. }) => {
+                "host twin, then CF and OF from the result rotated by 1: undefined OF as in popek's table"
+            }
+            Some(FlagFix::After { of: OfFix::TopTwo, .. }) => {
+                "host twin, then OF from the result's top two bits: undefined OF as in popek's table"
+            }
+            Some(FlagFix::After { of: OfFix::Clear, .. }) => {
+                "host twin; undefined AF and OF read 0 (popek's table), whatever the host chose"
+            }
+            Some(FlagFix::After { zero, .. }) if zero != 0 => {
+                "host twin; undefined AF reads 0 (popek's table), whatever the host chose"
+            }
+            Some(FlagFix::Counted(_)) => {
+                "host twin unless CL & 31 = 0, then the undefined flags fixed up as in popek's table"
+            }
+            Some(FlagFix::MulLow(_)) => {
+                "host twin, then `test` of the low half: the undefined SF/ZF/PF/AF as in popek's table"
             }
             _ => "register-only: runs as its host twin",
         },
@@ -158,6 +171,7 @@ impl Jit {
             eip: entry.map_or(block.eip, |e| e.eip),
             id: entry.map_or(0, |e| e.id),
             profile: self.code.profile,
+            flip: self.code.flip_undefined,
             first_site: entry.map_or(0, |e| e.first_site),
         };
         explain(block, &layout, self.code.profile.then(|| self.block_runs(block)))
@@ -167,6 +181,15 @@ impl Jit {
     /// block), for [`Jit::hottest_blocks`] and `popek explain`.
     pub fn set_profiling(&mut self, on: bool) {
         self.code.profile = on;
+    }
+
+    /// A test switch: the blocks translated from now on flip every flag the SDM leaves
+    /// undefined right after each host twin, before the fix-ups that make them
+    /// [`popek_interp::undefined::TABLE`]'s choices. The guest must see exactly what it
+    /// sees without it: any difference is a missing fix-up, found on whatever host the
+    /// test runs on (a flipped flag is what a host of the other vendor could produce).
+    pub fn set_flip_undefined(&mut self, on: bool) {
+        self.code.flip_undefined = on;
     }
 
     /// How many times `block` ran while profiling was on.

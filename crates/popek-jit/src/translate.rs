@@ -5,6 +5,7 @@ use crate::JitInsn;
 use popek_cpu::iced_x86::{
     Code, ConditionCode, Encoder, FlowControl, Instruction, MemoryOperand, Mnemonic, OpKind, Register,
 };
+use popek_cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
 use popek_interp::dispatch;
 use std::cell::Cell;
 
@@ -223,69 +224,169 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> 
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width, write })
 }
 
+/// How OF, where the SDM leaves it undefined, is made the choice of
+/// [`popek_interp::undefined::TABLE`] after a host twin (the host may pick another: Intel
+/// and AMD differ after rotates by more than 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OfFix {
+    /// OF is defined by the SDM for this form: the host's is right.
+    None,
+    /// OF reads 0: `Choice::Clear` (SAR), or `Choice::OfRight` after SHR by a constant
+    /// 2 or more, whose result's two top bits are 0.
+    Clear,
+    /// `Choice::OfLeft` after SHL/SAL/SHLD, whose SF is the result's MSB: OF = SF XOR CF,
+    /// computed from host EFLAGS when the flags leave them (or eagerly after a count in CL).
+    SfXorCf,
+    /// `Choice::OfLeft` after ROL, whose CF is the result's LSB: a copy of the result
+    /// rotated right by 1 sets CF and OF exactly so (`mov r11d, r ; ror r11, 1`).
+    RotateCopyRight,
+    /// `Choice::OfRight` after ROR, whose CF is the result's MSB: a copy rotated left by 1.
+    RotateCopyLeft,
+    /// `Choice::OfRight` after SHRD or SHR by CL (32-bit): OF = the result's two top bits
+    /// XORed, which is the OF of adding a copy of the result to itself.
+    TopTwo,
+}
+
 /// What translated code does after a host twin so that the flags the SDM leaves undefined
-/// read as the interpreter's choice (the host may pick others: AMD sets AF after a shift,
-/// and computes SF/ZF/PF after a multiply its own way).
+/// read as [`popek_interp::undefined::TABLE`] says, whatever the host chose. Derived from
+/// the table by [`flag_fix`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FlagFix {
-    /// Every flag the twin writes is defined (or the host agrees with the interpreter).
-    None,
-    /// SHL/SHR/SAR/SHLD/SHRD by a non-zero constant: AF reads as 0 (the emitter clears it
-    /// when the flags next leave host EFLAGS).
-    ClearAf,
-    /// SHL/SHR/SAR/SHLD/SHRD of 32 bits by CL: AF reads as 0 if the masked count is not 0
-    /// (else nothing changes, on the host too). The emitter branches on the count: the
-    /// twin and an AF fix-up, or nothing but the flags as they were.
-    ClearAfIfCounted,
+    /// The flags in `zero` read 0 (the emitter clears them when the flags leave host
+    /// EFLAGS) and OF is fixed as `of` says. `zero == 0, of == None`: nothing to fix.
+    After {
+        /// Undefined flags whose choice is `Clear` (x86 bits).
+        zero: u32,
+        /// OF's fix-up.
+        of: OfFix,
+    },
+    /// A shift or rotate by CL: a masked count of 0 changes nothing (on the host too), so
+    /// the emitter branches on it; otherwise the twin, AF cleared (shifts) and OF fixed.
+    Counted(OfFix),
     /// MUL/IMUL: SF, ZF and PF from this register (the low half of the result), AF
-    /// cleared; CF = OF as the host computed them.
+    /// cleared; CF = OF as the host computed them (defined).
     MulLow(Register),
 }
 
+impl FlagFix {
+    /// Nothing to fix.
+    pub(crate) const NONE: FlagFix = FlagFix::After { zero: 0, of: OfFix::None };
+}
+
 /// Whether `insn` has a host twin whose results match the interpreter's, and what must
-/// follow it for the flags to match too.
+/// follow it for the flags to match too: every flag iced-x86 reports undefined for the
+/// form gets the fix-up its [`popek_interp::undefined::choice`] calls for, or the form
+/// has no twin.
 pub(crate) fn flag_fix(insn: &Instruction) -> Option<FlagFix> {
     use Mnemonic::*;
+    use popek_interp::undefined::{Choice, choice};
     let m = insn.mnemonic();
-    if ident_mnemonic(m) || m == Nop {
-        return Some(FlagFix::None);
+    if m == Nop {
+        return Some(FlagFix::NONE);
+    }
+    let shift = matches!(m, Shl | Sal | Shr | Sar | Shld | Shrd);
+    let rotate = matches!(m, Rol | Ror);
+    if !(ident_mnemonic(m) || shift || rotate || matches!(m, Mul | Imul)) {
+        return None;
     }
     let width =
         if insn.op0_kind() == OpKind::Register { insn.op0_register().size() } else { insn.memory_size().size() };
-    match m {
-        Shl | Sal | Shr | Sar | Shld | Shrd => {
-            // Past the width, 8/16-bit shifts leave CF undefined: a constant count below
-            // it, or 32 bits.
-            let count_op = if matches!(m, Shld | Shrd) { 2 } else { 1 };
-            if matches!(m, Shld | Shrd) && width != 4 {
-                return None;
-            }
-            match insn.op_kind(count_op) {
-                OpKind::Immediate8 => {
-                    let count = insn.immediate8() as usize & 31;
-                    (count != 0 && count < 8 * width.min(4)).then_some(FlagFix::ClearAf)
-                }
-                OpKind::Register if width == 4 => Some(FlagFix::ClearAfIfCounted),
-                _ => None,
-            }
+    let count_op = if matches!(m, Shld | Shrd) { 2 } else { 1 };
+    let by_cl = (shift || rotate) && insn.op_kind(count_op) == OpKind::Register;
+    if shift {
+        // 16-bit SHLD/SHRD, and 8/16-bit shifts whose count may reach the width (CF is
+        // then undefined, and the host's choice differs): no twin.
+        if matches!(m, Shld | Shrd) && width != 4 {
+            return None;
         }
-        // The host computes CF and OF (undefined for counts above 1) as the interpreter
-        // does, for every width and count; the lockstep test checks it.
-        Rol | Ror => Some(FlagFix::None),
-        Mul | Imul => {
-            let low = if insn.op_count() == 1 {
-                match width {
-                    1 => Register::AL,
-                    2 => Register::AX,
-                    _ => Register::EAX,
+        match insn.op_kind(count_op) {
+            OpKind::Immediate8 => {
+                let count = insn.immediate8() as usize & 31;
+                if count == 0 || count >= 8 * width.min(4) {
+                    return None;
                 }
-            } else {
-                host_reg(insn.op0_register())
-            };
-            Some(FlagFix::MulLow(low))
+            }
+            _ if width != 4 => return None,
+            _ => {}
         }
-        _ => None,
     }
+    if matches!(m, Mul | Imul) {
+        let low = if insn.op_count() == 1 {
+            match width {
+                1 => Register::AL,
+                2 => Register::AX,
+                _ => Register::EAX,
+            }
+        } else {
+            host_reg(insn.op0_register())
+        };
+        let ok = choice(m, SF) == Some(Choice::LowHalf) && choice(m, AF) == Some(Choice::Clear);
+        return ok.then_some(FlagFix::MulLow(low));
+    }
+    // The result's copy (RotateCopy*, TopTwo) cannot be taken from AH/BH/CH/DH.
+    let high_byte = insn.op0_kind() == OpKind::Register
+        && matches!(insn.op0_register(), Register::AH | Register::BH | Register::CH | Register::DH);
+    let undefined = x86_flags(insn.rflags_undefined());
+    let (mut zero, mut of) = (0, OfFix::None);
+    for flag in [CF, PF, AF, ZF, SF, OF].into_iter().filter(|&f| undefined & f != 0) {
+        match (choice(m, flag)?, flag) {
+            (Choice::Clear, OF) => of = OfFix::Clear,
+            (Choice::Clear, f) => zero |= f,
+            (Choice::OfLeft, OF) => {
+                of = match m {
+                    Shl | Sal | Shld => OfFix::SfXorCf,
+                    Rol if !high_byte => OfFix::RotateCopyRight,
+                    _ => return None,
+                }
+            }
+            (Choice::OfRight, OF) => {
+                of = match m {
+                    Ror if !high_byte => OfFix::RotateCopyLeft,
+                    Shr if !by_cl => OfFix::Clear,
+                    Shr | Shrd if !high_byte => OfFix::TopTwo,
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+    if by_cl {
+        // A count of 0 changes nothing; any other sets OF (undefined unless it is 1).
+        let of = match m {
+            Shl | Sal | Shld => OfFix::SfXorCf,
+            Sar => OfFix::Clear,
+            Shr | Shrd => OfFix::TopTwo,
+            Rol => OfFix::RotateCopyRight,
+            _ => OfFix::RotateCopyLeft,
+        };
+        return (!high_byte).then_some(FlagFix::Counted(of));
+    }
+    Some(FlagFix::After { zero, of })
+}
+
+/// The flags (x86 EFLAGS bits) a fix-up makes the table's choice: every flag iced-x86
+/// calls undefined for a twin form must be among them.
+#[cfg(test)]
+fn fixed_flags(fix: FlagFix) -> u32 {
+    let of = |of: OfFix| if of == OfFix::None { 0 } else { OF };
+    match fix {
+        FlagFix::After { zero, of: o } => zero | of(o),
+        FlagFix::Counted(o) => {
+            let shift = matches!(o, OfFix::SfXorCf | OfFix::Clear | OfFix::TopTwo);
+            OF | if shift { AF } else { CF }
+        }
+        FlagFix::MulLow(_) => SF | ZF | PF | AF,
+    }
+}
+
+/// The x86 EFLAGS bits of a set of arithmetic flags in iced-x86's `RflagsBits` numbering.
+pub(crate) fn x86_flags(iced: u32) -> u32 {
+    use popek_cpu::iced_x86::RflagsBits;
+    [(RflagsBits::OF, OF), (RflagsBits::SF, SF), (RflagsBits::ZF, ZF), (RflagsBits::AF, AF), (RflagsBits::CF, CF)]
+        .into_iter()
+        .chain([(RflagsBits::PF, PF)])
+        .filter(|&(i, _)| iced & i != 0)
+        .fold(0, |acc, (_, x)| acc | x)
 }
 
 /// `test reg, reg`: SF, ZF and PF from `reg`, AF, CF and OF cleared.
@@ -492,9 +593,9 @@ mod tests {
         // shl eax, 3: ident, AF cleared afterwards; by 0: helper (the flags stay as they
         // were); by CL: ident with a run-time fix-up, but only on 32 bits.
         assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), true), Treatment::Ident);
-        assert_eq!(flag_fix(&decode(&[0xc1, 0xe0, 0x03])), Some(FlagFix::ClearAf));
+        assert_eq!(flag_fix(&decode(&[0xc1, 0xe0, 0x03])), Some(FlagFix::After { zero: AF, of: OfFix::SfXorCf }));
         assert_eq!(classify(&decode(&[0xd3, 0xe0]), true), Treatment::Ident);
-        assert_eq!(flag_fix(&decode(&[0xd3, 0xe0])), Some(FlagFix::ClearAfIfCounted));
+        assert_eq!(flag_fix(&decode(&[0xd3, 0xe0])), Some(FlagFix::Counted(OfFix::SfXorCf)));
         assert_eq!(classify(&decode(&[0x66, 0xd3, 0xe0]), true), Treatment::Helper);
         assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x00]), true), Treatment::Helper);
         // shl al, 9: CF undefined past the width: helper.
@@ -508,5 +609,90 @@ mod tests {
         let twin = host_twin(&decode(&[0x8d, 0x44, 0x8c, 0x08])).unwrap();
         let back = Decoder::with_ip(64, &twin, 0, DecoderOptions::NONE).decode();
         assert_eq!((back.memory_base(), back.memory_index()), (Register::R12D, Register::ECX));
+    }
+
+    /// Every form the translator may run as a host twin (ident or rewritten), over every
+    /// one- and two-byte opcode with and without an operand-size prefix, register and
+    /// memory ModRM forms, and immediates around the operand widths: each flag iced-x86
+    /// calls undefined for the form is fixed up to popek's table, so no guest-visible
+    /// flag comes from the host. No form with an undefined register result is a twin.
+    #[test]
+    fn every_undefined_flag_of_every_twin_is_fixed_up() {
+        use popek_interp::undefined;
+        let modrms = (0xc0..=0xffu8).chain([0x00, 0x03, 0x04, 0x05, 0x44, 0x80]);
+        let modrms: Vec<u8> = modrms.collect();
+        let tails = [0u8, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 0xff];
+        let prefixes = [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3, 0x0f];
+        let opcodes = (0..=0xffu16)
+            .filter(|op| !prefixes.contains(&(*op as u8)))
+            .map(|op| vec![op as u8])
+            .chain((0..=0xffu16).map(|op| vec![0x0f, op as u8]));
+        let mut checked = std::collections::BTreeSet::new();
+        let mut with_undefined = std::collections::BTreeSet::new();
+        for opcode in opcodes {
+            for prefix in [None, Some(0x66u8)] {
+                for &modrm in &modrms {
+                    for &tail in &tails {
+                        let mut bytes: Vec<u8> = prefix.into_iter().collect();
+                        bytes.extend(&opcode);
+                        bytes.push(modrm);
+                        bytes.extend([tail; 12]);
+                        let insn = decode(&bytes);
+                        if insn.is_invalid() {
+                            continue;
+                        }
+                        let twin = match classify(&insn, true) {
+                            Treatment::Ident => true,
+                            Treatment::Rewritten => !is_inline_branch(&insn) && !is_call_or_ret(&insn),
+                            _ => false,
+                        };
+                        if !twin {
+                            continue;
+                        }
+                        let m = insn.mnemonic();
+                        // PUSH/POP/CALL/RET twins move data only: no flags to fix.
+                        let fix = flag_fix(&insn)
+                            .or((insn.rflags_modified() == 0).then_some(FlagFix::NONE))
+                            .unwrap_or_else(|| panic!("{insn}: a twin that writes flags has a flag fix"));
+                        let undefined = x86_flags(insn.rflags_undefined());
+                        assert_eq!(
+                            undefined & !fixed_flags(fix),
+                            0,
+                            "{insn} ({bytes:02x?}): undefined {undefined:#x} but {fix:?} fixes only {:#x}",
+                            fixed_flags(fix)
+                        );
+                        for flag in [CF, PF, AF, ZF, SF, OF].into_iter().filter(|&f| undefined & f != 0) {
+                            assert!(undefined::choice(m, flag).is_some(), "{insn}: no choice for {flag:#x}");
+                        }
+                        // Undefined register results: BSF/BSR on 0, 16-bit BSWAP, 16-bit
+                        // SHLD/SHRD, 8/16-bit shifts by the width or more: never twins.
+                        assert!(!matches!(m, Mnemonic::Bsf | Mnemonic::Bsr), "{insn}");
+                        assert!(!(m == Mnemonic::Bswap && insn.op0_register().is_gpr16()), "{insn}");
+                        let width = if insn.op0_kind() == OpKind::Register {
+                            insn.op0_register().size()
+                        } else {
+                            insn.memory_size().size()
+                        };
+                        if matches!(m, Mnemonic::Shld | Mnemonic::Shrd) {
+                            assert_eq!(width, 4, "{insn}");
+                        }
+                        if matches!(m, Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar)
+                            && insn.op_kind(1) == OpKind::Immediate8
+                        {
+                            assert!((insn.immediate8() as usize & 31) < 8 * width, "{insn}");
+                        }
+                        checked.insert(format!("{m:?}"));
+                        if undefined != 0 {
+                            with_undefined.insert(format!("{m:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        // The enumeration reached the forms that matter.
+        for m in ["Shl", "Shr", "Sar", "Shld", "Shrd", "Rol", "Ror", "Mul", "Imul", "And", "Or", "Xor", "Test"] {
+            assert!(with_undefined.contains(m), "{m} not reached with undefined flags: {with_undefined:?}");
+        }
+        assert!(checked.len() > 40, "only {} mnemonics checked: {checked:?}", checked.len());
     }
 }
