@@ -126,6 +126,16 @@ fn lockstep_engine_runs_both_and_agrees() {
     assert!(stderr(&o).contains("agreed on every block"), "{}", stderr(&o));
 }
 
+/// The interrupt-window guest under lockstep: both engines take every interrupt at the
+/// same instruction, block for block.
+#[test]
+fn lockstep_agrees_on_interrupt_windows() {
+    let o = popek(&["run", "windows", "--engine", "lockstep"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("windows").unwrap().expected_output);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("agreed on every block"), "{}", stderr(&o));
+}
+
 /// `popek bench`: a table row per engine with the instruction count both agree on, and an
 /// SVG bar chart with a bar per engine.
 #[test]

@@ -80,6 +80,11 @@ fn nanobench() {
     check("nanobench");
 }
 
+#[test]
+fn windows() {
+    check("windows");
+}
+
 /// `cmdline` gives exactly `expected` and `status` under the interpreter, and the same run
 /// under the JIT.
 fn check_cmdline(name: &str, cmdline: &str, expected: &str, status: i32) {
@@ -138,7 +143,7 @@ fn runs_are_deterministic() {
 /// Every guest in the table has a test above.
 #[test]
 fn every_guest_is_tested() {
-    let tested = ["hello", "interrupts", "paging", "usermode", "exceptions", "smc", "compute", "nanobench"];
+    let tested = ["hello", "interrupts", "paging", "usermode", "exceptions", "smc", "compute", "nanobench", "windows"];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);
 }

@@ -62,6 +62,7 @@ pub static GUESTS: &[Guest] = &[
     guest!("smc", "", "self-modifying code: patched immediates, writes through an alias, rep stos/movs over itself"),
     guest!("compute", "iters=1", "integer benchmark: sieve, CRC32, quicksort, matrix multiply, string ops (iters=N)"),
     guest!("nanobench", "", "loops of syscalls, port IN, CR3 writes, page faults, call/ret (scale=N)"),
+    guest!("windows", "", "where a pending interrupt arrives: STI shadow, MOV SS/POP SS, POPF, IRET, unmask and EOI"),
 ];
 
 /// The guest called `name`, if any.

@@ -141,11 +141,15 @@ pub fn execute_block<E: HasHandler>(
     let mut eip = cpu.state.eip;
     // Hoisted out of the loop, because only a block-ending instruction
     // (`ends_block`) can change them: TF (POPF, IRET, task switches) and the
-    // interrupt shadow (STI, MOV SS, POP SS), which is cleared when the next
-    // instruction starts. Also whether some instruction may run past the CS
-    // limit: only then is each one checked.
+    // interrupt shadow (STI, MOV SS, POP SS). Also whether some instruction may run
+    // past the CS limit: only then is each one checked.
     let trap = cpu.state.eflags & TF != 0;
-    cpu.state.interrupt_shadow = false;
+    // A block that starts in an interrupt shadow (after STI, MOV SS or POP SS) runs one
+    // instruction, so that the run loop can take a pending interrupt right after it, as
+    // the CPU does. That instruction opens no shadow of its own: in `STI; STI` or
+    // `STI; MOV SS`, an interrupt is taken after the second (SDM Vol. 2B STI: "interrupts
+    // may be recognized before RET executes" in `STI; STI; RET`; QEMU does the same).
+    let shadow = std::mem::take(&mut cpu.state.interrupt_shadow);
     let check_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
     let mut retired = 0u32;
     for d in block.insns.iter() {
@@ -162,7 +166,12 @@ pub fn execute_block<E: HasHandler>(
         }
         cpu.state.eip = next;
         match (d.exec.handler())(cpu, bus, &d.insn) {
-            Ok(()) => retired += 1,
+            Ok(()) => {
+                retired += 1;
+                if shadow {
+                    cpu.state.interrupt_shadow = false;
+                }
+            }
             Err(Event::Exception(e)) => {
                 if !e.is_trap() {
                     cpu.state.eip = eip;
@@ -196,7 +205,7 @@ pub fn execute_block<E: HasHandler>(
         if !cpu.smc_pages.is_empty() {
             break; // code was written, maybe this block's own: stop and drop blocks
         }
-        if cpu.state.halted {
+        if cpu.state.halted || shadow {
             break;
         }
         eip = next;

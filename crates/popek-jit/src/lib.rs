@@ -294,9 +294,11 @@ impl Jit {
         let eip = cpu.state.eip;
         let straddles = block.pages[0] != block.pages[1];
         let past_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
-        if cpu.state.eflags & TF != 0 || straddles || past_limit {
-            // Single-stepping (a trap after every instruction), an instruction that
-            // straddles two pages, or a block running past the CS limit: interpret it.
+        if cpu.state.eflags & TF != 0 || cpu.state.interrupt_shadow || straddles || past_limit {
+            // Single-stepping (a trap after every instruction), the one instruction in an
+            // interrupt shadow (after STI, MOV SS, POP SS: the run loop may take an
+            // interrupt right after it), an instruction that straddles two pages, or a
+            // block running past the CS limit: interpret it.
             self.stats.interpreted_blocks += 1;
             let retired = execute_block(cpu, bus, block, &mut self.interp_stats);
             if !cpu.smc_pages.is_empty() {
