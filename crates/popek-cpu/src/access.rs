@@ -155,9 +155,7 @@ impl Cpu {
     pub fn write_phys(&mut self, bus: &mut dyn Bus, p: PhysAddr, width: Width, value: u32) {
         match self.mem.region(p) {
             Region::Ram(off) => {
-                if self.code_pages.contains(p.page()) {
-                    self.note_code_write(p.page());
-                }
+                self.note_write(p, width);
                 let ok = match width {
                     1 => self.mem.write_ram(off, [value as u8]),
                     2 => self.mem.write_ram(off, (value as u16).to_le_bytes()),

@@ -14,9 +14,9 @@
 //! a page boundary, or [`MAX_BLOCK_INSNS`]. Each instruction carries an
 //! engine-chosen payload `E` (the interpreter stores its handler), computed once
 //! at decode time. Blocks are keyed by physical address and mode bits, so the
-//! same code reached through two virtual aliases is decoded once; every page
-//! holding a block is marked in [`crate::CodePages`], and a write to such a page
-//! drops its blocks (self-modifying code).
+//! same code reached through two virtual aliases is decoded once; the bytes of every
+//! block are marked in [`crate::CodePages`], and a store to them drops the blocks that
+//! hold them (self-modifying code) — a store to other bytes of the page drops nothing.
 //!
 //! The jump table caches the whole CS:EIP → block path (segment base, paging,
 //! the hash lookup) for blocks run recently. It is keyed by *linear* address and
@@ -201,22 +201,43 @@ impl<E: Clone> BlockCache<E> {
         self.map.values().map(|b| &**b)
     }
 
-    /// Drops the blocks on pages the CPU saw written (drains `cpu.smc_pages`).
-    /// Returns true if anything was dropped.
-    pub fn invalidate_written(&mut self, cpu: &mut Cpu) -> bool {
-        let mut any = false;
-        for page in cpu.smc_pages.drain(..) {
-            if let Some(keys) = self.by_page.remove(&page) {
-                for k in keys {
-                    if let Some(b) = self.map.remove(&k) {
-                        b.live.set(false);
-                        self.stats.invalidated += 1;
-                        any = true;
-                    }
+    /// Drops the blocks whose bytes the CPU saw written (drains `cpu.code_writes`), and
+    /// returns them: an engine that keeps more per block (translations) drops that too.
+    /// Blocks on the same page whose bytes were not written stay; a page left without
+    /// blocks stops being a code page (stores to it hit the soft-TLB again).
+    pub fn invalidate_written(&mut self, cpu: &mut Cpu) -> Vec<Rc<Block<E>>> {
+        let mut dropped = Vec::new();
+        for w in cpu.code_writes.drain(..) {
+            let page = w.phys >> 12;
+            let Some(keys) = self.by_page.get_mut(&page) else { continue };
+            let (lo, hi) = (w.phys as u64, w.phys as u64 + w.len as u64);
+            let map = &mut self.map;
+            keys.retain(|k| {
+                let Some(b) = map.get(k) else { return false };
+                let (start, end) = (b.key.phys as u64, b.key.phys as u64 + b.len as u64);
+                if start < hi && lo < end {
+                    let b = map.remove(k).expect("looked up above");
+                    b.live.set(false);
+                    dropped.push(b);
+                    false
+                } else {
+                    true
+                }
+            });
+            // The page's code bytes are now those of the blocks left on it.
+            cpu.code_pages.clear_bytes(page);
+            if keys.is_empty() {
+                self.by_page.remove(&page);
+                cpu.code_pages.remove(page);
+            } else {
+                for k in keys.iter() {
+                    let b = &self.map[k];
+                    cpu.code_pages.mark(page, b.key.phys & 0xfff, b.len);
                 }
             }
         }
-        any
+        self.stats.invalidated += dropped.len() as u64;
+        dropped
     }
 
     /// Drops everything.
@@ -228,7 +249,7 @@ impl<E: Clone> BlockCache<E> {
         self.map.clear();
         self.by_page.clear();
         cpu.code_pages.clear();
-        cpu.smc_pages.clear();
+        cpu.code_writes.clear();
     }
 
     /// Empties the jump table.
@@ -293,7 +314,7 @@ impl<E: Clone> BlockCache<E> {
         if cacheable && block.pages[0] == block.pages[1] {
             self.map.insert(key, block.clone());
             self.by_page.entry(block.pages[0]).or_default().push(key);
-            cpu.mark_code_page(block.pages[0]);
+            cpu.mark_code(key.phys, block.len);
             self.jump[jump_index(lin)] = JumpEntry { lin, mode, block: Some(block.clone()) };
         }
         Ok(block)

@@ -1,15 +1,26 @@
-//! The set of physical pages that hold decoded code (for self-modifying code detection).
+//! Which bytes of physical RAM hold decoded code (for self-modifying code detection).
+//!
+//! A page with any decoded code is a *code page*: the soft-TLB never lets a store hit it,
+//! so every store to it reaches [`crate::Cpu::note_write`], which asks this map whether the
+//! stored bytes are code. Only then are blocks dropped; a store to data that shares the
+//! page with code (a kernel linked with `-N`, an xv6 user program) drops nothing.
 
-/// A bitmap over physical RAM pages.
+use std::collections::HashMap;
+
+/// Bytes per page.
+const PAGE: u32 = 4096;
+
+/// A bitmap over physical RAM pages, and for each page in it a bitmap of its code bytes.
 #[derive(Clone, Debug)]
 pub struct CodePages {
     bits: Vec<u64>,
+    bytes: HashMap<u32, Box<[u64; (PAGE / 64) as usize]>>,
 }
 
 impl CodePages {
     /// An empty set for `pages` pages.
     pub fn new(pages: u32) -> Self {
-        CodePages { bits: vec![0; (pages as usize).div_ceil(64)] }
+        CodePages { bits: vec![0; (pages as usize).div_ceil(64)], bytes: HashMap::new() }
     }
 
     /// True if `page` holds code.
@@ -18,20 +29,37 @@ impl CodePages {
         self.bits.get(page as usize / 64).is_some_and(|w| w & (1 << (page % 64)) != 0)
     }
 
-    /// Adds `page`; true if it was not there. Pages beyond RAM are ignored.
-    pub fn insert(&mut self, page: u32) -> bool {
-        match self.bits.get_mut(page as usize / 64) {
-            Some(w) => {
-                let was = *w & (1 << (page % 64)) != 0;
-                *w |= 1 << (page % 64);
-                !was
-            }
-            None => false,
+    /// Marks bytes `off..off + len` of `page` as code (`off + len` at most 4096); true if
+    /// the page was not a code page before. Pages beyond RAM are ignored.
+    pub fn mark(&mut self, page: u32, off: u32, len: u32) -> bool {
+        let Some(w) = self.bits.get_mut(page as usize / 64) else { return false };
+        let was = *w & (1 << (page % 64)) != 0;
+        *w |= 1 << (page % 64);
+        let map = self.bytes.entry(page).or_insert_with(|| Box::new([0; (PAGE / 64) as usize]));
+        for b in off..(off + len).min(PAGE) {
+            map[b as usize / 64] |= 1 << (b % 64);
+        }
+        !was
+    }
+
+    /// True if any of bytes `off..off + len` of `page` is code (`off + len` at most 4096).
+    #[inline]
+    pub fn overlaps(&self, page: u32, off: u32, len: u32) -> bool {
+        let Some(map) = self.bytes.get(&page) else { return false };
+        (off..(off + len).min(PAGE)).any(|b| map[b as usize / 64] & (1 << (b % 64)) != 0)
+    }
+
+    /// Forgets every code byte of `page`, which stays a code page (the caller marks the
+    /// bytes that are still code again, or removes the page).
+    pub fn clear_bytes(&mut self, page: u32) {
+        if let Some(map) = self.bytes.get_mut(&page) {
+            map.fill(0);
         }
     }
 
     /// Removes `page`; true if it was there.
     pub fn remove(&mut self, page: u32) -> bool {
+        self.bytes.remove(&page);
         match self.bits.get_mut(page as usize / 64) {
             Some(w) => {
                 let was = *w & (1 << (page % 64)) != 0;
@@ -45,5 +73,28 @@ impl CodePages {
     /// Empties the set.
     pub fn clear(&mut self) {
         self.bits.fill(0);
+        self.bytes.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_bytes_are_tracked_per_byte() {
+        let mut c = CodePages::new(16);
+        assert!(c.mark(3, 0x100, 0x10));
+        assert!(!c.mark(3, 0x200, 1), "already a code page");
+        assert!(c.contains(3) && !c.contains(4));
+        assert!(c.overlaps(3, 0x10f, 1));
+        assert!(c.overlaps(3, 0xfe, 4), "a dword ending in the code");
+        assert!(!c.overlaps(3, 0x110, 0xf0), "the data between");
+        assert!(c.overlaps(3, 0x200, 1));
+        c.clear_bytes(3);
+        assert!(!c.overlaps(3, 0, 4096) && c.contains(3));
+        assert!(c.remove(3) && !c.contains(3));
+        assert!(!c.mark(99, 0, 1), "beyond RAM: ignored");
+        assert!(!c.contains(99));
     }
 }

@@ -56,10 +56,31 @@ pub struct Cpu {
     pub tlb: Tlb,
     /// Guest physical RAM.
     pub mem: GuestMemory,
-    /// Physical pages that hold decoded (or translated) code.
+    /// Physical pages that hold decoded (or translated) code, and which of their bytes.
     pub code_pages: CodePages,
-    /// Pages written since the engine last looked; their blocks must be dropped.
-    pub smc_pages: Vec<u32>,
+    /// Stores to code bytes since the engine last looked; the blocks holding those bytes
+    /// must be dropped before anything else runs.
+    pub code_writes: Vec<CodeWrite>,
+    /// Counters of stores to code pages.
+    pub smc_stats: SmcStats,
+}
+
+/// A store that hit decoded code: `len` bytes at physical `phys`, within one page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeWrite {
+    /// First physical byte written.
+    pub phys: u32,
+    /// Bytes written (1 to 4096; never past the end of the page).
+    pub len: u32,
+}
+
+/// Counters of stores to pages that hold decoded code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SmcStats {
+    /// Stores that hit decoded code bytes (their blocks are dropped).
+    pub code: u64,
+    /// Stores to other bytes of a page that holds code (nothing is dropped).
+    pub data: u64,
 }
 
 impl std::fmt::Debug for Cpu {
@@ -77,23 +98,52 @@ impl Cpu {
             mem,
             tlb: Tlb::default(),
             code_pages: CodePages::new(pages),
-            smc_pages: Vec::new(),
+            code_writes: Vec::new(),
+            smc_stats: SmcStats::default(),
         }
     }
 
-    /// Records a write to a code page: the page stops being a code page and the
-    /// engine drops its blocks before running anything else.
+    /// Records a store of `len` bytes at physical `p` to RAM that may hold code: a store
+    /// that overlaps decoded code bytes is queued in [`Cpu::code_writes`] (the engine drops
+    /// the blocks holding them before running anything else); one to other bytes of a code
+    /// page is only counted. Called for every store to a code page (the soft-TLB never
+    /// lets one hit), and by the string fast paths after they wrote a run.
+    #[inline]
+    pub fn note_write(&mut self, p: PhysAddr, len: u32) {
+        let (first, last) = (p.0 >> 12, p.0.wrapping_add(len.max(1) - 1) >> 12);
+        if self.code_pages.contains(first) || (last != first && self.code_pages.contains(last)) {
+            self.note_code_page_write(p, len);
+        }
+    }
+
     #[cold]
-    pub fn note_code_write(&mut self, page: u32) {
-        if self.code_pages.remove(page) {
-            self.smc_pages.push(page);
+    fn note_code_page_write(&mut self, p: PhysAddr, len: u32) {
+        let mut at = p.0;
+        let end = p.0 as u64 + len.max(1) as u64;
+        while (at as u64) < end {
+            let page = at >> 12;
+            let off = at & 0xfff;
+            let n = (end - at as u64).min((0x1000 - off) as u64) as u32;
+            if self.code_pages.contains(page) {
+                if self.code_pages.overlaps(page, off, n) {
+                    self.code_writes.push(CodeWrite { phys: at, len: n });
+                    self.smc_stats.code += 1;
+                } else {
+                    self.smc_stats.data += 1;
+                }
+            }
+            at = at.wrapping_add(n);
+            if at == 0 {
+                break; // wrapped past 4 GiB
+            }
         }
     }
 
-    /// Marks a physical page as holding decoded code and revokes TLB write hits to it.
-    pub fn mark_code_page(&mut self, page: u32) {
-        if self.code_pages.insert(page) {
-            self.tlb.protect_phys_page(page);
+    /// Marks `len` bytes at physical `phys` (within one page) as decoded code, and revokes
+    /// TLB write hits to their page if it was not a code page yet.
+    pub fn mark_code(&mut self, phys: u32, len: u32) {
+        if self.code_pages.mark(phys >> 12, phys & 0xfff, len) {
+            self.tlb.protect_phys_page(phys >> 12);
         }
     }
 

@@ -192,7 +192,6 @@ impl Cpu {
     fn translate_slow(&mut self, lin: LinearAddr, kind: AccessKind, user: bool) -> Result<PhysAddr, Exception> {
         let l = lin.0;
         let page = l & !0xfff;
-        let write = kind == AccessKind::Write;
         let w = if self.state.paging() {
             self.walk(l, kind, user)?
         } else {
@@ -207,9 +206,6 @@ impl Cpu {
             }
         };
         let phys_page = w.phys >> 12;
-        if write && self.code_pages.contains(phys_page) {
-            self.note_code_write(phys_page);
-        }
         if self.mem.page_is_ram(PhysAddr(w.phys)) {
             let host_base = self.mem.host_base();
             let write_ok = if user { w.write_ok_user } else { w.write_ok_super };
@@ -299,9 +295,7 @@ impl Cpu {
     /// Writes back a paging-structure entry (A/D update).
     fn write_phys_pt(&mut self, a: PhysAddr, v: u32) {
         if let Region::Ram(off) = self.mem.region(a) {
-            if self.code_pages.contains(a.page()) {
-                self.note_code_write(a.page());
-            }
+            self.note_write(a, 4);
             self.mem.write_ram(off, v.to_le_bytes());
         }
     }

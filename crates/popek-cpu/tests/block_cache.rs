@@ -111,7 +111,21 @@ fn written_code_is_decoded_again() {
     assert_eq!(run(&mut cache, &mut cpu), Ok(0xa));
     assert_eq!(run(&mut cache, &mut cpu), Ok(0xa), "from the jump table");
     cpu.write_phys(&mut NullBus::default(), PhysAddr(PHYS_A + 1), 4, 0xc);
-    assert!(cache.invalidate_written(&mut cpu));
+    assert_eq!(cache.invalidate_written(&mut cpu).len(), 1);
     assert_eq!(run(&mut cache, &mut cpu), Ok(0xc));
     assert_eq!((cache.stats.decoded, cache.stats.invalidated), (2, 1));
+}
+
+/// A write to the page but not to the block's bytes drops nothing; the page stays code.
+#[test]
+fn data_beside_code_drops_nothing() {
+    let mut cpu = setup(P | RW | US);
+    let mut cache = BlockCache::default();
+    assert_eq!(run(&mut cache, &mut cpu), Ok(0xa));
+    cpu.write_phys(&mut NullBus::default(), PhysAddr(PHYS_A + 0x800), 4, 0xc);
+    assert!(cpu.code_writes.is_empty());
+    assert!(cache.invalidate_written(&mut cpu).is_empty());
+    assert!(cpu.code_pages.contains(PHYS_A >> 12));
+    assert_eq!(run(&mut cache, &mut cpu), Ok(0xa));
+    assert_eq!((cache.stats.decoded, cache.stats.invalidated), (1, 0));
 }

@@ -6,7 +6,7 @@
 use popek_cpu::exception::{Exception, pf};
 use popek_cpu::mmu::pte::{A, D, G, P, PS, RW, US};
 use popek_cpu::state::{Seg, access, cr0, cr4};
-use popek_cpu::{AccessKind, Cpu, GuestMemory, LinearAddr, NullBus, PhysAddr};
+use popek_cpu::{AccessKind, CodeWrite, Cpu, GuestMemory, LinearAddr, NullBus, PhysAddr, SmcStats};
 
 /// Page directory.
 const PD: u32 = 0x1000;
@@ -265,20 +265,28 @@ fn page_crossing_accesses_translate_both_pages() {
 }
 
 #[test]
-fn writes_to_code_pages_are_recorded() {
+fn writes_to_code_bytes_are_recorded() {
     let mut cpu = paged(1 << 20, P | RW);
     let mut bus = NullBus::default();
     map(&mut cpu, 0x5000, 0x8000, P | RW);
-    // Fill the TLB with a writable entry first, then the page becomes code.
+    // Fill the TLB with a writable entry first, then bytes 0x8004..0x8010 become code.
     cpu.write_linear(&mut bus, LinearAddr(0x5000), 4, 1, false).unwrap();
-    assert!(cpu.smc_pages.is_empty());
-    cpu.mark_code_page(0x8);
+    assert!(cpu.code_writes.is_empty());
+    cpu.mark_code(0x8004, 12);
     cpu.write_linear(&mut bus, LinearAddr(0x5004), 1, 0x90, false).unwrap();
-    assert_eq!(cpu.smc_pages, vec![0x8]);
+    assert_eq!(cpu.code_writes, vec![CodeWrite { phys: 0x8004, len: 1 }]);
     assert_eq!(cpu.mem.read_ram::<1>(0x8004), Some([0x90]));
-    // Without paging too.
+    // Data beside the code: counted, nothing to drop.
+    cpu.write_linear(&mut bus, LinearAddr(0x5000), 4, 7, false).unwrap();
+    cpu.write_linear(&mut bus, LinearAddr(0x5010), 4, 7, false).unwrap();
+    assert_eq!(cpu.code_writes.len(), 1);
+    assert_eq!(cpu.smc_stats, SmcStats { code: 1, data: 2 });
+    // A dword that ends in the code.
+    cpu.write_linear(&mut bus, LinearAddr(0x5001), 4, 0, false).unwrap();
+    assert_eq!(cpu.code_writes[1], CodeWrite { phys: 0x8001, len: 4 });
+    // Without paging too, and across a page boundary into code.
     let mut cpu = Cpu::new(GuestMemory::new(1 << 20).unwrap());
-    cpu.mark_code_page(0x3);
-    cpu.write_phys(&mut bus, PhysAddr(0x3ff0), 4, 0);
-    assert_eq!(cpu.smc_pages, vec![0x3]);
+    cpu.mark_code(0x4000, 2);
+    cpu.write_phys(&mut bus, PhysAddr(0x3ffe), 4, 0);
+    assert_eq!(cpu.code_writes, vec![CodeWrite { phys: 0x4000, len: 2 }]);
 }

@@ -79,7 +79,7 @@ impl Interpreter {
     /// (unsupported instruction, triple fault) come back as `Err`.
     #[inline]
     pub fn run_block(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus) -> Result<u32, Event> {
-        if !cpu.smc_pages.is_empty() {
+        if !cpu.code_writes.is_empty() {
             self.cache.invalidate_written(cpu);
         }
         let block = match self.cache.lookup(cpu, bus, &mut |insn, _| dispatch::handler_for(insn)) {
@@ -91,7 +91,7 @@ impl Interpreter {
             }
         };
         let retired = execute_block(cpu, bus, block, &mut self.stats);
-        if !cpu.smc_pages.is_empty() {
+        if !cpu.code_writes.is_empty() {
             self.cache.invalidate_written(cpu);
         }
         retired
@@ -202,7 +202,7 @@ pub fn execute_block<E: HasHandler>(
             cpu.deliver_exception(bus, Exception::Debug)?;
             break;
         }
-        if !cpu.smc_pages.is_empty() {
+        if !cpu.code_writes.is_empty() {
             break; // code was written, maybe this block's own: stop and drop blocks
         }
         if cpu.state.halted || shadow {

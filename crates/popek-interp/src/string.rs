@@ -250,8 +250,7 @@ fn run_phys(cpu: &mut Cpu, seg: Seg, first: u32, n: u32, w: u32, m: Mode, kind: 
 /// The REP MOVS fast path: copies as many elements as stay within the current source and
 /// destination pages (and the remaining count) straight in guest RAM. Returns how many it
 /// copied; 0 means "do one element the slow way". Nothing is touched unless the whole run
-/// is known not to fault. The destination page is translated for writing, which records a
-/// write to a page holding decoded code.
+/// is known not to fault. A write over decoded code is recorded ([`Cpu::note_write`]).
 fn movs_chunk<const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, m: Mode) -> u32 {
     let src_lin = cpu.state.seg[src as usize].base.wrapping_add(p.si);
     let dst_lin = cpu.state.seg[Seg::Es as usize].base.wrapping_add(p.di);
@@ -267,6 +266,7 @@ fn movs_chunk<const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, m: Mode) -> u32 {
     let Some(s) = run_phys(cpu, src, p.si, n, W, m, AccessKind::Read) else { return 0 };
     let Some(d) = run_phys(cpu, Seg::Es, p.di, n, W, m, AccessKind::Write) else { return 0 };
     let (s, d, len, w) = (s.0 as usize, d.0 as usize, (n * W) as usize, W as usize);
+    cpu.note_write(PhysAddr(d as u32), len as u32);
     let ram = cpu.mem.as_mut_slice();
     // Element-by-element order matters only when a later element reads bytes an earlier one
     // wrote: destination ahead of the source in the direction of travel, within reach.
@@ -295,6 +295,7 @@ fn stos_chunk<const W: u32>(cpu: &mut Cpu, p: &Ptrs, m: Mode) -> u32 {
     }
     let Some(d) = run_phys(cpu, Seg::Es, p.di, n, W, m, AccessKind::Write) else { return 0 };
     let value = cpu.state.gpr[EAX].to_le_bytes();
+    cpu.note_write(d, n * W);
     let (d, len) = (d.0 as usize, (n * W) as usize);
     let dst = &mut cpu.mem.as_mut_slice()[d..d + len];
     if W == 1 {
@@ -926,15 +927,30 @@ mod tests {
 
     #[test]
     fn rep_movs_into_decoded_code_is_noticed() {
-        // rep movsb over the code page of the block being run: the SMC machinery must see it.
+        // rep movsb over the bytes of the block being run: the SMC machinery must see it.
+        let mut t = TestBox::new(&[0xf3, 0xa4]);
+        t.poke(SRC, &[0x90; 16]);
+        t.cpu.state.gpr[ESI] = SRC;
+        t.cpu.state.gpr[EDI] = CODE_BASE;
+        t.cpu.state.gpr[ECX] = 2;
+        t.interp.run_block(&mut t.cpu, &mut t.bus).unwrap();
+        assert_eq!(t.interp.cache.stats.invalidated, 1, "the block holding the written bytes was dropped");
+        assert_eq!(peek(&t, CODE_BASE, 2), [0x90; 2]);
+        assert_eq!(t.cpu.smc_stats.code, 1);
+    }
+
+    #[test]
+    fn rep_movs_beside_decoded_code_drops_nothing() {
+        // The same page, but not the block's bytes: nothing is dropped.
         let mut t = TestBox::new(&[0xf3, 0xa4]);
         t.poke(SRC, &[0x90; 16]);
         t.cpu.state.gpr[ESI] = SRC;
         t.cpu.state.gpr[EDI] = CODE_BASE + 0x100;
         t.cpu.state.gpr[ECX] = 16;
         t.interp.run_block(&mut t.cpu, &mut t.bus).unwrap();
-        assert_eq!(t.interp.cache.stats.invalidated, 1, "the block on the written page was dropped");
+        assert_eq!(t.interp.cache.stats.invalidated, 0);
         assert_eq!(peek(&t, CODE_BASE + 0x100, 16), [0x90; 16]);
+        assert_eq!((t.cpu.smc_stats.code, t.cpu.smc_stats.data), (0, 1));
     }
 
     #[test]

@@ -29,10 +29,12 @@ use crate::{CHAIN_MISS, Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn}
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmLabelApi, VecAssembler, dynasm};
 use popek_cpu::Cpu;
+use popek_cpu::block::BlockKey;
 use popek_cpu::block::{Block, DecodedInsn};
 use popek_cpu::iced_x86::{ConditionCode, FlowControl, Instruction, Register};
 use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
 use popek_cpu::state::flags::{AF, ARITH, CF, OF, SF};
+use std::collections::HashMap;
 use std::mem::offset_of;
 use std::rc::Rc;
 
@@ -139,6 +141,10 @@ pub(crate) struct Translation {
     pub(crate) block: Rc<Block<JitInsn>>,
     /// The EIP it runs at.
     pub(crate) eip: u32,
+    /// Code offset of its body (where chains jump in).
+    body: u32,
+    /// The chain sites linked to it (unlinked when it is invalidated).
+    incoming: Vec<u32>,
 }
 
 pub(crate) struct CodeCache {
@@ -152,6 +158,12 @@ pub(crate) struct CodeCache {
     /// For each chain site patched in place, the code offset of its `jmp rel32`'s
     /// displacement; `u32::MAX` for a site that goes through `links`.
     patch_at: Vec<u32>,
+    /// For each chain site patched in place, its displacement while unlinked (to its
+    /// miss stub), to put back when the translation it leads to is invalidated.
+    unlinked_rel: Vec<u32>,
+    /// The translations made from each block, by the block's key (a block may run at
+    /// several EIPs, each with its own translation).
+    by_key: HashMap<BlockKey, Vec<u32>>,
     /// Translations since the last flush, by id.
     pub(crate) translations: Vec<Translation>,
     /// With profiling on: how many times each translation ran, by id.
@@ -175,6 +187,11 @@ pub(crate) struct ChainLink {
 
 impl ChainLink {
     pub(crate) const UNLINKED: ChainLink = ChainLink { tlb_generation: u64::MAX, code: 0 };
+
+    /// True if the link leads to one of the translation bodies at `bodies`.
+    pub(crate) fn leads_into(&self, bodies: &[u64]) -> bool {
+        self.tlb_generation != u64::MAX && bodies.contains(&self.code)
+    }
 }
 
 const _: () = assert!(std::mem::size_of::<ChainLink>() == 16);
@@ -190,6 +207,8 @@ impl CodeCache {
             generation: 0,
             links,
             patch_at: Vec::new(),
+            unlinked_rel: Vec::new(),
+            by_key: HashMap::new(),
             translations: Vec::new(),
             counters: Vec::new(),
             profile: false,
@@ -231,11 +250,18 @@ impl CodeCache {
         self.used = (start + code.len()).next_multiple_of(16);
         let offset = u32::try_from(start).map_err(|_| too_large())?;
         for site in emitted.sites {
-            self.patch_at.push(site.map_or(u32::MAX, |at| offset + at as u32));
+            let at = site.map_or(u32::MAX, |at| offset + at as u32);
+            self.patch_at.push(at);
+            let rel = match site {
+                Some(_) => u32::from_le_bytes(self.buf.rw[at as usize..at as usize + 4].try_into().expect("4 bytes")),
+                None => 0,
+            };
+            self.unlinked_rel.push(rel);
         }
-        self.translations.push(Translation { block: block.clone(), eip });
-        self.counters.push(0);
         let body = offset + emitted.body as u32;
+        self.translations.push(Translation { block: block.clone(), eip, body, incoming: Vec::new() });
+        self.by_key.entry(block.key).or_default().push(id);
+        self.counters.push(0);
         Ok((Entry { generation: self.generation, offset, body, eip, id, first_site }, flushed))
     }
 
@@ -263,6 +289,39 @@ impl CodeCache {
         self.generation = self.generation.wrapping_add(1);
         self.links.fill(ChainLink::UNLINKED);
         self.patch_at.clear();
+        self.unlinked_rel.clear();
+        self.by_key.clear();
+    }
+
+    /// Invalidates every translation of the block keyed `key` (its code was written):
+    /// unlinks the chain sites that lead into them, so that nothing reaches them again.
+    /// Appends the host addresses of their bodies to `dead` (for the indirect-target
+    /// table) and returns how many chain sites were unlinked. Their code stays in the
+    /// buffer, unreachable, until the next flush.
+    pub(crate) fn invalidate(&mut self, key: BlockKey, dead: &mut Vec<u64>) -> u64 {
+        let mut unlinked = 0;
+        for id in self.by_key.remove(&key).unwrap_or_default() {
+            let t = &mut self.translations[id as usize];
+            let (incoming, body) = (std::mem::take(&mut t.incoming), t.body);
+            for site in incoming {
+                self.unlink(site as usize);
+                unlinked += 1;
+            }
+            dead.push(self.address(body));
+        }
+        unlinked
+    }
+
+    /// Puts chain site `site` back to its unlinked state.
+    fn unlink(&mut self, site: usize) {
+        match self.patch_at.get(site) {
+            Some(&at) if at != u32::MAX => {
+                let rel = self.unlinked_rel[site];
+                self.buf.rw[at as usize..at as usize + 4].copy_from_slice(&rel.to_le_bytes());
+            }
+            Some(_) => self.links[site] = ChainLink::UNLINKED,
+            None => {}
+        }
     }
 
     /// A checked link to `to`, valid while the TLB generation is `tlb_generation`.
@@ -272,6 +331,9 @@ impl CodeCache {
 
     /// Makes chain site `site` lead to `to`: patches its jump, or fills its link.
     pub(crate) fn link(&mut self, site: usize, to: Entry, tlb_generation: u64) {
+        if let Some(t) = self.translations.get_mut(to.id as usize) {
+            t.incoming.push(site as u32);
+        }
         match self.patch_at.get(site) {
             Some(&at) if at != u32::MAX => {
                 // rel32 counts from the end of the 5-byte `jmp`, which ends at `at + 4`.

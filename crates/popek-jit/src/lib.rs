@@ -74,8 +74,12 @@ pub struct JitStats {
     pub callouts: u64,
     /// Blocks run by the interpreter instead (single-step, straddling instructions).
     pub interpreted_blocks: u64,
-    /// Code-cache flushes (the cache was full, or code was written).
+    /// Code-cache flushes (the cache was full).
     pub flushes: u64,
+    /// Translations invalidated because their guest code was written.
+    pub invalidated: u64,
+    /// Chain sites unlinked because the translation they led to was invalidated.
+    pub unlinked: u64,
     /// Chain links patched into translated code.
     pub links: u64,
     /// Exceptions delivered to the guest.
@@ -278,7 +282,7 @@ impl Jit {
         budget: u64,
         now: &dyn Fn(u64) -> u64,
     ) -> Result<u32, Event> {
-        if !cpu.smc_pages.is_empty() {
+        if !cpu.code_writes.is_empty() {
             self.drop_written(cpu);
         }
         let prepare = &mut |insn: &_, key: &BlockKey| translate::prepare(insn, key.mode & BlockKey::FLAT != 0);
@@ -301,7 +305,7 @@ impl Jit {
             // block running past the CS limit: interpret it.
             self.stats.interpreted_blocks += 1;
             let retired = execute_block(cpu, bus, block, &mut self.interp_stats);
-            if !cpu.smc_pages.is_empty() {
+            if !cpu.code_writes.is_empty() {
                 self.drop_written(cpu);
             }
             return retired;
@@ -318,7 +322,7 @@ impl Jit {
                     // The host refused code memory: the block still runs, interpreted.
                     self.stats.interpreted_blocks += 1;
                     let retired = execute_block(cpu, bus, block, &mut self.interp_stats);
-                    if !cpu.smc_pages.is_empty() {
+                    if !cpu.code_writes.is_empty() {
                         self.drop_written(cpu);
                     }
                     return retired;
@@ -435,26 +439,32 @@ impl Jit {
                 other => return Err(other),
             }
         }
-        if !cpu.smc_pages.is_empty() {
+        if !cpu.code_writes.is_empty() {
             self.drop_written(cpu);
         }
         Ok(retired)
     }
 
-    /// Drops the blocks on written code pages; if any went, every translation goes too,
-    /// since chains may lead into them.
+    /// Drops the blocks whose code was written, and their translations: the chain sites
+    /// and indirect-target entries that lead into them are unlinked, so nothing reaches
+    /// them again. Every other translation stays.
     fn drop_written(&mut self, cpu: &mut Cpu) {
-        if self.cache.invalidate_written(cpu) {
-            self.pending_link = None;
-            self.code.flush();
-            self.stats.flushes += 1;
-            self.forget_indirect();
+        let dropped = self.cache.invalidate_written(cpu);
+        if dropped.is_empty() {
+            return;
         }
-    }
-
-    /// Empties the indirect-target table (after a flush its code addresses are gone).
-    fn forget_indirect(&mut self) {
-        self.indirect.fill(IndirectEntry::EMPTY);
+        let mut dead = Vec::new();
+        for b in &dropped {
+            self.stats.unlinked += self.code.invalidate(b.key, &mut dead);
+        }
+        self.stats.invalidated += dead.len() as u64;
+        if !dead.is_empty() {
+            for e in self.indirect.iter_mut() {
+                if e.link.leads_into(&dead) {
+                    *e = IndirectEntry::EMPTY;
+                }
+            }
+        }
     }
 }
 
@@ -543,13 +553,13 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
         }
         r
     };
-    if !cpu.smc_pages.is_empty() {
+    if !cpu.code_writes.is_empty() {
         ctx.stop_chaining(); // code was written: the run loop drops blocks first
     }
     match result {
         Ok(()) => {
             let last = index as usize + 1 == block.insns.len();
-            if !last && (!cpu.smc_pages.is_empty() || cpu.state.halted) { stop(ctx, true) } else { 0 }
+            if !last && (!cpu.code_writes.is_empty() || cpu.state.halted) { stop(ctx, true) } else { 0 }
         }
         Err(e) => {
             ctx.event = Some((e, cur));
