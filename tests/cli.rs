@@ -227,3 +227,15 @@ fn run_with_a_small_code_cache() {
         .unwrap_or_default();
     assert!(flushes.parse::<u64>().unwrap() > 0, "{}", stderr(&o));
 }
+
+/// A run that would go on for hours stops at `--timeout` under every engine, with exit
+/// status 8. (`--max-insns` only keeps a broken timeout from hanging the test.)
+#[test]
+fn timeout_stops_a_long_run() {
+    for (engine, max) in [("jit", "20000000000"), ("interp", "500000000"), ("lockstep", "100000000")] {
+        let args = ["run", "compute", "--cmdline", "iters=1000000", "--engine", engine, "--timeout", "0.001"];
+        let o = popek(&[&args[..], &["--max-insns", max]].concat());
+        assert_eq!(o.status.code(), Some(8), "{engine}: {}", stderr(&o));
+        assert!(stderr(&o).contains("Timeout"), "{engine}: {}", stderr(&o));
+    }
+}

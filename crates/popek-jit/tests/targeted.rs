@@ -189,3 +189,32 @@ fn indirect_jumps_and_calls_chain_through_the_target_table() {
     let exits = jit.stats.exits_chain_miss + jit.stats.exits_end;
     assert!(exits < 20, "the loop ran chained, not through the run loop: {:?}", jit.stats);
 }
+
+#[test]
+fn rep_string_elements_count_against_the_chaining_budget() {
+    //        mov ebx, 100
+    //  loop: mov edi, DATA_BASE ; mov ecx, 4096 ; rep stosb ; dec ebx ; jnz loop ; hlt
+    const N: u32 = 4096;
+    let mut code = vec![0xbb, 100, 0, 0, 0, 0xbf];
+    code.extend(DATA_BASE.to_le_bytes());
+    code.push(0xb9);
+    code.extend(N.to_le_bytes());
+    code.extend([0xf3, 0xaa, 0x4b, 0x75, 0xf1, 0xf4]);
+    both(&code, |_| {}, 1 << 20);
+    // A call of translated code does no more work than MAX_BUDGET ordinary instructions
+    // (elements, here), so that the run loop, which looks at the wall clock between calls,
+    // gets control back often. (Today a block ending in a REP does not chain at all; if it
+    // ever does, the elements must count against the budget.)
+    let mut t = TestBox::new(&code);
+    let mut jit = Jit::new(1 << 20).expect("code cache");
+    let mut most = 0;
+    while !t.cpu.state.halted {
+        let before = i64::from(t.cpu.state.gpr[3]); // EBX: copies left (0 before the first MOV)
+        jit.run(&mut t.cpu, &mut t.bus, popek_jit::MAX_BUDGET, &|_| 0).expect("runs");
+        most = most.max(before - i64::from(t.cpu.state.gpr[3]));
+    }
+    assert!(
+        most * i64::from(N) <= (popek_jit::MAX_BUDGET + u64::from(N)) as i64,
+        "{most} copies of {N} bytes in one call"
+    );
+}
