@@ -228,6 +228,22 @@ fn run_with_a_small_code_cache() {
     assert!(flushes.parse::<u64>().unwrap() > 0, "{}", stderr(&o));
 }
 
+/// `--timeout` takes any positive number of seconds: fractions, and values too large to
+/// matter, which mean no limit; zero, negative, NaN and non-numbers are refused (never a
+/// panic).
+#[test]
+fn timeout_values() {
+    let hello = popek::guests::find("hello").unwrap().expected_output;
+    for t in ["0.5", "3600", "1e30", "1.7976931348623157e308", "inf"] {
+        let o = popek(&["run", "hello", "--timeout", t]);
+        assert_eq!(o.status.code(), Some(1), "--timeout {t}: {}", stderr(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), hello, "--timeout {t}");
+    }
+    for t in ["0", "-0", "-1", "-inf", "nan", "NaN", "abc", "", "1s", "0x10"] {
+        assert_usage_error(&["run", "hello", &format!("--timeout={t}")]);
+    }
+}
+
 /// A run that would go on for hours stops at `--timeout` under every engine, with exit
 /// status 8. (`--max-insns` only keeps a broken timeout from hanging the test.)
 #[test]
