@@ -227,7 +227,7 @@ impl HasHandler for JitInsn {
 #[derive(Debug, thiserror::Error)]
 pub enum JitError {
     /// The host refused the code buffer.
-    #[error("cannot map the JIT code cache: {0}")]
+    #[error("cannot map the JIT code cache")]
     CodeBuffer(#[from] std::io::Error),
 }
 

@@ -162,8 +162,8 @@ pub enum MachineError {
     /// Guest RAM could not be set up.
     #[error(transparent)]
     Memory(#[from] MemoryError),
-    /// The kernel image is malformed.
-    #[error("cannot load kernel: {0}")]
+    /// The kernel image is malformed (the cause is the error's source).
+    #[error("cannot load the kernel")]
     Load(#[from] LoadError),
     /// The translator could not start.
     #[error(transparent)]
