@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use popek::cpu::iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+use popek::cpu::iced_x86::{Decoder, Formatter, IntelFormatter};
 use popek::devices::clock::InstructionClock;
 use popek::devices::sink::{ByteSink, NullSink, StdoutSink, WriterSink};
 use popek::interp::dispatch;
@@ -519,7 +519,7 @@ fn run_demo(iterations: u32) -> Result<()> {
     println!("popek demo: a counting loop at {:#x}, {} bytes of 32-bit code", demo::CODE_BASE, code.len());
     println!();
     println!("  {:<10} {:<22} {:<22} handler group", "eip", "bytes", "instruction");
-    let mut decoder = Decoder::with_ip(32, &code, demo::CODE_BASE as u64, DecoderOptions::NONE);
+    let mut decoder = Decoder::with_ip(32, &code, demo::CODE_BASE as u64, popek::cpu::block::DECODER_OPTIONS);
     let mut fmt = IntelFormatter::new();
     let mut start = 0usize;
     for insn in &mut decoder {
