@@ -120,8 +120,10 @@ fn main() {
         let mut objs = rt_objs.clone();
         for ext in ["c", "S"] {
             let src = kernels.join(format!("{name}.{ext}"));
-            println!("cargo:rerun-if-changed={}", src.display());
+            // Only files that exist: cargo reruns the script every time for a missing one.
+            // (A source added later changes `kernels/`, which is watched above.)
             if src.exists() {
+                println!("cargo:rerun-if-changed={}", src.display());
                 let obj = rt_dir.join(format!("{name}.{ext}.o"));
                 compile(&src, &obj);
                 objs.push(obj);

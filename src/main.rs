@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use popek::cpu::iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+use popek::cpu::iced_x86::{Decoder, Formatter, IntelFormatter};
 use popek::devices::clock::InstructionClock;
 use popek::devices::sink::{ByteSink, NullSink, StdoutSink, WriterSink};
 use popek::interp::dispatch;
@@ -130,9 +130,10 @@ struct RunArgs {
     /// Stop after this many guest instructions (exit status 8).
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
-    /// Stop after this many seconds of wall-clock time (exit status 8).
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<f64>,
+    /// Stop after this many seconds of wall-clock time (exit status 8); fractions are
+    /// fine, and a value too large to matter (e.g. 1e30 or inf) means no limit.
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
     /// Speed of the virtual CPU in million instructions per virtual second: virtual
     /// time (timers, the TSC) advances by one period per retired instruction.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -171,6 +172,17 @@ fn parse_code_cache(s: &str) -> Result<usize, String> {
         Ok(n) if (MIN_CODE_CACHE..=MAX_CODE_CACHE).contains(&n) => Ok(n),
         _ => Err(format!("`{s}`: the code cache must be between 64K and 1G")),
     }
+}
+
+/// `--timeout SECS`: a positive number of seconds. One beyond what a `Duration` holds
+/// (some 584 billion years) is as good as no limit, and becomes `Duration::MAX`.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let positive = "the timeout must be a positive number of seconds";
+    let secs: f64 = s.trim().parse().map_err(|_| positive.to_string())?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err(positive.into());
+    }
+    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 fn parse_hex(s: &str) -> Result<u32, String> {
@@ -221,7 +233,7 @@ fn run_default() -> Result<ExitCode> {
         serial: SerialTarget::Stdio,
         input: None,
         max_insns: None,
-        timeout: Some(60.0),
+        timeout: Some(Duration::from_secs(60)),
         mips: 1000,
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
         stats: true,
@@ -260,10 +272,6 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             std::fs::File::create(p).with_context(|| format!("cannot create serial output file {}", p.display()))?,
         )),
     };
-    let timeout = match args.timeout {
-        Some(t) if !(t.is_finite() && t > 0.0) => bail!("--timeout must be a positive number of seconds"),
-        t => t.map(Duration::from_secs_f64),
-    };
     let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
     let config = |serial, engine| MachineConfig {
         ram_size: args.mem,
@@ -292,7 +300,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     let started = Instant::now();
     let clock = InstructionClock { insns_per_sec: args.mips * 1_000_000 };
-    let run_config = RunConfig { max_insns: args.max_insns, timeout, clock };
+    let run_config = RunConfig { max_insns: args.max_insns, timeout: args.timeout, clock };
     let stop = if let Engine::Lockstep = args.engine {
         // The interpreter's machine prints the guest's output; the JIT's is checked against it.
         let mut other = Machine::boot(config(Box::new(NullSink), EngineKind::Jit), &image)?;
@@ -511,7 +519,7 @@ fn run_demo(iterations: u32) -> Result<()> {
     println!("popek demo: a counting loop at {:#x}, {} bytes of 32-bit code", demo::CODE_BASE, code.len());
     println!();
     println!("  {:<10} {:<22} {:<22} handler group", "eip", "bytes", "instruction");
-    let mut decoder = Decoder::with_ip(32, &code, demo::CODE_BASE as u64, DecoderOptions::NONE);
+    let mut decoder = Decoder::with_ip(32, &code, demo::CODE_BASE as u64, popek::cpu::block::DECODER_OPTIONS);
     let mut fmt = IntelFormatter::new();
     let mut start = 0usize;
     for insn in &mut decoder {

@@ -237,3 +237,80 @@ fn run_with_a_small_code_cache() {
         .unwrap_or_default();
     assert!(flushes.parse::<u64>().unwrap() > 0, "{}", stderr(&o));
 }
+
+/// `--timeout` takes any positive number of seconds: fractions, and values too large to
+/// matter, which mean no limit; zero, negative, NaN and non-numbers are refused (never a
+/// panic).
+#[test]
+fn timeout_values() {
+    let hello = popek::guests::find("hello").unwrap().expected_output;
+    for t in ["0.5", "3600", "1e30", "1.7976931348623157e308", "inf"] {
+        let o = popek(&["run", "hello", "--timeout", t]);
+        assert_eq!(o.status.code(), Some(1), "--timeout {t}: {}", stderr(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), hello, "--timeout {t}");
+    }
+    for t in ["0", "-0", "-1", "-inf", "nan", "NaN", "abc", "", "1s", "0x10"] {
+        assert_usage_error(&["run", "hello", &format!("--timeout={t}")]);
+    }
+}
+
+/// A run that would go on for hours stops at `--timeout` under every engine, with exit
+/// status 8. (`--max-insns` only keeps a broken timeout from hanging the test.)
+#[test]
+fn timeout_stops_a_long_run() {
+    for (engine, max) in [("jit", "20000000000"), ("interp", "500000000"), ("lockstep", "100000000")] {
+        let args = ["run", "compute", "--cmdline", "iters=1000000", "--engine", engine, "--timeout", "0.001"];
+        let o = popek(&[&args[..], &["--max-insns", max]].concat());
+        assert_eq!(o.status.code(), Some(8), "{engine}: {}", stderr(&o));
+        assert!(stderr(&o).contains("Timeout"), "{engine}: {}", stderr(&o));
+    }
+}
+
+/// Kernel images popek cannot boot: one line on stderr that says what is wrong (or what
+/// the file is, and what popek boots instead), each cause once.
+#[test]
+fn kernel_load_errors_say_what_the_file_is_once() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bzimage = vec![0u8; 0x400];
+    bzimage[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
+    bzimage[0x202..0x206].copy_from_slice(b"HdrS");
+    bzimage[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    let mut elf64 = b"\x7fELF\x02\x01\x01".to_vec();
+    elf64.resize(128, 0);
+    let mut hello64 = popek::guests::find("hello").unwrap().elf.to_vec();
+    hello64[4] = 2; // ELFCLASS64, Multiboot header and all
+    // Multiboot header with the a.out-kludge fields: load_end_addr below load_addr.
+    let aout = |load_end: u32| -> Vec<u8> {
+        let (magic, flags) = (0x1bad_b002u32, 1u32 << 16);
+        let fields =
+            [magic, flags, magic.wrapping_add(flags).wrapping_neg(), 0x20_0000, 0x20_0000, load_end, 0, 0x20_0020];
+        let mut v: Vec<u8> = fields.iter().flat_map(|f| f.to_le_bytes()).collect();
+        v.resize(64, 0xf4);
+        v
+    };
+    let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
+        ("bzImage", bzimage, &["Linux bzImage", "boot protocol 2.15", "Multiboot v1"]),
+        ("elf64", elf64, &["64-bit ELF", "Multiboot v1"]),
+        ("hello64.elf", hello64, &["64-bit ELF", "Multiboot v1"]),
+        ("garbage", b"this is not a kernel".to_vec(), &["no Multiboot header", "Multiboot v1"]),
+        ("aout-inconsistent", aout(0x1f_f000), &["a.out-kludge", "load_end_addr is below load_addr"]),
+        ("aout-short", aout(0x21_0000), &["truncated", "a.out-kludge text and data"]),
+    ];
+    for (name, bytes, want) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let o = popek(&["run", path.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+        for w in want {
+            assert!(err.contains(w), "{name}: `{w}` missing from: {err}");
+        }
+        let parts: Vec<&str> = err.trim_end().split(": ").collect();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(!parts[i + 1..].contains(p), "{name}: `{p}` said twice: {err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -46,6 +46,16 @@ use std::rc::Rc;
 /// Longest block, in instructions.
 pub const MAX_BLOCK_INSNS: usize = 64;
 
+/// How guest code is decoded: as popek's CPU (a P6 whose CPUID advertises neither BMI1
+/// nor LZCNT) reads it. An F3 prefix that a newer CPU makes part of the opcode is
+/// ignored, as the P6 ignores a REP prefix on a non-string instruction (a use SDM Vol. 2A
+/// 2.1.1 calls reserved): `F3 0F BC` is BSF, not TZCNT, `F3 0F BD` is BSR, not LZCNT (their SDM
+/// pages: "executed as BSF/BSR" without the feature), and `F3 0F 09` is WBINVD, not
+/// WBNOINVD. The decoded instruction keeps its F3 as a REP prefix: re-encoded for an
+/// x86-64 host that has TZCNT, it would be TZCNT again.
+pub const DECODER_OPTIONS: u32 =
+    DecoderOptions::NO_MPFX_0FBC | DecoderOptions::NO_MPFX_0FBD | DecoderOptions::NO_WBNOINVD;
+
 /// What a block is keyed by: where its first byte is and the modes that change decoding or translation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlockKey {
@@ -368,8 +378,7 @@ fn decode_block<E>(
             fetch_bytes(cpu, bus, PhysAddr(key.phys + fetched), page_left - fetched, &mut bytes);
             fetched = page_left;
         }
-        let mut dec =
-            Decoder::with_ip(bitness, &bytes[pos..], eip.wrapping_add(pos as u32) as u64, DecoderOptions::NONE);
+        let mut dec = Decoder::with_ip(bitness, &bytes[pos..], eip.wrapping_add(pos as u32) as u64, DECODER_OPTIONS);
         let insn = dec.decode();
         let cut_off = insn.is_invalid() && dec.last_error() == iced_x86::DecoderError::NoMoreBytes;
         if cut_off {
@@ -403,7 +412,7 @@ fn decode_straddling<E>(
     let next = fetch_translate(cpu, eip.wrapping_add(first))?;
     fetch_bytes(cpu, bus, next, 16 - first.min(15), &mut bytes);
     let bitness = if cpu.state.code32() { 32 } else { 16 };
-    let mut dec = Decoder::with_ip(bitness, &bytes, eip as u64, DecoderOptions::NONE);
+    let mut dec = Decoder::with_ip(bitness, &bytes, eip as u64, DECODER_OPTIONS);
     let insn = dec.decode();
     let len = insn.len().max(1);
     bytes.truncate(len);

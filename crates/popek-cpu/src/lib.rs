@@ -123,7 +123,7 @@ impl Cpu {
         while (at as u64) < end {
             let page = at >> 12;
             let off = at & 0xfff;
-            let n = (end - at as u64).min((0x1000 - off) as u64) as u32;
+            let n = u32::try_from((end - at as u64).min((0x1000 - off) as u64)).expect("at most a page");
             if self.code_pages.contains(page) {
                 if self.code_pages.overlaps(page, off, n) {
                     self.code_writes.push(CodeWrite { phys: at, len: n });

@@ -31,6 +31,20 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
         Mnemonic::Cwd => cwd::<2>,
         Mnemonic::Cdq => cwd::<4>,
         Mnemonic::Nop | Mnemonic::Pause | Mnemonic::Reservednop => nop,
+        // 0F 18–0F 1F is the hint-NOP space (SDM Vol. 2B, NOP; Vol. 2D, A.3 opcode map:
+        // "Reserved-NOP"): what iced-x86 decodes there as a newer instruction is a NOP on
+        // popek's CPU too. PREFETCHh and CLDEMOTE are hints without architectural effect;
+        // ENDBR32/64 and RDSSP (F3 0F 1E) are NOPs without CET, which CPUID does not report.
+        Mnemonic::Prefetchnta
+        | Mnemonic::Prefetcht0
+        | Mnemonic::Prefetcht1
+        | Mnemonic::Prefetcht2
+        | Mnemonic::Prefetchit0
+        | Mnemonic::Prefetchit1
+        | Mnemonic::Cldemote
+        | Mnemonic::Endbr32
+        | Mnemonic::Endbr64
+        | Mnemonic::Rdsspd => nop,
         Mnemonic::Clc => set_flag::<CF, false>,
         Mnemonic::Stc => set_flag::<CF, true>,
         Mnemonic::Cmc => cmc,
@@ -205,7 +219,7 @@ fn cwd<const W: Width>(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecR
 }
 
 /// NOP, multi-byte NOP (0F 1F /0, whose memory operand is not accessed), the reserved
-/// hint NOPs and PAUSE.
+/// hint NOPs (0F 18–0F 1F, whatever newer CPUs made of them) and PAUSE (F3 90).
 fn nop(_: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
     Ok(())
 }

@@ -3,8 +3,9 @@
 
 use crate::Interpreter;
 use popek_cpu::ExecResult;
+use popek_cpu::block::DECODER_OPTIONS;
 use popek_cpu::exception::Event;
-use popek_cpu::iced_x86::{Decoder, DecoderOptions};
+use popek_cpu::iced_x86::Decoder;
 use popek_cpu::state::gpr::ESP;
 use popek_cpu::{Cpu, GuestMemory, NullBus, PhysAddr};
 
@@ -116,7 +117,7 @@ impl TestBox {
     /// Decodes the first instruction of `bytes` as if at [`CODE_BASE`] and runs its handler
     /// directly (no block, no exception delivery): the handler's own result.
     pub fn exec_one(&mut self, bytes: &[u8]) -> ExecResult {
-        let insn = Decoder::with_ip(32, bytes, CODE_BASE as u64, DecoderOptions::NONE).decode();
+        let insn = Decoder::with_ip(32, bytes, CODE_BASE as u64, DECODER_OPTIONS).decode();
         self.cpu.state.eip = CODE_BASE + insn.len() as u32;
         (crate::dispatch::handler_for(&insn))(&mut self.cpu, &mut self.bus, &insn)
     }

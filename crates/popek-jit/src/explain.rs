@@ -35,7 +35,17 @@ fn callout_reason(insn: &Instruction) -> &'static str {
 
 /// Why an instruction is a helper call (not translated inline yet).
 fn helper_reason(insn: &Instruction) -> &'static str {
-    if insn.flow_control() != FlowControl::Next {
+    use Mnemonic::*;
+    if popek_interp::dispatch::classify(insn).0 == "invalid" {
+        "not an instruction on popek's CPU: the handler raises #UD"
+    } else if insn.has_rep_prefix() && matches!(insn.mnemonic(), Bsf | Bsr) {
+        "F3 ignored, as on a P6 (TZCNT/LZCNT on newer CPUs: a host twin would be those)"
+    } else if matches!(
+        insn.mnemonic(),
+        Pause | Reservednop | Endbr32 | Endbr64 | Rdsspd | Prefetchnta | Prefetcht0 | Prefetcht1 | Prefetcht2
+    ) {
+        "a hint NOP on popek's CPU: the handler does nothing"
+    } else if insn.flow_control() != FlowControl::Next {
         "control transfer: the handler computes EIP"
     } else if insn.stack_pointer_increment() != 0 {
         "stack operation"

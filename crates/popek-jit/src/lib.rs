@@ -184,8 +184,15 @@ impl IndirectEntry {
 
 const _: () = assert!(std::mem::size_of::<IndirectEntry>() == 32);
 
-/// Most instructions translated code runs in one call when no timer is due.
-pub const MAX_BUDGET: u64 = 1 << 20;
+/// Most instructions translated code runs in one call when no timer is due. The run loop
+/// looks at the wall clock (`--timeout`) between calls, so one call must stay well under a
+/// millisecond: 65,536 instructions are some 30 µs of chained translated code, under a
+/// millisecond even if all of them were helpers. (A REP string instruction, which may
+/// move up to [`popek_cpu::REP_BUDGET`] elements as one instruction, ends its block, and
+/// such a block returns to the run loop instead of chaining.) The budget only decides at
+/// which block boundary a chain returns to the run loop — one where the interpreter
+/// returns too — so it changes nothing the guest sees.
+pub const MAX_BUDGET: u64 = 1 << 16;
 
 /// A chain site to link once the block it leads to has been looked up.
 #[derive(Clone, Copy, Debug)]
@@ -224,7 +231,7 @@ impl HasHandler for JitInsn {
 #[derive(Debug, thiserror::Error)]
 pub enum JitError {
     /// The host refused the code buffer.
-    #[error("cannot map the JIT code cache: {0}")]
+    #[error("cannot map the JIT code cache")]
     CodeBuffer(#[from] std::io::Error),
 }
 

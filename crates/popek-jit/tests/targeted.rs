@@ -189,3 +189,95 @@ fn indirect_jumps_and_calls_chain_through_the_target_table() {
     let exits = jit.stats.exits_chain_miss + jit.stats.exits_end;
     assert!(exits < 20, "the loop ran chained, not through the run loop: {:?}", jit.stats);
 }
+
+#[test]
+fn rep_string_elements_count_against_the_chaining_budget() {
+    //        mov ebx, 100
+    //  loop: mov edi, DATA_BASE ; mov ecx, 4096 ; rep stosb ; dec ebx ; jnz loop ; hlt
+    const N: u32 = 4096;
+    let mut code = vec![0xbb, 100, 0, 0, 0, 0xbf];
+    code.extend(DATA_BASE.to_le_bytes());
+    code.push(0xb9);
+    code.extend(N.to_le_bytes());
+    code.extend([0xf3, 0xaa, 0x4b, 0x75, 0xf1, 0xf4]);
+    both(&code, |_| {}, 1 << 20);
+    // A call of translated code does no more work than MAX_BUDGET ordinary instructions
+    // (elements, here), so that the run loop, which looks at the wall clock between calls,
+    // gets control back often. (Today a block ending in a REP does not chain at all; if it
+    // ever does, the elements must count against the budget.)
+    let mut t = TestBox::new(&code);
+    let mut jit = Jit::new(1 << 20).expect("code cache");
+    let mut most = 0;
+    while !t.cpu.state.halted {
+        let before = i64::from(t.cpu.state.gpr[3]); // EBX: copies left (0 before the first MOV)
+        jit.run(&mut t.cpu, &mut t.bus, popek_jit::MAX_BUDGET, &|_| 0).expect("runs");
+        most = most.max(before - i64::from(t.cpu.state.gpr[3]));
+    }
+    assert!(
+        most * i64::from(N) <= (popek_jit::MAX_BUDGET + u64::from(N)) as i64,
+        "{most} copies of {N} bytes in one call"
+    );
+}
+
+/// Encodings a newer CPU reads differently run as popek's CPU (a P6) runs them, under the
+/// translator as under the interpreter: TZCNT/LZCNT encodings as BSF/BSR (a host twin
+/// would be TZCNT/LZCNT again: the F3 stays on the decoded instruction), the hint NOPs,
+/// `rep ret` and the MPX `bnd` branches, and POPCNT as #UD.
+#[test]
+fn prefix_repurposed_encodings_agree_with_the_interpreter() {
+    use popek_cpu::block::DECODER_OPTIONS;
+    use popek_cpu::iced_x86::Decoder;
+    use popek_cpu::state::flags::{CF, ZF};
+    use popek_jit::Treatment;
+    let cases: [(&str, &[u8], u32); 11] = [
+        ("f3 0f bc: bsf of 1", &[0xf3, 0x0f, 0xbc, 0xc3], 1),
+        ("f3 0f bc: bsf of 0", &[0xf3, 0x0f, 0xbc, 0xc3], 0),
+        ("f3 0f bd: bsr of 1", &[0xf3, 0x0f, 0xbd, 0xc3], 1),
+        ("f3 0f bd: bsr of 0x8000_0000", &[0xf3, 0x0f, 0xbd, 0xc3], 0x8000_0000),
+        ("f3 0f bd: bsr of 0", &[0xf3, 0x0f, 0xbd, 0xc3], 0),
+        ("66 f3 0f bc: bsf ax,bx", &[0x66, 0xf3, 0x0f, 0xbc, 0xc3], 0x0100),
+        ("f3 0f bc: bsf eax,[ebx]", &[0xf3, 0x0f, 0xbc, 0x03], DATA_BASE),
+        (
+            "hint NOPs and PAUSE",
+            &[
+                0xf3, 0x0f, 0x1e, 0xfb, 0xf3, 0x0f, 0x1e, 0xc8, 0x0f, 0x18, 0x03, 0x0f, 0x1c, 0x03, 0x0f, 0x19, 0x03,
+                0xf3, 0x90,
+            ],
+            DATA_BASE,
+        ),
+        ("f3 c3 rep ret", &[0xeb, 0x02, 0xf3, 0xc3, 0xe8, 0xf9, 0xff, 0xff, 0xff, 0x40], 0),
+        (
+            "f2 bnd call, ret, je",
+            &[0xeb, 0x02, 0xf2, 0xc3, 0xf2, 0xe8, 0xf8, 0xff, 0xff, 0xff, 0xf2, 0x74, 0x01, 0x40],
+            0,
+        ),
+        ("f3 0f b8: popcnt is #UD", &[0x40, 0xf3, 0x0f, 0xb8, 0xc3, 0x40], 0xff),
+    ];
+    for (name, code, ebx) in cases {
+        let (t, _) = both(
+            code,
+            |t| {
+                t.install_exception_handlers();
+                t.poke(DATA_BASE, &0x0001_0000u32.to_le_bytes());
+                t.cpu.state.gpr[0] = 0x1234;
+                t.cpu.state.gpr[3] = ebx;
+                t.cpu.state.eflags |= CF; // BSF/BSR leave CF alone; TZCNT/LZCNT would not
+            },
+            1 << 20,
+        );
+        let vector = t.halted_vector();
+        if name.contains("popcnt") {
+            assert_eq!(vector, Some(6), "{name}: #UD");
+            assert_eq!(t.cpu.state.gpr[0], 0x1235, "{name}: the INC before ran, the one after did not");
+        } else {
+            assert_eq!(vector, None, "{name}: no exception");
+        }
+        if name.contains("bsf of 1") {
+            assert_eq!((t.cpu.state.gpr[0], t.cpu.state.eflags & (ZF | CF)), (0, CF), "{name}: BSF, not TZCNT");
+        }
+    }
+    for bytes in [[0xf3, 0x0f, 0xbc, 0xc3], [0xf3, 0x0f, 0xbd, 0xc3]] {
+        let insn = Decoder::with_ip(32, &bytes, 0, DECODER_OPTIONS).decode();
+        assert_ne!(popek_jit::classify(&insn, true), Treatment::Ident, "{insn}: no host twin with its F3");
+    }
+}

@@ -5,6 +5,7 @@
 //! with the instruction counts; guest RAM is compared every [`MEMORY_EVERY`] blocks and at
 //! the end (comparing 128 MiB after every block would dominate the run).
 
+use crate::machine::Watchdog;
 use crate::{Engine, Machine, RunConfig, StopReason};
 use popek_cpu::CpuState;
 
@@ -44,7 +45,11 @@ fn first_difference(a: &Machine, b: &Machine) -> Option<u32> {
 /// compared there — at every point where both stand at a block boundary.
 pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Result<StopReason, Box<Divergence>> {
     let mut step = 0u64;
+    let watchdog = cfg.timeout.and_then(Watchdog::start);
     loop {
+        if watchdog.as_ref().is_some_and(Watchdog::expired) {
+            return Ok(StopReason::Timeout);
+        }
         let before = other.cpu.state.clone();
         let ticks = other.ticks();
         let stop_b = other.step(cfg);

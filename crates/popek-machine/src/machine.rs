@@ -25,6 +25,9 @@ use popek_devices::{DeviceBus, StopRequest};
 use popek_interp::Interpreter;
 use popek_jit::Jit;
 use popek_memory::MemoryError;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Why the machine stopped.
@@ -54,7 +57,9 @@ pub const DEFAULT_INSNS_PER_SEC: u64 = 1_000_000_000;
 pub struct RunConfig {
     /// Stop after this many guest instructions.
     pub max_insns: Option<u64>,
-    /// Stop after this much wall-clock time.
+    /// Stop after this much wall-clock time (checked between blocks, so the run stops
+    /// within a millisecond or so of it). A limit too large for the host's clock
+    /// (e.g. [`Duration::MAX`]) means no limit.
     pub timeout: Option<Duration>,
     /// Guest instructions per virtual second (deterministic time).
     pub clock: InstructionClock,
@@ -157,8 +162,8 @@ pub enum MachineError {
     /// Guest RAM could not be set up.
     #[error(transparent)]
     Memory(#[from] MemoryError),
-    /// The kernel image is malformed.
-    #[error("cannot load kernel: {0}")]
+    /// The kernel image is malformed (the cause is the error's source).
+    #[error("cannot load the kernel")]
     Load(#[from] LoadError),
     /// The translator could not start.
     #[error(transparent)]
@@ -256,11 +261,9 @@ impl Machine {
     }
 
     fn run_loop(&mut self, cfg: &RunConfig) -> StopReason {
-        let started = Instant::now();
-        let mut steps = 0u64;
+        let watchdog = cfg.timeout.and_then(Watchdog::start);
         loop {
-            steps += 1;
-            if steps.is_multiple_of(1024) && cfg.timeout.is_some_and(|t| started.elapsed() >= t) {
+            if watchdog.as_ref().is_some_and(Watchdog::expired) {
                 return StopReason::Timeout;
             }
             if let Some(stop) = self.step(cfg) {
@@ -343,6 +346,57 @@ impl Machine {
                 eip: self.cpu.state.eip,
                 bytes: Vec::new(),
             }),
+        }
+    }
+}
+
+/// The wall-clock limit of a run (`RunConfig::timeout`), looked at before every step of
+/// the run loop.
+///
+/// A thread sleeps until the deadline and then raises a flag, so the check costs one
+/// relaxed load, not a clock read, and the run stops one step after the deadline. A step
+/// is short: one block (or a part of a REP string instruction, at most
+/// [`popek_cpu::REP_BUDGET`] elements) for the interpreter, and for the translator one
+/// call of chained code, which [`popek_jit::MAX_BUDGET`] keeps well under a millisecond.
+/// The flag only decides when the run stops; the guest never sees it.
+pub(crate) enum Watchdog {
+    /// The usual case: a flag the thread sets at the deadline. Dropping the sender wakes
+    /// the thread when the run ends first, and it ends without setting the flag.
+    Thread {
+        /// Set at the deadline.
+        expired: Arc<AtomicBool>,
+        /// Dropped with the watchdog.
+        _cancel: mpsc::Sender<()>,
+    },
+    /// No thread could be started: the clock is read at every check instead.
+    Clock(Instant),
+}
+
+impl Watchdog {
+    /// A watchdog for `limit` from now; `None` if the deadline is beyond what the host's
+    /// clock can represent (in effect, no limit).
+    pub(crate) fn start(limit: Duration) -> Option<Watchdog> {
+        let deadline = Instant::now().checked_add(limit)?;
+        let expired = Arc::new(AtomicBool::new(false));
+        let (cancel, cancelled) = mpsc::channel::<()>();
+        let flag = Arc::clone(&expired);
+        let thread = std::thread::Builder::new().name("popek-timeout".into()).spawn(move || {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(mpsc::RecvTimeoutError::Timeout) = cancelled.recv_timeout(left) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+        Some(match thread {
+            Ok(_) => Watchdog::Thread { expired, _cancel: cancel },
+            Err(_) => Watchdog::Clock(deadline),
+        })
+    }
+
+    /// True once the deadline has passed.
+    pub(crate) fn expired(&self) -> bool {
+        match self {
+            Watchdog::Thread { expired, .. } => expired.load(Ordering::Relaxed),
+            Watchdog::Clock(deadline) => Instant::now() >= *deadline,
         }
     }
 }

@@ -43,12 +43,30 @@ pub mod info_flags {
     pub const LOADER_NAME: u32 = 1 << 9;
 }
 
+/// What popek boots, as the errors about other kinds of file say.
+const ACCEPTS: &str =
+    "popek boots Multiboot v1 kernels (ELF32 i386, or any image with the a.out-kludge address fields)";
+
 /// Why an image cannot be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
-    /// No Multiboot header in the first 8 KiB.
-    #[error("no Multiboot header (magic 0x1BADB002) in the first 8 KiB of the image")]
+    /// No Multiboot header in the first 8 KiB (and not a kind of file popek recognises).
+    #[error("no Multiboot header (magic 0x1BADB002) in the first 8 KiB of the image: {}", ACCEPTS)]
     NoHeader,
+    /// A Linux kernel in the x86 boot protocol's format ("HdrS" at offset 0x202).
+    #[error(
+        "this is a Linux bzImage (x86 boot protocol {}.{}), not a Multiboot kernel: {}",
+        .protocol >> 8,
+        .protocol & 0xff,
+        ACCEPTS
+    )]
+    LinuxBzImage {
+        /// The boot protocol version (major in the high byte).
+        protocol: u16,
+    },
+    /// A 64-bit ELF file without the a.out-kludge address fields.
+    #[error("this is a 64-bit ELF file (ELFCLASS64): {}", ACCEPTS)]
+    Elf64,
     /// Header checksum does not add up.
     #[error("Multiboot header at offset {offset:#x} has a bad checksum")]
     BadChecksum {
@@ -70,6 +88,12 @@ pub enum LoadError {
     /// ELF file type is not EXEC.
     #[error("ELF image is not an executable (e_type {0})")]
     NotExecutable(u16),
+    /// The ELF headers contradict themselves.
+    #[error("malformed ELF image: {0}")]
+    BadElf(&'static str),
+    /// The a.out-kludge address fields contradict themselves or the file.
+    #[error("Multiboot a.out-kludge address fields are inconsistent: {0}")]
+    BadAoutKludge(&'static str),
     /// The file ends before a structure it describes.
     #[error("image is truncated: {0}")]
     Truncated(&'static str),
@@ -152,7 +176,8 @@ fn find_header(image: &[u8]) -> Result<Header, LoadError> {
             let addrs = if flags & header_flags::AOUT_KLUDGE != 0 {
                 let mut a = [0u32; 5];
                 for (i, v) in a.iter_mut().enumerate() {
-                    *v = u32_at(image, off + 12 + 4 * i).ok_or(LoadError::Truncated("Multiboot address fields"))?;
+                    *v = u32_at(image, off + 12 + 4 * i)
+                        .ok_or(LoadError::Truncated("the file ends inside the Multiboot header's address fields"))?;
                 }
                 Some(a)
             } else {
@@ -163,6 +188,18 @@ fn find_header(image: &[u8]) -> Result<Header, LoadError> {
         off += 4;
     }
     Err(LoadError::NoHeader)
+}
+
+/// What an image without a Multiboot header is, if popek recognises it: a Linux bzImage
+/// (the x86 boot protocol's "HdrS" at 0x202) or a 64-bit ELF file.
+fn not_multiboot(image: &[u8]) -> LoadError {
+    if image.get(0x202..0x206) == Some(b"HdrS".as_slice()) {
+        return LoadError::LinuxBzImage { protocol: u16_at(image, 0x206).unwrap_or(0) };
+    }
+    if image.starts_with(b"\x7fELF") && image.get(4) == Some(&2) {
+        return LoadError::Elf64;
+    }
+    LoadError::NoHeader
 }
 
 /// One piece of the image to place in RAM: `file[offset..offset+filesz]` at `addr`,
@@ -179,37 +216,42 @@ fn elf_segments(image: &[u8]) -> Result<(Vec<Segment>, u32), LoadError> {
     if image.get(0..4) != Some(b"\x7fELF".as_slice()) {
         return Err(LoadError::NotElf);
     }
+    if image.get(4) == Some(&2) {
+        return Err(LoadError::Elf64);
+    }
     if image.get(4) != Some(&1) || image.get(5) != Some(&1) {
         return Err(LoadError::WrongClass);
     }
-    let e_type = u16_at(image, 16).ok_or(LoadError::Truncated("ELF header"))?;
-    let machine = u16_at(image, 18).ok_or(LoadError::Truncated("ELF header"))?;
+    const SHORT: LoadError = LoadError::Truncated("the file ends inside the ELF header");
+    let e_type = u16_at(image, 16).ok_or(SHORT)?;
+    let machine = u16_at(image, 18).ok_or(SHORT)?;
     if machine != 3 {
         return Err(LoadError::WrongMachine(machine));
     }
     if e_type != 2 {
         return Err(LoadError::NotExecutable(e_type));
     }
-    let entry = u32_at(image, 24).ok_or(LoadError::Truncated("ELF header"))?;
-    let phoff = u32_at(image, 28).ok_or(LoadError::Truncated("ELF header"))? as usize;
-    let phentsize = u16_at(image, 42).ok_or(LoadError::Truncated("ELF header"))? as usize;
-    let phnum = u16_at(image, 44).ok_or(LoadError::Truncated("ELF header"))? as usize;
+    let entry = u32_at(image, 24).ok_or(SHORT)?;
+    let phoff = u32_at(image, 28).ok_or(SHORT)? as usize;
+    let phentsize = u16_at(image, 42).ok_or(SHORT)? as usize;
+    let phnum = u16_at(image, 44).ok_or(SHORT)? as usize;
     if phnum > 0 && phentsize < 32 {
-        return Err(LoadError::Truncated("program header entries shorter than 32 bytes"));
+        return Err(LoadError::BadElf("program header entries are shorter than 32 bytes (e_phentsize)"));
     }
     let mut segs = Vec::new();
     for i in 0..phnum {
-        let ph = phoff.checked_add(i * phentsize).ok_or(LoadError::Truncated("program headers"))?;
-        let field = |k: usize| u32_at(image, ph + 4 * k).ok_or(LoadError::Truncated("program headers"));
+        const SHORT: LoadError = LoadError::Truncated("the program headers run past the end of the file");
+        let ph = phoff.checked_add(i * phentsize).ok_or(SHORT)?;
+        let field = |k: usize| u32_at(image, ph + 4 * k).ok_or(SHORT);
         if field(0)? != 1 {
             continue; // not PT_LOAD
         }
         let (offset, paddr, filesz, memsz) = (field(1)? as usize, field(3)?, field(4)? as usize, field(5)? as u64);
         if filesz as u64 > memsz {
-            return Err(LoadError::Truncated("segment file size exceeds its memory size"));
+            return Err(LoadError::BadElf("a segment's file size exceeds its memory size (p_filesz > p_memsz)"));
         }
         if offset.checked_add(filesz).is_none_or(|end| end > image.len()) {
-            return Err(LoadError::Truncated("segment data runs past the end of the file"));
+            return Err(LoadError::Truncated("a segment's data runs past the end of the file"));
         }
         if memsz > 0 {
             segs.push(Segment { addr: paddr, offset, filesz, memsz });
@@ -223,15 +265,17 @@ fn aout_segments(image: &[u8], h: &Header, addrs: [u32; 5]) -> Result<(Vec<Segme
     // The file offset of load_addr: the header sits at header_addr in memory and at h.offset in the file.
     let start_in_file = (h.offset as u64 + load_addr as u64)
         .checked_sub(header_addr as u64)
-        .ok_or(LoadError::Truncated("a.out kludge: load_addr lies before the start of the file"))?;
-    let start_in_file = usize::try_from(start_in_file).map_err(|_| LoadError::Truncated("a.out kludge offsets"))?;
+        .ok_or(LoadError::BadAoutKludge("load_addr lies before the start of the file"))?;
+    let past_end =
+        LoadError::Truncated("the file ends before the a.out-kludge text and data (load_addr..load_end_addr)");
+    let start_in_file = usize::try_from(start_in_file).map_err(|_| past_end.clone())?;
     let filesz = if load_end == 0 {
-        image.len().checked_sub(start_in_file).ok_or(LoadError::Truncated("a.out kludge: load_addr"))?
+        image.len().checked_sub(start_in_file).ok_or(past_end.clone())?
     } else {
-        load_end.checked_sub(load_addr).ok_or(LoadError::Truncated("a.out kludge: load_end_addr < load_addr"))? as usize
+        load_end.checked_sub(load_addr).ok_or(LoadError::BadAoutKludge("load_end_addr is below load_addr"))? as usize
     };
     if start_in_file.checked_add(filesz).is_none_or(|e| e > image.len()) {
-        return Err(LoadError::Truncated("a.out kludge: text and data run past the end of the file"));
+        return Err(past_end);
     }
     let end = load_addr as u64 + filesz as u64;
     let memsz = if bss_end == 0 { filesz as u64 } else { (bss_end as u64).max(end) - load_addr as u64 };
@@ -240,7 +284,7 @@ fn aout_segments(image: &[u8], h: &Header, addrs: [u32; 5]) -> Result<(Vec<Segme
 
 /// Loads `image` into `mem` with `cmdline` and `modules`, and returns where to start.
 pub fn load(mem: &mut GuestMemory, image: &[u8], cmdline: &str, modules: &[Module]) -> Result<BootInfo, LoadError> {
-    let header = find_header(image)?;
+    let header = find_header(image).map_err(|e| if e == LoadError::NoHeader { not_multiboot(image) } else { e })?;
     let supported = header_flags::PAGE_ALIGN | header_flags::MEMORY_INFO;
     let required = header.flags & 0xffff;
     if required & !supported != 0 {
@@ -494,7 +538,10 @@ mod tests {
         assert!(matches!(load(&mut mem, &bad_sum, "", &[]), Err(LoadError::BadChecksum { .. })));
         let mut class64 = good.clone();
         class64[4] = 2;
-        assert_eq!(load(&mut mem, &class64, "", &[]), Err(LoadError::WrongClass));
+        assert_eq!(load(&mut mem, &class64, "", &[]), Err(LoadError::Elf64));
+        let mut big_endian = good.clone();
+        big_endian[5] = 2;
+        assert_eq!(load(&mut mem, &big_endian, "", &[]), Err(LoadError::WrongClass));
         let mut arm = good.clone();
         arm[18] = 40;
         assert_eq!(load(&mut mem, &arm, "", &[]), Err(LoadError::WrongMachine(40)));
@@ -508,8 +555,63 @@ mod tests {
         assert!(matches!(load(&mut mem, &low, "", &[]), Err(LoadError::OverlapsLoader { .. })));
         let video = elf(0x10_0000, header_flags::VIDEO_MODE, &[0xf4; 4], 0);
         assert_eq!(load(&mut mem, &video, "", &[]), Err(LoadError::UnsupportedFlags(4)));
+        let mut short_phdrs = good.clone();
+        short_phdrs[42] = 16; // e_phentsize
+        assert!(matches!(load(&mut mem, &short_phdrs, "", &[]), Err(LoadError::BadElf(_))));
+        let mut filesz_over_memsz = good.clone();
+        filesz_over_memsz[52 + 20] = 0; // p_memsz below p_filesz
+        assert!(matches!(load(&mut mem, &filesz_over_memsz, "", &[]), Err(LoadError::BadElf(_))));
         let long_cmdline = "x".repeat(70_000);
         assert!(matches!(load(&mut mem, &good, &long_cmdline, &[]), Err(LoadError::TooLarge(_))));
+    }
+
+    /// Files without a Multiboot header that popek recognises are named in the error.
+    #[test]
+    fn other_kinds_of_kernel_are_recognised() {
+        let mut mem = ram();
+        let mut bzimage = vec![0u8; 0x1000];
+        bzimage[0x202..0x206].copy_from_slice(b"HdrS");
+        bzimage[0x206..0x208].copy_from_slice(&0x020cu16.to_le_bytes());
+        assert_eq!(load(&mut mem, &bzimage, "", &[]), Err(LoadError::LinuxBzImage { protocol: 0x020c }));
+        let text = LoadError::LinuxBzImage { protocol: 0x020c }.to_string();
+        assert!(text.contains("boot protocol 2.12") && text.contains("Multiboot v1"), "{text}");
+        let mut elf64 = b"\x7fELF\x02\x01\x01".to_vec();
+        elf64.resize(64, 0);
+        assert_eq!(load(&mut mem, &elf64, "", &[]), Err(LoadError::Elf64));
+        let mut elf32 = elf64.clone();
+        elf32[4] = 1;
+        assert_eq!(load(&mut mem, &elf32, "", &[]), Err(LoadError::NoHeader));
+    }
+
+    /// A Multiboot header with the a.out-kludge fields: what is wrong with them.
+    #[test]
+    fn inconsistent_aout_kludge_fields_are_named() {
+        let image = |header_addr: u32, load_addr: u32, load_end: u32| {
+            let flags = header_flags::AOUT_KLUDGE;
+            let fields = [
+                HEADER_MAGIC,
+                flags,
+                HEADER_MAGIC.wrapping_add(flags).wrapping_neg(),
+                header_addr,
+                load_addr,
+                load_end,
+                0,
+                load_addr + 0x20,
+            ];
+            let mut v: Vec<u8> = fields.iter().flat_map(|f| f.to_le_bytes()).collect();
+            v.resize(64, 0xf4);
+            v
+        };
+        let mut mem = ram();
+        let before_file = image(0x20_0000, 0x1f_0000, 0);
+        assert!(matches!(load(&mut mem, &before_file, "", &[]), Err(LoadError::BadAoutKludge(_))));
+        let end_below = image(0x20_0000, 0x20_0000, 0x1f_0000);
+        assert!(matches!(load(&mut mem, &end_below, "", &[]), Err(LoadError::BadAoutKludge(_))));
+        let past_eof = image(0x20_0000, 0x20_0000, 0x20_1000);
+        assert!(matches!(load(&mut mem, &past_eof, "", &[]), Err(LoadError::Truncated(_))));
+        let mut header_cut = image(0x20_0000, 0x20_0000, 0);
+        header_cut.truncate(20);
+        assert!(matches!(load(&mut mem, &header_cut, "", &[]), Err(LoadError::Truncated(_))));
     }
 
     /// Random and mutated images never panic the loader.
