@@ -397,6 +397,7 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
             eprintln!("blocks executed:       {}", i.stats.blocks);
             eprintln!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
             eprintln!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
+            print_smc(m);
             eprintln!("exceptions delivered:  {}", i.stats.exceptions);
         }
         MachineEngine::Jit(j) => {
@@ -423,12 +424,22 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
                 if top.is_empty() { "none".into() } else { top.join(", ") }
             );
             eprintln!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
-            eprintln!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
+            eprintln!(
+                "blocks invalidated:    {} (self-modifying code: {} translations dropped, {} chains unlinked)",
+                c.invalidated, t.invalidated, t.unlinked
+            );
+            print_smc(m);
             eprintln!("exceptions delivered:  {}", t.exceptions + j.interp_stats.exceptions);
         }
     }
     eprintln!("interrupts delivered:  {}", s.interrupts);
     eprintln!("HLT sleeps:            {}", s.halts);
+}
+
+/// What stores to pages holding code did: the causes of invalidation.
+fn print_smc(m: &Machine) {
+    let smc = m.cpu.smc_stats;
+    eprintln!("stores to code pages:  {} into decoded code, {} to data beside it (nothing dropped)", smc.code, smc.data);
 }
 
 fn explain(

@@ -281,3 +281,87 @@ fn prefix_repurposed_encodings_agree_with_the_interpreter() {
         assert_ne!(popek_jit::classify(&insn, true), Treatment::Ident, "{insn}: no host twin with its F3");
     }
 }
+
+/// Little-endian bytes of `v` appended to `code`.
+fn le(code: &mut Vec<u8>, v: u32) {
+    code.extend(v.to_le_bytes());
+}
+
+/// A counter beside the loop's code, in the same page: each store reaches the slow path
+/// (the page holds code) but overlaps no decoded byte, so nothing is invalidated and the
+/// loop keeps running chained.
+#[test]
+fn data_beside_code_invalidates_nothing() {
+    let counter = CODE_BASE + 0x800;
+    // mov ecx, 1000 ; L: inc dword [counter] ; add eax, [counter] ; dec ecx ; jnz L ; hlt
+    let mut code = vec![0xb9];
+    le(&mut code, 1000);
+    let l = code.len();
+    code.extend([0xff, 0x05]);
+    le(&mut code, counter);
+    code.extend([0x03, 0x05]);
+    le(&mut code, counter);
+    code.extend([0x49, 0x75, (l as i32 - (code.len() as i32 + 3)) as u8, 0xf4]);
+    let (t, jit) = both(&code, |_| {}, 1 << 20);
+    assert_eq!(t.cpu.state.gpr[0], (1..=1000).sum::<u32>());
+    assert_eq!((jit.stats.invalidated, jit.stats.flushes), (0, 0), "{:?}", jit.stats);
+    assert_eq!(t.cpu.smc_stats.code, 0);
+    assert!(t.cpu.smc_stats.data >= 1000, "{:?}", t.cpu.smc_stats);
+    assert!(jit.stats.exits_chain_miss < 10, "the loop ran chained: {:?}", jit.stats);
+}
+
+/// A loop patches the immediate of a function in another page and calls it: each patch
+/// invalidates that function's translation alone, and the chain (CALL) and the
+/// indirect-target entry (RET) that led into it are unlinked, so the next call runs the
+/// new bytes. Nothing is flushed.
+#[test]
+fn patching_a_function_invalidates_it_alone_and_unlinks_its_chains() {
+    let f = CODE_BASE + 0x1000;
+    // mov ecx, 100 ; L: mov [f+1], ecx ; call f ; dec ecx ; jnz L ; hlt
+    let mut code = vec![0xb9];
+    le(&mut code, 100);
+    let l = code.len();
+    code.extend([0x89, 0x0d]);
+    le(&mut code, f + 1);
+    code.push(0xe8);
+    let next = CODE_BASE + code.len() as u32 + 4;
+    le(&mut code, f.wrapping_sub(next));
+    code.extend([0x49, 0x75, (l as i32 - (code.len() as i32 + 3)) as u8, 0xf4]);
+    code.resize(0x1000, 0x90);
+    // f: add eax, imm32 ; ret
+    code.push(0x05);
+    le(&mut code, 0);
+    code.push(0xc3);
+    let (t, jit) = both(&code, |_| {}, 1 << 20);
+    assert_eq!(t.cpu.state.gpr[0], (1..=100).sum::<u32>(), "every call ran the patched immediate");
+    assert_eq!(jit.stats.flushes, 0);
+    assert!(jit.stats.invalidated >= 99, "{:?}", jit.stats);
+    assert!(jit.stats.unlinked >= 50, "the links into f were made and unlinked: {:?}", jit.stats);
+}
+
+/// The same within one page: the loop reaches the patched block by a `jmp rel32` that
+/// linking patched in place; invalidating the target puts the jump back to its miss stub.
+#[test]
+fn a_patched_jump_into_an_invalidated_block_is_put_back() {
+    // mov ecx, 50 ; L: mov [g+1], ecx ; jmp g ; ... g: add eax, imm32 ; dec ecx ; jnz L ; hlt
+    let g = CODE_BASE + 0x400;
+    let mut code = vec![0xb9];
+    le(&mut code, 50);
+    let l = CODE_BASE + code.len() as u32;
+    code.extend([0x89, 0x0d]);
+    le(&mut code, g + 1);
+    code.push(0xe9);
+    let next = CODE_BASE + code.len() as u32 + 4;
+    le(&mut code, g.wrapping_sub(next));
+    code.resize(0x400, 0x90);
+    code.push(0x05);
+    le(&mut code, 0);
+    code.extend([0x49, 0x0f, 0x85]);
+    let next = CODE_BASE + code.len() as u32 + 4;
+    le(&mut code, l.wrapping_sub(next));
+    code.push(0xf4);
+    let (t, jit) = both(&code, |_| {}, 1 << 20);
+    assert_eq!(t.cpu.state.gpr[0], (1..=50).sum::<u32>());
+    assert_eq!(jit.stats.flushes, 0);
+    assert!(jit.stats.unlinked >= 20, "{:?}", jit.stats);
+}
