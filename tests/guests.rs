@@ -128,7 +128,8 @@ fn nanobench_runs_one_loop() {
     );
     let all = "syscall (int 0x80 from ring 3): 2 iterations\nport in (inb 0x80): 2 iterations\n\
                cr3 write: 2 iterations\npage fault (fault, map, resume, unmap): 2 iterations\n\
-               call/ret: 2 iterations\nnanobench: PASS\n";
+               call/ret: 2 iterations\ndata beside code (a counter in the loop's page): 2 iterations\n\
+               patch and call (an imm32 in another page): 2 iterations\nnanobench: PASS\n";
     check_cmdline("nanobench", "n=2", all, 1);
 }
 

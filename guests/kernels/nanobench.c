@@ -35,7 +35,10 @@ __attribute__((noinline)) static uint32_t leaf(uint32_t x) {
     return x + 1;
 }
 
-static const char *const loops[5] = {"syscall", "portin", "cr3", "pagefault", "callret"};
+static const char *const loops[7] = {"syscall", "portin", "cr3", "pagefault", "callret", "datacode", "patch"};
+
+uint32_t nb_datacode(uint32_t n);
+uint32_t nb_patch(uint32_t n);
 
 int kmain(void) {
     uint32_t scale = arg_uint("scale", 1);
@@ -44,9 +47,9 @@ int kmain(void) {
     char only[16];
     int sel = -1;
     if (arg_str("only", only, sizeof only)) {
-        for (int k = 0; k < 5; k++)
+        for (int k = 0; k < 7; k++)
             if (!strcmp(only, loops[k])) sel = k;
-        CHECK(sel >= 0, "only=%s: no such loop (syscall, portin, cr3, pagefault, callret)", only);
+        CHECK(sel >= 0, "only=%s: no such loop (syscall, portin, cr3, pagefault, callret, datacode, patch)", only);
     }
 #define WANT(k) (sel < 0 || sel == (k))
 #define COUNT(base) (n_arg != 0xFFFFFFFFu ? n_arg : (base) * scale)
@@ -96,6 +99,20 @@ int kmain(void) {
         for (uint32_t i = 0; i < n; i++) x = leaf(x);
         CHECK(x == n, "call/ret: %u", x);
         printf("call/ret: %u iterations\n", n);
+    }
+
+    if (WANT(5)) {
+        n = COUNT(10000);
+        uint32_t sum = nb_datacode(n);
+        CHECK(sum == (uint32_t)((uint64_t)n * (n + 1) / 2), "data beside code: %u", sum);
+        printf("data beside code (a counter in the loop's page): %u iterations\n", n);
+    }
+
+    if (WANT(6)) {
+        n = COUNT(10000);
+        uint32_t sum = nb_patch(n);
+        CHECK(sum == (uint32_t)((uint64_t)n * (n + 1) / 2), "patch: %u", sum);
+        printf("patch and call (an imm32 in another page): %u iterations\n", n);
     }
     return 0;
 }
