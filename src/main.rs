@@ -439,7 +439,10 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
 /// What stores to pages holding code did: the causes of invalidation.
 fn print_smc(m: &Machine) {
     let smc = m.cpu.smc_stats;
-    eprintln!("stores to code pages:  {} into decoded code, {} to data beside it (nothing dropped)", smc.code, smc.data);
+    eprintln!(
+        "stores to code pages:  {} into decoded code, {} to data beside it (nothing dropped)",
+        smc.code, smc.data
+    );
 }
 
 fn explain(

@@ -147,7 +147,8 @@ impl Hasher for KeyHasher {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
+/// A hash map with [`KeyHasher`] (for block keys and page numbers).
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
 /// Number of entries in the jump table (a power of two).
 pub const JUMP_ENTRIES: usize = 1024;
@@ -214,7 +215,8 @@ impl<E: Clone> BlockCache<E> {
     /// Drops the blocks whose bytes the CPU saw written (drains `cpu.code_writes`), and
     /// returns them: an engine that keeps more per block (translations) drops that too.
     /// Blocks on the same page whose bytes were not written stay; a page left without
-    /// blocks stops being a code page (stores to it hit the soft-TLB again).
+    /// blocks stops being a code page after a few more stores (then they hit the soft-TLB
+    /// again).
     pub fn invalidate_written(&mut self, cpu: &mut Cpu) -> Vec<Rc<Block<E>>> {
         let mut dropped = Vec::new();
         for w in cpu.code_writes.drain(..) {
@@ -234,11 +236,12 @@ impl<E: Clone> BlockCache<E> {
                     true
                 }
             });
-            // The page's code bytes are now those of the blocks left on it.
+            // The page's code bytes are now those of the blocks left on it. A page left
+            // without blocks stays a code page until it has taken a few more stores
+            // (`IDLE_WRITES_LIMIT`): code rewritten again and again comes back at once.
             cpu.code_pages.clear_bytes(page);
             if keys.is_empty() {
                 self.by_page.remove(&page);
-                cpu.code_pages.remove(page);
             } else {
                 for k in keys.iter() {
                     let b = &self.map[k];

@@ -14,8 +14,20 @@ const PAGE: u32 = 4096;
 #[derive(Clone, Debug)]
 pub struct CodePages {
     bits: Vec<u64>,
-    bytes: HashMap<u32, Box<[u64; (PAGE / 64) as usize]>>,
+    bytes: HashMap<u32, Box<PageBytes>>,
 }
+
+/// The code bytes of one page, and how many stores it took since it last held code.
+#[derive(Clone, Debug)]
+struct PageBytes {
+    bits: [u64; (PAGE / 64) as usize],
+    idle_writes: u32,
+}
+
+/// Stores a code page without code bytes takes before it stops being a code page (its
+/// blocks were all dropped; code written again and again would otherwise turn it into a
+/// code page and back on every round, each time revoking its soft-TLB write hits).
+pub const IDLE_WRITES_LIMIT: u32 = 64;
 
 impl CodePages {
     /// An empty set for `pages` pages.
@@ -35,9 +47,10 @@ impl CodePages {
         let Some(w) = self.bits.get_mut(page as usize / 64) else { return false };
         let was = *w & (1 << (page % 64)) != 0;
         *w |= 1 << (page % 64);
-        let map = self.bytes.entry(page).or_insert_with(|| Box::new([0; (PAGE / 64) as usize]));
+        let map = self.bytes.entry(page).or_insert_with(|| Box::new(PageBytes { bits: [0; 64], idle_writes: 0 }));
+        map.idle_writes = 0;
         for b in off..(off + len).min(PAGE) {
-            map[b as usize / 64] |= 1 << (b % 64);
+            map.bits[b as usize / 64] |= 1 << (b % 64);
         }
         !was
     }
@@ -46,18 +59,29 @@ impl CodePages {
     #[inline]
     pub fn overlaps(&self, page: u32, off: u32, len: u32) -> bool {
         let Some(map) = self.bytes.get(&page) else { return false };
-        (off..(off + len).min(PAGE)).any(|b| map[b as usize / 64] & (1 << (b % 64)) != 0)
+        (off..(off + len).min(PAGE)).any(|b| map.bits[b as usize / 64] & (1 << (b % 64)) != 0)
     }
 
     /// Forgets every code byte of `page`, which stays a code page (the caller marks the
     /// bytes that are still code again, or removes the page).
     pub fn clear_bytes(&mut self, page: u32) {
         if let Some(map) = self.bytes.get_mut(&page) {
-            map.fill(0);
+            map.bits.fill(0);
         }
     }
 
-    /// Removes `page`; true if it was there.
+    /// Counts a store to `page` that hit no code byte. A code page that holds no code
+    /// bytes at all is removed after [`IDLE_WRITES_LIMIT`] of them; true if it was.
+    pub fn note_idle_write(&mut self, page: u32) -> bool {
+        let Some(map) = self.bytes.get_mut(&page) else { return false };
+        if map.bits.iter().any(|&w| w != 0) {
+            return false;
+        }
+        map.idle_writes += 1;
+        map.idle_writes >= IDLE_WRITES_LIMIT && self.remove(page)
+    }
+
+    /// Removes `page` (stores to it hit the soft-TLB again once refilled); true if it was there.
     pub fn remove(&mut self, page: u32) -> bool {
         self.bytes.remove(&page);
         match self.bits.get_mut(page as usize / 64) {
@@ -93,6 +117,13 @@ mod tests {
         assert!(c.overlaps(3, 0x200, 1));
         c.clear_bytes(3);
         assert!(!c.overlaps(3, 0, 4096) && c.contains(3));
+        for _ in 1..IDLE_WRITES_LIMIT {
+            assert!(!c.note_idle_write(3));
+        }
+        assert!(c.note_idle_write(3), "no code left and enough stores: no longer a code page");
+        assert!(!c.contains(3));
+        c.mark(3, 0, 1);
+        assert!(!c.note_idle_write(3), "a page with code bytes stays");
         assert!(c.remove(3) && !c.contains(3));
         assert!(!c.mark(99, 0, 1), "beyond RAM: ignored");
         assert!(!c.contains(99));

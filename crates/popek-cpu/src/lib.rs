@@ -130,6 +130,7 @@ impl Cpu {
                     self.smc_stats.code += 1;
                 } else {
                     self.smc_stats.data += 1;
+                    self.code_pages.note_idle_write(page);
                 }
             }
             at = at.wrapping_add(n);

@@ -29,12 +29,11 @@ use crate::{CHAIN_MISS, Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn}
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmLabelApi, VecAssembler, dynasm};
 use popek_cpu::Cpu;
-use popek_cpu::block::BlockKey;
 use popek_cpu::block::{Block, DecodedInsn};
-use popek_cpu::iced_x86::{ConditionCode, FlowControl, Instruction, Register};
+use popek_cpu::block::{BlockKey, FastMap};
+use popek_cpu::iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic, Register};
 use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
 use popek_cpu::state::flags::{AF, ARITH, CF, OF, SF};
-use std::collections::HashMap;
 use std::mem::offset_of;
 use std::rc::Rc;
 
@@ -163,7 +162,7 @@ pub(crate) struct CodeCache {
     unlinked_rel: Vec<u32>,
     /// The translations made from each block, by the block's key (a block may run at
     /// several EIPs, each with its own translation).
-    by_key: HashMap<BlockKey, Vec<u32>>,
+    by_key: FastMap<BlockKey, Vec<u32>>,
     /// Translations since the last flush, by id.
     pub(crate) translations: Vec<Translation>,
     /// With profiling on: how many times each translation ran, by id.
@@ -208,7 +207,7 @@ impl CodeCache {
             links,
             patch_at: Vec::new(),
             unlinked_rel: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: FastMap::default(),
             translations: Vec::new(),
             counters: Vec::new(),
             profile: false,
@@ -995,9 +994,21 @@ impl<E: Emit> Emitter<'_, E> {
         let fall = self.runtime_eip(d.insn.next_ip32());
         let target = self.runtime_eip(d.insn.near_branch32());
         self.registers_to_host();
-        if d.insn.condition_code() != ConditionCode::None {
-            self.flags_for(x86_flags(d.insn.rflags_read()));
-            emit_jcc(self.ops, d.insn.condition_code(), taken);
+        let looping = d.insn.mnemonic() == Mnemonic::Loop;
+        if d.insn.condition_code() != ConditionCode::None || looping {
+            if looping {
+                // LOOP: ECX - 1 and a jump unless it is 0, without touching the flags.
+                // (The `lea` zero-extends into RCX, so JRCXZ tests ECX.)
+                x64!(self.ops
+                    ; lea ecx, [rcx - 1]
+                    ; jrcxz >fall
+                    ; jmp =>taken
+                    ; fall:
+                );
+            } else {
+                self.flags_for(x86_flags(d.insn.rflags_read()));
+                emit_jcc(self.ops, d.insn.condition_code(), taken);
+            }
             let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf);
             self.spill_flags();
             self.block_end(fall);

@@ -33,7 +33,7 @@ pub use explain::treatment_with_reason;
 pub use translate::{Treatment, classify};
 
 use code::{CodeCache, Entry};
-use popek_cpu::block::{BlockCache, BlockKey};
+use popek_cpu::block::{BlockCache, BlockKey, FastMap};
 use popek_cpu::exception::Event;
 use popek_cpu::iced_x86::Mnemonic;
 use popek_cpu::state::flags::TF;
@@ -55,6 +55,8 @@ pub struct JitInsn {
     entry: Cell<Option<Entry>>,
     /// On a block's first instruction: how many times the block ran.
     pub runs: Cell<u64>,
+    /// The block is only ever interpreted: its code keeps being rewritten.
+    pub interpret: bool,
 }
 
 /// Counters of one translator.
@@ -218,7 +220,14 @@ pub struct Jit {
     pending_link: Option<PendingLink>,
     /// Where RETs go without leaving translated code (emptied by every code flush).
     indirect: Box<[IndirectEntry; INDIRECT_ENTRIES]>,
+    /// How many times the code at each block key was invalidated (written). Code rewritten
+    /// again and again is interpreted instead of translated: translating it costs more
+    /// than the interpreter's decode, and the translation would not live to pay it back.
+    rewritten_code: FastMap<BlockKey, u32>,
 }
+
+/// Invalidations after which the code at a block key is interpreted, not translated.
+const REWRITTEN_CODE_LIMIT: u32 = 2;
 
 impl HasHandler for JitInsn {
     #[inline(always)]
@@ -246,6 +255,7 @@ impl Jit {
             callout_counts: vec![0; Mnemonic::values().count()],
             pending_link: None,
             indirect: Box::new([IndirectEntry::EMPTY; INDIRECT_ENTRIES]),
+            rewritten_code: FastMap::default(),
         })
     }
 
@@ -292,7 +302,14 @@ impl Jit {
         if !cpu.code_writes.is_empty() {
             self.drop_written(cpu);
         }
-        let prepare = &mut |insn: &_, key: &BlockKey| translate::prepare(insn, key.mode & BlockKey::FLAT != 0);
+        let rewritten_code = &self.rewritten_code;
+        let prepare = &mut |insn: &_, key: &BlockKey| {
+            if rewritten_code.get(key).is_some_and(|&n| n >= REWRITTEN_CODE_LIMIT) {
+                translate::prepare_interpreted(insn)
+            } else {
+                translate::prepare(insn, key.mode & BlockKey::FLAT != 0)
+            }
+        };
         let block = match self.cache.lookup(cpu, bus, prepare) {
             Ok(b) => b,
             Err(e) => {
@@ -305,11 +322,13 @@ impl Jit {
         let eip = cpu.state.eip;
         let straddles = block.pages[0] != block.pages[1];
         let past_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
-        if cpu.state.eflags & TF != 0 || cpu.state.interrupt_shadow || straddles || past_limit {
+        let rewritten = block.insns[0].exec.interpret;
+        if cpu.state.eflags & TF != 0 || cpu.state.interrupt_shadow || straddles || past_limit || rewritten {
             // Single-stepping (a trap after every instruction), the one instruction in an
             // interrupt shadow (after STI, MOV SS, POP SS: the run loop may take an
-            // interrupt right after it), an instruction that straddles two pages, or a
-            // block running past the CS limit: interpret it.
+            // interrupt right after it), an instruction that straddles two pages, a
+            // block running past the CS limit, or code that keeps being rewritten:
+            // interpret it.
             self.stats.interpreted_blocks += 1;
             let retired = execute_block(cpu, bus, block, &mut self.interp_stats);
             if !cpu.code_writes.is_empty() {
@@ -463,6 +482,7 @@ impl Jit {
         let mut dead = Vec::new();
         for b in &dropped {
             self.stats.unlinked += self.code.invalidate(b.key, &mut dead);
+            *self.rewritten_code.entry(b.key).or_default() += 1;
         }
         self.stats.invalidated += dead.len() as u64;
         if !dead.is_empty() {

@@ -40,17 +40,18 @@ impl Treatment {
     }
 }
 
-/// True for a near relative JMP or Jcc in 32-bit code: translated inline in a flat block
+/// True for a near relative JMP or Jcc, or LOOP on ECX, in 32-bit code: translated inline in a flat block
 /// (the CS limit is 4 GiB, so the target needs no check).
 pub(crate) fn is_inline_branch(insn: &Instruction) -> bool {
-    insn.op0_kind() == OpKind::NearBranch32
-        && match insn.flow_control() {
-            FlowControl::UnconditionalBranch => insn.mnemonic() == Mnemonic::Jmp,
-            FlowControl::ConditionalBranch => {
-                insn.condition_code() != ConditionCode::None && insn.is_jcc_short_or_near()
+    insn.code() == Code::Loop_rel8_32_ECX
+        || insn.op0_kind() == OpKind::NearBranch32
+            && match insn.flow_control() {
+                FlowControl::UnconditionalBranch => insn.mnemonic() == Mnemonic::Jmp,
+                FlowControl::ConditionalBranch => {
+                    insn.condition_code() != ConditionCode::None && insn.is_jcc_short_or_near()
+                }
+                _ => false,
             }
-            _ => false,
-        }
 }
 
 /// How `insn` is treated in a block with flat segments (`flat`) or not.
@@ -75,6 +76,20 @@ pub(crate) fn prepare(insn: &Instruction, flat: bool) -> JitInsn {
         treatment: classify(insn, flat),
         entry: Cell::new(None),
         runs: Cell::new(0),
+        interpret: false,
+    }
+}
+
+/// [`prepare`] for a block that will only be interpreted (code rewritten again and again):
+/// no host twin is worked out, every instruction is a callout or a helper.
+pub(crate) fn prepare_interpreted(insn: &Instruction) -> JitInsn {
+    let treatment = if dispatch::classify(insn).0 == "vmm" { Treatment::Callout } else { Treatment::Helper };
+    JitInsn {
+        handler: dispatch::handler_for(insn),
+        treatment,
+        entry: Cell::new(None),
+        runs: Cell::new(0),
+        interpret: true,
     }
 }
 
@@ -572,11 +587,13 @@ mod tests {
         for b in [&[0xfa][..], &[0x9d], &[0x0f, 0x22, 0xd8], &[0xe6, 0x80]] {
             assert_eq!(classify(&decode(b), true), Treatment::Callout, "{b:02x?}");
         }
-        // jne rel8 and jmp rel32: rewritten inline in a flat block; loop: helper.
+        // jne rel8 and jmp rel32: rewritten inline in a flat block.
         assert_eq!(classify(&decode(&[0x75, 0x10]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0xe9, 0, 1, 0, 0]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0x75, 0x10]), false), Treatment::Helper);
-        assert_eq!(classify(&decode(&[0xe2, 0x10]), true), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0xe2, 0x10]), true), Treatment::Rewritten, "loop on ECX");
+        assert_eq!(classify(&decode(&[0x67, 0xe2, 0x10]), true), Treatment::Helper, "loop on CX");
+        assert_eq!(classify(&decode(&[0xe1, 0x10]), true), Treatment::Helper, "loope");
         // push ebx / pop esi / push 5: rewritten on the flat stack.
         assert_eq!(classify(&decode(&[0x53]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0x5e]), true), Treatment::Rewritten);

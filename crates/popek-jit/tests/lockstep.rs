@@ -32,12 +32,12 @@ fn random_insn(a: &mut CodeAssembler, r: &mut XorShift) -> Result<(), IcedError>
             a.nop()
         }
         24 | 25 => {
-            // A forward branch over one instruction: taken or not by the flags so far.
+            // A forward branch over one instruction: taken or not by the flags so far (or ECX).
             let mut skip = a.create_label();
-            if r.next_u64().is_multiple_of(2) {
-                a.jne(skip)?
-            } else {
-                a.jl(skip)?
+            match r.next_u64() % 3 {
+                0 => a.jne(skip)?,
+                1 => a.jl(skip)?,
+                _ => a.loop_(skip)?,
             }
             a.add(d, s)?;
             a.set_label(&mut skip)?;

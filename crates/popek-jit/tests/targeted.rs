@@ -282,6 +282,16 @@ fn prefix_repurposed_encodings_agree_with_the_interpreter() {
     }
 }
 
+/// The rel8 of a short jump to offset `target` from the instruction ending at `next`.
+fn rel8(target: usize, next: usize) -> u8 {
+    i8::try_from(target as isize - next as isize).expect("a short jump").to_le_bytes()[0]
+}
+
+/// The guest address of the next byte appended to `code` (loaded at `CODE_BASE`).
+fn at(code: &[u8]) -> u32 {
+    CODE_BASE + u32::try_from(code.len()).expect("a small program")
+}
+
 /// Little-endian bytes of `v` appended to `code`.
 fn le(code: &mut Vec<u8>, v: u32) {
     code.extend(v.to_le_bytes());
@@ -301,7 +311,7 @@ fn data_beside_code_invalidates_nothing() {
     le(&mut code, counter);
     code.extend([0x03, 0x05]);
     le(&mut code, counter);
-    code.extend([0x49, 0x75, (l as i32 - (code.len() as i32 + 3)) as u8, 0xf4]);
+    code.extend([0x49, 0x75, rel8(l, code.len() + 3), 0xf4]);
     let (t, jit) = both(&code, |_| {}, 1 << 20);
     assert_eq!(t.cpu.state.gpr[0], (1..=1000).sum::<u32>());
     assert_eq!((jit.stats.invalidated, jit.stats.flushes), (0, 0), "{:?}", jit.stats);
@@ -313,7 +323,7 @@ fn data_beside_code_invalidates_nothing() {
 /// A loop patches the immediate of a function in another page and calls it: each patch
 /// invalidates that function's translation alone, and the chain (CALL) and the
 /// indirect-target entry (RET) that led into it are unlinked, so the next call runs the
-/// new bytes. Nothing is flushed.
+/// new bytes. Nothing is flushed; once f has been rewritten twice it is interpreted.
 #[test]
 fn patching_a_function_invalidates_it_alone_and_unlinks_its_chains() {
     let f = CODE_BASE + 0x1000;
@@ -324,9 +334,9 @@ fn patching_a_function_invalidates_it_alone_and_unlinks_its_chains() {
     code.extend([0x89, 0x0d]);
     le(&mut code, f + 1);
     code.push(0xe8);
-    let next = CODE_BASE + code.len() as u32 + 4;
+    let next = at(&code) + 4;
     le(&mut code, f.wrapping_sub(next));
-    code.extend([0x49, 0x75, (l as i32 - (code.len() as i32 + 3)) as u8, 0xf4]);
+    code.extend([0x49, 0x75, rel8(l, code.len() + 3), 0xf4]);
     code.resize(0x1000, 0x90);
     // f: add eax, imm32 ; ret
     code.push(0x05);
@@ -335,8 +345,9 @@ fn patching_a_function_invalidates_it_alone_and_unlinks_its_chains() {
     let (t, jit) = both(&code, |_| {}, 1 << 20);
     assert_eq!(t.cpu.state.gpr[0], (1..=100).sum::<u32>(), "every call ran the patched immediate");
     assert_eq!(jit.stats.flushes, 0);
-    assert!(jit.stats.invalidated >= 99, "{:?}", jit.stats);
-    assert!(jit.stats.unlinked >= 50, "the links into f were made and unlinked: {:?}", jit.stats);
+    assert!(jit.stats.invalidated >= 2 && jit.stats.unlinked >= 2, "links into f unlinked: {:?}", jit.stats);
+    // Rewritten again and again, f is interpreted from then on instead of translated.
+    assert!(jit.stats.interpreted_blocks >= 90, "{:?}", jit.stats);
 }
 
 /// The same within one page: the loop reaches the patched block by a `jmp rel32` that
@@ -347,21 +358,21 @@ fn a_patched_jump_into_an_invalidated_block_is_put_back() {
     let g = CODE_BASE + 0x400;
     let mut code = vec![0xb9];
     le(&mut code, 50);
-    let l = CODE_BASE + code.len() as u32;
+    let l = at(&code);
     code.extend([0x89, 0x0d]);
     le(&mut code, g + 1);
     code.push(0xe9);
-    let next = CODE_BASE + code.len() as u32 + 4;
+    let next = at(&code) + 4;
     le(&mut code, g.wrapping_sub(next));
     code.resize(0x400, 0x90);
     code.push(0x05);
     le(&mut code, 0);
     code.extend([0x49, 0x0f, 0x85]);
-    let next = CODE_BASE + code.len() as u32 + 4;
+    let next = at(&code) + 4;
     le(&mut code, l.wrapping_sub(next));
     code.push(0xf4);
     let (t, jit) = both(&code, |_| {}, 1 << 20);
     assert_eq!(t.cpu.state.gpr[0], (1..=50).sum::<u32>());
     assert_eq!(jit.stats.flushes, 0);
-    assert!(jit.stats.unlinked >= 20, "{:?}", jit.stats);
+    assert!(jit.stats.unlinked >= 2, "{:?}", jit.stats);
 }
