@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 const ENGINES: [(&str, EngineKind); 2] = [("jit", EngineKind::Jit), ("interp", EngineKind::Interp)];
 const COMPUTE: [&str; 6] = ["sieve", "crc32", "sort", "matmul", "string", "div64"];
-const NANOBENCH: [&str; 5] = ["syscall", "portin", "cr3", "pagefault", "callret"];
+const NANOBENCH: [&str; 7] = ["syscall", "portin", "cr3", "pagefault", "callret", "datacode", "patch"];
 
 /// Boots `guest` with `cmdline` (not timed), runs it to its end (timed).
 fn run(guest: &str, cmdline: &str, engine: EngineKind) -> (Duration, u64) {

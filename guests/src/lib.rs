@@ -61,7 +61,11 @@ pub static GUESTS: &[Guest] = &[
     guest!("exceptions", "", "every exception the CPU raises here, with error codes and recovery"),
     guest!("smc", "", "self-modifying code: patched immediates, writes through an alias, rep stos/movs over itself"),
     guest!("compute", "iters=1", "integer benchmark: sieve, CRC32, quicksort, matrix multiply, string ops (iters=N)"),
-    guest!("nanobench", "", "loops of syscalls, port IN, CR3 writes, page faults, call/ret (scale=N)"),
+    guest!(
+        "nanobench",
+        "",
+        "loops of syscalls, port IN, CR3 writes, page faults, call/ret, stores beside and into code (scale=N)"
+    ),
     guest!("windows", "", "where a pending interrupt arrives: STI shadow, MOV SS/POP SS, POPF, IRET, unmask and EOI"),
 ];
 
