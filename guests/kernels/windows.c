@@ -37,9 +37,10 @@ extern void win_unmask(void), win_unmask_1(void), win_unmask_2(void);
 extern void win_eoi(void), win_eoi_1(void), win_eoi_2(void);
 extern void win_hlt(void), win_hlt_1(void), win_hlt_2(void);
 
-/* Runs window `w` and prints where the interrupt arrived among `at` (`at[k]`: after k
+/* Waits for IRQ0 to be pending, runs window `w` and prints where the interrupt arrived among `at` (`at[k]`: after k
  * instructions past the one that opened the window). */
 static void run(const char *what, void (*w)(void), void (*const at[])(void), int n) {
+    wait_pending();
     hits = 0;
     hit_eip = 0;
     w();
@@ -72,37 +73,26 @@ int kmain(void) {
     static void (*const eoi_at[])(void) = {win_eoi_1, win_eoi_2};
     static void (*const hlt_at[])(void) = {win_hlt_1, win_hlt_2};
 
-    wait_pending();
     run("sti; nop; nop", win_sti, sti, 3);
-    wait_pending();
     run("sti; cli", win_sti_cli, sti_cli, 2);
     /* The STI;CLI window left IRQ0 pending: it is still there for the next one. */
-    wait_pending();
     run("sti; sti; nop", win_sti_sti, sti_sti, 3);
-    wait_pending();
     run("sti; mov ss; nop", win_sti_movss, movss, 3);
-    wait_pending();
     run("sti; pop ss; nop", win_sti_popss, popss, 3);
-    wait_pending();
     run("popf (IF=1); nop", win_popf, popf, 2);
-    wait_pending();
     run("iret (IF=1); nop", win_iret, iret, 2);
 
     /* Masked at the PIC, pending in the IRR: the unmasking OUT opens the window. */
     pic_set_mask(0xFFFF);
-    wait_pending();
     run("out (unmask IRQ0); nop", win_unmask, unmask, 2);
 
     /* IRQ0 in service (no EOI) and pending again: the EOI opens the window. */
     eoi = 0;
-    wait_pending();
     run("sti; nop; nop (no EOI)", win_sti, sti, 3);
     CHECK(pic_read_isr() & 1, "IRQ0 not in service");
     eoi = 1;
-    wait_pending();
     run("out (EOI); nop", win_eoi, eoi_at, 2);
 
-    wait_pending();
     run("sti; hlt", win_hlt, hlt_at, 2);
     pic_set_mask(0xFFFF);
     return 0;
