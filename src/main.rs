@@ -119,13 +119,14 @@ struct RunArgs {
     #[arg(long)]
     cmdline: Option<String>,
     /// Boot module FILE, with an optional command line after a comma (repeatable).
+    /// Kernel, modules and input must be regular files that together fit in --mem.
     #[arg(long, value_name = "FILE[,CMDLINE]")]
     module: Vec<String>,
     /// Where COM1 output goes: stdio, file:PATH or none.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
     serial: SerialTarget,
-    /// Bytes to feed to COM1's receiver before the guest starts: a file, or `-` for stdin
-    /// (read to its end first, so runs stay deterministic).
+    /// Bytes to feed to COM1's receiver before the guest starts: a regular file, or `-` for
+    /// stdin (read to its end first, so runs stay deterministic; at most what --mem leaves).
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// Stop after this many guest instructions (exit status 8).
