@@ -319,11 +319,16 @@ fn kernel_load_errors_say_what_the_file_is_once() {
 /// a guard so that a missing refusal (a FIFO open that blocks, /dev/zero read without
 /// end) fails the test instead of hanging it. Nothing here measures time.
 fn popek_guarded(args: &[&str]) -> Output {
+    popek_guarded_with_stdin(args, std::process::Stdio::null())
+}
+
+/// [`popek_guarded`] with `stdin` as the child's standard input.
+fn popek_guarded_with_stdin(args: &[&str], stdin: std::process::Stdio) -> Output {
     use std::io::Read;
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_popek"))
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -420,6 +425,12 @@ fn files_that_are_not_regular_or_too_large_are_refused_unread() {
     assert!(line.contains("input file") && line.contains("left after the files before it"), "{line}");
     let line = assert_one_line_error(&["run", h, "--mem", "2M", "--module", h]);
     assert!(line.contains(&format!("module `{h}` is 1536 KiB")), "{line}");
+    // `--input -` reads stdin only up to what guest RAM leaves: /dev/zero as stdin ends.
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let o = popek_guarded_with_stdin(&["run", "hello", "--mem", "2M", "--input", "-"], zero.into());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("input from stdin is more than the 2 MiB"), "{}", stderr(&o));
     // Missing files: the cause once.
     let line = assert_one_line_error(&["run", "hello", "--module", "/no/such/module"]);
     assert!(line.contains("cannot read module `/no/such/module`"), "{line}");
