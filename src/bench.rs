@@ -125,7 +125,7 @@ struct Target<'a> {
 pub fn bench(args: &BenchArgs, image: &[u8], default_cmdline: &str) -> Result<String> {
     let engines = dedup(&args.engines);
     ensure!(!engines.is_empty(), "--engines: name at least one engine (jit, interp)");
-    let code_cache = parse_bytes(&args.code_cache).context("--code-cache")?;
+    let code_cache = cache_size(&args.code_cache, "--code-cache")?;
     let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
     // Fail before minutes of measuring, not after: the plot file must be writable.
     if let Some(p) = &args.plot {
@@ -142,7 +142,7 @@ pub fn bench(args: &BenchArgs, image: &[u8], default_cmdline: &str) -> Result<St
             let points = if args.points.is_empty() {
                 vec![64 << 10, 128 << 10, 256 << 10, 1 << 20, 16 << 20]
             } else {
-                args.points.iter().map(|p| parse_bytes(p).context("--points")).collect::<Result<Vec<_>>>()?
+                args.points.iter().map(|p| cache_size(p, "--points")).collect::<Result<Vec<_>>>()?
             };
             cache_sweep(&target, &cmdline, &points, args.runs)?
         }
@@ -172,6 +172,12 @@ pub fn bench(args: &BenchArgs, image: &[u8], default_cmdline: &str) -> Result<St
         std::fs::write(p, svg).with_context(|| format!("--plot: cannot write {}", p.display()))?;
     }
     Ok(report)
+}
+
+/// A code-cache size, checked against the translator's limits before anything runs.
+fn cache_size(s: &str, flag: &str) -> Result<u64> {
+    let bytes = crate::parse_code_cache(s).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    Ok(bytes as u64)
 }
 
 fn dedup(engines: &[BenchEngine]) -> Vec<BenchEngine> {

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod bench;
+mod files;
 
 /// Process exit statuses of `popek` itself (the guest's own are odd numbers).
 mod exit {
@@ -118,13 +119,14 @@ struct RunArgs {
     #[arg(long)]
     cmdline: Option<String>,
     /// Boot module FILE, with an optional command line after a comma (repeatable).
+    /// Kernel, modules and input must be regular files that together fit in --mem.
     #[arg(long, value_name = "FILE[,CMDLINE]")]
     module: Vec<String>,
     /// Where COM1 output goes: stdio, file:PATH or none.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
     serial: SerialTarget,
-    /// Bytes to feed to COM1's receiver before the guest starts: a file, or `-` for stdin
-    /// (read to its end first, so runs stay deterministic).
+    /// Bytes to feed to COM1's receiver before the guest starts: a regular file, or `-` for
+    /// stdin (read to its end first, so runs stay deterministic; at most what --mem leaves).
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// Stop after this many guest instructions (exit status 8).
@@ -244,12 +246,16 @@ fn run_default() -> Result<ExitCode> {
     Ok(if code == ExitCode::from(1) { ExitCode::SUCCESS } else { code })
 }
 
-/// The kernel image and its default command line.
-fn kernel_image(name: &str) -> Result<(Vec<u8>, &'static str)> {
+/// The kernel image and its default command line. A file is checked (a regular file,
+/// no larger than the budget) before it is read; a name that is no file is a built-in guest.
+fn kernel_image(name: &str, budget: &mut files::Budget) -> Result<(Vec<u8>, &'static str)> {
     let path = Path::new(name);
-    if path.exists() {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read kernel `{name}`"))?;
-        return Ok((bytes, ""));
+    match std::fs::metadata(path) {
+        Ok(_) => return Ok((budget.admit("kernel", path)?.read()?, "")),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot read kernel `{name}`"));
+        }
+        Err(_) => {}
     }
     match popek::guests::find(name) {
         Some(g) => Ok((g.elf.to_vec(), g.cmdline)),
@@ -258,12 +264,30 @@ fn kernel_image(name: &str) -> Result<(Vec<u8>, &'static str)> {
 }
 
 fn run(args: &RunArgs) -> Result<ExitCode> {
-    let (image, default_cmdline) = kernel_image(&args.kernel)?;
+    // Every file is checked by its metadata, and all of them against guest RAM together,
+    // before any is read: a FIFO, a device or an oversized file is refused up front.
+    let mut budget = files::Budget::new(args.mem, true);
+    let kernel_is_file = std::fs::metadata(&args.kernel).is_ok();
+    let kernel = kernel_is_file.then(|| budget.admit("kernel", Path::new(&args.kernel))).transpose()?;
+    let module_files = args
+        .module
+        .iter()
+        .map(|m| {
+            let (file, cmdline) = m.split_once(',').unwrap_or((m.as_str(), m.as_str()));
+            Ok((budget.admit("module", Path::new(file))?, cmdline))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let input_file = match &args.input {
+        Some(p) if p.as_os_str() != "-" => Some(budget.admit("input file", p)?),
+        _ => None,
+    };
+    let (image, default_cmdline) = match &kernel {
+        Some(k) => (k.read()?, ""),
+        None => kernel_image(&args.kernel, &mut budget)?,
+    };
     let mut modules = Vec::new();
-    for m in &args.module {
-        let (file, cmdline) = m.split_once(',').unwrap_or((m.as_str(), m.as_str()));
-        let data = std::fs::read(file).with_context(|| format!("cannot read module `{file}`"))?;
-        modules.push(Module { data, cmdline: cmdline.to_string() });
+    for (file, cmdline) in &module_files {
+        modules.push(Module { data: file.read()?, cmdline: cmdline.to_string() });
     }
     let serial: Box<dyn ByteSink> = match &args.serial {
         SerialTarget::Stdio => Box::new(StdoutSink),
@@ -285,14 +309,10 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         Engine::Jit => EngineKind::Jit,
         Engine::Interp | Engine::Lockstep => EngineKind::Interp,
     };
-    let input = match &args.input {
-        None => None,
-        Some(p) if p.as_os_str() == "-" => {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).context("cannot read stdin")?;
-            Some(bytes)
-        }
-        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read input file {}", p.display()))?),
+    let input = match (&args.input, &input_file) {
+        (_, Some(f)) => Some(f.read()?),
+        (Some(_), None) => Some(budget.read_stdin()?),
+        (None, None) => None,
     };
     let mut machine = Machine::boot(config(serial, engine), &image).with_context(|| format!("`{}`", args.kernel))?;
     if let Some(bytes) = &input {
@@ -360,7 +380,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
 }
 
 fn run_bench(args: &bench::BenchArgs) -> Result<()> {
-    let (image, default_cmdline) = kernel_image(&args.guest)?;
+    let ram = popek::machine::MachineConfig::default().ram_size;
+    let (image, default_cmdline) = kernel_image(&args.guest, &mut files::Budget::new(ram, false))?;
     let report = bench::bench(args, &image, default_cmdline)?;
     write_stdout(&report)
 }
@@ -452,9 +473,10 @@ fn explain(
     cmdline: Option<String>,
     max_insns: Option<u64>,
 ) -> Result<()> {
-    let (image, default_cmdline) = kernel_image(kernel)?;
+    const RAM: u64 = 128 << 20;
+    let (image, default_cmdline) = kernel_image(kernel, &mut files::Budget::new(RAM, false))?;
     let config = MachineConfig {
-        ram_size: 128 << 20,
+        ram_size: RAM,
         cmdline: cmdline.unwrap_or_else(|| default_cmdline.to_string()),
         modules: Vec::new(),
         serial: Box::new(NullSink),

@@ -314,3 +314,163 @@ fn kernel_load_errors_say_what_the_file_is_once() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs popek with `args`, stdin closed, and kills it if it has not ended after 20 s —
+/// a guard so that a missing refusal (a FIFO open that blocks, /dev/zero read without
+/// end) fails the test instead of hanging it. Nothing here measures time.
+fn popek_guarded(args: &[&str]) -> Output {
+    popek_guarded_with_stdin(args, std::process::Stdio::null())
+}
+
+/// [`popek_guarded`] with `stdin` as the child's standard input.
+fn popek_guarded_with_stdin(args: &[&str], stdin: std::process::Stdio) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_popek"))
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("popek starts");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for popek") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?}: popek still running after 20 s (reading a file it should have refused?)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// Exit status 2, nothing on stdout, no panic, and exactly one line saying what is wrong
+/// (clap adds a blank line and "For more information, try '--help'." to its own).
+fn assert_one_line_error(args: &[&str]) -> String {
+    let o = popek_guarded(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
+    let lines: Vec<&str> =
+        err.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("For more information")).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line: {err}");
+    assert!(lines[0].starts_with("error: ") || lines[0].starts_with("popek: "), "{args:?}: {err}");
+    let parts: Vec<&str> = lines[0].split(": ").collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(p), "{args:?}: `{p}` said twice: {err}");
+    }
+    lines[0].to_string()
+}
+
+/// A kernel, `--module` or `--input` that is a FIFO, a character device, a directory or
+/// larger than guest RAM is refused by what it is, without being read: one line naming
+/// the file, exit status 2, and no hang (a FIFO without a writer, /dev/zero).
+#[test]
+fn files_that_are_not_regular_or_too_large_are_refused_unread() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    // 3 MiB, sparse: more than --mem 2M, without writing 3 MiB.
+    let big = dir.join("big");
+    std::fs::File::create(&big).unwrap().set_len(3 << 20).unwrap();
+    let subdir = dir.join("subdir");
+    std::fs::create_dir_all(&subdir).unwrap();
+    let files: [(&std::path::Path, &str); 4] = [
+        (&fifo, "is a FIFO (named pipe), not a regular file"),
+        (std::path::Path::new("/dev/zero"), "is a character device, not a regular file"),
+        (&subdir, "is a directory, not a regular file"),
+        (&big, "is 3 MiB, more than the 2 MiB of guest RAM"),
+    ];
+    for (file, what) in files {
+        let f = file.to_str().unwrap();
+        let with_cmdline = format!("{f},root=/");
+        let cases: [(&[&str], &str); 5] = [
+            (&["run", f, "--mem", "2M"], "kernel"),
+            (&["run", "hello", "--mem", "2M", "--module", f], "module"),
+            (&["run", "hello", "--mem", "2M", "--module", &with_cmdline], "module"),
+            (&["run", "hello", "--mem", "2M", "--input", f], "input file"),
+            (&["run", "hello", "--mem", "2M", "--engine", "lockstep", "--input", f], "input file"),
+        ];
+        for (args, role) in cases {
+            let line = assert_one_line_error(args);
+            assert!(line.contains(&format!("{role} `{f}` {what}")), "{args:?}: {line}");
+        }
+    }
+    // explain and bench boot 128 MiB guests: their kernels are refused by kind alike.
+    for sub in ["explain", "bench"] {
+        let line = assert_one_line_error(&[sub, fifo.to_str().unwrap()]);
+        assert!(line.contains("is a FIFO (named pipe)"), "{sub}: {line}");
+    }
+    // Files that fit one by one but not together: 1.5 MiB each in 2 MiB.
+    let half = dir.join("half");
+    std::fs::File::create(&half).unwrap().set_len(1536 << 10).unwrap();
+    let h = half.to_str().unwrap();
+    let line = assert_one_line_error(&["run", "hello", "--mem", "2M", "--module", h, "--input", h]);
+    assert!(line.contains("input file") && line.contains("left after the files before it"), "{line}");
+    let line = assert_one_line_error(&["run", h, "--mem", "2M", "--module", h]);
+    assert!(line.contains(&format!("module `{h}` is 1536 KiB")), "{line}");
+    // `--input -` reads stdin only up to what guest RAM leaves: /dev/zero as stdin ends.
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let o = popek_guarded_with_stdin(&["run", "hello", "--mem", "2M", "--input", "-"], zero.into());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("input from stdin is more than the 2 MiB"), "{}", stderr(&o));
+    // Missing files: the cause once.
+    let line = assert_one_line_error(&["run", "hello", "--module", "/no/such/module"]);
+    assert!(line.contains("cannot read module `/no/such/module`"), "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every numeric flag of `run`, `explain` and `bench` at zero, negative, absurdly large
+/// and garbage values: one line and exit status 2, never a panic or a huge allocation.
+#[test]
+fn numeric_flags_at_their_extremes_are_refused_in_one_line() {
+    let run = ["run", "hello"];
+    let explain = ["explain", "hello"];
+    let bench = ["bench", "hello", "--runs", "1"];
+    let bad: &[(&[&str], &str, &[&str])] = &[
+        (&run, "--mem", &["0", "-1", "1e30", "18446744073709551616", "99999999G", "4097K", "3073M", "12Q", "", "x"]),
+        (&run, "--max-insns", &["-1", "1e30", "18446744073709551616", "99999999G", "", "x"]),
+        (&run, "--mips", &["0", "-1", "100001", "1e30", "18446744073709551616", "99999999G", "x"]),
+        (&run, "--code-cache", &["0", "-1", "4K", "2G", "1e30", "18446744073709551616", "99999999G", "x"]),
+        (&run, "--timeout", &["0", "-1", "nan", "99999999G", "x"]),
+        (&explain, "--hottest", &["-1", "1e30", "18446744073709551616", "99999999G", "x"]),
+        (&explain, "--at", &["-1", "1e30", "100000000", "0x1ffffffff", "18446744073709551616", "zz"]),
+        (&explain, "--max-insns", &["-1", "1e30", "18446744073709551616", "x"]),
+        (&["bench", "hello"], "--runs", &["0", "-1", "1001", "1e30", "18446744073709551616", "x"]),
+        (&bench, "--code-cache", &["0", "-1", "4K", "2G", "1e30", "18446744073709551616", "99999999G", "x"]),
+    ];
+    for (cmd, flag, values) in bad {
+        for v in *values {
+            assert_one_line_error(&[&cmd[..], &[&format!("{flag}={v}")]].concat());
+        }
+    }
+    let sweep = |kind: &'static str, points: &'static str| {
+        ["bench", "hello", "--runs", "1", "--sweep", kind, "--points", points]
+    };
+    for points in ["1,0", "1,-1", "1,1e30", "1,4294967296", "1,99999999G", "1,x", "1"] {
+        assert_one_line_error(&sweep("iters", points));
+    }
+    for points in ["64K,0", "64K,-1", "64K,2G", "64K,18446744073709551616", "64K,99999999G", "64K,x"] {
+        assert_one_line_error(&sweep("cache", points));
+    }
+    // Zero is a fine limit or count where it means "none".
+    assert_eq!(popek_guarded(&["run", "hello", "--max-insns", "0"]).status.code(), Some(8));
+    assert_eq!(popek_guarded(&["explain", "hello", "--hottest", "0"]).status.code(), Some(0));
+}

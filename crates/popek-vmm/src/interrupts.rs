@@ -1,4 +1,4 @@
-//! Software interrupts and interrupt return: INT n, INT3, INTO, IRET/IRETD (SDM Vol. 2 "INT n/INTO/INT3", "IRET").
+//! Software interrupts and interrupt return: INT n, INT3, INTO, INT1, IRET/IRETD (SDM Vol. 2 "INT n/INTO/INT3/INT1", "IRET").
 //!
 //! Delivery itself (IDT gates, stack switch) lives in `popek_cpu::interrupt`; a fault
 //! during delivery of a software interrupt comes back as the INT instruction's fault.
@@ -16,6 +16,7 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
         Code::Int_imm8 => int_n,
         Code::Int3 => int3,
         Code::Into => into,
+        Code::Int1 => int1,
         Code::Iretw => iret::<2>,
         Code::Iretd => iret::<4>,
         _ => return None,
@@ -30,6 +31,14 @@ fn int_n(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
 /// INT3: a trap through vector 3 (EIP pushed = next instruction).
 fn int3(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
     cpu.deliver_software_interrupt(bus, 3)
+}
+
+/// INT1 (ICEBP, `F1`): a debug exception (#DB, vector 1) as a trap — the EIP pushed is
+/// the next instruction's — delivered as a hardware debug exception is, not as INT n: no
+/// gate DPL check (it reaches a DPL-0 gate from ring 3), EXT set in the error code of a
+/// fault during delivery, and no bit of DR6 set (SDM Vol. 2 "INT n/INTO/INT3/INT1").
+fn int1(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
+    cpu.deliver_exception(bus, Exception::Debug)
 }
 
 /// INTO: INT 4 if OF is set.

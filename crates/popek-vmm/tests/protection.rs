@@ -267,6 +267,33 @@ fn int3_and_into_are_traps() {
     assert_eq!(t.cpu.state.eip, CODE_BASE + 1, "INTO with OF=0 does nothing");
 }
 
+#[test]
+fn icebp_is_a_debug_trap_without_the_gate_dpl_check() {
+    // ICEBP (F1) at CPL 3: vector 1's gate has DPL 0, yet #DB is delivered (INT n would
+    // be #GP), on the ring-0 stack, EIP after F1, RF clear, DR6 untouched.
+    let mut t = machine(&[0xf1]);
+    enter_ring3(&mut t);
+    t.cpu.state.eflags = FIXED1 | IF;
+    t.cpu.state.dr[6] = 0xffff_0ff1; // B0, as if left by an earlier breakpoint
+    assert_eq!(expect_exception(&mut t, 1), None);
+    assert_eq!(t.cpu.state.cpl, 0);
+    assert_eq!(t.cpu.state.gpr[ESP], ESP0 - 20);
+    assert_eq!(stack(&t, 5), vec![CODE_BASE + 1, CODE3 as u32, FIXED1 | IF, ESP3, DATA3 as u32]);
+    assert_eq!(t.cpu.state.dr[6], 0xffff_0ff1, "INT1 sets no DR6 bit and clears none");
+    // `int 1` (CD 01) from ring 3 through the same gate is a #GP(vector 1, IDT).
+    let mut t = machine(&[0xcd, 0x01]);
+    enter_ring3(&mut t);
+    assert_eq!(expect_exception(&mut t, 13), Some(8 + 2));
+    // At CPL 0: a same-privilege frame, and the handler's IRETD returns after F1.
+    let mut t = machine(&[0xf1]);
+    t.cpu.state.eflags = FIXED1 | CF;
+    assert_eq!(expect_exception(&mut t, 1), None);
+    assert_eq!(stack(&t, 3), vec![CODE_BASE + 1, CODE0 as u32, FIXED1 | CF]);
+    t.cpu.state.halted = false;
+    t.run(10).unwrap();
+    assert_eq!(t.cpu.state.eip, CODE_BASE + 1);
+}
+
 /// Segment loads: `mov <sreg>, ax` with AX = selector → the exception and error code, or `None`.
 struct LoadCase {
     what: &'static str,
