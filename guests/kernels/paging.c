@@ -121,5 +121,16 @@ int kmain(void) {
     CHECK(pf_count == 4 && pf_cr2 == DEMAND_VA + 0x4000 && pf_err == 2, "fourth #PF");
     CHECK(rd(straddle) == 0x44332211, "straddling write lost");
     printf("page faults handled: %u\n", pf_count);
+
+    /* The BIOS area 0xF0000-0xFFFFF is ROM on a PC: stores of every kind change nothing
+     * (identity-mapped, writable in the page tables). */
+    volatile uint32_t *bios = (volatile uint32_t *)0xF0010;
+    uint32_t rom_word = *bios;
+    *bios = ~rom_word;
+    *(volatile uint8_t *)0xFFFFF = (uint8_t)~*(volatile uint8_t *)0xFFFFF;
+    uint8_t last = *(volatile uint8_t *)0xFFFFF;
+    __asm__ volatile("cld; rep stosb" : : "D"(0xF0100u), "c"(64u), "a"(0x5Au) : "memory");
+    int same = *bios == rom_word && *(volatile uint8_t *)0xF0100 != 0x5A && last == *(volatile uint8_t *)0xFFFFF;
+    printf("BIOS area 0xF0000-0xFFFFF is read-only: %s\n", same ? "yes" : "no");
     return 0;
 }

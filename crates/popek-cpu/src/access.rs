@@ -154,6 +154,14 @@ impl Cpu {
     #[allow(clippy::cast_possible_truncation)] // a `width`-byte write stores the low bytes of `value`
     pub fn write_phys(&mut self, bus: &mut dyn Bus, p: PhysAddr, width: Width, value: u32) {
         match self.mem.region(p) {
+            Region::Ram(_) if self.mem.is_rom(p.0) || self.mem.is_rom(p.0.wrapping_add(width - 1)) => {
+                // ROM: a store changes nothing (byte by byte, for one that starts below it).
+                for i in 0..width {
+                    if !self.mem.is_rom(p.0.wrapping_add(i)) {
+                        self.write_phys(bus, p.add(i), 1, value >> (8 * i));
+                    }
+                }
+            }
             Region::Ram(off) => {
                 self.note_write(p, width);
                 let ok = match width {

@@ -209,7 +209,7 @@ impl Cpu {
         if self.mem.page_is_ram(PhysAddr(w.phys)) {
             let host_base = self.mem.host_base();
             let write_ok = if user { w.write_ok_user } else { w.write_ok_super };
-            let can_write = write_ok && w.dirty && !self.code_pages.contains(phys_page);
+            let can_write = write_ok && w.dirty && !self.code_pages.contains(phys_page) && !self.mem.is_rom(w.phys);
             let e = &mut self.tlb.entries[user as usize][Tlb::index(l)];
             *e = TlbEntry {
                 read_tag: page,
@@ -294,7 +294,9 @@ impl Cpu {
 
     /// Writes back a paging-structure entry (A/D update).
     fn write_phys_pt(&mut self, a: PhysAddr, v: u32) {
-        if let Region::Ram(off) = self.mem.region(a) {
+        if let Region::Ram(off) = self.mem.region(a)
+            && !self.mem.is_rom(a.0)
+        {
             self.note_write(a, 4);
             self.mem.write_ram(off, v.to_le_bytes());
         }

@@ -244,7 +244,7 @@ fn run_phys(cpu: &mut Cpu, seg: Seg, first: u32, n: u32, w: u32, m: Mode, kind: 
     let lin = cpu.seg_check(seg, low, n * w, kind).ok()?;
     let user = cpu.user_mode();
     let phys = cpu.translate(lin, kind, user).ok()?;
-    cpu.mem.page_is_ram(phys).then_some(phys)
+    (cpu.mem.page_is_ram(phys) && !(kind == AccessKind::Write && cpu.mem.is_rom(phys.0))).then_some(phys)
 }
 
 /// The REP MOVS fast path: copies as many elements as stay within the current source and

@@ -212,6 +212,10 @@ impl Machine {
             mem.add_hole(0xa0000, 0xc0000)?;
         }
         let boot = multiboot::load(&mut mem, image, &config.cmdline, &config.modules)?;
+        // The BIOS area is ROM on a PC (and under QEMU, once SeaBIOS has run).
+        if mem.size() >= 0x10_0000 {
+            mem.set_rom(0xf_0000, 0x10_0000);
+        }
         let mut cpu = Cpu::new(mem);
         cpu.state.eip = boot.entry;
         cpu.state.gpr[EAX] = multiboot::BOOTLOADER_MAGIC;

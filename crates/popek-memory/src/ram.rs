@@ -51,6 +51,8 @@ pub struct GuestMemory {
     holes: Vec<(u32, u32)>,
     /// Every address below this is plain RAM: the size, or the start of the first hole.
     plain_below: u32,
+    /// `[start, end)` of RAM that stores do not change (the BIOS area of a PC).
+    rom: (u32, u32),
 }
 
 impl std::fmt::Debug for GuestMemory {
@@ -67,7 +69,7 @@ impl GuestMemory {
         }
         let size32 = u32::try_from(size).map_err(|_| MemoryError::BadSize(size))?;
         let map = MmapMut::map_anon(size32 as usize).map_err(|source| MemoryError::Map { size: size32, source })?;
-        Ok(GuestMemory { map, size: size32, holes: Vec::new(), plain_below: size32 })
+        Ok(GuestMemory { map, size: size32, holes: Vec::new(), plain_below: size32, rom: (0, 0) })
     }
 
     /// RAM size in bytes.
@@ -87,6 +89,19 @@ impl GuestMemory {
         self.holes.sort_unstable();
         self.plain_below = self.plain_below.min(start);
         Ok(())
+    }
+
+    /// Makes `[start, end)` read-only to the guest (whole pages): its stores are dropped,
+    /// as a PC's chipset drops stores to the BIOS area once the firmware has run. The
+    /// loaders still write it ([`GuestMemory::load`]).
+    pub fn set_rom(&mut self, start: u32, end: u32) {
+        self.rom = (start & !0xfff, end.min(self.size));
+    }
+
+    /// True if `addr` is in the read-only range.
+    #[inline]
+    pub fn is_rom(&self, addr: u32) -> bool {
+        addr >= self.rom.0 && addr < self.rom.1
     }
 
     /// Where `addr` lands.
@@ -209,5 +224,15 @@ mod tests {
         assert_eq!(m.read_ram::<4>(4093), None);
         assert_eq!(m.read_ram::<4>(usize::MAX - 1), None);
         assert!(!m.load(PhysAddr(4000), &[0; 100]));
+    }
+
+    #[test]
+    fn rom_range_is_page_aligned_and_bounded() {
+        let mut m = GuestMemory::new(0x20_0000).unwrap();
+        assert!(!m.is_rom(0xf_0000), "no ROM until set");
+        m.set_rom(0xf_0123, 0x10_0000);
+        assert!(m.is_rom(0xf_0000) && m.is_rom(0xf_ffff));
+        assert!(!m.is_rom(0xe_ffff) && !m.is_rom(0x10_0000));
+        assert!(m.load(PhysAddr(0xf_0000), &[1, 2]), "the loader still writes it");
     }
 }
