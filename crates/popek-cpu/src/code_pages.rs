@@ -5,7 +5,7 @@
 //! stored bytes are code. Only then are blocks dropped; a store to data that shares the
 //! page with code (a kernel linked with `-N`, an xv6 user program) drops nothing.
 
-use std::collections::HashMap;
+use crate::block::FastMap;
 
 /// Bytes per page.
 const PAGE: u32 = 4096;
@@ -14,7 +14,7 @@ const PAGE: u32 = 4096;
 #[derive(Clone, Debug)]
 pub struct CodePages {
     bits: Vec<u64>,
-    bytes: HashMap<u32, Box<PageBytes>>,
+    bytes: FastMap<u32, Box<PageBytes>>,
 }
 
 /// The code bytes of one page, and how many stores it took since it last held code.
@@ -32,7 +32,7 @@ pub const IDLE_WRITES_LIMIT: u32 = 64;
 impl CodePages {
     /// An empty set for `pages` pages.
     pub fn new(pages: u32) -> Self {
-        CodePages { bits: vec![0; (pages as usize).div_ceil(64)], bytes: HashMap::new() }
+        CodePages { bits: vec![0; (pages as usize).div_ceil(64)], bytes: FastMap::default() }
     }
 
     /// True if `page` holds code.
@@ -55,11 +55,21 @@ impl CodePages {
         !was
     }
 
-    /// True if any of bytes `off..off + len` of `page` is code (`off + len` at most 4096).
-    #[inline]
-    pub fn overlaps(&self, page: u32, off: u32, len: u32) -> bool {
-        let Some(map) = self.bytes.get(&page) else { return false };
-        (off..(off + len).min(PAGE)).any(|b| map.bits[b as usize / 64] & (1 << (b % 64)) != 0)
+    /// A store to bytes `off..off + len` of `page` (`off + len` at most 4096): true if
+    /// any of them is code. A store that hits no code is counted, and a code page that
+    /// holds no code bytes at all stops being one after [`IDLE_WRITES_LIMIT`] of them.
+    pub fn note_store(&mut self, page: u32, off: u32, len: u32) -> bool {
+        let Some(map) = self.bytes.get_mut(&page) else { return false };
+        if (off..(off + len).min(PAGE)).any(|b| map.bits[b as usize / 64] & (1 << (b % 64)) != 0) {
+            return true;
+        }
+        if map.bits.iter().all(|&w| w == 0) {
+            map.idle_writes += 1;
+            if map.idle_writes >= IDLE_WRITES_LIMIT {
+                self.remove(page);
+            }
+        }
+        false
     }
 
     /// Forgets every code byte of `page`, which stays a code page (the caller marks the
@@ -68,17 +78,6 @@ impl CodePages {
         if let Some(map) = self.bytes.get_mut(&page) {
             map.bits.fill(0);
         }
-    }
-
-    /// Counts a store to `page` that hit no code byte. A code page that holds no code
-    /// bytes at all is removed after [`IDLE_WRITES_LIMIT`] of them; true if it was.
-    pub fn note_idle_write(&mut self, page: u32) -> bool {
-        let Some(map) = self.bytes.get_mut(&page) else { return false };
-        if map.bits.iter().any(|&w| w != 0) {
-            return false;
-        }
-        map.idle_writes += 1;
-        map.idle_writes >= IDLE_WRITES_LIMIT && self.remove(page)
     }
 
     /// Removes `page` (stores to it hit the soft-TLB again once refilled); true if it was there.
@@ -111,19 +110,23 @@ mod tests {
         assert!(c.mark(3, 0x100, 0x10));
         assert!(!c.mark(3, 0x200, 1), "already a code page");
         assert!(c.contains(3) && !c.contains(4));
-        assert!(c.overlaps(3, 0x10f, 1));
-        assert!(c.overlaps(3, 0xfe, 4), "a dword ending in the code");
-        assert!(!c.overlaps(3, 0x110, 0xf0), "the data between");
-        assert!(c.overlaps(3, 0x200, 1));
-        c.clear_bytes(3);
-        assert!(!c.overlaps(3, 0, 4096) && c.contains(3));
-        for _ in 1..IDLE_WRITES_LIMIT {
-            assert!(!c.note_idle_write(3));
+        assert!(c.note_store(3, 0x10f, 1));
+        assert!(c.note_store(3, 0xfe, 4), "a dword ending in the code");
+        assert!(!c.note_store(3, 0x110, 0xf0), "the data between");
+        assert!(c.note_store(3, 0x200, 1));
+        for _ in 0..IDLE_WRITES_LIMIT {
+            assert!(!c.note_store(3, 0x300, 4));
         }
-        assert!(c.note_idle_write(3), "no code left and enough stores: no longer a code page");
-        assert!(!c.contains(3));
+        assert!(c.contains(3), "a page with code bytes stays");
+        c.clear_bytes(3);
+        assert!(!c.note_store(3, 0, 4096) && c.contains(3));
+        for _ in 2..IDLE_WRITES_LIMIT {
+            assert!(!c.note_store(3, 0, 4));
+        }
+        assert!(c.contains(3));
+        assert!(!c.note_store(3, 0, 4));
+        assert!(!c.contains(3), "no code left and enough stores: no longer a code page");
         c.mark(3, 0, 1);
-        assert!(!c.note_idle_write(3), "a page with code bytes stays");
         assert!(c.remove(3) && !c.contains(3));
         assert!(!c.mark(99, 0, 1), "beyond RAM: ignored");
         assert!(!c.contains(99));

@@ -125,12 +125,11 @@ impl Cpu {
             let off = at & 0xfff;
             let n = u32::try_from((end - at as u64).min((0x1000 - off) as u64)).expect("at most a page");
             if self.code_pages.contains(page) {
-                if self.code_pages.overlaps(page, off, n) {
+                if self.code_pages.note_store(page, off, n) {
                     self.code_writes.push(CodeWrite { phys: at, len: n });
                     self.smc_stats.code += 1;
                 } else {
                     self.smc_stats.data += 1;
-                    self.code_pages.note_idle_write(page);
                 }
             }
             at = at.wrapping_add(n);
