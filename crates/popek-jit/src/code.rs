@@ -29,8 +29,7 @@ use crate::{CHAIN_MISS, Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn}
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmLabelApi, VecAssembler, dynasm};
 use popek_cpu::Cpu;
-use popek_cpu::block::{Block, DecodedInsn};
-use popek_cpu::block::{BlockKey, FastMap};
+use popek_cpu::block::{Block, BlockKey, DecodedInsn, FastMap};
 use popek_cpu::iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic, Register};
 use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
 use popek_cpu::state::flags::{AF, ARITH, CF, OF, SF};
@@ -406,8 +405,8 @@ fn tlb_off(user: bool) -> i32 {
 
 /// The flags (x86 bits) host EFLAGS must hold before `insn`'s twin runs: those it reads,
 /// and all of them for a shift or rotate by CL, which leaves them alone if the count is 0.
-fn twin_reads(insn: &Instruction) -> u32 {
-    if matches!(flag_fix(insn), Some(FlagFix::Counted(_))) { ARITH } else { x86_flags(insn.rflags_read()) }
+fn twin_reads(insn: &Instruction, fix: FlagFix) -> u32 {
+    if matches!(fix, FlagFix::Counted(_)) { ARITH } else { x86_flags(insn.rflags_read()) }
 }
 
 /// Calls the handler of instruction `i` of translation `id` with the guest state in
@@ -719,7 +718,8 @@ impl<E: Emit> Emitter<'_, E> {
     fn ident(&mut self, d: &DecodedInsn<JitInsn>) {
         let bytes = host_twin(&d.insn).expect("classified ident, so it has a host twin");
         self.registers_to_host();
-        if let Some(FlagFix::Counted(of)) = flag_fix(&d.insn) {
+        let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
+        if let FlagFix::Counted(of) = fix {
             self.spill_flags();
             self.counted_twin(&d.insn, bytes, of, ResultAt::Register(d.insn.op0_register()));
             return;
@@ -730,10 +730,10 @@ impl<E: Emit> Emitter<'_, E> {
         if self.of_sf_cf && modified & (SF | CF) != 0 && modified & OF == 0 {
             self.spill_flags();
         }
-        self.flags_for(twin_reads(&d.insn));
+        self.flags_for(twin_reads(&d.insn, fix));
         self.ops.extend(bytes);
         self.flip_undefined(&d.insn);
-        self.after_twin(&d.insn, ResultAt::Register(d.insn.op0_register()));
+        self.after_twin(&d.insn, fix, ResultAt::Register(d.insn.op0_register()));
     }
 
     /// With [`Layout::flip`]: flips the flags the SDM leaves undefined for `insn`, as the
@@ -853,15 +853,15 @@ impl<E: Emit> Emitter<'_, E> {
         x64!(self.ops; add r10d, r10d);
     }
 
-    /// The flags after a host twin ran (and the fix-up it needs, see [`FlagFix`]).
-    fn after_twin(&mut self, insn: &Instruction, result: ResultAt) {
+    /// The flags after a host twin ran (and the fix-up `fix` it needs, see [`FlagFix`]).
+    fn after_twin(&mut self, insn: &Instruction, fix: FlagFix, result: ResultAt) {
         let modified = x86_flags(insn.rflags_modified());
         self.host_flags |= modified;
         self.host_zero &= !modified;
         if modified & OF != 0 {
             self.of_sf_cf = false;
         }
-        match flag_fix(insn).unwrap_or(FlagFix::NONE) {
+        match fix {
             FlagFix::After { zero, of } => {
                 self.host_zero |= zero;
                 match of {
@@ -938,7 +938,8 @@ impl<E: Emit> Emitter<'_, E> {
         let tag = tlb_off(user)
             + if m.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
         let addend = tlb_off(user) + offset_of!(TlbEntry, addend) as i32;
-        let (read, modified) = (twin_reads(&d.insn), x86_flags(d.insn.rflags_modified()));
+        let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
+        let (read, modified) = (twin_reads(&d.insn, fix), x86_flags(d.insn.rflags_modified()));
         self.registers_to_host();
         self.spill_flags();
         let slow = self.ops.fresh_label();
@@ -957,7 +958,7 @@ impl<E: Emit> Emitter<'_, E> {
             ; jne =>slow
             ; add r10, QWORD [r15 + r8 + addend]
         );
-        if let Some(FlagFix::Counted(of)) = flag_fix(&d.insn) {
+        if let FlagFix::Counted(of) = fix {
             self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
         } else {
             if read != 0 {
@@ -966,7 +967,7 @@ impl<E: Emit> Emitter<'_, E> {
             }
             self.ops.extend(m.twin);
             self.flip_undefined(&d.insn);
-            self.after_twin(&d.insn, ResultAt::Memory(m.width));
+            self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
         }
         let back = self.ops.fresh_label();
         x64!(self.ops; =>back);
