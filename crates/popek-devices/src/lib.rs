@@ -52,6 +52,7 @@
 mod bus;
 pub mod clock;
 pub mod cmos;
+pub mod fw_cfg;
 pub mod i8042;
 pub mod misc;
 pub mod pc;
@@ -60,6 +61,7 @@ pub mod pit;
 pub mod sink;
 pub mod uart;
 pub mod vga;
+pub mod vga_regs;
 
 #[cfg(test)]
 mod testing;

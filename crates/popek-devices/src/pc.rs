@@ -11,6 +11,8 @@
 //! | 0xF4–0xF7 | isa-debug-exit | – |
 //! | 0x3F8–0x3FF | COM1 16550A | 4 |
 //! | 0xCF8–0xCFF | PCI configuration (empty bus), 0xCF9 reset | – |
+//! | 0x3B4–0x3B5, 0x3BA, 0x3C0–0x3DF | VGA registers (CRTC, sequencer, graphics, attribute, DAC) | – |
+//! | 0x510–0x511 | QEMU fw_cfg (selector, data) | – |
 //! | 0xA0000–0xBFFFF | VGA window, text at 0xB8000 | – |
 //!
 //! COM2–COM4 are absent (their ports read all ones, so probes find nothing).
@@ -19,6 +21,7 @@ use popek_memory::{PhysAddr, Port};
 
 use crate::bus::DeviceBus;
 use crate::cmos::{Cmos, DEFAULT_EPOCH};
+use crate::fw_cfg::FwCfg;
 use crate::i8042::I8042;
 use crate::misc::{DebugExit, Debugcon, PciConfig, PostPort};
 use crate::pic::PicPair;
@@ -26,6 +29,7 @@ use crate::pit::Pit;
 use crate::sink::{ByteSink, StdoutSink};
 use crate::uart::Uart;
 use crate::vga::{VGA_WINDOW, VGA_WINDOW_LEN, VgaText};
+use crate::vga_regs::VgaRegisters;
 
 /// COM1's base port.
 pub const COM1: Port = Port(0x3f8);
@@ -85,6 +89,8 @@ pub fn standard_bus(config: PcConfig) -> DeviceBus {
         bus.register_ports(Box::new(DebugExit), &[p(DebugExit::PORTS)]),
         bus.register_ports(Box::new(Uart::new(COM1_IRQ, config.serial)), &[p(Uart::COM1)]),
         bus.register_ports(Box::new(PciConfig::default()), &[p(PciConfig::PORTS)]),
+        bus.register_ports(Box::new(VgaRegisters::new()), &VgaRegisters::PORT_RANGES.map(p)),
+        bus.register_ports(Box::new(FwCfg::new(config.ram_size)), &[p(FwCfg::PORTS)]),
         bus.register_mmio(Box::new(VgaText::new()), VGA_WINDOW, VGA_WINDOW_LEN),
     ];
     for r in layout {
@@ -277,8 +283,12 @@ mod tests {
                 (0xa0, 2, "pic"),
                 (0xe9, 1, "debugcon"),
                 (0xf4, 4, "isa-debug-exit"),
+                (0x3b4, 2, "vga"),
+                (0x3ba, 1, "vga"),
+                (0x3c0, 32, "vga"),
                 (0x3f8, 8, "uart16550"),
                 (0x4d0, 2, "pic"),
+                (0x510, 2, "fw-cfg"),
                 (0xcf8, 8, "pci-config"),
             ]
         );

@@ -3,10 +3,12 @@
 //!
 //! ```text
 //!   popek CLI ─► popek-machine ─┬─► multiboot loader ─► GuestMemory
+//!                               ├─► firmware tables (BDA, MP table, E820 map)
 //!                               ├─► engine (interpreter / JIT) ─► Cpu
 //!                               └─► device bus (PIC, PIT, UART, …)
 //! ```
 
+pub mod firmware;
 pub mod lockstep;
 pub mod machine;
 pub mod multiboot;

@@ -14,6 +14,7 @@
 //! Interrupts and timers are only looked at between blocks, so a run is a pure
 //! function of the guest image, the command line and the configuration.
 
+use crate::firmware;
 use crate::multiboot::{self, LoadError, Module};
 use popek_cpu::exception::{Event, Unsupported};
 use popek_cpu::state::gpr::{EAX, EBX};
@@ -211,6 +212,8 @@ impl Machine {
         if mem.size() >= 0xc0000 {
             mem.add_hole(0xa0000, 0xc0000)?;
         }
+        // What a BIOS leaves behind, then the kernel (which wins where they overlap).
+        firmware::write(&mut mem, firmware::Platform::default());
         let boot = multiboot::load(&mut mem, image, &config.cmdline, &config.modules)?;
         // The BIOS area is ROM on a PC (and under QEMU, once SeaBIOS has run).
         if mem.size() >= 0x10_0000 {

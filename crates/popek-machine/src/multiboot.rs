@@ -7,6 +7,7 @@
 //! EBX = the information structure, EIP = the entry point. Every malformed image is a
 //! typed [`LoadError`] with a one-line message; the loader never panics on input.
 
+use crate::firmware;
 use popek_memory::{GuestMemory, PhysAddr};
 
 /// Magic in the Multiboot header.
@@ -20,9 +21,7 @@ pub const HEADER_SEARCH: usize = 8192;
 /// strings and module list (inside conventional memory, below the EBDA).
 pub const LOADER_AREA: std::ops::Range<u32> = 0x9000..0x10000;
 
-/// KiB at the top of RAM reported as reserved (QEMU's firmware keeps them), so that
-/// `mem_upper` matches what the same guest sees under `qemu-system-i386 -kernel`.
-pub const TOP_RESERVED_KIB: u32 = 128;
+pub use crate::firmware::TOP_RESERVED_KIB;
 
 /// Header flag bits (spec 3.1.2).
 #[allow(missing_docs)]
@@ -385,21 +384,14 @@ fn write_info(mem: &mut GuestMemory, kernel_end: u32, cmdline: &str, modules: &[
     }
     fields[5] = u32::try_from(modules.len()).map_err(|_| LoadError::TooLarge("module list"))?;
     fields[6] = mods;
-    // Memory map: each entry is size (20), base (u64), length (u64), type (1 = RAM, 2 = reserved).
-    let top = (ram as u64).saturating_sub(TOP_RESERVED_KIB as u64 * 1024).max(0x10_0000);
-    let map: [(u64, u64, u32); 5] = [
-        (0, 0x9fc00, 1),
-        (0x9fc00, 0x400, 2),
-        (0xf0000, 0x10000, 2),
-        (0x10_0000, top - 0x10_0000, 1),
-        (top, ram as u64 - top, 2),
-    ];
+    // Memory map (the firmware's E820 map): each entry is size (20), base (u64), length
+    // (u64), type (1 = RAM, 2 = reserved).
     let mut bytes = Vec::new();
-    for (base, len, kind) in map {
+    for r in firmware::memory_map(ram) {
         bytes.extend_from_slice(&20u32.to_le_bytes());
-        bytes.extend_from_slice(&base.to_le_bytes());
-        bytes.extend_from_slice(&len.to_le_bytes());
-        bytes.extend_from_slice(&kind.to_le_bytes());
+        bytes.extend_from_slice(&r.base.to_le_bytes());
+        bytes.extend_from_slice(&r.len.to_le_bytes());
+        bytes.extend_from_slice(&(r.kind as u32).to_le_bytes());
     }
     let at = area.alloc(bytes.len(), "memory map")?;
     put(mem, at, &bytes, "memory map")?;
@@ -491,7 +483,7 @@ mod tests {
         assert_eq!(&mem.as_slice()[ms as usize..me as usize], b"module one");
         assert_eq!(cstr(&mem, read32(&mem, m + 8)), "mod1 arg");
         let (len, map) = (read32(&mem, i + 44), read32(&mem, i + 48));
-        assert_eq!(len, 5 * 24);
+        assert_eq!(len, 6 * 24);
         // Fourth entry: RAM above 1 MiB, up to the reserved top 128 KiB.
         let high = map + 3 * 24;
         assert_eq!(read32(&mem, high), 20);
@@ -499,6 +491,7 @@ mod tests {
         assert_eq!(read32(&mem, high + 12), (4 << 20) - 0x10_0000 - 0x2_0000);
         assert_eq!(read32(&mem, high + 20), 1);
         assert_eq!(read32(&mem, high + 24 + 20), 2, "top 128 KiB reserved");
+        assert_eq!(read32(&mem, high + 2 * 24 + 4), 0xfffc_0000, "BIOS flash reserved");
         assert_eq!(cstr(&mem, read32(&mem, i + 64)), "popek");
     }
 

@@ -25,6 +25,8 @@ mod interrupts;
 mod io;
 mod misc;
 
+pub use misc::cpuid_leaf;
+
 /// The VMM handler for `insn`, if it is a sensitive or privileged instruction.
 pub fn lookup(insn: &Instruction) -> Option<Handler> {
     if insn.mnemonic() == Mnemonic::Hlt {
