@@ -8,7 +8,7 @@ use std::process::Command;
 
 /// Guest names; each has `kernels/NAME.c` and optionally `kernels/NAME.S`. Keep in sync with `src/lib.rs`.
 const GUESTS: &[&str] =
-    &["hello", "interrupts", "paging", "usermode", "exceptions", "smc", "compute", "nanobench", "windows"];
+    &["hello", "interrupts", "paging", "usermode", "exceptions", "smc", "compute", "nanobench", "windows", "hostile"];
 
 const RUNTIME: &[&str] = &["boot.S", "rt.c"];
 

@@ -85,6 +85,11 @@ fn windows() {
     check("windows");
 }
 
+#[test]
+fn hostile() {
+    check("hostile");
+}
+
 /// `cmdline` gives exactly `expected` and `status` under the interpreter, and the same run
 /// under the JIT.
 fn check_cmdline(name: &str, cmdline: &str, expected: &str, status: i32) {
@@ -144,7 +149,18 @@ fn runs_are_deterministic() {
 /// Every guest in the table has a test above.
 #[test]
 fn every_guest_is_tested() {
-    let tested = ["hello", "interrupts", "paging", "usermode", "exceptions", "smc", "compute", "nanobench", "windows"];
+    let tested = [
+        "hello",
+        "interrupts",
+        "paging",
+        "usermode",
+        "exceptions",
+        "smc",
+        "compute",
+        "nanobench",
+        "windows",
+        "hostile",
+    ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);
 }

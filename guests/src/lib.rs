@@ -67,6 +67,7 @@ pub static GUESTS: &[Guest] = &[
         "loops of syscalls, port IN, CR3 writes, page faults, call/ret, stores beside and into code (scale=N)"
     ),
     guest!("windows", "", "where a pending interrupt arrives: STI shadow, MOV SS/POP SS, POPF, IRET, unmask and EOI"),
+    guest!("hostile", "", "memory beyond RAM, a dword across 4 GiB, a page table beyond RAM, ICEBP, a short GDT"),
 ];
 
 /// The guest called `name`, if any.

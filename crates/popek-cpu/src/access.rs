@@ -36,7 +36,10 @@ impl Cpu {
             let upper: u64 = if a & access::DB != 0 { 0xffff_ffff } else { 0xffff };
             offset as u64 > c.limit as u64 && last <= upper
         } else {
-            last <= c.limit as u64
+            // With a 4 GiB limit an access that runs past 0xFFFFFFFF "may or may not" fault
+            // (SDM Vol. 3A 5.3: implementation-specific); popek wraps it to address 0, as
+            // QEMU does, so the same guest sees the same thing under both.
+            last <= c.limit as u64 || c.limit == u32::MAX
         };
         if !ok {
             return Err(fault());
