@@ -4,6 +4,24 @@
 //! stdout and nothing else does; every diagnostic goes to stderr. The exit status is the guest's (debug-exit port 0xF4:
 //! `(value << 1) | 1`), or one of [`exit`]'s codes.
 
+
+/// `eprintln!` that ignores a closed stderr (e.g. `popek run … 2>&1 | head`): the run goes
+/// on to its end, so disks are flushed, instead of panicking on the broken pipe.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` that ignores a closed stdout, as [`note!`] does for stderr.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use popek::cpu::iced_x86::{Decoder, Formatter, IntelFormatter};
@@ -216,16 +234,16 @@ fn main() -> ExitCode {
         Some(Command::Demo { iterations }) => run_demo(iterations).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("popek: {e:#}");
+        note!("popek: {e:#}");
         ExitCode::from(exit::USAGE)
     })
 }
 
 /// `popek` with no arguments: boot `hello`, show its output and what happened.
 fn run_default() -> Result<ExitCode> {
-    eprintln!("popek: booting the built-in `hello` guest under the binary translator");
-    eprintln!("popek: (try `popek guests`, `popek run compute --stats`, `popek demo`, `popek --help`)");
-    eprintln!("---- guest serial output (COM1) ----");
+    note!("popek: booting the built-in `hello` guest under the binary translator");
+    note!("popek: (try `popek guests`, `popek run compute --stats`, `popek demo`, `popek --help`)");
+    note!("---- guest serial output (COM1) ----");
     let args = RunArgs {
         kernel: "hello".into(),
         engine: Engine::Jit,
@@ -329,7 +347,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         }
         match lockstep::run(&mut machine, &mut other, &run_config) {
             Ok(stop) => {
-                eprintln!("popek: lockstep: the interpreter and the JIT agreed on every block");
+                note!("popek: lockstep: the interpreter and the JIT agreed on every block");
                 stop
             }
             Err(d) => {
@@ -344,8 +362,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let wall = started.elapsed();
     machine.flush_output();
     if args.vga {
-        eprintln!("---- VGA text screen ----");
-        eprintln!("{}", machine.vga_text().unwrap_or_default());
+        note!("---- VGA text screen ----");
+        note!("{}", machine.vga_text().unwrap_or_default());
     }
     let code = match &stop {
         StopReason::Exit(status) => {
@@ -353,23 +371,23 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             ExitCode::from((*status & 0xff) as u8)
         }
         StopReason::Reset => {
-            eprintln!("popek: the guest reset the machine");
+            note!("popek: the guest reset the machine");
             ExitCode::from(exit::HALTED)
         }
         StopReason::Halted => {
-            eprintln!("popek: the guest halted (HLT with nothing left to wake it)");
+            note!("popek: the guest halted (HLT with nothing left to wake it)");
             ExitCode::from(exit::HALTED)
         }
         StopReason::TripleFault(dump) => {
-            eprintln!("popek: triple fault: the CPU shut down\n{dump}");
+            note!("popek: triple fault: the CPU shut down\n{dump}");
             ExitCode::from(exit::TRIPLE_FAULT)
         }
         StopReason::Unsupported(u) => {
-            eprintln!("popek: {u}");
+            note!("popek: {u}");
             ExitCode::from(exit::UNSUPPORTED)
         }
         StopReason::InstructionLimit | StopReason::Timeout => {
-            eprintln!("popek: stopped: {stop:?}");
+            note!("popek: stopped: {stop:?}");
             ExitCode::from(exit::LIMIT)
         }
     };
@@ -387,18 +405,18 @@ fn run_bench(args: &bench::BenchArgs) -> Result<()> {
 }
 
 fn report_divergence(d: &lockstep::Divergence) {
-    eprintln!(
+    note!(
         "popek: lockstep: the engines differ after step {} ({} vs {} instructions retired)",
         d.step, d.retired.0, d.retired.1
     );
     if let Some(addr) = d.memory {
-        eprintln!("first differing memory byte at physical {addr:#010x}");
+        note!("first differing memory byte at physical {addr:#010x}");
     }
-    eprintln!("---- state before the block ----\n{}", d.before.dump());
-    eprintln!("---- interpreter after it ----\n{}", d.reference.dump());
-    eprintln!("---- JIT after it ----\n{}", d.other.dump());
+    note!("---- state before the block ----\n{}", d.before.dump());
+    note!("---- interpreter after it ----\n{}", d.reference.dump());
+    note!("---- JIT after it ----\n{}", d.other.dump());
     if let Some(block) = &d.block {
-        eprintln!("---- the block ----\n{block}");
+        note!("---- the block ----\n{block}");
     }
 }
 
@@ -406,61 +424,61 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
     let s = &m.stats;
     let secs = wall.as_secs_f64().max(1e-9);
     let stop = stop_text(stop);
-    eprintln!("---- popek statistics ----");
-    eprintln!("stop:                  {stop}");
-    eprintln!("instructions retired:  {}", s.retired);
-    eprintln!("wall time:             {:.3} s ({:.1} MIPS)", secs, s.retired as f64 / secs / 1e6);
-    eprintln!("virtual time:          {:.6} s", s.virtual_ns as f64 / 1e9);
+    note!("---- popek statistics ----");
+    note!("stop:                  {stop}");
+    note!("instructions retired:  {}", s.retired);
+    note!("wall time:             {:.3} s ({:.1} MIPS)", secs, s.retired as f64 / secs / 1e6);
+    note!("virtual time:          {:.6} s", s.virtual_ns as f64 / 1e9);
     match &m.engine {
         MachineEngine::Interp(i) => {
             let c = &i.cache.stats;
-            eprintln!("engine:                interpreter");
-            eprintln!("blocks executed:       {}", i.stats.blocks);
-            eprintln!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
-            eprintln!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
+            note!("engine:                interpreter");
+            note!("blocks executed:       {}", i.stats.blocks);
+            note!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
+            note!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
             print_smc(m);
-            eprintln!("exceptions delivered:  {}", i.stats.exceptions);
+            note!("exceptions delivered:  {}", i.stats.exceptions);
         }
         MachineEngine::Jit(j) => {
             let (t, c) = (&j.stats, j.cache_stats());
-            eprintln!("engine:                binary translator");
-            eprintln!("blocks executed:       {} translated, {} interpreted", t.blocks, t.interpreted_blocks);
-            eprintln!(
+            note!("engine:                binary translator");
+            note!("blocks executed:       {} translated, {} interpreted", t.blocks, t.interpreted_blocks);
+            note!(
                 "blocks translated:     {} ({} code-cache flushes, {} chain links)",
                 t.translated, t.flushes, t.links
             );
-            eprintln!(
+            note!(
                 "instructions:          {} ident, {} rewritten, {} callout or helper (as translated)",
                 t.ident, t.rewritten, t.callouts
             );
-            eprintln!(
+            note!(
                 "exits to the run loop: {} at a block end, {} to link a chain, {} from inside a block",
                 t.exits_end, t.exits_chain_miss, t.exits_stopped
             );
             let calls = j.callouts_by_instruction();
             let top: Vec<String> = calls.iter().take(8).map(|(m, n)| format!("{m:?} {n}").to_lowercase()).collect();
             let total: u64 = calls.iter().map(|(_, n)| n).sum();
-            eprintln!(
+            note!(
                 "callouts and helpers:  {total} run ({})",
                 if top.is_empty() { "none".into() } else { top.join(", ") }
             );
-            eprintln!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
-            eprintln!(
+            note!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
+            note!(
                 "blocks invalidated:    {} (self-modifying code: {} translations dropped, {} chains unlinked)",
                 c.invalidated, t.invalidated, t.unlinked
             );
             print_smc(m);
-            eprintln!("exceptions delivered:  {}", t.exceptions + j.interp_stats.exceptions);
+            note!("exceptions delivered:  {}", t.exceptions + j.interp_stats.exceptions);
         }
     }
-    eprintln!("interrupts delivered:  {}", s.interrupts);
-    eprintln!("HLT sleeps:            {}", s.halts);
+    note!("interrupts delivered:  {}", s.interrupts);
+    note!("HLT sleeps:            {}", s.halts);
 }
 
 /// What stores to pages holding code did: the causes of invalidation.
 fn print_smc(m: &Machine) {
     let smc = m.cpu.smc_stats;
-    eprintln!(
+    note!(
         "stores to code pages:  {} into decoded code, {} to data beside it (nothing dropped)",
         smc.code, smc.data
     );
@@ -540,7 +558,7 @@ fn guests(extract: Option<&Path>) -> Result<()> {
                 write("elf", g.elf)?;
                 write("cmdline", g.cmdline.as_bytes())?;
                 write("expected", g.expected_output.as_bytes())?;
-                eprintln!("wrote {}", dir.join(format!("{}.elf", g.name)).display());
+                note!("wrote {}", dir.join(format!("{}.elf", g.name)).display());
             }
         }
     }
@@ -552,9 +570,9 @@ fn run_demo(iterations: u32) -> Result<()> {
     use popek::demo;
     use popek::interp::testing::TestBox;
     let code = demo::counting_loop(iterations).context("assembling the demo")?;
-    println!("popek demo: a counting loop at {:#x}, {} bytes of 32-bit code", demo::CODE_BASE, code.len());
-    println!();
-    println!("  {:<10} {:<22} {:<22} handler group", "eip", "bytes", "instruction");
+    say!("popek demo: a counting loop at {:#x}, {} bytes of 32-bit code", demo::CODE_BASE, code.len());
+    say!();
+    say!("  {:<10} {:<22} {:<22} handler group", "eip", "bytes", "instruction");
     let mut decoder = Decoder::with_ip(32, &code, demo::CODE_BASE as u64, popek::cpu::block::DECODER_OPTIONS);
     let mut fmt = IntelFormatter::new();
     let mut start = 0usize;
@@ -564,7 +582,7 @@ fn run_demo(iterations: u32) -> Result<()> {
         let bytes: Vec<String> = code[start..start + insn.len()].iter().map(|b| format!("{b:02x}")).collect();
         start += insn.len();
         let (group, _) = dispatch::classify(&insn);
-        println!("  {:#010x} {:<22} {:<22} {group}", insn.ip(), bytes.join(" "), text);
+        say!("  {:#010x} {:<22} {:<22} {group}", insn.ip(), bytes.join(" "), text);
     }
     let mut t = TestBox::new(&code);
     let started = Instant::now();
@@ -572,15 +590,15 @@ fn run_demo(iterations: u32) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let (eax, edx) = (t.cpu.state.gpr[EAX], t.cpu.state.gpr[EDX]);
     let expected = demo::counting_loop_expected(iterations);
-    println!();
-    println!(
+    say!();
+    say!(
         "interpreter: {retired} instructions in {} blocks, {:.3} s, {:.1} MIPS",
         t.interp.stats.blocks,
         secs,
         retired as f64 / secs / 1e6
     );
     let verdict = if (eax, edx) == expected { "ok" } else { "MISMATCH" };
-    println!("result: eax={eax:#010x} edx={edx:#010x} (expected {:#010x} {:#010x}: {verdict})", expected.0, expected.1);
+    say!("result: eax={eax:#010x} edx={edx:#010x} (expected {:#010x} {:#010x}: {verdict})", expected.0, expected.1);
     anyhow::ensure!((eax, edx) == expected, "demo computed a wrong result");
     Ok(())
 }

@@ -474,3 +474,77 @@ fn numeric_flags_at_their_extremes_are_refused_in_one_line() {
     assert_eq!(popek_guarded(&["run", "hello", "--max-insns", "0"]).status.code(), Some(8));
     assert_eq!(popek_guarded(&["explain", "hello", "--hottest", "0"]).status.code(), Some(0));
 }
+
+/// A tiny Multiboot kernel at 1 MiB whose entry runs `code` (the header is 12 bytes).
+fn tiny_kernel(dir: &std::path::Path, name: &str, code: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, popek::machine::multiboot::minimal_elf(0x10_0000, 3, code, 0)).expect("write kernel");
+    path.to_str().expect("utf-8 temp path").to_string()
+}
+
+/// Guest mistakes that end a real CPU end popek's run the same way under every engine, with
+/// the same first line and exit status, and lockstep finds the engines agreeing:
+/// - a segment load through a GDT of limit 0: #GP, whose delivery needs CS from that GDT,
+///   so #GP again, #DF, and shutdown (SDM Vol. 3A 6.15, "Interrupt 8—Double Fault": a
+///   fault while delivering #DF is a triple fault);
+/// - a jump to physical memory beyond RAM, which reads all ones (FF FF is an invalid
+///   opcode: #UD, then no IDT: triple fault);
+/// - IRET to a virtual-8086 frame, which popek does not run: one line naming it, status 6.
+#[test]
+fn guest_mistakes_end_the_run_alike_under_every_engine() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-mistakes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let entry: u32 = 0x10_0000 + 12;
+    // lgdt [gdtr]; mov ax, 0x10; mov ds, ax; hlt; gdtr: limit 0, base 0
+    let mut gdt0 = vec![0x0f, 0x01, 0x15];
+    gdt0.extend_from_slice(&(entry + 14).to_le_bytes());
+    gdt0.extend_from_slice(&[0x66, 0xb8, 0x10, 0x00, 0x8e, 0xd8, 0xf4, 0, 0, 0, 0, 0, 0]);
+    // mov eax, 0x10000000 (256 MiB, beyond 128 MiB of RAM); jmp eax
+    let beyond = [0xb8, 0, 0, 0, 0x10, 0xff, 0xe0];
+    // push 0 six times (GS, FS, DS, ES, SS, ESP), push EFLAGS with VM, push 0 (CS), push 0
+    // (EIP), iret
+    let mut vm86 = [0x6a, 0x00].repeat(6);
+    vm86.extend_from_slice(&[0x68, 0x02, 0x00, 0x02, 0x00, 0x6a, 0x00, 0x6a, 0x00, 0xcf]);
+    let cases: [(&str, &[u8], i32, &str); 3] = [
+        ("gdt0", &gdt0, 4, "popek: triple fault: the CPU shut down"),
+        ("beyond", &beyond, 4, "popek: triple fault: the CPU shut down"),
+        ("vm86", &vm86, 6, "popek: unsupported IRET to virtual-8086 mode at eip 0x00100021 (bytes: cf)"),
+    ];
+    for (name, code, status, first_line) in cases {
+        let kernel = tiny_kernel(&dir, name, code);
+        let mut dumps = Vec::new();
+        for engine in ["interp", "jit", "lockstep"] {
+            let o = popek_guarded(&["run", &kernel, "--engine", engine]);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(status), "{name} {engine}: {err}");
+            assert!(!err.contains("panicked"), "{name} {engine}: {err}");
+            let mut lines = err.lines();
+            if engine == "lockstep" {
+                assert_eq!(lines.next(), Some("popek: lockstep: the interpreter and the JIT agreed on every block"));
+            }
+            assert_eq!(lines.next(), Some(first_line), "{name} {engine}");
+            dumps.push(lines.collect::<Vec<_>>().join("\n"));
+        }
+        assert!(dumps.iter().all(|d| *d == dumps[0]), "{name}: the same register dump under every engine");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A reader that goes away (`popek run … | head -1`) does not make popek panic: the run
+/// goes on to the guest's own end and exit status.
+#[test]
+fn closed_output_pipes_are_not_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_popek"))
+        .args(["run", "hello", "--stats"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("popek starts");
+    // Close both read ends before popek writes anything.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().expect("popek ends");
+    assert_eq!(status.code(), Some(1), "the guest's own exit status (hello exits with 0: status 1)");
+}
