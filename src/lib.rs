@@ -17,3 +17,4 @@ pub use popek_memory as memory;
 pub use popek_vmm as vmm;
 
 pub mod demo;
+pub mod fuzzing;

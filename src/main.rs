@@ -4,7 +4,6 @@
 //! stdout and nothing else does; every diagnostic goes to stderr. The exit status is the guest's (debug-exit port 0xF4:
 //! `(value << 1) | 1`), or one of [`exit`]'s codes.
 
-
 /// `eprintln!` that ignores a closed stderr (e.g. `popek run … 2>&1 | head`): the run goes
 /// on to its end, so disks are flushed, instead of panicking on the broken pipe.
 macro_rules! note {
@@ -407,7 +406,9 @@ fn run_bench(args: &bench::BenchArgs) -> Result<()> {
 fn report_divergence(d: &lockstep::Divergence) {
     note!(
         "popek: lockstep: the engines differ after step {} ({} vs {} instructions retired)",
-        d.step, d.retired.0, d.retired.1
+        d.step,
+        d.retired.0,
+        d.retired.1
     );
     if let Some(addr) = d.memory {
         note!("first differing memory byte at physical {addr:#010x}");
@@ -445,15 +446,21 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
             note!("blocks executed:       {} translated, {} interpreted", t.blocks, t.interpreted_blocks);
             note!(
                 "blocks translated:     {} ({} code-cache flushes, {} chain links)",
-                t.translated, t.flushes, t.links
+                t.translated,
+                t.flushes,
+                t.links
             );
             note!(
                 "instructions:          {} ident, {} rewritten, {} callout or helper (as translated)",
-                t.ident, t.rewritten, t.callouts
+                t.ident,
+                t.rewritten,
+                t.callouts
             );
             note!(
                 "exits to the run loop: {} at a block end, {} to link a chain, {} from inside a block",
-                t.exits_end, t.exits_chain_miss, t.exits_stopped
+                t.exits_end,
+                t.exits_chain_miss,
+                t.exits_stopped
             );
             let calls = j.callouts_by_instruction();
             let top: Vec<String> = calls.iter().take(8).map(|(m, n)| format!("{m:?} {n}").to_lowercase()).collect();
@@ -465,7 +472,9 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
             note!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
             note!(
                 "blocks invalidated:    {} (self-modifying code: {} translations dropped, {} chains unlinked)",
-                c.invalidated, t.invalidated, t.unlinked
+                c.invalidated,
+                t.invalidated,
+                t.unlinked
             );
             print_smc(m);
             note!("exceptions delivered:  {}", t.exceptions + j.interp_stats.exceptions);
@@ -478,10 +487,7 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
 /// What stores to pages holding code did: the causes of invalidation.
 fn print_smc(m: &Machine) {
     let smc = m.cpu.smc_stats;
-    note!(
-        "stores to code pages:  {} into decoded code, {} to data beside it (nothing dropped)",
-        smc.code, smc.data
-    );
+    note!("stores to code pages:  {} into decoded code, {} to data beside it (nothing dropped)", smc.code, smc.data);
 }
 
 fn explain(
