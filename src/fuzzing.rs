@@ -9,7 +9,7 @@ use popek_machine::{EngineKind, Machine, MachineConfig, RunConfig, lockstep};
 use popek_memory::GuestMemory;
 
 /// RAM of the machines the targets build: small, so that each input runs fast.
-pub const FUZZ_RAM: u64 = 4 << 20;
+pub const FUZZ_RAM: u32 = 4 << 20;
 
 /// Instructions each engine may run on one input.
 pub const ENGINE_INSNS: u64 = 20_000;
@@ -18,7 +18,7 @@ pub const ENGINE_INSNS: u64 = 20_000;
 /// from the input's tail. Every input must load or be refused with a [`multiboot::LoadError`];
 /// its message must be one line.
 pub fn loaders(data: &[u8]) {
-    let mut mem = GuestMemory::new(FUZZ_RAM).expect("4 MiB of guest RAM");
+    let mut mem = GuestMemory::new(FUZZ_RAM.into()).expect("4 MiB of guest RAM");
     // The last 64 bytes (if any) double as a module, and a few as a command line.
     let split = data.len().saturating_sub(64);
     let modules = [Module { data: data[split..].to_vec(), cmdline: "module arg".into() }];
@@ -42,7 +42,7 @@ pub fn engines(data: &[u8]) {
     let image = multiboot::minimal_elf(0x10_0000, 3, code, 4096);
     let boot = |engine| {
         let config = MachineConfig {
-            ram_size: FUZZ_RAM,
+            ram_size: FUZZ_RAM.into(),
             engine,
             code_cache: popek_machine::MIN_CODE_CACHE,
             ..MachineConfig::default()
@@ -51,7 +51,7 @@ pub fn engines(data: &[u8]) {
         for (i, word) in regs.chunks_exact(4).enumerate() {
             let v = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
             // ESP (4) stays inside RAM, so the run is not only stack faults.
-            m.cpu.state.gpr[i] = if i == 4 { 0x1000 + (v % (FUZZ_RAM as u32 - 0x2000)) } else { v };
+            m.cpu.state.gpr[i] = if i == 4 { 0x1000 + (v % (FUZZ_RAM - 0x2000)) } else { v };
         }
         m
     };
