@@ -9,16 +9,16 @@ use popek_machine::{EngineKind, Machine, MachineConfig, RunConfig, lockstep};
 use popek_memory::GuestMemory;
 
 /// RAM of the machines the targets build: small, so that each input runs fast.
-pub const FUZZ_RAM: u32 = 4 << 20;
+pub const FUZZ_RAM: u32 = 2 << 20;
 
 /// Instructions each engine may run on one input.
-pub const ENGINE_INSNS: u64 = 20_000;
+pub const ENGINE_INSNS: u64 = 10_000;
 
 /// The Multiboot loader on `data` as a kernel image, with a command line and a module cut
 /// from the input's tail. Every input must load or be refused with a [`multiboot::LoadError`];
 /// its message must be one line.
 pub fn loaders(data: &[u8]) {
-    let mut mem = GuestMemory::new(FUZZ_RAM.into()).expect("4 MiB of guest RAM");
+    let mut mem = GuestMemory::new(FUZZ_RAM.into()).expect("2 MiB of guest RAM");
     // The last 64 bytes (if any) double as a module, and a few as a command line.
     let split = data.len().saturating_sub(64);
     let modules = [Module { data: data[split..].to_vec(), cmdline: "module arg".into() }];
