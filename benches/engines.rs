@@ -12,10 +12,10 @@ fn boot(engine: EngineKind) -> Machine {
     let config = MachineConfig {
         ram_size: 128 << 20,
         cmdline: "iters=2".into(),
-        modules: Vec::new(),
         serial: Box::new(NullSink),
         engine,
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
+        ..MachineConfig::default()
     };
     Machine::boot(config, g.elf).expect("boots")
 }

@@ -124,7 +124,8 @@ enum Engine {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Kernel: a Multiboot ELF32 file, or a built-in guest name (see `popek guests`).
+    /// Kernel: a Multiboot ELF32 file, a Linux bzImage (i386), or a built-in guest name (see
+    /// `popek guests`).
     kernel: String,
     /// Execution engine.
     #[arg(long, value_enum, default_value_t = Engine::Jit)]
@@ -132,13 +133,17 @@ struct RunArgs {
     /// Guest RAM, e.g. 128M, 1G, 65536K (multiple of 4 KiB, 2 MiB to 3 GiB).
     #[arg(long, default_value = "128M", value_parser = parse_size)]
     mem: u64,
-    /// Kernel command line (default: the built-in guest's own, else empty).
-    #[arg(long)]
+    /// Kernel command line (default: the built-in guest's own, else empty); `--append` as
+    /// QEMU users type it.
+    #[arg(long, visible_alias = "append")]
     cmdline: Option<String>,
     /// Boot module FILE, with an optional command line after a comma (repeatable).
     /// Kernel, modules and input must be regular files that together fit in --mem.
     #[arg(long, value_name = "FILE[,CMDLINE]")]
     module: Vec<String>,
+    /// Initial ramdisk for a Linux bzImage (placed as its boot header allows).
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
     /// Where COM1 output goes: stdio, file:PATH or none.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
     serial: SerialTarget,
@@ -249,6 +254,7 @@ fn run_default() -> Result<ExitCode> {
         mem: 128 << 20,
         cmdline: None,
         module: Vec::new(),
+        initrd: None,
         serial: SerialTarget::Stdio,
         input: None,
         max_insns: None,
@@ -294,6 +300,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             Ok((budget.admit("module", Path::new(file))?, cmdline))
         })
         .collect::<Result<Vec<_>>>()?;
+    let initrd_file = args.initrd.as_ref().map(|p| budget.admit("initrd", p)).transpose()?;
     let input_file = match &args.input {
         Some(p) if p.as_os_str() != "-" => Some(budget.admit("input file", p)?),
         _ => None,
@@ -306,6 +313,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     for (file, cmdline) in &module_files {
         modules.push(Module { data: file.read()?, cmdline: cmdline.to_string() });
     }
+    let initrd = initrd_file.as_ref().map(files::Admitted::read).transpose()?;
     let serial: Box<dyn ByteSink> = match &args.serial {
         SerialTarget::Stdio => Box::new(StdoutSink),
         SerialTarget::None => Box::new(NullSink),
@@ -318,6 +326,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         ram_size: args.mem,
         cmdline: cmdline.clone(),
         modules: modules.clone(),
+        initrd: initrd.clone(),
         serial,
         engine,
         code_cache: args.code_cache,
@@ -503,6 +512,7 @@ fn explain(
         ram_size: RAM,
         cmdline: cmdline.unwrap_or_else(|| default_cmdline.to_string()),
         modules: Vec::new(),
+        initrd: None,
         serial: Box::new(NullSink),
         engine: EngineKind::Jit,
         code_cache: popek::jit::DEFAULT_CODE_CACHE,

@@ -16,10 +16,10 @@ fn run_with(guest: &Guest, cmdline: &str, engine: EngineKind) -> (StopReason, St
     let config = MachineConfig {
         ram_size: 128 << 20,
         cmdline: cmdline.to_string(),
-        modules: Vec::new(),
         serial: Box::new(out.clone()),
         engine,
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
+        ..MachineConfig::default()
     };
     let mut m = Machine::boot(config, guest.elf).expect("guest images load");
     let stop = m.run(&RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() });

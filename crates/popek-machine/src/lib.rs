@@ -2,13 +2,14 @@
 //! runs them.
 //!
 //! ```text
-//!   popek CLI ─► popek-machine ─┬─► multiboot loader ─► GuestMemory
+//!   popek CLI ─► popek-machine ─┬─► multiboot / linux loaders ─► GuestMemory
 //!                               ├─► firmware tables (BDA, MP table, E820 map)
 //!                               ├─► engine (interpreter / JIT) ─► Cpu
 //!                               └─► device bus (PIC, PIT, UART, …)
 //! ```
 
 pub mod firmware;
+pub mod linux;
 pub mod lockstep;
 pub mod machine;
 pub mod multiboot;

@@ -14,8 +14,8 @@
 //! Interrupts and timers are only looked at between blocks, so a run is a pure
 //! function of the guest image, the command line and the configuration.
 
-use crate::firmware;
 use crate::multiboot::{self, LoadError, Module};
+use crate::{firmware, linux};
 use popek_cpu::exception::{Event, Unsupported};
 use popek_cpu::state::gpr::{EAX, EBX};
 use popek_cpu::{Cpu, GuestMemory};
@@ -110,8 +110,10 @@ pub struct MachineConfig {
     pub ram_size: u64,
     /// Kernel command line (Multiboot).
     pub cmdline: String,
-    /// Boot modules.
+    /// Boot modules (Multiboot).
     pub modules: Vec<Module>,
+    /// Initial ramdisk (a Linux bzImage's `--initrd`).
+    pub initrd: Option<Vec<u8>>,
     /// Where COM1 (and debugcon) output goes.
     pub serial: Box<dyn ByteSink>,
     /// The execution engine.
@@ -138,6 +140,7 @@ impl Default for MachineConfig {
             ram_size: 128 << 20,
             cmdline: String::new(),
             modules: Vec::new(),
+            initrd: None,
             serial: Box::new(popek_devices::sink::NullSink),
             engine: EngineKind::default(),
             code_cache: popek_jit::DEFAULT_CODE_CACHE,
@@ -166,6 +169,9 @@ pub enum MachineError {
     /// The kernel image is malformed (the cause is the error's source).
     #[error("cannot load the kernel")]
     Load(#[from] LoadError),
+    /// The Linux bzImage cannot be booted (the cause is the error's source).
+    #[error("cannot boot the Linux kernel")]
+    Linux(#[from] linux::LinuxError),
     /// The translator could not start.
     #[error(transparent)]
     Jit(#[from] popek_jit::JitError),
@@ -201,8 +207,10 @@ impl Machine {
         Machine { cpu, bus, engine: Engine::Interp(Interpreter::new()), stats: RunStats::default(), ticks: 0 }
     }
 
-    /// Builds a standard PC and loads the Multiboot kernel `image` into it, with the
-    /// CPU in the Multiboot hand-over state (EAX = magic, EBX = information structure).
+    /// Builds a standard PC and loads `image` into it: a Linux bzImage (boot protocol,
+    /// with `config.initrd`) or a Multiboot kernel, with the CPU in that protocol's
+    /// hand-over state (Multiboot: EAX = magic, EBX = information structure; Linux: ESI =
+    /// the zero page, CS/DS = 0x10/0x18).
     pub fn boot(config: MachineConfig, image: &[u8]) -> Result<Machine, MachineError> {
         if !(MIN_CODE_CACHE..=MAX_CODE_CACHE).contains(&config.code_cache) {
             return Err(MachineError::CodeCacheSize { size: config.code_cache });
@@ -214,15 +222,28 @@ impl Machine {
         }
         // What a BIOS leaves behind, then the kernel (which wins where they overlap).
         firmware::write(&mut mem, firmware::Platform::default());
-        let boot = multiboot::load(&mut mem, image, &config.cmdline, &config.modules)?;
+        let linux = if linux::is_bzimage(image) {
+            Some(linux::load(&mut mem, image, &config.cmdline, config.initrd.as_deref())?)
+        } else {
+            None
+        };
+        let multiboot = match linux {
+            Some(_) => None,
+            None => Some(multiboot::load(&mut mem, image, &config.cmdline, &config.modules)?),
+        };
         // The BIOS area is ROM on a PC (and under QEMU, once SeaBIOS has run).
         if mem.size() >= 0x10_0000 {
             mem.set_rom(0xf_0000, 0x10_0000);
         }
         let mut cpu = Cpu::new(mem);
-        cpu.state.eip = boot.entry;
-        cpu.state.gpr[EAX] = multiboot::BOOTLOADER_MAGIC;
-        cpu.state.gpr[EBX] = boot.info_addr;
+        if let Some(boot) = multiboot {
+            cpu.state.eip = boot.entry;
+            cpu.state.gpr[EAX] = multiboot::BOOTLOADER_MAGIC;
+            cpu.state.gpr[EBX] = boot.info_addr;
+        }
+        if let Some(boot) = linux {
+            linux_handover(&mut cpu.state, &boot);
+        }
         // COM1 and debugcon (port 0xE9) share one output stream.
         let out = SharedSink::new(config.serial);
         let bus = pc::standard_bus(PcConfig {
@@ -355,6 +376,21 @@ impl Machine {
             }),
         }
     }
+}
+
+/// The CPU state of the Linux boot protocol's 32-bit entry (boot.rst, "32-bit Boot
+/// Protocol"): flat `__BOOT_CS` (0x10) and `__BOOT_DS` (0x18) from the loader's GDT, ESI at
+/// the zero page, EBP, EDI and EBX zero, interrupts off, paging off.
+fn linux_handover(s: &mut popek_cpu::CpuState, boot: &linux::LinuxBoot) {
+    use popek_cpu::state::{SegmentCache, access};
+    let code = SegmentCache::flat(access::P | access::S | access::CODE | access::RW | access::ACCESSED, linux::BOOT_CS);
+    let data = SegmentCache::flat(access::P | access::S | access::RW | access::ACCESSED, linux::BOOT_DS);
+    s.seg = [data, code, data, data, data, data];
+    s.gdtr.base = boot.gdt.0;
+    s.gdtr.limit = boot.gdt.1;
+    s.gpr = [0; 8];
+    s.gpr[popek_cpu::state::gpr::ESI] = boot.boot_params;
+    s.eip = boot.entry;
 }
 
 /// The wall-clock limit of a run (`RunConfig::timeout`), looked at before every step of

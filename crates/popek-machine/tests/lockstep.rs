@@ -12,10 +12,10 @@ fn boot_guest(name: &str, engine: EngineKind) -> Machine {
     let config = MachineConfig {
         ram_size: 128 << 20,
         cmdline: g.cmdline.to_string(),
-        modules: Vec::new(),
         serial: Box::new(NullSink),
         engine,
         code_cache: popek_jit::DEFAULT_CODE_CACHE,
+        ..MachineConfig::default()
     };
     Machine::boot(config, g.elf).expect("boots")
 }

@@ -40,10 +40,10 @@ fn echo(engine: EngineKind) {
     let config = MachineConfig {
         ram_size: 4 << 20,
         cmdline: String::new(),
-        modules: Vec::new(),
         serial: Box::new(out.clone()),
         engine,
         code_cache: popek_jit::DEFAULT_CODE_CACHE,
+        ..MachineConfig::default()
     };
     let mut m = Machine::boot(config, &echo_kernel()).unwrap();
     m.queue_serial_input(b"typed at COM1\n");
