@@ -548,3 +548,67 @@ fn closed_output_pipes_are_not_a_panic() {
     let status = child.wait().expect("popek ends");
     assert_eq!(status.code(), Some(1), "the guest's own exit status (hello exits with 0: status 1)");
 }
+
+/// A bzImage built here (boot protocol 2.15 header, 2 setup sectors) whose 32-bit kernel
+/// checks the zero page's "HdrS" at ESI + 0x202, prints the command line it finds through
+/// `cmd_line_ptr` on COM1, and exits through port 0xF4 with CS's low byte: the Linux boot
+/// protocol's hand-over, seen from inside, under every engine. Then the loader's refusals.
+#[test]
+fn linux_boot_protocol_hands_over_as_boot_rst_says() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-linux-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // movl 0x202(%esi),%eax; cmpl $"HdrS",%eax; jne fail; movl 0x228(%esi),%ecx;
+    // next: movb (%ecx),%al; testb %al,%al; jz done; movw $0x3f8,%dx; outb; incl %ecx;
+    // jmp next; done: movw %cs,%ax; movw $0xf4,%dx; outb; fail: hlt
+    let hex = "8b86020200003d48647253751c8b8e280200008a0184c0740866baf803ee41ebf2668cc866baf400eef4";
+    let kernel: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let bzimage = |protocol: u16, xloadflags: u16| {
+        let mut img = vec![0u8; 3 * 512];
+        img[0x1f1] = 2; // setup_sects
+        img[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
+        img[0x200..0x202].copy_from_slice(&[0xeb, 0x6a]);
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        img[0x206..0x208].copy_from_slice(&protocol.to_le_bytes());
+        img[0x211] = 1; // LOADED_HIGH
+        img[0x22c..0x230].copy_from_slice(&0x37ff_ffffu32.to_le_bytes());
+        img[0x230..0x234].copy_from_slice(&0x20_0000u32.to_le_bytes());
+        img[0x234] = 1;
+        img[0x236..0x238].copy_from_slice(&xloadflags.to_le_bytes());
+        img[0x238..0x23c].copy_from_slice(&2047u32.to_le_bytes());
+        img[0x258..0x260].copy_from_slice(&0x40_0000u64.to_le_bytes());
+        img[0x260..0x264].copy_from_slice(&0x1_0000u32.to_le_bytes());
+        img.extend_from_slice(&kernel);
+        img
+    };
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    std::fs::write(path("bzImage"), bzimage(0x020f, 0)).unwrap();
+    std::fs::write(path("initrd"), [7u8; 5000]).unwrap();
+    for engine in ["interp", "jit", "lockstep"] {
+        let o = popek_guarded(&[
+            "run",
+            &path("bzImage"),
+            "--initrd",
+            &path("initrd"),
+            "--append",
+            "console=ttyS0 quiet",
+            "--engine",
+            engine,
+        ]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "console=ttyS0 quiet", "{engine}");
+        assert_eq!(o.status.code(), Some((0x10 << 1) | 1), "{engine}: CS is __BOOT_CS: {}", stderr(&o));
+    }
+    std::fs::write(path("old"), bzimage(0x0204, 0)).unwrap();
+    std::fs::write(path("x86_64"), bzimage(0x020f, 1)).unwrap();
+    let (old, x86_64, good, long) = (path("old"), path("x86_64"), path("bzImage"), "x".repeat(3000));
+    let cases = [
+        (vec!["run", &old], "boot protocol 2.04: popek needs 2.06 or later"),
+        (vec!["run", &x86_64], "a 64-bit (x86-64) kernel"),
+        (vec!["run", &good, "--append", &long], "this kernel accepts at most 2047"),
+        (vec!["run", &good, "--mem", "2M"], "the kernel needs RAM up to"),
+    ];
+    for (args, want) in cases {
+        let err = assert_one_line_error(&args);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
