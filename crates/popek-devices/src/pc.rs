@@ -262,7 +262,10 @@ mod tests {
         let (mut bus, _) = test_bus();
         bus.mmio_write(PhysAddr(0xb8000), AccessSize::Word, 0x0741);
         assert!(vga_text(&bus).unwrap().starts_with("A\n\n"));
-        assert_eq!(bus.mmio_ranges(), vec![(PhysAddr(0xa0000), 0x20000)]);
+        assert_eq!(
+            bus.mmio_ranges(),
+            vec![(PhysAddr(0xa0000), 0x20000), (PhysAddr(0xfec0_0000), 0x1000), (PhysAddr(0xfee0_0000), 0x1000)]
+        );
         let map: Vec<(u16, u32, &str)> = bus.port_map().into_iter().map(|(p, n, d)| (p.0, n, d)).collect();
         assert_eq!(
             map,

@@ -49,6 +49,20 @@ pub trait Bus {
     fn advance_to(&mut self, now_ns: u64) {
         let _ = now_ns;
     }
+    /// RDMSR of an MSR the platform owns (e.g. `IA32_APIC_BASE`, 0x1B, of the local
+    /// APIC): its value, or `None` if the platform has no such MSR (the CPU then
+    /// raises #GP). The default has none.
+    fn read_msr(&mut self, msr: u32) -> Option<u64> {
+        let _ = msr;
+        None
+    }
+    /// WRMSR of an MSR the platform owns: true if it was written; false if there is
+    /// no such MSR or the value sets reserved bits (the CPU then raises #GP). The
+    /// default has none.
+    fn write_msr(&mut self, msr: u32, value: u64) -> bool {
+        let _ = (msr, value);
+        false
+    }
 }
 
 /// A bus with nothing on it: reads return all ones, writes are dropped (like an
