@@ -534,6 +534,14 @@ impl Bus for WatchBus<'_> {
     fn advance_to(&mut self, now_ns: u64) {
         self.inner.advance_to(now_ns)
     }
+    fn read_msr(&mut self, msr: u32) -> Option<u64> {
+        self.touch();
+        self.inner.read_msr(msr)
+    }
+    fn write_msr(&mut self, msr: u32, value: u64) -> bool {
+        self.touch();
+        self.inner.write_msr(msr, value)
+    }
 }
 
 /// Called from translated code for every instruction that is not `ident`: runs the
