@@ -647,6 +647,12 @@ impl Bus for DeviceBus {
         self.mmio_devices[r.device].write(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size, value);
     }
 
+    /// Writes to the local APIC's page (TPR, EOI, ICR, SVR, LVTs…) and to the I/O
+    /// APIC's window may make an interrupt deliverable.
+    fn write_may_open_interrupt_window(&self, addr: PhysAddr) -> bool {
+        matches!(addr.0 & !0xfff, LAPIC_BASE | IOAPIC_BASE)
+    }
+
     fn read_msr(&mut self, msr: u32) -> Option<u64> {
         self.intc.read_msr(msr)
     }

@@ -171,12 +171,11 @@ fn rdtsc(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
     Ok(())
 }
 
-/// Model-specific registers popek implements (SDM Vol. 4 Table 2-2).
+/// Model-specific registers the CPU state holds (SDM Vol. 4 Table 2-2); the platform's
+/// (IA32_APIC_BASE, 0x1B) are the bus's.
 pub mod msr {
     /// IA32_TIME_STAMP_COUNTER.
     pub const IA32_TSC: u32 = 0x10;
-    /// IA32_APIC_BASE: the platform's (the bus answers it), not the CPU state's.
-    pub const IA32_APIC_BASE: u32 = 0x1b;
     /// IA32_SYSENTER_CS.
     pub const IA32_SYSENTER_CS: u32 = 0x174;
     /// IA32_SYSENTER_ESP.
@@ -220,6 +219,9 @@ fn wrmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
             if !bus.write_msr(other, (hi as u64) << 32 | lo as u64) {
                 return Err(Exception::GeneralProtection(0).into());
             }
+            // A platform MSR (IA32_APIC_BASE's enable bit) may route the 8259A
+            // straight to INTR: the block ends here.
+            cpu.interrupt_window = true;
         }
     }
     Ok(())
