@@ -85,6 +85,16 @@ fn windows() {
     check("windows");
 }
 
+#[test]
+fn apic_timer() {
+    check("apic_timer");
+}
+
+#[test]
+fn ioapic_serial() {
+    check("ioapic_serial");
+}
+
 /// `cmdline` gives exactly `expected` and `status` under the interpreter, and the same run
 /// under the JIT.
 fn check_cmdline(name: &str, cmdline: &str, expected: &str, status: i32) {
@@ -144,7 +154,19 @@ fn runs_are_deterministic() {
 /// Every guest in the table has a test above.
 #[test]
 fn every_guest_is_tested() {
-    let tested = ["hello", "interrupts", "paging", "usermode", "exceptions", "smc", "compute", "nanobench", "windows"];
+    let tested = [
+        "hello",
+        "interrupts",
+        "paging",
+        "usermode",
+        "exceptions",
+        "smc",
+        "compute",
+        "nanobench",
+        "windows",
+        "apic_timer",
+        "ioapic_serial",
+    ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);
 }

@@ -26,11 +26,14 @@
 //! Registers are 32 bits at 16-byte strides; a narrower read returns the addressed
 //! bytes of the register, a write anywhere but the register's first byte is ignored.
 //!
-//! **Reset state** (the bootstrap processor as QEMU resets it; SeaBIOS leaves it so for
-//! a `-kernel` boot): ID 0, `IA32_APIC_BASE` = 0xFEE00900 (BSP, globally enabled), SVR
-//! 0xFF (software-disabled), LINT0 = 0x700 (ExtINT, unmasked: the virtual wire that
-//! carries the 8259A's INTR to the CPU), every other LVT masked, TPR 0, timer stopped.
-//! So a kernel that ignores the APIC sees a PC with only an 8259A.
+//! **Reset state.** [`Lapic::new`] is the bootstrap processor as QEMU resets it: ID 0,
+//! `IA32_APIC_BASE` = 0xFEE00900 (BSP, globally enabled), SVR 0xFF (software-disabled),
+//! LINT0 = 0x700 (ExtINT, unmasked: the virtual wire that carries the 8259A's INTR to
+//! the CPU), every other LVT masked, TPR 0, timer stopped. [`Lapic::bios_initialised`]
+//! is what SeaBIOS leaves before it boots a `-kernel` (read back under QEMU by the
+//! `apic_timer` guest): the same but SVR 0x1FF (software-enabled, spurious vector
+//! 0xFF), LINT0 = 0x8700 (ExtINT, level) and LINT1 = 0x8400 (NMI, level); the standard
+//! PC starts so. Either way a kernel that ignores the APIC sees a PC with only an 8259A.
 //!
 //! **Software disable** (SVR bit 8 = 0, written): every LVT is masked and stays masked
 //! whatever is written to it; no fixed interrupt is accepted or delivered. (The reset
@@ -85,6 +88,8 @@ pub const LVT_TIMER_PERIODIC: u32 = 1 << 17;
 pub const LVT_EXTINT: u32 = 0b111 << 8;
 /// LVT delivery mode NMI (bits 8–10 = 0b100).
 pub const LVT_NMI: u32 = 0b100 << 8;
+/// LVT trigger mode bit 15 (LINT0/LINT1): level.
+pub const LVT_LEVEL: u32 = 1 << 15;
 
 /// ESR bit 5: an IPI with an illegal vector (0–15) was sent.
 pub const ESR_SEND_ILLEGAL_VECTOR: u32 = 1 << 5;
@@ -182,6 +187,16 @@ impl Lapic {
     pub fn new() -> Self {
         let mut l = Self::power_up();
         l.lvt[Lvt::Lint0 as usize] = LVT_EXTINT;
+        l
+    }
+
+    /// The state SeaBIOS leaves for the kernel (see the module docs): software-enabled,
+    /// LINT0 ExtINT and LINT1 NMI, both level-triggered.
+    pub fn bios_initialised() -> Self {
+        let mut l = Self::new();
+        l.svr = 0x1ff;
+        l.lvt[Lvt::Lint0 as usize] = LVT_EXTINT | LVT_LEVEL;
+        l.lvt[Lvt::Lint1 as usize] = LVT_NMI | LVT_LEVEL;
         l
     }
 
@@ -565,6 +580,16 @@ mod tests {
         // Narrow reads return the addressed bytes; the padding reads 0.
         assert_eq!(l.read(0, 0x31), 0x0005_00);
         assert_eq!(l.read(0, 0x34), 0);
+    }
+
+    #[test]
+    fn bios_state_is_seabioss() {
+        let mut l = Lapic::bios_initialised();
+        assert_eq!(l.read(0, 0xf0), 0x1ff);
+        assert_eq!(l.read(0, 0x350), 0x8700);
+        assert_eq!(l.read(0, 0x360), 0x8400);
+        assert!(l.lint0_passes_extint());
+        assert!(l.accept(0x40, false), "software-enabled");
     }
 
     #[test]

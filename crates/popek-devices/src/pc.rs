@@ -20,6 +20,7 @@ use popek_memory::{PhysAddr, Port};
 use crate::bus::DeviceBus;
 use crate::cmos::{Cmos, DEFAULT_EPOCH};
 use crate::i8042::I8042;
+use crate::lapic::Lapic;
 use crate::misc::{DebugExit, Debugcon, PciConfig, PostPort};
 use crate::pic::PicPair;
 use crate::pit::Pit;
@@ -42,8 +43,9 @@ pub struct PcConfig {
     pub serial: Box<dyn ByteSink>,
     /// Where debugcon (0xE9) output goes.
     pub debugcon: Box<dyn ByteSink>,
-    /// Start with the 8259A pair programmed as SeaBIOS leaves it (vectors
-    /// 0x08/0x70, all masked but the cascade) instead of uninitialised.
+    /// Start with the 8259A pair and the local APIC programmed as SeaBIOS leaves
+    /// them (8259A: vectors 0x08/0x70, all masked but the cascade; local APIC:
+    /// software-enabled, LINT0 ExtINT, LINT1 NMI) instead of in their reset states.
     pub bios_pic: bool,
 }
 
@@ -75,6 +77,9 @@ impl std::fmt::Debug for PcConfig {
 pub fn standard_bus(config: PcConfig) -> DeviceBus {
     let pic = if config.bios_pic { PicPair::bios_initialised() } else { PicPair::new() };
     let mut bus = DeviceBus::with_pic(pic);
+    if config.bios_pic {
+        bus.interrupt_controllers_mut().lapic = Lapic::bios_initialised();
+    }
     let p = |(base, len): (u16, u16)| (Port(base), len);
     let layout = [
         bus.register_ports(Box::new(Pit::new()), &Pit::PORT_RANGES.map(p)),
