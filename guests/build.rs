@@ -7,8 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest names; each has `kernels/NAME.c` and optionally `kernels/NAME.S`. Keep in sync with `src/lib.rs`.
-const GUESTS: &[&str] =
-    &["hello", "interrupts", "paging", "usermode", "exceptions", "smc", "compute", "nanobench", "windows", "apic_timer", "ioapic_serial"];
+const GUESTS: &[&str] = &[
+    "hello",
+    "interrupts",
+    "paging",
+    "usermode",
+    "exceptions",
+    "smc",
+    "compute",
+    "nanobench",
+    "windows",
+    "apic_timer",
+    "ioapic_serial",
+];
 
 const RUNTIME: &[&str] = &["boot.S", "rt.c"];
 

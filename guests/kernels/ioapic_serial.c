@@ -60,7 +60,7 @@ int kmain(void) {
     lapic_write(LAPIC_TPR, 0);
 
     uint32_t ver = ioapic_read(1);
-    printf("I/O APIC: %u redirection entries\n", ((ver >> 16) & 0xFF) + 1);
+    printf("I/O APIC: ID %u, %u redirection entries\n", ioapic_read(0) >> 24, ((ver >> 16) & 0xFF) + 1);
     int masked = 0;
     for (int pin = 0; pin < 24; pin++) masked += (entry_low(pin) & IOAPIC_MASKED) != 0;
     printf("masked at boot: %d of 24\n", masked);

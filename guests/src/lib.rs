@@ -72,7 +72,11 @@ pub static GUESTS: &[Guest] = &[
         "",
         "local APIC: CPUID/APIC_BASE, periodic and one-shot timer, current count, TPR, PPR/ISR, EOI, self-IPIs"
     ),
-    guest!("ioapic_serial", "", "I/O APIC: COM1 IRQ 4 (edge and level, remote IRR) and PIT IRQ 0 on pin 2 to the local APIC"),
+    guest!(
+        "ioapic_serial",
+        "",
+        "I/O APIC: COM1 IRQ 4 (edge and level, remote IRR) and PIT IRQ 0 on pin 2 to the local APIC"
+    ),
 ];
 
 /// The guest called `name`, if any.

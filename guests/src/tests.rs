@@ -149,6 +149,9 @@ fn apic_timer_differs_from_qemu_only_in_software_disable() {
     let differing: Vec<_> = a.iter().zip(&b).filter(|(p, q)| p != q).collect();
     assert_eq!(
         differing,
-        [(&"software disable masks the LVTs, they stay masked: yes", &"software disable masks the LVTs, they stay masked: no")]
+        [(
+            &"software disable masks the LVTs, they stay masked: yes",
+            &"software disable masks the LVTs, they stay masked: no"
+        )]
     );
 }

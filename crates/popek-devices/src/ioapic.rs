@@ -1,5 +1,7 @@
-//! The I/O APIC at 0xFEC00000 (an 82093AA-style part with 24 pins, version 0x11, as
-//! QEMU's): it turns interrupt lines into messages to the local APIC.
+//! The I/O APIC at 0xFEC00000 (an 82093AA-style part with 24 pins, version 0x11; ID 0
+//! at reset, as QEMU's): it turns interrupt lines into messages to the local APIC.
+//! (QEMU's default version is 0x20, which adds a directed-EOI register at offset 0x40;
+//! with version 0x11 kernels use the local APIC's EOI broadcast, which popek has.)
 //!
 //! Two registers are mapped: IOREGSEL at offset 0x00 selects an indirect register,
 //! IOWIN at offset 0x10 reads or writes it (32 bits). Indirect registers:

@@ -12,8 +12,26 @@
 //! | 0x3F8–0x3FF | COM1 16550A | 4 |
 //! | 0xCF8–0xCFF | PCI configuration (empty bus), 0xCF9 reset | – |
 //! | 0xA0000–0xBFFFF | VGA window, text at 0xB8000 | – |
+//! | 0xFEC00000–0xFEC00FFF | I/O APIC, 24 pins (built into the bus) | – |
+//! | 0xFEE00000–0xFEE00FFF | local APIC of the CPU, timer, `IA32_APIC_BASE` (built into the bus) | – |
 //!
 //! COM2–COM4 are absent (their ports read all ones, so probes find nothing).
+//!
+//! Every ISA line goes both to the 8259A pair (IRQ n) and to the I/O APIC:
+//!
+//! | ISA IRQ | device | 8259A input | I/O APIC pin |
+//! |---|---|---|---|
+//! | – | the 8259A's INTR (ExtINT) | – | 0 |
+//! | 0 | PIT channel 0 | master IR0 | 2 (interrupt source override, as on PCs and QEMU) |
+//! | 1 | i8042 keyboard | master IR1 | 1 |
+//! | 4 | COM1 | master IR4 | 4 |
+//! | 8 | CMOS/RTC | slave IR0 | 8 |
+//! | 12 | i8042 mouse | slave IR4 | 12 |
+//! | n (3–15) | any other ISA device (IDE 14 / 15 …) | IRn | n |
+//!
+//! Pins 16–23 have nothing on them. The 8259A reaches the CPU through the local
+//! APIC's LINT0 (ExtINT, as the BIOS leaves it), and is usually masked by a kernel
+//! that uses the I/O APIC.
 
 use popek_memory::{PhysAddr, Port};
 

@@ -130,13 +130,8 @@ pub mod features {
 /// What popek reports in CPUID.1:EDX: only what it implements (no FPU, no SEP,
 /// no VME/DE/PAE/MMX/SSE). The APIC bit stays set when software clears
 /// `IA32_APIC_BASE` bit 11 (the platform owns that MSR; CPUID is constant).
-pub const CPUID_FEATURES_EDX: u32 = features::PSE
-    | features::TSC
-    | features::MSR
-    | features::CX8
-    | features::APIC
-    | features::PGE
-    | features::CMOV;
+pub const CPUID_FEATURES_EDX: u32 =
+    features::PSE | features::TSC | features::MSR | features::CX8 | features::APIC | features::PGE | features::CMOV;
 
 /// The four CPUID result registers for leaf `eax` (ECX is not used by leaves 0–1).
 /// Leaf 0: highest leaf 1 and the vendor; leaf 1: signature and features; any
