@@ -1,6 +1,7 @@
 //! Targeted properties of the translator, each checked against the interpreter: a precise
 //! page fault inside a block, code that modifies its own block, chaining across pages, a
-//! code cache too small for the program, and the same code run at two addresses.
+//! code cache too small for the program, the same code run at two addresses, and a block
+//! ended by a store to an interrupt controller.
 
 use popek_cpu::state::cr0;
 use popek_interp::testing::{CODE_BASE, DATA_BASE, TestBox};
