@@ -409,9 +409,14 @@ impl Lapic {
         first.checked_add(k.checked_mul(period)?)
     }
 
-    /// The earliest virtual time at which the timer will raise its interrupt (or
-    /// would, were the LVT unmasked: a masked one-shot timer still reaches 0).
+    /// The earliest virtual time at which the timer will raise its interrupt: none
+    /// while its LVT entry is masked (the count still runs — it is computed from the
+    /// time of each read — but an expiry then changes nothing the guest can see, and
+    /// unmasking is a register write, after which the bus asks again).
     pub fn next_deadline(&self) -> Option<u64> {
+        if self.lvt[Lvt::Timer as usize] & LVT_MASKED != 0 {
+            return None;
+        }
         self.timer_next_expiry()
     }
 
@@ -785,11 +790,17 @@ mod tests {
         assert_eq!(l.deliverable(), None);
         assert_eq!(l.next_deadline(), Some(56_000));
         assert_eq!(l.read(55_500, 0x390), 500);
-        // Masked: the count runs, no interrupt.
+        // Masked: the count runs, no interrupt, no deadline; unmasked, the next
+        // period boundary is the deadline again (and the masked expiries are lost).
         l.write(55_500, 0x320, 0x41 | LVT_TIMER_PERIODIC | LVT_MASKED);
         l.write(55_500, 0xb0, 0);
+        assert_eq!(l.next_deadline(), None);
         l.advance(60_000);
         assert_eq!(l.deliverable(), None);
+        assert_eq!(l.read(60_250, 0x390), 750);
+        l.write(60_250, 0x320, 0x41 | LVT_TIMER_PERIODIC);
+        assert_eq!(l.deliverable(), None);
+        assert_eq!(l.next_deadline(), Some(61_000));
         // Initial count 0 stops it.
         l.write(60_000, 0x380, 0);
         assert_eq!(l.next_deadline(), None);
