@@ -203,6 +203,50 @@ mod tests {
     }
 
     #[test]
+    fn lapic_timer_and_ioapic_end_to_end() {
+        let (mut bus, _) = test_bus();
+        let lapic =
+            |bus: &mut DeviceBus, reg: u32, v: u32| bus.mmio_write(PhysAddr(0xfee0_0000 + reg), AccessSize::Dword, v);
+        assert_eq!(bus.read_msr(0x1b), Some(0xfee0_0900));
+        assert_eq!(bus.mmio_read(PhysAddr(0xfee0_00f0), AccessSize::Dword), 0x1ff, "as SeaBIOS leaves it");
+        assert!(bus.write_may_open_interrupt_window(PhysAddr(0xfee0_00b0)));
+        assert!(bus.write_may_open_interrupt_window(PhysAddr(0xfec0_0010)));
+        assert!(!bus.write_may_open_interrupt_window(PhysAddr(0xb8000)));
+        lapic(&mut bus, 0x350, 0x1_0000); // LINT0 masked: the 8259A is cut off
+        lapic(&mut bus, 0x3e0, 0xb); // ÷1
+        lapic(&mut bus, 0x320, 0x2_0030); // periodic, vector 0x30
+        bus.advance_to(500);
+        lapic(&mut bus, 0x380, 1000);
+        assert_eq!(bus.next_deadline(), Some(1500), "the timer is a bus deadline");
+        bus.advance_to(1499);
+        assert!(!bus.interrupt_pending());
+        assert_eq!(bus.mmio_read(PhysAddr(0xfee0_0390), AccessSize::Dword), 1);
+        bus.advance_to(1500);
+        assert_eq!(bus.pending_interrupt_vector(), Some(0x30));
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x30));
+        lapic(&mut bus, 0xb0, 0);
+        assert_eq!(bus.next_deadline(), Some(2500));
+        lapic(&mut bus, 0x380, 0);
+        assert!(bus.next_deadline().is_none_or(|t| t > 1_000_000), "only the PIT's power-on count is left");
+        // COM1's THRE interrupt through I/O APIC pin 4 (the 8259A masks IRQ 4).
+        bus.mmio_write(PhysAddr(0xfec0_0000), AccessSize::Byte, 0x18);
+        bus.mmio_write(PhysAddr(0xfec0_0010), AccessSize::Dword, 0x34);
+        outb(&mut bus, 0x3fc, 0x08); // OUT2
+        outb(&mut bus, 0x3f9, 0x02); // IER: THR empty
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x34));
+        assert_eq!(inb(&mut bus, 0x3fa) & 0x0f, 0x02, "IIR: THRE");
+        lapic(&mut bus, 0xb0, 0);
+        assert!(!bus.interrupt_pending());
+        // A global disable through the MSR wires the 8259A straight to INTR.
+        assert!(bus.write_msr(0x1b, 0xfee0_0100));
+        outb(&mut bus, 0x21, 0xef);
+        outb(&mut bus, 0x3f9, 0x00);
+        outb(&mut bus, 0x3f9, 0x02);
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x0c));
+        assert!(!bus.write_msr(0x1b, 1 << 40), "reserved bits: #GP");
+    }
+
+    #[test]
     fn host_input_reaches_the_guest_after_advance() {
         let (mut bus, _) = test_bus();
         outb(&mut bus, 0x3f9, 0x01); // IER: received data
