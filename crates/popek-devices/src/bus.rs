@@ -243,12 +243,15 @@ impl Default for DeviceBus {
 }
 
 impl DeviceBus {
-    /// A bus with only the 8259A pair (at 0x20, 0xA0 and ELCR 0x4D0), at time 0.
+    /// A bus with only the interrupt controllers — the 8259A pair (at 0x20, 0xA0 and
+    /// ELCR 0x4D0) in its power-on state, the I/O APIC and the local APIC in their
+    /// reset states — at time 0.
     pub fn new() -> Self {
         Self::with_pic(PicPair::new())
     }
 
-    /// A bus with the given interrupt controller state.
+    /// A bus with the given 8259A pair state (and the APICs in their reset states;
+    /// [`DeviceBus::interrupt_controllers_mut`] changes those).
     pub fn with_pic(pic: PicPair) -> Self {
         let mut port_map = Vec::new();
         for (base, len) in PicPair::PORT_RANGES {
