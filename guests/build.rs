@@ -7,8 +7,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest names; each has `kernels/NAME.c` and optionally `kernels/NAME.S`. Keep in sync with `src/lib.rs`.
-const GUESTS: &[&str] =
-    &["hello", "interrupts", "paging", "usermode", "exceptions", "smc", "compute", "nanobench", "windows", "hostile"];
+const GUESTS: &[&str] = &[
+    "hello",
+    "interrupts",
+    "paging",
+    "usermode",
+    "exceptions",
+    "smc",
+    "compute",
+    "nanobench",
+    "windows",
+    "apic_timer",
+    "ioapic_serial",
+    "hostile",
+];
 
 const RUNTIME: &[&str] = &["boot.S", "rt.c"];
 
@@ -64,7 +76,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", runtime.display());
     println!("cargo:rerun-if-changed={}", kernels.display());
-    for f in ["asm.h", "rt.h", "link.ld", "boot.S", "rt.c", "strings.c"] {
+    for f in ["apic.h", "asm.h", "rt.h", "link.ld", "boot.S", "rt.c", "strings.c"] {
         println!("cargo:rerun-if-changed={}", runtime.join(f).display());
     }
 

@@ -90,6 +90,16 @@ fn hostile() {
     check("hostile");
 }
 
+#[test]
+fn apic_timer() {
+    check("apic_timer");
+}
+
+#[test]
+fn ioapic_serial() {
+    check("ioapic_serial");
+}
+
 /// `cmdline` gives exactly `expected` and `status` under the interpreter, and the same run
 /// under the JIT.
 fn check_cmdline(name: &str, cmdline: &str, expected: &str, status: i32) {
@@ -159,6 +169,8 @@ fn every_guest_is_tested() {
         "compute",
         "nanobench",
         "windows",
+        "apic_timer",
+        "ioapic_serial",
         "hostile",
     ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();

@@ -67,6 +67,16 @@ pub static GUESTS: &[Guest] = &[
         "loops of syscalls, port IN, CR3 writes, page faults, call/ret, stores beside and into code (scale=N)"
     ),
     guest!("windows", "", "where a pending interrupt arrives: STI shadow, MOV SS/POP SS, POPF, IRET, unmask and EOI"),
+    guest!(
+        "apic_timer",
+        "",
+        "local APIC: CPUID/APIC_BASE, periodic and one-shot timer, current count, TPR, PPR/ISR, EOI, self-IPIs"
+    ),
+    guest!(
+        "ioapic_serial",
+        "",
+        "I/O APIC: COM1 IRQ 4 (edge and level, remote IRR) and PIT IRQ 0 on pin 2 to the local APIC"
+    ),
     guest!("hostile", "", "memory beyond RAM, a dword across 4 GiB, a page table beyond RAM, ICEBP, a short GDT"),
 ];
 

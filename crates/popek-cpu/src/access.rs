@@ -178,7 +178,12 @@ impl Cpu {
                     }
                 }
             }
-            Region::Io => bus.mmio_write(p, size_of_width(width), value),
+            Region::Io => {
+                bus.mmio_write(p, size_of_width(width), value);
+                if bus.write_may_open_interrupt_window(p) {
+                    self.interrupt_window = true;
+                }
+            }
         }
     }
 

@@ -63,6 +63,10 @@ pub struct Cpu {
     pub code_writes: Vec<CodeWrite>,
     /// Counters of stores to code pages.
     pub smc_stats: SmcStats,
+    /// An MMIO write may have made an interrupt deliverable
+    /// ([`Bus::write_may_open_interrupt_window`]): the engine ends the block after the
+    /// instruction (and clears this), so the run loop looks for an interrupt.
+    pub interrupt_window: bool,
 }
 
 /// A store that hit decoded code: `len` bytes at physical `phys`, within one page.
@@ -100,6 +104,7 @@ impl Cpu {
             code_pages: CodePages::new(pages),
             code_writes: Vec::new(),
             smc_stats: SmcStats::default(),
+            interrupt_window: false,
         }
     }
 

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 
 use popek_memory::{AccessSize, Bus, PhysAddr, Port};
 
+use crate::intc::InterruptControllers;
+use crate::ioapic::{IOAPIC_BASE, IOAPIC_LEN, IoApic};
+use crate::lapic::{LAPIC_BASE, LAPIC_LEN, Lapic};
 use crate::pic::PicPair;
 
 /// A bus registration error.
@@ -189,15 +192,21 @@ struct MmioRange {
     device: usize,
 }
 
-/// The PC's port I/O and MMIO bus, with the 8259A pair built in.
+/// The PC's port I/O and MMIO bus, with the interrupt controllers built in: the
+/// 8259A pair, the I/O APIC and the local APIC ([`InterruptControllers`]).
 ///
-/// The interrupt controller is part of the bus (not a registered device)
-/// because the machine talks to it directly: [`DeviceBus::pending_interrupt_vector`]
-/// and [`DeviceBus::acknowledge_interrupt`] (the INTA cycle). It still answers
-/// its ports 0x20/0x21, 0xA0/0xA1 and ELCR 0x4D0/0x4D1 through the port map.
+/// The interrupt controllers are part of the bus (not registered devices)
+/// because the machine talks to them directly: [`DeviceBus::interrupt_pending`],
+/// [`DeviceBus::pending_interrupt_vector`] and [`DeviceBus::acknowledge_interrupt`]
+/// (the INTA cycle) merge the local APIC's fixed interrupts and the 8259A's
+/// (through LINT0) into one answer. They still answer their ports (0x20/0x21,
+/// 0xA0/0xA1, ELCR 0x4D0/0x4D1) through the port map, and their MMIO pages (local
+/// APIC at 0xFEE00000, I/O APIC at 0xFEC00000, 4 KiB each) before the registered
+/// MMIO map. Every ISA line a device drives reaches both the 8259A pair and the
+/// I/O APIC (see [`crate::ioapic`] for the pin mapping).
 pub struct DeviceBus {
     now_ns: u64,
-    pic: PicPair,
+    intc: InterruptControllers,
     stop: Option<StopRequest>,
     port_devices: Vec<Box<dyn PortDevice>>,
     port_map: Vec<PortRange>,
@@ -234,12 +243,15 @@ impl Default for DeviceBus {
 }
 
 impl DeviceBus {
-    /// A bus with only the 8259A pair (at 0x20, 0xA0 and ELCR 0x4D0), at time 0.
+    /// A bus with only the interrupt controllers — the 8259A pair (at 0x20, 0xA0 and
+    /// ELCR 0x4D0) in its power-on state, the I/O APIC and the local APIC in their
+    /// reset states — at time 0.
     pub fn new() -> Self {
         Self::with_pic(PicPair::new())
     }
 
-    /// A bus with the given interrupt controller state.
+    /// A bus with the given 8259A pair state (and the APICs in their reset states;
+    /// [`DeviceBus::interrupt_controllers_mut`] changes those).
     pub fn with_pic(pic: PicPair) -> Self {
         let mut port_map = Vec::new();
         for (base, len) in PicPair::PORT_RANGES {
@@ -248,7 +260,7 @@ impl DeviceBus {
         port_map.sort_by_key(|r| r.base);
         DeviceBus {
             now_ns: 0,
-            pic,
+            intc: InterruptControllers::with_pic(pic),
             stop: None,
             port_devices: Vec::new(),
             port_map,
@@ -303,14 +315,15 @@ impl DeviceBus {
         // Let the device publish its initial line levels (e.g. the PIT's OUT 0
         // is high from power-on), so that later updates are true edges.
         if let Some(dev) = self.port_devices.last_mut() {
-            let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
+            let mut ctx = DeviceContext::new(self.now_ns, &mut self.intc, &mut self.stop);
             dev.advance(&mut ctx);
         }
         self.port_map.sort_by_key(|r| r.base);
         Ok(())
     }
 
-    /// Register `device` for the physical address range `base..base+len`.
+    /// Register `device` for the physical address range `base..base+len` (which
+    /// must not overlap the built-in APIC pages either).
     pub fn register_mmio(&mut self, device: Box<dyn MmioDevice>, base: PhysAddr, len: u32) -> Result<()> {
         let name = device.name();
         let end = u64::from(base.0) + u64::from(len);
@@ -318,6 +331,18 @@ impl DeviceBus {
             return Err(BusError::BadRange { device: name, base: base.0, len });
         }
         let last = base.0 + (len - 1);
+        for (existing, b, l) in Self::BUILTIN_MMIO {
+            if base.0 <= b + (l - 1) && b <= last {
+                return Err(BusError::MmioOverlap {
+                    device: name,
+                    base,
+                    len,
+                    existing,
+                    existing_base: PhysAddr(b),
+                    existing_len: l,
+                });
+            }
+        }
         if let Some(r) = self.mmio_map.iter().find(|r| base.0 <= r.last && r.base <= last) {
             return Err(BusError::MmioOverlap {
                 device: name,
@@ -343,10 +368,18 @@ impl DeviceBus {
             .collect()
     }
 
-    /// The registered MMIO ranges as `(base, len)`, in address order (the
-    /// machine carves these out of RAM as holes).
+    /// The MMIO pages of the built-in interrupt controllers: (name, base, length).
+    pub const BUILTIN_MMIO: [(&'static str, u32, u32); 2] =
+        [("ioapic", IOAPIC_BASE, IOAPIC_LEN), ("lapic", LAPIC_BASE, LAPIC_LEN)];
+
+    /// The MMIO ranges as `(base, len)`, registered and built in, in address
+    /// order (the machine carves these out of RAM as holes).
     pub fn mmio_ranges(&self) -> Vec<(PhysAddr, u32)> {
-        self.mmio_map.iter().map(|r| (PhysAddr(r.base), r.last - r.base + 1)).collect()
+        let mut v: Vec<(PhysAddr, u32)> =
+            self.mmio_map.iter().map(|r| (PhysAddr(r.base), r.last - r.base + 1)).collect();
+        v.extend(Self::BUILTIN_MMIO.iter().map(|&(_, b, l)| (PhysAddr(b), l)));
+        v.sort_by_key(|&(b, _)| b.0);
+        v
     }
 
     fn find_port(&self, port: u16) -> Option<PortRange> {
@@ -397,15 +430,32 @@ impl DeviceBus {
         dev.downcast_mut::<T>()
     }
 
-    /// The interrupt controller pair.
+    /// The 8259A pair.
     pub fn pic(&self) -> &PicPair {
-        &self.pic
+        &self.intc.pic
     }
 
-    /// The interrupt controller pair, mutably (e.g. to raise a line from a test).
+    /// The 8259A pair, mutably (e.g. to raise a line from a test).
     pub fn pic_mut(&mut self) -> &mut PicPair {
         self.deadline_stale = true;
-        &mut self.pic
+        &mut self.intc.pic
+    }
+
+    /// The local APIC.
+    pub fn lapic(&self) -> &Lapic {
+        &self.intc.lapic
+    }
+
+    /// The I/O APIC.
+    pub fn ioapic(&self) -> &IoApic {
+        &self.intc.ioapic
+    }
+
+    /// All the interrupt controllers, mutably (a line raised through this reaches
+    /// both the 8259A pair and the I/O APIC, as a device's would).
+    pub fn interrupt_controllers_mut(&mut self) -> &mut InterruptControllers {
+        self.deadline_stale = true;
+        &mut self.intc
     }
 
     /// Current virtual time in nanoseconds.
@@ -431,9 +481,10 @@ impl DeviceBus {
             return;
         }
         for dev in &mut self.port_devices {
-            let mut ctx = DeviceContext::new(now_ns, &mut self.pic, &mut self.stop);
+            let mut ctx = DeviceContext::new(now_ns, &mut self.intc, &mut self.stop);
             dev.advance(&mut ctx);
         }
+        self.intc.lapic.advance(now_ns);
         self.cached_deadline = self.compute_deadline().unwrap_or(u64::MAX);
         self.deadline_stale = false;
     }
@@ -456,25 +507,32 @@ impl DeviceBus {
         self.compute_deadline()
     }
 
-    /// Asks every device for its next deadline.
+    /// Asks every device (and the local APIC's timer) for its next deadline.
     fn compute_deadline(&self) -> Option<u64> {
-        self.port_devices.iter().filter_map(|d| d.next_deadline()).min()
+        let devices = self.port_devices.iter().filter_map(|d| d.next_deadline()).min();
+        match (devices, self.intc.lapic.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// True if the PIC pair drives INTR (an unmasked request outranks service).
+    /// True if the CPU's INTR is asserted: the local APIC has a deliverable fixed
+    /// interrupt, or the 8259A pair has an unmasked request that reaches the CPU
+    /// (LINT0 in ExtINT mode, or the APIC globally disabled).
     pub fn interrupt_pending(&self) -> bool {
-        self.pic.intr()
+        self.intc.intr()
     }
 
     /// The vector the next INTA cycle would deliver, without side effects.
     pub fn pending_interrupt_vector(&self) -> Option<u8> {
-        self.pic.pending_vector()
+        self.intc.pending_vector()
     }
 
     /// The INTA cycle: if INTR is asserted, return the vector and move the
-    /// request from IRR to ISR (in both controllers when cascaded).
+    /// request from IRR to ISR (of the local APIC, or of the 8259As when the
+    /// vector comes from them).
     pub fn acknowledge_interrupt(&mut self) -> Option<u8> {
-        if self.pic.intr() { Some(self.pic.inta()) } else { None }
+        self.intc.acknowledge()
     }
 
     /// The pending stop request, if any.
@@ -511,10 +569,10 @@ impl DeviceBus {
                 }
                 match value {
                     Some(v) => {
-                        self.pic.write_port(Port(r.base), offset, v.to_le_bytes()[0]);
+                        self.intc.pic.write_port(Port(r.base), offset, v.to_le_bytes()[0]);
                         0
                     }
-                    None => self.pic.read_port(Port(r.base), offset).into(),
+                    None => self.intc.pic.read_port(Port(r.base), offset).into(),
                 }
             }
             PortTarget::Device(i) => {
@@ -522,7 +580,7 @@ impl DeviceBus {
                 if size != AccessSize::Byte && dev.byte_wide() {
                     return self.split_port_access(port, size, value);
                 }
-                let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
+                let mut ctx = DeviceContext::new(self.now_ns, &mut self.intc, &mut self.stop);
                 match value {
                     Some(v) => {
                         dev.write(&mut ctx, Port(r.base), offset, size, v & size.ones());
@@ -563,22 +621,48 @@ impl Bus for DeviceBus {
 
     fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32 {
         self.deadline_stale = true;
+        match addr.0 & !0xfff {
+            LAPIC_BASE => return self.intc.lapic_read(self.now_ns, addr.0 - LAPIC_BASE) & size.ones(),
+            IOAPIC_BASE => return self.intc.ioapic_read(addr.0 - IOAPIC_BASE) & size.ones(),
+            _ => {}
+        }
         let Some(r) = self.find_mmio(addr.0) else {
             self.unclaimed_mmio += 1;
             return size.ones();
         };
-        let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
+        let mut ctx = DeviceContext::new(self.now_ns, &mut self.intc, &mut self.stop);
         self.mmio_devices[r.device].read(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size) & size.ones()
     }
 
     fn mmio_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32) {
         self.deadline_stale = true;
+        let value = value & size.ones();
+        match addr.0 & !0xfff {
+            LAPIC_BASE => return self.intc.lapic_write(self.now_ns, addr.0 - LAPIC_BASE, value),
+            IOAPIC_BASE => return self.intc.ioapic_write(addr.0 - IOAPIC_BASE, value),
+            _ => {}
+        }
         let Some(r) = self.find_mmio(addr.0) else {
             self.unclaimed_mmio += 1;
             return;
         };
-        let mut ctx = DeviceContext::new(self.now_ns, &mut self.pic, &mut self.stop);
-        self.mmio_devices[r.device].write(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size, value & size.ones());
+        let mut ctx = DeviceContext::new(self.now_ns, &mut self.intc, &mut self.stop);
+        self.mmio_devices[r.device].write(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size, value);
+    }
+
+    /// Writes to the local APIC's page (TPR, EOI, ICR, SVR, LVTs…) and to the I/O
+    /// APIC's window may make an interrupt deliverable.
+    fn write_may_open_interrupt_window(&self, addr: PhysAddr) -> bool {
+        matches!(addr.0 & !0xfff, LAPIC_BASE | IOAPIC_BASE)
+    }
+
+    fn read_msr(&mut self, msr: u32) -> Option<u64> {
+        self.intc.read_msr(msr)
+    }
+
+    fn write_msr(&mut self, msr: u32, value: u64) -> bool {
+        self.deadline_stale = true;
+        self.intc.write_msr(msr, value)
     }
 }
 
@@ -628,7 +712,11 @@ mod tests {
         // An unclaimed access is counted once, at its first port.
         let expect: BTreeMap<u16, u64> = [(0x300, 3), (0x301, 1)].into();
         assert_eq!(bus.unclaimed_ports(), &expect);
-        assert_eq!(bus.mmio_read(PhysAddr(0xfee0_0000), AccessSize::Dword), 0xffff_ffff);
+        assert_eq!(bus.mmio_read(PhysAddr(0xfed0_0000), AccessSize::Dword), 0xffff_ffff);
+        assert_eq!(bus.unclaimed_mmio_accesses(), 1);
+        // The APIC pages are built in: the local APIC's ID reads 0, its version 0x14.
+        assert_eq!(bus.mmio_read(PhysAddr(0xfee0_0020), AccessSize::Dword), 0);
+        assert_eq!(bus.mmio_read(PhysAddr(0xfee0_0030), AccessSize::Byte), 0x14);
         assert_eq!(bus.unclaimed_mmio_accesses(), 1);
     }
 
@@ -725,7 +813,17 @@ mod tests {
         assert!(matches!(err, BusError::MmioOverlap { existing: "mem", .. }), "{err}");
         bus.register_mmio(Box::new(Mem(vec![0; 1])), PhysAddr(0xffff_ffff), 1).unwrap();
         assert!(bus.register_mmio(Box::new(Mem(vec![])), PhysAddr(0xffff_fff0), 0x11).is_err());
-        assert_eq!(bus.mmio_ranges(), vec![(PhysAddr(0x1000), 16), (PhysAddr(0xffff_ffff), 1)]);
+        assert_eq!(
+            bus.mmio_ranges(),
+            vec![
+                (PhysAddr(0x1000), 16),
+                (PhysAddr(0xfec0_0000), 0x1000),
+                (PhysAddr(0xfee0_0000), 0x1000),
+                (PhysAddr(0xffff_ffff), 1)
+            ]
+        );
+        let err = bus.register_mmio(Box::new(Mem(vec![])), PhysAddr(0xfee0_0ff0), 0x10).unwrap_err();
+        assert!(matches!(err, BusError::MmioOverlap { existing: "lapic", .. }), "{err}");
         assert!(bus.mmio_device_at::<Mem>(PhysAddr(0x1008)).is_some());
     }
 

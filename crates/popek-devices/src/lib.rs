@@ -2,20 +2,20 @@
 //!
 //! ```text
 //!   popek-machine (run loop) ── advance_to(now_ns) / next_deadline() / take_stop_request()
-//!        │                      pending_interrupt_vector() / acknowledge_interrupt()
+//!        │                      interrupt_pending() / acknowledge_interrupt()
 //!        ▼
-//!   popek-cpu / popek-vmm ──(popek_memory::Bus: port_read/port_write/mmio_*)──┐
-//!                                                                              ▼
-//!                              ┌──────────────────── DeviceBus ───────────────────────┐
-//!                              │ port map (Port ranges)        MMIO map (PhysAddr)    │
-//!                              │  0x20/0xA0/0x4D0 PicPair ◄─┐   0xA0000 VgaText       │
-//!                              │  0x40/0x61  Pit ── IRQ 0 ──┤                          │
-//!                              │  0x3F8      Uart ─ IRQ 4 ──┤  IrqSink (levels)        │
-//!                              │  0x70       Cmos ─ IRQ 8 ──┤                          │
-//!                              │  0x60/0x64  I8042 ─ IRQ 1 ─┘                          │
-//!                              │  0xF4 DebugExit, 0xE9 Debugcon, 0x80 Post, 0xCF8 Pci  │
-//!                              └───────────────────────────────────────────────────────┘
-//!                                 devices write bytes to ByteSinks (stdout, file, Vec)
+//!   popek-cpu / popek-vmm ──(popek_memory::Bus: port_read/port_write/mmio_*/read_msr/write_msr)──┐
+//!                                                                                                 ▼
+//!   ┌──────────────────────────────────── DeviceBus ──────────────────────────────────────────┐
+//!   │ InterruptControllers (built in)                 port map (Port ranges)   MMIO map        │
+//!   │   PicPair 0x20/0xA0/0x4D0 ─ INTR ─ LINT0 ExtINT ┐  0x40/0x61 Pit ─ IRQ 0 ─┐  0xA0000 Vga │
+//!   │   IoApic 0xFEC00000 ── fixed messages ─┐        │  0x3F8 Uart ── IRQ 4 ───┤              │
+//!   │   Lapic  0xFEE00000 (timer, IA32_APIC_BASE) ◄───┘  0x70 Cmos ── IRQ 8 ───┤              │
+//!   │     └─► highest deliverable vector, else the 8259A's   0x60/0x64 I8042 ─ IRQ 1 ─┤        │
+//!   │   IrqSink: ISA IRQ n ─► 8259A IRQ n and I/O APIC pin n (IRQ 0 ─► pin 2) ◄────────┘        │
+//!   │ 0xF4 DebugExit, 0xE9 Debugcon, 0x80 Post, 0xCF8 Pci                                      │
+//!   └──────────────────────────────────────────────────────────────────────────────────────────┘
+//!      devices write bytes to ByteSinks (stdout, file, Vec)
 //! ```
 //!
 //! This crate sits between `popek-memory` (which defines the [`popek_memory::Bus`]
@@ -24,7 +24,7 @@
 //! guest RAM. Everything they need arrives through a [`DeviceContext`]: the
 //! virtual time in nanoseconds (set by the machine with
 //! [`DeviceBus::advance_to`]), an [`IrqSink`] for their interrupt lines (the
-//! bus wires it to the 8259A pair) and a slot for a [`StopRequest`]
+//! bus wires it to the 8259A pair and the I/O APIC) and a slot for a [`StopRequest`]
 //! (debug-exit, keyboard-controller reset). So every run is deterministic and
 //! every device can be unit-tested with a fake clock and a fake IRQ sink.
 //!
@@ -54,6 +54,9 @@ pub mod clock;
 pub mod cmos;
 pub mod fw_cfg;
 pub mod i8042;
+pub mod intc;
+pub mod ioapic;
+pub mod lapic;
 pub mod misc;
 pub mod pc;
 pub mod pic;
@@ -67,6 +70,9 @@ pub mod vga_regs;
 mod testing;
 
 pub use bus::{BusError, DeviceBus, DeviceContext, IrqSink, MmioDevice, PortDevice, Result, StopRequest};
+pub use intc::InterruptControllers;
+pub use ioapic::IoApic;
+pub use lapic::Lapic;
 pub use pc::{PcConfig, standard_bus};
 pub use pic::PicPair;
 pub use sink::{ByteSink, NullSink, SharedBuffer, SharedSink, StdoutSink, WriterSink};

@@ -14,8 +14,26 @@
 //! | 0x3B4–0x3B5, 0x3BA, 0x3C0–0x3DF | VGA registers (CRTC, sequencer, graphics, attribute, DAC) | – |
 //! | 0x510–0x511 | QEMU fw_cfg (selector, data) | – |
 //! | 0xA0000–0xBFFFF | VGA window, text at 0xB8000 | – |
+//! | 0xFEC00000–0xFEC00FFF | I/O APIC, 24 pins (built into the bus) | – |
+//! | 0xFEE00000–0xFEE00FFF | local APIC of the CPU, timer, `IA32_APIC_BASE` (built into the bus) | – |
 //!
 //! COM2–COM4 are absent (their ports read all ones, so probes find nothing).
+//!
+//! Every ISA line goes both to the 8259A pair (IRQ n) and to the I/O APIC:
+//!
+//! | ISA IRQ | device | 8259A input | I/O APIC pin |
+//! |---|---|---|---|
+//! | – | the 8259A's INTR (ExtINT) | – | 0 |
+//! | 0 | PIT channel 0 | master IR0 | 2 (interrupt source override, as on PCs and QEMU) |
+//! | 1 | i8042 keyboard | master IR1 | 1 |
+//! | 4 | COM1 | master IR4 | 4 |
+//! | 8 | CMOS/RTC | slave IR0 | 8 |
+//! | 12 | i8042 mouse | slave IR4 | 12 |
+//! | n (3–15) | any other ISA device (IDE 14 / 15 …) | IRn | n |
+//!
+//! Pins 16–23 have nothing on them. The 8259A reaches the CPU through the local
+//! APIC's LINT0 (ExtINT, as the BIOS leaves it), and is usually masked by a kernel
+//! that uses the I/O APIC.
 
 use popek_memory::{PhysAddr, Port};
 
@@ -23,6 +41,7 @@ use crate::bus::DeviceBus;
 use crate::cmos::{Cmos, DEFAULT_EPOCH};
 use crate::fw_cfg::FwCfg;
 use crate::i8042::I8042;
+use crate::lapic::Lapic;
 use crate::misc::{DebugExit, Debugcon, PciConfig, PostPort};
 use crate::pic::PicPair;
 use crate::pit::Pit;
@@ -46,8 +65,9 @@ pub struct PcConfig {
     pub serial: Box<dyn ByteSink>,
     /// Where debugcon (0xE9) output goes.
     pub debugcon: Box<dyn ByteSink>,
-    /// Start with the 8259A pair programmed as SeaBIOS leaves it (vectors
-    /// 0x08/0x70, all masked but the cascade) instead of uninitialised.
+    /// Start with the 8259A pair and the local APIC programmed as SeaBIOS leaves
+    /// them (8259A: vectors 0x08/0x70, all masked but the cascade; local APIC:
+    /// software-enabled, LINT0 ExtINT, LINT1 NMI) instead of in their reset states.
     pub bios_pic: bool,
 }
 
@@ -79,6 +99,9 @@ impl std::fmt::Debug for PcConfig {
 pub fn standard_bus(config: PcConfig) -> DeviceBus {
     let pic = if config.bios_pic { PicPair::bios_initialised() } else { PicPair::new() };
     let mut bus = DeviceBus::with_pic(pic);
+    if config.bios_pic {
+        bus.interrupt_controllers_mut().lapic = Lapic::bios_initialised();
+    }
     let p = |(base, len): (u16, u16)| (Port(base), len);
     let layout = [
         bus.register_ports(Box::new(Pit::new()), &Pit::PORT_RANGES.map(p)),
@@ -186,6 +209,50 @@ mod tests {
     }
 
     #[test]
+    fn lapic_timer_and_ioapic_end_to_end() {
+        let (mut bus, _) = test_bus();
+        let lapic =
+            |bus: &mut DeviceBus, reg: u32, v: u32| bus.mmio_write(PhysAddr(0xfee0_0000 + reg), AccessSize::Dword, v);
+        assert_eq!(bus.read_msr(0x1b), Some(0xfee0_0900));
+        assert_eq!(bus.mmio_read(PhysAddr(0xfee0_00f0), AccessSize::Dword), 0x1ff, "as SeaBIOS leaves it");
+        assert!(bus.write_may_open_interrupt_window(PhysAddr(0xfee0_00b0)));
+        assert!(bus.write_may_open_interrupt_window(PhysAddr(0xfec0_0010)));
+        assert!(!bus.write_may_open_interrupt_window(PhysAddr(0xb8000)));
+        lapic(&mut bus, 0x350, 0x1_0000); // LINT0 masked: the 8259A is cut off
+        lapic(&mut bus, 0x3e0, 0xb); // ÷1
+        lapic(&mut bus, 0x320, 0x2_0030); // periodic, vector 0x30
+        bus.advance_to(500);
+        lapic(&mut bus, 0x380, 1000);
+        assert_eq!(bus.next_deadline(), Some(1500), "the timer is a bus deadline");
+        bus.advance_to(1499);
+        assert!(!bus.interrupt_pending());
+        assert_eq!(bus.mmio_read(PhysAddr(0xfee0_0390), AccessSize::Dword), 1);
+        bus.advance_to(1500);
+        assert_eq!(bus.pending_interrupt_vector(), Some(0x30));
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x30));
+        lapic(&mut bus, 0xb0, 0);
+        assert_eq!(bus.next_deadline(), Some(2500));
+        lapic(&mut bus, 0x380, 0);
+        assert!(bus.next_deadline().is_none_or(|t| t > 1_000_000), "only the PIT's power-on count is left");
+        // COM1's THRE interrupt through I/O APIC pin 4 (the 8259A masks IRQ 4).
+        bus.mmio_write(PhysAddr(0xfec0_0000), AccessSize::Byte, 0x18);
+        bus.mmio_write(PhysAddr(0xfec0_0010), AccessSize::Dword, 0x34);
+        outb(&mut bus, 0x3fc, 0x08); // OUT2
+        outb(&mut bus, 0x3f9, 0x02); // IER: THR empty
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x34));
+        assert_eq!(inb(&mut bus, 0x3fa) & 0x0f, 0x02, "IIR: THRE");
+        lapic(&mut bus, 0xb0, 0);
+        assert!(!bus.interrupt_pending());
+        // A global disable through the MSR wires the 8259A straight to INTR.
+        assert!(bus.write_msr(0x1b, 0xfee0_0100));
+        outb(&mut bus, 0x21, 0xef);
+        outb(&mut bus, 0x3f9, 0x00);
+        outb(&mut bus, 0x3f9, 0x02);
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x0c));
+        assert!(!bus.write_msr(0x1b, 1 << 40), "reserved bits: #GP");
+    }
+
+    #[test]
     fn host_input_reaches_the_guest_after_advance() {
         let (mut bus, _) = test_bus();
         outb(&mut bus, 0x3f9, 0x01); // IER: received data
@@ -268,7 +335,10 @@ mod tests {
         let (mut bus, _) = test_bus();
         bus.mmio_write(PhysAddr(0xb8000), AccessSize::Word, 0x0741);
         assert!(vga_text(&bus).unwrap().starts_with("A\n\n"));
-        assert_eq!(bus.mmio_ranges(), vec![(PhysAddr(0xa0000), 0x20000)]);
+        assert_eq!(
+            bus.mmio_ranges(),
+            vec![(PhysAddr(0xa0000), 0x20000), (PhysAddr(0xfec0_0000), 0x1000), (PhysAddr(0xfee0_0000), 0x1000)]
+        );
         let map: Vec<(u16, u32, &str)> = bus.port_map().into_iter().map(|(p, n, d)| (p.0, n, d)).collect();
         assert_eq!(
             map,

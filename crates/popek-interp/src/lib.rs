@@ -125,7 +125,8 @@ impl HasHandler for Handler {
 /// Interprets one decoded block at CS:EIP (the reference semantics of running a
 /// block): instruction by instruction, with the CS-limit check, precise exceptions
 /// delivered to the guest, the single-step trap, and a stop after a write to code
-/// (the caller drops the written blocks). Returns the instructions retired.
+/// (the caller drops the written blocks) or to an interrupt controller's registers
+/// ([`Cpu::interrupt_window`]). Returns the instructions retired.
 /// The interpreter runs every block this way; the JIT runs the blocks it does not
 /// translate this way too.
 #[inline]
@@ -150,6 +151,7 @@ pub fn execute_block<E: HasHandler>(
     // `STI; MOV SS`, an interrupt is taken after the second (SDM Vol. 2B STI: "interrupts
     // may be recognized before RET executes" in `STI; STI; RET`; QEMU does the same).
     let shadow = std::mem::take(&mut cpu.state.interrupt_shadow);
+    cpu.interrupt_window = false;
     let check_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
     let mut retired = 0u32;
     for d in block.insns.iter() {
@@ -206,6 +208,11 @@ pub fn execute_block<E: HasHandler>(
             break; // code was written, maybe this block's own: stop and drop blocks
         }
         if cpu.state.halted || shadow {
+            break;
+        }
+        if cpu.interrupt_window {
+            // A write to an interrupt controller: the run loop looks for an interrupt.
+            cpu.interrupt_window = false;
             break;
         }
         eip = next;

@@ -302,6 +302,7 @@ impl Jit {
         if !cpu.code_writes.is_empty() {
             self.drop_written(cpu);
         }
+        cpu.interrupt_window = false;
         let rewritten_code = &self.rewritten_code;
         let prepare = &mut |insn: &_, key: &BlockKey| {
             if rewritten_code.get(key).is_some_and(|&n| n >= REWRITTEN_CODE_LIMIT) {
@@ -534,6 +535,17 @@ impl Bus for WatchBus<'_> {
     fn advance_to(&mut self, now_ns: u64) {
         self.inner.advance_to(now_ns)
     }
+    fn write_may_open_interrupt_window(&self, addr: popek_cpu::PhysAddr) -> bool {
+        self.inner.write_may_open_interrupt_window(addr)
+    }
+    fn read_msr(&mut self, msr: u32) -> Option<u64> {
+        self.touch();
+        self.inner.read_msr(msr)
+    }
+    fn write_msr(&mut self, msr: u32, value: u64) -> bool {
+        self.touch();
+        self.inner.write_msr(msr, value)
+    }
 }
 
 /// Called from translated code for every instruction that is not `ident`: runs the
@@ -583,10 +595,13 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     if !cpu.code_writes.is_empty() {
         ctx.stop_chaining(); // code was written: the run loop drops blocks first
     }
+    // A write to an interrupt controller (the bus says so): the block ends after this
+    // instruction, as in the interpreter, so the run loop looks for an interrupt.
+    let window = std::mem::take(&mut cpu.interrupt_window);
     match result {
         Ok(()) => {
             let last = index as usize + 1 == block.insns.len();
-            if !last && (!cpu.code_writes.is_empty() || cpu.state.halted) { stop(ctx, true) } else { 0 }
+            if !last && (!cpu.code_writes.is_empty() || cpu.state.halted || window) { stop(ctx, true) } else { 0 }
         }
         Err(e) => {
             ctx.event = Some((e, cur));

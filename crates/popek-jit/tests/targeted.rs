@@ -1,6 +1,7 @@
 //! Targeted properties of the translator, each checked against the interpreter: a precise
 //! page fault inside a block, code that modifies its own block, chaining across pages, a
-//! code cache too small for the program, and the same code run at two addresses.
+//! code cache too small for the program, the same code run at two addresses, and a block
+//! ended by a store to an interrupt controller.
 
 use popek_cpu::state::cr0;
 use popek_interp::testing::{CODE_BASE, DATA_BASE, TestBox};
@@ -375,4 +376,49 @@ fn a_patched_jump_into_an_invalidated_block_is_put_back() {
     assert_eq!(t.cpu.state.gpr[0], (1..=50).sum::<u32>());
     assert_eq!(jit.stats.flushes, 0);
     assert!(jit.stats.unlinked >= 2, "{:?}", jit.stats);
+}
+
+/// A bus whose local-APIC page (0xFEE00000) is an interrupt controller: a store there
+/// may open an interrupt window.
+#[derive(Default)]
+struct ApicBus {
+    stores: Vec<(u32, u32)>,
+}
+
+impl popek_cpu::Bus for ApicBus {
+    fn port_read(&mut self, _: popek_cpu::Port, size: popek_cpu::AccessSize) -> u32 {
+        size.ones()
+    }
+    fn port_write(&mut self, _: popek_cpu::Port, _: popek_cpu::AccessSize, _: u32) {}
+    fn mmio_read(&mut self, _: popek_cpu::PhysAddr, size: popek_cpu::AccessSize) -> u32 {
+        size.ones()
+    }
+    fn mmio_write(&mut self, addr: popek_cpu::PhysAddr, _: popek_cpu::AccessSize, value: u32) {
+        self.stores.push((addr.0, value));
+    }
+    fn write_may_open_interrupt_window(&self, addr: popek_cpu::PhysAddr) -> bool {
+        addr.0 & !0xfff == 0xfee0_0000
+    }
+}
+
+/// A store to an interrupt controller ends the block right after it, in both engines (the
+/// run loop then looks for an interrupt, as after an OUT); a store to other MMIO does not.
+#[test]
+fn a_store_to_an_interrupt_controller_ends_the_block() {
+    for (addr, retired) in [(0xfee0_00b0u32, 1u64), (0xfed0_0000, 4)] {
+        // mov [addr], eax ; inc eax ; inc eax ; (hlt)
+        let mut code = vec![0xa3];
+        code.extend(addr.to_le_bytes());
+        code.extend([0x40, 0x40]);
+        let (mut a, mut b) = (TestBox::new(&code), TestBox::new(&code));
+        let (mut bus_a, mut bus_b) = (ApicBus::default(), ApicBus::default());
+        let n = a.interp.run_block(&mut a.cpu, &mut bus_a).expect("runs");
+        let mut jit = Jit::new(1 << 20).expect("code cache");
+        let m = jit.run(&mut b.cpu, &mut bus_b, 1 << 20, &|_| 0).expect("runs");
+        assert_eq!((u64::from(n), u64::from(m)), (retired, retired), "store to {addr:#x}");
+        assert_eq!(a.cpu.state.eip, b.cpu.state.eip);
+        assert_eq!(bus_a.stores, vec![(addr, 0)]);
+        assert_eq!(bus_b.stores, bus_a.stores);
+        assert!(!a.cpu.interrupt_window && !b.cpu.interrupt_window, "the flag is consumed");
+    }
 }

@@ -43,9 +43,9 @@ pub const MP_CONFIG_TABLE: u32 = MP_FLOATING_POINTER + 16;
 pub const LAPIC_BASE: u32 = 0xfee0_0000;
 /// The I/O APIC's physical address.
 pub const IOAPIC_BASE: u32 = 0xfec0_0000;
-/// The I/O APIC's APIC ID, as the MP table reports it (one more than the last
-/// processor's, as QEMU numbers it).
-pub const IOAPIC_ID: u8 = 1;
+/// The I/O APIC's APIC ID, as the MP table reports it: what its ID register reads after
+/// reset (0, as QEMU's does; a kernel such as xv6 compares the two).
+pub const IOAPIC_ID: u8 = 0;
 /// KiB at the top of RAM reported as reserved (QEMU's firmware keeps them), so that the
 /// memory sizes a guest sees match what it sees under `qemu-system-i386 -kernel`.
 pub const TOP_RESERVED_KIB: u32 = 128;

@@ -49,6 +49,28 @@ pub trait Bus {
     fn advance_to(&mut self, now_ns: u64) {
         let _ = now_ns;
     }
+    /// True if a write to `addr` (not RAM) may make an interrupt deliverable — a write
+    /// to an interrupt controller's registers (the local APIC's TPR, EOI, ICR…, the I/O
+    /// APIC's window). The engines then end the block after the instruction, so the
+    /// run loop looks for an interrupt right away (as after an OUT). Default: false.
+    fn write_may_open_interrupt_window(&self, addr: PhysAddr) -> bool {
+        let _ = addr;
+        false
+    }
+    /// RDMSR of an MSR the platform owns (e.g. `IA32_APIC_BASE`, 0x1B, of the local
+    /// APIC): its value, or `None` if the platform has no such MSR (the CPU then
+    /// raises #GP). The default has none.
+    fn read_msr(&mut self, msr: u32) -> Option<u64> {
+        let _ = msr;
+        None
+    }
+    /// WRMSR of an MSR the platform owns: true if it was written; false if there is
+    /// no such MSR or the value sets reserved bits (the CPU then raises #GP). The
+    /// default has none.
+    fn write_msr(&mut self, msr: u32, value: u64) -> bool {
+        let _ = (msr, value);
+        false
+    }
 }
 
 /// A bus with nothing on it: reads return all ones, writes are dropped (like an

@@ -119,6 +119,8 @@ pub mod features {
     pub const MSR: u32 = 1 << 5;
     /// CMPXCHG8B.
     pub const CX8: u32 = 1 << 8;
+    /// On-chip local APIC (xAPIC at 0xFEE00000, `IA32_APIC_BASE`).
+    pub const APIC: u32 = 1 << 9;
     /// Global pages (CR4.PGE).
     pub const PGE: u32 = 1 << 13;
     /// CMOVcc.
@@ -126,9 +128,10 @@ pub mod features {
 }
 
 /// What popek reports in CPUID.1:EDX: only what it implements (no FPU, no SEP,
-/// no VME/DE/PAE/APIC/MMX/SSE).
+/// no VME/DE/PAE/MMX/SSE). The APIC bit stays set when software clears
+/// `IA32_APIC_BASE` bit 11 (the platform owns that MSR; CPUID is constant).
 pub const CPUID_FEATURES_EDX: u32 =
-    features::PSE | features::TSC | features::MSR | features::CX8 | features::PGE | features::CMOV;
+    features::PSE | features::TSC | features::MSR | features::CX8 | features::APIC | features::PGE | features::CMOV;
 
 /// The four CPUID result registers for leaf `eax` (ECX is not used by leaves 0–1).
 /// Leaf 0: highest leaf 1 and the vendor; leaf 1: signature and features; any
@@ -163,7 +166,8 @@ fn rdtsc(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
     Ok(())
 }
 
-/// Model-specific registers popek implements (SDM Vol. 4 Table 2-2).
+/// Model-specific registers the CPU state holds (SDM Vol. 4 Table 2-2); the platform's
+/// (IA32_APIC_BASE, 0x1B) are the bus's.
 pub mod msr {
     /// IA32_TIME_STAMP_COUNTER.
     pub const IA32_TSC: u32 = 0x10;
@@ -175,8 +179,10 @@ pub mod msr {
     pub const IA32_SYSENTER_EIP: u32 = 0x176;
 }
 
-/// RDMSR (CPL 0): EDX:EAX := MSR[ECX]; #GP(0) for an MSR popek does not have.
-fn rdmsr(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
+/// RDMSR (CPL 0): EDX:EAX := MSR[ECX]; #GP(0) for an MSR popek does not have. The
+/// CPU's own MSRs live in its state; the platform's (`IA32_APIC_BASE`, of the local
+/// APIC) are the bus's.
+fn rdmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
     require_cpl0(cpu)?;
     let s = &cpu.state;
     let v: u64 = match s.gpr[ECX] {
@@ -184,16 +190,17 @@ fn rdmsr(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
         msr::IA32_SYSENTER_CS => s.sysenter_cs as u64,
         msr::IA32_SYSENTER_ESP => s.sysenter_esp as u64,
         msr::IA32_SYSENTER_EIP => s.sysenter_eip as u64,
-        _ => return Err(Exception::GeneralProtection(0).into()),
+        other => bus.read_msr(other).ok_or(Exception::GeneralProtection(0))?,
     };
     cpu.state.gpr[EAX] = v as u32;
     cpu.state.gpr[EDX] = (v >> 32) as u32;
     Ok(())
 }
 
-/// WRMSR (CPL 0): MSR[ECX] := EDX:EAX; #GP(0) for an MSR popek does not have.
-/// The SYSENTER MSRs keep the low 32 bits (a 32-bit CPU has nothing above).
-fn wrmsr(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
+/// WRMSR (CPL 0): MSR[ECX] := EDX:EAX; #GP(0) for an MSR popek does not have, or a
+/// platform MSR's reserved bits. The SYSENTER MSRs keep the low 32 bits (a 32-bit CPU
+/// has nothing above).
+fn wrmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
     require_cpl0(cpu)?;
     let lo = cpu.state.gpr[EAX];
     let hi = cpu.state.gpr[EDX];
@@ -203,7 +210,14 @@ fn wrmsr(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
         msr::IA32_SYSENTER_CS => s.sysenter_cs = lo,
         msr::IA32_SYSENTER_ESP => s.sysenter_esp = lo,
         msr::IA32_SYSENTER_EIP => s.sysenter_eip = lo,
-        _ => return Err(Exception::GeneralProtection(0).into()),
+        other => {
+            if !bus.write_msr(other, (hi as u64) << 32 | lo as u64) {
+                return Err(Exception::GeneralProtection(0).into());
+            }
+            // A platform MSR (IA32_APIC_BASE's enable bit) may route the 8259A
+            // straight to INTR: the block ends here.
+            cpu.interrupt_window = true;
+        }
     }
     Ok(())
 }

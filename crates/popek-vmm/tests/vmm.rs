@@ -617,8 +617,9 @@ fn cpuid_describes_an_honest_p6() {
     let cases = [
         // Max leaf 1, "Genu" "ntel" "ineI" in EBX ECX EDX (little-endian ASCII).
         Case { leaf: 0, expect: [1, 0x756e_6547, 0x6c65_746e, 0x4965_6e69] },
-        // Family 6 model 3 stepping 0; EDX = PSE 0x8 | TSC 0x10 | MSR 0x20 | CX8 0x100 | PGE 0x2000 | CMOV 0x8000.
-        Case { leaf: 1, expect: [0x0000_0630, 0, 0, 0x0000_a138] },
+        // Family 6 model 3 stepping 0; EDX = PSE 0x8 | TSC 0x10 | MSR 0x20 | CX8 0x100 | APIC 0x200
+        // | PGE 0x2000 | CMOV 0x8000.
+        Case { leaf: 1, expect: [0x0000_0630, 0, 0, 0x0000_a338] },
         Case { leaf: 2, expect: [0; 4] },
         Case { leaf: 0x8000_0000, expect: [0; 4] },
     ];
@@ -691,7 +692,7 @@ fn rdmsr_and_wrmsr() {
         assert_eq!((c.state.gpr[EDX], c.state.gpr[EAX]), (0, v), "MSR {msr:#x}");
     }
     assert_eq!((c.state.sysenter_cs, c.state.sysenter_esp, c.state.sysenter_eip), (0x10, 0xc000_8000, 0xc010_0000));
-    // Unknown MSRs (IA32_APIC_BASE 0x1b: popek has no APIC) and CPL 3: #GP(0).
+    // MSRs neither the CPU nor the bus has (RecBus has no IA32_APIC_BASE 0x1b) and CPL 3: #GP(0).
     c.state.gpr[ECX] = 0x1b;
     assert_eq!(exec(&mut c, &mut bus, rdmsr), gp0());
     assert_eq!(exec(&mut c, &mut bus, wrmsr), gp0());
@@ -699,6 +700,56 @@ fn rdmsr_and_wrmsr() {
     c.state.gpr[ECX] = 0x10;
     assert_eq!(exec(&mut c, &mut bus, rdmsr), gp0());
     assert_eq!(exec(&mut c, &mut bus, wrmsr), gp0());
+}
+
+/// A bus that owns one platform MSR (like the PC's IA32_APIC_BASE), refusing writes
+/// with bit 0 set.
+#[derive(Default)]
+struct MsrBus {
+    value: u64,
+}
+
+impl Bus for MsrBus {
+    fn port_read(&mut self, _: Port, size: AccessSize) -> u32 {
+        size.ones()
+    }
+    fn port_write(&mut self, _: Port, _: AccessSize, _: u32) {}
+    fn mmio_read(&mut self, _: PhysAddr, size: AccessSize) -> u32 {
+        size.ones()
+    }
+    fn mmio_write(&mut self, _: PhysAddr, _: AccessSize, _: u32) {}
+    fn read_msr(&mut self, msr: u32) -> Option<u64> {
+        (msr == 0x1b).then_some(self.value)
+    }
+    fn write_msr(&mut self, msr: u32, value: u64) -> bool {
+        let ok = msr == 0x1b && value & 1 == 0;
+        if ok {
+            self.value = value;
+        }
+        ok
+    }
+}
+
+#[test]
+fn platform_msrs_go_to_the_bus() {
+    let (rdmsr, wrmsr): (&[u8], &[u8]) = (&[0x0f, 0x32], &[0x0f, 0x30]);
+    let mut bus = MsrBus { value: 0xfee0_0900 };
+    let mut c = cpu();
+    c.state.gpr[ECX] = 0x1b;
+    assert_eq!(exec(&mut c, &mut bus, rdmsr), Ok(()));
+    assert_eq!((c.state.gpr[EDX], c.state.gpr[EAX]), (0, 0xfee0_0900));
+    c.state.gpr[EAX] = 0xfee0_0100;
+    c.state.gpr[EDX] = 1;
+    assert_eq!(exec(&mut c, &mut bus, wrmsr), Ok(()));
+    assert_eq!(bus.value, 0x1_fee0_0100, "EDX:EAX reaches the bus whole");
+    c.state.gpr[EAX] = 1;
+    assert_eq!(exec(&mut c, &mut bus, wrmsr), gp0(), "the bus refuses: #GP(0)");
+    assert_eq!(bus.value, 0x1_fee0_0100);
+    c.state.gpr[ECX] = 0x1c;
+    assert_eq!(exec(&mut c, &mut bus, rdmsr), gp0());
+    ring3(&mut c);
+    c.state.gpr[ECX] = 0x1b;
+    assert_eq!(exec(&mut c, &mut bus, rdmsr), gp0(), "CPL 3");
 }
 
 #[test]
