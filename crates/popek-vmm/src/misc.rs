@@ -171,6 +171,8 @@ fn rdtsc(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
 pub mod msr {
     /// IA32_TIME_STAMP_COUNTER.
     pub const IA32_TSC: u32 = 0x10;
+    /// IA32_BIOS_SIGN_ID: the loaded microcode update's signature (P6 and later).
+    pub const IA32_BIOS_SIGN_ID: u32 = 0x8b;
     /// IA32_SYSENTER_CS.
     pub const IA32_SYSENTER_CS: u32 = 0x174;
     /// IA32_SYSENTER_ESP.
@@ -187,6 +189,8 @@ fn rdmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
     let s = &cpu.state;
     let v: u64 = match s.gpr[ECX] {
         msr::IA32_TSC => s.tsc,
+        // No microcode update is loaded: the signature reads 0.
+        msr::IA32_BIOS_SIGN_ID => 0,
         msr::IA32_SYSENTER_CS => s.sysenter_cs as u64,
         msr::IA32_SYSENTER_ESP => s.sysenter_esp as u64,
         msr::IA32_SYSENTER_EIP => s.sysenter_eip as u64,
@@ -207,6 +211,8 @@ fn wrmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
     let s = &mut cpu.state;
     match s.gpr[ECX] {
         msr::IA32_TSC => s.tsc = (hi as u64) << 32 | lo as u64,
+        // Kernels write 0 before CPUID to read the signature back; nothing to keep.
+        msr::IA32_BIOS_SIGN_ID => {}
         msr::IA32_SYSENTER_CS => s.sysenter_cs = lo,
         msr::IA32_SYSENTER_ESP => s.sysenter_esp = lo,
         msr::IA32_SYSENTER_EIP => s.sysenter_eip = lo,

@@ -692,6 +692,13 @@ fn rdmsr_and_wrmsr() {
         assert_eq!((c.state.gpr[EDX], c.state.gpr[EAX]), (0, v), "MSR {msr:#x}");
     }
     assert_eq!((c.state.sysenter_cs, c.state.sysenter_esp, c.state.sysenter_eip), (0x10, 0xc000_8000, 0xc010_0000));
+    // IA32_BIOS_SIGN_ID: writable (Linux writes 0 before CPUID), reads 0 (no microcode).
+    c.state.gpr[ECX] = 0x8b;
+    (c.state.gpr[EDX], c.state.gpr[EAX]) = (0, 0);
+    assert_eq!(exec(&mut c, &mut bus, wrmsr), Ok(()));
+    c.state.gpr[EDX] = 0x1234;
+    assert_eq!(exec(&mut c, &mut bus, rdmsr), Ok(()));
+    assert_eq!((c.state.gpr[EDX], c.state.gpr[EAX]), (0, 0));
     // MSRs neither the CPU nor the bus has (RecBus has no IA32_APIC_BASE 0x1b) and CPL 3: #GP(0).
     c.state.gpr[ECX] = 0x1b;
     assert_eq!(exec(&mut c, &mut bus, rdmsr), gp0());
