@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 mod bench;
 mod files;
+mod terminal;
 
 /// Process exit statuses of `popek` itself (the guest's own are odd numbers).
 mod exit {
@@ -314,7 +315,13 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         modules.push(Module { data: file.read()?, cmdline: cmdline.to_string() });
     }
     let initrd = initrd_file.as_ref().map(files::Admitted::read).transpose()?;
+    // A terminal on stdin (and no --input, no lockstep) makes the run interactive.
+    let interactive = match (&args.input, &args.engine) {
+        (None, Engine::Jit | Engine::Interp) => terminal::interactive(),
+        _ => None,
+    };
     let serial: Box<dyn ByteSink> = match &args.serial {
+        SerialTarget::Stdio if interactive.is_some() => Box::new(terminal::TerminalSink),
         SerialTarget::Stdio => Box::new(StdoutSink),
         SerialTarget::None => Box::new(NullSink),
         SerialTarget::File(p) => Box::new(WriterSink(
@@ -346,7 +353,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     let started = Instant::now();
     let clock = InstructionClock { insns_per_sec: args.mips * 1_000_000 };
-    let run_config = RunConfig { max_insns: args.max_insns, timeout: args.timeout, clock };
+    let console = interactive.as_ref().map(|(console, _)| console.clone());
+    let run_config = RunConfig { max_insns: args.max_insns, timeout: args.timeout, clock, console };
     let stop = if let Engine::Lockstep = args.engine {
         // The interpreter's machine prints the guest's output; the JIT's is checked against it.
         let mut other = Machine::boot(config(Box::new(NullSink), EngineKind::Jit), &image)?;
@@ -369,6 +377,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     let wall = started.elapsed();
     machine.flush_output();
+    // The terminal back to normal before anything else is printed.
+    drop(interactive);
     if args.vga {
         note!("---- VGA text screen ----");
         note!("{}", machine.vga_text().unwrap_or_default());
@@ -397,6 +407,10 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         StopReason::InstructionLimit | StopReason::Timeout => {
             note!("popek: stopped: {stop:?}");
             ExitCode::from(exit::LIMIT)
+        }
+        StopReason::Quit => {
+            note!("popek: quit at the console (Ctrl-A x)");
+            ExitCode::SUCCESS
         }
     };
     if args.stats {
@@ -552,6 +566,7 @@ fn stop_text(stop: &StopReason) -> String {
     match stop {
         StopReason::Exit(v) => format!("exit status {v}"),
         StopReason::Unsupported(_) => "unsupported instruction".into(),
+        StopReason::Quit => "quit at the console".into(),
         StopReason::TripleFault(_) => "triple fault".into(),
         other => format!("{other:?}"),
     }

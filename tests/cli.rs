@@ -612,3 +612,65 @@ fn linux_boot_protocol_hands_over_as_boot_rst_says() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// At a terminal (a pseudo-terminal from util-linux's `script`), what the user types
+/// reaches COM1 byte by byte and the guest's echo comes back; Ctrl-A x quits with status
+/// 0 and the terminal is given back. Needs `script` (Debian's bsdutils, always installed).
+#[test]
+fn a_terminal_on_stdin_is_an_interactive_console() {
+    use popek::cpu::iced_x86::code_asm::*;
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("popek-cli-tty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Echo COM1 forever; exit through port 0xF4 after echoing a 'q'.
+    let base = 0x10_0000u32;
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut top = a.create_label();
+    a.set_label(&mut top).unwrap();
+    a.mov(dx, 0x3fd).unwrap();
+    a.in_(al, dx).unwrap();
+    a.test(al, 1).unwrap();
+    a.jz(top).unwrap();
+    a.mov(dx, 0x3f8).unwrap();
+    a.in_(al, dx).unwrap();
+    a.out(dx, al).unwrap();
+    a.cmp(al, i32::from(b'q')).unwrap();
+    a.jne(top).unwrap();
+    a.mov(al, 0x21).unwrap();
+    a.out(0xf4, al).unwrap();
+    a.hlt().unwrap();
+    let code = a.assemble(u64::from(base) + 12).unwrap();
+    let kernel = dir.join("echo.elf");
+    std::fs::write(&kernel, popek::machine::multiboot::minimal_elf(base, 0, &code, 0)).unwrap();
+    let run = |typed: &'static [&'static [u8]]| {
+        let command = format!("{} run {} --timeout 20", env!("CARGO_BIN_EXE_popek"), kernel.display());
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("util-linux `script` runs (it gives popek a terminal)");
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            // Typed once popek has put the terminal in raw mode.
+            for chunk in typed {
+                std::thread::sleep(std::time::Duration::from_millis(700));
+                let _ = stdin.write_all(chunk);
+                let _ = stdin.flush();
+            }
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        });
+        let o = child.wait_with_output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (status, out) = run(&[b"hi\x01\x01q"]);
+    assert_eq!(status, Some((0x21 << 1) | 1), "{out}");
+    assert!(out.contains("interactive console on COM1"), "{out}");
+    assert!(out.contains("hi\x01q"), "typed bytes echoed, Ctrl-A Ctrl-A as one Ctrl-A: {out:?}");
+    let (status, out) = run(&[b"ab", b"\x01x"]);
+    assert_eq!(status, Some(0), "{out}");
+    assert!(out.contains("ab") && out.contains("quit at the console"), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,7 @@
 //!                               └─► device bus (PIC, PIT, UART, …)
 //! ```
 
+pub mod console;
 pub mod firmware;
 pub mod linux;
 pub mod lockstep;

@@ -14,6 +14,7 @@
 //! Interrupts and timers are only looked at between blocks, so a run is a pure
 //! function of the guest image, the command line and the configuration.
 
+use crate::console::{Console, ConsoleInput};
 use crate::multiboot::{self, LoadError, Module};
 use crate::{firmware, linux};
 use popek_cpu::exception::{Event, Unsupported};
@@ -48,6 +49,8 @@ pub enum StopReason {
     Timeout,
     /// The guest used something popek does not implement.
     Unsupported(Unsupported),
+    /// The user quit at the console (Ctrl-A x).
+    Quit,
 }
 
 /// Default speed of the virtual CPU: 1,000 million instructions per virtual second.
@@ -64,11 +67,18 @@ pub struct RunConfig {
     pub timeout: Option<Duration>,
     /// Guest instructions per virtual second (deterministic time).
     pub clock: InstructionClock,
+    /// Input typed at the host terminal while the guest runs (an interactive run).
+    pub console: Option<Console>,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { max_insns: None, timeout: None, clock: InstructionClock { insns_per_sec: DEFAULT_INSNS_PER_SEC } }
+        RunConfig {
+            max_insns: None,
+            timeout: None,
+            clock: InstructionClock { insns_per_sec: DEFAULT_INSNS_PER_SEC },
+            console: None,
+        }
     }
 }
 
@@ -294,8 +304,21 @@ impl Machine {
             if watchdog.as_ref().is_some_and(Watchdog::expired) {
                 return StopReason::Timeout;
             }
-            if let Some(stop) = self.step(cfg) {
-                return stop;
+            if let Some(console) = &cfg.console {
+                match console.take() {
+                    Some(ConsoleInput::Bytes(bytes)) => self.queue_serial_input(&bytes),
+                    Some(ConsoleInput::Quit) => return StopReason::Quit,
+                    None => {}
+                }
+            }
+            match self.step(cfg) {
+                // At an interactive console, a CPU halted with interrupts on waits for
+                // what the user types (COM1's receive interrupt can wake it).
+                Some(StopReason::Halted) if cfg.console.is_some() && self.cpu.interrupts_enabled() => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Some(stop) => return stop,
+                None => {}
             }
         }
     }
