@@ -276,6 +276,7 @@ fn kernel_load_errors_say_what_the_file_is_once() {
     bzimage[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
     bzimage[0x202..0x206].copy_from_slice(b"HdrS");
     bzimage[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    // loadflags 0: a zImage, which the Linux loader names and refuses.
     let mut elf64 = b"\x7fELF\x02\x01\x01".to_vec();
     elf64.resize(128, 0);
     let mut hello64 = popek::guests::find("hello").unwrap().elf.to_vec();
@@ -290,7 +291,7 @@ fn kernel_load_errors_say_what_the_file_is_once() {
         v
     };
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
-        ("bzImage", bzimage, &["Linux bzImage", "boot protocol 2.15", "Multiboot v1"]),
+        ("zImage", bzimage, &["Linux kernel", "zImage", "bzImages only"]),
         ("elf64", elf64, &["64-bit ELF", "Multiboot v1"]),
         ("hello64.elf", hello64, &["64-bit ELF", "Multiboot v1"]),
         ("garbage", b"this is not a kernel".to_vec(), &["no Multiboot header", "Multiboot v1"]),
