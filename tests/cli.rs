@@ -675,3 +675,29 @@ fn a_terminal_on_stdin_is_an_interactive_console() {
     assert!(out.contains("ab") && out.contains("quit at the console"), "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A REP string instruction with a huge count is as many instructions as it has elements
+/// (QEMU counts each iteration too): `--max-insns` stops it part-way, at exactly the limit,
+/// under every engine, and lockstep finds the engines agreeing on every step of it.
+#[test]
+fn rep_elements_count_against_the_instruction_limit() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-rep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // mov edi, 0x200000 ; mov ecx, 0xffffffff ; rep stosb ; hlt
+    let code = [0xbf, 0, 0, 0x20, 0, 0xb9, 0xff, 0xff, 0xff, 0xff, 0xf3, 0xaa, 0xf4];
+    let kernel = tiny_kernel(&dir, "rep", &code);
+    for engine in ["interp", "jit", "lockstep"] {
+        let o = popek_guarded(&["run", &kernel, "--engine", engine, "--max-insns", "5000003", "--stats"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(8), "{engine}: {err}");
+        assert!(err.contains("stopped: InstructionLimit"), "{engine}: {err}");
+        assert!(
+            err.lines().any(|l| l.split_whitespace().eq(["instructions", "retired:", "5000003"])),
+            "{engine}: {err}"
+        );
+        if engine == "lockstep" {
+            assert!(err.contains("agreed on every block"), "{err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
