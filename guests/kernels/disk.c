@@ -9,7 +9,8 @@
  * CHS in words 1/3/6, LBA bit) with nIEN set and no IRQ; READ SECTORS with one IRQ 14 per
  * sector through the 8259A, from LBA28 and CHS addresses, count 0 meaning 256; WRITE
  * SECTORS and reading the data back; SET MULTIPLE MODE and READ MULTIPLE (an IRQ per
- * block); an unknown command (ERR, ABRT); a range beyond the disk (ERR); FLUSH CACHE;
+ * block); an unknown command (ERR, ABRT); a read across the disk's end (the last sector,
+ * then ERR); FLUSH CACHE;
  * software reset (BSY while SRST, then the signature).
  *
  * Statuses are printed without DSC (bit 4, obsolete since ATA-4), which drives set or not.
@@ -296,11 +297,19 @@ int kmain(void) {
     no_data(0xff, &st, &err);
     printf("unknown command ff: status %02x, error %02x (ABRT)\n", st, err);
     CHECK(st == (ST_DRDY | ST_ERR) && err == 0x04, "unknown command");
+    /* Across the end: the last sector comes, then ERR (without DRQ) and an IRQ. */
     task(DISK_SECTORS - 1, 2, 0x20);
-    CHECK(wait_irq(irqs + 1), "no IRQ for a read beyond the end");
+    CHECK(wait_irq(irqs + 1), "no IRQ for the last sector");
     st = bits(inb(ATA_STATUS));
-    printf("read beyond the end: ERR %s, DRQ %s\n", st & ST_ERR ? "set" : "clear", st & ST_DRQ ? "set" : "clear");
-    CHECK((st & (ST_ERR | ST_DRQ)) == ST_ERR, "read beyond the end: %02x", st);
+    CHECK(st == (ST_DRDY | ST_DRQ), "last sector: status %02x", st);
+    insl(ATA_DATA, buf, 128);
+    CHECK(wait_irq(irqs + 1), "no IRQ for the sector beyond the end");
+    uint8_t beyond = bits(inb(ATA_STATUS));
+    printf("read across the end: lba %u %s, then ERR %s, DRQ %s\n", DISK_SECTORS - 1,
+           check_sectors(DISK_SECTORS - 1, 1, 0) ? "ok" : "WRONG", beyond & ST_ERR ? "set" : "clear",
+           beyond & ST_DRQ ? "set" : "clear");
+    CHECK(check_sectors(DISK_SECTORS - 1, 1, 0) && (beyond & (ST_ERR | ST_DRQ)) == ST_ERR, "across the end: %02x",
+          beyond);
     no_data(0xe7, &st, &err);
     printf("flush cache: status %02x\n", st);
     CHECK(st == ST_DRDY, "flush cache");

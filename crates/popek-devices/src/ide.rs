@@ -399,9 +399,9 @@ impl Ide {
                 0 => self.abort(d),
                 m => self.start(d, cmd == 0xc5, u32::from(m)),
             },
-            0x40 | 0x41 => match self.range(d) {
-                Some(_) => self.complete(d),
-                None => self.finish(d, READY | status::ERR, error::IDNF),
+            0x40 | 0x41 => match self.address(d) {
+                Some(lba) if lba + u64::from(self.sector_count()) <= self.drives[d].total() => self.complete(d),
+                _ => self.finish(d, READY | status::ERR, error::IDNF),
             },
             0xc6 => {
                 let n = u16::from(self.count);
@@ -440,19 +440,26 @@ impl Ide {
         }
     }
 
-    /// The (first sector, count) of a sector command, if inside the disk.
-    fn range(&self, d: usize) -> Option<(u64, u32)> {
-        let lba = self.address(d)?;
-        let n = self.sector_count();
-        (lba + u64::from(n) <= self.drives[d].total()).then_some((lba, n))
+    /// True if the next block of the transfer lies inside the disk. A transfer that runs
+    /// past the end moves the blocks before it and then fails with IDNF (as QEMU does:
+    /// ATA-6 lets a command end at the sector it cannot find).
+    fn block_in_range(&mut self, d: usize) -> bool {
+        let drive = &self.drives[d];
+        let Some(t) = &drive.transfer else { return false };
+        if t.lba + u64::from(t.left.min(t.block)) <= drive.total() {
+            return true;
+        }
+        self.finish(d, READY | status::ERR, error::IDNF);
+        false
     }
 
     /// READ or WRITE SECTORS / MULTIPLE: the first DRQ block.
     fn start(&mut self, d: usize, write: bool, block: u32) {
-        let Some((lba, left)) = self.range(d) else {
+        let Some(lba) = self.address(d) else {
             self.finish(d, READY | status::ERR, error::IDNF);
             return;
         };
+        let left = self.sector_count();
         let drive = &mut self.drives[d];
         drive.transfer = Some(Transfer { write, lba, left, block, identify: false });
         drive.error = 0;
@@ -460,7 +467,9 @@ impl Ide {
         drive.len = left.min(block) as usize * SECTOR_SIZE;
         if write {
             // PIO data-out: DRQ for the first block, no interrupt before it.
-            drive.status = READY | status::DRQ;
+            if self.block_in_range(d) {
+                self.drives[d].status = READY | status::DRQ;
+            }
         } else {
             self.load_block(d);
         }
@@ -468,6 +477,9 @@ impl Ide {
 
     /// Data-in: reads the next block into the buffer, DRQ and an interrupt.
     fn load_block(&mut self, d: usize) {
+        if !self.block_in_range(d) {
+            return;
+        }
         let drive = &mut self.drives[d];
         let (Some(t), Some(storage)) = (&drive.transfer, &mut drive.storage) else { return };
         let len = t.left.min(t.block) as usize * SECTOR_SIZE;
@@ -509,6 +521,7 @@ impl Ide {
             drive.pos = 0;
             drive.len = t.left.min(t.block) as usize * SECTOR_SIZE;
             drive.irq_pending = true;
+            self.block_in_range(d);
         } else {
             self.load_block(d);
         }
@@ -777,10 +790,16 @@ mod tests {
             assert_eq!((s[0], s[1]), ((n >> 8) as u8, n as u8));
         }
         assert_eq!(t.inb(0x1f7), 0x50);
-        // Beyond the end: IDNF.
+        // Across the end: the sector inside, then IDNF.
         t.lba(0, 599, 2);
         t.outb(0x1f7, 0x20);
+        assert_eq!(t.inb(0x1f7), 0x58);
+        assert_eq!(t.read_sector()[1], 599u32 as u8);
+        assert!(t.irq());
         assert_eq!((t.inb(0x1f7), t.inb(0x1f1)), (0x51, error::IDNF));
+        t.lba(0, 600, 1);
+        t.outb(0x1f7, 0x30);
+        assert_eq!((t.inb(0x1f7), t.inb(0x1f1)), (0x51, error::IDNF), "a write beyond the end asks for no data");
     }
 
     #[test]
