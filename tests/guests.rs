@@ -123,6 +123,45 @@ fn disk_under_lockstep() {
     assert!(interp.flush_disks().is_ok() && interp.take_disk_errors().is_empty());
 }
 
+/// A disk whose host writes fail: the guest sees ERR (and fails its check), and the
+/// machine keeps the error for the CLI to report.
+#[test]
+fn host_disk_errors_reach_the_guest_and_the_machine() {
+    struct FailingWrites(MemoryDisk);
+    impl BlockStorage for FailingWrites {
+        fn sectors(&self) -> u64 {
+            self.0.sectors()
+        }
+        fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> popek::devices::storage::StorageResult<()> {
+            self.0.read_sectors(lba, buf)
+        }
+        fn write_sectors(&mut self, _: u64, _: &[u8]) -> popek::devices::storage::StorageResult<()> {
+            Err(popek::devices::StorageError::Io {
+                what: "cannot write disk image `test`".into(),
+                source: std::io::Error::other("no space left"),
+            })
+        }
+        fn flush(&mut self) -> popek::devices::storage::StorageResult<()> {
+            Ok(())
+        }
+    }
+    let guest = GUESTS.iter().find(|g| g.name == "disk").expect("guest exists");
+    let out = SharedBuffer::new();
+    let disk = FailingWrites(MemoryDisk::new(popek_guests::pattern_disk()));
+    let config = MachineConfig {
+        serial: Box::new(out.clone()),
+        disks: [Some(Box::new(disk)), None],
+        ..MachineConfig::default()
+    };
+    let mut m = Machine::boot(config, guest.elf).expect("guest images load");
+    let stop = m.run(&RunConfig { timeout: Some(Duration::from_secs(60)), ..RunConfig::default() });
+    m.flush_output();
+    assert_eq!(stop, StopReason::Exit(3), "{}", out.text());
+    assert!(out.text().contains("FAIL: write: status 71 after sector 0"), "{}", out.text());
+    let errors: Vec<String> = m.take_disk_errors().iter().map(ToString::to_string).collect();
+    assert_eq!(errors, ["cannot write disk image `test`"]);
+}
+
 #[test]
 fn apic_timer() {
     check("apic_timer");
