@@ -105,8 +105,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List the built-in guests, or write them out as ELF files.
     Guests {
-        /// Write every guest to DIR as NAME.elf (plus NAME.cmdline and NAME.expected),
-        /// to run the very same images under QEMU.
+        /// Write every guest to DIR as NAME.elf (plus NAME.cmdline and NAME.expected, and
+        /// NAME.img for a guest with a disk), to run the very same images under QEMU.
         #[arg(long, value_name = "DIR")]
         extract: Option<PathBuf>,
     },
@@ -720,6 +720,9 @@ fn guests(extract: Option<&Path>) -> Result<()> {
                 write("elf", g.elf)?;
                 write("cmdline", g.cmdline.as_bytes())?;
                 write("expected", g.expected_output.as_bytes())?;
+                if let Some(disk) = g.disk {
+                    write("img", &disk())?;
+                }
                 note!("wrote {}", dir.join(format!("{}.elf", g.name)).display());
             }
         }

@@ -60,6 +60,11 @@ fn extracted_guests_run_from_files() {
     let o = popek(&["run", elf.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("hello").unwrap().expected_output);
+    // A guest with a disk runs from its extracted image too.
+    let (elf, img) = (dir.join("disk.elf"), dir.join("disk.img"));
+    let o = popek(&["run", elf.to_str().unwrap(), "--disk", &format!("{},snapshot", img.to_str().unwrap())]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("disk").unwrap().expected_output);
+    assert_eq!(o.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
