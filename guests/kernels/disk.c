@@ -11,7 +11,7 @@
  * SECTORS and reading the data back; SET MULTIPLE MODE and READ MULTIPLE (an IRQ per
  * block); an unknown command (ERR, ABRT); a read across the disk's end (the last sector,
  * then ERR); FLUSH CACHE;
- * software reset (BSY while SRST, then the signature).
+ * software reset (then the signature).
  *
  * Statuses are printed without DSC (bit 4, obsolete since ATA-4), which drives set or not.
  *
@@ -314,15 +314,16 @@ int kmain(void) {
     printf("flush cache: status %02x\n", st);
     CHECK(st == ST_DRDY, "flush cache");
 
-    /* Software reset: BSY while SRST is set, then ready with the signature. */
+    /* Software reset: ready with the signature after SRST. (BSY while SRST is set is not
+     * checked here: QEMU finishes the reset in a bottom half that may run before the
+     * guest's next IN, so what that IN sees depends on host timing. ide.rs's unit test
+     * checks popek's BSY.) */
     outb(ATA_CTRL, CTRL_SRST | CTRL_NIEN);
-    uint8_t during = inb(ATA_CTRL);
     outb(ATA_CTRL, CTRL_NIEN);
     st = bits(wait_idle());
     uint8_t sig[5] = {inb(ATA_ERROR), inb(ATA_COUNT), inb(ATA_LBA0), inb(ATA_LBA1), inb(ATA_LBA2)};
-    printf("software reset: BSY %s during SRST, then status %02x, error %02x, signature %02x %02x %02x %02x\n",
-           during & ST_BSY ? "set" : "clear", st, sig[0], sig[1], sig[2], sig[3], sig[4]);
-    CHECK(during & ST_BSY, "BSY during reset");
+    printf("software reset: status %02x, error %02x, signature %02x %02x %02x %02x\n", st, sig[0], sig[1], sig[2],
+           sig[3], sig[4]);
     CHECK(st == ST_DRDY && sig[0] == 1 && sig[1] == 1 && sig[2] == 1 && sig[3] == 0 && sig[4] == 0, "reset");
     (void)inb(ATA_STATUS);
     outb(ATA_CTRL, 0);
