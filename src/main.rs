@@ -232,6 +232,14 @@ fn place_disks(disks: &[DiskArg]) -> Result<[Option<&DiskArg>; 2]> {
         };
         *slot = Some(d);
     }
+    // One file as both devices would have two writers that do not see each other.
+    if let [Some(a), Some(b)] = slots
+        && !(a.snapshot && b.snapshot)
+        && let (Ok(pa), Ok(pb)) = (std::fs::canonicalize(&a.path), std::fs::canonicalize(&b.path))
+        && pa == pb
+    {
+        bail!("disk image `{}` is given as both master and slave (add `,snapshot` to both)", a.path.display());
+    }
     Ok(slots)
 }
 

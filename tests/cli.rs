@@ -815,6 +815,7 @@ fn bad_disks_are_refused_in_one_line() {
         (vec!["--disk", &ro], format!("disk image `{ro}` is read-only: make it writable, or add `,snapshot`")),
         (vec!["--disk", "/tmp"], "disk image `/tmp` is not a regular file".into()),
         (vec!["--disk", &ok, "--disk", &ok, "--disk", &ok], "more than two disks".into()),
+        (vec!["--disk", &ok, "--disk", &ok], format!("disk image `{ok}` is given as both master and slave")),
         (vec!["--disk", &ok1, "--disk", &ok1], "two disks given index=1".into()),
         (vec!["--disk", &ok2], "the primary IDE channel has index=0 (master) and index=1".into()),
         (vec!["--disk", &ok_cache], "unknown disk option".into()),
