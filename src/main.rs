@@ -642,6 +642,16 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
     }
     note!("interrupts delivered:  {}", s.interrupts);
     note!("HLT sleeps:            {}", s.halts);
+    if let Some(d) = m.disk_stats().filter(|d| d.commands > 0) {
+        note!(
+            "disk commands:         {} ({} sectors read, {} written, {} flushes, {} errors)",
+            d.commands,
+            d.sectors_read,
+            d.sectors_written,
+            d.flushes,
+            d.errors
+        );
+    }
 }
 
 /// What stores to pages holding code did: the causes of invalidation.

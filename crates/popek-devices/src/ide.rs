@@ -113,6 +113,21 @@ impl Chs {
     }
 }
 
+/// What the guest did with the channel's disks (for `--stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdeStats {
+    /// Commands issued to a present device.
+    pub commands: u64,
+    /// Sectors moved to the guest.
+    pub sectors_read: u64,
+    /// Sectors written to storage.
+    pub sectors_written: u64,
+    /// FLUSH CACHE commands.
+    pub flushes: u64,
+    /// Commands that ended with ERR.
+    pub errors: u64,
+}
+
 /// A PIO transfer in progress.
 #[derive(Debug)]
 struct Transfer {
@@ -251,6 +266,7 @@ pub struct Ide {
     control: u8,
     irq_level: bool,
     host_errors: Vec<StorageError>,
+    stats: IdeStats,
 }
 
 impl std::fmt::Debug for Ide {
@@ -277,6 +293,7 @@ impl Ide {
             control: 0,
             irq_level: false,
             host_errors: Vec::new(),
+            stats: IdeStats::default(),
         }
     }
 
@@ -296,6 +313,11 @@ impl Ide {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// What the guest did with the disks so far.
+    pub fn stats(&self) -> IdeStats {
+        self.stats
     }
 
     /// Sectors of device `index` (0 master, 1 slave), if present.
@@ -348,6 +370,9 @@ impl Ide {
     }
 
     fn finish(&mut self, d: usize, status: u8, error: u8) {
+        if status & status::ERR != 0 {
+            self.stats.errors += 1;
+        }
         let drive = &mut self.drives[d];
         drive.status = status;
         drive.error = error;
@@ -376,6 +401,10 @@ impl Ide {
             }
             // An absent slave (or an empty channel) ignores commands.
             return;
+        }
+        self.stats.commands += 1;
+        if cmd == 0xe7 {
+            self.stats.flushes += 1;
         }
         let drive = &mut self.drives[d];
         drive.irq_pending = false;
@@ -508,6 +537,10 @@ impl Ide {
         }
         let drive = &mut self.drives[d];
         let Some(t) = &mut drive.transfer else { return };
+        if !t.identify {
+            let moved = if t.write { &mut self.stats.sectors_written } else { &mut self.stats.sectors_read };
+            *moved += u64::from(n);
+        }
         t.left -= n;
         t.lba += u64::from(n);
         if t.left == 0 || t.identify {
@@ -790,6 +823,8 @@ mod tests {
             assert_eq!((s[0], s[1]), ((n >> 8) as u8, n as u8));
         }
         assert_eq!(t.inb(0x1f7), 0x50);
+        let st = t.ide.stats();
+        assert_eq!((st.commands, st.sectors_read, st.sectors_written, st.errors), (4, 261, 2, 0));
         // Across the end: the sector inside, then IDNF.
         t.lba(0, 599, 2);
         t.outb(0x1f7, 0x20);
@@ -910,6 +945,8 @@ mod tests {
         assert_eq!(errors, ["cannot write", "cannot flush"]);
         assert!(t.ide.flush_disks().is_err());
         assert!(t.ide.take_host_errors().is_empty());
+        let st = t.ide.stats();
+        assert_eq!((st.commands, st.sectors_written, st.flushes, st.errors), (2, 0, 1, 2));
     }
 
     #[test]

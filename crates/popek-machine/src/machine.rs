@@ -312,6 +312,12 @@ impl Machine {
         pc::ide(&mut self.bus).map(|ide| ide.take_host_errors()).unwrap_or_default()
     }
 
+    /// What the guest did with its disks (`None` without an IDE channel).
+    pub fn disk_stats(&self) -> Option<popek_devices::ide::IdeStats> {
+        let port = popek_memory::Port(popek_devices::ide::PRIMARY_PORTS.0);
+        self.bus.port_device_at::<popek_devices::ide::Ide>(port).map(|ide| ide.stats())
+    }
+
     /// Flushes the serial output.
     pub fn flush_output(&mut self) {
         self.bus.flush();
