@@ -202,3 +202,27 @@ fn apic_timer_differs_from_qemu_only_in_software_disable() {
         )]
     );
 }
+
+/// `disk` differs from QEMU's output in the model string of IDENTIFY DEVICE alone (words
+/// 27–46: every emulator names its own disk). Everything else — statuses without DSC, IRQ
+/// counts, the data, the reset signature — is the same.
+#[test]
+fn disk_differs_from_qemu_only_in_the_model_string() {
+    let popek = find("disk").expect("disk guest").expected_output;
+    let qemu = include_str!("../expected/disk.qemu.txt");
+    let differing: Vec<(&str, &str)> = popek.lines().zip(qemu.lines()).filter(|(p, q)| p != q).collect();
+    assert_eq!(popek.lines().count(), qemu.lines().count());
+    assert_eq!(differing, [("identify: model \"POPEK HARDDISK\"", "identify: model \"QEMU HARDDISK\"")]);
+}
+
+#[test]
+fn the_disk_image_is_the_documented_pattern() {
+    let img = disk_image("disk").expect("the disk guest has a disk");
+    assert_eq!(img.len(), DISK_SECTORS as usize * 512);
+    let sector = |n: usize| &img[n * 512..(n + 1) * 512];
+    assert_eq!(sector(0)[..6], [0, 0, 0, 0, 4, 5]);
+    assert_eq!(sector(0x0234)[..5], [0x34, 0x02, 0, 0, 0x38]);
+    assert_eq!(sector(4095)[511], ((4095 + 511) & 0xff) as u8);
+    assert!(disk_image("hello").is_none());
+    assert!(GUESTS.iter().filter(|g| g.disk.is_some()).all(|g| g.name == "disk"));
+}
