@@ -278,7 +278,13 @@ mod tests {
         bus.advance_to(2000); // nothing changed: the devices are not visited
         assert_eq!(bus.pending_interrupt_vector(), None);
         com1(&mut bus).unwrap().queue_input(b"k");
-        bus.advance_to(3000);
+        // The byte arrives one character time (10 bits at 9600 baud) after the guest
+        // enabled the receiver's interrupt at time 0.
+        let char_ns = 12 * (10 * 1_000_000_000 / 115_200);
+        assert_eq!(bus.next_deadline(), Some(char_ns));
+        bus.advance_to(char_ns - 1);
+        assert_eq!(bus.pending_interrupt_vector(), None);
+        bus.advance_to(char_ns);
         assert_eq!(bus.acknowledge_interrupt(), Some(0x0c));
         assert_eq!(inb(&mut bus, 0x3f8), b'k');
     }

@@ -6,7 +6,14 @@
 //! output sink (or, in loopback, into the receiver), so THR and the
 //! transmitter are always empty again by the next access. Received bytes
 //! come from a host-side input queue that is moved into the receiver FIFO as
-//! space allows (no overruns from host input). The character-timeout
+//! space allows (no overruns from host input), one character time apart in virtual
+//! time (10 bits at the programmed baud rate), starting one character time after the
+//! guest first shows interest in the receiver (enables its interrupt, or reads LSR or
+//! RBR) — as bytes typed on a line arrive, and at the same virtual moments in every run.
+//! A byte that waited for room arrives one character time after the read that made room,
+//! so an edge-triggered interrupt controller sees the line fall and rise again for each
+//! byte (a kernel that enables the UART's interrupt before unmasking it at the I/O APIC,
+//! as xv6 does, would otherwise miss the one edge that a queue of bytes gives). The character-timeout
 //! interrupt is reported as soon as the FIFO holds data below the trigger
 //! level (no 4-character timer). The interrupt output drives the IRQ line
 //! whatever MCR OUT2 says. On the IBM PC/AT OUT2 gated the line through a
@@ -80,7 +87,17 @@ pub struct Uart {
     irq_level: bool,
     /// Bytes transmitted to the sink.
     tx_count: u64,
+    /// Whether host input flows: from the guest's first look at the receiver on.
+    input_started: bool,
+    /// Virtual time (ns) at which the next host input byte arrives.
+    next_arrival_ns: u64,
+    /// Virtual time of the current access or advance.
+    now_ns: u64,
 }
+
+/// Nanoseconds per bit time at divisor 1 times the 10 bits of a character (start, 8 data,
+/// stop): 10 / 115,200 s.
+const CHAR_NS_AT_DIVISOR_1: u64 = 10 * 1_000_000_000 / 115_200;
 
 impl std::fmt::Debug for Uart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,6 +129,9 @@ impl Uart {
             thre_pending: false,
             irq_level: false,
             tx_count: 0,
+            input_started: false,
+            next_arrival_ns: 0,
+            now_ns: 0,
         }
     }
 
@@ -128,6 +148,19 @@ impl Uart {
     /// The divisor latch (115200 / divisor = baud rate).
     pub fn divisor(&self) -> u16 {
         u16::from_le_bytes([self.dll, self.dlm])
+    }
+
+    /// One character time at the programmed divisor, in ns.
+    fn char_ns(&self) -> u64 {
+        u64::from(self.divisor().max(1)) * CHAR_NS_AT_DIVISOR_1
+    }
+
+    /// The guest looked at the receiver: host input starts to arrive one character time on.
+    fn start_input(&mut self) {
+        if !self.input_started {
+            self.input_started = true;
+            self.next_arrival_ns = self.now_ns + self.char_ns();
+        }
     }
 
     fn rx_capacity(&self) -> usize {
@@ -155,14 +188,15 @@ impl Uart {
     /// Move host input into the receiver while there is room (not in loopback:
     /// the serial input pin is disconnected then).
     fn pull_input(&mut self) {
-        if self.mcr & MCR_LOOP != 0 {
+        if self.mcr & MCR_LOOP != 0 || !self.input_started {
             return;
         }
-        while self.rx.len() < self.rx_capacity() {
+        while self.rx.len() < self.rx_capacity() && self.next_arrival_ns <= self.now_ns {
             match self.input.pop_front() {
                 Some(b) => self.rx.push_back(b),
                 None => break,
             }
+            self.next_arrival_ns += self.char_ns();
         }
     }
 
@@ -231,7 +265,13 @@ impl Uart {
         match offset {
             0 if dlab => self.dll,
             0 => {
+                self.start_input();
+                let was_full = self.rx.len() >= self.rx_capacity();
                 let b = self.rx.pop_front().unwrap_or(0);
+                if was_full && !self.input.is_empty() {
+                    // The next byte waited for room: it arrives a character time from now.
+                    self.next_arrival_ns = self.next_arrival_ns.max(self.now_ns + self.char_ns());
+                }
                 self.pull_input();
                 b
             }
@@ -247,6 +287,7 @@ impl Uart {
             3 => self.lcr,
             4 => self.mcr,
             5 => {
+                self.start_input();
                 let v = self.lsr();
                 self.lsr_errors = 0;
                 v
@@ -278,6 +319,9 @@ impl Uart {
             1 => {
                 let old = self.ier;
                 self.ier = v & 0x0f;
+                if v & IER_RDA != 0 {
+                    self.start_input();
+                }
                 // Enabling ETBEI while THR is empty raises the THRE interrupt.
                 if old & IER_THRE == 0 && v & IER_THRE != 0 {
                     self.thre_pending = true;
@@ -313,6 +357,7 @@ impl PortDevice for Uart {
     }
 
     fn read(&mut self, ctx: &mut DeviceContext<'_>, _: Port, offset: u16, _: AccessSize) -> u32 {
+        self.now_ns = ctx.now_ns();
         self.pull_input();
         let v = self.read_reg(offset);
         self.update_irq(ctx);
@@ -320,6 +365,7 @@ impl PortDevice for Uart {
     }
 
     fn write(&mut self, ctx: &mut DeviceContext<'_>, _: Port, offset: u16, _: AccessSize, value: u32) {
+        self.now_ns = ctx.now_ns();
         self.pull_input();
         self.write_reg(offset, value as u8);
         self.update_irq(ctx);
@@ -330,9 +376,15 @@ impl PortDevice for Uart {
     }
 
     fn advance(&mut self, ctx: &mut DeviceContext<'_>) {
-        // Host input may have been queued since the last access.
+        // Host input may have been queued, or become due, since the last access.
+        self.now_ns = ctx.now_ns();
         self.pull_input();
         self.update_irq(ctx);
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        let waiting = self.input_started && self.mcr & MCR_LOOP == 0 && !self.input.is_empty();
+        (waiting && self.rx.len() < self.rx_capacity()).then_some(self.next_arrival_ns)
     }
 }
 
@@ -459,17 +511,62 @@ mod tests {
         let (mut u, _buf, mut h) = uart();
         out(&mut u, &mut h, 2, 0x01);
         out(&mut u, &mut h, 4, MCR_OUT2);
-        out(&mut u, &mut h, 1, IER_RDA);
         u.queue_input(&[b'x'; 20]);
+        // Nothing flows until the guest looks at the receiver.
+        h.now = 1_000_000_000;
+        u.advance(&mut h.ctx());
+        assert_eq!(u.next_deadline(), None);
+        assert!(!h.irq.level[4]);
+        out(&mut u, &mut h, 1, IER_RDA);
+        let c = u.char_ns();
+        assert_eq!(c, 12 * 86_805, "10 bits at 9600 baud");
+        assert_eq!(u.next_deadline(), Some(h.now + c));
+        // Then one byte per character time; a long wait fills the FIFO and no more.
+        h.now += c;
         u.advance(&mut h.ctx());
         assert!(h.irq.level[4]);
+        h.now += 100 * c;
+        u.advance(&mut h.ctx());
+        assert_eq!(u.next_deadline(), None, "the FIFO is full: the rest waits");
         let mut n = 0;
+        while inb(&mut u, &mut h, 5) & LSR_DR != 0 {
+            assert_eq!(inb(&mut u, &mut h, 0), b'x');
+            n += 1;
+        }
+        assert_eq!(n, 16);
+        assert!(!h.irq.level[4]);
+        // The four left arrive a character time after the read that made room, then one
+        // per character time.
+        assert_eq!(u.next_deadline(), Some(h.now + c));
+        h.now += 4 * c;
+        u.advance(&mut h.ctx());
         while inb(&mut u, &mut h, 5) & LSR_DR != 0 {
             assert_eq!(inb(&mut u, &mut h, 0), b'x');
             n += 1;
         }
         assert_eq!(n, 20);
         assert_eq!(inb(&mut u, &mut h, 5) & LSR_OE, 0);
-        assert!(!h.irq.level[4]);
+    }
+
+    #[test]
+    fn each_byte_is_an_edge_without_a_fifo() {
+        // xv6's order: receiver interrupt enabled (no FIFO), then the interrupt controller
+        // unmasked later; bytes queued before. Each byte must raise the line anew.
+        let (mut u, _buf, mut h) = uart();
+        u.queue_input(b"ab");
+        out(&mut u, &mut h, 1, IER_RDA);
+        let c = u.char_ns();
+        h.now += c;
+        u.advance(&mut h.ctx());
+        assert!(h.irq.level[4]);
+        assert_eq!(inb(&mut u, &mut h, 0), b'a');
+        assert!(!h.irq.level[4], "the line falls with the read");
+        h.now += c - 1;
+        u.advance(&mut h.ctx());
+        assert!(!h.irq.level[4], "and rises only a character time later");
+        h.now += 1;
+        u.advance(&mut h.ctx());
+        assert!(h.irq.level[4]);
+        assert_eq!(inb(&mut u, &mut h, 0), b'b');
     }
 }

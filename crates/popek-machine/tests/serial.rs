@@ -5,22 +5,22 @@ use popek_devices::sink::SharedBuffer;
 use popek_machine::multiboot::minimal_elf;
 use popek_machine::{EngineKind, Machine, MachineConfig, RunConfig, StopReason};
 
-/// Echo every received byte (LSR bit 0 = data ready), then exit through port 0xF4.
+/// Echo every received byte (polling LSR bit 0, data ready) up to a newline, then exit
+/// through port 0xF4.
 fn echo_kernel() -> Vec<u8> {
     let base = 0x10_0000u32;
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
-    let mut done = a.create_label();
     a.set_label(&mut top).unwrap();
     a.mov(dx, 0x3fdu32 as i32).unwrap();
     a.in_(al, dx).unwrap();
     a.test(al, 1).unwrap();
-    a.jz(done).unwrap();
+    a.jz(top).unwrap();
     a.mov(dx, 0x3f8u32 as i32).unwrap();
     a.in_(al, dx).unwrap();
     a.out(dx, al).unwrap();
-    a.jmp(top).unwrap();
-    a.set_label(&mut done).unwrap();
+    a.cmp(al, 10).unwrap();
+    a.jne(top).unwrap();
     a.mov(al, 0x21).unwrap();
     a.out(0xf4, al).unwrap();
     a.hlt().unwrap();
@@ -47,10 +47,14 @@ fn echo(engine: EngineKind) {
     };
     let mut m = Machine::boot(config, &echo_kernel()).unwrap();
     m.queue_serial_input(b"typed at COM1\n");
-    let stop = m.run(&RunConfig { max_insns: Some(1_000_000), ..RunConfig::default() });
+    let stop = m.run(&RunConfig { max_insns: Some(100_000_000), ..RunConfig::default() });
     m.flush_output();
     assert_eq!(stop, StopReason::Exit((0x21 << 1) | 1));
     assert_eq!(out.text(), "typed at COM1\n");
+    // One character time (10 bits at 9600 baud) per byte, from the first LSR read on.
+    let char_ns = 12 * (10 * 1_000_000_000 / 115_200);
+    let ns = m.stats.virtual_ns;
+    assert!((14 * char_ns..15 * char_ns).contains(&ns), "{ns} ns of virtual time for 14 bytes");
 }
 
 /// The code-cache size is checked before anything is built: too small or too large is an
@@ -74,7 +78,7 @@ fn code_cache_size_is_validated() {
     let mut m = boot(MIN_CODE_CACHE).expect("the smallest cache is accepted");
     m.queue_serial_input(b"x\n");
     assert_eq!(
-        m.run(&RunConfig { max_insns: Some(1_000_000), ..RunConfig::default() }),
+        m.run(&RunConfig { max_insns: Some(100_000_000), ..RunConfig::default() }),
         StopReason::Exit((0x21 << 1) | 1)
     );
 }
