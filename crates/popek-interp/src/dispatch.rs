@@ -30,13 +30,13 @@ pub fn is_supported(insn: &Instruction) -> bool {
 /// meaning run as a P6 runs them: see [`popek_cpu::block::DECODER_OPTIONS`] and the
 /// hint NOPs in `data`.)
 fn undefined_here(insn: &Instruction) -> bool {
-    insn.mnemonic() == Mnemonic::Popcnt
+    insn.mnemonic() == Mnemonic::Popcnt || crate::x87::undefined_here(insn)
 }
 
 type Lookup = fn(&Instruction) -> Option<Handler>;
 
 /// The instruction groups, asked in order: sensitive instructions go to the VMM first.
-const GROUPS: [(&str, Lookup); 10] = [
+const GROUPS: [(&str, Lookup); 11] = [
     ("vmm", popek_vmm::lookup),
     ("alu", crate::alu::lookup),
     ("data", crate::data::lookup),
@@ -47,6 +47,7 @@ const GROUPS: [(&str, Lookup); 10] = [
     ("control", crate::control::lookup),
     ("stack", crate::stack::lookup),
     ("string", crate::string::lookup),
+    ("x87", crate::x87::lookup),
 ];
 
 fn invalid_opcode(_: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
