@@ -296,17 +296,7 @@ impl X87State {
     /// The state at power-up and reset (SDM Vol. 3A Table 9-1): control word 0x0040,
     /// status 0, all tags valid (0x5555), registers +0.0.
     pub const fn reset() -> Self {
-        X87State {
-            regs: [F80::ZERO; 8],
-            fcw: fcw::RESET,
-            fsw: 0,
-            valid: 0xff,
-            fop: 0,
-            fip: 0,
-            fcs: 0,
-            fds: 0,
-            fdp: 0,
-        }
+        X87State { regs: [F80::ZERO; 8], fcw: fcw::RESET, fsw: 0, valid: 0xff, fop: 0, fip: 0, fcs: 0, fds: 0, fdp: 0 }
     }
     /// TOP.
     #[inline]

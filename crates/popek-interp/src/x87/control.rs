@@ -208,11 +208,7 @@ pub(super) fn fdecstp(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result
 /// FXCH ST(i): exchanges ST(0) and ST(i); an empty one reads as the indefinite (masked
 /// stack underflow), C1 = 0 otherwise.
 pub(super) fn fxch(cpu: &mut Cpu, _: &mut dyn Bus, insn: &Instruction) -> Result<(), Exception> {
-    let i = if insn.op_count() >= 2 && insn.op1_kind() == OpKind::Register {
-        st_index(insn.op1_register())
-    } else {
-        1
-    };
+    let i = if insn.op_count() >= 2 && insn.op1_kind() == OpKind::Register { st_index(insn.op1_register()) } else { 1 };
     let x = &mut cpu.state.x87;
     let (e0, ei) = (x.is_empty(0), x.is_empty(i));
     if e0 || ei {

@@ -183,9 +183,7 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
         M::Fldl2t => h_fldl2t,
         M::Fldlg2 => h_fldlg2,
         M::Fldln2 => h_fldln2,
-        M::Fcmovb | M::Fcmove | M::Fcmovbe | M::Fcmovu | M::Fcmovnb | M::Fcmovne | M::Fcmovnbe | M::Fcmovnu => {
-            h_fcmov
-        }
+        M::Fcmovb | M::Fcmove | M::Fcmovbe | M::Fcmovu | M::Fcmovnb | M::Fcmovne | M::Fcmovnbe | M::Fcmovnu => h_fcmov,
         M::Fadd | M::Faddp | M::Fiadd => h_fadd,
         M::Fsub | M::Fsubp | M::Fisub => h_fsub,
         M::Fsubr | M::Fsubrp | M::Fisubr => h_fsubr,
@@ -429,7 +427,13 @@ pub(crate) fn read_bytes<const N: usize>(
     let mut out = [0u8; N];
     let mut i = 0;
     while i < N {
-        let w = if N - i >= 4 { 4 } else if N - i >= 2 { 2 } else { 1 };
+        let w = if N - i >= 4 {
+            4
+        } else if N - i >= 2 {
+            2
+        } else {
+            1
+        };
         let v = cpu.read(bus, s, off.wrapping_add(i as u32), w as u32)?;
         out[i..i + w].copy_from_slice(&v.to_le_bytes()[..w]);
         i += w;
@@ -442,7 +446,13 @@ pub(crate) fn write_bytes(cpu: &mut Cpu, bus: &mut dyn Bus, s: Seg, off: u32, by
     cpu.probe_write(s, off, bytes.len() as u32)?;
     let mut i = 0;
     while i < bytes.len() {
-        let w = if bytes.len() - i >= 4 { 4 } else if bytes.len() - i >= 2 { 2 } else { 1 };
+        let w = if bytes.len() - i >= 4 {
+            4
+        } else if bytes.len() - i >= 2 {
+            2
+        } else {
+            1
+        };
         let mut v = [0u8; 4];
         v[..w].copy_from_slice(&bytes[i..i + w]);
         cpu.write(bus, s, off.wrapping_add(i as u32), w as u32, u32::from_le_bytes(v))?;

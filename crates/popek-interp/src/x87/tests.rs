@@ -216,7 +216,10 @@ fn fbld_fbstp_round_trip() {
     let mut t = TestBox::new(&code);
     t.poke(D, &[0x89, 0x67, 0x45, 0x23, 0x01, 0x99, 0, 0, 0x12, 0]);
     t.run(10).unwrap();
-    assert_eq!(t.cpu.mem.read_ram::<10>((D + 16) as usize).unwrap(), [0x89, 0x67, 0x45, 0x23, 0x01, 0x99, 0, 0, 0x12, 0x80]);
+    assert_eq!(
+        t.cpu.mem.read_ram::<10>((D + 16) as usize).unwrap(),
+        [0x89, 0x67, 0x45, 0x23, 0x01, 0x99, 0, 0, 0x12, 0x80]
+    );
 }
 
 #[test]

@@ -165,11 +165,8 @@ pub(super) fn f2xm1(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<(
     let Some(ops) = sources(x, 1, 0, false) else { return Ok(()) };
     let a = to_host(ops[0]);
     let exact = a == 0.0 || a.is_infinite();
-    let v = if exact {
-        if a == f64::NEG_INFINITY { -1.0 } else { a }
-    } else {
-        libm::expm1(a * core::f64::consts::LN_2)
-    };
+    let v =
+        if exact { if a == f64::NEG_INFINITY { -1.0 } else { a } } else { libm::expm1(a * core::f64::consts::LN_2) };
     result(x, 0, v, exact, 0, false);
     Ok(())
 }
@@ -192,7 +189,8 @@ fn log_op(cpu: &mut Cpu, plus_one: bool) {
     let (a, y) = (to_host(ops[0]), to_host(ops[1]));
     let arg = if plus_one { a + 1.0 } else { a };
     let l = if plus_one { libm::log1p(a) / core::f64::consts::LN_2 } else { libm::log2(a) };
-    let invalid = arg < 0.0 || (arg == 0.0 && y == 0.0) || (l.is_infinite() && y == 0.0) || (arg == 1.0 && y.is_infinite());
+    let invalid =
+        arg < 0.0 || (arg == 0.0 && y == 0.0) || (l.is_infinite() && y == 0.0) || (arg == 1.0 && y.is_infinite());
     if invalid {
         if commit_flags(x, fsw::IE, false) {
             x.set_st(1, F80::INDEFINITE);
