@@ -31,6 +31,7 @@ fn second(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> Result<(Optio
 
 /// Compares ST(0) with the operand: `None` if an exception that is unmasked stopped it.
 /// `signaling`: any NaN is invalid (FCOM), not only a signaling one (FUCOM).
+/// C1 is cleared, as the SDM says for every compare (AMD processors leave it in FCOMI).
 fn compare(x: &mut X87State, b: Option<F80>, mem_flags: u16, j: usize, signaling: bool) -> Option<Order> {
     if x.is_empty(0) || (b.is_none() && x.is_empty(j)) {
         return x.underflow().then_some(Order::Unordered);

@@ -179,6 +179,8 @@ pub(super) fn ffree(cpu: &mut Cpu, _: &mut dyn Bus, insn: &Instruction) -> Resul
     let x = &mut cpu.state.x87;
     let p = x.phys(st_index(insn.op0_register()));
     x.valid &= !(1 << p);
+    // C0–C3 are undefined (SDM); popek clears C1, as Intel processors do.
+    x.set_cc(fsw::C1, false);
     Ok(())
 }
 
