@@ -79,11 +79,20 @@ fn binop(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, op: Op) -> Result
         (None, Some((v, f))) => (v, f),
         (None, None) => unreachable!("an operand"),
     };
-    let pre = operand_flags(&[a, b]) | (mem_flags & (fsw::IE | fsw::DE));
+    let mut pre = operand_flags(&[a, b]) | (mem_flags & (fsw::IE | fsw::DE));
+    // A division by zero reports ZE, not DE for a denormal dividend.
+    let divisor = match op {
+        Op::Div => Some(b),
+        Op::DivR => Some(a),
+        _ => None,
+    };
+    if divisor.is_some_and(sf::is_zero) {
+        pre &= !fsw::DE;
+    }
     let (r, flags, up) = if pre & fsw::IE != 0 && (sf::is_unsupported(a) || sf::is_unsupported(b)) {
         (F80::INDEFINITE, fsw::IE, false)
     } else {
-        if pre & fsw::DE != 0 && !x.raise(fsw::DE) {
+        if pre & fsw::DE != 0 && !commit_flags(x, fsw::DE, false) {
             return Ok(());
         }
         let (r, f, up) = rounded(x.fcw, pc(x), || apply(op, a, b));
@@ -164,7 +173,7 @@ fn unary(x: &mut X87State, precision: Option<u8>, f: impl Fn(F80) -> F80) {
             }
             return;
         }
-        if pre & fsw::DE != 0 && !x.raise(fsw::DE) {
+        if pre & fsw::DE != 0 && !commit_flags(x, fsw::DE, false) {
             return;
         }
         let (r, flags, up) = rounded(x.fcw, precision.unwrap_or(80), || f(a));
@@ -261,7 +270,7 @@ pub(super) fn fscale(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<
         }
         return Ok(());
     }
-    if pre & fsw::DE != 0 && !x.raise(fsw::DE) {
+    if pre & fsw::DE != 0 && !commit_flags(x, fsw::DE, false) {
         return Ok(());
     }
     let invalid = (sf::is_zero(a) && sf::is_inf(b) && !b.sign()) || (sf::is_inf(a) && sf::is_inf(b) && b.sign());
@@ -368,7 +377,7 @@ fn prem(x: &mut X87State, nearest: bool) {
         }
         return;
     }
-    if pre & fsw::DE != 0 && !x.raise(fsw::DE) {
+    if pre & fsw::DE != 0 && !commit_flags(x, fsw::DE, false) {
         return;
     }
     let cc = |x: &mut X87State, q: u64, partial: bool| {

@@ -29,22 +29,27 @@ fn second(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> Result<(Optio
     Ok((None, 0, j))
 }
 
-/// Compares ST(0) with the operand: `None` if an exception that is unmasked stopped it.
-/// `signaling`: any NaN is invalid (FCOM), not only a signaling one (FUCOM).
+/// Compares ST(0) with the operand: `None` if an unmasked denormal stopped it. An
+/// invalid operation (stack underflow, an unsupported format, a NaN operand of FCOM)
+/// answers "unordered" even when IE is unmasked, as the x87 does.
 /// C1 is cleared, as the SDM says for every compare (AMD processors leave it in FCOMI).
 fn compare(x: &mut X87State, b: Option<F80>, mem_flags: u16, j: usize, signaling: bool) -> Option<Order> {
     if x.is_empty(0) || (b.is_none() && x.is_empty(j)) {
-        return x.underflow().then_some(Order::Unordered);
+        x.underflow();
+        return Some(Order::Unordered);
     }
     let a = x.st(0);
     let b = b.unwrap_or_else(|| x.st(j));
     x.set_cc(fsw::C1, false);
     if sf::is_unsupported(a) || sf::is_unsupported(b) {
-        return x.raise(fsw::IE).then_some(Order::Unordered);
+        x.raise(fsw::IE);
+        return Some(Order::Unordered);
     }
     if sf::is_nan(a) || sf::is_nan(b) {
-        let invalid = signaling || sf::is_snan(a) || sf::is_snan(b) || mem_flags & fsw::IE != 0;
-        return (!invalid || x.raise(fsw::IE)).then_some(Order::Unordered);
+        if signaling || sf::is_snan(a) || sf::is_snan(b) || mem_flags & fsw::IE != 0 {
+            x.raise(fsw::IE);
+        }
+        return Some(Order::Unordered);
     }
     if (sf::is_denormal(a) || sf::is_denormal(b) || mem_flags & fsw::DE != 0) && !x.raise(fsw::DE) {
         return None;

@@ -59,8 +59,11 @@ pub(crate) fn flags() -> u8 {
     unsafe { sf::softfloat_exceptionFlags_read_helper() }
 }
 
+/// A pseudo-denormal (exponent 0, integer bit set) has the value of the same
+/// significand with exponent 1; SoftFloat is handed that form.
 fn to_sf(f: F80) -> sf::extFloat80_t {
-    sf::extFloat80_t { signif: f.signif, signExp: f.sign_exp }
+    let pseudo_denormal = f.exp() == 0 && f.signif >> 63 == 1;
+    sf::extFloat80_t { signif: f.signif, signExp: f.sign_exp | pseudo_denormal as u16 }
 }
 
 fn from_sf(e: sf::extFloat80_t) -> F80 {
