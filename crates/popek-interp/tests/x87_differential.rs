@@ -25,8 +25,8 @@ use popek_cpu::state::flags::{CF, PF, ZF};
 use popek_hostcpu::{HostRunner, HostState};
 use popek_interp::testing::{DATA_BASE, TestBox, XorShift};
 
-/// Where the memory operand sits in the data window (`[ebx+0x40]` / `[rbx+0x40]`).
-const OPERAND: usize = 0x40;
+/// Where the memory operand sits in the data window (`[ebx+0x70]` / `[rbx+0x70]`, after the input image).
+const OPERAND: usize = 0x70;
 /// Where FNSAVE writes the result image.
 const OUT: usize = 0x100;
 

@@ -29,39 +29,36 @@ fn second(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> Result<(Optio
     Ok((None, 0, j))
 }
 
-/// Compares ST(0) with the operand: `None` if an unmasked denormal stopped it. An
-/// invalid operation (stack underflow, an unsupported format, a NaN operand of FCOM)
-/// answers "unordered" even when IE is unmasked, as the x87 does.
+/// Compares ST(0) with the operand. The result is always reported (an invalid
+/// operation, i.e. stack underflow, an unsupported format or a NaN operand of FCOM,
+/// answers "unordered"), even when the exception is unmasked; the second value is true
+/// if an unmasked exception occurred, and then the stack is not popped (as the x87 does).
 /// C1 is cleared, as the SDM says for every compare (AMD processors leave it in FCOMI).
-fn compare(x: &mut X87State, b: Option<F80>, mem_flags: u16, j: usize, signaling: bool) -> Option<Order> {
+fn compare(x: &mut X87State, b: Option<F80>, mem_flags: u16, j: usize, signaling: bool) -> (Order, bool) {
     if x.is_empty(0) || (b.is_none() && x.is_empty(j)) {
-        x.underflow();
-        return Some(Order::Unordered);
+        return (Order::Unordered, !x.underflow());
     }
     let a = x.st(0);
     let b = b.unwrap_or_else(|| x.st(j));
     x.set_cc(fsw::C1, false);
     if sf::is_unsupported(a) || sf::is_unsupported(b) {
-        x.raise(fsw::IE);
-        return Some(Order::Unordered);
+        return (Order::Unordered, !x.raise(fsw::IE));
     }
     if sf::is_nan(a) || sf::is_nan(b) {
-        if signaling || sf::is_snan(a) || sf::is_snan(b) || mem_flags & fsw::IE != 0 {
-            x.raise(fsw::IE);
-        }
-        return Some(Order::Unordered);
+        let invalid = signaling || sf::is_snan(a) || sf::is_snan(b) || mem_flags & fsw::IE != 0;
+        return (Order::Unordered, invalid && !x.raise(fsw::IE));
     }
-    if (sf::is_denormal(a) || sf::is_denormal(b) || mem_flags & fsw::DE != 0) && !x.raise(fsw::DE) {
-        return None;
-    }
+    let denormal = sf::is_denormal(a) || sf::is_denormal(b) || mem_flags & fsw::DE != 0;
+    let aborted = denormal && !x.raise(fsw::DE);
     sf::begin(0, 80);
-    Some(if sf::eq(a, b) {
+    let o = if sf::eq(a, b) {
         Order::Equal
     } else if sf::lt_quiet(a, b) {
         Order::Less
     } else {
         Order::Greater
-    })
+    };
+    (o, aborted)
 }
 
 fn set_cc(x: &mut X87State, o: Order) {
@@ -79,8 +76,9 @@ fn set_cc(x: &mut X87State, o: Order) {
 fn fcom_n(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, signaling: bool, pops: u32) -> Result<(), Exception> {
     let (b, f, j) = second(cpu, bus, insn)?;
     let x = &mut cpu.state.x87;
-    if let Some(o) = compare(x, b, f, j, signaling) {
-        set_cc(x, o);
+    let (o, aborted) = compare(x, b, f, j, signaling);
+    set_cc(x, o);
+    if !aborted {
         for _ in 0..pops {
             x.pop();
         }
@@ -116,9 +114,8 @@ pub(super) fn fucompp(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> R
 /// FTST: compares ST(0) with +0.0 (a NaN is invalid).
 pub(super) fn ftst(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<(), Exception> {
     let x = &mut cpu.state.x87;
-    if let Some(o) = compare(x, Some(F80::ZERO), 0, 0, true) {
-        set_cc(x, o);
-    }
+    let (o, _) = compare(x, Some(F80::ZERO), 0, 0, true);
+    set_cc(x, o);
     Ok(())
 }
 
@@ -151,8 +148,9 @@ pub(super) fn fxam(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<()
 fn fcomi_n(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, signaling: bool, pop: bool) -> Result<(), Exception> {
     let (b, f, j) = second(cpu, bus, insn)?;
     let x = &mut cpu.state.x87;
-    if let Some(o) = compare(x, b, f, j, signaling) {
-        if pop {
+    let (o, aborted) = compare(x, b, f, j, signaling);
+    {
+        if pop && !aborted {
             x.pop();
         }
         let bits = match o {
