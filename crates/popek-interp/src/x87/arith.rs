@@ -95,7 +95,7 @@ fn binop(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, op: Op) -> Result
         if pre & fsw::DE != 0 && !commit_flags(x, fsw::DE, false) {
             return Ok(());
         }
-        let (r, f, up) = rounded(x.fcw, pc(x), || apply(op, a, b));
+        let (r, f, up) = rounded(x.fcw, pc(x), |_| apply(op, a, b));
         (r, f | pre, up)
     };
     if commit_flags(x, flags, up) {
@@ -164,7 +164,8 @@ pub(super) fn fabs(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<()
 }
 
 /// A unary operation on ST(0) with the operand checks and rounding.
-fn unary(x: &mut X87State, precision: Option<u8>, f: impl Fn(F80) -> F80) {
+/// `f` gets the operand and the rounding control.
+fn unary(x: &mut X87State, precision: Option<u8>, f: impl Fn(F80, u16) -> F80) {
     with_st0(x, |x, a| {
         let pre = operand_flags(&[a]);
         if pre & fsw::IE != 0 {
@@ -176,7 +177,7 @@ fn unary(x: &mut X87State, precision: Option<u8>, f: impl Fn(F80) -> F80) {
         if pre & fsw::DE != 0 && !commit_flags(x, fsw::DE, false) {
             return;
         }
-        let (r, flags, up) = rounded(x.fcw, precision.unwrap_or(80), || f(a));
+        let (r, flags, up) = rounded(x.fcw, precision.unwrap_or(80), |rc| f(a, rc));
         if commit_flags(x, flags | pre, up) {
             x.set_st(0, r);
         }
@@ -187,15 +188,14 @@ fn unary(x: &mut X87State, precision: Option<u8>, f: impl Fn(F80) -> F80) {
 pub(super) fn fsqrt(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<(), Exception> {
     let x = &mut cpu.state.x87;
     let p = pc(x);
-    unary(x, Some(p), sf::sqrt);
+    unary(x, Some(p), |a, _| sf::sqrt(a));
     Ok(())
 }
 
 /// FRNDINT: rounds ST(0) to an integer under RC.
 pub(super) fn frndint(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<(), Exception> {
     let x = &mut cpu.state.x87;
-    let rc = (x.fcw & fcw::RC) >> fcw::RC_SHIFT;
-    unary(x, None, |a| sf::round_to_int(a, rc));
+    unary(x, None, sf::round_to_int);
     Ok(())
 }
 
@@ -264,7 +264,7 @@ pub(super) fn fscale(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<
         return Ok(());
     }
     if sf::is_nan(a) || sf::is_nan(b) {
-        let (r, f, _) = rounded(x.fcw, 80, || sf::add(a, b));
+        let (r, f, _) = rounded(x.fcw, 80, |_| sf::add(a, b));
         if commit_flags(x, f, false) {
             x.set_st(0, r);
         }
@@ -282,7 +282,7 @@ pub(super) fn fscale(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<
         (if b.sign() { sf::zero(a.sign()) } else { sf::inf(a.sign()) }, 0, false)
     } else {
         let n = trunc_clamped(b);
-        rounded(x.fcw, 80, || scale(a, n))
+        rounded(x.fcw, 80, |_| scale(a, n))
     };
     if commit_flags(x, flags | pre, up) {
         x.set_st(0, r);
@@ -370,7 +370,7 @@ fn prem(x: &mut X87State, nearest: bool) {
         return;
     }
     if sf::is_nan(a) || sf::is_nan(b) {
-        let (r, f, _) = rounded(x.fcw, 80, || sf::add(a, b));
+        let (r, f, _) = rounded(x.fcw, 80, |_| sf::add(a, b));
         if commit_flags(x, f, false) {
             x.set_cc(fsw::C2, false);
             x.set_st(0, r);

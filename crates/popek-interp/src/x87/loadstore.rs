@@ -72,10 +72,13 @@ pub(super) fn fld(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> Resul
         }
         return Ok(());
     }
-    if !commit_flags(x, flags, false) {
-        return Ok(());
+    // An unmasked denormal still loads (the conversion is exact); an unmasked invalid
+    // (a signaling NaN) does not.
+    x.set_cc(fsw::C1, false);
+    x.raise(flags);
+    if x.masked(flags & fsw::IE) {
+        x.push(v);
     }
-    x.push(v);
     Ok(())
 }
 
@@ -119,14 +122,20 @@ fn store(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, pop: bool) -> Res
             _ => F80::INDEFINITE.to_bytes().to_vec(),
         };
         (b, fsw::IE | fsw::SF, false)
+    } else if sf::is_unsupported(src) && size != MemorySize::Float80 {
+        let b = match size {
+            MemorySize::Float32 => 0xffc0_0000u32.to_le_bytes().to_vec(),
+            _ => 0xfff8_0000_0000_0000u64.to_le_bytes().to_vec(),
+        };
+        (b, fsw::IE, false)
     } else {
         match size {
             MemorySize::Float32 => {
-                let (v, f, up) = rounded(fcw_v, 80, || sf::to_f32(src));
+                let (v, f, up) = rounded(fcw_v, 80, |_| sf::to_f32(src));
                 (v.to_le_bytes().to_vec(), f, up)
             }
             MemorySize::Float64 => {
-                let (v, f, up) = rounded(fcw_v, 80, || sf::to_f64(src));
+                let (v, f, up) = rounded(fcw_v, 80, |_| sf::to_f64(src));
                 (v.to_le_bytes().to_vec(), f, up)
             }
             _ => (src.to_bytes().to_vec(), 0, false),
@@ -181,8 +190,7 @@ fn store_int(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, pop: bool) ->
     let (v, flags, up) = if empty {
         (indefinite, fsw::IE | fsw::SF, false)
     } else {
-        let rc = (fcw_v & fcw::RC) >> fcw::RC_SHIFT;
-        let (v, f, up) = rounded(fcw_v, 80, || sf::to_i64(src, rc));
+        let (v, f, up) = rounded(fcw_v, 80, |rc| sf::to_i64(src, rc));
         if f & fsw::IE != 0 || v < min || v > max { (indefinite, fsw::IE, false) } else { (v, f, up) }
     };
     let x = &mut cpu.state.x87;
@@ -243,8 +251,7 @@ pub(super) fn fbstp(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> Res
     let (bytes, flags, up) = if empty {
         (INDEFINITE, fsw::IE | fsw::SF, false)
     } else {
-        let rc = (fcw_v & fcw::RC) >> fcw::RC_SHIFT;
-        let (n, f, up) = rounded(fcw_v, 80, || sf::to_i64(src, rc));
+        let (n, f, up) = rounded(fcw_v, 80, |rc| sf::to_i64(src, rc));
         if f & fsw::IE != 0 || n.unsigned_abs() > 999_999_999_999_999_999 {
             (INDEFINITE, fsw::IE, false)
         } else {

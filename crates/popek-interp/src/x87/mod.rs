@@ -397,14 +397,15 @@ pub(crate) fn status_of(sf_flags: u8) -> u16 {
 /// Runs a rounding operation under the control word's RC and the given precision and
 /// returns its result, its x87 status flags and whether it rounded up in magnitude
 /// (what C1 reports): an inexact result is recomputed with chopping, and differs.
-pub(crate) fn rounded<T: PartialEq>(fcw_value: u16, precision: u8, f: impl Fn() -> T) -> (T, u16, bool) {
+/// `f` gets the rounding control to use (for the operations that take it as an argument).
+pub(crate) fn rounded<T: PartialEq>(fcw_value: u16, precision: u8, f: impl Fn(u16) -> T) -> (T, u16, bool) {
     let rc = (fcw_value & fcw::RC) >> fcw::RC_SHIFT;
     sf::begin(rc, precision);
-    let r = f();
+    let r = f(rc);
     let flags = sf::flags();
     let up = flags & sf::INEXACT != 0 && rc != 3 && {
         sf::begin(3, precision);
-        f() != r
+        f(3) != r
     };
     (r, status_of(flags), up)
 }

@@ -52,7 +52,7 @@ fn sources(x: &mut X87State, n: usize, dst: usize, pop: bool) -> Option<Vec<F80>
         return None;
     }
     if ops.iter().any(|&v| sf::is_nan(v)) {
-        let (r, f, _) = rounded(x.fcw, 80, || if n == 1 { sf::add(ops[0], ops[0]) } else { sf::add(ops[0], ops[1]) });
+        let (r, f, _) = rounded(x.fcw, 80, |_| if n == 1 { sf::add(ops[0], ops[0]) } else { sf::add(ops[0], ops[1]) });
         respond(x, r, f);
         return None;
     }
