@@ -79,7 +79,9 @@ fn binop(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, op: Op) -> Result
         (None, Some((v, f))) => (v, f),
         (None, None) => unreachable!("an operand"),
     };
-    let mut pre = operand_flags(&[a, b]) | (mem_flags & (fsw::IE | fsw::DE));
+    // A denormal memory operand (widened to a normal) counts only when neither is a NaN.
+    let mem_de = if sf::is_nan(a) || sf::is_nan(b) { 0 } else { mem_flags & fsw::DE };
+    let mut pre = operand_flags(&[a, b]) | (mem_flags & fsw::IE) | mem_de;
     // A division by zero reports ZE, not DE for a denormal dividend.
     let divisor = match op {
         Op::Div => Some(b),
@@ -164,10 +166,14 @@ pub(super) fn fabs(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<()
 }
 
 /// A unary operation on ST(0) with the operand checks and rounding.
-/// `f` gets the operand and the rounding control.
-fn unary(x: &mut X87State, precision: Option<u8>, f: impl Fn(F80, u16) -> F80) {
+/// `f` gets the operand and the rounding control; `invalid` tells the operands the
+/// operation rejects (its IE takes precedence over DE).
+fn unary(x: &mut X87State, precision: Option<u8>, invalid: impl Fn(F80) -> bool, f: impl Fn(F80, u16) -> F80) {
     with_st0(x, |x, a| {
-        let pre = operand_flags(&[a]);
+        let mut pre = operand_flags(&[a]);
+        if invalid(a) {
+            pre = fsw::IE;
+        }
         if pre & fsw::IE != 0 {
             if commit_flags(x, fsw::IE, false) {
                 x.set_st(0, F80::INDEFINITE);
@@ -188,14 +194,14 @@ fn unary(x: &mut X87State, precision: Option<u8>, f: impl Fn(F80, u16) -> F80) {
 pub(super) fn fsqrt(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<(), Exception> {
     let x = &mut cpu.state.x87;
     let p = pc(x);
-    unary(x, Some(p), |a, _| sf::sqrt(a));
+    unary(x, Some(p), |a| a.sign() && !sf::is_zero(a) && !sf::is_nan(a), |a, _| sf::sqrt(a));
     Ok(())
 }
 
 /// FRNDINT: rounds ST(0) to an integer under RC.
 pub(super) fn frndint(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<(), Exception> {
     let x = &mut cpu.state.x87;
-    unary(x, None, sf::round_to_int);
+    unary(x, None, |_| false, sf::round_to_int);
     Ok(())
 }
 

@@ -198,7 +198,7 @@ fn store_int(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, pop: bool) ->
         if empty {
             x.underflow();
         } else {
-            x.raise(flags);
+            commit_flags(x, flags, false);
         }
         return Ok(());
     }
@@ -272,7 +272,7 @@ pub(super) fn fbstp(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> Res
         if empty {
             x.underflow();
         } else {
-            x.raise(flags);
+            commit_flags(x, flags, false);
         }
         return Ok(());
     }
