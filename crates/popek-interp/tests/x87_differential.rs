@@ -144,12 +144,12 @@ fn value(r: &mut XorShift) -> [u8; 10] {
     let mant = r.next_u64();
     let (sig, exp): (u64, u16) = match r.next_u64() % 16 {
         0 => (0, 0),
-        1 => (mant >> 1 >> (r.next_u64() % 63), 0),       // denormal
-        2 => (mant | 1 << 63, 0),                         // pseudo-denormal
-        3 => (1 << 63, 0x7fff),                           // infinity
-        4 => (mant | 3 << 62, 0x7fff),                    // QNaN
-        5 => ((mant | 1 << 63) & !(1 << 62) | 1, 0x7fff), // SNaN
-        6 => (u64::MAX, 0x7ffe),                          // near max
+        1 => (mant >> 1 >> (r.next_u64() % 63), 0),            // denormal
+        2 => (mant | 1 << 63, 0),                              // pseudo-denormal
+        3 => (1 << 63, 0x7fff),                                // infinity
+        4 => (mant | 3 << 62, 0x7fff),                         // QNaN
+        5 => ((mant | 1 << 63) & !(1 << 62) | 1, 0x7fff),      // SNaN
+        6 => (u64::MAX, 0x7ffe),                               // near max
         7 => (mant | 1 << 63, 1 + (r.next_u64() % 80) as u16), // near the denormal range
         8 => (mant | 1 << 63, 0x7ffe - (r.next_u64() % 80) as u16), // near overflow
         9 => {
@@ -214,7 +214,8 @@ fn operand(r: &mut XorShift, mem: Mem) -> Vec<u8> {
         Mem::I32 => ((x >> 7) as u32 >> (x % 32)).to_le_bytes().to_vec(),
         Mem::I64 => (r.next_u64() >> (x % 64)).to_le_bytes().to_vec(),
         Mem::Bcd => {
-            let mut b: Vec<u8> = (0..9).map(|_| ((r.next_u64() % 100) as u8 / 10) << 4 | (r.next_u64() % 10) as u8).collect();
+            let mut b: Vec<u8> =
+                (0..9).map(|_| ((r.next_u64() % 100) as u8 / 10) << 4 | (r.next_u64() % 10) as u8).collect();
             b.push(if x & 1 == 0 { 0 } else { 0x80 });
             b
         }
@@ -326,11 +327,7 @@ fn guest(form: &Form, img: &[u8], op: &[u8], flags_in: u32) -> Outcome {
     let read = |t: &TestBox, at: usize, n: usize| -> Vec<u8> {
         (0..n).map(|i| t.cpu.mem.read_ram::<1>(DATA_BASE as usize + at + i).unwrap()[0]).collect()
     };
-    Outcome {
-        image: read(&t, OUT, 108),
-        operand: read(&t, OPERAND, 10),
-        flags: t.cpu.state.eflags & (ZF | PF | CF),
-    }
+    Outcome { image: read(&t, OUT, 108), operand: read(&t, OPERAND, 10), flags: t.cpu.state.eflags & (ZF | PF | CF) }
 }
 
 fn host(runner: &mut HostRunner, form: &Form, img: &[u8], op: &[u8], flags_in: u32) -> Outcome {
@@ -375,7 +372,8 @@ fn x87_matches_the_host() {
             let h = host(&mut runner, form, &img, &op, flags_in);
             ran += 1;
             let ignore = fsw_ignored(form.name);
-            if compared(&g.image, ignore) != compared(&h.image, ignore) || g.operand != h.operand || g.flags != h.flags {
+            if compared(&g.image, ignore) != compared(&h.image, ignore) || g.operand != h.operand || g.flags != h.flags
+            {
                 bad += 1;
                 if bad <= 3 {
                     failures.push(format!(

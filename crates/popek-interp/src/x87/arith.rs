@@ -94,11 +94,16 @@ fn binop(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, op: Op) -> Result
     let (r, flags, up) = if pre & fsw::IE != 0 && (sf::is_unsupported(a) || sf::is_unsupported(b)) {
         (F80::INDEFINITE, fsw::IE, false)
     } else {
-        if pre & fsw::DE != 0 && !commit_flags(x, fsw::DE, false) {
-            return Ok(());
+        if sf::is_nan(a) || sf::is_nan(b) {
+            let ie = if sf::is_snan(a) || sf::is_snan(b) { fsw::IE } else { 0 };
+            (sf::propagate(a, b), ie | (pre & fsw::IE), false)
+        } else {
+            if pre & fsw::DE != 0 && !commit_flags(x, fsw::DE, false) {
+                return Ok(());
+            }
+            let (r, f, up) = rounded(x.fcw, pc(x), |_| apply(op, a, b));
+            (r, f | pre, up)
         }
-        let (r, f, up) = rounded(x.fcw, pc(x), |_| apply(op, a, b));
-        (r, f | pre, up)
     };
     if commit_flags(x, flags, up) {
         x.set_st(dst, r);

@@ -15,6 +15,14 @@ pub(super) fn read_operand(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction)
     Ok(match insn.memory_size() {
         MemorySize::Float32 => {
             let v = cpu.read(bus, s, off, 4)?;
+            if v & 0x7fc0_0000 == 0x7f80_0000 && v & 0x003f_ffff != 0 {
+                // A signaling NaN, widened as it is: the operation quiets it.
+                let sign = ((v >> 31) as u16) << 15;
+                return Ok((
+                    F80 { signif: 1 << 63 | ((v as u64) & 0x7f_ffff) << 40, sign_exp: sign | 0x7fff },
+                    fsw::IE,
+                ));
+            }
             let de = v & 0x7f80_0000 == 0 && v & 0x007f_ffff != 0;
             sf::begin(0, 80);
             let r = sf::from_f32(v);
@@ -22,6 +30,11 @@ pub(super) fn read_operand(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction)
         }
         MemorySize::Float64 => {
             let v = u64::from_le_bytes(read_bytes::<8>(cpu, bus, s, off)?);
+            if v & 0x7ff8_0000_0000_0000 == 0x7ff0_0000_0000_0000 && v & 0x0007_ffff_ffff_ffff != 0 {
+                let sign = ((v >> 63) as u16) << 15;
+                let frac = v & 0x000f_ffff_ffff_ffff;
+                return Ok((F80 { signif: 1 << 63 | frac << 11, sign_exp: sign | 0x7fff }, fsw::IE));
+            }
             let de = v & 0x7ff0_0000_0000_0000 == 0 && v & 0x000f_ffff_ffff_ffff != 0;
             sf::begin(0, 80);
             let r = sf::from_f64(v);
@@ -54,9 +67,8 @@ pub(super) fn fld(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> Resul
         let i = st_index(insn.op0_register());
         let x = &mut cpu.state.x87;
         if x.is_empty(i) {
-            if x.is_empty(7) && x.underflow() {
-                x.push(F80::INDEFINITE);
-            } else if !x.is_empty(7) && x.overflow() {
+            // Stack underflow wins over a full stack.
+            if x.underflow() {
                 x.push(F80::INDEFINITE);
             }
             return Ok(());
@@ -77,7 +89,8 @@ pub(super) fn fld(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> Resul
     x.set_cc(fsw::C1, false);
     x.raise(flags);
     if x.masked(flags & fsw::IE) {
-        x.push(v);
+        // (Only a converted single or double SNaN is quieted; FLD m80 and ST(i) copy.)
+        x.push(if flags & fsw::IE != 0 { sf::quiet(v) } else { v });
     }
     Ok(())
 }
@@ -190,7 +203,8 @@ fn store_int(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, pop: bool) ->
     let (v, flags, up) = if empty {
         (indefinite, fsw::IE | fsw::SF, false)
     } else {
-        let (v, f, up) = rounded(fcw_v, 80, |rc| sf::to_i64(src, rc));
+        let (v, f, up) =
+            if sf::is_unsupported(src) { (0, fsw::IE, false) } else { rounded(fcw_v, 80, |rc| sf::to_i64(src, rc)) };
         if f & fsw::IE != 0 || v < min || v > max { (indefinite, fsw::IE, false) } else { (v, f, up) }
     };
     let x = &mut cpu.state.x87;

@@ -184,6 +184,26 @@ pub(crate) fn is_unsupported(a: F80) -> bool {
     a.exp() != 0 && a.signif >> 63 == 0
 }
 
+/// The x87's NaN result of an operation with at least one NaN operand (SDM Vol. 1
+/// Table 4-7), quieted: of a QNaN and an SNaN the QNaN, of two of a kind the one with
+/// the larger significand (the first operand on a tie), otherwise the NaN.
+pub(crate) fn propagate(a: F80, b: F80) -> F80 {
+    let r = match (is_nan(a), is_nan(b)) {
+        (true, true) => {
+            if is_snan(a) != is_snan(b) {
+                if is_snan(a) { b } else { a }
+            } else if b.signif > a.signif {
+                b
+            } else {
+                a
+            }
+        }
+        (true, false) => a,
+        _ => b,
+    };
+    quiet(r)
+}
+
 /// The value with its sign flipped.
 pub(crate) fn neg(a: F80) -> F80 {
     F80 { signif: a.signif, sign_exp: a.sign_exp ^ 0x8000 }
