@@ -275,9 +275,9 @@ pub(super) fn fscale(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<
         return Ok(());
     }
     if sf::is_nan(a) || sf::is_nan(b) {
-        let (r, f, _) = rounded(x.fcw, 80, |_| sf::add(a, b));
-        if commit_flags(x, f, false) {
-            x.set_st(0, r);
+        let ie = if sf::is_snan(a) || sf::is_snan(b) { fsw::IE } else { 0 };
+        if commit_flags(x, ie, false) {
+            x.set_st(0, sf::propagate(a, b));
         }
         return Ok(());
     }
@@ -365,6 +365,7 @@ fn make(r: u64, e: i32, negative: bool) -> F80 {
 
 fn prem(x: &mut X87State, nearest: bool) {
     if x.is_empty(0) || x.is_empty(1) {
+        x.set_cc(fsw::C2, false);
         if x.underflow() {
             x.set_st(0, F80::INDEFINITE);
         }
@@ -373,22 +374,22 @@ fn prem(x: &mut X87State, nearest: bool) {
     let (a, b) = (x.st(0), x.st(1));
     let pre = operand_flags(&[a, b]);
     let invalid = pre & fsw::IE != 0 || (!sf::is_nan(a) && !sf::is_nan(b) && (sf::is_inf(a) || sf::is_zero(b)));
+    x.set_cc(fsw::C2, false);
     if invalid {
         if commit_flags(x, fsw::IE, false) {
-            x.set_cc(fsw::C2, false);
             x.set_st(0, F80::INDEFINITE);
         }
         return;
     }
     if sf::is_nan(a) || sf::is_nan(b) {
-        let (r, f, _) = rounded(x.fcw, 80, |_| sf::add(a, b));
-        if commit_flags(x, f, false) {
-            x.set_cc(fsw::C2, false);
-            x.set_st(0, r);
+        let ie = if sf::is_snan(a) || sf::is_snan(b) { fsw::IE } else { 0 };
+        if commit_flags(x, ie, false) {
+            x.set_st(0, sf::propagate(a, b));
         }
         return;
     }
     if pre & fsw::DE != 0 && !commit_flags(x, fsw::DE, false) {
+        x.set_cc(fsw::C2, false);
         return;
     }
     let cc = |x: &mut X87State, q: u64, partial: bool| {
@@ -399,6 +400,10 @@ fn prem(x: &mut X87State, nearest: bool) {
     };
     if sf::is_zero(a) || sf::is_inf(b) {
         cc(x, 0, false);
+        if !sf::is_zero(a) {
+            let (sa, ea) = normalized(a);
+            x.set_st(0, make(sa, ea, a.sign()));
+        }
         return;
     }
     let (sa, ea) = normalized(a);
@@ -413,7 +418,9 @@ fn prem(x: &mut X87State, nearest: bool) {
             // r < sb here: 2·sb − sa with sb < sa.
             x.set_st(0, make(r as u64, eb - 1, !neg));
         } else {
+            // Unchanged, but normalized (a pseudo-denormal is written with exponent 1).
             cc(x, 0, false);
+            x.set_st(0, make(sa, ea, neg));
         }
         return;
     }

@@ -266,7 +266,7 @@ pub(super) fn fbstp(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> Res
         (INDEFINITE, fsw::IE | fsw::SF, false)
     } else {
         let (n, f, up) = rounded(fcw_v, 80, |rc| sf::to_i64(src, rc));
-        if f & fsw::IE != 0 || n.unsigned_abs() > 999_999_999_999_999_999 {
+        if f & fsw::IE != 0 || sf::is_unsupported(src) || n.unsigned_abs() > 999_999_999_999_999_999 {
             (INDEFINITE, fsw::IE, false)
         } else {
             let mut m = n.unsigned_abs();

@@ -8,7 +8,7 @@
 //! 64 (its own results differ from the correctly rounded ones in the last bits too). PE
 //! is set for every result that is not an exact special case; C1 is 0.
 
-use super::{Fpu, commit_flags, rounded, sf};
+use super::{Fpu, commit_flags, sf};
 use popek_cpu::exception::Exception;
 use popek_cpu::iced_x86::Instruction;
 use popek_cpu::state::{F80, X87State, fsw};
@@ -52,8 +52,9 @@ fn sources(x: &mut X87State, n: usize, dst: usize, pop: bool) -> Option<Vec<F80>
         return None;
     }
     if ops.iter().any(|&v| sf::is_nan(v)) {
-        let (r, f, _) = rounded(x.fcw, 80, |_| if n == 1 { sf::add(ops[0], ops[0]) } else { sf::add(ops[0], ops[1]) });
-        respond(x, r, f);
+        let (a, b) = (ops[0], ops[n - 1]);
+        let ie = if sf::is_snan(a) || sf::is_snan(b) { fsw::IE } else { 0 };
+        respond(x, sf::propagate(a, b), ie);
         return None;
     }
     if ops.iter().any(|&v| sf::is_denormal(v)) && !x.raise(fsw::DE) {
