@@ -78,6 +78,7 @@ pub static GUESTS: &[Guest] = &[
         "I/O APIC: COM1 IRQ 4 (edge and level, remote IRR) and PIT IRQ 0 on pin 2 to the local APIC"
     ),
     guest!("hostile", "", "memory beyond RAM, a dword across 4 GiB, a page table beyond RAM, ICEBP, a short GDT"),
+    guest!("fpu", "", "x87: probe, arithmetic, RC/PC, FIST/FBSTP, compares, masked exceptions, FNSAVE, #NM, #MF"),
 ];
 
 /// The guest called `name`, if any.
