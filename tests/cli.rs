@@ -276,6 +276,7 @@ fn kernel_load_errors_say_what_the_file_is_once() {
     bzimage[0x1fe..0x200].copy_from_slice(&[0x55, 0xaa]);
     bzimage[0x202..0x206].copy_from_slice(b"HdrS");
     bzimage[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    // loadflags 0: a zImage, which the Linux loader names and refuses.
     let mut elf64 = b"\x7fELF\x02\x01\x01".to_vec();
     elf64.resize(128, 0);
     let mut hello64 = popek::guests::find("hello").unwrap().elf.to_vec();
@@ -290,7 +291,7 @@ fn kernel_load_errors_say_what_the_file_is_once() {
         v
     };
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
-        ("bzImage", bzimage, &["Linux bzImage", "boot protocol 2.15", "Multiboot v1"]),
+        ("zImage", bzimage, &["Linux kernel", "zImage", "bzImages only"]),
         ("elf64", elf64, &["64-bit ELF", "Multiboot v1"]),
         ("hello64.elf", hello64, &["64-bit ELF", "Multiboot v1"]),
         ("garbage", b"this is not a kernel".to_vec(), &["no Multiboot header", "Multiboot v1"]),
@@ -672,5 +673,31 @@ fn a_terminal_on_stdin_is_an_interactive_console() {
     let (status, out) = run(&[b"ab", b"\x01x"]);
     assert_eq!(status, Some(0), "{out}");
     assert!(out.contains("ab") && out.contains("quit at the console"), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A REP string instruction with a huge count is as many instructions as it has elements
+/// (QEMU counts each iteration too): `--max-insns` stops it part-way, at exactly the limit,
+/// under every engine, and lockstep finds the engines agreeing on every step of it.
+#[test]
+fn rep_elements_count_against_the_instruction_limit() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-rep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // mov edi, 0x200000 ; mov ecx, 0xffffffff ; rep stosb ; hlt
+    let code = [0xbf, 0, 0, 0x20, 0, 0xb9, 0xff, 0xff, 0xff, 0xff, 0xf3, 0xaa, 0xf4];
+    let kernel = tiny_kernel(&dir, "rep", &code);
+    for engine in ["interp", "jit", "lockstep"] {
+        let o = popek_guarded(&["run", &kernel, "--engine", engine, "--max-insns", "5000003", "--stats"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(8), "{engine}: {err}");
+        assert!(err.contains("stopped: InstructionLimit"), "{engine}: {err}");
+        assert!(
+            err.lines().any(|l| l.split_whitespace().eq(["instructions", "retired:", "5000003"])),
+            "{engine}: {err}"
+        );
+        if engine == "lockstep" {
+            assert!(err.contains("agreed on every block"), "{err}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

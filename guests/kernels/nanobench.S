@@ -39,3 +39,5 @@ nb_patched_imm:
     .long 0
     ret
     .balign 4096
+
+    .section .note.GNU-stack, "", @progbits

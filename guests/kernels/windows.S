@@ -129,3 +129,5 @@ AT(win_hlt_2)
     nop
     cli
     ret
+
+    .section .note.GNU-stack, "", @progbits

@@ -37,11 +37,26 @@ pub use state::{CpuState, Seg, SegmentCache};
 /// (faults) and delivers it. Shared by the interpreter, the VMM and the JIT's callouts.
 pub type Handler = fn(&mut Cpu, &mut dyn Bus, &iced_x86::Instruction) -> ExecResult;
 
-/// Elements a REP string instruction (MOVS, STOS, INS, …) processes per execution before
-/// it yields: like a real CPU between iterations, it leaves the registers describing the
-/// remaining work and EIP at itself ([`Cpu::restart_insn`]), so interrupts, timers and
+/// Most elements a REP string instruction (MOVS, STOS, INS, …) processes per execution
+/// before it yields: like a real CPU between iterations, it leaves the registers describing
+/// the remaining work and EIP at itself ([`Cpu::restart_insn`]), so interrupts, timers and
 /// the wall-clock timeout are looked at. Such instructions end their block.
+///
+/// Each element counts as one retired instruction (as QEMU counts each iteration), so an
+/// engine also gives a REP execution fewer elements ([`Cpu::rep_limit`]) when the next
+/// timer deadline or the instruction limit is nearer: the run loop sees every iteration.
 pub const REP_BUDGET: u32 = 1 << 16;
+
+/// The element limit for a REP string instruction at index `index` of a block entered with
+/// `room` instructions left before the run loop must look at the machine (the next timer
+/// deadline, the instruction limit): `room - index`, at least one (every execution makes
+/// progress) and at most [`REP_BUDGET`]. Both engines use it, so they yield at the same
+/// element.
+#[inline]
+#[allow(clippy::cast_possible_truncation)] // clamped to REP_BUDGET
+pub fn rep_limit(room: u64, index: u64) -> u32 {
+    room.saturating_sub(index).clamp(1, REP_BUDGET as u64) as u32
+}
 
 /// One virtual CPU: architectural state, its RAM, TLB and the set of pages that
 /// hold decoded code.
@@ -67,6 +82,13 @@ pub struct Cpu {
     /// ([`Bus::write_may_open_interrupt_window`]): the engine ends the block after the
     /// instruction (and clears this), so the run loop looks for an interrupt.
     pub interrupt_window: bool,
+    /// Elements the next REP string execution may process before it yields (see
+    /// [`rep_limit`]); the engine sets it before a block that may end in one.
+    pub rep_limit: u32,
+    /// Instructions retired by REP string executions beyond the one each counts as: an
+    /// execution that processed `n` elements adds `n - 1` (or `n` if it then faulted, as
+    /// the faulting element retires nothing). The engine adds it to its count and clears it.
+    pub rep_extra: u64,
 }
 
 /// A store that hit decoded code: `len` bytes at physical `phys`, within one page.
@@ -105,6 +127,8 @@ impl Cpu {
             code_writes: Vec::new(),
             smc_stats: SmcStats::default(),
             interrupt_window: false,
+            rep_limit: REP_BUDGET,
+            rep_extra: 0,
         }
     }
 
@@ -167,6 +191,14 @@ impl Cpu {
     pub fn restart_insn(&mut self, insn: &iced_x86::Instruction) {
         let here = self.state.eip.wrapping_sub(insn.len() as u32);
         self.state.eip = if self.state.code32() { here } else { here & 0xffff };
+    }
+
+    /// Records that a REP string execution processed `done` elements and then completed
+    /// (`faulted == false`: it counts as `done` instructions, at least one) or faulted
+    /// (the `done` elements before the fault retired; see [`Cpu::rep_extra`]).
+    #[inline]
+    pub fn retire_rep(&mut self, done: u32, faulted: bool) {
+        self.rep_extra += if faulted { done as u64 } else { (done as u64).saturating_sub(1) };
     }
 
     /// General register by index, 32 bits.

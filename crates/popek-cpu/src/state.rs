@@ -373,8 +373,12 @@ pub struct CpuState {
     pub cr4: u32,
     /// DR0–DR7 (DR4/DR5 alias DR6/DR7).
     pub dr: [u32; 8],
-    /// Time-stamp counter.
+    /// Virtual time in instruction periods, set by the run loop (not the guest).
     pub tsc: u64,
+    /// What the guest reads as its time-stamp counter minus [`CpuState::tsc`]: a WRMSR to
+    /// IA32_TSC sets it, so that the counter reads what was written and goes on counting
+    /// from there (SDM Vol. 3B 18.17, "Time-Stamp Counter").
+    pub tsc_offset: u64,
     /// IA32_SYSENTER_CS.
     pub sysenter_cs: u32,
     /// IA32_SYSENTER_ESP.
@@ -418,6 +422,7 @@ impl CpuState {
             cr4: 0,
             dr: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
             tsc: 0,
+            tsc_offset: 0,
             sysenter_cs: 0,
             sysenter_esp: 0,
             sysenter_eip: 0,

@@ -80,6 +80,14 @@ impl Interpreter {
     /// (unsupported instruction, triple fault) come back as `Err`.
     #[inline]
     pub fn run_block(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus) -> Result<u32, Event> {
+        self.run_block_within(cpu, bus, u64::MAX)
+    }
+
+    /// [`Interpreter::run_block`] with `room` instructions left before the run loop must
+    /// look at the machine (the next timer deadline, the instruction limit): a REP string
+    /// instruction that ends the block processes no more elements than fit
+    /// ([`popek_cpu::rep_limit`]), each counted as a retired instruction.
+    pub fn run_block_within(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus, room: u64) -> Result<u32, Event> {
         if !cpu.code_writes.is_empty() {
             self.cache.invalidate_written(cpu);
         }
@@ -91,7 +99,7 @@ impl Interpreter {
                 return Ok(0);
             }
         };
-        let retired = execute_block(cpu, bus, block, &mut self.stats);
+        let retired = execute_block(cpu, bus, block, room, &mut self.stats);
         if !cpu.code_writes.is_empty() {
             self.cache.invalidate_written(cpu);
         }
@@ -135,9 +143,14 @@ pub fn execute_block<E: HasHandler>(
     cpu: &mut Cpu,
     bus: &mut dyn Bus,
     block: &Block<E>,
+    room: u64,
     stats: &mut InterpStats,
 ) -> Result<u32, Event> {
     stats.blocks += 1;
+    // Only a block's last instruction can be a REP string instruction (it ends its block);
+    // when it runs, the instructions before it have retired.
+    cpu.rep_limit = popek_cpu::rep_limit(room, block.insns.len().saturating_sub(1) as u64);
+    cpu.rep_extra = 0;
     let code32 = cpu.state.code32();
     let cs_limit = cpu.state.seg[popek_cpu::Seg::Cs as usize].limit;
     let mut eip = cpu.state.eip;
@@ -218,6 +231,8 @@ pub fn execute_block<E: HasHandler>(
         }
         eip = next;
     }
+    // Elements of a REP string instruction beyond the one instruction it counted as.
+    let retired = retired.saturating_add(u32::try_from(std::mem::take(&mut cpu.rep_extra)).unwrap_or(u32::MAX));
     stats.retired += retired as u64;
     Ok(retired)
 }

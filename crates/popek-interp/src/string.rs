@@ -16,7 +16,6 @@
 //! INS/OUTS are port I/O and live in `popek-vmm`.
 
 use crate::flags;
-use popek_cpu::REP_BUDGET;
 use popek_cpu::exception::Exception;
 use popek_cpu::iced_x86::{Code, Instruction, OpKind};
 use popek_cpu::mmu::AccessKind;
@@ -148,20 +147,24 @@ fn string<const OP: u8, const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &I
     }
     // REPE/REPZ is F3, REPNE/REPNZ is F2; they matter only for CMPS and SCAS.
     let until_zf = if insn.has_repne_prefix() { ZF } else { 0 };
-    // Yield after REP_BUDGET elements (see its doc): the registers describe the
-    // remaining work and EIP points back at this instruction.
-    let stop_at = p.count.saturating_sub(REP_BUDGET);
+    // Yield after `cpu.rep_limit` elements (see REP_BUDGET): the registers describe the
+    // remaining work and EIP points back at this instruction. Each element counts as one
+    // retired instruction (`Cpu::retire_rep`).
+    let start = p.count;
+    let stop_at = p.count.saturating_sub(cpu.rep_limit.max(1));
     while p.count != 0 {
         if p.count <= stop_at {
             p.store(cpu, m, true);
             cpu.restart_insn(insn);
+            cpu.retire_rep(start - p.count, false);
             return Ok(());
         }
-        if OP != LODS && p.count > 1 {
+        let room = p.count - stop_at;
+        if OP != LODS && room > 1 {
             let (n, stop) = match OP {
-                MOVS => (movs_chunk::<W>(cpu, src, &p, m), false),
-                STOS => (stos_chunk::<W>(cpu, &p, m), false),
-                _ => compare_chunk::<OP, W>(cpu, src, &p, m, until_zf),
+                MOVS => (movs_chunk::<W>(cpu, src, &p, m, room), false),
+                STOS => (stos_chunk::<W>(cpu, &p, m, room), false),
+                _ => compare_chunk::<OP, W>(cpu, src, &p, m, until_zf, room),
             };
             if n > 0 {
                 if OP == MOVS || OP == CMPS {
@@ -177,6 +180,7 @@ fn string<const OP: u8, const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &I
         }
         if let Err(e) = element::<OP, W>(cpu, bus, src, &mut p, m) {
             p.store(cpu, m, true);
+            cpu.retire_rep(start - p.count, true);
             return Err(e.into());
         }
         p.count -= 1;
@@ -185,6 +189,7 @@ fn string<const OP: u8, const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &I
         }
     }
     p.store(cpu, m, true);
+    cpu.retire_rep(start - p.count, false);
     Ok(())
 }
 
@@ -249,13 +254,13 @@ fn run_phys(cpu: &mut Cpu, seg: Seg, first: u32, n: u32, w: u32, m: Mode, kind: 
 
 /// The REP MOVS fast path: copies as many elements as stay within the current source and
 /// destination pages (and the remaining count) straight in guest RAM. Returns how many it
-/// copied; 0 means "do one element the slow way". Nothing is touched unless the whole run
-/// is known not to fault. A write over decoded code is recorded ([`Cpu::note_write`]).
-fn movs_chunk<const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, m: Mode) -> u32 {
+/// copied (at most `room`); 0 means "do one element the slow way". Nothing is touched unless
+/// the whole run is known not to fault. A write over decoded code is recorded
+/// ([`Cpu::note_write`]).
+fn movs_chunk<const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, m: Mode, room: u32) -> u32 {
     let src_lin = cpu.state.seg[src as usize].base.wrapping_add(p.si);
     let dst_lin = cpu.state.seg[Seg::Es as usize].base.wrapping_add(p.di);
-    let n = p
-        .count
+    let n = room
         .min(m.offset_room(p.si, W))
         .min(m.offset_room(p.di, W))
         .min(page_room(src_lin, W, m.down))
@@ -286,10 +291,11 @@ fn movs_chunk<const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, m: Mode) -> u32 {
     n
 }
 
-/// The REP STOS fast path: fills as many elements as stay within the destination page.
-fn stos_chunk<const W: u32>(cpu: &mut Cpu, p: &Ptrs, m: Mode) -> u32 {
+/// The REP STOS fast path: fills as many elements as stay within the destination page
+/// (at most `room`).
+fn stos_chunk<const W: u32>(cpu: &mut Cpu, p: &Ptrs, m: Mode, room: u32) -> u32 {
     let dst_lin = cpu.state.seg[Seg::Es as usize].base.wrapping_add(p.di);
-    let n = p.count.min(m.offset_room(p.di, W)).min(page_room(dst_lin, W, m.down));
+    let n = room.min(m.offset_room(p.di, W)).min(page_room(dst_lin, W, m.down));
     if n < 2 {
         return 0;
     }
@@ -309,12 +315,19 @@ fn stos_chunk<const W: u32>(cpu: &mut Cpu, p: &Ptrs, m: Mode) -> u32 {
 }
 
 /// The REPE/REPNE CMPS and SCAS fast path: compares elements in guest RAM while they stay
-/// within the current page(s) and the termination condition does not hold. Returns how many
+/// within the current page(s) (at most `room`) and the termination condition does not hold. Returns how many
 /// elements were compared and whether the ZF condition stopped the repetition; EFLAGS get
 /// the flags of the last comparison.
-fn compare_chunk<const OP: u8, const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, m: Mode, until_zf: u32) -> (u32, bool) {
+fn compare_chunk<const OP: u8, const W: u32>(
+    cpu: &mut Cpu,
+    src: Seg,
+    p: &Ptrs,
+    m: Mode,
+    until_zf: u32,
+    room: u32,
+) -> (u32, bool) {
     let dst_lin = cpu.state.seg[Seg::Es as usize].base.wrapping_add(p.di);
-    let mut n = p.count.min(m.offset_room(p.di, W)).min(page_room(dst_lin, W, m.down));
+    let mut n = room.min(m.offset_room(p.di, W)).min(page_room(dst_lin, W, m.down));
     if OP == CMPS {
         let src_lin = cpu.state.seg[src as usize].base.wrapping_add(p.si);
         n = n.min(m.offset_room(p.si, W)).min(page_room(src_lin, W, m.down));
@@ -362,12 +375,12 @@ fn compare_chunk<const OP: u8, const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, 
 mod tests {
     use super::*;
     use crate::testing::{CODE_BASE, DATA_BASE, TestBox};
-    use popek_cpu::Event;
     use popek_cpu::exception::pf;
     use popek_cpu::iced_x86::{Decoder, DecoderOptions};
     use popek_cpu::mmu::pte;
     use popek_cpu::state::cr0;
     use popek_cpu::state::flags::{AF, ARITH, CF, OF, PF, SF};
+    use popek_cpu::{Event, REP_BUDGET};
 
     fn peek(t: &TestBox, a: u32, len: usize) -> Vec<u8> {
         t.cpu.mem.as_slice()[a as usize..a as usize + len].to_vec()
@@ -711,7 +724,7 @@ mod tests {
         t.cpu.state.gpr[ECX] = n;
         t.cpu.state.gpr[EAX] = 0x5a;
         let first = t.interp.run_block(&mut t.cpu, &mut t.bus).unwrap();
-        assert_eq!(first, 1);
+        assert_eq!(first, REP_BUDGET, "each element retires as an instruction");
         assert_eq!(t.cpu.state.eip, CODE_BASE, "EIP back at the REP");
         assert_eq!(t.cpu.state.gpr[ECX], n - REP_BUDGET);
         assert_eq!(t.cpu.state.gpr[EDI], 0x20000 + REP_BUDGET);
@@ -721,6 +734,45 @@ mod tests {
         assert_eq!(t.cpu.state.gpr[EDI], 0x20000 + n);
         assert!(peek(&t, 0x20000, n as usize).iter().all(|&b| b == 0x5a));
         assert_eq!(peek(&t, 0x20000 + n, 1), [0]);
+    }
+
+    #[test]
+    fn rep_elements_stop_where_the_room_ends_and_count_as_instructions() {
+        // nop ; nop ; rep movsd / rep stosw / repe cmpsb / rep lodsb, 1,000 elements, with room
+        // for 10 instructions: the two NOPs and 8 elements, then EIP back at the REP.
+        for (op, w) in [(&[0xf3, 0xa5][..], 4), (&[0x66, 0xf3, 0xab], 2), (&[0xf3, 0xa6], 1), (&[0xf3, 0xac], 1)] {
+            let mut code = vec![0x90, 0x90];
+            code.extend_from_slice(op);
+            let mut t = TestBox::new(&code);
+            t.cpu.state.gpr[ESI] = DATA_BASE;
+            t.cpu.state.gpr[EDI] = DATA_BASE; // CMPS compares a run with itself: all equal
+            t.cpu.state.gpr[ECX] = 1000;
+            let ran = t.interp.run_block_within(&mut t.cpu, &mut t.bus, 10).unwrap();
+            assert_eq!(ran, 10, "{op:02x?}");
+            assert_eq!(t.cpu.state.eip, CODE_BASE + 2, "{op:02x?}: EIP at the REP");
+            assert_eq!(t.cpu.state.gpr[ECX], 992, "{op:02x?}");
+            assert_eq!(t.cpu.state.gpr[EDI], if op[op.len() - 1] == 0xac { DATA_BASE } else { DATA_BASE + 8 * w });
+            // No room left at all: still one element (progress), counted as one.
+            let ran = t.interp.run_block_within(&mut t.cpu, &mut t.bus, 0).unwrap();
+            assert_eq!((ran, t.cpu.state.gpr[ECX]), (1, 991), "{op:02x?}");
+            // The rest in one go: 991 instructions.
+            let ran = t.interp.run_block_within(&mut t.cpu, &mut t.bus, u64::MAX).unwrap();
+            assert_eq!((ran, t.cpu.state.gpr[ECX], t.cpu.state.eip), (991, 0, CODE_BASE + 2 + op.len() as u32));
+        }
+    }
+
+    #[test]
+    fn a_fault_part_way_counts_the_elements_before_it() {
+        // nop ; rep movsb, with ES's limit cutting the copy short after three bytes: the
+        // NOP and three elements retired, the fourth faulted (#GP).
+        let mut t = TestBox::new(&[0x90, 0xf3, 0xa4]);
+        t.install_exception_handlers();
+        t.cpu.state.gpr[ESI] = SRC;
+        t.cpu.state.gpr[EDI] = DST;
+        t.cpu.state.gpr[ECX] = 8;
+        t.cpu.state.seg[Seg::Es as usize].limit = DST + 2;
+        assert_eq!(t.interp.run_block(&mut t.cpu, &mut t.bus).unwrap(), 4);
+        assert_eq!(t.cpu.state.gpr[ECX], 5);
     }
 
     #[test]

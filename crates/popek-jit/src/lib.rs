@@ -35,7 +35,7 @@ pub use translate::{Treatment, classify};
 use code::{CodeCache, Entry};
 use popek_cpu::block::{BlockCache, BlockKey, FastMap};
 use popek_cpu::exception::Event;
-use popek_cpu::iced_x86::Mnemonic;
+use popek_cpu::iced_x86::{Instruction, Mnemonic};
 use popek_cpu::state::flags::TF;
 use popek_cpu::{Bus, Cpu, Handler};
 use popek_interp::{HasHandler, InterpStats, execute_block};
@@ -112,6 +112,13 @@ struct Ctx<'a> {
     /// `budget_start - budget` is the number of instructions the blocks that completed in
     /// this call retired (a callout that stops chaining moves both).
     budget_start: i64,
+    /// Instructions left before the run loop must look at the machine, as the run loop
+    /// passed them (not capped at [`MAX_BUDGET`]): with `completed()`, how many elements a
+    /// REP string instruction may process ([`popek_cpu::rep_limit`]), as in the interpreter.
+    room: u64,
+    /// Elements beyond the first of the last REP string execution (see `Cpu::rep_extra`);
+    /// already charged to the budget.
+    last_rep_extra: u64,
     /// Number of the chain site whose link was missing ([`CHAIN_MISS`]), or
     /// [`INDIRECT_MISS`] for a miss in the indirect-target table.
     chain_site: u64,
@@ -189,9 +196,8 @@ const _: () = assert!(std::mem::size_of::<IndirectEntry>() == 32);
 /// Most instructions translated code runs in one call when no timer is due. The run loop
 /// looks at the wall clock (`--timeout`) between calls, so one call must stay well under a
 /// millisecond: 65,536 instructions are some 30 µs of chained translated code, under a
-/// millisecond even if all of them were helpers. (A REP string instruction, which may
-/// move up to [`popek_cpu::REP_BUDGET`] elements as one instruction, ends its block, and
-/// such a block returns to the run loop instead of chaining.) The budget only decides at
+/// millisecond even if all of them were helpers. (Each element of a REP string instruction
+/// counts as an instruction and is charged to the budget.) The budget only decides at
 /// which block boundary a chain returns to the run loop — one where the interpreter
 /// returns too — so it changes nothing the guest sees.
 pub const MAX_BUDGET: u64 = 1 << 16;
@@ -282,7 +288,9 @@ impl Jit {
     /// exceptions are delivered here; host-side events come back as `Err`, exactly as
     /// from [`popek_interp::Interpreter::run_block`].
     pub fn run_block(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus) -> Result<u32, Event> {
-        self.run(cpu, bus, 1, &|_| 0)
+        // One block (no chaining), and a REP string instruction gets as many elements as
+        // under `Interpreter::run_block`.
+        self.run_chained(cpu, bus, 1, u64::MAX, &|_| 0)
     }
 
     /// Like [`Jit::run_block`], but translated blocks that end in a direct jump may chain
@@ -297,6 +305,19 @@ impl Jit {
         cpu: &mut Cpu,
         bus: &mut dyn Bus,
         budget: u64,
+        now: &dyn Fn(u64) -> u64,
+    ) -> Result<u32, Event> {
+        self.run_chained(cpu, bus, budget, budget, now)
+    }
+
+    /// [`Jit::run`] with chaining limited by `budget` (at most [`MAX_BUDGET`]) and REP
+    /// string elements by `room` (see [`popek_cpu::rep_limit`]).
+    fn run_chained(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut dyn Bus,
+        budget: u64,
+        room: u64,
         now: &dyn Fn(u64) -> u64,
     ) -> Result<u32, Event> {
         if !cpu.code_writes.is_empty() {
@@ -331,7 +352,7 @@ impl Jit {
             // block running past the CS limit, or code that keeps being rewritten:
             // interpret it.
             self.stats.interpreted_blocks += 1;
-            let retired = execute_block(cpu, bus, block, &mut self.interp_stats);
+            let retired = execute_block(cpu, bus, block, room, &mut self.interp_stats);
             if !cpu.code_writes.is_empty() {
                 self.drop_written(cpu);
             }
@@ -348,7 +369,7 @@ impl Jit {
                 let Ok((e, flushed)) = translated else {
                     // The host refused code memory: the block still runs, interpreted.
                     self.stats.interpreted_blocks += 1;
-                    let retired = execute_block(cpu, bus, block, &mut self.interp_stats);
+                    let retired = execute_block(cpu, bus, block, room, &mut self.interp_stats);
                     if !cpu.code_writes.is_empty() {
                         self.drop_written(cpu);
                     }
@@ -395,6 +416,8 @@ impl Jit {
         cpu.state.interrupt_shadow = false;
         let budget = i64::try_from(budget.min(MAX_BUDGET)).unwrap_or(1);
         let mut ctx = Ctx {
+            room,
+            last_rep_extra: 0,
             callout,
             tsc: cpu.state.tsc,
             cpu,
@@ -441,8 +464,11 @@ impl Jit {
         };
         self.stats.retired += retired as u64;
         if status != STOPPED {
-            // The TSC reads "start of the last block", as the run loop would have set it.
-            cpu.state.tsc = ctx.tsc + ctx.completed() - last_block.insns.len() as u64;
+            // The TSC reads "start of the last block", as the run loop would have set it
+            // (the elements of a REP string instruction that ended it came after that).
+            let rep =
+                if last_block.insns.last().is_some_and(|d| is_rep_string(&d.insn)) { ctx.last_rep_extra } else { 0 };
+            cpu.state.tsc = ctx.tsc + ctx.completed() - last_block.insns.len() as u64 - rep;
         }
         if let Some((event, at)) = ctx.event.take() {
             match event {
@@ -551,6 +577,11 @@ impl Bus for WatchBus<'_> {
 /// Called from translated code for every instruction that is not `ident`: runs the
 /// instruction's shared handler with the guest state the translated code just stored.
 /// Returns 0 to continue the block, [`STOPPED`] to leave it.
+/// A REP (or REPNE) string instruction: its elements count as instructions.
+fn is_rep_string(insn: &Instruction) -> bool {
+    (insn.has_rep_prefix() || insn.has_repne_prefix()) && insn.is_string_instruction()
+}
+
 extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // SAFETY: translated code passes the `Ctx` that `Jit::run_block` created on its stack
     // and keeps alive across the call into the block; nothing else references it now.
@@ -577,6 +608,10 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // interpreter.
     let completed = ctx.completed();
     cpu.state.tsc = ctx.tsc + completed;
+    // A REP string instruction (only ever a block's last) gets the elements the
+    // interpreter would give it.
+    cpu.rep_limit = popek_cpu::rep_limit(ctx.room.saturating_sub(completed), index as u64);
+    cpu.rep_extra = 0;
     let result = if d.exec.treatment == Treatment::Callout {
         // A sensitive instruction may change what the run loop looks at between blocks
         // (IF, the mode, devices, halting): no chaining from this block.
@@ -592,6 +627,14 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
         }
         r
     };
+    // Each element of a REP string instruction beyond the first is one more instruction.
+    let extra = std::mem::take(&mut cpu.rep_extra);
+    if extra > 0 {
+        ctx.budget -= i64::try_from(extra).unwrap_or(i64::MAX);
+        ctx.last_rep_extra = extra;
+    } else if is_rep_string(&d.insn) {
+        ctx.last_rep_extra = 0;
+    }
     if !cpu.code_writes.is_empty() {
         ctx.stop_chaining(); // code was written: the run loop drops blocks first
     }

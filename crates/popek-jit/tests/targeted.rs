@@ -204,8 +204,7 @@ fn rep_string_elements_count_against_the_chaining_budget() {
     both(&code, |_| {}, 1 << 20);
     // A call of translated code does no more work than MAX_BUDGET ordinary instructions
     // (elements, here), so that the run loop, which looks at the wall clock between calls,
-    // gets control back often. (Today a block ending in a REP does not chain at all; if it
-    // ever does, the elements must count against the budget.)
+    // gets control back often: each element counts as an instruction against the budget.
     let mut t = TestBox::new(&code);
     let mut jit = Jit::new(1 << 20).expect("code cache");
     let mut most = 0;

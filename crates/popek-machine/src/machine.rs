@@ -361,21 +361,23 @@ impl Machine {
             return Some(StopReason::InstructionLimit);
         }
         self.cpu.state.tsc = self.ticks;
+        // Instructions left before the run loop must look again: at the next timer
+        // deadline or the instruction limit. The translator may chain blocks that far, and
+        // a REP string instruction processes no more elements than fit (each element is an
+        // instruction), in either engine.
+        let mut room = match self.bus.next_deadline() {
+            Some(t) => cfg.clock.insns_until(t).saturating_sub(self.ticks),
+            None => u64::MAX,
+        };
+        if let Some(max) = cfg.max_insns {
+            room = room.min(max.saturating_sub(self.stats.retired));
+        }
+        let room = room.max(1);
         let ran = match &mut self.engine {
-            Engine::Interp(i) => i.run_block(&mut self.cpu, &mut self.bus),
+            Engine::Interp(i) => i.run_block_within(&mut self.cpu, &mut self.bus, room),
             Engine::Jit(j) => {
-                // Translated blocks may chain into each other until the next timer
-                // deadline or the instruction limit: the blocks boundaries at which
-                // the interpreter would find something to do.
-                let mut budget = match self.bus.next_deadline() {
-                    Some(t) => cfg.clock.insns_until(t).saturating_sub(self.ticks),
-                    None => popek_jit::MAX_BUDGET,
-                };
-                if let Some(max) = cfg.max_insns {
-                    budget = budget.min(max.saturating_sub(self.stats.retired));
-                }
                 let (ticks, clock) = (self.ticks, cfg.clock);
-                j.run(&mut self.cpu, &mut self.bus, budget.max(1), &|n| clock.ns_at(ticks + n))
+                j.run(&mut self.cpu, &mut self.bus, room, &|n| clock.ns_at(ticks + n))
             }
         };
         match ran {

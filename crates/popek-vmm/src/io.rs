@@ -5,7 +5,6 @@
 //! CPL > IOPL the access is allowed only if the TSS I/O permission bit map clears
 //! every bit of the ports it touches ([`check_io_permission`]).
 
-use popek_cpu::REP_BUDGET;
 use popek_cpu::access::{Width, size_of_width};
 use popek_cpu::exception::Exception;
 use popek_cpu::iced_x86::{Instruction, Mnemonic, OpKind, Register};
@@ -179,8 +178,9 @@ fn outs<const REP: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -
 }
 
 /// Runs `element` once, or (REP) (E)CX times counting (E)CX down after each, yielding
-/// after [`REP_BUDGET`] elements with EIP back at the instruction. A fault leaves the
-/// registers at the completed elements, so the instruction restarts where it stopped.
+/// after [`Cpu::rep_limit`] elements with EIP back at the instruction; each element counts as
+/// a retired instruction ([`Cpu::retire_rep`]). A fault leaves the registers at the completed
+/// elements, so the instruction restarts where it stopped.
 fn repeat<const REP: bool>(
     cpu: &mut Cpu,
     bus: &mut dyn Bus,
@@ -191,16 +191,24 @@ fn repeat<const REP: bool>(
     if !REP {
         return Ok(element(cpu, bus)?);
     }
-    for _ in 0..REP_BUDGET {
+    let limit = cpu.rep_limit.max(1);
+    let mut done = 0;
+    while done < limit {
         if r.get(cpu, ECX) == 0 {
+            cpu.retire_rep(done, false);
             return Ok(());
         }
-        element(cpu, bus)?;
+        if let Err(e) = element(cpu, bus) {
+            cpu.retire_rep(done, true);
+            return Err(e.into());
+        }
         let c = r.get(cpu, ECX).wrapping_sub(1);
         r.set(cpu, ECX, c);
+        done += 1;
     }
     if r.get(cpu, ECX) != 0 {
         cpu.restart_insn(insn); // yield part-way, like the interpreter's REP MOVS
     }
+    cpu.retire_rep(done, false);
     Ok(())
 }

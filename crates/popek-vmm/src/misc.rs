@@ -168,7 +168,7 @@ fn rdtsc(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
     if cpu.state.cr4 & cr4::TSD != 0 && cpu.state.cpl > 0 {
         return Err(Exception::GeneralProtection(0).into());
     }
-    let t = cpu.state.tsc;
+    let t = cpu.state.tsc.wrapping_add(cpu.state.tsc_offset);
     cpu.state.gpr[EAX] = t as u32;
     cpu.state.gpr[EDX] = (t >> 32) as u32;
     Ok(())
@@ -196,7 +196,7 @@ fn rdmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
     require_cpl0(cpu)?;
     let s = &cpu.state;
     let v: u64 = match s.gpr[ECX] {
-        msr::IA32_TSC => s.tsc,
+        msr::IA32_TSC => s.tsc.wrapping_add(s.tsc_offset),
         // No microcode update is loaded: the signature reads 0.
         msr::IA32_BIOS_SIGN_ID => 0,
         msr::IA32_SYSENTER_CS => s.sysenter_cs as u64,
@@ -218,7 +218,7 @@ fn wrmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
     let hi = cpu.state.gpr[EDX];
     let s = &mut cpu.state;
     match s.gpr[ECX] {
-        msr::IA32_TSC => s.tsc = (hi as u64) << 32 | lo as u64,
+        msr::IA32_TSC => s.tsc_offset = ((hi as u64) << 32 | lo as u64).wrapping_sub(s.tsc),
         // Kernels write 0 before CPUID to read the signature back; nothing to keep.
         msr::IA32_BIOS_SIGN_ID => {}
         msr::IA32_SYSENTER_CS => s.sysenter_cs = lo,

@@ -671,15 +671,27 @@ fn rdmsr_and_wrmsr() {
     let (rdmsr, wrmsr): (&[u8], &[u8]) = (&[0x0f, 0x32], &[0x0f, 0x30]);
     let mut bus = RecBus::default();
     let mut c = cpu();
-    // IA32_TIME_STAMP_COUNTER
+    // IA32_TIME_STAMP_COUNTER: reads what was written, then counts on with virtual time
+    // (the run loop moves `state.tsc`; a write sets the offset), for RDMSR and RDTSC alike.
+    c.state.tsc = 1000;
     c.state.gpr[ECX] = 0x10;
     c.state.gpr[EDX] = 0x0000_0001;
     c.state.gpr[EAX] = 0x8000_0000;
     assert_eq!(exec(&mut c, &mut bus, wrmsr), Ok(()));
-    assert_eq!(c.state.tsc, 0x1_8000_0000);
-    c.state.tsc = 0xfedc_ba98_7654_3210;
     assert_eq!(exec(&mut c, &mut bus, rdmsr), Ok(()));
-    assert_eq!((c.state.gpr[EDX], c.state.gpr[EAX]), (0xfedc_ba98, 0x7654_3210));
+    assert_eq!((c.state.gpr[EDX], c.state.gpr[EAX]), (1, 0x8000_0000));
+    c.state.tsc = 1500;
+    assert_eq!(exec(&mut c, &mut bus, rdmsr), Ok(()));
+    assert_eq!((c.state.gpr[EDX], c.state.gpr[EAX]), (1, 0x8000_0000 + 500));
+    assert_eq!(exec(&mut c, &mut bus, &[0x0f, 0x31]), Ok(())); // rdtsc
+    assert_eq!((c.state.gpr[EDX], c.state.gpr[EAX]), (1, 0x8000_0000 + 500));
+    // Back to 0: the offset wraps.
+    c.state.gpr[ECX] = 0x10;
+    (c.state.gpr[EDX], c.state.gpr[EAX]) = (0, 0);
+    assert_eq!(exec(&mut c, &mut bus, wrmsr), Ok(()));
+    c.state.tsc = 1501;
+    assert_eq!(exec(&mut c, &mut bus, rdmsr), Ok(()));
+    assert_eq!((c.state.gpr[EDX], c.state.gpr[EAX]), (0, 1));
     // SYSENTER_CS/ESP/EIP
     for (msr, v) in [(0x174u32, 0x10u32), (0x175, 0xc000_8000), (0x176, 0xc010_0000)] {
         c.state.gpr[ECX] = msr;
@@ -1078,10 +1090,14 @@ fn long_rep_outs_yields_and_resumes() {
     t.cpu.state.gpr[popek_cpu::state::gpr::ECX] = REP_BUDGET + 3;
     t.cpu.state.gpr[popek_cpu::state::gpr::ESI] = 0x20000;
     t.cpu.state.gpr[popek_cpu::state::gpr::EDX] = 0x80;
-    assert_eq!(t.interp.run_block(&mut t.cpu, &mut t.bus).unwrap(), 1);
+    // Each element retires as an instruction.
+    assert_eq!(t.interp.run_block(&mut t.cpu, &mut t.bus).unwrap(), REP_BUDGET);
     assert_eq!(t.cpu.state.eip, CODE_BASE);
     assert_eq!(t.cpu.state.gpr[popek_cpu::state::gpr::ECX], 3);
     assert_eq!(t.bus.port_writes.len(), REP_BUDGET as usize);
+    // With room for two instructions, two elements.
+    assert_eq!(t.interp.run_block_within(&mut t.cpu, &mut t.bus, 2).unwrap(), 2);
+    assert_eq!(t.cpu.state.gpr[popek_cpu::state::gpr::ECX], 1);
     t.run(10).unwrap();
     assert_eq!(t.cpu.state.eip, CODE_BASE + 2);
     assert_eq!(t.bus.port_writes.len(), REP_BUDGET as usize + 3);
