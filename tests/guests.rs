@@ -91,6 +91,11 @@ fn hostile() {
 }
 
 #[test]
+fn fpu() {
+    check("fpu");
+}
+
+#[test]
 fn apic_timer() {
     check("apic_timer");
 }
@@ -172,6 +177,7 @@ fn every_guest_is_tested() {
         "apic_timer",
         "ioapic_serial",
         "hostile",
+        "fpu",
     ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);
