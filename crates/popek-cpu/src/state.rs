@@ -306,7 +306,10 @@ impl X87State {
     /// Sets TOP.
     #[inline]
     pub fn set_top(&mut self, top: usize) {
-        self.fsw = (self.fsw & !fsw::TOP) | (((top & 7) as u16) << fsw::TOP_SHIFT);
+        // `top & 7` fits in three bits.
+        #[allow(clippy::cast_possible_truncation)]
+        let top = (top & 7) as u16;
+        self.fsw = (self.fsw & !fsw::TOP) | (top << fsw::TOP_SHIFT);
     }
     /// The physical register number of ST(i).
     #[inline]

@@ -240,10 +240,10 @@ fn image(r: &mut XorShift) -> Vec<u8> {
     for st in 0..8u16 {
         let p = (top + st) & 7;
         let empty = match st {
-            0 | 1 => r.next_u64() % 16 == 0,
-            2 => r.next_u64() % 4 == 0,
-            7 => r.next_u64() % 8 != 0,
-            _ => r.next_u64() % 2 == 0,
+            0 | 1 => r.next_u64().is_multiple_of(16),
+            2 => r.next_u64().is_multiple_of(4),
+            7 => !r.next_u64().is_multiple_of(8),
+            _ => r.next_u64().is_multiple_of(2),
         };
         if empty {
             tw |= 3 << (2 * p);
