@@ -397,3 +397,86 @@ fn x87_matches_the_host() {
     assert!(ran > 0, "no form selected");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// An 80-bit register image as an f64 (for values well inside the double range).
+fn to_f64(r: &[u8]) -> f64 {
+    let sig = u64::from_le_bytes(r[..8].try_into().unwrap());
+    let se = u16::from_le_bytes([r[8], r[9]]);
+    let v = sig as f64 * 2f64.powi((se & 0x7fff) as i32 - 16383 - 63);
+    if se & 0x8000 != 0 { -v } else { v }
+}
+
+/// A random double in `lo..hi`.
+fn uniform(r: &mut XorShift, lo: f64, hi: f64) -> f64 {
+    lo + (hi - lo) * ((r.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// The transcendental instructions, which popek computes in double precision: the same
+/// stack, tags and exception flags as the host (C1 and PE aside: popek reports every
+/// result inexact and never rounded up), and every result within 2^-50 of the host's,
+/// relatively (2^-60 absolutely near zero), for arguments inside the SDM's domains.
+#[test]
+fn x87_transcendentals_are_close_to_the_host() {
+    let Ok(mut runner) = HostRunner::new() else {
+        eprintln!("x87 transcendentals: SKIP (not an x86-64 host)");
+        return;
+    };
+    type Args = fn(&mut XorShift) -> (f64, f64);
+    let forms: [(&str, &[u8], Args); 8] = [
+        ("fsin", &[0xd9, 0xfe], |r| (uniform(r, -100.0, 100.0), 0.0)),
+        ("fcos", &[0xd9, 0xff], |r| (uniform(r, -100.0, 100.0), 0.0)),
+        ("fsincos", &[0xd9, 0xfb], |r| (uniform(r, -10.0, 10.0), 0.0)),
+        ("fptan", &[0xd9, 0xf2], |r| (uniform(r, -1.5, 1.5), 0.0)),
+        ("fpatan", &[0xd9, 0xf3], |r| (uniform(r, -1e3, 1e3), uniform(r, -1e3, 1e3))),
+        ("f2xm1", &[0xd9, 0xf0], |r| (uniform(r, -1.0, 1.0), 0.0)),
+        ("fyl2x", &[0xd9, 0xf1], |r| (uniform(r, 1e-3, 1e3), uniform(r, -10.0, 10.0))),
+        ("fyl2xp1", &[0xd9, 0xf9], |r| (uniform(r, -0.29, 0.29), uniform(r, -10.0, 10.0))),
+    ];
+    let cases: usize = std::env::var("POPEK_X87_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let mut failures = Vec::new();
+    for (n, (name, bytes, args)) in forms.iter().enumerate() {
+        let form = Form { name, bytes, mem: Mem::None };
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ (n as u64 + 1).wrapping_mul(0x9e37_79b9));
+        let mut bad = 0;
+        for _ in 0..cases {
+            let (x, y) = args(&mut rng);
+            let top = (rng.next_u64() & 7) as u16;
+            let mut img = Vec::with_capacity(108);
+            let tw: u16 = (0..8u16).filter(|st| *st >= 2).fold(0, |t, st| t | 3 << (2 * ((top + st) & 7)));
+            for w in [0x037f, top << 11, tw] {
+                img.extend_from_slice(&(w as u32 | 0xffff_0000).to_le_bytes());
+            }
+            img.extend_from_slice(&[0; 16]);
+            img.extend_from_slice(&f64_to_80(x));
+            img.extend_from_slice(&f64_to_80(y));
+            img.extend_from_slice(&[0; 60]);
+            let g = guest(&form, &img, &[], 0);
+            let h = host(&mut runner, &form, &img, &[], 0);
+            let w = |i: &[u8], at: usize| u16::from_le_bytes([i[at], i[at + 1]]);
+            const IGNORED: u16 = 1 << 9 | 1 << 5; // C1, PE
+            let mut same = w(&g.image, 4) & !IGNORED == w(&h.image, 4) & !IGNORED && w(&g.image, 8) == w(&h.image, 8);
+            for st in 0..8 {
+                let (gr, hr) = (&g.image[28 + 10 * st..38 + 10 * st], &h.image[28 + 10 * st..38 + 10 * st]);
+                let (gv, hv) = (to_f64(gr), to_f64(hr));
+                let close = (gv - hv).abs() <= (hv.abs() * 2f64.powi(-50)).max(2f64.powi(-60));
+                if !close {
+                    same = false;
+                }
+            }
+            if !same {
+                bad += 1;
+                if bad <= 3 {
+                    failures.push(format!(
+                        "{name}({x:e}, {y:e}):\n  popek: {}\n  host:  {}",
+                        describe(&g.image),
+                        describe(&h.image)
+                    ));
+                }
+            }
+        }
+        if bad > 0 {
+            failures.push(format!("{name}: {bad} of {cases} differ"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
