@@ -230,7 +230,8 @@ fn image(r: &mut XorShift) -> Vec<u8> {
     // Random RC and PC (PC 01 is reserved: skipped), OM and UM masked, the others random
     // (mostly masked).
     let pc = [0u16, 2, 3][(x % 3) as usize];
-    let masks = if x & 0x30 == 0 { ((x >> 8) as u16 & 0x27) | 0x18 } else { 0x3f };
+    let om_um = if std::env::var_os("POPEK_X87_UNMASK_OU").is_some() { 0 } else { 0x18 };
+    let masks = if x & 0x30 == 0 { ((x >> 8) as u16 & 0x3f) | om_um } else { 0x3f };
     let fcw = 0x40 | masks | pc << 8 | (((x >> 16) & 3) as u16) << 10;
     let top = ((x >> 20) & 7) as u16;
     let cc = ((x >> 24) as u16) & 0x4700;

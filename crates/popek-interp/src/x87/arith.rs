@@ -102,7 +102,10 @@ fn binop(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, op: Op) -> Result
                 return Ok(());
             }
             let (r, f, up) = rounded(x.fcw, pc(x), |_| apply(op, a, b));
-            (r, f | pre, up)
+            match wrapped_if_unmasked(x, op, a, b, r, f) {
+                Some((r, f, up)) => (r, f | pre, up),
+                None => (r, f | pre, up),
+            }
         }
     };
     if commit_flags(x, flags, up) {
@@ -112,6 +115,71 @@ fn binop(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, op: Op) -> Result
         }
     }
     Ok(())
+}
+
+/// The SDM's response to an unmasked numeric overflow or underflow (Vol. 1 8.5.4, 8.5.5):
+/// the result rounded to the precision control's width as if the exponent were
+/// unbounded, its exponent then lowered (overflow) or raised (underflow) by 24576, with
+/// OE or UE (and PE if inexact). With UM unmasked, underflow means tiny after rounding,
+/// exact or not. `None` when neither applies (the masked computation stands).
+fn wrapped_if_unmasked(x: &X87State, op: Op, a: F80, b: F80, r: F80, f: u16) -> Option<(F80, u16, bool)> {
+    let overflow = f & fsw::OE != 0 && !x.masked(fsw::OE);
+    let maybe_tiny = !x.masked(fsw::UE) && r.exp() <= 1 && !sf::is_nan(r);
+    let finite = |v: F80| v.exp() != 0x7fff;
+    let additive = matches!(op, Op::Add | Op::Sub | Op::SubR);
+    let operands_ok = if additive {
+        finite(a) && finite(b) && (finite_nonzero(a) || finite_nonzero(b))
+    } else {
+        finite_nonzero(a) && finite_nonzero(b)
+    };
+    if !(overflow || maybe_tiny) || !operands_ok {
+        return None;
+    }
+    // A zero operand (of an addition) keeps exponent "minus infinity".
+    let norm = |v: F80| if sf::is_zero(v) { (0, i32::MIN / 2) } else { normalized(v) };
+    let (ma, ea) = norm(a);
+    let (mb, eb) = norm(b);
+    let unit = |m: u64, negative: bool, e: i32| F80 { signif: m, sign_exp: (negative as u16) << 15 | e as u16 };
+    let (r0, f0, up, scale) = match op {
+        Op::Mul | Op::Div | Op::DivR => {
+            let (a1, b1) = (unit(ma, a.sign(), 0x3fff), unit(mb, b.sign(), 0x3fff));
+            let (r0, f0, up) = rounded(x.fcw, pc(x), |_| apply(op, a1, b1));
+            let scale = match op {
+                Op::Mul => (ea - 0x3fff) + (eb - 0x3fff),
+                Op::Div => ea - eb,
+                _ => eb - ea,
+            };
+            (r0, f0, up, scale)
+        }
+        _ => {
+            // Both moved next to 1.0 by the same power of two; a much smaller operand only
+            // decides the sticky bit, so it is clamped to 2^-100 of the larger.
+            let k = ea.max(eb);
+            let near = |m: u64, negative: bool, e: i32| {
+                if m == 0 { sf::zero(negative) } else { unit(m, negative, 0x3fff + (e - k).max(-100)) }
+            };
+            let (a1, b1) = (near(ma, a.sign(), ea), near(mb, b.sign(), eb));
+            let (r0, f0, up) = rounded(x.fcw, pc(x), |_| apply(op, a1, b1));
+            if sf::is_zero(r0) {
+                return None;
+            }
+            (r0, f0, up, k - 0x3fff)
+        }
+    };
+    let e = r0.exp() as i32 + scale;
+    let (e, flag) = if e > 0x7ffe && overflow {
+        (e - 24576, fsw::OE)
+    } else if e < 1 && maybe_tiny {
+        (e + 24576, fsw::UE)
+    } else {
+        return None;
+    };
+    let flags = flag | (f0 & fsw::PE);
+    Some((F80 { signif: r0.signif, sign_exp: (r0.sign_exp & 0x8000) | e as u16 }, flags, up))
+}
+
+fn finite_nonzero(v: F80) -> bool {
+    v.exp() != 0x7fff && !sf::is_zero(v)
 }
 
 /// FADD, FADDP, FIADD.
@@ -293,7 +361,18 @@ pub(super) fn fscale(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<
         (if b.sign() { sf::zero(a.sign()) } else { sf::inf(a.sign()) }, 0, false)
     } else {
         let n = trunc_clamped(b);
-        rounded(x.fcw, 80, |_| scale(a, n))
+        let (r, f, up) = rounded(x.fcw, 80, |_| scale(a, n));
+        // Unmasked overflow or underflow: the result with its exponent wrapped by 24576.
+        let (_, e) = normalized(a);
+        if f & fsw::OE != 0 && !x.masked(fsw::OE) {
+            let (r, f, up) = rounded(x.fcw, 80, |_| scale(a, n - 24576));
+            (r, (f & fsw::PE) | fsw::OE, up)
+        } else if !x.masked(fsw::UE) && e + n < 1 {
+            let (r, f, up) = rounded(x.fcw, 80, |_| scale(a, n + 24576));
+            (r, (f & fsw::PE) | fsw::UE, up)
+        } else {
+            (r, f, up)
+        }
     };
     if commit_flags(x, flags | pre, up) {
         x.set_st(0, r);
@@ -345,6 +424,18 @@ pub(super) fn fprem(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<(
 pub(super) fn fprem1(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<(), Exception> {
     prem(&mut cpu.state.x87, true);
     Ok(())
+}
+
+/// [`make`], but with UE unmasked a denormal result is written normalized, its exponent
+/// raised by 24576, and UE is set (the SDM's unmasked underflow response).
+fn make_checked(x: &mut X87State, r: u64, e: i32, negative: bool) -> F80 {
+    let v = make(r, e, negative);
+    if sf::is_denormal(v) && !x.masked(fsw::UE) {
+        x.raise(fsw::UE);
+        let lz = r.leading_zeros() as i32;
+        return F80 { signif: r << lz, sign_exp: (negative as u16) << 15 | (e - lz + 24576) as u16 };
+    }
+    v
 }
 
 /// The value r × 2^(e − 16383 − 63) (exact: a remainder is a multiple of the smaller
@@ -402,7 +493,8 @@ fn prem(x: &mut X87State, nearest: bool) {
         cc(x, 0, false);
         if !sf::is_zero(a) {
             let (sa, ea) = normalized(a);
-            x.set_st(0, make(sa, ea, a.sign()));
+            let v = make_checked(x, sa, ea, a.sign());
+            x.set_st(0, v);
         }
         return;
     }
@@ -416,11 +508,13 @@ fn prem(x: &mut X87State, nearest: bool) {
             let r = ((sb as u128) << 1) - sa as u128;
             cc(x, 1, false);
             // r < sb here: 2·sb − sa with sb < sa.
-            x.set_st(0, make(r as u64, eb - 1, !neg));
+            let v = make_checked(x, r as u64, eb - 1, !neg);
+            x.set_st(0, v);
         } else {
             // Unchanged, but normalized (a pseudo-denormal is written with exponent 1).
             cc(x, 0, false);
-            x.set_st(0, make(sa, ea, neg));
+            let v = make_checked(x, sa, ea, neg);
+            x.set_st(0, v);
         }
         return;
     }
@@ -438,12 +532,14 @@ fn prem(x: &mut X87State, nearest: bool) {
             }
         }
         cc(x, q as u64, false);
-        x.set_st(0, make(r, eb, negative));
+        let v = make_checked(x, r, eb, negative);
+            x.set_st(0, v);
     } else {
         let n = 32 + d % 32;
         let num = (sa as u128) << n;
         let r = (num % sb as u128) as u64;
         cc(x, 0, true);
-        x.set_st(0, make(r, ea - n, neg));
+        let v = make_checked(x, r, ea - n, neg);
+            x.set_st(0, v);
     }
 }

@@ -145,10 +145,12 @@ fn store(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, pop: bool) -> Res
         match size {
             MemorySize::Float32 => {
                 let (v, f, up) = rounded(fcw_v, 80, |_| sf::to_f32(src));
+                let f = unmasked_store_flags(x, src, f, 32, 0x3fff - 126);
                 (v.to_le_bytes().to_vec(), f, up)
             }
             MemorySize::Float64 => {
                 let (v, f, up) = rounded(fcw_v, 80, |_| sf::to_f64(src));
+                let f = unmasked_store_flags(x, src, f, 64, 0x3fff - 1022);
                 (v.to_le_bytes().to_vec(), f, up)
             }
             _ => (src.to_bytes().to_vec(), 0, false),
@@ -176,6 +178,23 @@ fn store(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, pop: bool) -> Res
         x.pop();
     }
     Ok(())
+}
+
+/// With OE or UE unmasked, a store to single or double precision that overflows or is
+/// tiny (after rounding to the format's precision, exponent unbounded; exact or not)
+/// reports only OE or UE, and stores nothing. `precision` is SoftFloat's rounding
+/// precision for the format, `min_exp` the biased exponent of its smallest normal.
+fn unmasked_store_flags(x: &X87State, src: F80, flags: u16, precision: u8, min_exp: u16) -> u16 {
+    if flags & fsw::OE != 0 && !x.masked(fsw::OE) {
+        return fsw::OE;
+    }
+    if !x.masked(fsw::UE) && !sf::is_nan(src) && !sf::is_zero(src) && src.exp() != 0x7fff {
+        let (r, _, _) = rounded(x.fcw, precision, |_| sf::add(src, sf::zero(src.sign())));
+        if r.exp() < min_exp {
+            return fsw::UE;
+        }
+    }
+    flags
 }
 
 /// FST m32fp/m64fp/ST(i).
