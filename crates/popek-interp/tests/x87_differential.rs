@@ -10,8 +10,9 @@
 //! The x87 behaves the same in 64-bit mode, and FRSTOR/FNSAVE without REX.W use the
 //! 32-bit protected-mode image, so the host is the reference for every result bit and
 //! status flag. Not compared: FIP/FCS/FOP/FDP/FDS (addresses differ between the worlds).
-//! Overflow and underflow stay masked (popek does not implement the unmasked responses,
-//! which wrap the exponent); other exceptions are masked or not at random. FNSAVE is
+//! Exceptions are masked or not at random (the unmasked responses included: no store for
+//! invalid, zero-divide and denormal, the exponent wrapped by 24576 for overflow and
+//! underflow). FNSAVE is
 //! non-waiting and leaves the host FPU initialised, so an unmasked exception never traps
 //! on the host. The transcendental instructions are not compared: popek computes them in
 //! double precision (see the interpreter's `x87/transcend.rs`).
@@ -227,11 +228,10 @@ fn operand(r: &mut XorShift, mem: Mem) -> Vec<u8> {
 /// A random FSAVE image (32-bit protected-mode layout).
 fn image(r: &mut XorShift) -> Vec<u8> {
     let x = r.next_u64();
-    // Random RC and PC (PC 01 is reserved: skipped), OM and UM masked, the others random
-    // (mostly masked).
+    // Random RC and PC (PC 01 is reserved: skipped), the exception masks all set in three
+    // cases of four, random otherwise.
     let pc = [0u16, 2, 3][(x % 3) as usize];
-    let om_um = if std::env::var_os("POPEK_X87_UNMASK_OU").is_some() { 0 } else { 0x18 };
-    let masks = if x & 0x30 == 0 { ((x >> 8) as u16 & 0x3f) | om_um } else { 0x3f };
+    let masks = if x & 0x30 == 0 { (x >> 8) as u16 & 0x3f } else { 0x3f };
     let fcw = 0x40 | masks | pc << 8 | (((x >> 16) & 3) as u16) << 10;
     let top = ((x >> 20) & 7) as u16;
     let cc = ((x >> 24) as u16) & 0x4700;

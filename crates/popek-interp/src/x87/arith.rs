@@ -364,12 +364,21 @@ pub(super) fn fscale(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<
         let (r, f, up) = rounded(x.fcw, 80, |_| scale(a, n));
         // Unmasked overflow or underflow: the result with its exponent wrapped by 24576.
         let (_, e) = normalized(a);
+        // Beyond even the wrapped range: ∞ (whatever the rounding control) or 0.
         if f & fsw::OE != 0 && !x.masked(fsw::OE) {
-            let (r, f, up) = rounded(x.fcw, 80, |_| scale(a, n - 24576));
-            (r, (f & fsw::PE) | fsw::OE, up)
+            if e + n - 24576 > 0x7ffe {
+                (sf::inf(a.sign()), fsw::OE | fsw::PE, true)
+            } else {
+                let (r, f, up) = rounded(x.fcw, 80, |_| scale(a, n - 24576));
+                (r, (f & fsw::PE) | fsw::OE, up)
+            }
         } else if !x.masked(fsw::UE) && e + n < 1 {
-            let (r, f, up) = rounded(x.fcw, 80, |_| scale(a, n + 24576));
-            (r, (f & fsw::PE) | fsw::UE, up)
+            if e + n + 24576 < 1 {
+                (sf::zero(a.sign()), fsw::UE | fsw::PE, false)
+            } else {
+                let (r, f, up) = rounded(x.fcw, 80, |_| scale(a, n + 24576));
+                (r, (f & fsw::PE) | fsw::UE, up)
+            }
         } else {
             (r, f, up)
         }
@@ -533,13 +542,13 @@ fn prem(x: &mut X87State, nearest: bool) {
         }
         cc(x, q as u64, false);
         let v = make_checked(x, r, eb, negative);
-            x.set_st(0, v);
+        x.set_st(0, v);
     } else {
         let n = 32 + d % 32;
         let num = (sa as u128) << n;
         let r = (num % sb as u128) as u64;
         cc(x, 0, true);
         let v = make_checked(x, r, ea - n, neg);
-            x.set_st(0, v);
+        x.set_st(0, v);
     }
 }

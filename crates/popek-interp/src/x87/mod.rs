@@ -10,9 +10,10 @@
 //! All state is [`popek_cpu::state::X87State`] inside `CpuState`, so both engines and
 //! lockstep see it. Choices where the SDM leaves room (fixed, never taken from the host):
 //! - Numeric exceptions: a masked one gives the SDM's masked response; an unmasked
-//!   invalid, zero-divide or denormal leaves the destination and the stack untouched;
-//!   an unmasked overflow or underflow stores the masked response (the SDM's
-//!   exponent-wrapped result is not implemented). Any unmasked flag sets ES and B, and the
+//!   invalid, zero-divide or denormal leaves the destination and the stack untouched
+//!   (compares still set the condition codes); an unmasked overflow or underflow stores
+//!   the result with its exponent wrapped by 24576 to a register, nothing to memory.
+//!   Where the SDM is silent the host-differential test decided. Any unmasked flag sets ES and B, and the
 //!   next waiting x87 instruction raises #MF when CR0.NE = 1; with CR0.NE = 0 (the legacy
 //!   FERR# → IRQ 13 path) popek behaves as if IGNNE# were asserted and goes on.
 //! - The instruction and data pointers are recorded by every non-control instruction; the
