@@ -1,10 +1,10 @@
 //! The x87 FPU (SDM Vol. 1 ch. 8, the instruction pages of Vol. 2).
 //!
 //! ```text
-//!   dispatch ──► x87::lookup ──► handler = enter (#NM, pending #MF, FIP/FOP/FDP)
+//!   dispatch ──► x87::lookup ──► handler = enter (#NM, pending #MF)
 //!                                          └─► group body (arith, load/store, compare,
 //!                                              control, transcendental) on sf (SoftFloat)
-//!                                          └─► ES/B from the unmasked flags
+//!                                          └─► FIP/FOP/FDP, then ES/B from the unmasked flags
 //! ```
 //!
 //! All state is [`popek_cpu::state::X87State`] inside `CpuState`, so both engines and
@@ -60,8 +60,12 @@ macro_rules! handlers {
 
 #[inline]
 fn run(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, kind: Kind, body: Body) -> ExecResult {
-    enter(cpu, bus, insn, kind)?;
+    enter(cpu, kind)?;
     body(cpu, bus, insn)?;
+    // After the body, so that a fault (a page fault on the operand) leaves the FPU as it was.
+    if kind == Kind::Numeric {
+        record_pointers(cpu, bus, insn);
+    }
     update_es(&mut cpu.state.x87);
     Ok(())
 }
@@ -248,17 +252,13 @@ fn pending(cpu: &Cpu) -> Result<(), Exception> {
     Ok(())
 }
 
-/// The checks every x87 instruction makes first (SDM Vol. 1 8.6, Vol. 3A 2.5 CR0.EM/TS),
-/// then the instruction and data pointers of a numeric instruction.
-fn enter(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, kind: Kind) -> Result<(), Exception> {
+/// The checks every x87 instruction makes first (SDM Vol. 1 8.6, Vol. 3A 2.5 CR0.EM/TS).
+fn enter(cpu: &Cpu, kind: Kind) -> Result<(), Exception> {
     if cpu.state.cr0 & (cr0::EM | cr0::TS) != 0 {
         return Err(Exception::DeviceNotAvailable);
     }
     if kind != Kind::NoWait {
         pending(cpu)?;
-    }
-    if kind == Kind::Numeric {
-        record_pointers(cpu, bus, insn);
     }
     Ok(())
 }

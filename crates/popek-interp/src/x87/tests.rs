@@ -238,3 +238,24 @@ fn fprem_gives_the_remainder_and_quotient_bits() {
     // q = 5 = 0b101: C0 = 1, C3 = 0, C1 = 1, C2 = 0.
     assert_eq!(x.fsw & fsw::CC, fsw::C0 | fsw::C1);
 }
+
+#[test]
+fn a_page_fault_on_the_operand_leaves_the_fpu_as_it_was() {
+    // fninit ; fld1 ; fadd dword [0x00200000], with paging on and nothing mapped there.
+    let mut t = TestBox::new(&[0xdb, 0xe3, 0xd9, 0xe8, 0xd8, 0x05, 0x00, 0x00, 0x20, 0x00]);
+    t.install_exception_handlers();
+    // Identity-map the first 1 MiB with one page table; 2 MiB is not present.
+    const PD: u32 = 0x20000;
+    const PT: u32 = 0x21000;
+    t.poke(PD, &(PT | 3).to_le_bytes());
+    for page in 0..256u32 {
+        t.poke(PT + 4 * page, &((page << 12) | 3).to_le_bytes());
+    }
+    t.cpu.state.cr3 = PD;
+    t.cpu.state.cr0 |= cr0::PG;
+    t.run(10).unwrap();
+    assert_eq!(t.halted_vector(), Some(14));
+    let x = &t.cpu.state.x87;
+    assert_eq!(x.fip, CODE_BASE + 2, "FIP still the FLD1's");
+    assert_eq!(x.st(0), F80 { signif: 1 << 63, sign_exp: 0x3fff });
+}
