@@ -259,3 +259,25 @@ fn a_page_fault_on_the_operand_leaves_the_fpu_as_it_was() {
     assert_eq!(x.fip, CODE_BASE + 2, "FIP still the FLD1's");
     assert_eq!(x.st(0), F80 { signif: 1 << 63, sign_exp: 0x3fff });
 }
+
+#[test]
+fn fnstenv_with_a_16_bit_operand_size_stores_14_bytes_then_masks_all() {
+    // fninit ; fldcw [D+32] (0x0372: IM, ZM clear) ; fld1 ; o16 fnstenv [D] ; fldenv back
+    let d32 = (D + 32).to_le_bytes();
+    let mut env = vec![0x66, 0xd9];
+    env.extend_from_slice(&m(6));
+    let code = cat(&[&[0xdb, 0xe3, 0xd9, 0x2d, d32[0], d32[1], d32[2], d32[3], 0xd9, 0xe8], &env]);
+    let mut t = TestBox::new(&code);
+    t.poke(D, &[0xee; 16]);
+    t.poke(D + 32, &0x0372u16.to_le_bytes());
+    t.run(10).unwrap();
+    let b = t.cpu.mem.read_ram::<16>(D as usize).unwrap();
+    let w = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    assert_eq!(w(0), 0x0372, "FCW");
+    assert_eq!(w(2), 0x3800, "FSW: TOP 7");
+    assert_eq!(w(4), 0x3fff, "FTW: R7 valid");
+    assert_eq!(w(6), (CODE_BASE + 8) as u16, "FIP offset: the FLD1");
+    assert_eq!(w(8), 0x08, "FCS");
+    assert_eq!(w(14), 0xeeee, "14 bytes only");
+    assert_eq!(t.cpu.state.x87.fcw, 0x037f, "all exceptions masked after FNSTENV");
+}
