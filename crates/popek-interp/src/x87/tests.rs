@@ -281,3 +281,23 @@ fn fnstenv_with_a_16_bit_operand_size_stores_14_bytes_then_masks_all() {
     assert_eq!(w(14), 0xeeee, "14 bytes only");
     assert_eq!(t.cpu.state.x87.fcw, 0x037f, "all exceptions masked after FNSTENV");
 }
+
+#[test]
+fn waiting_forms_check_pending_exceptions_first() {
+    // 9B DB E2 (fclex, waiting) with an unmasked pending exception and CR0.NE: #MF, at
+    // the start of the instruction; DB E2 (fnclex) clears it without a fault.
+    for (bytes, vector) in [(&[0x9b, 0xdb, 0xe2][..], Some(16)), (&[0xdb, 0xe2][..], None)] {
+        let mut t = TestBox::new(bytes);
+        t.install_exception_handlers();
+        t.cpu.state.cr0 |= cr0::NE;
+        t.cpu.state.x87.fcw = 0x037b;
+        t.cpu.state.x87.fsw = fsw::ZE | fsw::ES | fsw::B;
+        t.run(10).unwrap();
+        assert_eq!(t.halted_vector(), vector, "{bytes:02x?}");
+        if vector.is_some() {
+            assert_eq!(t.stack(0), CODE_BASE);
+        } else {
+            assert_eq!(t.cpu.state.x87.fsw, 0);
+        }
+    }
+}
