@@ -20,6 +20,7 @@ const GUESTS: &[&str] = &[
     "apic_timer",
     "ioapic_serial",
     "hostile",
+    "disk",
     "fpu",
 ];
 

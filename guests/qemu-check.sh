@@ -8,6 +8,9 @@
 # Environment: QEMU (default qemu-system-i386), QEMU_TIMEOUT seconds per guest (default 60),
 # BLESS=1 rewrites guests/expected/NAME.txt from QEMU's output instead of comparing.
 #
+# A guest with a disk (`disk`) gets the image that `extract` wrote as NAME.img as the primary
+# IDE master (-drive file=NAME.img,format=raw,if=ide,index=0).
+#
 # With -nographic, SeaBIOS prints its banner on the serial port before the kernel runs; the
 # script drops everything up to and including SeaBIOS's "Booting from ROM.." line, so what is
 # compared is exactly what the guest wrote to COM1.
@@ -46,6 +49,10 @@ for name in "${names[@]}"; do
     args=(-nographic -serial stdio -display none -monitor none -nic none -no-reboot -m 128
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$elf")
     if [ -n "$cmdline" ]; then args+=(-append "$cmdline"); fi
+    # A guest with a disk gets it (a fresh copy: the guest writes to it) as the IDE master.
+    if [ -f "$work/img/$name.img" ]; then
+        args+=(-drive "file=$work/img/$name.img,format=raw,if=ide,index=0")
+    fi
     status=0
     timeout "$limit" "$qemu" "${args[@]}" >"$work/$name.raw" 2>"$work/$name.err" </dev/null || status=$?
     # Drop the SeaBIOS banner (everything through the last "Booting from ROM..").

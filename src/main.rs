@@ -26,11 +26,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use popek::cpu::iced_x86::{Decoder, Formatter, IntelFormatter};
 use popek::devices::clock::InstructionClock;
 use popek::devices::sink::{ByteSink, NullSink, StdoutSink, WriterSink};
+use popek::devices::storage::BlockStorage;
 use popek::interp::dispatch;
 use popek::machine::multiboot::Module;
 use popek::machine::{Engine as MachineEngine, EngineKind, Machine, MachineConfig, RunConfig, StopReason, lockstep};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 mod bench;
@@ -51,6 +54,10 @@ mod exit {
     pub const LIMIT: u8 = 8;
     /// --engine lockstep found the engines disagreeing.
     pub const DIVERGED: u8 = 10;
+    /// A disk image could not be written or flushed (the guest saw an ATA error).
+    pub const DISK: u8 = 12;
+    /// Ctrl-C (SIGINT), as shells report a process that SIGINT ended (128 + 2).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// popek: an educational x86 full-virtualization emulator built on binary translation.
@@ -71,7 +78,8 @@ enum Command {
     /// debug-exit value v as (v << 1) | 1, like QEMU's isa-debug-exit; 0 if it halted,
     /// 2 for a bad image or flag, 4 for a triple fault, 6 for an unsupported
     /// instruction, 8 if --max-insns or --timeout stopped it, 10 if --engine lockstep
-    /// found the interpreter and the JIT disagreeing.
+    /// found the interpreter and the JIT disagreeing, 12 if a disk image could not be
+    /// written, 130 after Ctrl-C (disks flushed).
     Run(RunArgs),
     /// Run a guest under the binary translator, then show its hottest blocks (or the
     /// block at an address): every guest instruction with its treatment and why,
@@ -97,8 +105,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List the built-in guests, or write them out as ELF files.
     Guests {
-        /// Write every guest to DIR as NAME.elf (plus NAME.cmdline and NAME.expected),
-        /// to run the very same images under QEMU.
+        /// Write every guest to DIR as NAME.elf (plus NAME.cmdline and NAME.expected, and
+        /// NAME.img for a guest with a disk), to run the very same images under QEMU.
         #[arg(long, value_name = "DIR")]
         extract: Option<PathBuf>,
     },
@@ -145,6 +153,12 @@ struct RunArgs {
     /// Initial ramdisk for a Linux bzImage (placed as its boot header allows).
     #[arg(long, value_name = "FILE")]
     initrd: Option<PathBuf>,
+    /// A raw disk image on the primary IDE channel (repeatable: the first is the master,
+    /// the second the slave; `index=0` or `index=1` picks one). Guest writes go to the file
+    /// and are flushed however the run ends; with `snapshot` they stay in memory and the
+    /// file is not touched.
+    #[arg(long, value_name = "FILE[,snapshot][,index=N]", value_parser = parse_disk)]
+    disk: Vec<DiskArg>,
     /// Where COM1 output goes: stdio, file:PATH or none.
     #[arg(long, default_value = "stdio", value_parser = parse_serial)]
     serial: SerialTarget,
@@ -173,6 +187,77 @@ struct RunArgs {
     /// Print the VGA text screen to stderr at the end.
     #[arg(long)]
     vga: bool,
+}
+
+/// One `--disk`: the image, whether its writes stay in memory, and which device it is.
+#[derive(Clone, Debug)]
+struct DiskArg {
+    path: PathBuf,
+    snapshot: bool,
+    index: Option<usize>,
+}
+
+fn parse_disk(s: &str) -> Result<DiskArg, String> {
+    let mut parts = s.split(',');
+    let path =
+        parts.next().filter(|p| !p.is_empty()).ok_or_else(|| format!("`{s}`: expected FILE[,snapshot][,index=N]"))?;
+    let mut disk = DiskArg { path: PathBuf::from(path), snapshot: false, index: None };
+    for opt in parts {
+        match opt {
+            "snapshot" | "snapshot=on" => disk.snapshot = true,
+            "index=0" => disk.index = Some(0),
+            "index=1" => disk.index = Some(1),
+            _ if opt.starts_with("index=") => {
+                return Err(format!("`{opt}`: the primary IDE channel has index=0 (master) and index=1 (slave)"));
+            }
+            _ => return Err(format!("`{opt}`: unknown disk option (expected snapshot or index=N)")),
+        }
+    }
+    Ok(disk)
+}
+
+/// Which device each `--disk` is: explicit indexes first, then the others in order.
+fn place_disks(disks: &[DiskArg]) -> Result<[Option<&DiskArg>; 2]> {
+    let mut slots: [Option<&DiskArg>; 2] = [None, None];
+    for d in disks.iter().filter(|d| d.index.is_some()) {
+        let i = d.index.unwrap_or_default();
+        if slots[i].is_some() {
+            bail!("two disks given index={i}");
+        }
+        slots[i] = Some(d);
+    }
+    for d in disks.iter().filter(|d| d.index.is_none()) {
+        let Some(slot) = slots.iter_mut().find(|s| s.is_none()) else {
+            bail!("more than two disks: the primary IDE channel has a master and a slave");
+        };
+        *slot = Some(d);
+    }
+    // One file as both devices would have two writers that do not see each other.
+    if let [Some(a), Some(b)] = slots
+        && !(a.snapshot && b.snapshot)
+        && let (Ok(pa), Ok(pb)) = (std::fs::canonicalize(&a.path), std::fs::canonicalize(&b.path))
+        && pa == pb
+    {
+        bail!("disk image `{}` is given as both master and slave (add `,snapshot` to both)", a.path.display());
+    }
+    Ok(slots)
+}
+
+/// The storage for the placed disks. `all_snapshot` opens every image as a snapshot (the
+/// second machine of a lockstep run, which must not write the file twice).
+fn open_disks(slots: &[Option<&DiskArg>; 2], all_snapshot: bool) -> Result<[Option<Box<dyn BlockStorage>>; 2]> {
+    let open =
+        |d: Option<&DiskArg>| d.map(|d| popek::machine::disk::open(&d.path, d.snapshot || all_snapshot)).transpose();
+    Ok([open(slots[0])?, open(slots[1])?])
+}
+
+/// A built-in guest's own disk (in memory), when it has one and no `--disk` was given.
+fn builtin_disks(kernel: &str, kernel_is_file: bool) -> [Option<Box<dyn BlockStorage>>; 2] {
+    let disk = match kernel_is_file {
+        true => None,
+        false => popek::guests::disk_image(kernel),
+    };
+    [disk.map(|bytes| Box::new(popek::machine::disk::MemoryDisk::new(bytes)) as Box<dyn BlockStorage>), None]
 }
 
 #[derive(Clone, Debug)]
@@ -256,6 +341,7 @@ fn run_default() -> Result<ExitCode> {
         cmdline: None,
         module: Vec::new(),
         initrd: None,
+        disk: Vec::new(),
         serial: SerialTarget::Stdio,
         input: None,
         max_insns: None,
@@ -315,6 +401,13 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         modules.push(Module { data: file.read()?, cmdline: cmdline.to_string() });
     }
     let initrd = initrd_file.as_ref().map(files::Admitted::read).transpose()?;
+    // Disk images are opened (and checked) before the run; they are not read into RAM.
+    let disk_slots = place_disks(&args.disk)?;
+    let mut disks = if args.disk.is_empty() {
+        builtin_disks(&args.kernel, kernel_is_file)
+    } else {
+        open_disks(&disk_slots, false)?
+    };
     // A terminal on stdin (and no --input, no lockstep) makes the run interactive.
     let interactive = match (&args.input, &args.engine) {
         (None, Engine::Jit | Engine::Interp) => terminal::interactive(),
@@ -329,7 +422,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         )),
     };
     let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
-    let config = |serial, engine| MachineConfig {
+    let config = |serial, engine, disks| MachineConfig {
         ram_size: args.mem,
         cmdline: cmdline.clone(),
         modules: modules.clone(),
@@ -337,6 +430,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         serial,
         engine,
         code_cache: args.code_cache,
+        disks,
     };
     let engine = match args.engine {
         Engine::Jit => EngineKind::Jit,
@@ -347,17 +441,36 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         (Some(_), None) => Some(budget.read_stdin()?),
         (None, None) => None,
     };
-    let mut machine = Machine::boot(config(serial, engine), &image).with_context(|| format!("`{}`", args.kernel))?;
+    let mut machine = Machine::boot(config(serial, engine, std::mem::take(&mut disks)), &image)
+        .with_context(|| format!("`{}`", args.kernel))?;
     if let Some(bytes) = &input {
         machine.queue_serial_input(bytes);
     }
     let started = Instant::now();
     let clock = InstructionClock { insns_per_sec: args.mips * 1_000_000 };
     let console = interactive.as_ref().map(|(console, _)| console.clone());
-    let run_config = RunConfig { max_insns: args.max_insns, timeout: args.timeout, clock, console };
+    // Ctrl-C where the terminal is not raw (at a raw terminal it is a byte for the guest):
+    // the run stops between two steps, the disks are flushed, and popek says so.
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupt);
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        note!("popek: Ctrl-C will not stop the run cleanly: {e}");
+    }
+    let run_config = RunConfig {
+        max_insns: args.max_insns,
+        timeout: args.timeout,
+        clock,
+        console,
+        interrupt: Some(Arc::clone(&interrupt)),
+    };
     let stop = if let Engine::Lockstep = args.engine {
         // The interpreter's machine prints the guest's output; the JIT's is checked against it.
-        let mut other = Machine::boot(config(Box::new(NullSink), EngineKind::Jit), &image)?;
+        let other_disks = if args.disk.is_empty() {
+            builtin_disks(&args.kernel, kernel_is_file)
+        } else {
+            open_disks(&disk_slots, true)?
+        };
+        let mut other = Machine::boot(config(Box::new(NullSink), EngineKind::Jit, other_disks), &image)?;
         if let Some(bytes) = &input {
             other.queue_serial_input(bytes);
         }
@@ -368,8 +481,9 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             }
             Err(d) => {
                 machine.flush_output();
+                let disks_ok = finish_disks(&mut machine);
                 report_divergence(&d);
-                return Ok(ExitCode::from(exit::DIVERGED));
+                return Ok(ExitCode::from(if disks_ok { exit::DIVERGED } else { exit::DISK }));
             }
         }
     } else {
@@ -377,6 +491,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     let wall = started.elapsed();
     machine.flush_output();
+    // Every stop path flushes the disks, before anything else can go wrong.
+    let disks_ok = finish_disks(&mut machine);
     // The terminal back to normal before anything else is printed.
     drop(interactive);
     if args.vga {
@@ -412,11 +528,32 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             note!("popek: quit at the console (Ctrl-A x)");
             ExitCode::SUCCESS
         }
+        StopReason::Interrupted => {
+            note!("popek: interrupted (Ctrl-C); disks flushed");
+            ExitCode::from(exit::INTERRUPTED)
+        }
     };
+    let code = if disks_ok { code } else { ExitCode::from(exit::DISK) };
     if args.stats {
         print_stats(&machine, &stop, wall);
     }
     Ok(code)
+}
+
+/// Flushes the disks and reports, one line each, every host I/O error the guest's disk
+/// accesses met and a failed flush. False if there was any.
+fn finish_disks(machine: &mut Machine) -> bool {
+    let flushed = machine.flush_disks();
+    let mut ok = true;
+    for e in machine.take_disk_errors() {
+        note!("popek: disk error (the guest saw an ATA error): {:#}", anyhow::Error::from(e));
+        ok = false;
+    }
+    if let Err(e) = flushed {
+        note!("popek: {:#}", anyhow::Error::from(e));
+        ok = false;
+    }
+    ok
 }
 
 fn run_bench(args: &bench::BenchArgs) -> Result<()> {
@@ -505,6 +642,16 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
     }
     note!("interrupts delivered:  {}", s.interrupts);
     note!("HLT sleeps:            {}", s.halts);
+    if let Some(d) = m.disk_stats().filter(|d| d.commands > 0) {
+        note!(
+            "disk commands:         {} ({} sectors read, {} written, {} flushes, {} errors)",
+            d.commands,
+            d.sectors_read,
+            d.sectors_written,
+            d.flushes,
+            d.errors
+        );
+    }
 }
 
 /// What stores to pages holding code did: the causes of invalidation.
@@ -530,6 +677,7 @@ fn explain(
         serial: Box::new(NullSink),
         engine: EngineKind::Jit,
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
+        disks: builtin_disks(kernel, std::fs::metadata(kernel).is_ok()),
     };
     let mut machine = Machine::boot(config, &image).with_context(|| format!("`{kernel}`"))?;
     if let MachineEngine::Jit(jit) = &mut machine.engine {
@@ -567,6 +715,7 @@ fn stop_text(stop: &StopReason) -> String {
         StopReason::Exit(v) => format!("exit status {v}"),
         StopReason::Unsupported(_) => "unsupported instruction".into(),
         StopReason::Quit => "quit at the console".into(),
+        StopReason::Interrupted => "interrupted (Ctrl-C)".into(),
         StopReason::TripleFault(_) => "triple fault".into(),
         other => format!("{other:?}"),
     }
@@ -589,6 +738,9 @@ fn guests(extract: Option<&Path>) -> Result<()> {
                 write("elf", g.elf)?;
                 write("cmdline", g.cmdline.as_bytes())?;
                 write("expected", g.expected_output.as_bytes())?;
+                if let Some(disk) = g.disk {
+                    write("img", &disk())?;
+                }
                 note!("wrote {}", dir.join(format!("{}.elf", g.name)).display());
             }
         }

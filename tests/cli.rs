@@ -60,6 +60,11 @@ fn extracted_guests_run_from_files() {
     let o = popek(&["run", elf.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("hello").unwrap().expected_output);
+    // A guest with a disk runs from its extracted image too.
+    let (elf, img) = (dir.join("disk.elf"), dir.join("disk.img"));
+    let o = popek(&["run", elf.to_str().unwrap(), "--disk", &format!("{},snapshot", img.to_str().unwrap())]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("disk").unwrap().expected_output);
+    assert_eq!(o.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -699,5 +704,130 @@ fn rep_elements_count_against_the_instruction_limit() {
             assert!(err.contains("agreed on every block"), "{err}");
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh copy of the `disk` guest's image in `dir`.
+fn disk_image(dir: &std::path::Path, name: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, popek::guests::disk_image("disk").expect("the disk guest has a disk")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The image after the `disk` guest's writes: sectors 2000 and 2001 hold the complement of
+/// the pattern, every other byte is as it was.
+fn after_guest_writes() -> Vec<u8> {
+    let mut img = popek::guests::disk_image("disk").unwrap();
+    for b in &mut img[2000 * 512..2002 * 512] {
+        *b = !*b;
+    }
+    img
+}
+
+/// `--disk FILE`: the guest's writes are in the file after a normal exit, after a triple
+/// fault, after `--max-insns` and `--timeout` stops, and under lockstep (written once, by
+/// the interpreter's machine); `snapshot` leaves the file as it was.
+#[test]
+fn disk_writes_reach_the_file_however_the_run_ends() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-disk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let expected = popek::guests::find("disk").unwrap().expected_output;
+    let written = after_guest_writes();
+    let cases: [(&[&str], i32); 6] = [
+        (&[], 1),
+        (&["--engine", "interp"], 1),
+        (&["--engine", "lockstep"], 1),
+        (&["--cmdline", "then=triple"], 4),
+        (&["--cmdline", "then=spin", "--max-insns", "20000000"], 8),
+        (&["--cmdline", "then=spin", "--timeout", "0.5"], 8),
+    ];
+    for (i, (extra, status)) in cases.into_iter().enumerate() {
+        let img = disk_image(&dir, &format!("run{i}.img"));
+        let spec = format!("{img},index=0");
+        let o = popek_guarded(&[&["run", "disk", "--disk", &spec][..], extra].concat());
+        assert_eq!(o.status.code(), Some(status), "{extra:?}: {}", stderr(&o));
+        if status == 1 {
+            assert_eq!(String::from_utf8_lossy(&o.stdout), expected, "{extra:?}");
+        }
+        assert!(std::fs::read(&img).unwrap() == written, "{extra:?}: the writes are in the file");
+    }
+    let img = disk_image(&dir, "snap.img");
+    let o = popek_guarded(&["run", "disk", "--disk", &format!("{img},snapshot")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), expected);
+    assert!(std::fs::read(&img).unwrap() == popek::guests::disk_image("disk").unwrap(), "snapshot: file untouched");
+    // Without --disk the built-in guest gets its image in memory; --stats counts its I/O.
+    let o = popek_guarded(&["run", "disk", "--stats"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("disk commands:         13 (277 sectors read, 2 written, 1 flushes, 2 errors)"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Ctrl-C (SIGINT, stdin not a terminal) ends the run between two steps: the disks are
+/// flushed, one line says so, and the exit status is 130.
+#[test]
+fn ctrl_c_flushes_the_disks_and_exits_130() {
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("popek-cli-sigint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = disk_image(&dir, "int.img");
+    let child = Command::new(env!("CARGO_BIN_EXE_popek"))
+        .args(["run", "disk", "--disk", &img, "--cmdline", "then=spin", "--timeout", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("popek starts");
+    let written = after_guest_writes();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read(&img).unwrap() != written {
+        assert!(std::time::Instant::now() < deadline, "the guest never wrote its sectors");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    let o = child.wait_with_output().expect("popek ends");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert_eq!(err.lines().collect::<Vec<_>>(), ["popek: interrupted (Ctrl-C); disks flushed"]);
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("then: spin\n"));
+    assert!(std::fs::read(&img).unwrap() == written);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Disk images that cannot be used, and bad `--disk` flags: one line, exit status 2.
+#[test]
+fn bad_disks_are_refused_in_one_line() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-baddisk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    std::fs::write(path("odd.img"), [0u8; 1000]).unwrap();
+    std::fs::write(path("empty.img"), []).unwrap();
+    std::fs::write(path("ro.img"), [0u8; 4096]).unwrap();
+    let mut perms = std::fs::metadata(path("ro.img")).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(path("ro.img"), perms).unwrap();
+    std::fs::write(path("ok.img"), [0u8; 4096]).unwrap();
+    let (odd, empty, ro, ok) = (path("odd.img"), path("empty.img"), path("ro.img"), path("ok.img"));
+    let (ok1, ok2, ok_cache) = (format!("{ok},index=1"), format!("{ok},index=2"), format!("{ok},cache=none"));
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["--disk", "/no/such.img"], "cannot open disk image `/no/such.img`: No such file".into()),
+        (vec!["--disk", &odd], format!("disk image `{odd}` is 1000 bytes, not a whole number of 512-byte sectors")),
+        (vec!["--disk", &empty], format!("disk image `{empty}` is empty")),
+        (vec!["--disk", &ro], format!("disk image `{ro}` is read-only: make it writable, or add `,snapshot`")),
+        (vec!["--disk", "/tmp"], "disk image `/tmp` is not a regular file".into()),
+        (vec!["--disk", &ok, "--disk", &ok, "--disk", &ok], "more than two disks".into()),
+        (vec!["--disk", &ok, "--disk", &ok], format!("disk image `{ok}` is given as both master and slave")),
+        (vec!["--disk", &ok1, "--disk", &ok1], "two disks given index=1".into()),
+        (vec!["--disk", &ok2], "the primary IDE channel has index=0 (master) and index=1".into()),
+        (vec!["--disk", &ok_cache], "unknown disk option".into()),
+    ];
+    for (extra, want) in cases {
+        let args = [&["run", "hello"][..], &extra].concat();
+        let line = assert_one_line_error(&args);
+        assert!(line.contains(&want), "{args:?}: {line}");
+    }
+    // A read-only image is fine as a snapshot.
+    assert_eq!(popek_guarded(&["run", "hello", "--disk", &format!("{ro},snapshot")]).status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,8 @@
 //! Every built-in guest, run whole, checked by its exact serial output and exit status.
 
 use popek::devices::sink::SharedBuffer;
+use popek::devices::storage::BlockStorage;
+use popek::machine::disk::MemoryDisk;
 use popek::machine::{EngineKind, Machine, MachineConfig, RunConfig, StopReason};
 use popek_guests::{GUESTS, Guest};
 use std::time::Duration;
@@ -19,12 +21,18 @@ fn run_with(guest: &Guest, cmdline: &str, engine: EngineKind) -> (StopReason, St
         serial: Box::new(out.clone()),
         engine,
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
+        disks: guest_disks(guest),
         ..MachineConfig::default()
     };
     let mut m = Machine::boot(config, guest.elf).expect("guest images load");
     let stop = m.run(&RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() });
     m.flush_output();
     (stop, out.text(), m.stats.retired)
+}
+
+/// The guest's own disk, if it has one, in memory as the IDE master.
+fn guest_disks(guest: &Guest) -> [Option<Box<dyn BlockStorage>>; 2] {
+    [guest.disk.map(|build| Box::new(MemoryDisk::new(build())) as Box<dyn BlockStorage>), None]
 }
 
 /// The guest's exact output and exit status under the interpreter, and the very same
@@ -88,6 +96,70 @@ fn windows() {
 #[test]
 fn hostile() {
     check("hostile");
+}
+
+#[test]
+fn disk() {
+    check("disk");
+}
+
+/// The disk guest under lockstep: both engines see the same IRQs and data, block for block,
+/// and leave the same bytes on their disks.
+#[test]
+fn disk_under_lockstep() {
+    let guest = GUESTS.iter().find(|g| g.name == "disk").expect("guest exists");
+    let out = SharedBuffer::new();
+    let boot = |engine, serial: Box<dyn popek::devices::sink::ByteSink>| {
+        let config = MachineConfig { serial, engine, disks: guest_disks(guest), ..MachineConfig::default() };
+        Machine::boot(config, guest.elf).expect("guest images load")
+    };
+    let mut interp = boot(EngineKind::Interp, Box::new(out.clone()));
+    let mut jit = boot(EngineKind::Jit, Box::new(popek::devices::sink::NullSink));
+    let cfg = RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() };
+    let stop = popek::machine::lockstep::run(&mut interp, &mut jit, &cfg).expect("the engines agree");
+    interp.flush_output();
+    assert_eq!(stop, StopReason::Exit(1));
+    assert_eq!(out.text(), guest.expected_output);
+    assert!(interp.flush_disks().is_ok() && interp.take_disk_errors().is_empty());
+}
+
+/// A disk whose host writes fail: the guest sees ERR (and fails its check), and the
+/// machine keeps the error for the CLI to report.
+#[test]
+fn host_disk_errors_reach_the_guest_and_the_machine() {
+    struct FailingWrites(MemoryDisk);
+    impl BlockStorage for FailingWrites {
+        fn sectors(&self) -> u64 {
+            self.0.sectors()
+        }
+        fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> popek::devices::storage::StorageResult<()> {
+            self.0.read_sectors(lba, buf)
+        }
+        fn write_sectors(&mut self, _: u64, _: &[u8]) -> popek::devices::storage::StorageResult<()> {
+            Err(popek::devices::StorageError::Io {
+                what: "cannot write disk image `test`".into(),
+                source: std::io::Error::other("no space left"),
+            })
+        }
+        fn flush(&mut self) -> popek::devices::storage::StorageResult<()> {
+            Ok(())
+        }
+    }
+    let guest = GUESTS.iter().find(|g| g.name == "disk").expect("guest exists");
+    let out = SharedBuffer::new();
+    let disk = FailingWrites(MemoryDisk::new(popek_guests::pattern_disk()));
+    let config = MachineConfig {
+        serial: Box::new(out.clone()),
+        disks: [Some(Box::new(disk)), None],
+        ..MachineConfig::default()
+    };
+    let mut m = Machine::boot(config, guest.elf).expect("guest images load");
+    let stop = m.run(&RunConfig { timeout: Some(Duration::from_secs(60)), ..RunConfig::default() });
+    m.flush_output();
+    assert_eq!(stop, StopReason::Exit(3), "{}", out.text());
+    assert!(out.text().contains("FAIL: write: status 71 after sector 0"), "{}", out.text());
+    let errors: Vec<String> = m.take_disk_errors().iter().map(ToString::to_string).collect();
+    assert_eq!(errors, ["cannot write disk image `test`"]);
 }
 
 #[test]
@@ -177,6 +249,7 @@ fn every_guest_is_tested() {
         "apic_timer",
         "ioapic_serial",
         "hostile",
+        "disk",
         "fpu",
     ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();

@@ -1,5 +1,5 @@
 //! Writes every built-in guest to a directory as `NAME.elf`, plus `NAME.expected` and
-//! `NAME.cmdline`, so the very same images can be run under QEMU (see `qemu-check.sh`).
+//! `NAME.cmdline` (and `NAME.img`, the disk of a guest that has one), so the very same images can be run under QEMU (see `qemu-check.sh`).
 //!
 //! Usage: `cargo run -p popek-guests --example extract -- DIR`
 
@@ -12,6 +12,9 @@ fn main() -> std::io::Result<()> {
         std::fs::write(dir.join(format!("{}.elf", g.name)), g.elf)?;
         std::fs::write(dir.join(format!("{}.expected", g.name)), g.expected_output)?;
         std::fs::write(dir.join(format!("{}.cmdline", g.name)), g.cmdline)?;
+        if let Some(disk) = g.disk {
+            std::fs::write(dir.join(format!("{}.img", g.name)), disk())?;
+        }
         println!("{}", g.name);
     }
     Ok(())

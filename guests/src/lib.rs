@@ -29,6 +29,9 @@ pub struct Guest {
     pub expected_output: &'static str,
     /// The expected process exit status: `(0 << 1) | 1` from the guest's `exit(0)`.
     pub expected_exit_status: i32,
+    /// The disk the guest expects as the primary ATA master, if any: builds the image
+    /// bytes (deterministically; see [`disk_image`]).
+    pub disk: Option<fn() -> Vec<u8>>,
 }
 
 /// Process exit status of a guest that passed (`exit(0)` through isa-debug-exit gives `(0 << 1) | 1`).
@@ -48,8 +51,32 @@ macro_rules! guest {
             cmdline: $cmdline,
             expected_output: include_str!(concat!("../expected/", $name, ".txt")),
             expected_exit_status: PASS_EXIT_STATUS,
+            disk: None,
         }
     };
+    ($name:literal, $cmdline:literal, $desc:literal, disk: $disk:expr) => {
+        Guest { disk: Some($disk), ..guest!($name, $cmdline, $desc) }
+    };
+}
+
+/// Sectors of the `disk` guest's disk image (2 MiB: 4 cylinders of 16 heads × 63 sectors,
+/// and 64 sectors more).
+pub const DISK_SECTORS: u32 = 4096;
+
+/// The `disk` guest's disk image: in sector n, the first four bytes hold n (little-endian)
+/// and byte i ≥ 4 holds `(n + i) & 0xFF`. `guests/kernels/disk.c` checks the same formula.
+pub fn pattern_disk() -> Vec<u8> {
+    let mut v = Vec::with_capacity(DISK_SECTORS as usize * 512);
+    for n in 0..DISK_SECTORS {
+        v.extend_from_slice(&n.to_le_bytes());
+        v.extend((4..512u32).map(|i| (n + i).to_le_bytes()[0]));
+    }
+    v
+}
+
+/// The disk image the guest `name` expects as its primary master, if it has one.
+pub fn disk_image(name: &str) -> Option<Vec<u8>> {
+    find(name)?.disk.map(|build| build())
 }
 
 /// All built-in guests, in a fixed order.
@@ -78,6 +105,12 @@ pub static GUESTS: &[Guest] = &[
         "I/O APIC: COM1 IRQ 4 (edge and level, remote IRR) and PIT IRQ 0 on pin 2 to the local APIC"
     ),
     guest!("hostile", "", "memory beyond RAM, a dword across 4 GiB, a page table beyond RAM, ICEBP, a short GDT"),
+    guest!(
+        "disk",
+        "",
+        "IDE: IDENTIFY, READ/WRITE SECTORS (LBA28, multi-sector, count 0), IRQ 14 and nIEN, ABRT, absent slave",
+        disk: pattern_disk
+    ),
     guest!("fpu", "", "x87: probe, arithmetic, RC/PC, FIST/FBSTP, compares, masked exceptions, FNSAVE, #NM, #MF"),
 ];
 

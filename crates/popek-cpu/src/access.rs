@@ -71,12 +71,12 @@ impl Cpu {
 
     /// Checks that a write of `width` bytes at `seg:offset` would succeed, without writing
     /// (for instructions that must not fault after changing state).
-    pub fn probe_write(&mut self, s: Seg, offset: u32, width: Width) -> Result<(), Exception> {
+    pub fn probe_write(&mut self, bus: &mut dyn Bus, s: Seg, offset: u32, width: Width) -> Result<(), Exception> {
         let lin = self.seg_check(s, offset, width, AccessKind::Write)?;
         let user = self.user_mode();
-        self.translate(lin, AccessKind::Write, user)?;
+        self.translate(bus, lin, AccessKind::Write, user)?;
         if (lin.0 & 0xfff) + width > 0x1000 {
-            self.translate(lin.add(width - 1), AccessKind::Write, user)?;
+            self.translate(bus, lin.add(width - 1), AccessKind::Write, user)?;
         }
         Ok(())
     }
@@ -91,13 +91,13 @@ impl Cpu {
         user: bool,
     ) -> Result<u32, Exception> {
         if (lin.0 & 0xfff) + width <= 0x1000 {
-            let p = self.translate(lin, AccessKind::Read, user)?;
+            let p = self.translate(bus, lin, AccessKind::Read, user)?;
             return Ok(self.read_phys(bus, p, width));
         }
         // Crosses a page: translate both halves first.
         let first = 0x1000 - (lin.0 & 0xfff);
-        let p0 = self.translate(lin, AccessKind::Read, user)?;
-        let p1 = self.translate(lin.add(first), AccessKind::Read, user)?;
+        let p0 = self.translate(bus, lin, AccessKind::Read, user)?;
+        let p1 = self.translate(bus, lin.add(first), AccessKind::Read, user)?;
         let mut v = 0u32;
         for i in 0..width {
             let p = if i < first { p0.add(i) } else { p1.add(i - first) };
@@ -117,13 +117,13 @@ impl Cpu {
         user: bool,
     ) -> Result<(), Exception> {
         if (lin.0 & 0xfff) + width <= 0x1000 {
-            let p = self.translate(lin, AccessKind::Write, user)?;
+            let p = self.translate(bus, lin, AccessKind::Write, user)?;
             self.write_phys(bus, p, width, value);
             return Ok(());
         }
         let first = 0x1000 - (lin.0 & 0xfff);
-        let p0 = self.translate(lin, AccessKind::Write, user)?;
-        let p1 = self.translate(lin.add(first), AccessKind::Write, user)?;
+        let p0 = self.translate(bus, lin, AccessKind::Write, user)?;
+        let p1 = self.translate(bus, lin.add(first), AccessKind::Write, user)?;
         for i in 0..width {
             let p = if i < first { p0.add(i) } else { p1.add(i - first) };
             self.write_phys(bus, p, 1, value >> (8 * i));

@@ -310,7 +310,7 @@ impl<E: Clone> BlockCache<E> {
         prepare: &mut dyn FnMut(&Instruction, &BlockKey) -> E,
     ) -> Result<Rc<Block<E>>, Exception> {
         let eip = cpu.state.eip;
-        let phys = fetch_translate(cpu, eip)?;
+        let phys = fetch_translate(cpu, bus, eip)?;
         if cpu.tlb.generation != self.jump_generation {
             self.flush_jump_table();
             self.jump_generation = cpu.tlb.generation;
@@ -335,14 +335,14 @@ impl<E: Clone> BlockCache<E> {
 }
 
 /// Translates CS:EIP for an instruction fetch.
-fn fetch_translate(cpu: &mut Cpu, eip: u32) -> Result<PhysAddr, Exception> {
+fn fetch_translate(cpu: &mut Cpu, bus: &mut dyn Bus, eip: u32) -> Result<PhysAddr, Exception> {
     let cs = cpu.state.seg[crate::Seg::Cs as usize];
     if eip > cs.limit {
         return Err(Exception::GeneralProtection(0));
     }
     let lin = popek_memory::LinearAddr(cs.base.wrapping_add(eip));
     let user = cpu.state.cpl == 3;
-    cpu.translate(lin, AccessKind::Execute, user)
+    cpu.translate(bus, lin, AccessKind::Execute, user)
 }
 
 /// Copies `len` bytes of code starting at physical `p` (all-ones outside RAM).
@@ -412,7 +412,7 @@ fn decode_straddling<E>(
     prepare: &mut dyn FnMut(&Instruction, &BlockKey) -> E,
 ) -> Result<Block<E>, Exception> {
     let first = bytes.len() as u32;
-    let next = fetch_translate(cpu, eip.wrapping_add(first))?;
+    let next = fetch_translate(cpu, bus, eip.wrapping_add(first))?;
     fetch_bytes(cpu, bus, next, 16 - first.min(15), &mut bytes);
     let bitness = if cpu.state.code32() { 32 } else { 16 };
     let mut dec = Decoder::with_ip(bitness, &bytes, eip as u64, DECODER_OPTIONS);

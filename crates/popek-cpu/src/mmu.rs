@@ -18,7 +18,7 @@
 use crate::Cpu;
 use crate::exception::{Exception, pf};
 use crate::state::{cr0, cr4};
-use popek_memory::{LinearAddr, PhysAddr, Region};
+use popek_memory::{AccessSize, Bus, LinearAddr, PhysAddr, Region};
 
 /// Number of entries in each direct-mapped TLB.
 pub const TLB_ENTRIES: usize = 256;
@@ -176,7 +176,13 @@ impl Cpu {
     /// Translates a linear address for an access by `user` (CPL 3 and not an implicit
     /// supervisor access) of `kind`, filling the TLB. Raises #PF with CR2 set... (CR2 is set by delivery).
     #[inline]
-    pub fn translate(&mut self, lin: LinearAddr, kind: AccessKind, user: bool) -> Result<PhysAddr, Exception> {
+    pub fn translate(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: LinearAddr,
+        kind: AccessKind,
+        user: bool,
+    ) -> Result<PhysAddr, Exception> {
         let l = lin.0;
         let page = l & !0xfff;
         let e = &self.tlb.entries[user as usize][Tlb::index(l)];
@@ -184,16 +190,22 @@ impl Cpu {
         if tag == page {
             return Ok(PhysAddr(e.phys | (l & 0xfff)));
         }
-        self.translate_slow(lin, kind, user)
+        self.translate_slow(bus, lin, kind, user)
     }
 
     /// TLB miss (or a write that needs A/D or SMC work): walk and fill.
     #[cold]
-    fn translate_slow(&mut self, lin: LinearAddr, kind: AccessKind, user: bool) -> Result<PhysAddr, Exception> {
+    fn translate_slow(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: LinearAddr,
+        kind: AccessKind,
+        user: bool,
+    ) -> Result<PhysAddr, Exception> {
         let l = lin.0;
         let page = l & !0xfff;
         let w = if self.state.paging() {
-            self.walk(l, kind, user)?
+            self.walk(bus, l, kind, user)?
         } else {
             Walk {
                 phys: page,
@@ -226,7 +238,7 @@ impl Cpu {
     }
 
     /// Walks the page tables for `lin`, checking the access and setting A/D bits.
-    fn walk(&mut self, l: u32, kind: AccessKind, user: bool) -> Result<Walk, Exception> {
+    fn walk(&mut self, bus: &mut dyn Bus, l: u32, kind: AccessKind, user: bool) -> Result<Walk, Exception> {
         let write = kind == AccessKind::Write;
         let fault = |present: bool| {
             let mut code = 0;
@@ -243,7 +255,7 @@ impl Cpu {
         };
         let wp = self.state.cr0 & cr0::WP != 0;
         let pde_addr = PhysAddr((self.state.cr3 & !0xfff) | ((l >> 22) << 2));
-        let pde = self.read_phys_pt(pde_addr);
+        let pde = self.read_phys_pt(bus, pde_addr);
         if pde & pte::P == 0 {
             return Err(fault(false));
         }
@@ -252,7 +264,7 @@ impl Cpu {
             (pde, pde_addr, (pde & 0xffc0_0000) | (l & 0x003f_f000))
         } else {
             let pte_addr = PhysAddr((pde & !0xfff) | (((l >> 12) & 0x3ff) << 2));
-            let p = self.read_phys_pt(pte_addr);
+            let p = self.read_phys_pt(bus, pte_addr);
             if p & pte::P == 0 {
                 return Err(fault(false));
             }
@@ -271,34 +283,39 @@ impl Cpu {
         }
         // Accessed and dirty bits (SDM 4.8).
         if !big && pde & pte::A == 0 {
-            self.write_phys_pt(pde_addr, pde | pte::A);
+            self.write_phys_pt(bus, pde_addr, pde | pte::A);
         }
         let mut new = entry | pte::A;
         if write {
             new |= pte::D;
         }
         if new != entry {
-            self.write_phys_pt(entry_addr, new);
+            self.write_phys_pt(bus, entry_addr, new);
         }
         let global = self.state.cr4 & cr4::PGE != 0 && entry & pte::G != 0;
         Ok(Walk { phys, user_ok, write_ok_user, write_ok_super, dirty: new & pte::D != 0, global, large: big })
     }
 
-    /// Reads a paging-structure entry (all-ones outside RAM, like a PC).
-    fn read_phys_pt(&self, a: PhysAddr) -> u32 {
+    /// Reads a paging-structure entry: from RAM, or from whatever the bus has at that
+    /// address (a device's memory, such as VGA's; all ones where nothing answers), as the
+    /// processor's walk reads physical memory like any other access (QEMU does the same).
+    fn read_phys_pt(&self, bus: &mut dyn Bus, a: PhysAddr) -> u32 {
         match self.mem.region(a) {
             Region::Ram(off) => self.mem.read_ram::<4>(off).map_or(u32::MAX, u32::from_le_bytes),
-            Region::Io => u32::MAX,
+            Region::Io => bus.mmio_read(a, AccessSize::Dword),
         }
     }
 
-    /// Writes back a paging-structure entry (A/D update).
-    fn write_phys_pt(&mut self, a: PhysAddr, v: u32) {
-        if let Region::Ram(off) = self.mem.region(a)
-            && !self.mem.is_rom(a.0)
-        {
-            self.note_write(a, 4);
-            self.mem.write_ram(off, v.to_le_bytes());
+    /// Writes back a paging-structure entry (A/D update): to RAM (not ROM), or to the bus.
+    fn write_phys_pt(&mut self, bus: &mut dyn Bus, a: PhysAddr, v: u32) {
+        match self.mem.region(a) {
+            Region::Ram(off) => {
+                if !self.mem.is_rom(a.0) {
+                    self.note_write(a, 4);
+                    self.mem.write_ram(off, v.to_le_bytes());
+                }
+            }
+            Region::Io => bus.mmio_write(a, AccessSize::Dword, v),
         }
     }
 }

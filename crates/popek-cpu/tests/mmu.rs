@@ -45,7 +45,7 @@ fn map(cpu: &mut Cpu, lin: u32, phys: u32, flags: u32) {
 }
 
 fn tr(cpu: &mut Cpu, lin: u32, kind: AccessKind, user: bool) -> Result<u32, Exception> {
-    cpu.translate(LinearAddr(lin), kind, user).map(|p| p.0)
+    cpu.translate(&mut popek_cpu::NullBus::default(), LinearAddr(lin), kind, user).map(|p| p.0)
 }
 
 fn page_fault(addr: u32, code: u32) -> Result<u32, Exception> {

@@ -12,6 +12,7 @@
 //!   │   IoApic 0xFEC00000 ── fixed messages ─┐        │  0x3F8 Uart ── IRQ 4 ───┤              │
 //!   │   Lapic  0xFEE00000 (timer, IA32_APIC_BASE) ◄───┘  0x70 Cmos ── IRQ 8 ───┤              │
 //!   │     └─► highest deliverable vector, else the 8259A's   0x60/0x64 I8042 ─ IRQ 1 ─┤        │
+//!   │   0x1F0/0x3F6 Ide (ATA PIO, master + slave BlockStorage) ─ IRQ 14 ──────────────┤        │
 //!   │   IrqSink: ISA IRQ n ─► 8259A IRQ n and I/O APIC pin n (IRQ 0 ─► pin 2) ◄────────┘        │
 //!   │ 0xF4 DebugExit, 0xE9 Debugcon, 0x80 Post, 0xCF8 Pci                                      │
 //!   └──────────────────────────────────────────────────────────────────────────────────────────┘
@@ -54,6 +55,7 @@ pub mod clock;
 pub mod cmos;
 pub mod fw_cfg;
 pub mod i8042;
+pub mod ide;
 pub mod intc;
 pub mod ioapic;
 pub mod lapic;
@@ -62,6 +64,7 @@ pub mod pc;
 pub mod pic;
 pub mod pit;
 pub mod sink;
+pub mod storage;
 pub mod uart;
 pub mod vga;
 pub mod vga_regs;
@@ -76,3 +79,4 @@ pub use lapic::Lapic;
 pub use pc::{PcConfig, standard_bus};
 pub use pic::PicPair;
 pub use sink::{ByteSink, NullSink, SharedBuffer, SharedSink, StdoutSink, WriterSink};
+pub use storage::{BlockStorage, MemoryStorage, SECTOR_SIZE, StorageError};

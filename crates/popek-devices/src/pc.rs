@@ -9,6 +9,7 @@
 //! | 0x80 | POST port | – |
 //! | 0xE9 | debugcon | – |
 //! | 0xF4–0xF7 | isa-debug-exit | – |
+//! | 0x1F0–0x1F7, 0x3F6 | primary ATA channel (PIO), master and slave disks | 14 |
 //! | 0x3F8–0x3FF | COM1 16550A | 4 |
 //! | 0xCF8–0xCFF | PCI configuration (empty bus), 0xCF9 reset | – |
 //! | 0x3B4–0x3B5, 0x3BA, 0x3C0–0x3DF | VGA registers (CRTC, sequencer, graphics, attribute, DAC) | – |
@@ -29,7 +30,8 @@
 //! | 4 | COM1 | master IR4 | 4 |
 //! | 8 | CMOS/RTC | slave IR0 | 8 |
 //! | 12 | i8042 mouse | slave IR4 | 12 |
-//! | n (3–15) | any other ISA device (IDE 14 / 15 …) | IRn | n |
+//! | 14 | primary ATA channel | slave IR6 | 14 |
+//! | n (3–15) | any other ISA device | IRn | n |
 //!
 //! Pins 16–23 have nothing on them. The 8259A reaches the CPU through the local
 //! APIC's LINT0 (ExtINT, as the BIOS leaves it), and is usually masked by a kernel
@@ -41,11 +43,13 @@ use crate::bus::DeviceBus;
 use crate::cmos::{Cmos, DEFAULT_EPOCH};
 use crate::fw_cfg::FwCfg;
 use crate::i8042::I8042;
+use crate::ide::{self, Ide};
 use crate::lapic::Lapic;
 use crate::misc::{DebugExit, Debugcon, PciConfig, PostPort};
 use crate::pic::PicPair;
 use crate::pit::Pit;
 use crate::sink::{ByteSink, StdoutSink};
+use crate::storage::BlockStorage;
 use crate::uart::Uart;
 use crate::vga::{VGA_WINDOW, VGA_WINDOW_LEN, VgaText};
 use crate::vga_regs::VgaRegisters;
@@ -69,6 +73,9 @@ pub struct PcConfig {
     /// them (8259A: vectors 0x08/0x70, all masked but the cascade; local APIC:
     /// software-enabled, LINT0 ExtINT, LINT1 NMI) instead of in their reset states.
     pub bios_pic: bool,
+    /// The primary ATA channel's master and slave disks (either may be absent; the
+    /// channel is there without disks too, as on every PC).
+    pub disks: [Option<Box<dyn BlockStorage>>; 2],
 }
 
 impl Default for PcConfig {
@@ -81,6 +88,7 @@ impl Default for PcConfig {
             serial: Box::new(StdoutSink),
             debugcon: Box::new(StdoutSink),
             bios_pic: true,
+            disks: [None, None],
         }
     }
 }
@@ -91,12 +99,14 @@ impl std::fmt::Debug for PcConfig {
             .field("ram_size", &self.ram_size)
             .field("epoch_secs", &self.epoch_secs)
             .field("bios_pic", &self.bios_pic)
+            .field("disks", &self.disks.each_ref().map(|d| d.as_ref().map(|s| s.sectors())))
             .finish_non_exhaustive()
     }
 }
 
 /// A bus with every standard PC device at its usual place.
 pub fn standard_bus(config: PcConfig) -> DeviceBus {
+    let [master, slave] = config.disks;
     let pic = if config.bios_pic { PicPair::bios_initialised() } else { PicPair::new() };
     let mut bus = DeviceBus::with_pic(pic);
     if config.bios_pic {
@@ -111,6 +121,7 @@ pub fn standard_bus(config: PcConfig) -> DeviceBus {
         bus.register_ports(Box::new(Debugcon::new(config.debugcon)), &[p(Debugcon::PORTS)]),
         bus.register_ports(Box::new(DebugExit), &[p(DebugExit::PORTS)]),
         bus.register_ports(Box::new(Uart::new(COM1_IRQ, config.serial)), &[p(Uart::COM1)]),
+        bus.register_ports(Box::new(Ide::new(master, slave)), &[p(ide::PRIMARY_PORTS), p(ide::PRIMARY_CONTROL_PORT)]),
         bus.register_ports(Box::new(PciConfig::default()), &[p(PciConfig::PORTS)]),
         bus.register_ports(Box::new(VgaRegisters::new()), &VgaRegisters::PORT_RANGES.map(p)),
         bus.register_ports(Box::new(FwCfg::new(config.ram_size)), &[p(FwCfg::PORTS)]),
@@ -126,6 +137,11 @@ pub fn standard_bus(config: PcConfig) -> DeviceBus {
 /// COM1 on a standard bus.
 pub fn com1(bus: &mut DeviceBus) -> Option<&mut Uart> {
     bus.port_device_at_mut::<Uart>(COM1)
+}
+
+/// The primary ATA channel on a standard bus.
+pub fn ide(bus: &mut DeviceBus) -> Option<&mut Ide> {
+    bus.port_device_at_mut::<Ide>(Port(ide::PRIMARY_PORTS.0))
 }
 
 /// The VGA text screen of a standard bus (for `--vga`).
@@ -353,9 +369,11 @@ mod tests {
                 (0xa0, 2, "pic"),
                 (0xe9, 1, "debugcon"),
                 (0xf4, 4, "isa-debug-exit"),
+                (0x1f0, 8, "ide"),
                 (0x3b4, 2, "vga"),
                 (0x3ba, 1, "vga"),
                 (0x3c0, 32, "vga"),
+                (0x3f6, 1, "ide"),
                 (0x3f8, 8, "uart16550"),
                 (0x4d0, 2, "pic"),
                 (0x510, 2, "fw-cfg"),

@@ -329,7 +329,7 @@ fn cmpxchg8b(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult
     cpu.seg_check(seg, off, 8, popek_cpu::AccessKind::Read)?;
     let lo = cpu.read(bus, seg, off, 4)?;
     let hi = cpu.read(bus, seg, off.wrapping_add(4), 4)?;
-    cpu.probe_write(seg, off, 8)?;
+    cpu.probe_write(bus, seg, off, 8)?;
     let equal = lo == cpu.reg(EAX) && hi == cpu.reg(EDX);
     let (new_lo, new_hi) = if equal { (cpu.reg(EBX), cpu.reg(ECX)) } else { (lo, hi) };
     cpu.write(bus, seg, off, 4, new_lo)?;

@@ -142,7 +142,7 @@ fn enter<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> 
     let final_sp = sp.wrapping_sub(alloc) & smask;
     // The CPU checks that the final stack top is writable (SDM: #SS if "the new value of
     // the SP or ESP register is outside the stack segment limit"; #PF likewise).
-    cpu.probe_write(Seg::Ss, final_sp, W)?;
+    cpu.probe_write(bus, Seg::Ss, final_sp, W)?;
     cpu.state.gpr[EBP] = (ebp & !m) | frame_temp;
     cpu.set_sp(final_sp);
     Ok(())

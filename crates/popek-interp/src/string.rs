@@ -162,9 +162,9 @@ fn string<const OP: u8, const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &I
         let room = p.count - stop_at;
         if OP != LODS && room > 1 {
             let (n, stop) = match OP {
-                MOVS => (movs_chunk::<W>(cpu, src, &p, m, room), false),
-                STOS => (stos_chunk::<W>(cpu, &p, m, room), false),
-                _ => compare_chunk::<OP, W>(cpu, src, &p, m, until_zf, room),
+                MOVS => (movs_chunk::<W>(cpu, bus, src, &p, m, room), false),
+                STOS => (stos_chunk::<W>(cpu, bus, &p, m, room), false),
+                _ => compare_chunk::<OP, W>(cpu, bus, src, &p, m, until_zf, room),
             };
             if n > 0 {
                 if OP == MOVS || OP == CMPS {
@@ -244,11 +244,21 @@ fn element<const OP: u8, const W: u32>(
 /// caller has already kept inside one page and the address size. Returns the physical
 /// address of the lowest byte, or `None` if anything would fault or the page is not RAM.
 #[inline]
-fn run_phys(cpu: &mut Cpu, seg: Seg, first: u32, n: u32, w: u32, m: Mode, kind: AccessKind) -> Option<PhysAddr> {
+#[allow(clippy::too_many_arguments)]
+fn run_phys(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    seg: Seg,
+    first: u32,
+    n: u32,
+    w: u32,
+    m: Mode,
+    kind: AccessKind,
+) -> Option<PhysAddr> {
     let low = if m.down { first - (n - 1) * w } else { first };
     let lin = cpu.seg_check(seg, low, n * w, kind).ok()?;
     let user = cpu.user_mode();
-    let phys = cpu.translate(lin, kind, user).ok()?;
+    let phys = cpu.translate(bus, lin, kind, user).ok()?;
     (cpu.mem.page_is_ram(phys) && !(kind == AccessKind::Write && cpu.mem.is_rom(phys.0))).then_some(phys)
 }
 
@@ -257,7 +267,7 @@ fn run_phys(cpu: &mut Cpu, seg: Seg, first: u32, n: u32, w: u32, m: Mode, kind: 
 /// copied (at most `room`); 0 means "do one element the slow way". Nothing is touched unless
 /// the whole run is known not to fault. A write over decoded code is recorded
 /// ([`Cpu::note_write`]).
-fn movs_chunk<const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, m: Mode, room: u32) -> u32 {
+fn movs_chunk<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, src: Seg, p: &Ptrs, m: Mode, room: u32) -> u32 {
     let src_lin = cpu.state.seg[src as usize].base.wrapping_add(p.si);
     let dst_lin = cpu.state.seg[Seg::Es as usize].base.wrapping_add(p.di);
     let n = room
@@ -268,8 +278,8 @@ fn movs_chunk<const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, m: Mode, room: u3
     if n < 2 {
         return 0;
     }
-    let Some(s) = run_phys(cpu, src, p.si, n, W, m, AccessKind::Read) else { return 0 };
-    let Some(d) = run_phys(cpu, Seg::Es, p.di, n, W, m, AccessKind::Write) else { return 0 };
+    let Some(s) = run_phys(cpu, bus, src, p.si, n, W, m, AccessKind::Read) else { return 0 };
+    let Some(d) = run_phys(cpu, bus, Seg::Es, p.di, n, W, m, AccessKind::Write) else { return 0 };
     let (s, d, len, w) = (s.0 as usize, d.0 as usize, (n * W) as usize, W as usize);
     cpu.note_write(PhysAddr(d as u32), len as u32);
     let ram = cpu.mem.as_mut_slice();
@@ -293,13 +303,13 @@ fn movs_chunk<const W: u32>(cpu: &mut Cpu, src: Seg, p: &Ptrs, m: Mode, room: u3
 
 /// The REP STOS fast path: fills as many elements as stay within the destination page
 /// (at most `room`).
-fn stos_chunk<const W: u32>(cpu: &mut Cpu, p: &Ptrs, m: Mode, room: u32) -> u32 {
+fn stos_chunk<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, p: &Ptrs, m: Mode, room: u32) -> u32 {
     let dst_lin = cpu.state.seg[Seg::Es as usize].base.wrapping_add(p.di);
     let n = room.min(m.offset_room(p.di, W)).min(page_room(dst_lin, W, m.down));
     if n < 2 {
         return 0;
     }
-    let Some(d) = run_phys(cpu, Seg::Es, p.di, n, W, m, AccessKind::Write) else { return 0 };
+    let Some(d) = run_phys(cpu, bus, Seg::Es, p.di, n, W, m, AccessKind::Write) else { return 0 };
     let value = cpu.state.gpr[EAX].to_le_bytes();
     cpu.note_write(d, n * W);
     let (d, len) = (d.0 as usize, (n * W) as usize);
@@ -320,6 +330,7 @@ fn stos_chunk<const W: u32>(cpu: &mut Cpu, p: &Ptrs, m: Mode, room: u32) -> u32 
 /// the flags of the last comparison.
 fn compare_chunk<const OP: u8, const W: u32>(
     cpu: &mut Cpu,
+    bus: &mut dyn Bus,
     src: Seg,
     p: &Ptrs,
     m: Mode,
@@ -337,14 +348,14 @@ fn compare_chunk<const OP: u8, const W: u32>(
     }
     // CMPS reads the source first, then the destination, as the one-element path does.
     let s = if OP == CMPS {
-        match run_phys(cpu, src, p.si, n, W, m, AccessKind::Read) {
+        match run_phys(cpu, bus, src, p.si, n, W, m, AccessKind::Read) {
             Some(s) => s.0 as usize,
             None => return (0, false),
         }
     } else {
         0
     };
-    let Some(d) = run_phys(cpu, Seg::Es, p.di, n, W, m, AccessKind::Read) else { return (0, false) };
+    let Some(d) = run_phys(cpu, bus, Seg::Es, p.di, n, W, m, AccessKind::Read) else { return (0, false) };
     let (d, w) = (d.0 as usize, W as usize);
     let ram = cpu.mem.as_slice();
     let load = |at: usize| {

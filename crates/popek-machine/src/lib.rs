@@ -5,10 +5,12 @@
 //!   popek CLI ─► popek-machine ─┬─► multiboot / linux loaders ─► GuestMemory
 //!                               ├─► firmware tables (BDA, MP table, E820 map)
 //!                               ├─► engine (interpreter / JIT) ─► Cpu
-//!                               └─► device bus (PIC, PIT, UART, …)
+//!                               ├─► device bus (PIC, PIT, UART, IDE, …)
+//!                               └─► disk images behind the IDE disks (file, snapshot, memory)
 //! ```
 
 pub mod console;
+pub mod disk;
 pub mod firmware;
 pub mod linux;
 pub mod lockstep;

@@ -50,6 +50,9 @@ pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Res
         if watchdog.as_ref().is_some_and(Watchdog::expired) {
             return Ok(StopReason::Timeout);
         }
+        if cfg.interrupted() {
+            return Ok(StopReason::Interrupted);
+        }
         let before = other.cpu.state.clone();
         let ticks = other.ticks();
         let stop_b = other.step(cfg);

@@ -23,6 +23,7 @@ use popek_cpu::{Cpu, GuestMemory};
 use popek_devices::clock::InstructionClock;
 use popek_devices::pc::{self, PcConfig};
 use popek_devices::sink::{ByteSink, SharedSink};
+use popek_devices::storage::{BlockStorage, StorageError};
 use popek_devices::{DeviceBus, StopRequest};
 use popek_interp::Interpreter;
 use popek_jit::Jit;
@@ -51,6 +52,8 @@ pub enum StopReason {
     Unsupported(Unsupported),
     /// The user quit at the console (Ctrl-A x).
     Quit,
+    /// [`RunConfig::interrupt`] was raised (Ctrl-C at the host).
+    Interrupted,
 }
 
 /// Default speed of the virtual CPU: 1,000 million instructions per virtual second.
@@ -69,6 +72,16 @@ pub struct RunConfig {
     pub clock: InstructionClock,
     /// Input typed at the host terminal while the guest runs (an interactive run).
     pub console: Option<Console>,
+    /// A flag that stops the run when set (the CLI's SIGINT handler sets it), looked at
+    /// before every step like the timeout: the run ends with [`StopReason::Interrupted`].
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+impl RunConfig {
+    /// True once [`RunConfig::interrupt`] is set.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
+    }
 }
 
 impl Default for RunConfig {
@@ -78,6 +91,7 @@ impl Default for RunConfig {
             timeout: None,
             clock: InstructionClock { insns_per_sec: DEFAULT_INSNS_PER_SEC },
             console: None,
+            interrupt: None,
         }
     }
 }
@@ -131,6 +145,8 @@ pub struct MachineConfig {
     /// Size of the translator's code cache in bytes (at least [`MIN_CODE_CACHE`]; the
     /// interpreter ignores it). When it fills up, it is flushed whole.
     pub code_cache: usize,
+    /// The primary ATA channel's master and slave disks (see [`crate::disk`]).
+    pub disks: [Option<Box<dyn BlockStorage>>; 2],
 }
 
 /// Smallest code cache [`Machine::boot`] accepts: room for the largest block's
@@ -154,6 +170,7 @@ impl Default for MachineConfig {
             serial: Box::new(popek_devices::sink::NullSink),
             engine: EngineKind::default(),
             code_cache: popek_jit::DEFAULT_CODE_CACHE,
+            disks: [None, None],
         }
     }
 }
@@ -166,6 +183,7 @@ impl std::fmt::Debug for MachineConfig {
             .field("modules", &self.modules.len())
             .field("engine", &self.engine)
             .field("code_cache", &self.code_cache)
+            .field("disks", &self.disks.each_ref().map(|d| d.as_ref().map(|s| s.sectors())))
             .finish_non_exhaustive()
     }
 }
@@ -260,6 +278,7 @@ impl Machine {
             ram_size: config.ram_size,
             serial: Box::new(out.clone()),
             debugcon: Box::new(out),
+            disks: config.disks,
             ..PcConfig::default()
         });
         let mut m = Machine::new(cpu, bus);
@@ -279,6 +298,24 @@ impl Machine {
         if let Some(uart) = pc::com1(&mut self.bus) {
             uart.queue_input(bytes);
         }
+    }
+
+    /// Makes every write to the disks durable (the CLI calls this on every way a run
+    /// ends). All disks are flushed; the first error is returned.
+    pub fn flush_disks(&mut self) -> Result<(), StorageError> {
+        pc::ide(&mut self.bus).map_or(Ok(()), |ide| ide.flush_disks())
+    }
+
+    /// Host I/O errors of the disks since the last call: each was an ATA error to the
+    /// guest, and none may go unreported.
+    pub fn take_disk_errors(&mut self) -> Vec<StorageError> {
+        pc::ide(&mut self.bus).map(|ide| ide.take_host_errors()).unwrap_or_default()
+    }
+
+    /// What the guest did with its disks (`None` without an IDE channel).
+    pub fn disk_stats(&self) -> Option<popek_devices::ide::IdeStats> {
+        let port = popek_memory::Port(popek_devices::ide::PRIMARY_PORTS.0);
+        self.bus.port_device_at::<popek_devices::ide::Ide>(port).map(|ide| ide.stats())
     }
 
     /// Flushes the serial output.
@@ -303,6 +340,9 @@ impl Machine {
         loop {
             if watchdog.as_ref().is_some_and(Watchdog::expired) {
                 return StopReason::Timeout;
+            }
+            if cfg.interrupted() {
+                return StopReason::Interrupted;
             }
             if let Some(console) = &cfg.console {
                 match console.take() {

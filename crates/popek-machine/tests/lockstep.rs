@@ -1,6 +1,8 @@
 //! Lockstep finds the first block after which two machines differ.
 
 use popek_devices::sink::NullSink;
+use popek_devices::storage::BlockStorage;
+use popek_machine::disk::MemoryDisk;
 use popek_machine::{EngineKind, Machine, MachineConfig, RunConfig, StopReason, lockstep};
 
 fn boot(engine: EngineKind) -> Machine {
@@ -15,6 +17,7 @@ fn boot_guest(name: &str, engine: EngineKind) -> Machine {
         serial: Box::new(NullSink),
         engine,
         code_cache: popek_jit::DEFAULT_CODE_CACHE,
+        disks: [g.disk.map(|build| Box::new(MemoryDisk::new(build())) as Box<dyn BlockStorage>), None],
         ..MachineConfig::default()
     };
     Machine::boot(config, g.elf).expect("boots")

@@ -69,8 +69,8 @@ fn store_table<const IDT: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruc
     let t = if IDT { cpu.state.idtr } else { cpu.state.gdtr };
     let (s, off) = cpu.memory_operand(insn);
     let hi = offset_plus(insn, off, 2);
-    cpu.probe_write(s, off, 2)?;
-    cpu.probe_write(s, hi, 4)?;
+    cpu.probe_write(bus, s, off, 2)?;
+    cpu.probe_write(bus, s, hi, 4)?;
     cpu.write(bus, s, off, 2, t.limit as u32)?;
     cpu.write(bus, s, hi, 4, t.base)?;
     Ok(())

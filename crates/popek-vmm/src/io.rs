@@ -153,7 +153,7 @@ fn ins<const REP: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) ->
         check_io_permission(cpu, bus, port, w)?;
         let di = r.get(cpu, EDI);
         // ES cannot be overridden for INS.
-        cpu.probe_write(Seg::Es, di, w)?;
+        cpu.probe_write(bus, Seg::Es, di, w)?;
         let v = bus.port_read(Port(port), size_of_width(w));
         cpu.write(bus, Seg::Es, di, w, v)?;
         r.step(cpu, EDI, w);

@@ -915,15 +915,21 @@ fn paged_with_stale_tlb() -> Cpu {
     c.state.cr3 = PD;
     c.state.cr4 = cr4::PGE;
     c.state.cr0 |= cr0::PG;
-    assert_eq!(c.translate(LinearAddr(0x5000), AccessKind::Read, false), Ok(PhysAddr(0x8000)));
-    assert_eq!(c.translate(LinearAddr(0x6000), AccessKind::Read, false), Ok(PhysAddr(0x9000)));
+    assert_eq!(
+        c.translate(&mut popek_cpu::NullBus::default(), LinearAddr(0x5000), AccessKind::Read, false),
+        Ok(PhysAddr(0x8000))
+    );
+    assert_eq!(
+        c.translate(&mut popek_cpu::NullBus::default(), LinearAddr(0x6000), AccessKind::Read, false),
+        Ok(PhysAddr(0x9000))
+    );
     put(&mut c, PT + 5 * 4, 0xa000 | pte::P | pte::RW);
     put(&mut c, PT + 6 * 4, 0xb000 | pte::P | pte::RW | pte::G);
     c
 }
 
 fn phys_of(c: &mut Cpu, lin: u32) -> u32 {
-    c.translate(LinearAddr(lin), AccessKind::Read, false).unwrap().0
+    c.translate(&mut popek_cpu::NullBus::default(), LinearAddr(lin), AccessKind::Read, false).unwrap().0
 }
 
 #[test]

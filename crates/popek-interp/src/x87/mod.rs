@@ -445,7 +445,7 @@ pub(crate) fn read_bytes<const N: usize>(
 
 /// Writes `bytes` at `seg:off`, after checking that the whole range can be written.
 pub(crate) fn write_bytes(cpu: &mut Cpu, bus: &mut dyn Bus, s: Seg, off: u32, bytes: &[u8]) -> Result<(), Exception> {
-    cpu.probe_write(s, off, bytes.len() as u32)?;
+    cpu.probe_write(bus, s, off, bytes.len() as u32)?;
     let mut i = 0;
     while i < bytes.len() {
         let w = if bytes.len() - i >= 4 {
