@@ -21,6 +21,7 @@ const GUESTS: &[&str] = &[
     "ioapic_serial",
     "hostile",
     "disk",
+    "fpu",
 ];
 
 const RUNTIME: &[&str] = &["boot.S", "rt.c"];

@@ -163,6 +163,11 @@ fn host_disk_errors_reach_the_guest_and_the_machine() {
 }
 
 #[test]
+fn fpu() {
+    check("fpu");
+}
+
+#[test]
 fn apic_timer() {
     check("apic_timer");
 }
@@ -245,6 +250,7 @@ fn every_guest_is_tested() {
         "ioapic_serial",
         "hostile",
         "disk",
+        "fpu",
     ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);

@@ -1,7 +1,7 @@
 /*
  * exceptions: raises every exception the CPU can raise here and checks the vector, the
  * error code, the saved EIP (fault: the instruction; trap: the next one) and recovery.
- * Not raised: NMI (2), #NM (7) and #MF (16) need the FPU popek does not have, 9 is
+ * Not raised: NMI (2), #NM (7) and #MF (16) (the fpu guest raises those two), 9 is
  * reserved since the 486, #AC (17) is not implemented by QEMU's TCG, #MC/#XM/#VE/#CP
  * (18-21) need machine checks, SSE, VMX or CET. #SS from a segment-limit violation is
  * left out because QEMU's TCG does not check data segment limits; #SS comes from MOV SS.
@@ -123,7 +123,7 @@ int kmain(void) {
     expect(t_pf_ro, 14, 3, "fault", t_pf_ro_at, (uint32_t)ro_page + 0x30, "write, read-only, CR0.WP=1");
     expect(t_pf_fetch, 14, 0, "fault", pf_page, (uint32_t)pf_page, "instruction fetch, not present");
 
-    printf("not raised: NMI 2, #NM 7, #MF 16 (no FPU), 9 (reserved), #AC 17, #MC 18, #XM 19, #VE 20, #CP 21\n");
+    printf("not raised: NMI 2, #NM 7, #MF 16 (see fpu), 9 (reserved), #AC 17, #MC 18, #XM 19, #VE 20, #CP 21\n");
     printf("exceptions recovered: %u\n", last_fault.count + df_count + ts_count);
     return 0;
 }

@@ -183,6 +183,169 @@ pub struct TableReg {
     pub limit: u16,
 }
 
+/// An x87 80-bit register image: a 64-bit significand (explicit integer bit 63) and
+/// sign (bit 15) with a 15-bit biased exponent (SDM Vol. 1 4.2.2, 8.1.2).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct F80 {
+    /// Significand, integer bit included.
+    pub signif: u64,
+    /// Sign (bit 15) and biased exponent (bits 0–14).
+    pub sign_exp: u16,
+}
+
+impl F80 {
+    /// +0.0.
+    pub const ZERO: F80 = F80 { signif: 0, sign_exp: 0 };
+    /// The QNaN floating-point indefinite, the masked response to an invalid operation.
+    pub const INDEFINITE: F80 = F80 { signif: 0xc000_0000_0000_0000, sign_exp: 0xffff };
+    /// The 10 bytes as stored in memory (little-endian).
+    pub fn to_bytes(self) -> [u8; 10] {
+        let mut b = [0u8; 10];
+        b[..8].copy_from_slice(&self.signif.to_le_bytes());
+        b[8..].copy_from_slice(&self.sign_exp.to_le_bytes());
+        b
+    }
+    /// The register image of 10 bytes of memory.
+    pub fn from_bytes(b: [u8; 10]) -> F80 {
+        let mut lo = [0u8; 8];
+        lo.copy_from_slice(&b[..8]);
+        F80 { signif: u64::from_le_bytes(lo), sign_exp: u16::from_le_bytes([b[8], b[9]]) }
+    }
+    /// The biased exponent.
+    pub const fn exp(self) -> u16 {
+        self.sign_exp & 0x7fff
+    }
+    /// The sign bit.
+    pub const fn sign(self) -> bool {
+        self.sign_exp & 0x8000 != 0
+    }
+}
+
+/// x87 FPU control word bits (SDM Vol. 1 8.1.5).
+#[allow(missing_docs)]
+pub mod fcw {
+    /// Exception masks IM DM ZM OM UM PM (bits 0–5).
+    pub const MASKS: u16 = 0x3f;
+    pub const PC_SHIFT: u16 = 8;
+    pub const PC: u16 = 3 << 8;
+    pub const RC_SHIFT: u16 = 10;
+    pub const RC: u16 = 3 << 10;
+    /// Infinity control: kept but ignored since the 80287.
+    pub const X: u16 = 1 << 12;
+    /// The value FNINIT loads.
+    pub const INIT: u16 = 0x037f;
+    /// The value at power-up and reset (SDM Vol. 3A Table 9-1).
+    pub const RESET: u16 = 0x0040;
+}
+
+/// x87 FPU status word bits (SDM Vol. 1 8.1.3).
+#[allow(missing_docs)]
+pub mod fsw {
+    pub const IE: u16 = 1 << 0;
+    pub const DE: u16 = 1 << 1;
+    pub const ZE: u16 = 1 << 2;
+    pub const OE: u16 = 1 << 3;
+    pub const UE: u16 = 1 << 4;
+    pub const PE: u16 = 1 << 5;
+    /// Stack fault (with IE: C1 = 1 overflow, 0 underflow).
+    pub const SF: u16 = 1 << 6;
+    /// Exception summary status.
+    pub const ES: u16 = 1 << 7;
+    pub const C0: u16 = 1 << 8;
+    pub const C1: u16 = 1 << 9;
+    pub const C2: u16 = 1 << 10;
+    pub const TOP_SHIFT: u16 = 11;
+    pub const TOP: u16 = 7 << 11;
+    pub const C3: u16 = 1 << 14;
+    /// Busy: mirrors ES.
+    pub const B: u16 = 1 << 15;
+    /// The six exception flags.
+    pub const EXC: u16 = 0x3f;
+    /// C0–C3.
+    pub const CC: u16 = C0 | C1 | C2 | C3;
+}
+
+/// The x87 FPU's architectural state (SDM Vol. 1 8.1).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct X87State {
+    /// Physical data registers R0–R7 (ST(i) is R((TOP + i) mod 8)).
+    pub regs: [F80; 8],
+    /// Control word.
+    pub fcw: u16,
+    /// Status word, TOP in bits 11–13.
+    pub fsw: u16,
+    /// The abridged tag: bit i set = physical register Ri is in use (tag 00, 01 or 10;
+    /// the full two-bit tags are computed from the contents when stored, as the
+    /// P6 family does).
+    pub valid: u8,
+    /// Last instruction opcode (11 bits: low 3 bits of the first opcode byte, ModR/M).
+    pub fop: u16,
+    /// Last instruction pointer: offset and CS selector.
+    pub fip: u32,
+    /// CS selector of the last instruction.
+    pub fcs: u16,
+    /// Last data (operand) pointer: DS-relative offset and selector.
+    pub fds: u16,
+    /// Offset of the last memory operand.
+    pub fdp: u32,
+}
+
+impl X87State {
+    /// The state at power-up and reset (SDM Vol. 3A Table 9-1): control word 0x0040,
+    /// status 0, all tags valid (0x5555), registers +0.0.
+    pub const fn reset() -> Self {
+        X87State { regs: [F80::ZERO; 8], fcw: fcw::RESET, fsw: 0, valid: 0xff, fop: 0, fip: 0, fcs: 0, fds: 0, fdp: 0 }
+    }
+    /// TOP.
+    #[inline]
+    pub const fn top(&self) -> usize {
+        ((self.fsw & fsw::TOP) >> fsw::TOP_SHIFT) as usize
+    }
+    /// Sets TOP.
+    #[inline]
+    pub fn set_top(&mut self, top: usize) {
+        // `top & 7` fits in three bits.
+        #[allow(clippy::cast_possible_truncation)]
+        let top = (top & 7) as u16;
+        self.fsw = (self.fsw & !fsw::TOP) | (top << fsw::TOP_SHIFT);
+    }
+    /// The physical register number of ST(i).
+    #[inline]
+    pub const fn phys(&self, i: usize) -> usize {
+        (self.top() + i) & 7
+    }
+    /// ST(i).
+    #[inline]
+    pub fn st(&self, i: usize) -> F80 {
+        self.regs[self.phys(i)]
+    }
+    /// True if ST(i) is empty.
+    #[inline]
+    pub fn is_empty(&self, i: usize) -> bool {
+        self.valid & (1 << self.phys(i)) == 0
+    }
+    /// The full tag word (SDM Vol. 1 8.1.7): 00 valid, 01 zero, 10 special
+    /// (NaN, infinity, denormal, unsupported), 11 empty; two bits per physical register.
+    pub fn full_tag_word(&self) -> u16 {
+        let mut tw = 0u16;
+        for (i, r) in self.regs.iter().enumerate() {
+            let tag = if self.valid & (1 << i) == 0 {
+                3
+            } else if r.exp() == 0x7fff || (r.exp() != 0 && r.signif >> 63 == 0) {
+                2
+            } else if r.exp() == 0 {
+                if r.signif == 0 { 1 } else { 2 }
+            } else {
+                0
+            };
+            tw |= tag << (2 * i);
+        }
+        tw
+    }
+}
+
 /// Architectural state of the CPU.
 #[repr(C)]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,6 +394,8 @@ pub struct CpuState {
     pub interrupt_shadow: bool,
     /// The CPU is halted (HLT) until an interrupt arrives.
     pub halted: bool,
+    /// The x87 FPU.
+    pub x87: X87State,
 }
 
 impl Default for CpuState {
@@ -267,6 +432,7 @@ impl CpuState {
             cpl: 0,
             interrupt_shadow: false,
             halted: false,
+            x87: X87State::reset(),
         }
     }
 
@@ -348,6 +514,25 @@ impl CpuState {
             self.gdtr.base, self.gdtr.limit, self.idtr.base, self.idtr.limit
         );
         let _ = writeln!(s, "CR0={:08x} CR2={:08x} CR3={:08x} CR4={:08x}", self.cr0, self.cr2, self.cr3, self.cr4);
+        let x = &self.x87;
+        let _ = writeln!(
+            s,
+            "FCW={:04x} FSW={:04x} FTW={:04x} FOP={:04x} FIP={:04x}:{:08x} FDP={:04x}:{:08x}",
+            x.fcw,
+            x.fsw,
+            x.full_tag_word(),
+            x.fop,
+            x.fcs,
+            x.fip,
+            x.fds,
+            x.fdp
+        );
+        for i in 0..8 {
+            if !x.is_empty(i) {
+                let r = x.st(i);
+                let _ = writeln!(s, "ST{i}={:04x}_{:016x}", r.sign_exp, r.signif);
+            }
+        }
         s
     }
 }

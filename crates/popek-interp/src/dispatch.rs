@@ -30,7 +30,8 @@ pub fn is_supported(insn: &Instruction) -> bool {
 /// - the VMX instructions (VMCALL, VMXON, VMREAD, …): "#UD if executed outside VMX
 ///   operation" (SDM Vol. 3C 31.3, "VMX Instructions"), and VMXON itself is #UD when
 ///   CPUID.1:ECX.VMX is 0; and AMD's SVM instructions (VMMCALL, VMRUN, …), #UD when
-///   EFER.SVME is 0. Guests that test for a hypervisor call one of these and expect #UD.
+///   EFER.SVME is 0. Guests that test for a hypervisor call one of these and expect #UD;
+/// - FISTTP (SSE3) and FXSAVE/FXRSTOR (CPUID.1:EDX.FXSR is not reported).
 ///
 /// (The other F3-prefixed encodings newer CPUs gave a meaning run as a P6 runs them: see
 /// [`popek_cpu::block::DECODER_OPTIONS`] and the hint NOPs in `data`.)
@@ -38,12 +39,13 @@ fn undefined_here(insn: &Instruction) -> bool {
     use popek_cpu::iced_x86::CpuidFeature;
     insn.mnemonic() == Mnemonic::Popcnt
         || insn.cpuid_features().iter().any(|f| matches!(f, CpuidFeature::VMX | CpuidFeature::SVM))
+        || crate::x87::undefined_here(insn)
 }
 
 type Lookup = fn(&Instruction) -> Option<Handler>;
 
 /// The instruction groups, asked in order: sensitive instructions go to the VMM first.
-const GROUPS: [(&str, Lookup); 10] = [
+const GROUPS: [(&str, Lookup); 11] = [
     ("vmm", popek_vmm::lookup),
     ("alu", crate::alu::lookup),
     ("data", crate::data::lookup),
@@ -54,6 +56,7 @@ const GROUPS: [(&str, Lookup); 10] = [
     ("control", crate::control::lookup),
     ("stack", crate::stack::lookup),
     ("string", crate::string::lookup),
+    ("x87", crate::x87::lookup),
 ];
 
 fn invalid_opcode(_: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {

@@ -42,6 +42,7 @@ mod muldiv;
 mod shift;
 mod stack;
 mod string;
+mod x87;
 
 use popek_cpu::block::{Block, BlockCache};
 use popek_cpu::exception::{Event, Exception};

@@ -168,11 +168,11 @@ mod tests {
 
     #[test]
     fn unsupported_reports_address_and_bytes() {
-        // fsin (x87: not implemented yet)
-        let mut t = TestBox::new(&[0x40, 0xd9, 0xfe]);
+        // addps xmm0, xmm1 (SSE: not implemented)
+        let mut t = TestBox::new(&[0x40, 0x0f, 0x58, 0xc1]);
         let Err(Event::Unsupported(u)) = t.run(10) else { panic!("expected unsupported") };
         assert_eq!(u.eip, CODE_BASE + 1);
-        assert_eq!(u.bytes, vec![0xd9, 0xfe]);
-        assert!(u.to_string().contains("fsin"), "{u}");
+        assert_eq!(u.bytes, vec![0x0f, 0x58, 0xc1]);
+        assert!(u.to_string().contains("addps"), "{u}");
     }
 }

@@ -421,3 +421,46 @@ fn a_store_to_an_interrupt_controller_ends_the_block() {
         assert!(!a.cpu.interrupt_window && !b.cpu.interrupt_window, "the flag is consumed");
     }
 }
+
+/// x87 instructions run as helpers inside translated blocks: the FPU state, EFLAGS written
+/// by FCOMI and read by an inline Jcc and SETcc after it, memory stores, and the #MF of a
+/// pending unmasked exception agree with the interpreter's.
+#[test]
+fn x87_helpers_agree_with_the_interpreter() {
+    let d = DATA_BASE.to_le_bytes();
+    let d8 = (DATA_BASE + 8).to_le_bytes();
+    let mut code = vec![
+        0xdb, 0xe3, // fninit
+        0xd9, 0xeb, // fldpi
+        0xd9, 0xe8, // fld1
+        0xdb, 0xf1, // fcomi st0, st1 (1 < pi: CF)
+        0x72, 0x01, // jb +1
+        0x40, // inc eax (skipped)
+        0x0f, 0x92, 0xc3, // setb bl
+        0xde, 0xf9, // fdivp st1, st0 (pi / 1)
+        0xd9, 0xfa, // fsqrt
+        0xdd, 0x1d, d8[0], d8[1], d8[2], d8[3], // fstp qword [D+8]
+        0xd9, 0x2d, d[0], d[1], d[2], d[3], // fldcw [D] (ZM clear)
+        0xd9, 0xee, // fldz
+        0xd9, 0xe8, // fld1
+        0xd8, 0xf1, // fdiv st0, st1 (ZE, unmasked)
+        0xdf, 0xe0, // fnstsw ax
+        0x9b, // fwait: #MF
+    ];
+    code.extend([0x90; 4]);
+    let (t, _) = both(
+        &code,
+        |t| {
+            t.install_exception_handlers();
+            t.cpu.state.cr0 |= cr0::NE;
+            t.poke(DATA_BASE, &0x037bu16.to_le_bytes());
+        },
+        1 << 20,
+    );
+    assert_eq!(t.halted_vector(), Some(16), "#MF");
+    assert_eq!(t.cpu.state.gpr[3] & 0xff, 1, "SETB after FCOMI");
+    assert_eq!(t.cpu.state.gpr[0] & 0xffff_0000, 0, "INC skipped, FNSTSW in AX");
+    let v = u64::from_le_bytes(t.cpu.mem.read_ram::<8>((DATA_BASE + 8) as usize).unwrap());
+    // √π of the 80-bit π, rounded to double: one ulp above the double-precision √π.
+    assert_eq!(v, std::f64::consts::PI.sqrt().to_bits() + 1);
+}

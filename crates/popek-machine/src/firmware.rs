@@ -120,8 +120,8 @@ pub fn write(mem: &mut GuestMemory, platform: Platform) {
 /// IBM PC/AT Technical Reference, BIOS data area; the values SeaBIOS leaves.
 fn bios_data_area(platform: Platform) -> Vec<(u32, Vec<u8>)> {
     // Equipment word (0x410): one serial port (bits 9–11), 80×25 colour video (bits 4–5 =
-    // 10b), no floppy, x87 not reported (bit 1: popek has no FPU yet).
-    let equipment: u16 = (1 << 9) | (0b10 << 4);
+    // 10b), no floppy, an x87 coprocessor (bit 1).
+    let equipment: u16 = (1 << 9) | (0b10 << 4) | (1 << 1);
     vec![
         // COM1..COM4 I/O bases: only COM1.
         (0x00, [0x3f8u16, 0, 0, 0].iter().flat_map(|p| p.to_le_bytes()).collect()),

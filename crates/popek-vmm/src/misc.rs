@@ -111,6 +111,8 @@ pub const CPUID_SIGNATURE: u32 = (6 << 8) | (3 << 4);
 
 /// CPUID leaf 1 EDX feature bits (SDM Vol. 2 CPUID, Table 3-11).
 pub mod features {
+    /// On-chip x87 FPU.
+    pub const FPU: u32 = 1 << 0;
     /// Page size extension (4 MiB pages).
     pub const PSE: u32 = 1 << 3;
     /// RDTSC.
@@ -127,11 +129,17 @@ pub mod features {
     pub const CMOV: u32 = 1 << 15;
 }
 
-/// What popek reports in CPUID.1:EDX: only what it implements (no FPU, no SEP,
-/// no VME/DE/PAE/MMX/SSE). The APIC bit stays set when software clears
+/// What popek reports in CPUID.1:EDX: only what it implements (no SEP, no
+/// VME/DE/PAE/MMX/FXSR/SSE). The APIC bit stays set when software clears
 /// `IA32_APIC_BASE` bit 11 (the platform owns that MSR; CPUID is constant).
-pub const CPUID_FEATURES_EDX: u32 =
-    features::PSE | features::TSC | features::MSR | features::CX8 | features::APIC | features::PGE | features::CMOV;
+pub const CPUID_FEATURES_EDX: u32 = features::FPU
+    | features::PSE
+    | features::TSC
+    | features::MSR
+    | features::CX8
+    | features::APIC
+    | features::PGE
+    | features::CMOV;
 
 /// The four CPUID result registers for leaf `eax` (ECX is not used by leaves 0–1).
 /// Leaf 0: highest leaf 1 and the vendor; leaf 1: signature and features; any

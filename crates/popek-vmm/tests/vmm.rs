@@ -617,9 +617,9 @@ fn cpuid_describes_an_honest_p6() {
     let cases = [
         // Max leaf 1, "Genu" "ntel" "ineI" in EBX ECX EDX (little-endian ASCII).
         Case { leaf: 0, expect: [1, 0x756e_6547, 0x6c65_746e, 0x4965_6e69] },
-        // Family 6 model 3 stepping 0; EDX = PSE 0x8 | TSC 0x10 | MSR 0x20 | CX8 0x100 | APIC 0x200
-        // | PGE 0x2000 | CMOV 0x8000.
-        Case { leaf: 1, expect: [0x0000_0630, 0, 0, 0x0000_a338] },
+        // Family 6 model 3 stepping 0; EDX = FPU 0x1 | PSE 0x8 | TSC 0x10 | MSR 0x20 | CX8 0x100
+        // | APIC 0x200 | PGE 0x2000 | CMOV 0x8000.
+        Case { leaf: 1, expect: [0x0000_0630, 0, 0, 0x0000_a339] },
         Case { leaf: 2, expect: [0; 4] },
         Case { leaf: 0x8000_0000, expect: [0; 4] },
     ];
@@ -632,8 +632,8 @@ fn cpuid_describes_an_honest_p6() {
         let g = cpu.state.gpr;
         assert_eq!([g[EAX], g[EBX], g[ECX], g[EDX]], c.expect, "leaf {:#x}", c.leaf);
     }
-    // No FPU bit: popek has no x87 (yet).
-    assert_eq!(popek_vmm_cpuid_edx() & 1, 0);
+    // The FPU bit: popek has an x87; FXSR (bit 24) is not reported.
+    assert_eq!(popek_vmm_cpuid_edx() & (1 | 1 << 24), 1);
 }
 
 fn popek_vmm_cpuid_edx() -> u32 {

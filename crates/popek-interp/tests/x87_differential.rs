@@ -1,0 +1,511 @@
+//! Differential test of the x87 FPU: popek's interpreter against the host's x87.
+//!
+//! ```text
+//!   random FSAVE image (FCW with random RC/PC/masks, TOP, tags, registers) + memory operand
+//!     ├─► guest: frstor [ebx] ; INSN ; fnsave [ebx+0x200]   (TestBox, popek interpreter)
+//!     └─► host:  frstor [rbx] ; INSN ; fnsave [rbx+0x200]   (popek_hostcpu, 64-bit mode)
+//!   compare: FCW, FSW, full tag word, ST(0)–ST(7), the memory operand, ZF/PF/CF
+//! ```
+//!
+//! The x87 behaves the same in 64-bit mode, and FRSTOR/FNSAVE without REX.W use the
+//! 32-bit protected-mode image, so the host is the reference for every result bit and
+//! status flag. Not compared: FIP/FCS/FOP/FDP/FDS (addresses differ between the worlds).
+//! Exceptions are masked or not at random (the unmasked responses included: no store for
+//! invalid, zero-divide and denormal, the exponent wrapped by 24576 for overflow and
+//! underflow). FNSAVE is
+//! non-waiting and leaves the host FPU initialised, so an unmasked exception never traps
+//! on the host. The transcendental instructions are not compared: popek computes them in
+//! double precision (see the interpreter's `x87/transcend.rs`).
+//!
+//! `POPEK_X87_CASES=N` sets the cases per form (default 2000); `POPEK_X87_ONLY=name`
+//! runs the forms whose name contains it.
+
+#![allow(clippy::cast_possible_truncation)]
+
+use popek_cpu::state::flags::{CF, PF, ZF};
+use popek_hostcpu::{HostRunner, HostState};
+use popek_interp::testing::{DATA_BASE, TestBox, XorShift};
+
+/// Where the memory operand sits in the data window (`[ebx+0x70]` / `[rbx+0x70]`, after the input image).
+const OPERAND: usize = 0x70;
+/// Where FNSAVE writes the result image.
+const OUT: usize = 0x100;
+/// The bytes compared at the memory operand (an environment is 28).
+const WINDOW: usize = 28;
+
+/// How a form's memory operand (if any) is filled.
+#[derive(Clone, Copy, Debug)]
+enum Mem {
+    None,
+    F32,
+    F64,
+    F80,
+    I16,
+    I32,
+    I64,
+    Bcd,
+    /// A destination: filled with a fixed pattern.
+    Out,
+    /// A control word.
+    Cw,
+    /// A 28-byte environment (random control, status and tag words; zero pointers).
+    Env,
+}
+
+struct Form {
+    name: &'static str,
+    bytes: &'static [u8],
+    mem: Mem,
+}
+
+const fn f(name: &'static str, bytes: &'static [u8], mem: Mem) -> Form {
+    Form { name, bytes, mem }
+}
+
+/// ModR/M byte for `[ebx+disp8]` with reg field `r`, then the displacement.
+macro_rules! m {
+    ($op:expr, $r:expr) => {
+        &[$op, 0x43 | ($r << 3), OPERAND as u8]
+    };
+}
+
+const FORMS: &[Form] = &[
+    f("fadd st0,st1", &[0xd8, 0xc1], Mem::None),
+    f("fsub st0,st1", &[0xd8, 0xe1], Mem::None),
+    f("fsubr st0,st1", &[0xd8, 0xe9], Mem::None),
+    f("fmul st0,st1", &[0xd8, 0xc9], Mem::None),
+    f("fdiv st0,st1", &[0xd8, 0xf1], Mem::None),
+    f("fdivr st0,st1", &[0xd8, 0xf9], Mem::None),
+    f("fadd st1,st0", &[0xdc, 0xc1], Mem::None),
+    f("fsub st1,st0", &[0xdc, 0xe9], Mem::None),
+    f("fdivr st1,st0", &[0xdc, 0xf1], Mem::None),
+    f("faddp st1,st0", &[0xde, 0xc1], Mem::None),
+    f("fsubp st1,st0", &[0xde, 0xe9], Mem::None),
+    f("fmulp st2,st0", &[0xde, 0xca], Mem::None),
+    f("fdivp st1,st0", &[0xde, 0xf9], Mem::None),
+    f("fadd m32", m!(0xd8, 0), Mem::F32),
+    f("fmul m32", m!(0xd8, 1), Mem::F32),
+    f("fsub m64", m!(0xdc, 4), Mem::F64),
+    f("fdivr m64", m!(0xdc, 7), Mem::F64),
+    f("fiadd m16", m!(0xde, 0), Mem::I16),
+    f("fidiv m32", m!(0xda, 6), Mem::I32),
+    f("fsqrt", &[0xd9, 0xfa], Mem::None),
+    f("frndint", &[0xd9, 0xfc], Mem::None),
+    f("fscale", &[0xd9, 0xfd], Mem::None),
+    f("fprem", &[0xd9, 0xf8], Mem::None),
+    f("fprem1", &[0xd9, 0xf5], Mem::None),
+    f("fxtract", &[0xd9, 0xf4], Mem::None),
+    f("fchs", &[0xd9, 0xe0], Mem::None),
+    f("fabs", &[0xd9, 0xe1], Mem::None),
+    f("ftst", &[0xd9, 0xe4], Mem::None),
+    f("fxam", &[0xd9, 0xe5], Mem::None),
+    f("fcom st1", &[0xd8, 0xd1], Mem::None),
+    f("fcomp st2", &[0xd8, 0xda], Mem::None),
+    f("fcompp", &[0xde, 0xd9], Mem::None),
+    f("fucom st1", &[0xdd, 0xe1], Mem::None),
+    f("fucompp", &[0xda, 0xe9], Mem::None),
+    f("fcomi st0,st1", &[0xdb, 0xf1], Mem::None),
+    f("fucomi st0,st1", &[0xdb, 0xe9], Mem::None),
+    f("fcomip st0,st1", &[0xdf, 0xf1], Mem::None),
+    f("fucomip st0,st1", &[0xdf, 0xe9], Mem::None),
+    f("fcom m32", m!(0xd8, 2), Mem::F32),
+    f("fcomp m64", m!(0xdc, 3), Mem::F64),
+    f("ficom m16", m!(0xde, 2), Mem::I16),
+    f("ficomp m32", m!(0xda, 3), Mem::I32),
+    f("fld m32", m!(0xd9, 0), Mem::F32),
+    f("fld m64", m!(0xdd, 0), Mem::F64),
+    f("fld m80", m!(0xdb, 5), Mem::F80),
+    f("fld st1", &[0xd9, 0xc1], Mem::None),
+    f("fild m16", m!(0xdf, 0), Mem::I16),
+    f("fild m32", m!(0xdb, 0), Mem::I32),
+    f("fild m64", m!(0xdf, 5), Mem::I64),
+    f("fbld", m!(0xdf, 4), Mem::Bcd),
+    f("fst m32", m!(0xd9, 2), Mem::Out),
+    f("fstp m64", m!(0xdd, 3), Mem::Out),
+    f("fstp m80", m!(0xdb, 7), Mem::Out),
+    f("fst st2", &[0xdd, 0xd2], Mem::None),
+    f("fstp st1", &[0xdd, 0xd9], Mem::None),
+    f("fist m16", m!(0xdf, 2), Mem::Out),
+    f("fist m32", m!(0xdb, 2), Mem::Out),
+    f("fistp m64", m!(0xdf, 7), Mem::Out),
+    f("fbstp", m!(0xdf, 6), Mem::Out),
+    f("fxch st1", &[0xd9, 0xc9], Mem::None),
+    f("fld1", &[0xd9, 0xe8], Mem::None),
+    f("fldpi", &[0xd9, 0xeb], Mem::None),
+    f("fldl2e", &[0xd9, 0xea], Mem::None),
+    f("fldl2t", &[0xd9, 0xe9], Mem::None),
+    f("fldlg2", &[0xd9, 0xec], Mem::None),
+    f("fldln2", &[0xd9, 0xed], Mem::None),
+    f("fldz", &[0xd9, 0xee], Mem::None),
+    f("fcmovb st0,st1", &[0xda, 0xc1], Mem::None),
+    f("fcmovnbe st0,st1", &[0xdb, 0xd1], Mem::None),
+    f("ffree st1", &[0xdd, 0xc1], Mem::None),
+    f("fincstp", &[0xd9, 0xf7], Mem::None),
+    f("fdecstp", &[0xd9, 0xf6], Mem::None),
+    f("fnclex", &[0xdb, 0xe2], Mem::None),
+    f("fnstsw m16", m!(0xdd, 7), Mem::Out),
+    f("fnstcw m16", m!(0xd9, 7), Mem::Out),
+    f("fldcw m16", m!(0xd9, 5), Mem::Cw),
+    f("fnstenv", m!(0xd9, 6), Mem::Out),
+    f("fldenv", m!(0xd9, 4), Mem::Env),
+];
+
+/// A random 80-bit value, biased toward the special cases.
+fn value(r: &mut XorShift) -> [u8; 10] {
+    let sign = (r.next_u64() & 1) as u16 * 0x8000;
+    let mant = r.next_u64();
+    let (sig, exp): (u64, u16) = match r.next_u64() % 16 {
+        0 => (0, 0),
+        1 => (mant >> 1 >> (r.next_u64() % 63), 0),            // denormal
+        2 => (mant | 1 << 63, 0),                              // pseudo-denormal
+        3 => (1 << 63, 0x7fff),                                // infinity
+        4 => (mant | 3 << 62, 0x7fff),                         // QNaN
+        5 => ((mant | 1 << 63) & !(1 << 62) | 1, 0x7fff),      // SNaN
+        6 => (u64::MAX, 0x7ffe),                               // near max
+        7 => (mant | 1 << 63, 1 + (r.next_u64() % 80) as u16), // near the denormal range
+        8 => (mant | 1 << 63, 0x7ffe - (r.next_u64() % 80) as u16), // near overflow
+        9 => {
+            // a small integer, or a half
+            let n = r.next_u64() % 1000;
+            let v = n as f64 / if r.next_u64() & 1 == 0 { 1.0 } else { 2.0 };
+            return f64_to_80(if sign != 0 { -v } else { v });
+        }
+        10 => (mant >> 1, 1 + (r.next_u64() % 0x7ffe) as u16), // unnormal
+        11 => (mant | 1 << 63, (r.next_u64() % 0x7fff) as u16 | 1), // anywhere
+        _ => (mant | 1 << 63, 0x3fff - 70 + (r.next_u64() % 140) as u16), // near 1
+    };
+    let mut b = [0u8; 10];
+    b[..8].copy_from_slice(&sig.to_le_bytes());
+    b[8..].copy_from_slice(&(exp | sign).to_le_bytes());
+    b
+}
+
+fn f64_to_80(v: f64) -> [u8; 10] {
+    let bits = v.to_bits();
+    let sign = ((bits >> 63) as u16) << 15;
+    let mut b = [0u8; 10];
+    if v == 0.0 {
+        b[8..].copy_from_slice(&sign.to_le_bytes());
+        return b;
+    }
+    let e = ((bits >> 52) & 0x7ff) as i32 - 1023;
+    let sig = (1u64 << 63) | ((bits & ((1 << 52) - 1)) << 11);
+    b[..8].copy_from_slice(&sig.to_le_bytes());
+    b[8..].copy_from_slice(&(sign | (e + 0x3fff) as u16).to_le_bytes());
+    b
+}
+
+/// A random memory operand of the given kind.
+fn operand(r: &mut XorShift, mem: Mem) -> Vec<u8> {
+    let x = r.next_u64();
+    match mem {
+        Mem::F32 => {
+            let v: u32 = match x % 8 {
+                0 => 0x7f80_0000,
+                1 => 0x7fc0_0000 | (x >> 40) as u32 & 0x3f_ffff,
+                2 => 0x7f80_0001 | (x >> 40) as u32 & 0x1f_ffff,
+                3 => (x >> 40) as u32 & 0x7f_ffff,
+                4 => 0,
+                _ => (x >> 20) as u32,
+            };
+            (v | ((x & 1) as u32) << 31).to_le_bytes().to_vec()
+        }
+        Mem::F64 => {
+            let v: u64 = match x % 8 {
+                0 => 0x7ff0_0000_0000_0000,
+                1 => 0x7ff8_0000_0000_0000 | r.next_u64() >> 13,
+                2 => 0x7ff0_0000_0000_0001 | r.next_u64() >> 14,
+                3 => r.next_u64() >> 12,
+                4 => 0,
+                _ => r.next_u64() >> 1,
+            };
+            (v | (x & 1) << 63).to_le_bytes().to_vec()
+        }
+        Mem::F80 => value(r).to_vec(),
+        Mem::I16 => ((x >> 7) as u16 >> (x % 16)).to_le_bytes().to_vec(),
+        Mem::I32 => ((x >> 7) as u32 >> (x % 32)).to_le_bytes().to_vec(),
+        Mem::I64 => (r.next_u64() >> (x % 64)).to_le_bytes().to_vec(),
+        Mem::Bcd => {
+            let mut b: Vec<u8> =
+                (0..9).map(|_| ((r.next_u64() % 100) as u8 / 10) << 4 | (r.next_u64() % 10) as u8).collect();
+            b.push(if x & 1 == 0 { 0 } else { 0x80 });
+            b
+        }
+        Mem::Out => vec![0xa5; WINDOW],
+        Mem::Cw => ((x >> 16) as u16 & 0x1f7f | 0x40).to_le_bytes().to_vec(),
+        Mem::Env => {
+            let mut e = Vec::new();
+            for w in [(x >> 16) as u16 & 0x1f7f | 0x40, (x >> 32) as u16, r.next_u64() as u16] {
+                e.extend_from_slice(&(w as u32 | 0xffff_0000).to_le_bytes());
+            }
+            e.resize(28, 0);
+            e
+        }
+        Mem::None => Vec::new(),
+    }
+}
+
+/// A random FSAVE image (32-bit protected-mode layout).
+fn image(r: &mut XorShift) -> Vec<u8> {
+    let x = r.next_u64();
+    // Random RC and PC (PC 01 is reserved: skipped), the exception masks all set in three
+    // cases of four, random otherwise.
+    let pc = [0u16, 2, 3][(x % 3) as usize];
+    let masks = if x & 0x30 == 0 { (x >> 8) as u16 & 0x3f } else { 0x3f };
+    let fcw = 0x40 | masks | pc << 8 | (((x >> 16) & 3) as u16) << 10;
+    let top = ((x >> 20) & 7) as u16;
+    let cc = ((x >> 24) as u16) & 0x4700;
+    let fsw = top << 11 | cc;
+    // Tags: ST(0), ST(1) valid most of the time, ST(7) empty most of the time.
+    let mut tw = 0u16;
+    for st in 0..8u16 {
+        let p = (top + st) & 7;
+        let empty = match st {
+            0 | 1 => r.next_u64().is_multiple_of(16),
+            2 => r.next_u64().is_multiple_of(4),
+            7 => !r.next_u64().is_multiple_of(8),
+            _ => r.next_u64().is_multiple_of(2),
+        };
+        if empty {
+            tw |= 3 << (2 * p);
+        }
+    }
+    let mut img = Vec::with_capacity(108);
+    for w in [fcw, fsw, tw] {
+        img.extend_from_slice(&(w as u32 | 0xffff_0000).to_le_bytes());
+    }
+    img.extend_from_slice(&[0; 16]);
+    for _ in 0..8 {
+        img.extend_from_slice(&value(r));
+    }
+    img
+}
+
+/// Status-word bits not compared for a form: the SDM leaves them undefined, or AMD
+/// processors (which the host may be) set them differently from the SDM, which popek
+/// follows.
+fn fsw_ignored(name: &str) -> u16 {
+    const C0: u16 = 1 << 8;
+    const C1: u16 = 1 << 9;
+    const C2: u16 = 1 << 10;
+    const C3: u16 = 1 << 14;
+    if name.starts_with("ffree") {
+        C0 | C1 | C2 | C3 // undefined
+    } else if name.starts_with("fcomi") || name.starts_with("fucomi") || name.starts_with("fcmov") {
+        C1 // SDM: 0 (without a stack fault); AMD: unchanged
+    } else {
+        0
+    }
+}
+
+/// The compared part of an FNSAVE image: FCW, FSW, tag word, registers.
+fn compared(img: &[u8], fsw_ignore: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&img[0..2]);
+    let fsw = u16::from_le_bytes([img[4], img[5]]) & !fsw_ignore;
+    v.extend_from_slice(&fsw.to_le_bytes());
+    v.extend_from_slice(&img[8..10]);
+    v.extend_from_slice(&img[28..108]);
+    v
+}
+
+fn describe(img: &[u8]) -> String {
+    let w = |i: usize| u16::from_le_bytes([img[i], img[i + 1]]);
+    let mut s = format!("fcw={:04x} fsw={:04x} ftw={:04x}", w(0), w(4), w(8));
+    for i in 0..8 {
+        let r = &img[28 + 10 * i..38 + 10 * i];
+        let sig = u64::from_le_bytes(r[..8].try_into().unwrap());
+        s += &format!(" st{i}={:04x}_{sig:016x}", u16::from_le_bytes([r[8], r[9]]));
+    }
+    s
+}
+
+struct Outcome {
+    image: Vec<u8>,
+    operand: Vec<u8>,
+    flags: u32,
+}
+
+fn code(form: &Form) -> Vec<u8> {
+    // frstor [ebx] ; INSN ; fnsave [ebx+OUT]
+    let mut c = vec![0xdd, 0x23];
+    c.extend_from_slice(form.bytes);
+    c.extend_from_slice(&[0xdd, 0xb3]);
+    c.extend_from_slice(&(OUT as u32).to_le_bytes());
+    c
+}
+
+fn guest(form: &Form, img: &[u8], op: &[u8], flags_in: u32) -> Outcome {
+    let mut t = TestBox::new(&code(form));
+    t.poke(DATA_BASE, img);
+    if !op.is_empty() {
+        t.poke(DATA_BASE + OPERAND as u32, op);
+    }
+    t.cpu.state.gpr[3] = DATA_BASE;
+    t.cpu.state.eflags = (t.cpu.state.eflags & !(ZF | PF | CF)) | flags_in;
+    t.run(10).expect("runs");
+    assert!(t.cpu.state.halted, "{}: ran to the end", form.name);
+    let read = |t: &TestBox, at: usize, n: usize| -> Vec<u8> {
+        (0..n).map(|i| t.cpu.mem.read_ram::<1>(DATA_BASE as usize + at + i).unwrap()[0]).collect()
+    };
+    Outcome {
+        image: read(&t, OUT, 108),
+        operand: read(&t, OPERAND, WINDOW),
+        flags: t.cpu.state.eflags & (ZF | PF | CF),
+    }
+}
+
+fn host(runner: &mut HostRunner, form: &Form, img: &[u8], op: &[u8], flags_in: u32) -> Outcome {
+    let base = runner.scratch_base();
+    let s = runner.scratch();
+    s[..0x200].fill(0);
+    s[..img.len()].copy_from_slice(img);
+    s[OPERAND..OPERAND + op.len()].copy_from_slice(op);
+    let mut input = HostState::default();
+    input.gpr[HostState::RBX] = base;
+    input.rflags = flags_in as u64;
+    let out = runner.run(&code(form), &input).expect("host run");
+    let s = runner.scratch();
+    Outcome {
+        image: s[OUT..OUT + 108].to_vec(),
+        operand: s[OPERAND..OPERAND + WINDOW].to_vec(),
+        flags: out.rflags as u32 & (ZF | PF | CF),
+    }
+}
+
+#[test]
+fn x87_matches_the_host() {
+    let Ok(mut runner) = HostRunner::new() else {
+        eprintln!("x87 differential: SKIP (not an x86-64 host)");
+        return;
+    };
+    let cases: usize = std::env::var("POPEK_X87_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let only = std::env::var("POPEK_X87_ONLY").ok();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (n, form) in FORMS.iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !form.name.contains(o.as_str())) {
+            continue;
+        }
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1).wrapping_mul(0x1234_5678_9abc_def1));
+        let mut bad = 0;
+        for _ in 0..cases {
+            let img = image(&mut rng);
+            let op = operand(&mut rng, form.mem);
+            let flags_in = [0, CF, ZF, PF, CF | ZF][(rng.next_u64() % 5) as usize];
+            let g = guest(form, &img, &op, flags_in);
+            let h = host(&mut runner, form, &img, &op, flags_in);
+            ran += 1;
+            let ignore = fsw_ignored(form.name);
+            // FNSTENV's instruction and data pointers differ between the worlds.
+            let op_len = if form.name == "fnstenv" { 12 } else { WINDOW };
+            if compared(&g.image, ignore) != compared(&h.image, ignore)
+                || g.operand[..op_len] != h.operand[..op_len]
+                || g.flags != h.flags
+            {
+                bad += 1;
+                if bad <= 3 {
+                    failures.push(format!(
+                        "{}: operand {op:02x?} flags {flags_in:#x}\n  in:    {}\n  popek: {} op {:02x?} flags {:#x}\n  host:  {} op {:02x?} flags {:#x}",
+                        form.name,
+                        describe(&img),
+                        describe(&g.image),
+                        g.operand,
+                        g.flags,
+                        describe(&h.image),
+                        h.operand,
+                        h.flags
+                    ));
+                }
+            }
+        }
+        if bad > 0 {
+            failures.push(format!("{}: {bad} of {cases} differ", form.name));
+        }
+    }
+    assert!(ran > 0, "no form selected");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// An 80-bit register image as an f64 (for values well inside the double range).
+fn to_f64(r: &[u8]) -> f64 {
+    let sig = u64::from_le_bytes(r[..8].try_into().unwrap());
+    let se = u16::from_le_bytes([r[8], r[9]]);
+    let v = sig as f64 * 2f64.powi((se & 0x7fff) as i32 - 16383 - 63);
+    if se & 0x8000 != 0 { -v } else { v }
+}
+
+/// A random double in `lo..hi`.
+fn uniform(r: &mut XorShift, lo: f64, hi: f64) -> f64 {
+    lo + (hi - lo) * ((r.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// The transcendental instructions, which popek computes in double precision: the same
+/// stack, tags and exception flags as the host (C1 and PE aside: popek reports every
+/// result inexact and never rounded up), and every result within 2^-50 of the host's,
+/// relatively (2^-60 absolutely near zero), for arguments inside the SDM's domains.
+#[test]
+fn x87_transcendentals_are_close_to_the_host() {
+    let Ok(mut runner) = HostRunner::new() else {
+        eprintln!("x87 transcendentals: SKIP (not an x86-64 host)");
+        return;
+    };
+    type Args = fn(&mut XorShift) -> (f64, f64);
+    let forms: [(&str, &[u8], Args); 8] = [
+        ("fsin", &[0xd9, 0xfe], |r| (uniform(r, -100.0, 100.0), 0.0)),
+        ("fcos", &[0xd9, 0xff], |r| (uniform(r, -100.0, 100.0), 0.0)),
+        ("fsincos", &[0xd9, 0xfb], |r| (uniform(r, -10.0, 10.0), 0.0)),
+        ("fptan", &[0xd9, 0xf2], |r| (uniform(r, -1.5, 1.5), 0.0)),
+        ("fpatan", &[0xd9, 0xf3], |r| (uniform(r, -1e3, 1e3), uniform(r, -1e3, 1e3))),
+        ("f2xm1", &[0xd9, 0xf0], |r| (uniform(r, -1.0, 1.0), 0.0)),
+        ("fyl2x", &[0xd9, 0xf1], |r| (uniform(r, 1e-3, 1e3), uniform(r, -10.0, 10.0))),
+        ("fyl2xp1", &[0xd9, 0xf9], |r| (uniform(r, -0.29, 0.29), uniform(r, -10.0, 10.0))),
+    ];
+    let cases: usize = std::env::var("POPEK_X87_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let mut failures = Vec::new();
+    for (n, (name, bytes, args)) in forms.iter().enumerate() {
+        let form = Form { name, bytes, mem: Mem::None };
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ (n as u64 + 1).wrapping_mul(0x9e37_79b9));
+        let mut bad = 0;
+        for _ in 0..cases {
+            let (x, y) = args(&mut rng);
+            let top = (rng.next_u64() & 7) as u16;
+            let mut img = Vec::with_capacity(108);
+            let tw: u16 = (0..8u16).filter(|st| *st >= 2).fold(0, |t, st| t | 3 << (2 * ((top + st) & 7)));
+            for w in [0x037f, top << 11, tw] {
+                img.extend_from_slice(&(w as u32 | 0xffff_0000).to_le_bytes());
+            }
+            img.extend_from_slice(&[0; 16]);
+            img.extend_from_slice(&f64_to_80(x));
+            img.extend_from_slice(&f64_to_80(y));
+            img.extend_from_slice(&[0; 60]);
+            let g = guest(&form, &img, &[], 0);
+            let h = host(&mut runner, &form, &img, &[], 0);
+            let w = |i: &[u8], at: usize| u16::from_le_bytes([i[at], i[at + 1]]);
+            const IGNORED: u16 = 1 << 9 | 1 << 5; // C1, PE
+            let mut same = w(&g.image, 4) & !IGNORED == w(&h.image, 4) & !IGNORED && w(&g.image, 8) == w(&h.image, 8);
+            for st in 0..8 {
+                let (gr, hr) = (&g.image[28 + 10 * st..38 + 10 * st], &h.image[28 + 10 * st..38 + 10 * st]);
+                let (gv, hv) = (to_f64(gr), to_f64(hr));
+                let close = (gv - hv).abs() <= (hv.abs() * 2f64.powi(-50)).max(2f64.powi(-60));
+                if !close {
+                    same = false;
+                }
+            }
+            if !same {
+                bad += 1;
+                if bad <= 3 {
+                    failures.push(format!(
+                        "{name}({x:e}, {y:e}):\n  popek: {}\n  host:  {}",
+                        describe(&g.image),
+                        describe(&h.image)
+                    ));
+                }
+            }
+        }
+        if bad > 0 {
+            failures.push(format!("{name}: {bad} of {cases} differ"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
