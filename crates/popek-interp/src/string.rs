@@ -774,14 +774,8 @@ mod tests {
 
     #[test]
     fn a_fault_part_way_counts_the_elements_before_it() {
-        // nop ; rep movsb, with ES's limit cutting the copy short after three bytes: the
-        // NOP and three elements retired, the fourth faulted (#GP).
-        let mut t = TestBox::new(&[0x90, 0xf3, 0xa4]);
-        t.install_exception_handlers();
-        t.cpu.state.gpr[ESI] = SRC;
-        t.cpu.state.gpr[EDI] = DST;
-        t.cpu.state.gpr[ECX] = 8;
-        t.cpu.state.seg[Seg::Es as usize].limit = DST + 2;
+        // The NOP and three elements retired, the fourth faulted (#GP).
+        let mut t = movsb_cut_short_by_es_limit();
         assert_eq!(t.interp.run_block(&mut t.cpu, &mut t.bus).unwrap(), 4);
         assert_eq!(t.cpu.state.gpr[ECX], 5);
     }
@@ -837,15 +831,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fault_through_the_interpreter_rewinds_eip_to_the_rep_instruction() {
-        // nop ; rep movsb, with ES's limit cutting the copy short after three bytes.
+    /// `nop ; rep movsb` of 8 bytes, with ES's limit cutting the copy short after three.
+    fn movsb_cut_short_by_es_limit() -> TestBox {
         let mut t = TestBox::new(&[0x90, 0xf3, 0xa4]);
         t.install_exception_handlers();
         t.cpu.state.gpr[ESI] = SRC;
         t.cpu.state.gpr[EDI] = DST;
         t.cpu.state.gpr[ECX] = 8;
         t.cpu.state.seg[Seg::Es as usize].limit = DST + 2;
+        t
+    }
+
+    #[test]
+    fn fault_through_the_interpreter_rewinds_eip_to_the_rep_instruction() {
+        let mut t = movsb_cut_short_by_es_limit();
         t.run(10).unwrap();
         assert_eq!(t.halted_vector(), Some(13), "#GP");
         assert_eq!(t.stack(0), 0, "error code");

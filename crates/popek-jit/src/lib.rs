@@ -629,11 +629,9 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     };
     // Each element of a REP string instruction beyond the first is one more instruction.
     let extra = std::mem::take(&mut cpu.rep_extra);
-    if extra > 0 {
-        ctx.budget -= i64::try_from(extra).unwrap_or(i64::MAX);
+    ctx.budget -= i64::try_from(extra).unwrap_or(i64::MAX);
+    if is_rep_string(&d.insn) {
         ctx.last_rep_extra = extra;
-    } else if is_rep_string(&d.insn) {
-        ctx.last_rep_extra = 0;
     }
     if !cpu.code_writes.is_empty() {
         ctx.stop_chaining(); // code was written: the run loop drops blocks first
