@@ -334,6 +334,20 @@ impl<E: Clone> BlockCache<E> {
     }
 }
 
+/// The block at CS:EIP decoded afresh, outside any cache (the debugger shows the block
+/// about to run this way, as the translator would see it). The fetch translates CS:EIP
+/// as an instruction fetch does (setting the page's accessed bit), nothing more.
+pub fn decode_at<E>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    prepare: &mut dyn FnMut(&Instruction, &BlockKey) -> E,
+) -> Result<Block<E>, Exception> {
+    let eip = cpu.state.eip;
+    let phys = fetch_translate(cpu, bus, eip)?;
+    let key = BlockKey { phys: phys.0, mode: BlockKey::mode_of(cpu) };
+    decode_block(cpu, bus, key, eip, prepare)
+}
+
 /// Translates CS:EIP for an instruction fetch.
 fn fetch_translate(cpu: &mut Cpu, bus: &mut dyn Bus, eip: u32) -> Result<PhysAddr, Exception> {
     let cs = cpu.state.seg[crate::Seg::Cs as usize];

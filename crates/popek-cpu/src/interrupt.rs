@@ -15,13 +15,28 @@ use popek_memory::{Bus, LinearAddr};
 
 /// What kind of event is being delivered: decides the gate DPL check and the EXT bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
+pub enum Source {
     /// A processor exception (EXT = 1 in error codes of faults during its delivery).
     Exception,
     /// INT n, INT3, INTO: gate DPL is checked; EXT = 0.
     Software,
     /// A hardware interrupt (EXT = 1).
     External,
+}
+
+/// One interrupt or exception the CPU delivered (through the IDT or the real-mode IVT),
+/// as `--trace int,exc` and the debugger show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The vector.
+    pub vector: u8,
+    /// The error code pushed, if any.
+    pub error: Option<u32>,
+    /// An exception, a software interrupt or an external interrupt.
+    pub source: Source,
+    /// CS and EIP when it was delivered: the faulting instruction for a fault, the next
+    /// one for a trap or an interrupt.
+    pub from: (u16, u32),
 }
 
 /// A computed delivery, ready to write and commit.
@@ -91,8 +106,25 @@ impl Cpu {
         }
     }
 
-    /// Delivers one event; on a fault nothing is changed and the fault is returned.
+    /// Delivers one event; on a fault nothing is changed and the fault is returned. A
+    /// delivery that happened is recorded in [`Cpu::deliveries`] when that log is on.
     fn deliver_vector(
+        &mut self,
+        bus: &mut dyn Bus,
+        vector: u8,
+        error: Option<u32>,
+        src: Source,
+        rf: bool,
+    ) -> Result<(), Event> {
+        let from = (self.state.seg(Seg::Cs).selector, self.state.eip);
+        self.deliver_vector_now(bus, vector, error, src, rf)?;
+        if let Some(log) = &mut self.deliveries {
+            log.push(Delivery { vector, error, source: src, from });
+        }
+        Ok(())
+    }
+
+    fn deliver_vector_now(
         &mut self,
         bus: &mut dyn Bus,
         vector: u8,

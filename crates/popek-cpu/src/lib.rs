@@ -89,6 +89,9 @@ pub struct Cpu {
     /// execution that processed `n` elements adds `n - 1` (or `n` if it then faulted, as
     /// the faulting element retires nothing). The engine adds it to its count and clears it.
     pub rep_extra: u64,
+    /// When `Some`, every interrupt and exception delivered is appended here (tracing and
+    /// the debugger turn it on; normal runs leave it off).
+    pub deliveries: Option<Vec<interrupt::Delivery>>,
 }
 
 /// A store that hit decoded code: `len` bytes at physical `phys`, within one page.
@@ -129,6 +132,7 @@ impl Cpu {
             interrupt_window: false,
             rep_limit: REP_BUDGET,
             rep_extra: 0,
+            deliveries: None,
         }
     }
 

@@ -146,10 +146,45 @@ pub fn execute_block<E: HasHandler>(
     room: u64,
     stats: &mut InterpStats,
 ) -> Result<u32, Event> {
+    execute_block_part(cpu, bus, block, 0, usize::MAX, room, stats).map(|part| part.retired)
+}
+
+/// What [`execute_block_part`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// Instructions retired (REP string elements each count, as in [`execute_block`]).
+    pub retired: u32,
+    /// Instructions of the block that ran to completion, from `start`.
+    pub ran: usize,
+    /// True if `limit` stopped the part before the block's end, with nothing else ending
+    /// it: the rest of the block (from `start + ran`) is still to run, with no look at
+    /// interrupts or time in between, to be the same as one [`execute_block`].
+    pub cut: bool,
+    /// True if an exception was delivered in place of an instruction (a fault, or the
+    /// #GP of an instruction past the CS limit): an attempt that retired nothing.
+    pub faulted: bool,
+}
+
+/// [`execute_block`] on a part of a block: at most `limit` instructions from the
+/// `start`-th (whose address is CS:EIP). The debugger runs blocks this way to stop at a
+/// breakpoint, a watchpoint or an instruction count inside a block, and then resumes the
+/// same block where it stopped: a block run in parts behaves exactly as one run whole.
+/// `room` counts from the part's first instruction.
+#[inline]
+pub fn execute_block_part<E: HasHandler>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    block: &Block<E>,
+    start: usize,
+    limit: usize,
+    room: u64,
+    stats: &mut InterpStats,
+) -> Result<Part, Event> {
     stats.blocks += 1;
+    let insns = block.insns.get(start..).unwrap_or_default();
     // Only a block's last instruction can be a REP string instruction (it ends its block);
     // when it runs, the instructions before it have retired.
-    cpu.rep_limit = popek_cpu::rep_limit(room, block.insns.len().saturating_sub(1) as u64);
+    cpu.rep_limit = popek_cpu::rep_limit(room, insns.len().saturating_sub(1) as u64);
     cpu.rep_extra = 0;
     let code32 = cpu.state.code32();
     let cs_limit = cpu.state.seg[popek_cpu::Seg::Cs as usize].limit;
@@ -166,14 +201,19 @@ pub fn execute_block<E: HasHandler>(
     // may be recognized before RET executes" in `STI; STI; RET`; QEMU does the same).
     let shadow = std::mem::take(&mut cpu.state.interrupt_shadow);
     cpu.interrupt_window = false;
-    let check_limit = (eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
+    let check_limit = (block.eip as u64 + block.len as u64).saturating_sub(1) > cs_limit as u64;
     let mut retired = 0u32;
-    for d in block.insns.iter() {
+    let mut ran = 0usize;
+    let mut ended = false;
+    let mut faulted = false;
+    for d in insns.iter().take(limit) {
         let len = d.insn.len() as u32;
         if check_limit && eip.wrapping_add(len - 1) > cs_limit && eip <= cs_limit {
             // The instruction runs past the CS limit.
+            faulted = true;
             stats.exceptions += 1;
             cpu.deliver_exception(bus, Exception::GeneralProtection(0))?;
+            ended = true;
             break;
         }
         let mut next = eip.wrapping_add(len);
@@ -184,6 +224,7 @@ pub fn execute_block<E: HasHandler>(
         match (d.exec.handler())(cpu, bus, &d.insn) {
             Ok(()) => {
                 retired += 1;
+                ran += 1;
                 if shadow {
                     cpu.state.interrupt_shadow = false;
                 }
@@ -192,15 +233,17 @@ pub fn execute_block<E: HasHandler>(
                 if !e.is_trap() {
                     cpu.state.eip = eip;
                 }
+                faulted = true;
                 stats.exceptions += 1;
                 cpu.deliver_exception(bus, e)?;
+                ended = true;
                 break;
             }
             Err(Event::Unsupported(mut u)) => {
                 cpu.state.eip = eip;
                 u.eip = eip;
                 if u.bytes.is_empty() {
-                    let offset = block.insns.iter().take(retired as usize).map(|d| d.insn.len()).sum::<usize>();
+                    let offset = block.insns.iter().take(start + ran).map(|d| d.insn.len()).sum::<usize>();
                     u.bytes = block.bytes.get(offset..offset + len as usize).unwrap_or(&[]).to_vec();
                 }
                 stats.retired += retired as u64;
@@ -216,17 +259,21 @@ pub fn execute_block<E: HasHandler>(
             cpu.state.dr[6] |= 1 << 14;
             stats.exceptions += 1;
             cpu.deliver_exception(bus, Exception::Debug)?;
+            ended = true;
             break;
         }
         if !cpu.code_writes.is_empty() {
+            ended = true;
             break; // code was written, maybe this block's own: stop and drop blocks
         }
         if cpu.state.halted || shadow {
+            ended = true;
             break;
         }
         if cpu.interrupt_window {
             // A write to an interrupt controller: the run loop looks for an interrupt.
             cpu.interrupt_window = false;
+            ended = true;
             break;
         }
         eip = next;
@@ -234,7 +281,8 @@ pub fn execute_block<E: HasHandler>(
     // Elements of a REP string instruction beyond the one instruction it counted as.
     let retired = retired.saturating_add(u32::try_from(std::mem::take(&mut cpu.rep_extra)).unwrap_or(u32::MAX));
     stats.retired += retired as u64;
-    Ok(retired)
+    let cut = !ended && ran == limit && start + ran < block.insns.len();
+    Ok(Part { retired, ran, cut, faulted })
 }
 
 #[cfg(test)]

@@ -223,3 +223,17 @@ impl Jit {
         self.cache.blocks().filter(|b| b.eip == eip).min_by_key(|b| b.key)
     }
 }
+
+/// The block at CS:EIP as the translator would translate it now, explained (see
+/// `popek explain`) without running or caching it: the debugger's block view. The
+/// fetch may fault (a #PF or #GP the guest would take when it ran the block).
+pub fn explain_current(
+    cpu: &mut popek_cpu::Cpu,
+    bus: &mut dyn popek_cpu::Bus,
+) -> Result<String, popek_cpu::exception::Exception> {
+    let block = popek_cpu::block::decode_at(cpu, bus, &mut |insn, key| {
+        crate::translate::prepare(insn, key.mode & BlockKey::FLAT != 0)
+    })?;
+    let layout = Layout { eip: block.eip, id: 0, profile: false, flip: false, first_site: 0 };
+    Ok(explain(&block, &layout, None))
+}

@@ -29,7 +29,7 @@ mod code;
 mod explain;
 mod translate;
 
-pub use explain::treatment_with_reason;
+pub use explain::{explain_current, treatment_with_reason};
 pub use translate::{Treatment, classify};
 
 use code::{CodeCache, Entry};

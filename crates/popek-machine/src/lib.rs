@@ -10,14 +10,16 @@
 //! ```
 
 pub mod console;
+pub mod debug;
 pub mod disk;
 pub mod firmware;
 pub mod linux;
 pub mod lockstep;
 pub mod machine;
 pub mod multiboot;
+pub mod symbols;
 
 pub use machine::{
-    Engine, EngineKind, MAX_CODE_CACHE, MIN_CODE_CACHE, Machine, MachineConfig, MachineError, RunConfig, RunStats,
-    StopReason,
+    Engine, EngineKind, MAX_CODE_CACHE, MIN_CODE_CACHE, Machine, MachineConfig, MachineError, Prelude, RunConfig,
+    RunStats, StopReason,
 };

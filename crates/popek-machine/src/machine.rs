@@ -59,6 +59,21 @@ pub enum StopReason {
 /// Default speed of the virtual CPU: 1,000 million instructions per virtual second.
 pub const DEFAULT_INSNS_PER_SEC: u64 = 1_000_000_000;
 
+/// What [`Machine::prelude`] decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prelude {
+    /// The machine stopped.
+    Stop(StopReason),
+    /// The CPU slept in HLT up to the next timer deadline: nothing ran.
+    Slept,
+    /// A block may run, retiring at most about `room` instructions (a block that starts
+    /// with less room still runs whole; only REP string elements are cut to fit).
+    Run {
+        /// Instructions until the run loop must look again (at least 1).
+        room: u64,
+    },
+}
+
 /// Run-loop settings.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -366,13 +381,53 @@ impl Machine {
     /// One turn of the run loop: time, devices, interrupts, then one block (or a HLT
     /// sleep). `Some` when the machine stopped. Lockstep runs step two machines.
     pub fn step(&mut self, cfg: &RunConfig) -> Option<StopReason> {
+        let room = match self.prelude(cfg) {
+            Prelude::Stop(stop) => return Some(stop),
+            Prelude::Slept => return None,
+            Prelude::Run { room } => room,
+        };
+        let ran = match &mut self.engine {
+            Engine::Interp(i) => i.run_block_within(&mut self.cpu, &mut self.bus, room),
+            Engine::Jit(j) => {
+                let (ticks, clock) = (self.ticks, cfg.clock);
+                j.run(&mut self.cpu, &mut self.bus, room, &|n| clock.ns_at(ticks + n))
+            }
+        };
+        match ran {
+            Ok(n) => {
+                self.retire(n as u64);
+                None
+            }
+            Err(e) => Some(self.finish_event(e)),
+        }
+    }
+
+    /// Counts `n` retired instructions (and as many instruction periods of virtual time).
+    pub fn retire(&mut self, n: u64) {
+        self.stats.retired += n;
+        self.ticks += n;
+    }
+
+    /// The part of [`Machine::step`] before a block runs: virtual time to the devices, a
+    /// stop the guest requested, a pending interrupt delivered, a HLT sleep, the instruction
+    /// limit. When a block may run, how many instructions it may retire before the run loop
+    /// must look again (`room`: the next timer deadline, the instruction limit).
+    pub fn prelude(&mut self, cfg: &RunConfig) -> Prelude {
+        match self.prelude_inner(cfg) {
+            Ok(room) => Prelude::Run { room },
+            Err(Some(stop)) => Prelude::Stop(stop),
+            Err(None) => Prelude::Slept,
+        }
+    }
+
+    fn prelude_inner(&mut self, cfg: &RunConfig) -> Result<u64, Option<StopReason>> {
         let now = cfg.clock.ns_at(self.ticks);
         self.bus.advance_to(now);
         if let Some(stop) = self.bus.stop_request() {
-            return Some(match stop {
+            return Err(Some(match stop {
                 StopRequest::DebugExit { .. } => StopReason::Exit(stop.exit_status().unwrap_or(1)),
                 StopRequest::Reset => StopReason::Reset,
-            });
+            }));
         }
         if self.cpu.interrupts_enabled()
             && self.bus.interrupt_pending()
@@ -380,14 +435,14 @@ impl Machine {
         {
             self.stats.interrupts += 1;
             if let Err(e) = self.cpu.deliver_external(&mut self.bus, vector) {
-                return Some(self.finish_event(e));
+                return Err(Some(self.finish_event(e)));
             }
         }
         if self.cpu.state.halted {
             if !self.cpu.interrupts_enabled() {
-                return Some(StopReason::Halted);
+                return Err(Some(StopReason::Halted));
             }
-            return match self.bus.next_deadline() {
+            return Err(match self.bus.next_deadline() {
                 Some(t) if t > now => {
                     self.stats.halts += 1;
                     self.ticks = cfg.clock.insns_until(t).max(self.ticks + 1);
@@ -395,10 +450,10 @@ impl Machine {
                 }
                 Some(_) => None,
                 None => Some(StopReason::Halted),
-            };
+            });
         }
         if cfg.max_insns.is_some_and(|max| self.stats.retired >= max) {
-            return Some(StopReason::InstructionLimit);
+            return Err(Some(StopReason::InstructionLimit));
         }
         self.cpu.state.tsc = self.ticks;
         // Instructions left before the run loop must look again: at the next timer
@@ -412,25 +467,12 @@ impl Machine {
         if let Some(max) = cfg.max_insns {
             room = room.min(max.saturating_sub(self.stats.retired));
         }
-        let room = room.max(1);
-        let ran = match &mut self.engine {
-            Engine::Interp(i) => i.run_block_within(&mut self.cpu, &mut self.bus, room),
-            Engine::Jit(j) => {
-                let (ticks, clock) = (self.ticks, cfg.clock);
-                j.run(&mut self.cpu, &mut self.bus, room, &|n| clock.ns_at(ticks + n))
-            }
-        };
-        match ran {
-            Ok(n) => {
-                self.stats.retired += n as u64;
-                self.ticks += n as u64;
-                None
-            }
-            Err(e) => Some(self.finish_event(e)),
-        }
+        Ok(room.max(1))
     }
 
-    fn finish_event(&self, e: Event) -> StopReason {
+    /// The stop reason for an event that ended a block run (unsupported instruction,
+    /// triple fault).
+    pub fn finish_event(&self, e: Event) -> StopReason {
         match e {
             Event::TripleFault => StopReason::TripleFault(self.cpu.state.dump()),
             Event::Unsupported(u) => StopReason::Unsupported(u),
