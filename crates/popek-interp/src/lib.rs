@@ -30,6 +30,7 @@
 pub mod dispatch;
 pub mod flags;
 pub mod testing;
+pub mod trap;
 pub mod undefined;
 
 mod alu;
@@ -91,19 +92,15 @@ impl Interpreter {
         if !cpu.code_writes.is_empty() {
             self.cache.invalidate_written(cpu);
         }
-        let block = match self.cache.lookup(cpu, bus, &mut |insn, _| dispatch::handler_for(insn)) {
-            Ok(b) => b,
-            Err(e) => {
-                self.stats.exceptions += 1;
-                cpu.deliver_exception(bus, e)?;
-                return Ok(0);
-            }
-        };
-        let retired = execute_block(cpu, bus, block, room, &mut self.stats);
-        if !cpu.code_writes.is_empty() {
-            self.cache.invalidate_written(cpu);
-        }
-        retired
+        run_cached_block(
+            &mut self.cache,
+            cpu,
+            bus,
+            room,
+            &mut self.stats,
+            &mut |insn, _| dispatch::handler_for(insn),
+            |h: &Handler, cpu, bus, insn| h(cpu, bus, insn),
+        )
     }
 
     /// Executes until `budget` instructions have retired, the CPU halts, or a
@@ -116,6 +113,40 @@ impl Interpreter {
         }
         Ok(n)
     }
+}
+
+/// Finds (or decodes, with `prepare`) the block at CS:EIP in `cache` and runs it with
+/// [`execute_block_with`] and `exec`, dropping blocks whose code was written before and
+/// after. What [`Interpreter::run_block_within`] does; the trap-and-emulate engine
+/// ([`trap::TrapEngine`]) does the same with its own payload and executor.
+fn run_cached_block<E: Clone, X>(
+    cache: &mut BlockCache<E>,
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    room: u64,
+    stats: &mut InterpStats,
+    prepare: &mut dyn FnMut(&popek_cpu::iced_x86::Instruction, &popek_cpu::block::BlockKey) -> E,
+    exec: X,
+) -> Result<u32, Event>
+where
+    X: FnMut(&E, &mut Cpu, &mut dyn Bus, &popek_cpu::iced_x86::Instruction) -> popek_cpu::ExecResult,
+{
+    if !cpu.code_writes.is_empty() {
+        cache.invalidate_written(cpu);
+    }
+    let block = match cache.lookup(cpu, bus, prepare) {
+        Ok(b) => b,
+        Err(e) => {
+            stats.exceptions += 1;
+            cpu.deliver_exception(bus, e)?;
+            return Ok(0);
+        }
+    };
+    let retired = execute_block_with(cpu, bus, block, room, stats, exec);
+    if !cpu.code_writes.is_empty() {
+        cache.invalidate_written(cpu);
+    }
+    retired
 }
 
 /// An engine's per-instruction payload that carries the instruction's handler.
@@ -146,6 +177,25 @@ pub fn execute_block<E: HasHandler>(
     room: u64,
     stats: &mut InterpStats,
 ) -> Result<u32, Event> {
+    execute_block_with(cpu, bus, block, room, stats, |e: &E, cpu, bus, insn| (e.handler())(cpu, bus, insn))
+}
+
+/// [`execute_block`] with `exec` running each instruction (given its payload) in place of
+/// a plain call of its handler: the trap-and-emulate engine ([`trap::TrapEngine`]) runs
+/// some instructions as a deprivileged guest kernel would see them. Everything around
+/// the instruction (EIP, the CS limit, exceptions, single-step, shadows) is the same.
+#[inline]
+pub fn execute_block_with<E, X>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    block: &Block<E>,
+    room: u64,
+    stats: &mut InterpStats,
+    mut exec: X,
+) -> Result<u32, Event>
+where
+    X: FnMut(&E, &mut Cpu, &mut dyn Bus, &popek_cpu::iced_x86::Instruction) -> popek_cpu::ExecResult,
+{
     stats.blocks += 1;
     // Only a block's last instruction can be a REP string instruction (it ends its block);
     // when it runs, the instructions before it have retired.
@@ -181,7 +231,7 @@ pub fn execute_block<E: HasHandler>(
             next &= 0xffff;
         }
         cpu.state.eip = next;
-        match (d.exec.handler())(cpu, bus, &d.insn) {
+        match exec(&d.exec, cpu, bus, &d.insn) {
             Ok(()) => {
                 retired += 1;
                 if shadow {
