@@ -10,7 +10,9 @@
 //! decode time ([`dispatch::handler_for`]), from the instruction-group modules
 //! below; sensitive and privileged instructions are dispatched to `popek-vmm`.
 //! The interpreter executes whole blocks and returns to its caller between
-//! blocks, where timers and interrupts are checked.
+//! blocks, where timers and interrupts are checked. [`trap::TrapEngine`] runs the same
+//! blocks and handlers as a classic trap-and-emulate VMM would, with the guest kernel
+//! deprivileged to ring 1 (`popek run --engine trap`).
 //!
 //! Where the time goes, and what keeps it short (the counting-loop benchmark,
 //! `cargo bench --bench interp`):

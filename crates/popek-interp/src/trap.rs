@@ -354,15 +354,18 @@ mod tests {
         (a, b, e)
     }
 
-    fn names(v: Vec<(Mnemonic, u64)>) -> Vec<(String, u64)> {
+    /// Counts by lowercase mnemonic.
+    type Counts = Vec<(String, u64)>;
+
+    fn names(v: Vec<(Mnemonic, u64)>) -> Counts {
         v.into_iter().map(|(m, n)| (format!("{m:?}").to_lowercase(), n)).collect()
     }
 
-    fn counts(e: &TrapEngine) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+    fn counts(e: &TrapEngine) -> (Counts, Counts) {
         (names(e.trap_stats.traps()), names(e.trap_stats.silent()))
     }
 
-    fn s(v: &[(&str, u64)]) -> Vec<(String, u64)> {
+    fn s(v: &[(&str, u64)]) -> Counts {
         v.iter().map(|&(m, n)| (m.to_string(), n)).collect()
     }
 
