@@ -22,6 +22,7 @@ const GUESTS: &[&str] = &[
     "hostile",
     "disk",
     "fpu",
+    "sensitive",
 ];
 
 const RUNTIME: &[&str] = &["boot.S", "rt.c"];

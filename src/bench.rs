@@ -214,7 +214,7 @@ fn measure(target: &Target<'_>, cmdline: &str, engine: BenchEngine, code_cache: 
     }
     let (translate, translated, flushes) = match &machine.engine {
         MachineEngine::Jit(j) => (Duration::from_nanos(j.stats.translate_ns), j.stats.translated, j.stats.flushes),
-        MachineEngine::Interp(_) => (Duration::ZERO, 0, 0),
+        MachineEngine::Interp(_) | MachineEngine::Trap(_) => (Duration::ZERO, 0, 0),
     };
     Ok(Sample { wall, retired: machine.stats.retired, translate, translated, flushes, stop, output: out.text() })
 }

@@ -129,6 +129,12 @@ enum Engine {
     /// Both, side by side: stop at the first block after which their guest state
     /// differs and print both states and the block (exit status 10).
     Lockstep,
+    /// A classic trap-and-emulate VMM, as it would run on x86: the guest kernel runs
+    /// deprivileged in ring 1, privileged instructions trap and are emulated, sensitive
+    /// unprivileged ones (POPF, PUSHF, SGDT, SMSW, MOV from CS, LAR, …) silently do what the
+    /// real ring-1 CPU does, so guests that look see the wrong thing (Popek and Goldberg's
+    /// condition fails). --stats counts both by instruction.
+    Trap,
 }
 
 #[derive(clap::Args)]
@@ -410,7 +416,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     // A terminal on stdin (and no --input, no lockstep) makes the run interactive.
     let interactive = match (&args.input, &args.engine) {
-        (None, Engine::Jit | Engine::Interp) => terminal::interactive(),
+        (None, Engine::Jit | Engine::Interp | Engine::Trap) => terminal::interactive(),
         _ => None,
     };
     let serial: Box<dyn ByteSink> = match &args.serial {
@@ -435,6 +441,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let engine = match args.engine {
         Engine::Jit => EngineKind::Jit,
         Engine::Interp | Engine::Lockstep => EngineKind::Interp,
+        Engine::Trap => EngineKind::Trap,
     };
     let input = match (&args.input, &input_file) {
         (_, Some(f)) => Some(f.read()?),
@@ -639,6 +646,22 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
             print_smc(m);
             note!("exceptions delivered:  {}", t.exceptions + j.interp_stats.exceptions);
         }
+        MachineEngine::Trap(e) => {
+            let c = &e.cache.stats;
+            note!("engine:                trap-and-emulate (guest ring 0 deprivileged to ring 1)");
+            note!("blocks executed:       {}", e.stats.blocks);
+            note!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
+            note!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
+            print_smc(m);
+            note!("exceptions delivered:  {}", e.stats.exceptions);
+            let t = &e.trap_stats;
+            note!("traps to the VMM:      {} (privileged, emulated: {})", t.total_traps(), by_mnemonic(&t.traps()));
+            note!(
+                "sensitive, no trap:    {} (ran on the real ring-1 state: {})",
+                t.total_silent(),
+                by_mnemonic(&t.silent())
+            );
+        }
     }
     note!("interrupts delivered:  {}", s.interrupts);
     note!("HLT sleeps:            {}", s.halts);
@@ -652,6 +675,14 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
             d.errors
         );
     }
+}
+
+/// `cli 3, out 2` (most frequent first), or `none`.
+fn by_mnemonic(counts: &[(popek::cpu::iced_x86::Mnemonic, u64)]) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts.iter().map(|(m, n)| format!("{m:?} {n}").to_lowercase()).collect::<Vec<_>>().join(", ")
 }
 
 /// What stores to pages holding code did: the causes of invalidation.

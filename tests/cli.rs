@@ -123,6 +123,48 @@ fn jit_engine_from_the_command_line() {
     assert!(stderr(&o).contains("binary translator"), "{}", stderr(&o));
 }
 
+/// `--engine trap`: the `sensitive` guest prints what a ring-1 kernel sees and fails (exit
+/// status 3); `--stats` counts traps and sensitive instructions that did not trap, by
+/// instruction. The same guest passes under the default engine.
+#[test]
+fn trap_engine_from_the_command_line() {
+    let o = popek(&["run", "sensitive", "--engine", "trap", "--stats"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out, include_str!("../guests/expected/sensitive.trap.txt"));
+    assert_eq!(o.status.code(), Some(3), "the guest's FAIL: exit(1) → (1 << 1) | 1");
+    let err = stderr(&o);
+    assert!(err.contains("engine:                trap-and-emulate (guest ring 0 deprivileged to ring 1)"), "{err}");
+    let line = |prefix: &str| err.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {err}"));
+    let traps = line("traps to the VMM:");
+    assert!(
+        traps.contains("(privileged, emulated: out ")
+            && traps.ends_with("cli 5, sti 3, lgdt 1, lidt 1, ltr 1, mov 1, iretd 1)"),
+        "{traps}"
+    );
+    assert_eq!(
+        line("sensitive, no trap:"),
+        "sensitive, no trap:    17 (ran on the real ring-1 state: pushfd 4, mov 2, popfd 2, lar 1, lsl 1, push 1, \
+         sgdt 1, sidt 1, smsw 1, str 1, verr 1, verw 1)"
+    );
+
+    let o = popek(&["run", "sensitive"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("sensitive").unwrap().expected_output);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+/// A guest whose kernel uses no sensitive instruction runs unchanged under `--engine trap`,
+/// and the help names the engine.
+#[test]
+fn trap_engine_runs_an_unaware_guest_unchanged() {
+    let o = popek(&["run", "hello", "--engine", "trap", "--stats"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("hello").unwrap().expected_output);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("sensitive, no trap:    0 (ran on the real ring-1 state: none)"), "{}", stderr(&o));
+    let help = popek(&["run", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("trap") && help.contains("trap-and-emulate"), "{help}");
+}
+
 #[test]
 fn lockstep_engine_runs_both_and_agrees() {
     let o = popek(&["run", "exceptions", "--engine", "lockstep"]);

@@ -3,7 +3,7 @@
 use popek::devices::sink::SharedBuffer;
 use popek::devices::storage::BlockStorage;
 use popek::machine::disk::MemoryDisk;
-use popek::machine::{EngineKind, Machine, MachineConfig, RunConfig, StopReason};
+use popek::machine::{Engine, EngineKind, Machine, MachineConfig, RunConfig, StopReason};
 use popek_guests::{GUESTS, Guest};
 use std::time::Duration;
 
@@ -177,6 +177,81 @@ fn ioapic_serial() {
     check("ioapic_serial");
 }
 
+#[test]
+fn sensitive() {
+    check("sensitive");
+}
+
+/// A guest under `--engine trap`: stop, output, and the VMM's counts as `name count` lists
+/// (traps, then sensitive instructions that did not trap), most frequent first.
+fn run_trap(name: &str) -> (StopReason, String, Vec<String>, Vec<String>) {
+    let guest = GUESTS.iter().find(|g| g.name == name).expect("guest exists");
+    let out = SharedBuffer::new();
+    let config = MachineConfig {
+        serial: Box::new(out.clone()),
+        engine: EngineKind::Trap,
+        disks: guest_disks(guest),
+        ..MachineConfig::default()
+    };
+    let mut m = Machine::boot(config, guest.elf).expect("guest images load");
+    let stop = m.run(&RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() });
+    m.flush_output();
+    let Engine::Trap(e) = &m.engine else { panic!("the machine runs the trap engine") };
+    let list = |v: Vec<(popek::cpu::iced_x86::Mnemonic, u64)>| -> Vec<String> {
+        v.iter().map(|(m, n)| format!("{m:?} {n}").to_lowercase()).collect()
+    };
+    (stop, out.text(), list(e.trap_stats.traps()), list(e.trap_stats.silent()))
+}
+
+/// The traps without the port I/O ones (whose numbers follow the serial console's polling).
+fn without_io(traps: &[String]) -> Vec<&str> {
+    traps.iter().map(String::as_str).filter(|t| !t.starts_with("in ") && !t.starts_with("out ")).collect()
+}
+
+/// Under the trap-and-emulate VMM, the `sensitive` guest sees a ring-1 kernel's view of
+/// everything it looks at, and fails (`expected/sensitive.trap.txt`): every privileged
+/// instruction trapped, and each sensitive one it ran did not.
+#[test]
+fn sensitive_fails_under_trap_and_emulate() {
+    let (stop, output, traps, silent) = run_trap("sensitive");
+    assert_eq!(output, include_str!("../guests/expected/sensitive.trap.txt"));
+    assert_eq!(stop, StopReason::Exit(3), "FAIL: exit(1)");
+    assert!(output.ends_with("FAIL: 12 of the kernel's views were wrong: it does not run at ring 0\n"));
+    assert_eq!(without_io(&traps), ["cli 5", "sti 3", "lgdt 1", "lidt 1", "ltr 1", "mov 1", "iretd 1"]);
+    assert!(traps.iter().any(|t| t.starts_with("in ")) && traps.iter().any(|t| t.starts_with("out ")));
+    assert_eq!(
+        silent,
+        [
+            "pushfd 4", "mov 2", "popfd 2", "lar 1", "lsl 1", "push 1", "sgdt 1", "sidt 1", "smsw 1", "str 1",
+            "verr 1", "verw 1"
+        ]
+    );
+}
+
+/// `usermode` passes under the trap engine: its ring-3 code runs at CPL 3 as on the real
+/// machine (its POPF checks are ring 3's), and its kernel's one PUSHFD (building the IRET
+/// frame into ring 3) shows IF = 1, which is what the kernel wants there anyway.
+#[test]
+fn usermode_passes_under_trap_and_emulate() {
+    let guest = GUESTS.iter().find(|g| g.name == "usermode").expect("guest exists");
+    let (stop, output, traps, silent) = run_trap("usermode");
+    assert_eq!(output, guest.expected_output);
+    assert_eq!(stop, StopReason::Exit(1));
+    assert_eq!(without_io(&traps), ["iretd 22", "mov 7", "cli 1", "lgdt 1", "lidt 1", "ltr 1"]);
+    assert_eq!(silent, ["pushfd 1"]);
+}
+
+/// `hostile` copies its GDTR with SGDT and loads it back with LGDT: under the trap engine
+/// SGDT gave the VMM's GDTR, the emulated LGDT installs it as the guest's, and the next
+/// segment load finds nothing there: the machine triple-faults.
+#[test]
+fn hostile_triple_faults_under_trap_and_emulate() {
+    let (stop, output, _, silent) = run_trap("hostile");
+    assert!(matches!(stop, StopReason::TripleFault(_)), "{stop:?}");
+    assert!(!output.contains("hostile: PASS"));
+    assert_eq!(silent, ["sgdt 1"]);
+}
+
 /// `cmdline` gives exactly `expected` and `status` under the interpreter, and the same run
 /// under the JIT.
 fn check_cmdline(name: &str, cmdline: &str, expected: &str, status: i32) {
@@ -251,6 +326,7 @@ fn every_guest_is_tested() {
         "hostile",
         "disk",
         "fpu",
+        "sensitive",
     ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);

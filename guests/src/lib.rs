@@ -112,6 +112,11 @@ pub static GUESTS: &[Guest] = &[
         disk: pattern_disk
     ),
     guest!("fpu", "", "x87: probe, arithmetic, RC/PC, FIST/FBSTP, compares, masked exceptions, FNSAVE, #NM, #MF"),
+    guest!(
+        "sensitive",
+        "",
+        "sensitive unprivileged instructions (POPF, PUSHF, SGDT, SMSW, MOV from CS, LAR): FAILs under --engine trap"
+    ),
 ];
 
 /// The guest called `name`, if any.

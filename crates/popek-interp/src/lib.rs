@@ -10,7 +10,9 @@
 //! decode time ([`dispatch::handler_for`]), from the instruction-group modules
 //! below; sensitive and privileged instructions are dispatched to `popek-vmm`.
 //! The interpreter executes whole blocks and returns to its caller between
-//! blocks, where timers and interrupts are checked.
+//! blocks, where timers and interrupts are checked. [`trap::TrapEngine`] runs the same
+//! blocks and handlers as a classic trap-and-emulate VMM would, with the guest kernel
+//! deprivileged to ring 1 (`popek run --engine trap`).
 //!
 //! Where the time goes, and what keeps it short (the counting-loop benchmark,
 //! `cargo bench --bench interp`):
@@ -30,6 +32,7 @@
 pub mod dispatch;
 pub mod flags;
 pub mod testing;
+pub mod trap;
 pub mod undefined;
 
 mod alu;
@@ -91,19 +94,15 @@ impl Interpreter {
         if !cpu.code_writes.is_empty() {
             self.cache.invalidate_written(cpu);
         }
-        let block = match self.cache.lookup(cpu, bus, &mut |insn, _| dispatch::handler_for(insn)) {
-            Ok(b) => b,
-            Err(e) => {
-                self.stats.exceptions += 1;
-                cpu.deliver_exception(bus, e)?;
-                return Ok(0);
-            }
-        };
-        let retired = execute_block(cpu, bus, block, room, &mut self.stats);
-        if !cpu.code_writes.is_empty() {
-            self.cache.invalidate_written(cpu);
-        }
-        retired
+        run_cached_block(
+            &mut self.cache,
+            cpu,
+            bus,
+            room,
+            &mut self.stats,
+            &mut |insn, _| dispatch::handler_for(insn),
+            |h: &Handler, cpu, bus, insn| h(cpu, bus, insn),
+        )
     }
 
     /// Executes until `budget` instructions have retired, the CPU halts, or a
@@ -116,6 +115,40 @@ impl Interpreter {
         }
         Ok(n)
     }
+}
+
+/// Finds (or decodes, with `prepare`) the block at CS:EIP in `cache` and runs it with
+/// [`execute_block_with`] and `exec`, dropping blocks whose code was written before and
+/// after. What [`Interpreter::run_block_within`] does; the trap-and-emulate engine
+/// ([`trap::TrapEngine`]) does the same with its own payload and executor.
+fn run_cached_block<E: Clone, X>(
+    cache: &mut BlockCache<E>,
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    room: u64,
+    stats: &mut InterpStats,
+    prepare: &mut dyn FnMut(&popek_cpu::iced_x86::Instruction, &popek_cpu::block::BlockKey) -> E,
+    exec: X,
+) -> Result<u32, Event>
+where
+    X: FnMut(&E, &mut Cpu, &mut dyn Bus, &popek_cpu::iced_x86::Instruction) -> popek_cpu::ExecResult,
+{
+    if !cpu.code_writes.is_empty() {
+        cache.invalidate_written(cpu);
+    }
+    let block = match cache.lookup(cpu, bus, prepare) {
+        Ok(b) => b,
+        Err(e) => {
+            stats.exceptions += 1;
+            cpu.deliver_exception(bus, e)?;
+            return Ok(0);
+        }
+    };
+    let retired = execute_block_with(cpu, bus, block, room, stats, exec);
+    if !cpu.code_writes.is_empty() {
+        cache.invalidate_written(cpu);
+    }
+    retired
 }
 
 /// An engine's per-instruction payload that carries the instruction's handler.
@@ -146,7 +179,37 @@ pub fn execute_block<E: HasHandler>(
     room: u64,
     stats: &mut InterpStats,
 ) -> Result<u32, Event> {
-    execute_block_part(cpu, bus, block, 0, usize::MAX, room, stats).map(|part| part.retired)
+    execute_block_part_with(cpu, bus, block, 0, usize::MAX, room, stats, plain).map(|part| part.retired)
+}
+
+/// Runs an instruction by calling its handler.
+#[inline(always)]
+fn plain<E: HasHandler>(
+    e: &E,
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    insn: &popek_cpu::iced_x86::Instruction,
+) -> popek_cpu::ExecResult {
+    (e.handler())(cpu, bus, insn)
+}
+
+/// [`execute_block`] with `exec` running each instruction (given its payload) in place of
+/// a plain call of its handler: the trap-and-emulate engine ([`trap::TrapEngine`]) runs
+/// some instructions as a deprivileged guest kernel would see them. Everything around
+/// the instruction (EIP, the CS limit, exceptions, single-step, shadows) is the same.
+#[inline]
+pub fn execute_block_with<E, X>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    block: &Block<E>,
+    room: u64,
+    stats: &mut InterpStats,
+    exec: X,
+) -> Result<u32, Event>
+where
+    X: FnMut(&E, &mut Cpu, &mut dyn Bus, &popek_cpu::iced_x86::Instruction) -> popek_cpu::ExecResult,
+{
+    execute_block_part_with(cpu, bus, block, 0, usize::MAX, room, stats, exec).map(|part| part.retired)
 }
 
 /// What [`execute_block_part`] did.
@@ -180,6 +243,25 @@ pub fn execute_block_part<E: HasHandler>(
     room: u64,
     stats: &mut InterpStats,
 ) -> Result<Part, Event> {
+    execute_block_part_with(cpu, bus, block, start, limit, room, stats, plain)
+}
+
+/// [`execute_block_part`] with `exec` running each instruction (see [`execute_block_with`]).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+pub fn execute_block_part_with<E, X>(
+    cpu: &mut Cpu,
+    bus: &mut dyn Bus,
+    block: &Block<E>,
+    start: usize,
+    limit: usize,
+    room: u64,
+    stats: &mut InterpStats,
+    mut exec: X,
+) -> Result<Part, Event>
+where
+    X: FnMut(&E, &mut Cpu, &mut dyn Bus, &popek_cpu::iced_x86::Instruction) -> popek_cpu::ExecResult,
+{
     stats.blocks += 1;
     let insns = block.insns.get(start..).unwrap_or_default();
     // Only a block's last instruction can be a REP string instruction (it ends its block);
@@ -221,7 +303,7 @@ pub fn execute_block_part<E: HasHandler>(
             next &= 0xffff;
         }
         cpu.state.eip = next;
-        match (d.exec.handler())(cpu, bus, &d.insn) {
+        match exec(&d.exec, cpu, bus, &d.insn) {
             Ok(()) => {
                 retired += 1;
                 ran += 1;

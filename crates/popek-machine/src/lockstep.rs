@@ -73,7 +73,7 @@ pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Res
         if !same {
             let block = [&*other, &*reference].iter().find_map(|m| match &m.engine {
                 Engine::Jit(j) => j.block_at(before.eip).map(|b| j.explain_block(b)),
-                Engine::Interp(_) => None,
+                Engine::Interp(_) | Engine::Trap(_) => None,
             });
             return Err(Box::new(Divergence {
                 step,

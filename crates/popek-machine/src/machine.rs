@@ -8,7 +8,7 @@
 //!     stop requested?  → Exit / Reset
 //!     IF=1, no shadow, vector pending? → cpu.deliver_external(vector)
 //!     halted?  → skip to the next timer deadline (or stop: nothing can wake it)
-//!     engine.run_block()                 (interpreter or JIT: the same blocks)
+//!     engine.run_block()                 (interpreter, JIT or trap engine: the same blocks)
 //! ```
 //!
 //! Interrupts and timers are only looked at between blocks, so a run is a pure
@@ -26,6 +26,7 @@ use popek_devices::sink::{ByteSink, SharedSink};
 use popek_devices::storage::{BlockStorage, StorageError};
 use popek_devices::{DeviceBus, StopRequest};
 use popek_interp::Interpreter;
+use popek_interp::trap::TrapEngine;
 use popek_jit::Jit;
 use popek_memory::MemoryError;
 use std::sync::Arc;
@@ -132,15 +133,23 @@ pub enum EngineKind {
     /// The binary translator.
     #[default]
     Jit,
+    /// The classic trap-and-emulate VMM, as it would run on x86 (and fail): the
+    /// interpreter with the guest kernel deprivileged to ring 1
+    /// ([`popek_interp::trap::TrapEngine`]).
+    Trap,
 }
 
-/// The engine of a machine. Both run the same decoded blocks and return to the run
-/// loop between blocks, so a run is the same instruction for instruction in either.
+/// The engine of a machine. All run the same decoded blocks and return to the run
+/// loop between blocks, so a run is the same instruction for instruction in the
+/// interpreter and the translator. The trap engine runs the same blocks too, but shows the
+/// guest kernel what a deprivileged kernel sees, so its runs differ where that matters.
 pub enum Engine {
     /// The reference interpreter.
     Interp(Interpreter),
     /// The binary translator.
     Jit(Box<Jit>),
+    /// The trap-and-emulate VMM.
+    Trap(Box<TrapEngine>),
 }
 
 /// How to build a PC.
@@ -297,8 +306,10 @@ impl Machine {
             ..PcConfig::default()
         });
         let mut m = Machine::new(cpu, bus);
-        if config.engine == EngineKind::Jit {
-            m.engine = Engine::Jit(Box::new(Jit::new(config.code_cache)?));
+        match config.engine {
+            EngineKind::Jit => m.engine = Engine::Jit(Box::new(Jit::new(config.code_cache)?)),
+            EngineKind::Trap => m.engine = Engine::Trap(Box::new(TrapEngine::new())),
+            EngineKind::Interp => {}
         }
         Ok(m)
     }
@@ -388,6 +399,7 @@ impl Machine {
         };
         let ran = match &mut self.engine {
             Engine::Interp(i) => i.run_block_within(&mut self.cpu, &mut self.bus, room),
+            Engine::Trap(t) => t.run_block_within(&mut self.cpu, &mut self.bus, room),
             Engine::Jit(j) => {
                 let (ticks, clock) = (self.ticks, cfg.clock);
                 j.run(&mut self.cpu, &mut self.bus, room, &|n| clock.ns_at(ticks + n))

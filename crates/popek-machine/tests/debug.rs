@@ -149,7 +149,9 @@ fn watchpoints_stop_after_the_access() {
         }
         other => panic!("expected a watchpoint, got {other:?}"),
     }
-    let value = u32::from_le_bytes(std::array::from_fn(|i| debug::peek(d.cpu(), slot + u32::try_from(i).expect("small")).expect("RAM")));
+    let value = u32::from_le_bytes(std::array::from_fn(|i| {
+        debug::peek(d.cpu(), slot + u32::try_from(i).expect("small")).expect("RAM")
+    }));
     let read_back = d.cpu().mem.as_slice()[slot as usize..slot as usize + 4].to_vec();
     assert_eq!(value.to_le_bytes().to_vec(), read_back, "paging is off: linear = physical");
 }
