@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 mod bench;
 mod files;
+mod repl;
 mod terminal;
 
 /// Process exit statuses of `popek` itself (the guest's own are odd numbers).
@@ -81,6 +82,12 @@ enum Command {
     /// found the interpreter and the JIT disagreeing, 12 if a disk image could not be
     /// written, 130 after Ctrl-C (disks flushed).
     Run(RunArgs),
+    /// Step a guest under a line debugger (commands on stdin; `help` lists them): steps,
+    /// blocks, breakpoints and watchpoints, registers, memory, page walks, the next block
+    /// as the translator sees it, and reverse step/continue (runs are replayed from boot,
+    /// exactly). Same arguments as `run`; the guest runs on the reference interpreter, and
+    /// disk writes stay in memory (as with `,snapshot`) so that a replay sees the same disk.
+    Debug(RunArgs),
     /// Run a guest under the binary translator, then show its hottest blocks (or the
     /// block at an address): every guest instruction with its treatment and why,
     /// interleaved with the host code generated for it.
@@ -322,6 +329,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => run_default(),
         Some(Command::Run(args)) => run(&args),
+        Some(Command::Debug(args)) => debug(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Explain { kernel, hottest, at, cmdline, max_insns }) => {
             explain(&kernel, hottest, at, cmdline, max_insns).map(|()| ExitCode::SUCCESS)
         }
@@ -545,6 +553,90 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         print_stats(&machine, &stop, wall);
     }
     Ok(code)
+}
+
+/// COM1 output of a debugged machine: bytes already shown (by an earlier run of the same
+/// guest, before a trip back in time) are not shown again.
+struct ReplaySink {
+    /// Bytes this machine wrote.
+    at: u64,
+    /// Bytes shown so far, by any machine of the session.
+    shown: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ByteSink for ReplaySink {
+    fn write_byte(&mut self, byte: u8) {
+        if self.at == self.shown.load(Ordering::Relaxed) {
+            StdoutSink.write_byte(byte);
+            self.shown.fetch_add(1, Ordering::Relaxed);
+        }
+        self.at += 1;
+    }
+    fn flush(&mut self) {
+        StdoutSink.flush();
+    }
+}
+
+fn debug(args: &RunArgs) -> Result<()> {
+    let mut budget = files::Budget::new(args.mem, true);
+    let kernel_is_file = std::fs::metadata(&args.kernel).is_ok();
+    let (image, default_cmdline) = kernel_image(&args.kernel, &mut budget)?;
+    let mut modules = Vec::new();
+    for m in &args.module {
+        let (file, cmdline) = m.split_once(',').unwrap_or((m.as_str(), m.as_str()));
+        modules.push(Module { data: budget.admit("module", Path::new(file))?.read()?, cmdline: cmdline.to_string() });
+    }
+    let initrd = args.initrd.as_ref().map(|p| budget.admit("initrd", p)?.read()).transpose()?;
+    let input = match &args.input {
+        Some(p) if p.as_os_str() != "-" => Some(budget.admit("input file", p)?.read()?),
+        Some(_) => bail!("`popek debug` reads its commands from stdin: give --input a file"),
+        None => None,
+    };
+    let disk_args = args.disk.clone();
+    place_disks(&disk_args)?;
+    let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
+    let symbols = popek::machine::symbols::Symbols::from_elf(&image);
+    let shown = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (mem, code_cache, kernel) = (args.mem, args.code_cache, args.kernel.clone());
+    let boot = move || {
+        let disks = if disk_args.is_empty() {
+            builtin_disks(&kernel, kernel_is_file)
+        } else {
+            let slots = place_disks(&disk_args).map_err(|e| popek::machine::MachineError::Disk(e.to_string()))?;
+            open_disks(&slots, true).map_err(|e| popek::machine::MachineError::Disk(format!("{e:#}")))?
+        };
+        let config = MachineConfig {
+            ram_size: mem,
+            cmdline: cmdline.clone(),
+            modules: modules.clone(),
+            initrd: initrd.clone(),
+            serial: Box::new(ReplaySink { at: 0, shown: Arc::clone(&shown) }),
+            engine: EngineKind::Interp,
+            code_cache,
+            disks,
+        };
+        let mut m = Machine::boot(config, &image)?;
+        if let Some(bytes) = &input {
+            m.queue_serial_input(bytes);
+        }
+        Ok(m)
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupt);
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    let cfg = RunConfig {
+        max_insns: args.max_insns,
+        timeout: args.timeout,
+        clock: InstructionClock { insns_per_sec: args.mips * 1_000_000 },
+        console: None,
+        interrupt: Some(Arc::clone(&interrupt)),
+    };
+    let mut d =
+        popek::machine::debug::Debugger::new(Box::new(boot), cfg).with_context(|| format!("`{}`", args.kernel))?;
+    let stdin = std::io::stdin();
+    repl::run(&mut d, &symbols, &interrupt, &mut stdin.lock(), &mut std::io::stdout()).context("debugger I/O")?;
+    d.machine.flush_output();
+    Ok(())
 }
 
 /// Flushes the disks and reports, one line each, every host I/O error the guest's disk

@@ -873,3 +873,61 @@ fn bad_disks_are_refused_in_one_line() {
     assert_eq!(popek_guarded(&["run", "hello", "--disk", &format!("{ro},snapshot")]).status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `popek debug ARGS` with `script` on stdin; its stdout.
+fn debug_session(args: &[&str], script: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_popek"))
+        .arg("debug")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("popek debug starts");
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("script written");
+    let out = child.wait_with_output().expect("popek debug ends");
+    assert!(out.status.success(), "status {:?}, stderr {}", out.status, stderr(&out));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// A scripted session: a breakpoint by symbol, steps, reverse step, a bad command and a bad
+/// address (an error line each, the session goes on), reverse continue, the guest's output
+/// shown once although the run was replayed from boot, and the machine's end.
+#[test]
+fn debug_session_steps_breaks_and_goes_back() {
+    let g = popek::guests::find("hello").expect("hello");
+    let kmain = popek::machine::symbols::Symbols::from_elf(g.elf).lookup("kmain").expect("kmain");
+    let out = debug_session(
+        &["hello"],
+        "break kmain\ncontinue\nstep 3\nrstep\npos\nbogus\nbreak nosuch\nrcontinue\npos\ncontinue\nrstep\ncontinue\nquit\n",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let at_kmain = format!("{kmain:#010x} <kmain>  sub esp,2Ch");
+    assert!(lines[1].starts_with("[0] 0x0010000c <_start>"), "{out}");
+    assert_eq!(lines[2], format!("(popek) breakpoint at {kmain:#010x} <kmain>"));
+    assert_eq!(lines[3], "(popek) breakpoint");
+    let (pos, rest) = lines[4].split_once("] ").expect("a position");
+    let pos: u64 = pos.trim_start_matches('[').parse().expect("a number");
+    assert_eq!(rest, at_kmain);
+    assert!(lines[5].starts_with(&format!("(popek) [{}] 0x00100d80 <printf>", pos + 3)), "{out}");
+    assert!(lines[6].starts_with(&format!("(popek) [{}] ", pos + 2)), "{out}");
+    assert_eq!(lines[7], format!("(popek) position {}", pos + 2));
+    assert_eq!(lines[8], "(popek) error: unknown command `bogus` (try `help`)");
+    assert_eq!(lines[9], "(popek) error: `nosuch` is neither an address nor a symbol");
+    assert_eq!(lines[10], "(popek) breakpoint");
+    assert_eq!(lines[11], format!("[{pos}] {at_kmain}"));
+    assert_eq!(lines[12], format!("(popek) position {pos}"));
+    // The guest's output appears once, though the last `continue` replays it after `rstep`.
+    assert_eq!(out.matches("hello: PASS").count(), 1, "{out}");
+    assert_eq!(out.matches("the machine stopped: Exit(1)").count(), 2, "{out}");
+}
+
+/// A watchpoint and a page walk in the paging guest, by the debugger's commands.
+#[test]
+fn debug_session_watch_and_walk() {
+    let out = debug_session(&["paging"], "walk 0x100000\nwatch 0x100 4\ninfo\ndelete\ninfo\nquit\n");
+    assert!(out.contains("linear 0x00100000: paging is off (physical = linear)"), "{out}");
+    assert!(out.contains("watchpoint (Write) on 4 bytes at 0x00000100"), "{out}");
+    assert!(out.contains("(popek) no breakpoints or watchpoints"), "{out}");
+}

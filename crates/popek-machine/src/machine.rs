@@ -236,6 +236,9 @@ pub enum MachineError {
         /// The size asked for, in bytes.
         size: usize,
     },
+    /// A disk image could not be opened again (the debugger boots anew to go back).
+    #[error("disk: {0}")]
+    Disk(String),
 }
 
 /// A CPU, the PC's devices and an engine.
