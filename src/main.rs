@@ -97,9 +97,10 @@ enum Command {
         /// How many of the most executed blocks to show.
         #[arg(long, default_value_t = 3, value_name = "N")]
         hottest: usize,
-        /// Show the block that starts at this guest EIP instead (hex, e.g. 0x100000).
-        #[arg(long, value_name = "EIP", value_parser = parse_hex)]
-        at: Option<u32>,
+        /// Show the block that holds this guest EIP instead: hex (e.g. 0x100000) or a
+        /// symbol of the kernel, with an optional +offset (e.g. kmain+0x10).
+        #[arg(long, value_name = "EIP|SYMBOL")]
+        at: Option<String>,
         /// Kernel command line (default: the built-in guest's own).
         #[arg(long)]
         cmdline: Option<String>,
@@ -306,11 +307,6 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         return Err(positive.into());
     }
     Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
-}
-
-fn parse_hex(s: &str) -> Result<u32, String> {
-    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-    u32::from_str_radix(digits, 16).map_err(|_| format!("`{s}` is not a hexadecimal address"))
 }
 
 fn parse_serial(s: &str) -> Result<SerialTarget, String> {
@@ -786,7 +782,7 @@ fn print_smc(m: &Machine) {
 fn explain(
     kernel: &str,
     hottest: usize,
-    at: Option<u32>,
+    at: Option<String>,
     cmdline: Option<String>,
     max_insns: Option<u64>,
 ) -> Result<()> {
@@ -808,8 +804,17 @@ fn explain(
     }
     let stop = machine.run(&RunConfig { max_insns, timeout: Some(Duration::from_secs(60)), ..RunConfig::default() });
     let MachineEngine::Jit(jit) = &machine.engine else { bail!("the machine has no translator") };
+    let symbols = popek::machine::symbols::Symbols::from_elf(&image);
     let blocks = match at {
-        Some(eip) => vec![jit.block_at(eip).ok_or_else(|| anyhow!("no translated block starts at {eip:#x}"))?],
+        Some(text) => {
+            let eip = symbols
+                .parse_address(&text)
+                .ok_or_else(|| anyhow!("`{text}` is neither an address nor a symbol of the kernel"))?;
+            let block = jit.block_holding(eip).ok_or_else(|| {
+                anyhow!("no translated block holds {} (did the guest run it?)", symbols.annotate(eip))
+            })?;
+            vec![block]
+        }
         None => jit.hottest_blocks(hottest),
     };
     let mut text =
@@ -818,6 +823,9 @@ fn explain(
     text.push_str("            callout = the VMM's handler; helper = the interpreter's handler\n");
     for b in blocks {
         text.push('\n');
+        if let Some(name) = symbols.describe(b.eip) {
+            text.push_str(&format!("<{name}>\n"));
+        }
         text.push_str(&jit.explain_block(b));
     }
     write_stdout(&text)

@@ -51,3 +51,36 @@ fn book_quotes_the_current_listing() {
     let quote = book.split("```text\n").nth(1).and_then(|s| s.split("```").next()).expect("a text block");
     assert!(golden.contains(quote.trim_end_matches('\n')), "book/src/binary-translation.md quotes an outdated listing");
 }
+
+/// `--at` takes a symbol with an offset, and any address inside a block: the block is
+/// shown whole, named by its symbol; an unknown name is one error line.
+#[test]
+fn explain_at_a_symbol_inside_a_block() {
+    let explain = |at: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_popek"))
+            .args(["explain", "usermode", "--at", at])
+            .output()
+            .expect("popek runs");
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).expect("utf-8"),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The entry block is one CLI; the next block starts at _start+1.
+    let (code, by_symbol, _) = explain("_start+1");
+    assert_eq!(code, Some(0));
+    assert!(by_symbol.contains("<_start+0x1>\nblock at 0x0010000d "), "{by_symbol}");
+    // Its third instruction's address, from the listing.
+    let third = by_symbol
+        .lines()
+        .filter_map(|l| l.strip_prefix("  0x"))
+        .nth(2)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a third instruction");
+    let (_, by_inner_address, _) = explain(&format!("0x{third}"));
+    assert_eq!(by_inner_address, by_symbol);
+    let (code, _, err) = explain("no_such_symbol");
+    assert_eq!(code, Some(2));
+    assert_eq!(err, "popek: `no_such_symbol` is neither an address nor a symbol of the kernel\n");
+}

@@ -218,6 +218,15 @@ impl Jit {
         blocks
     }
 
+    /// The cached block whose instructions include the one at guest EIP `eip`: the one
+    /// that starts nearest before it (a block decoded at `eip` itself first).
+    pub fn block_holding(&self, eip: u32) -> Option<&Block<JitInsn>> {
+        self.cache
+            .blocks()
+            .filter(|b| b.insns.iter().any(|d| d.insn.ip32() == eip))
+            .min_by_key(|b| (eip.wrapping_sub(b.eip), b.key))
+    }
+
     /// The cached block decoded at guest EIP `eip`, if any (the lowest physical one).
     pub fn block_at(&self, eip: u32) -> Option<&Block<JitInsn>> {
         self.cache.blocks().filter(|b| b.eip == eip).min_by_key(|b| b.key)
