@@ -931,3 +931,19 @@ fn debug_session_watch_and_walk() {
     assert!(out.contains("watchpoint (Write) on 4 bytes at 0x00000100"), "{out}");
     assert!(out.contains("(popek) no breakpoints or watchpoints"), "{out}");
 }
+
+/// The book's debugger transcript (book/src/debugging.md) is what `popek debug` prints.
+#[test]
+fn book_debug_transcript_is_true() {
+    let book = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/debugging.md"))
+        .expect("the chapter");
+    let block = book.split("```console\n").nth(1).and_then(|b| b.split("```").next()).expect("a console block");
+    let (command, printed) = block.split_once('\n').expect("a command line");
+    let script = command
+        .strip_prefix("$ printf '")
+        .and_then(|c| c.strip_suffix("' | popek debug hello"))
+        .expect("printf '…' | popek debug hello");
+    let out = debug_session(&["hello"], &script.replace("\\n", "\n"));
+    let trim = |t: &str| t.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
+    assert_eq!(trim(&out), trim(printed));
+}
