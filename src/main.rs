@@ -40,6 +40,7 @@ mod bench;
 mod files;
 mod repl;
 mod terminal;
+mod trace;
 
 /// Process exit statuses of `popek` itself (the guest's own are odd numbers).
 mod exit {
@@ -201,6 +202,15 @@ struct RunArgs {
     /// Print the VGA text screen to stderr at the end.
     #[arg(long)]
     vga: bool,
+    /// Trace execution to stderr (or --trace-file), with symbols: a comma-separated list of
+    /// insn (every instruction), block (every block entered), int (interrupts delivered),
+    /// exc (exceptions delivered). The guest then runs on the reference interpreter, which
+    /// sees every instruction; the trace is deterministic, so two traces diff cleanly.
+    #[arg(long, value_name = "KINDS", value_parser = trace::parse_kinds)]
+    trace: Option<trace::Kinds>,
+    /// Where --trace writes (default: stderr).
+    #[arg(long, value_name = "FILE", requires = "trace")]
+    trace_file: Option<PathBuf>,
 }
 
 /// One `--disk`: the image, whether its writes stay in memory, and which device it is.
@@ -360,6 +370,8 @@ fn run_default() -> Result<ExitCode> {
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
         stats: true,
         vga: false,
+        trace: None,
+        trace_file: None,
     };
     let code = run(&args)?;
     // The demo succeeded if the guest passed (debug-exit 0, status 1): say so with 0.
@@ -497,6 +509,17 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::from(if disks_ok { exit::DIVERGED } else { exit::DISK }));
             }
         }
+    } else if let Some(trace) = &args.trace {
+        let symbols = popek::machine::symbols::Symbols::from_elf(&image);
+        let out: Box<dyn std::io::Write> = match &args.trace_file {
+            Some(p) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(p).with_context(|| format!("cannot create trace file {}", p.display()))?,
+            )),
+            None => Box::new(std::io::stderr()),
+        };
+        let (stop, m) = trace::run(machine, run_config.clone(), *trace, &symbols, out)?;
+        machine = m;
+        stop
     } else {
         machine.run(&run_config)
     };

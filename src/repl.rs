@@ -196,18 +196,7 @@ fn report(d: &mut Debugger, symbols: &Symbols, stop: &DebugStop, out: &mut dyn W
 
 /// The position and the next instruction.
 fn where_am_i(d: &mut Debugger, symbols: &Symbols, out: &mut dyn Write) -> std::io::Result<()> {
-    use popek::cpu::iced_x86::{Decoder, Formatter, IntelFormatter};
-    let s = &d.cpu().state;
-    let lin = s.seg(popek::cpu::Seg::Cs).base.wrapping_add(s.eip);
-    let bytes: Vec<u8> = (0..15).map_while(|i| debug::peek(d.cpu(), lin.wrapping_add(i))).collect();
-    let bitness = if s.code32() { 32 } else { 16 };
-    let insn = Decoder::with_ip(bitness, &bytes, u64::from(s.eip), popek::cpu::block::DECODER_OPTIONS).decode();
-    let mut text = String::new();
-    IntelFormatter::new().format(&insn, &mut text);
-    if bytes.is_empty() {
-        text = "(not mapped)".into();
-    }
-    writeln!(out, "[{}] {}  {text}", d.position(), symbols.annotate(s.eip))
+    writeln!(out, "{}", crate::trace::instruction(d, symbols))
 }
 
 fn regs(d: &Debugger) -> String {

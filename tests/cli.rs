@@ -947,3 +947,31 @@ fn book_debug_transcript_is_true() {
     let trim = |t: &str| t.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
     assert_eq!(trim(&out), trim(printed));
 }
+
+/// `--trace`: instructions with symbols from the first one, exceptions and software
+/// interrupts where the guest raised them, the same trace twice (to a file), and the
+/// guest's own output and exit status unchanged.
+#[test]
+fn trace_is_deterministic_and_named() {
+    let out = popek(&["run", "hello", "--trace", "insn"]);
+    assert_eq!(out.status.code(), Some(1));
+    let trace = stderr(&out);
+    assert!(trace.starts_with("[0] 0x0010000c <_start>  cli\n[1] 0x0010000d <_start+0x1>  cld\n"), "{trace}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), popek::guests::find("hello").expect("hello").expected_output);
+    let dir = std::env::temp_dir().join(format!("popek-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let traces: Vec<String> = (0..2)
+        .map(|i| {
+            let file = dir.join(format!("{i}.txt"));
+            let out =
+                popek(&["run", "exceptions", "--trace", "exc,int", "--trace-file", file.to_str().expect("utf-8")]);
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            std::fs::read_to_string(&file).expect("trace file")
+        })
+        .collect();
+    assert_eq!(traces[0], traces[1]);
+    let first = traces[0].lines().next().unwrap_or_default();
+    assert!(first.starts_with("exception 0x00 at 0008:0x") && first.ends_with(" <t_de_at>"), "{first}");
+    assert!(traces[0].contains("software interrupt 0x03 at 0008:"), "{}", traces[0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
