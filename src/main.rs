@@ -709,15 +709,7 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
     note!("wall time:             {:.3} s ({:.1} MIPS)", secs, s.retired as f64 / secs / 1e6);
     note!("virtual time:          {:.6} s", s.virtual_ns as f64 / 1e9);
     match &m.engine {
-        MachineEngine::Interp(i) => {
-            let c = &i.cache.stats;
-            note!("engine:                interpreter");
-            note!("blocks executed:       {}", i.stats.blocks);
-            note!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
-            note!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
-            print_smc(m);
-            note!("exceptions delivered:  {}", i.stats.exceptions);
-        }
+        MachineEngine::Interp(i) => print_interp_stats(m, "interpreter", &i.cache.stats, &i.stats),
         MachineEngine::Jit(j) => {
             let (t, c) = (&j.stats, j.cache_stats());
             note!("engine:                binary translator");
@@ -758,13 +750,8 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
             note!("exceptions delivered:  {}", t.exceptions + j.interp_stats.exceptions);
         }
         MachineEngine::Trap(e) => {
-            let c = &e.cache.stats;
-            note!("engine:                trap-and-emulate (guest ring 0 deprivileged to ring 1)");
-            note!("blocks executed:       {}", e.stats.blocks);
-            note!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
-            note!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
-            print_smc(m);
-            note!("exceptions delivered:  {}", e.stats.exceptions);
+            let engine = "trap-and-emulate (guest ring 0 deprivileged to ring 1)";
+            print_interp_stats(m, engine, &e.cache.stats, &e.stats);
             let t = &e.trap_stats;
             note!("traps to the VMM:      {} (privileged, emulated: {})", t.total_traps(), by_mnemonic(&t.traps()));
             note!(
@@ -794,6 +781,21 @@ fn by_mnemonic(counts: &[(popek::cpu::iced_x86::Mnemonic, u64)]) -> String {
         return "none".into();
     }
     counts.iter().map(|(m, n)| format!("{m:?} {n}").to_lowercase()).collect::<Vec<_>>().join(", ")
+}
+
+/// The statistics of an engine that interprets decoded blocks.
+fn print_interp_stats(
+    m: &Machine,
+    engine: &str,
+    c: &popek::cpu::block::BlockCacheStats,
+    stats: &popek::interp::InterpStats,
+) {
+    note!("engine:                {engine}");
+    note!("blocks executed:       {}", stats.blocks);
+    note!("blocks decoded:        {} ({} cache hits)", c.decoded, c.hits);
+    note!("blocks invalidated:    {} (self-modifying code)", c.invalidated);
+    print_smc(m);
+    note!("exceptions delivered:  {}", stats.exceptions);
 }
 
 /// What stores to pages holding code did: the causes of invalidation.
