@@ -458,6 +458,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     let run_config = RunConfig {
         max_insns: args.max_insns,
+        max_ticks: None,
         timeout: args.timeout,
         clock,
         console,
