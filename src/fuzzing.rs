@@ -4,8 +4,8 @@
 //! corpus. Each function takes arbitrary bytes and panics only on a bug: a loader that
 //! panics instead of returning an error, or two engines that disagree.
 
-use popek_machine::multiboot::{self, Module};
 use popek_devices::ide::Chs;
+use popek_machine::multiboot::{self, Module};
 use popek_machine::{EngineKind, Machine, MachineConfig, RunConfig, lockstep};
 
 /// RAM of the machines the targets build: small, so that each input runs fast.
@@ -99,5 +99,22 @@ pub fn engines(data: &[u8]) {
             d.other.dump(),
             d.block.unwrap_or_default()
         );
+    }
+}
+
+/// `data` as `popek`'s arguments after the program name, split at NUL bytes (so an
+/// argument may hold any other byte, invalid UTF-8 included), through [`crate::cli::parse`].
+/// It must return a command line, help text, or a usage error of one line without control
+/// characters; it must never panic (clap's own consistency checks included, in a debug build).
+pub fn cli(data: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let args = data.split(|&b| b == 0).map(|a| std::ffi::OsStr::from_bytes(a).to_os_string());
+    match crate::cli::parse(std::iter::once("popek".into()).chain(args)) {
+        Ok(_) => {}
+        Err(crate::cli::Usage::Help(e)) => assert!(!e.render().to_string().is_empty(), "help text"),
+        Err(crate::cli::Usage::Error(line)) => {
+            assert!(!line.is_empty() && !line.chars().any(char::is_control), "usage error is one clean line: {line:?}");
+            assert!(!line.starts_with("error:"), "the label is dropped: {line:?}");
+        }
     }
 }
