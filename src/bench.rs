@@ -19,68 +19,11 @@
 //! process with status 2.
 
 use anyhow::{Context, Result, bail, ensure};
-use clap::ValueEnum;
+use popek::cli::{BenchArgs, BenchEngine};
 use popek::devices::sink::SharedBuffer;
-use popek::machine::{Engine as MachineEngine, EngineKind, Machine, MachineConfig, RunConfig, StopReason};
+use popek::machine::{Engine as MachineEngine, Machine, MachineConfig, RunConfig, StopReason};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// The engines `popek bench` can compare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BenchEngine {
-    /// The binary translator.
-    Jit,
-    /// The reference interpreter.
-    Interp,
-}
-
-impl BenchEngine {
-    fn name(self) -> &'static str {
-        match self {
-            BenchEngine::Jit => "jit",
-            BenchEngine::Interp => "interp",
-        }
-    }
-
-    fn kind(self) -> EngineKind {
-        match self {
-            BenchEngine::Jit => EngineKind::Jit,
-            BenchEngine::Interp => EngineKind::Interp,
-        }
-    }
-}
-
-/// `popek bench`'s options.
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {
-    /// Kernel: a built-in guest name or a Multiboot ELF32 file.
-    #[arg(default_value = "compute")]
-    pub guest: String,
-    /// Kernel command line (default: the built-in guest's own).
-    #[arg(long)]
-    pub cmdline: Option<String>,
-    /// Engines to compare, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "jit,interp")]
-    pub engines: Vec<BenchEngine>,
-    /// Timed runs per engine (and per sweep point); the table shows medians.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub runs: u32,
-    /// Also write the results as an SVG bar chart to FILE.
-    #[arg(long, value_name = "FILE.svg")]
-    pub plot: Option<PathBuf>,
-    /// Instead of one point: sweep the guest's numeric command-line argument KEY (e.g.
-    /// iters for compute, scale or n for nanobench), or `cache` for the JIT's code-cache size.
-    #[arg(long, value_name = "KEY|cache")]
-    pub sweep: Option<String>,
-    /// The sweep's values, comma-separated (default 1,2,4,8; for `cache`
-    /// 64K,128K,256K,1M,16M).
-    #[arg(long, value_delimiter = ',', value_name = "LIST")]
-    pub points: Vec<String>,
-    /// The translator's code-cache size (K/M/G suffixes; 64K to 1G).
-    #[arg(long, value_name = "SIZE", default_value = "16M")]
-    pub code_cache: String,
-}
 
 /// The measurements of one timed run.
 #[derive(Clone, Debug)]
@@ -129,7 +72,7 @@ pub fn bench(args: &BenchArgs, image: &[u8], default_cmdline: &str) -> Result<St
     let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
     // Fail before minutes of measuring, not after: the plot file must be writable.
     if let Some(p) = &args.plot {
-        std::fs::write(p, "").with_context(|| format!("--plot: cannot write {}", p.display()))?;
+        crate::files::create_output("--plot file", p)?;
     }
     let target = Target { name: &args.guest, image };
     let (report, chart) = match args.sweep.as_deref() {
@@ -169,14 +112,15 @@ pub fn bench(args: &BenchArgs, image: &[u8], default_cmdline: &str) -> Result<St
     };
     if let Some(p) = &args.plot {
         let svg = chart.to_svg().context("drawing the chart")?;
-        std::fs::write(p, svg).with_context(|| format!("--plot: cannot write {}", p.display()))?;
+        std::io::Write::write_all(&mut crate::files::create_output("--plot file", p)?, svg.as_bytes())
+            .with_context(|| format!("--plot: cannot write {}", p.display()))?;
     }
     Ok(report)
 }
 
 /// A code-cache size, checked against the translator's limits before anything runs.
 fn cache_size(s: &str, flag: &str) -> Result<u64> {
-    let bytes = crate::parse_code_cache(s).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    let bytes = popek::cli::parse_code_cache(s).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
     Ok(bytes as u64)
 }
 
@@ -492,22 +436,6 @@ fn fit(xs: &[f64], ys: &[f64]) -> Fit {
     Fit { intercept, slope, r2 }
 }
 
-/// A byte count like `64K`, `16M`, `1G` or `65536`.
-pub fn parse_bytes(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().with_context(|| format!("`{s}` is not a size like 64K or 16M"))?;
-    let mult: u64 = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1 << 10,
-        "M" | "MB" | "MIB" => 1 << 20,
-        "G" | "GB" | "GIB" => 1 << 30,
-        _ => bail!("`{s}`: unknown size unit `{unit}` (use K, M or G)"),
-    };
-    n.checked_mul(mult).with_context(|| format!("`{s}` is too large"))
-}
-
 fn bytes_text(n: u64) -> String {
     match n {
         n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{}G", n >> 30),
@@ -696,10 +624,6 @@ mod tests {
 
     #[test]
     fn sizes_and_arguments() {
-        assert_eq!(parse_bytes("64K").unwrap(), 65536);
-        assert_eq!(parse_bytes("16m").unwrap(), 16 << 20);
-        assert_eq!(parse_bytes("4096").unwrap(), 4096);
-        assert!(parse_bytes("12Q").is_err() && parse_bytes("").is_err() && parse_bytes("99999999999G").is_err());
         assert_eq!(bytes_text(64 << 10), "64K");
         assert_eq!(bytes_text(3 << 20), "3M");
         assert_eq!(bytes_text(1000), "1000");

@@ -1,6 +1,7 @@
 //! The files named on the command line — the kernel, `--module` files, `--input` — read
 //! into memory, and only when that is safe: each must be a regular file, and together
-//! they must fit in guest RAM.
+//! they must fit in guest RAM. And the files popek writes (`--serial file:PATH`, `bench
+//! --plot`, `guests --extract`), opened so that a FIFO nobody reads cannot hang it.
 //!
 //! ```text
 //!   admit(path)   metadata only, nothing opened: a directory, FIFO, device or socket is
@@ -143,6 +144,33 @@ fn size_text(n: u64) -> String {
         1 => "1 byte".into(),
         n => format!("{n} bytes"),
     }
+}
+
+/// Opens `path` for writing (created if missing, truncated), named `what` in messages. A
+/// FIFO with no process reading it is refused at once: a blocking open would wait for a
+/// reader for ever. A FIFO with a reader, a terminal or `/dev/null` is then opened again
+/// without `O_NONBLOCK` (while the first descriptor is still open), so that writes wait
+/// for a slow reader instead of failing; a regular file is used as it is (`O_NONBLOCK`
+/// means nothing to one).
+pub fn create_output(what: &str, path: &Path) -> Result<File> {
+    let name = path.display();
+    let probe =
+        match OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_NONBLOCK).open(path) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                let socket = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket());
+                if socket {
+                    bail!("{what} `{name}` is a socket: popek writes files, FIFOs and devices");
+                }
+                bail!("{what} `{name}` is a FIFO that no process is reading: start its reader first");
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot create {what} `{name}`")),
+        };
+    let meta = probe.metadata().with_context(|| format!("cannot create {what} `{name}`"))?;
+    if meta.is_file() {
+        return Ok(probe);
+    }
+    OpenOptions::new().write(true).open(path).with_context(|| format!("cannot open {what} `{name}`"))
 }
 
 #[cfg(test)]

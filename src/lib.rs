@@ -16,5 +16,6 @@ pub use popek_machine as machine;
 pub use popek_memory as memory;
 pub use popek_vmm as vmm;
 
+pub mod cli;
 pub mod demo;
 pub mod fuzzing;

@@ -22,7 +22,7 @@ macro_rules! say {
 }
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use popek::cli::{Command, DiskArg, Engine, RunArgs, SerialTarget, Usage};
 use popek::cpu::iced_x86::{Decoder, Formatter, IntelFormatter};
 use popek::devices::clock::InstructionClock;
 use popek::devices::sink::{ByteSink, NullSink, StdoutSink, WriterSink};
@@ -30,7 +30,7 @@ use popek::devices::storage::BlockStorage;
 use popek::interp::dispatch;
 use popek::machine::multiboot::Module;
 use popek::machine::{Engine as MachineEngine, EngineKind, Machine, MachineConfig, RunConfig, StopReason, lockstep};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,184 +60,6 @@ mod exit {
     pub const DISK: u8 = 12;
     /// Ctrl-C (SIGINT), as shells report a process that SIGINT ended (128 + 2).
     pub const INTERRUPTED: u8 = 130;
-}
-
-/// popek: an educational x86 full-virtualization emulator built on binary translation.
-///
-/// With no command, boots the built-in `hello` guest and shows what happened.
-#[derive(Parser)]
-#[command(version, about, long_about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Boot a Multiboot kernel (an ELF file, or the name of a built-in guest).
-    ///
-    /// The guest's COM1 output goes to stdout; the exit status is the guest's
-    /// debug-exit value v as (v << 1) | 1, like QEMU's isa-debug-exit; 0 if it halted,
-    /// 2 for a bad image or flag, 4 for a triple fault, 6 for an unsupported
-    /// instruction, 8 if --max-insns or --timeout stopped it, 10 if --engine lockstep
-    /// found the interpreter and the JIT disagreeing, 12 if a disk image could not be
-    /// written, 130 after Ctrl-C (disks flushed).
-    Run(RunArgs),
-    /// Step a guest under a line debugger (commands on stdin; `help` lists them): steps,
-    /// blocks, breakpoints and watchpoints, registers, memory, page walks, the next block
-    /// as the translator sees it, and reverse step/continue (runs are replayed from boot,
-    /// exactly). Same arguments as `run`; the guest runs on the reference interpreter, and
-    /// disk writes stay in memory (as with `,snapshot`) so that a replay sees the same disk.
-    Debug(RunArgs),
-    /// Run a guest under the binary translator, then show its hottest blocks (or the
-    /// block at an address): every guest instruction with its treatment and why,
-    /// interleaved with the host code generated for it.
-    Explain {
-        /// Kernel: a Multiboot ELF32 file, or a built-in guest name.
-        kernel: String,
-        /// How many of the most executed blocks to show.
-        #[arg(long, default_value_t = 3, value_name = "N")]
-        hottest: usize,
-        /// Show the block that holds this guest EIP instead: hex (e.g. 0x100000) or a
-        /// symbol of the kernel, with an optional +offset (e.g. kmain+0x10).
-        #[arg(long, value_name = "EIP|SYMBOL")]
-        at: Option<String>,
-        /// Kernel command line (default: the built-in guest's own).
-        #[arg(long)]
-        cmdline: Option<String>,
-        /// Stop the guest after this many instructions.
-        #[arg(long, value_name = "N")]
-        max_insns: Option<u64>,
-    },
-    /// Time a guest under each engine: several interleaved runs, medians, MIPS, the JIT's
-    /// speed-up and its translation time; or sweep the work size or the code-cache size.
-    Bench(bench::BenchArgs),
-    /// List the built-in guests, or write them out as ELF files.
-    Guests {
-        /// Write every guest to DIR as NAME.elf (plus NAME.cmdline and NAME.expected, and
-        /// NAME.img for a guest with a disk), to run the very same images under QEMU.
-        #[arg(long, value_name = "DIR")]
-        extract: Option<PathBuf>,
-    },
-    /// A counting loop on a bare CPU: shows how each instruction is classified and
-    /// how fast the interpreter runs it.
-    Demo {
-        /// Loop iterations (4 guest instructions each).
-        #[arg(long, default_value_t = 5_000_000)]
-        iterations: u32,
-    },
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Engine {
-    /// The binary translator: safe instructions as host code, sensitive ones as
-    /// callouts to the VMM, blocks chained.
-    Jit,
-    /// The reference interpreter.
-    Interp,
-    /// Both, side by side: stop at the first block after which their guest state
-    /// differs and print both states and the block (exit status 10).
-    Lockstep,
-    /// A classic trap-and-emulate VMM, as it would run on x86: the guest kernel runs
-    /// deprivileged in ring 1, privileged instructions trap and are emulated, sensitive
-    /// unprivileged ones (POPF, PUSHF, SGDT, SMSW, MOV from CS, LAR, …) silently do what the
-    /// real ring-1 CPU does, so guests that look see the wrong thing (Popek and Goldberg's
-    /// condition fails). --stats counts both by instruction.
-    Trap,
-}
-
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Kernel: a Multiboot ELF32 file, a Linux bzImage (i386), or a built-in guest name (see
-    /// `popek guests`).
-    kernel: String,
-    /// Execution engine.
-    #[arg(long, value_enum, default_value_t = Engine::Jit)]
-    engine: Engine,
-    /// Guest RAM, e.g. 128M, 1G, 65536K (multiple of 4 KiB, 2 MiB to 3 GiB).
-    #[arg(long, default_value = "128M", value_parser = parse_size)]
-    mem: u64,
-    /// Kernel command line (default: the built-in guest's own, else empty); `--append` as
-    /// QEMU users type it.
-    #[arg(long, visible_alias = "append")]
-    cmdline: Option<String>,
-    /// Boot module FILE, with an optional command line after a comma (repeatable).
-    /// Kernel, modules and input must be regular files that together fit in --mem.
-    #[arg(long, value_name = "FILE[,CMDLINE]")]
-    module: Vec<String>,
-    /// Initial ramdisk for a Linux bzImage (placed as its boot header allows).
-    #[arg(long, value_name = "FILE")]
-    initrd: Option<PathBuf>,
-    /// A raw disk image on the primary IDE channel (repeatable: the first is the master,
-    /// the second the slave; `index=0` or `index=1` picks one). Guest writes go to the file
-    /// and are flushed however the run ends; with `snapshot` they stay in memory and the
-    /// file is not touched.
-    #[arg(long, value_name = "FILE[,snapshot][,index=N]", value_parser = parse_disk)]
-    disk: Vec<DiskArg>,
-    /// Where COM1 output goes: stdio, file:PATH or none.
-    #[arg(long, default_value = "stdio", value_parser = parse_serial)]
-    serial: SerialTarget,
-    /// Bytes to feed to COM1's receiver before the guest starts: a regular file, or `-` for
-    /// stdin (read to its end first, so runs stay deterministic; at most what --mem leaves).
-    #[arg(long, value_name = "FILE")]
-    input: Option<PathBuf>,
-    /// Stop after this many guest instructions (exit status 8).
-    #[arg(long, value_name = "N")]
-    max_insns: Option<u64>,
-    /// Stop after this many seconds of wall-clock time (exit status 8); fractions are
-    /// fine, and a value too large to matter (e.g. 1e30 or inf) means no limit.
-    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
-    timeout: Option<Duration>,
-    /// Speed of the virtual CPU in million instructions per virtual second: virtual
-    /// time (timers, the TSC) advances by one period per retired instruction.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    mips: u64,
-    /// Size of the translator's code cache (K/M/G suffixes, 64K to 1G); when it is full
-    /// it is flushed whole (counted in --stats).
-    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_code_cache)]
-    code_cache: usize,
-    /// Print run statistics to stderr at the end.
-    #[arg(long)]
-    stats: bool,
-    /// Print the VGA text screen to stderr at the end.
-    #[arg(long)]
-    vga: bool,
-    /// Trace execution to stderr (or --trace-file), with symbols: a comma-separated list of
-    /// insn (every instruction), block (every block entered), int (interrupts delivered),
-    /// exc (exceptions delivered). The guest then runs on the reference interpreter, which
-    /// sees every instruction; the trace is deterministic, so two traces diff cleanly.
-    #[arg(long, value_name = "KINDS", value_parser = trace::parse_kinds)]
-    trace: Option<trace::Kinds>,
-    /// Where --trace writes (default: stderr).
-    #[arg(long, value_name = "FILE", requires = "trace")]
-    trace_file: Option<PathBuf>,
-}
-
-/// One `--disk`: the image, whether its writes stay in memory, and which device it is.
-#[derive(Clone, Debug)]
-struct DiskArg {
-    path: PathBuf,
-    snapshot: bool,
-    index: Option<usize>,
-}
-
-fn parse_disk(s: &str) -> Result<DiskArg, String> {
-    let mut parts = s.split(',');
-    let path =
-        parts.next().filter(|p| !p.is_empty()).ok_or_else(|| format!("`{s}`: expected FILE[,snapshot][,index=N]"))?;
-    let mut disk = DiskArg { path: PathBuf::from(path), snapshot: false, index: None };
-    for opt in parts {
-        match opt {
-            "snapshot" | "snapshot=on" => disk.snapshot = true,
-            "index=0" => disk.index = Some(0),
-            "index=1" => disk.index = Some(1),
-            _ if opt.starts_with("index=") => {
-                return Err(format!("`{opt}`: the primary IDE channel has index=0 (master) and index=1 (slave)"));
-            }
-            _ => return Err(format!("`{opt}`: unknown disk option (expected snapshot or index=N)")),
-        }
-    }
-    Ok(disk)
 }
 
 /// Which device each `--disk` is: explicit indexes first, then the others in order.
@@ -284,54 +106,15 @@ fn builtin_disks(kernel: &str, kernel_is_file: bool) -> [Option<Box<dyn BlockSto
     [disk.map(|bytes| Box::new(popek::machine::disk::MemoryDisk::new(bytes)) as Box<dyn BlockStorage>), None]
 }
 
-#[derive(Clone, Debug)]
-enum SerialTarget {
-    Stdio,
-    File(PathBuf),
-    None,
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    let bytes = bench::parse_bytes(s).map_err(|e| format!("{e:#}"))?;
-    if !(2 << 20..=3 << 30).contains(&bytes) || !bytes.is_multiple_of(4096) {
-        return Err(format!("`{}`: guest RAM must be a multiple of 4 KiB between 2M and 3G", s.trim()));
-    }
-    Ok(bytes)
-}
-
-fn parse_code_cache(s: &str) -> Result<usize, String> {
-    use popek::machine::{MAX_CODE_CACHE, MIN_CODE_CACHE};
-    let bytes = bench::parse_bytes(s).map_err(|e| format!("{e:#}"))?;
-    match usize::try_from(bytes) {
-        Ok(n) if (MIN_CODE_CACHE..=MAX_CODE_CACHE).contains(&n) => Ok(n),
-        _ => Err(format!("`{s}`: the code cache must be between 64K and 1G")),
-    }
-}
-
-/// `--timeout SECS`: a positive number of seconds. One beyond what a `Duration` holds
-/// (some 584 billion years) is as good as no limit, and becomes `Duration::MAX`.
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let positive = "the timeout must be a positive number of seconds";
-    let secs: f64 = s.trim().parse().map_err(|_| positive.to_string())?;
-    if secs.is_nan() || secs <= 0.0 {
-        return Err(positive.into());
-    }
-    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
-}
-
-fn parse_serial(s: &str) -> Result<SerialTarget, String> {
-    match s {
-        "stdio" => Ok(SerialTarget::Stdio),
-        "none" => Ok(SerialTarget::None),
-        _ => match s.strip_prefix("file:") {
-            Some(p) if !p.is_empty() => Ok(SerialTarget::File(PathBuf::from(p))),
-            _ => Err(format!("`{s}`: expected stdio, none or file:PATH")),
-        },
-    }
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match popek::cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(Usage::Help(e)) => e.exit(),
+        Err(Usage::Error(line)) => {
+            note!("popek: {line}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let result = match cli.command {
         None => run_default(),
         Some(Command::Run(args)) => run(&args),
@@ -439,9 +222,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         SerialTarget::Stdio if interactive.is_some() => Box::new(terminal::TerminalSink),
         SerialTarget::Stdio => Box::new(StdoutSink),
         SerialTarget::None => Box::new(NullSink),
-        SerialTarget::File(p) => Box::new(WriterSink(
-            std::fs::File::create(p).with_context(|| format!("cannot create serial output file {}", p.display()))?,
-        )),
+        SerialTarget::File(p) => Box::new(WriterSink(files::create_output("serial output file", p)?)),
     };
     let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
     let config = |serial, engine, disks| MachineConfig {
@@ -481,6 +262,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     let run_config = RunConfig {
         max_insns: args.max_insns,
+        max_ticks: None,
         timeout: args.timeout,
         clock,
         console,
@@ -512,9 +294,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     } else if let Some(trace) = &args.trace {
         let symbols = popek::machine::symbols::Symbols::from_elf(&image);
         let out: Box<dyn std::io::Write> = match &args.trace_file {
-            Some(p) => Box::new(std::io::BufWriter::new(
-                std::fs::File::create(p).with_context(|| format!("cannot create trace file {}", p.display()))?,
-            )),
+            Some(p) => Box::new(std::io::BufWriter::new(files::create_output("trace file", p)?)),
             None => Box::new(std::io::stderr()),
         };
         let (stop, m) = trace::run(machine, run_config.clone(), *trace, &symbols, out)?;
@@ -649,6 +429,7 @@ fn debug(args: &RunArgs) -> Result<()> {
         clock: InstructionClock { insns_per_sec: args.mips * 1_000_000 },
         console: None,
         interrupt: Some(Arc::clone(&interrupt)),
+        max_ticks: None,
     };
     let mut d =
         popek::machine::debug::Debugger::new(Box::new(boot), cfg).with_context(|| format!("`{}`", args.kernel))?;
@@ -674,7 +455,7 @@ fn finish_disks(machine: &mut Machine) -> bool {
     ok
 }
 
-fn run_bench(args: &bench::BenchArgs) -> Result<()> {
+fn run_bench(args: &popek::cli::BenchArgs) -> Result<()> {
     let ram = popek::machine::MachineConfig::default().ram_size;
     let (image, default_cmdline) = kernel_image(&args.guest, &mut files::Budget::new(ram, false))?;
     let report = bench::bench(args, &image, default_cmdline)?;
@@ -889,7 +670,8 @@ fn guests(extract: Option<&Path>) -> Result<()> {
             for g in popek::guests::GUESTS {
                 let write = |ext: &str, bytes: &[u8]| {
                     let p = dir.join(format!("{}.{ext}", g.name));
-                    std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))
+                    std::io::Write::write_all(&mut files::create_output("guest file", &p)?, bytes)
+                        .with_context(|| format!("cannot write {}", p.display()))
                 };
                 write("elf", g.elf)?;
                 write("cmdline", g.cmdline.as_bytes())?;

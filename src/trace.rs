@@ -10,29 +10,7 @@ use popek::machine::symbols::Symbols;
 use popek::machine::{Machine, MachineError, RunConfig, StopReason};
 use std::io::Write;
 
-/// Which events are traced.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Kinds {
-    insn: bool,
-    block: bool,
-    int: bool,
-    exc: bool,
-}
-
-/// `--trace KINDS`: a comma-separated list of insn, block, int, exc.
-pub fn parse_kinds(s: &str) -> Result<Kinds, String> {
-    let mut k = Kinds::default();
-    for word in s.split(',') {
-        match word.trim() {
-            "insn" => k.insn = true,
-            "block" => k.block = true,
-            "int" => k.int = true,
-            "exc" => k.exc = true,
-            other => return Err(format!("`{other}`: trace kinds are insn, block, int and exc")),
-        }
-    }
-    Ok(k)
-}
+use popek::cli::TraceKinds as Kinds;
 
 /// Runs `machine` to its end, tracing to `out`; the stop and the machine back.
 pub fn run(

@@ -975,3 +975,98 @@ fn trace_is_deterministic_and_named() {
     assert!(traces[0].contains("software interrupt 0x03 at 0008:"), "{}", traces[0]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every command-line error is one line, `popek: ` first, exit status 2 (clap's usage
+/// block and its pointer to `--help` are not printed); `--help` and `--version` still
+/// print clap's text to stdout with status 0.
+#[test]
+fn command_line_errors_are_one_popek_line() {
+    let cases: [&[&str]; 12] = [
+        &["run", "hello", "--bogus"],
+        &["run"],
+        &["run", "hello", "extra"],
+        &["run", "hello", "--engine", "turbo"],
+        &["run", "hello", "--mem", "12Q"],
+        &["run", "hello", "--mem"],
+        &["run", "hello", "--disk", "x.img,wat"],
+        &["frobnicate"],
+        &["bench", "hello", "--runs", "0"],
+        &["explain", "hello", "--at", "zz"],
+        &["demo", "--iterations", "many"],
+        &["--no-such-flag"],
+    ];
+    for args in cases {
+        let o = popek_guarded(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err:?}");
+        assert!(err.starts_with("popek: ") && !err.contains("error:") && !err.contains("Usage:"), "{args:?}: {err}");
+    }
+    let o = popek(&["run", "hello", "--bogus"]);
+    assert_eq!(
+        stderr(&o),
+        "popek: unexpected argument '--bogus' found; tip: to pass '--bogus' as a value, use '-- --bogus'\n"
+    );
+    let o = popek(&["run", "hello", "--engine", "turbo"]);
+    assert_eq!(
+        stderr(&o),
+        "popek: invalid value 'turbo' for '--engine <ENGINE>' [possible values: jit, interp, lockstep, trap]\n"
+    );
+    for args in [&["--help"][..], &["run", "--help"], &["help", "bench"], &["--version"]] {
+        let o = popek(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(o.stderr.is_empty() && !o.stdout.is_empty(), "{args:?}: help on stdout");
+    }
+    assert!(String::from_utf8_lossy(&popek(&["run", "--help"]).stdout).contains("Usage: popek run"));
+}
+
+/// An output path that is a FIFO nobody reads (`--serial file:`, `bench --plot`, a file
+/// `guests --extract` writes) is refused at once in one line, exit status 2, instead of
+/// waiting for ever for a reader; with a reader, the output arrives through it; a
+/// character device such as /dev/null is fine.
+#[test]
+fn output_fifos_without_a_reader_are_refused_not_waited_on() {
+    let dir = std::env::temp_dir().join(format!("popek-cli-out-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs").success());
+    let f = fifo.to_str().unwrap();
+    let serial = format!("file:{f}");
+    let line = assert_one_line_error(&["run", "hello", "--serial", &serial]);
+    assert_eq!(
+        line,
+        format!("popek: serial output file `{f}` is a FIFO that no process is reading: start its reader first")
+    );
+    let line = assert_one_line_error(&["bench", "hello", "--runs", "1", "--plot", f]);
+    assert!(line.contains(&format!("--plot file `{f}` is a FIFO that no process is reading")), "{line}");
+    let extract = dir.join("extract");
+    std::fs::create_dir_all(&extract).unwrap();
+    let elf = extract.join("hello.elf");
+    assert!(Command::new("mkfifo").arg(&elf).status().expect("mkfifo runs").success());
+    let line = assert_one_line_error(&["guests", "--extract", extract.to_str().unwrap()]);
+    assert!(line.contains("is a FIFO that no process is reading"), "{line}");
+
+    // With a reader, the guest's output goes through the FIFO.
+    let reader = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || std::fs::read(&fifo).expect("read the FIFO")
+    });
+    // The reader's open blocks until a writer comes: wait until it is in place.
+    let mut o = popek_guarded(&["run", "hello", "--serial", &serial]);
+    for _ in 0..100 {
+        if o.status.code() != Some(2) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        o = popek_guarded(&["run", "hello", "--serial", &serial]);
+    }
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "the output went to the FIFO");
+    let through = reader.join().unwrap();
+    assert_eq!(String::from_utf8_lossy(&through), popek::guests::find("hello").unwrap().expected_output);
+
+    let o = popek_guarded(&["run", "hello", "--serial", "file:/dev/null"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

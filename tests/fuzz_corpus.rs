@@ -37,3 +37,8 @@ fn loaders_corpus() {
 fn engines_corpus() {
     replay("engines", popek::fuzzing::engines);
 }
+
+#[test]
+fn cli_corpus() {
+    replay("cli", popek::fuzzing::cli);
+}

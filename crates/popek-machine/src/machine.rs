@@ -80,6 +80,11 @@ pub enum Prelude {
 pub struct RunConfig {
     /// Stop after this many guest instructions.
     pub max_insns: Option<u64>,
+    /// Stop once virtual time reaches this many instruction periods, the time a halted CPU
+    /// sleeps included ([`StopReason::InstructionLimit`]): a bound on a guest that halts
+    /// with interrupts on and none to come, which `max_insns` never stops (the fuzz
+    /// targets set it; a CLI user has `--timeout`).
+    pub max_ticks: Option<u64>,
     /// Stop after this much wall-clock time (checked between blocks, so the run stops
     /// within a millisecond or so of it). A limit too large for the host's clock
     /// (e.g. [`Duration::MAX`]) means no limit.
@@ -104,6 +109,7 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             max_insns: None,
+            max_ticks: None,
             timeout: None,
             clock: InstructionClock { insns_per_sec: DEFAULT_INSNS_PER_SEC },
             console: None,
@@ -453,6 +459,9 @@ impl Machine {
                 return Err(Some(self.finish_event(e)));
             }
         }
+        if cfg.max_ticks.is_some_and(|max| self.ticks >= max) {
+            return Err(Some(StopReason::InstructionLimit));
+        }
         if self.cpu.state.halted {
             if !self.cpu.interrupts_enabled() {
                 return Err(Some(StopReason::Halted));
@@ -481,6 +490,9 @@ impl Machine {
         };
         if let Some(max) = cfg.max_insns {
             room = room.min(max.saturating_sub(self.stats.retired));
+        }
+        if let Some(max) = cfg.max_ticks {
+            room = room.min(max.saturating_sub(self.ticks));
         }
         Ok(room.max(1))
     }

@@ -55,3 +55,26 @@ fn a_memory_difference_is_reported() {
     let d = lockstep::run(&mut a, &mut b, &RunConfig::default()).expect_err("they differ");
     assert_eq!(d.memory, Some(0x700_0000));
 }
+
+/// `STI; HLT` with every IRQ masked at the PICs (as the firmware leaves them) sleeps for
+/// ever in virtual time, retiring nothing, so `max_insns` never stops it; `max_ticks` does,
+/// under both engines and in lockstep, at the same virtual time.
+#[test]
+fn max_ticks_ends_a_halt_that_nothing_wakes() {
+    let image = popek_machine::multiboot::minimal_elf(0x10_0000, 3, &[0xfb, 0xf4], 4096);
+    let boot = |engine| {
+        let config = MachineConfig { ram_size: 2 << 20, engine, ..MachineConfig::default() };
+        Machine::boot(config, &image).expect("boots")
+    };
+    let cfg = RunConfig { max_insns: Some(100), max_ticks: Some(500_000_000), ..RunConfig::default() };
+    for engine in [EngineKind::Interp, EngineKind::Jit] {
+        let mut m = boot(engine);
+        assert_eq!(m.run(&cfg), StopReason::InstructionLimit, "{engine:?}");
+        assert_eq!(m.stats.retired, 2, "{engine:?}");
+        assert!(m.ticks() >= 500_000_000 && m.cpu.state.halted, "{engine:?}");
+    }
+    let (mut a, mut b) = (boot(EngineKind::Interp), boot(EngineKind::Jit));
+    let stop = lockstep::run(&mut a, &mut b, &cfg).expect("they agree");
+    assert_eq!(stop, StopReason::InstructionLimit);
+    assert_eq!(a.ticks(), b.ticks());
+}
