@@ -42,7 +42,8 @@ pub enum Command {
     /// Step a guest under a line debugger (commands on stdin; `help` lists them): steps,
     /// blocks, breakpoints and watchpoints, registers, memory, page walks, the next block
     /// as the translator sees it, and reverse step/continue (runs are replayed from boot,
-    /// exactly). Same arguments as `run`; the guest runs on the reference interpreter, and
+    /// exactly). Same arguments as `run`; the guest runs on the reference interpreter (so
+    /// --engine, --code-cache, --stats, --vga, --trace do nothing), COM1 goes to stdout, and
     /// disk writes stay in memory (as with `,snapshot`) so that a replay sees the same disk.
     Debug(RunArgs),
     /// Run a guest under the binary translator, then show its hottest blocks (or the

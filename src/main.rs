@@ -178,9 +178,22 @@ fn kernel_image(name: &str, budget: &mut files::Budget) -> Result<(Vec<u8>, &'st
     }
 }
 
-fn run(args: &RunArgs) -> Result<ExitCode> {
-    // Every file is checked by its metadata, and all of them against guest RAM together,
-    // before any is read: a FIFO, a device or an oversized file is refused up front.
+/// The files a run loads, read, and the budget they were checked against.
+struct GuestFiles {
+    image: Vec<u8>,
+    default_cmdline: &'static str,
+    kernel_is_file: bool,
+    modules: Vec<Module>,
+    initrd: Option<Vec<u8>>,
+    /// `--input FILE`'s bytes (not `-`: stdin is read by the caller, if it wants it).
+    input_file: Option<Vec<u8>>,
+    budget: files::Budget,
+}
+
+/// Reads the kernel, the modules, the initrd and an `--input` file. Every file is checked
+/// by its metadata, and all of them against guest RAM together, before any is read: a
+/// FIFO, a device or an oversized file is refused up front.
+fn guest_files(args: &RunArgs) -> Result<GuestFiles> {
     let mut budget = files::Budget::new(args.mem, true);
     let kernel_is_file = std::fs::metadata(&args.kernel).is_ok();
     let kernel = kernel_is_file.then(|| budget.admit("kernel", Path::new(&args.kernel))).transpose()?;
@@ -206,6 +219,13 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         modules.push(Module { data: file.read()?, cmdline: cmdline.to_string() });
     }
     let initrd = initrd_file.as_ref().map(files::Admitted::read).transpose()?;
+    let input_file = input_file.as_ref().map(files::Admitted::read).transpose()?;
+    Ok(GuestFiles { image, default_cmdline, kernel_is_file, modules, initrd, input_file, budget })
+}
+
+fn run(args: &RunArgs) -> Result<ExitCode> {
+    let GuestFiles { image, default_cmdline, kernel_is_file, modules, initrd, input_file, mut budget } =
+        guest_files(args)?;
     // Disk images are opened (and checked) before the run; they are not read into RAM.
     let disk_slots = place_disks(&args.disk)?;
     let mut disks = if args.disk.is_empty() {
@@ -240,8 +260,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         Engine::Interp | Engine::Lockstep => EngineKind::Interp,
         Engine::Trap => EngineKind::Trap,
     };
-    let input = match (&args.input, &input_file) {
-        (_, Some(f)) => Some(f.read()?),
+    let input = match (&args.input, input_file) {
+        (_, Some(bytes)) => Some(bytes),
         (Some(_), None) => Some(budget.read_stdin()?),
         (None, None) => None,
     };
@@ -377,20 +397,11 @@ impl ByteSink for ReplaySink {
 }
 
 fn debug(args: &RunArgs) -> Result<()> {
-    let mut budget = files::Budget::new(args.mem, true);
-    let kernel_is_file = std::fs::metadata(&args.kernel).is_ok();
-    let (image, default_cmdline) = kernel_image(&args.kernel, &mut budget)?;
-    let mut modules = Vec::new();
-    for m in &args.module {
-        let (file, cmdline) = m.split_once(',').unwrap_or((m.as_str(), m.as_str()));
-        modules.push(Module { data: budget.admit("module", Path::new(file))?.read()?, cmdline: cmdline.to_string() });
+    if args.input.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+        bail!("`popek debug` reads its commands from stdin: give --input a file");
     }
-    let initrd = args.initrd.as_ref().map(|p| budget.admit("initrd", p)?.read()).transpose()?;
-    let input = match &args.input {
-        Some(p) if p.as_os_str() != "-" => Some(budget.admit("input file", p)?.read()?),
-        Some(_) => bail!("`popek debug` reads its commands from stdin: give --input a file"),
-        None => None,
-    };
+    let GuestFiles { image, default_cmdline, kernel_is_file, modules, initrd, input_file: input, .. } =
+        guest_files(args)?;
     let disk_args = args.disk.clone();
     place_disks(&disk_args)?;
     let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());

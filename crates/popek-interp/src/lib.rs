@@ -91,9 +91,6 @@ impl Interpreter {
     /// instruction that ends the block processes no more elements than fit
     /// ([`popek_cpu::rep_limit`]), each counted as a retired instruction.
     pub fn run_block_within(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus, room: u64) -> Result<u32, Event> {
-        if !cpu.code_writes.is_empty() {
-            self.cache.invalidate_written(cpu);
-        }
         run_cached_block(
             &mut self.cache,
             cpu,

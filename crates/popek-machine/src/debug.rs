@@ -145,10 +145,20 @@ impl Debugger {
             watchpoints: Vec::new(),
             info: InstructionInfoFactory::new(),
         };
-        d.machine.engine = Engine::Interp(Interpreter::new());
-        d.machine.cpu.deliveries = Some(Vec::new());
-        d.settle();
+        d.start();
         Ok(d)
+    }
+
+    /// Puts the machine just booted under the debugger: the interpreter as its engine, the
+    /// delivery log on, position 0, settled before the first instruction.
+    fn start(&mut self) {
+        self.machine.engine = Engine::Interp(Interpreter::new());
+        self.machine.cpu.deliveries = Some(Vec::new());
+        self.tail = None;
+        self.ready = None;
+        self.steps = 0;
+        self.stopped = None;
+        self.settle();
     }
 
     /// The position: steps run since boot (instructions, and attempts that raised an
@@ -269,19 +279,13 @@ impl Debugger {
         let now = self.steps;
         self.reboot()?;
         let mut last: Option<(u64, DebugStop)> = None;
+        // Forward again with the same stops (a run resumes past the one it stopped at),
+        // noting each one before the present.
         while self.steps < now {
-            let stop = self.advance(Budget { steps: Some(now - self.steps), block: false, stops: true });
-            match stop {
-                DebugStop::Breakpoint(_) | DebugStop::Watchpoint { .. } if self.steps < now => {
+            match self.advance(Budget { steps: Some(now - self.steps), block: false, stops: true }) {
+                stop @ (DebugStop::Breakpoint(_) | DebugStop::Watchpoint { .. }) if self.steps < now => {
                     last = Some((self.steps, stop));
-                    // Go on past it: one step without stopping.
-                    if let DebugStop::Machine(_) | DebugStop::Interrupted =
-                        self.advance(Budget { steps: Some(1), block: false, stops: false })
-                    {
-                        break;
-                    }
                 }
-                DebugStop::Stepped | DebugStop::Breakpoint(_) | DebugStop::Watchpoint { .. } => break,
                 _ => break,
             }
         }
@@ -310,15 +314,8 @@ impl Debugger {
     }
 
     fn reboot(&mut self) -> Result<(), MachineError> {
-        let mut m = (self.boot)()?;
-        m.engine = Engine::Interp(Interpreter::new());
-        m.cpu.deliveries = Some(Vec::new());
-        self.machine = m;
-        self.tail = None;
-        self.ready = None;
-        self.steps = 0;
-        self.stopped = None;
-        self.settle();
+        self.machine = (self.boot)()?;
+        self.start();
         Ok(())
     }
 
