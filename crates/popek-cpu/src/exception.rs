@@ -165,8 +165,6 @@ pub enum Event {
     Exception(Exception),
     /// The guest used something popek does not implement: a host-side error.
     Unsupported(Unsupported),
-    /// An exception during #DF delivery: the CPU shuts down.
-    TripleFault,
 }
 
 impl From<Exception> for Event {

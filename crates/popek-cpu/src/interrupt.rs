@@ -64,7 +64,9 @@ impl Cpu {
     /// Delivers exception `e` through the IDT. `state.eip` must already hold the EIP
     /// to push (the faulting instruction for faults, the next one for traps).
     /// A fault during delivery escalates per the double-fault rules; a fault while
-    /// delivering #DF is `Err(Event::TripleFault)`.
+    /// delivering #DF shuts the CPU down (SDM 6.15, interrupt 8: "the processor enters
+    /// shutdown mode"): `state.shutdown` is set and the call returns `Ok`, so that the
+    /// engine still reports the instructions it retired before; the run loop stops there.
     pub fn deliver_exception(&mut self, bus: &mut dyn Bus, e: Exception) -> Result<(), Event> {
         let mut e = e;
         // At most: e → (serially) a contributory fault or #PF → #DF → triple fault; the bound
@@ -77,11 +79,15 @@ impl Cpu {
             let rf = !e.is_trap() && !matches!(e, Exception::Debug | Exception::DoubleFault);
             match self.deliver_vector(bus, e.vector(), e.error_code(), Source::Exception, rf) {
                 Ok(()) => return Ok(()),
-                Err(Event::Exception(f)) => e = escalate(e, f)?,
+                Err(Event::Exception(f)) => match escalate(e, f) {
+                    Some(next) => e = next,
+                    None => break,
+                },
                 Err(other) => return Err(other),
             }
         }
-        Err(Event::TripleFault)
+        self.state.shutdown = true;
+        Ok(())
     }
 
     /// INT n / INT3 / INTO: delivers `vector` as a software interrupt (gate DPL is
@@ -360,12 +366,13 @@ impl Cpu {
 }
 
 /// The double-fault decision (SDM Table 6-5) for fault `second` while delivering `first`.
-fn escalate(first: Exception, second: Exception) -> Result<Exception, Event> {
+/// `None`: a fault while delivering #DF, a triple fault.
+fn escalate(first: Exception, second: Exception) -> Option<Exception> {
     use ExceptionClass::*;
     match (first.class(), second.class()) {
-        (DoubleFault, _) => Err(Event::TripleFault),
-        (Contributory, Contributory) | (PageFault, Contributory | PageFault) => Ok(Exception::DoubleFault),
-        _ => Ok(second),
+        (DoubleFault, _) => None,
+        (Contributory, Contributory) | (PageFault, Contributory | PageFault) => Some(Exception::DoubleFault),
+        _ => Some(second),
     }
 }
 
@@ -382,11 +389,11 @@ mod tests {
         let gp = Exception::GeneralProtection(0);
         let pf = Exception::PageFault { addr: 0, code: 0 };
         let ud = Exception::InvalidOpcode;
-        assert_eq!(escalate(gp, Exception::SegmentNotPresent(8)), Ok(Exception::DoubleFault));
-        assert_eq!(escalate(pf, pf), Ok(Exception::DoubleFault));
-        assert_eq!(escalate(pf, gp), Ok(Exception::DoubleFault));
-        assert_eq!(escalate(gp, pf), Ok(pf), "contributory then #PF is serial");
-        assert_eq!(escalate(ud, gp), Ok(gp), "benign then anything is serial");
-        assert_eq!(escalate(Exception::DoubleFault, gp), Err(Event::TripleFault));
+        assert_eq!(escalate(gp, Exception::SegmentNotPresent(8)), Some(Exception::DoubleFault));
+        assert_eq!(escalate(pf, pf), Some(Exception::DoubleFault));
+        assert_eq!(escalate(pf, gp), Some(Exception::DoubleFault));
+        assert_eq!(escalate(gp, pf), Some(pf), "contributory then #PF is serial");
+        assert_eq!(escalate(ud, gp), Some(gp), "benign then anything is serial");
+        assert_eq!(escalate(Exception::DoubleFault, gp), None);
     }
 }

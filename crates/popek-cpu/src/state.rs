@@ -394,6 +394,9 @@ pub struct CpuState {
     pub interrupt_shadow: bool,
     /// The CPU is halted (HLT) until an interrupt arrives.
     pub halted: bool,
+    /// The CPU shut down: a fault while delivering #DF (a triple fault; SDM 6.15,
+    /// interrupt 8). Only a reset leaves this state; popek's run loop stops on it.
+    pub shutdown: bool,
     /// The x87 FPU.
     pub x87: X87State,
 }
@@ -432,6 +435,7 @@ impl CpuState {
             cpl: 0,
             interrupt_shadow: false,
             halted: false,
+            shutdown: false,
             x87: X87State::reset(),
         }
     }

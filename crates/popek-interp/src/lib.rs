@@ -107,7 +107,7 @@ impl Interpreter {
     /// (No interrupts are checked: that is the machine's run loop's job.)
     pub fn run(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus, budget: u64) -> Result<u64, Event> {
         let mut n = 0u64;
-        while n < budget && !cpu.state.halted {
+        while n < budget && !cpu.state.halted && !cpu.state.shutdown {
             n += self.run_block(cpu, bus)? as u64;
         }
         Ok(n)
@@ -327,10 +327,6 @@ where
                 }
                 stats.retired += retired as u64;
                 return Err(Event::Unsupported(u));
-            }
-            Err(other) => {
-                stats.retired += retired as u64;
-                return Err(other);
             }
         }
         if trap {

@@ -74,7 +74,7 @@ impl TestBox {
     pub fn run(&mut self, max_blocks: usize) -> Result<u64, Event> {
         let mut n = 0;
         for _ in 0..max_blocks {
-            if self.cpu.state.eip == self.code_end || self.cpu.state.halted {
+            if self.cpu.state.eip == self.code_end || self.cpu.state.halted || self.cpu.state.shutdown {
                 break;
             }
             n += self.interp.run_block(&mut self.cpu, &mut self.bus)? as u64;

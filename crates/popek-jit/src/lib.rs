@@ -489,7 +489,6 @@ impl Jit {
                     }
                     return Err(Event::Unsupported(u));
                 }
-                other => return Err(other),
             }
         }
         if !cpu.code_writes.is_empty() {

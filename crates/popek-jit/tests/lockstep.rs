@@ -141,10 +141,10 @@ fn diverges(
     }
     let [interp, jitted] = &mut boxes;
     let end = CODE_BASE + code.len() as u32;
-    while !interp.cpu.state.halted && interp.cpu.state.eip != end {
+    while !interp.cpu.state.halted && !interp.cpu.state.shutdown && interp.cpu.state.eip != end {
         interp.interp.run_block(&mut interp.cpu, &mut interp.bus).map_err(|e| format!("interpreter: {e:?}"))?;
     }
-    while !jitted.cpu.state.halted && jitted.cpu.state.eip != end {
+    while !jitted.cpu.state.halted && !jitted.cpu.state.shutdown && jitted.cpu.state.eip != end {
         jit.run(&mut jitted.cpu, &mut jitted.bus, 1 << 20, &|_| 0).map_err(|e| format!("JIT: {e:?}"))?;
     }
     stats.ident += jit.stats.ident;

@@ -10,6 +10,9 @@ use popek_jit::Jit;
 /// Runs `blocks` blocks (or until the CPU halts or stops); the outcome as text.
 fn run(t: &mut TestBox, mut step: impl FnMut(&mut TestBox) -> Result<u32, Event>, blocks: usize) -> String {
     for _ in 0..blocks {
+        if t.cpu.state.shutdown {
+            return "shutdown".into();
+        }
         if t.cpu.state.halted {
             break;
         }

@@ -208,7 +208,7 @@ fn rep_string_elements_count_against_the_chaining_budget() {
     let mut t = TestBox::new(&code);
     let mut jit = Jit::new(1 << 20).expect("code cache");
     let mut most = 0;
-    while !t.cpu.state.halted {
+    while !t.cpu.state.halted && !t.cpu.state.shutdown {
         let before = i64::from(t.cpu.state.gpr[3]); // EBX: copies left (0 before the first MOV)
         jit.run(&mut t.cpu, &mut t.bus, popek_jit::MAX_BUDGET, &|_| 0).expect("runs");
         most = most.max(before - i64::from(t.cpu.state.gpr[3]));

@@ -442,6 +442,9 @@ impl Machine {
     }
 
     fn prelude_inner(&mut self, cfg: &RunConfig) -> Result<u64, Option<StopReason>> {
+        if self.cpu.state.shutdown {
+            return Err(Some(StopReason::TripleFault(self.cpu.state.dump())));
+        }
         let now = cfg.clock.ns_at(self.ticks);
         self.bus.advance_to(now);
         if let Some(stop) = self.bus.stop_request() {
@@ -501,7 +504,6 @@ impl Machine {
     /// triple fault).
     pub fn finish_event(&self, e: Event) -> StopReason {
         match e {
-            Event::TripleFault => StopReason::TripleFault(self.cpu.state.dump()),
             Event::Unsupported(u) => StopReason::Unsupported(u),
             Event::Exception(x) => StopReason::Unsupported(Unsupported {
                 what: format!("exception {x} escaped delivery"),
