@@ -519,10 +519,11 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
                 t.callouts
             );
             note!(
-                "exits to the run loop: {} at a block end, {} to link a chain, {} from inside a block",
+                "exits from JIT code:   {} at a block end, {} to link a chain, {} from inside a block ({} went on without the run loop)",
                 t.exits_end,
                 t.exits_chain_miss,
-                t.exits_stopped
+                t.exits_stopped,
+                t.went_on
             );
             let calls = j.callouts_by_instruction();
             let top: Vec<String> = calls.iter().take(8).map(|(m, n)| format!("{m:?} {n}").to_lowercase()).collect();

@@ -124,6 +124,7 @@ impl Cpu {
     ) -> Result<(), Event> {
         let from = (self.state.seg(Seg::Cs).selector, self.state.eip);
         self.deliver_vector_now(bus, vector, error, src, rf)?;
+        self.delivered += 1;
         if let Some(log) = &mut self.deliveries {
             log.push(Delivery { vector, error, source: src, from });
         }

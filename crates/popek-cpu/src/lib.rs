@@ -92,6 +92,9 @@ pub struct Cpu {
     /// When `Some`, every interrupt and exception delivered is appended here (tracing and
     /// the debugger turn it on; normal runs leave it off).
     pub deliveries: Option<Vec<interrupt::Delivery>>,
+    /// Interrupts and exceptions delivered so far (lockstep compares engines by it where
+    /// one ended a step by delivering an exception that retired nothing).
+    pub delivered: u64,
 }
 
 /// A store that hit decoded code: `len` bytes at physical `phys`, within one page.
@@ -133,6 +136,7 @@ impl Cpu {
             rep_limit: REP_BUDGET,
             rep_extra: 0,
             deliveries: None,
+            delivered: 0,
         }
     }
 

@@ -341,7 +341,7 @@ where
             ended = true;
             break; // code was written, maybe this block's own: stop and drop blocks
         }
-        if cpu.state.halted || shadow {
+        if cpu.state.halted || cpu.state.shutdown || shadow {
             ended = true;
             break;
         }

@@ -33,13 +33,14 @@ pub use explain::{explain_current, treatment_with_reason};
 pub use translate::{Treatment, classify};
 
 use code::{CodeCache, Entry};
-use popek_cpu::block::{BlockCache, BlockKey, FastMap};
+use popek_cpu::block::{Block, BlockCache, BlockKey, FastMap};
 use popek_cpu::exception::Event;
 use popek_cpu::iced_x86::{Instruction, Mnemonic};
 use popek_cpu::state::flags::TF;
 use popek_cpu::{Bus, Cpu, Handler};
 use popek_interp::{HasHandler, InterpStats, execute_block};
 use std::cell::Cell;
+use std::rc::Rc;
 
 /// Default code-cache size in bytes.
 pub const DEFAULT_CODE_CACHE: usize = 16 << 20;
@@ -93,6 +94,9 @@ pub struct JitStats {
     pub exits_chain_miss: u64,
     /// Returns from inside a block: an exception, HLT, written code.
     pub exits_stopped: u64,
+    /// Exits and interpreted blocks after which the engine went on by itself (a missing
+    /// link, a code write, a quiet interpreted block), without returning to the run loop.
+    pub went_on: u64,
     /// Host wall-clock time spent translating blocks, in nanoseconds (for `popek bench`;
     /// unlike the other counters it differs from run to run).
     pub translate_ns: u64,
@@ -146,6 +150,13 @@ struct Ctx<'a> {
     stop_completed: bool,
     /// The event that stopped it, with the EIP of the instruction.
     event: Option<(Event, u32)>,
+    /// Something the run loop must look at happened (a VMM callout, a device touched, a
+    /// HLT, an interrupt window): the call ends here and returns to it. A stop only for a
+    /// code write does not set it: the engine drops the written blocks and goes on.
+    must_return: bool,
+    /// Device time lags the call's first block (the run went on from an earlier entry):
+    /// a handler that reaches a device brings it up to date even in the first block.
+    time_pending: bool,
 }
 
 impl Ctx<'_> {
@@ -312,6 +323,12 @@ impl Jit {
 
     /// [`Jit::run`] with chaining limited by `budget` (at most [`MAX_BUDGET`]) and REP
     /// string elements by `room` (see [`popek_cpu::rep_limit`]).
+    ///
+    /// Where translated code wanted to chain but had no link yet (a block not translated
+    /// yet, or one that is interpreted), the run goes on here, inside the same call: the
+    /// next block is looked up (and linked, or interpreted) without a trip through the run
+    /// loop, which would find nothing to do at that boundary. An interpreted block goes on
+    /// the same way when it ran whole without anything the run loop must see.
     fn run_chained(
         &mut self,
         cpu: &mut Cpu,
@@ -320,6 +337,40 @@ impl Jit {
         room: u64,
         now: &dyn Fn(u64) -> u64,
     ) -> Result<u32, Event> {
+        let tsc = cpu.state.tsc;
+        let mut total = 0u32;
+        loop {
+            let done = u64::from(total);
+            let last_tsc = std::mem::replace(&mut cpu.state.tsc, tsc + done);
+            let went_on = done > 0;
+            let Some((retired, more)) =
+                self.run_once(cpu, bus, budget - done, room.saturating_sub(done), &|n| now(done + n), went_on)?
+            else {
+                // Not entered: the run loop runs that block.
+                cpu.state.tsc = last_tsc;
+                return Ok(total);
+            };
+            total += retired;
+            if !more || u64::from(total) >= budget || retired == 0 {
+                return Ok(total);
+            }
+            self.stats.went_on += 1;
+        }
+    }
+
+    /// One entry into translated code (or one interpreted block): the instructions
+    /// retired, and whether the run may go on at the block boundary it ended at.
+    /// `went_on`: the run went on from an earlier entry in the same call, so device time
+    /// is not yet at `now(0)` (the run loop brought it to the call's start).
+    fn run_once(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut dyn Bus,
+        budget: u64,
+        room: u64,
+        now: &dyn Fn(u64) -> u64,
+        went_on: bool,
+    ) -> Result<Option<(u32, bool)>, Event> {
         if !cpu.code_writes.is_empty() {
             self.drop_written(cpu);
         }
@@ -336,8 +387,11 @@ impl Jit {
             Ok(b) => b,
             Err(e) => {
                 self.stats.exceptions += 1;
+                if went_on {
+                    return Ok(None); // the run loop delivers it, at its own step
+                }
                 cpu.deliver_exception(bus, e)?;
-                return Ok(0);
+                return Ok(Some((0, false)));
             }
         };
         let cs_limit = cpu.state.seg[popek_cpu::Seg::Cs as usize].limit;
@@ -351,12 +405,12 @@ impl Jit {
             // interrupt right after it), an instruction that straddles two pages, a
             // block running past the CS limit, or code that keeps being rewritten:
             // interpret it.
-            self.stats.interpreted_blocks += 1;
-            let retired = execute_block(cpu, bus, block, room, &mut self.interp_stats);
-            if !cpu.code_writes.is_empty() {
-                self.drop_written(cpu);
+            let single = cpu.state.eflags & TF != 0 || cpu.state.interrupt_shadow;
+            if went_on && (single || !block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout)) {
+                return Ok(None);
             }
-            return retired;
+            let block = Rc::clone(block);
+            return self.interpret(cpu, bus, &block, room, now, !single).map(Some);
         }
         // A translation runs at one EIP (its EIP values are constants); the same physical
         // code reached at another EIP (an alias) is translated again for it.
@@ -368,12 +422,8 @@ impl Jit {
                 self.stats.translate_ns += u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let Ok((e, flushed)) = translated else {
                     // The host refused code memory: the block still runs, interpreted.
-                    self.stats.interpreted_blocks += 1;
-                    let retired = execute_block(cpu, bus, block, room, &mut self.interp_stats);
-                    if !cpu.code_writes.is_empty() {
-                        self.drop_written(cpu);
-                    }
-                    return retired;
+                    let block = Rc::clone(block);
+                    return self.interpret(cpu, bus, &block, room, now, false).map(Some);
                 };
                 if flushed {
                     self.stats.flushes += 1;
@@ -392,6 +442,13 @@ impl Jit {
                 e
             }
         };
+        // Only into a block without VMM callouts: those may change what the run loop
+        // looks at between blocks (IF, mode, devices, halting).
+        let inline = block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout);
+        if went_on && !inline {
+            // Such a block is where the run loop looks at the machine first.
+            return Ok(None);
+        }
         // The previous call stopped at a chain site leading here: link it.
         if let Some(p) = self.pending_link.take() {
             let here = p.eip == eip
@@ -399,9 +456,6 @@ impl Jit {
                 && p.mode == block.key.mode
                 && p.tlb_generation == cpu.tlb.generation
                 && p.code_generation == self.code.generation();
-            // Only into a block without VMM callouts: those may change what the run loop
-            // looks at between blocks (IF, mode, devices, halting).
-            let inline = block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout);
             if here && inline {
                 if p.site as u64 == INDIRECT_MISS {
                     let link = self.code.link_to(entry, p.tlb_generation);
@@ -435,10 +489,15 @@ impl Jit {
             stop_index: 0,
             stop_completed: false,
             event: None,
+            must_return: false,
+            time_pending: went_on,
         };
         let status = self.code.call(entry, cpu, &mut ctx);
         // The block the call ended in (chaining may have moved on from `block`).
         let last_block = &*self.code.translations[ctx.last as usize].block;
+        // Translated code that wanted to chain (a link missing), or stopped only to have
+        // written code dropped: nothing for the run loop to look at.
+        let more = matches!(status, CHAIN_MISS | STOPPED) && ctx.event.is_none() && !ctx.must_return;
         let retired = match status {
             STOPPED => {
                 self.stats.exits_stopped += 1;
@@ -494,7 +553,37 @@ impl Jit {
         if !cpu.code_writes.is_empty() {
             self.drop_written(cpu);
         }
-        Ok(retired)
+        Ok(Some((retired, more)))
+    }
+
+    /// Interprets `block` (single-stepping, an interrupt shadow, a block across pages or
+    /// the CS limit, code rewritten again and again, or no code memory). The run may go
+    /// on after it (`may_go_on`) if it ran whole and did nothing that the run loop must
+    /// see: no VMM callout, no device touched, no code written, no exception, no HLT.
+    fn interpret(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut dyn Bus,
+        block: &Rc<Block<JitInsn>>,
+        room: u64,
+        now: &dyn Fn(u64) -> u64,
+        may_go_on: bool,
+    ) -> Result<(u32, bool), Event> {
+        self.stats.interpreted_blocks += 1;
+        let exceptions = self.interp_stats.exceptions;
+        let mut watch = WatchBus { inner: bus, pending_time: Some((now, 0)), touched: false };
+        let retired = execute_block(cpu, &mut watch, block, room, &mut self.interp_stats)?;
+        let quiet = !watch.touched
+            && self.interp_stats.exceptions == exceptions
+            && cpu.code_writes.is_empty()
+            && !cpu.state.halted
+            && !cpu.state.shutdown
+            && !std::mem::take(&mut cpu.interrupt_window)
+            && block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout);
+        if !cpu.code_writes.is_empty() {
+            self.drop_written(cpu);
+        }
+        Ok((retired, may_go_on && quiet))
     }
 
     /// Drops the blocks whose code was written, and their translations: the chain sites
@@ -615,14 +704,16 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
         // A sensitive instruction may change what the run loop looks at between blocks
         // (IF, the mode, devices, halting): no chaining from this block.
         ctx.stop_chaining();
+        ctx.must_return = true;
         (d.exec.handler)(cpu, bus, &d.insn)
     } else {
         // An ordinary instruction: only a device access (MMIO) concerns the run loop.
-        let pending_time = (completed > 0).then_some((ctx.now, completed));
+        let pending_time = (completed > 0 || ctx.time_pending).then_some((ctx.now, completed));
         let mut watch = WatchBus { inner: bus, pending_time, touched: false };
         let r = (d.exec.handler)(cpu, &mut watch, &d.insn);
         if watch.touched {
             ctx.stop_chaining();
+            ctx.must_return = true;
         }
         r
     };
@@ -638,10 +729,11 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // A write to an interrupt controller (the bus says so): the block ends after this
     // instruction, as in the interpreter, so the run loop looks for an interrupt.
     let window = std::mem::take(&mut cpu.interrupt_window);
+    ctx.must_return |= window || cpu.state.halted || cpu.state.shutdown;
     match result {
         Ok(()) => {
             let last = index as usize + 1 == block.insns.len();
-            if !last && (!cpu.code_writes.is_empty() || cpu.state.halted || window) { stop(ctx, true) } else { 0 }
+            if !last && (!cpu.code_writes.is_empty() || cpu.state.halted || cpu.state.shutdown || window) { stop(ctx, true) } else { 0 }
         }
         Err(e) => {
             ctx.event = Some((e, cur));

@@ -83,9 +83,10 @@ pub(crate) fn prepare(insn: &Instruction, flat: bool) -> JitInsn {
 /// [`prepare`] for a block that will only be interpreted (code rewritten again and again):
 /// no host twin is worked out, every instruction is a callout or a helper.
 pub(crate) fn prepare_interpreted(insn: &Instruction) -> JitInsn {
-    let treatment = if dispatch::classify(insn).0 == "vmm" { Treatment::Callout } else { Treatment::Helper };
+    let (group, handler) = dispatch::classify(insn);
+    let treatment = if group == "vmm" { Treatment::Callout } else { Treatment::Helper };
     JitInsn {
-        handler: dispatch::handler_for(insn),
+        handler,
         treatment,
         entry: Cell::new(None),
         runs: Cell::new(0),

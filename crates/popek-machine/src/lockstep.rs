@@ -39,6 +39,12 @@ fn first_difference(a: &Machine, b: &Machine) -> Option<u32> {
     x.iter().zip(y).position(|(p, q)| p != q).and_then(|i| u32::try_from(i).ok())
 }
 
+/// True if `reference` has delivered fewer events than `other`, or not shut down where
+/// `other` has.
+fn behind(reference: &Machine, other: &Machine) -> bool {
+    reference.cpu.delivered < other.cpu.delivered || (other.cpu.state.shutdown && !reference.cpu.state.shutdown)
+}
+
 /// Runs `reference` and `other` together until one stops or they differ. `other` (the
 /// JIT) leads: one of its steps may run several chained blocks, so `reference` (the
 /// interpreter) then steps until it has caught up in virtual time, and the two are
@@ -61,6 +67,16 @@ pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Res
         let mut stop_a = if other.ticks() == ticks { reference.step(cfg) } else { None };
         while stop_a.is_none() && reference.ticks() < other.ticks() {
             stop_a = reference.step(cfg);
+        }
+        // The JIT's step may end by delivering an exception (or shutting down) at the
+        // first instruction of a block it went on to, which retired nothing: the
+        // reference takes those steps too.
+        while stop_a.is_none() && reference.ticks() == other.ticks() && behind(reference, other) {
+            let was = (reference.cpu.delivered, reference.cpu.state.shutdown);
+            stop_a = reference.step(cfg);
+            if (reference.cpu.delivered, reference.cpu.state.shutdown) == was {
+                break;
+            }
         }
         step += 1;
         let check_memory = stop_b.is_some() || step.is_multiple_of(MEMORY_EVERY);

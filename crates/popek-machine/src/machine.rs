@@ -461,6 +461,10 @@ impl Machine {
             if let Err(e) = self.cpu.deliver_external(&mut self.bus, vector) {
                 return Err(Some(self.finish_event(e)));
             }
+            if self.cpu.state.shutdown {
+                // The delivery faulted into a triple fault.
+                return Err(Some(StopReason::TripleFault(self.cpu.state.dump())));
+            }
         }
         if cfg.max_ticks.is_some_and(|max| self.ticks >= max) {
             return Err(Some(StopReason::InstructionLimit));
