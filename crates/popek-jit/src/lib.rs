@@ -733,7 +733,11 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     match result {
         Ok(()) => {
             let last = index as usize + 1 == block.insns.len();
-            if !last && (!cpu.code_writes.is_empty() || cpu.state.halted || cpu.state.shutdown || window) { stop(ctx, true) } else { 0 }
+            if !last && (!cpu.code_writes.is_empty() || cpu.state.halted || cpu.state.shutdown || window) {
+                stop(ctx, true)
+            } else {
+                0
+            }
         }
         Err(e) => {
             ctx.event = Some((e, cur));

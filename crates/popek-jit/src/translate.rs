@@ -85,13 +85,7 @@ pub(crate) fn prepare(insn: &Instruction, flat: bool) -> JitInsn {
 pub(crate) fn prepare_interpreted(insn: &Instruction) -> JitInsn {
     let (group, handler) = dispatch::classify(insn);
     let treatment = if group == "vmm" { Treatment::Callout } else { Treatment::Helper };
-    JitInsn {
-        handler,
-        treatment,
-        entry: Cell::new(None),
-        runs: Cell::new(0),
-        interpret: true,
-    }
+    JitInsn { handler, treatment, entry: Cell::new(None), runs: Cell::new(0), interpret: true }
 }
 
 /// Host scratch register that holds the host address of a rewritten memory operand.

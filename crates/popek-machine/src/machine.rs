@@ -406,6 +406,7 @@ impl Machine {
             Prelude::Slept => return None,
             Prelude::Run { room } => room,
         };
+        let before = self.engine_retired();
         let ran = match &mut self.engine {
             Engine::Interp(i) => i.run_block_within(&mut self.cpu, &mut self.bus, room),
             Engine::Trap(t) => t.run_block_within(&mut self.cpu, &mut self.bus, room),
@@ -419,7 +420,23 @@ impl Machine {
                 self.retire(n as u64);
                 None
             }
-            Err(e) => Some(self.finish_event(e)),
+            Err(e) => {
+                // What retired before the event still counts (the engine's own counter
+                // saw it: instructions of the block before an unsupported one, or blocks
+                // the translator went on through).
+                let n = self.engine_retired() - before;
+                self.retire(n);
+                Some(self.finish_event(e))
+            }
+        }
+    }
+
+    /// The engine's own count of instructions retired.
+    fn engine_retired(&self) -> u64 {
+        match &self.engine {
+            Engine::Interp(i) => i.stats.retired,
+            Engine::Trap(t) => t.stats.retired,
+            Engine::Jit(j) => j.retired(),
         }
     }
 
