@@ -291,7 +291,10 @@ where
             // The instruction runs past the CS limit.
             faulted = true;
             stats.exceptions += 1;
-            cpu.deliver_exception(bus, Exception::GeneralProtection(0))?;
+            if let Err(ev) = cpu.deliver_exception(bus, Exception::GeneralProtection(0)) {
+                stats.retired += retired as u64;
+                return Err(ev);
+            }
             ended = true;
             break;
         }
@@ -314,7 +317,11 @@ where
                 }
                 faulted = true;
                 stats.exceptions += 1;
-                cpu.deliver_exception(bus, e)?;
+                if let Err(ev) = cpu.deliver_exception(bus, e) {
+                    // Delivery popek cannot do (a task gate): what retired before counts.
+                    stats.retired += retired as u64;
+                    return Err(ev);
+                }
                 ended = true;
                 break;
             }
@@ -333,7 +340,10 @@ where
             // Single-step trap after the instruction (SDM 17.3.1.4): DR6.BS.
             cpu.state.dr[6] |= 1 << 14;
             stats.exceptions += 1;
-            cpu.deliver_exception(bus, Exception::Debug)?;
+            if let Err(ev) = cpu.deliver_exception(bus, Exception::Debug) {
+                stats.retired += retired as u64;
+                return Err(ev);
+            }
             ended = true;
             break;
         }
