@@ -68,13 +68,13 @@ pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Res
         while stop_a.is_none() && reference.ticks() < other.ticks() {
             stop_a = reference.step(cfg);
         }
-        // The JIT's step may end by delivering an exception (or shutting down) at the
-        // first instruction of a block it went on to, which retired nothing: the
-        // reference takes those steps too.
-        while stop_a.is_none() && reference.ticks() == other.ticks() && behind(reference, other) {
-            let was = (reference.cpu.delivered, reference.cpu.state.shutdown);
+        // The JIT's step may end by delivering an exception, shutting down or stopping
+        // (an unsupported instruction) at the first instruction of a block it went on
+        // to, which retired nothing: the reference takes those steps too.
+        while stop_a.is_none() && reference.ticks() == other.ticks() && (stop_b.is_some() || behind(reference, other)) {
+            let was = (reference.ticks(), reference.cpu.delivered, reference.cpu.state.shutdown);
             stop_a = reference.step(cfg);
-            if (reference.cpu.delivered, reference.cpu.state.shutdown) == was {
+            if (reference.ticks(), reference.cpu.delivered, reference.cpu.state.shutdown) == was {
                 break;
             }
         }
