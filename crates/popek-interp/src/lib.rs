@@ -285,6 +285,8 @@ where
     let mut ran = 0usize;
     let mut ended = false;
     let mut faulted = false;
+    // A host-side event that ends the run (an unsupported instruction or delivery).
+    let mut stop = None;
     for d in insns.iter().take(limit) {
         let len = d.insn.len() as u32;
         if check_limit && eip.wrapping_add(len - 1) > cs_limit && eip <= cs_limit {
@@ -292,8 +294,7 @@ where
             faulted = true;
             stats.exceptions += 1;
             if let Err(ev) = cpu.deliver_exception(bus, Exception::GeneralProtection(0)) {
-                stats.retired += retired as u64;
-                return Err(ev);
+                stop = Some(ev);
             }
             ended = true;
             break;
@@ -318,9 +319,7 @@ where
                 faulted = true;
                 stats.exceptions += 1;
                 if let Err(ev) = cpu.deliver_exception(bus, e) {
-                    // Delivery popek cannot do (a task gate): what retired before counts.
-                    stats.retired += retired as u64;
-                    return Err(ev);
+                    stop = Some(ev); // a delivery popek cannot do (a task gate)
                 }
                 ended = true;
                 break;
@@ -332,8 +331,8 @@ where
                     let offset = block.insns.iter().take(start + ran).map(|d| d.insn.len()).sum::<usize>();
                     u.bytes = block.bytes.get(offset..offset + len as usize).unwrap_or(&[]).to_vec();
                 }
-                stats.retired += retired as u64;
-                return Err(Event::Unsupported(u));
+                stop = Some(Event::Unsupported(u));
+                break;
             }
         }
         if trap {
@@ -341,8 +340,7 @@ where
             cpu.state.dr[6] |= 1 << 14;
             stats.exceptions += 1;
             if let Err(ev) = cpu.deliver_exception(bus, Exception::Debug) {
-                stats.retired += retired as u64;
-                return Err(ev);
+                stop = Some(ev);
             }
             ended = true;
             break;
@@ -362,6 +360,11 @@ where
             break;
         }
         eip = next;
+    }
+    if let Some(ev) = stop {
+        // What retired before the event still counts.
+        stats.retired += retired as u64;
+        return Err(ev);
     }
     // Elements of a REP string instruction beyond the one instruction it counted as.
     let retired = retired.saturating_add(u32::try_from(std::mem::take(&mut cpu.rep_extra)).unwrap_or(u32::MAX));

@@ -495,7 +495,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         ret_end,
         ret_store,
         miss_store,
-        chainable: block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout),
+        chainable: !crate::has_vmm_callout(block),
         next_site: layout.first_site,
         sites: Vec::new(),
         stubs: Vec::new(),

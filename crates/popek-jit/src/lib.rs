@@ -406,7 +406,7 @@ impl Jit {
             // block running past the CS limit, or code that keeps being rewritten:
             // interpret it.
             let single = cpu.state.eflags & TF != 0 || cpu.state.interrupt_shadow;
-            if went_on && (single || !block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout)) {
+            if went_on && (single || has_vmm_callout(block)) {
                 return Ok(None);
             }
             let block = Rc::clone(block);
@@ -444,7 +444,7 @@ impl Jit {
         };
         // Only into a block without VMM callouts: those may change what the run loop
         // looks at between blocks (IF, mode, devices, halting).
-        let inline = block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout);
+        let inline = !has_vmm_callout(block);
         if went_on && !inline {
             // Such a block is where the run loop looks at the machine first.
             return Ok(None);
@@ -579,7 +579,7 @@ impl Jit {
             && !cpu.state.halted
             && !cpu.state.shutdown
             && !std::mem::take(&mut cpu.interrupt_window)
-            && block.insns.iter().all(|d| d.exec.treatment != Treatment::Callout);
+            && !has_vmm_callout(block);
         if !cpu.code_writes.is_empty() {
             self.drop_written(cpu);
         }
@@ -608,6 +608,12 @@ impl Jit {
             }
         }
     }
+}
+
+/// True if an instruction of `block` is a VMM callout: a block where the run loop looks
+/// at the machine first (no chain leads into it, the translator does not go on into it).
+fn has_vmm_callout(block: &Block<JitInsn>) -> bool {
+    block.insns.iter().any(|d| d.exec.treatment == Treatment::Callout)
 }
 
 /// The bus as an ordinary instruction's handler sees it inside translated code: the first
