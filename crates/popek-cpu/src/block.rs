@@ -173,6 +173,9 @@ pub struct BlockCache<E> {
     jump_generation: u64,
     /// The block the last slow lookup returned (keeps an uncacheable block alive while it runs).
     last_slow: Option<Rc<Block<E>>>,
+    /// Keys whose code keeps being rewritten (an engine says which, [`BlockCache::set_volatile`]):
+    /// their blocks are decoded afresh for every run and never cached.
+    volatile: FastMap<BlockKey, ()>,
     /// Counters.
     pub stats: BlockCacheStats,
 }
@@ -185,6 +188,7 @@ impl<E> Default for BlockCache<E> {
             jump: Box::new(std::array::from_fn(|_| JumpEntry::EMPTY)),
             jump_generation: 0,
             last_slow: None,
+            volatile: FastMap::default(),
             stats: BlockCacheStats::default(),
         }
     }
@@ -251,6 +255,14 @@ impl<E: Clone> BlockCache<E> {
         }
         self.stats.invalidated += dropped.len() as u64;
         dropped
+    }
+
+    /// From now on, the block at `key` is decoded afresh for every run and never cached:
+    /// an engine's choice for code that keeps being rewritten (each store into it would
+    /// otherwise drop the cached block, and the next run decode it again). A cached block
+    /// at `key` stays until its code is written.
+    pub fn set_volatile(&mut self, key: BlockKey) {
+        self.volatile.insert(key, ());
     }
 
     /// Drops everything.
@@ -324,7 +336,12 @@ impl<E: Clone> BlockCache<E> {
         let block = Rc::new(decode_block(cpu, bus, key, eip, prepare)?);
         self.stats.decoded += 1;
         let cacheable = block.pages.iter().all(|&p| cpu.mem.page_is_ram(PhysAddr(p << 12)));
-        if cacheable && block.pages[0] == block.pages[1] {
+        if cacheable && block.pages[0] == block.pages[1] && self.volatile.contains_key(&key) {
+            // Code that keeps being rewritten: caching it would cost more than decoding it
+            // (every round drops it again). Its bytes are still marked, so that a store into
+            // the block while it runs ends it after the store.
+            cpu.mark_code(key.phys, block.len);
+        } else if cacheable && block.pages[0] == block.pages[1] {
             self.map.insert(key, block.clone());
             self.by_page.entry(block.pages[0]).or_default().push(key);
             cpu.mark_code(key.phys, block.len);

@@ -162,6 +162,9 @@ pub(crate) struct CodeCache {
     /// The translations made from each block, by the block's key (a block may run at
     /// several EIPs, each with its own translation).
     by_key: FastMap<BlockKey, Vec<u32>>,
+    /// How many live translations hold bytes of each physical page: a store to a code
+    /// page none of them is on cannot reach translated code (see `callout`).
+    pub(crate) translated_pages: FastMap<u32, u32>,
     /// Translations since the last flush, by id.
     pub(crate) translations: Vec<Translation>,
     /// With profiling on: how many times each translation ran, by id.
@@ -194,6 +197,12 @@ impl ChainLink {
 
 const _: () = assert!(std::mem::size_of::<ChainLink>() == 16);
 
+/// The physical pages a block's bytes are on (one, or two if it straddles).
+fn pages_of(block: &Block<JitInsn>) -> impl Iterator<Item = u32> {
+    let [first, second] = block.pages;
+    std::iter::once(first).chain((second != first).then_some(second))
+}
+
 impl CodeCache {
     pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
         // A block takes a few hundred bytes and has at most two chain sites.
@@ -207,6 +216,7 @@ impl CodeCache {
             patch_at: Vec::new(),
             unlinked_rel: Vec::new(),
             by_key: FastMap::default(),
+            translated_pages: FastMap::default(),
             translations: Vec::new(),
             counters: Vec::new(),
             profile: false,
@@ -259,6 +269,9 @@ impl CodeCache {
         let body = offset + emitted.body as u32;
         self.translations.push(Translation { block: block.clone(), eip, body, incoming: Vec::new() });
         self.by_key.entry(block.key).or_default().push(id);
+        for page in pages_of(block) {
+            *self.translated_pages.entry(page).or_default() += 1;
+        }
         self.counters.push(0);
         Ok((Entry { generation: self.generation, offset, body, eip, id, first_site }, flushed))
     }
@@ -289,6 +302,7 @@ impl CodeCache {
         self.patch_at.clear();
         self.unlinked_rel.clear();
         self.by_key.clear();
+        self.translated_pages.clear();
     }
 
     /// Invalidates every translation of the block keyed `key` (its code was written):
@@ -304,6 +318,14 @@ impl CodeCache {
             for site in incoming {
                 self.unlink(site as usize);
                 unlinked += 1;
+            }
+            for page in pages_of(&self.translations[id as usize].block) {
+                if let Some(n) = self.translated_pages.get_mut(&page) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.translated_pages.remove(&page);
+                    }
+                }
             }
             dead.push(self.address(body));
         }

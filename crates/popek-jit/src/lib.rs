@@ -138,6 +138,8 @@ struct Ctx<'a> {
     bus: *mut (dyn Bus + 'a),
     /// The translations, by id (a callout finds its block there).
     translations: &'a [code::Translation],
+    /// Live translations per physical page ([`code::CodeCache::translated_pages`]).
+    translated_pages: &'a FastMap<u32, u32>,
     /// Profiling: run counts by translation id.
     counters: *mut u64,
     /// Callout and helper executions by mnemonic.
@@ -483,6 +485,7 @@ impl Jit {
             links: self.code.links(),
             now,
             translations: &self.code.translations,
+            translated_pages: &self.code.translated_pages,
             counters: self.code.counters.as_mut_ptr(),
             callout_counts: &mut self.callout_counts,
             last: entry.id,
@@ -597,7 +600,11 @@ impl Jit {
         let mut dead = Vec::new();
         for b in &dropped {
             self.stats.unlinked += self.code.invalidate(b.key, &mut dead);
-            *self.rewritten_code.entry(b.key).or_default() += 1;
+            let rewrites = self.rewritten_code.entry(b.key).or_default();
+            *rewrites += 1;
+            if *rewrites == REWRITTEN_CODE_LIMIT {
+                self.cache.set_volatile(b.key);
+            }
         }
         self.stats.invalidated += dead.len() as u64;
         if !dead.is_empty() {
@@ -729,8 +736,18 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     if is_rep_string(&d.insn) {
         ctx.last_rep_extra = extra;
     }
-    if !cpu.code_writes.is_empty() {
-        ctx.stop_chaining(); // code was written: the run loop drops blocks first
+    // Code was written. If a translation holds bytes of a written page (this block's own
+    // page among them), the block ends after this instruction and nothing chains before
+    // the run loop has dropped what was written. Code that no translation is made from
+    // (an interpreted block, rewritten again and again) cannot be reached from here: it
+    // is dropped when this call returns, and translated code goes on meanwhile.
+    let written_translated = !cpu.code_writes.is_empty()
+        && cpu.code_writes.iter().any(|w| {
+            let end = w.phys.wrapping_add(w.len.max(1) - 1);
+            ctx.translated_pages.contains_key(&(w.phys >> 12)) || ctx.translated_pages.contains_key(&(end >> 12))
+        });
+    if written_translated {
+        ctx.stop_chaining();
     }
     // A write to an interrupt controller (the bus says so): the block ends after this
     // instruction, as in the interpreter, so the run loop looks for an interrupt.
@@ -739,7 +756,7 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     match result {
         Ok(()) => {
             let last = index as usize + 1 == block.insns.len();
-            if !last && (!cpu.code_writes.is_empty() || cpu.state.halted || cpu.state.shutdown || window) {
+            if !last && (written_translated || cpu.state.halted || cpu.state.shutdown || window) {
                 stop(ctx, true)
             } else {
                 0

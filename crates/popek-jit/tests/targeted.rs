@@ -346,8 +346,41 @@ fn patching_a_function_invalidates_it_alone_and_unlinks_its_chains() {
     assert_eq!(t.cpu.state.gpr[0], (1..=100).sum::<u32>(), "every call ran the patched immediate");
     assert_eq!(jit.stats.flushes, 0);
     assert!(jit.stats.invalidated >= 2 && jit.stats.unlinked >= 2, "links into f unlinked: {:?}", jit.stats);
-    // Rewritten again and again, f is interpreted from then on instead of translated.
+    // Rewritten again and again, f is interpreted from then on instead of translated,
+    // decoded afresh for each call and no longer cached (nothing left to drop)...
     assert!(jit.stats.interpreted_blocks >= 90, "{:?}", jit.stats);
+    let cache = jit.cache_stats();
+    assert!(cache.decoded >= 100 && cache.invalidated <= 3, "{cache:?}");
+    // ... and the store into it no longer ends the translated loop block: no translation
+    // is made from f's page.
+    assert!(jit.stats.exits_stopped <= 3, "{:?}", jit.stats);
+}
+
+/// A function that patches its own next instruction on every call: once it is decoded
+/// afresh for every run (never cached), the store into the running block still ends the
+/// block after the store, and the ADD runs with the new immediate.
+#[test]
+fn code_decoded_for_every_run_still_sees_its_own_store() {
+    let f = CODE_BASE + 0x1000;
+    // mov ecx, 100 ; L: call f ; dec ecx ; jnz L ; hlt
+    let mut code = vec![0xb9];
+    le(&mut code, 100);
+    let l = code.len();
+    code.push(0xe8);
+    let next = at(&code) + 4;
+    le(&mut code, f.wrapping_sub(next));
+    code.extend([0x49, 0x75, rel8(l, code.len() + 3), 0xf4]);
+    code.resize(0x1000, 0x90);
+    // f: mov [f+7], ecx ; add eax, imm32 (at f+7) ; ret
+    code.extend([0x89, 0x0d]);
+    le(&mut code, f + 7);
+    code.push(0x05);
+    le(&mut code, 0);
+    code.push(0xc3);
+    let (t, jit) = both(&code, |_| {}, 1 << 20);
+    assert_eq!(t.cpu.state.gpr[0], (1..=100).sum::<u32>(), "each ADD ran with the immediate just stored");
+    let cache = jit.cache_stats();
+    assert!(jit.stats.interpreted_blocks >= 90 && cache.invalidated <= 6, "{:?} {cache:?}", jit.stats);
 }
 
 /// The same within one page: the loop reaches the patched block by a `jmp rel32` that
