@@ -376,7 +376,10 @@ pub struct CpuState {
     pub cr4: u32,
     /// DR0–DR7 (DR4/DR5 alias DR6/DR7).
     pub dr: [u32; 8],
-    /// Virtual time in instruction periods, set by the run loop (not the guest).
+    /// Virtual time in instruction periods, set by the run loop (not the guest) between
+    /// steps, and kept exact by both engines at each instruction that reads it: RDTSC
+    /// sees the count of the instruction periods before it, wherever either engine put
+    /// its block boundaries.
     pub tsc: u64,
     /// What the guest reads as its time-stamp counter minus [`CpuState::tsc`]: a WRMSR to
     /// IA32_TSC sets it, so that the counter reads what was written and goes on counting

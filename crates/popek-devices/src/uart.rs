@@ -7,9 +7,14 @@
 //! transmitter are always empty again by the next access. Received bytes
 //! come from a host-side input queue that is moved into the receiver FIFO as
 //! space allows (no overruns from host input), one character time apart in virtual
-//! time (10 bits at the programmed baud rate), starting one character time after the
-//! guest first shows interest in the receiver (enables its interrupt, or reads LSR or
-//! RBR) — as bytes typed on a line arrive, and at the same virtual moments in every run.
+//! time (10 bits at the programmed baud rate), while the guest listens: while its receive
+//! interrupt is enabled (IER bit 0), or, for a guest that polls, from the moment it reads
+//! LSR again and again without transmitting (`POLL_STREAK` reads in a row; a kernel's
+//! console reads LSR once or twice per byte it sends, a polling receiver spins on it).
+//! The first byte arrives one character time after the guest starts listening — as bytes
+//! typed on a line arrive, and at the same virtual moments in every run. A kernel that
+//! probes and resets the UART before it opens it (Linux flushes the FIFO when a tty is
+//! opened) so loses no typed-ahead input.
 //! A byte that waited for room arrives one character time after the read that made room,
 //! so an edge-triggered interrupt controller sees the line fall and rise again for each
 //! byte (a kernel that enables the UART's interrupt before unmasking it at the I/O APIC,
@@ -87,8 +92,12 @@ pub struct Uart {
     irq_level: bool,
     /// Bytes transmitted to the sink.
     tx_count: u64,
-    /// Whether host input flows: from the guest's first look at the receiver on.
-    input_started: bool,
+    /// The guest polls the receiver: host input flows whatever IER says.
+    polling: bool,
+    /// LSR reads since the last THR write.
+    lsr_streak: u32,
+    /// Whether host input flowed after the last access.
+    was_flowing: bool,
     /// Virtual time (ns) at which the next host input byte arrives.
     next_arrival_ns: u64,
     /// Virtual time of the current access or advance.
@@ -98,6 +107,10 @@ pub struct Uart {
 /// Nanoseconds per bit time at divisor 1 times the 10 bits of a character (start, 8 data,
 /// stop): 10 / 115,200 s.
 const CHAR_NS_AT_DIVISOR_1: u64 = 10 * 1_000_000_000 / 115_200;
+
+/// LSR reads in a row, with no byte transmitted between them, that make a guest a polling
+/// receiver.
+const POLL_STREAK: u32 = 16;
 
 impl std::fmt::Debug for Uart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,7 +142,9 @@ impl Uart {
             thre_pending: false,
             irq_level: false,
             tx_count: 0,
-            input_started: false,
+            polling: false,
+            lsr_streak: 0,
+            was_flowing: false,
             next_arrival_ns: 0,
             now_ns: 0,
         }
@@ -155,12 +170,20 @@ impl Uart {
         u64::from(self.divisor().max(1)) * CHAR_NS_AT_DIVISOR_1
     }
 
-    /// The guest looked at the receiver: host input starts to arrive one character time on.
-    fn start_input(&mut self) {
-        if !self.input_started {
-            self.input_started = true;
-            self.next_arrival_ns = self.now_ns + self.char_ns();
+    /// Whether host input reaches the receiver now: the guest listens (see the module
+    /// docs), and the serial input pin is connected (not in loopback).
+    fn flowing(&self) -> bool {
+        self.mcr & MCR_LOOP == 0 && (self.ier & IER_RDA != 0 || self.polling)
+    }
+
+    /// After a register access: when host input starts to flow, its next byte arrives one
+    /// character time on.
+    fn update_flow(&mut self) {
+        let flowing = self.flowing();
+        if flowing && !self.was_flowing {
+            self.next_arrival_ns = self.next_arrival_ns.max(self.now_ns + self.char_ns());
         }
+        self.was_flowing = flowing;
     }
 
     fn rx_capacity(&self) -> usize {
@@ -188,7 +211,7 @@ impl Uart {
     /// Move host input into the receiver while there is room (not in loopback:
     /// the serial input pin is disconnected then).
     fn pull_input(&mut self) {
-        if self.mcr & MCR_LOOP != 0 || !self.input_started {
+        if !self.flowing() {
             return;
         }
         while self.rx.len() < self.rx_capacity() && self.next_arrival_ns <= self.now_ns {
@@ -265,7 +288,6 @@ impl Uart {
         match offset {
             0 if dlab => self.dll,
             0 => {
-                self.start_input();
                 let was_full = self.rx.len() >= self.rx_capacity();
                 let b = self.rx.pop_front().unwrap_or(0);
                 if was_full && !self.input.is_empty() {
@@ -287,7 +309,8 @@ impl Uart {
             3 => self.lcr,
             4 => self.mcr,
             5 => {
-                self.start_input();
+                self.lsr_streak = self.lsr_streak.saturating_add(1);
+                self.polling |= self.lsr_streak >= POLL_STREAK;
                 let v = self.lsr();
                 self.lsr_errors = 0;
                 v
@@ -311,6 +334,7 @@ impl Uart {
                 } else {
                     self.sink.write_byte(v);
                     self.tx_count += 1;
+                    self.lsr_streak = 0;
                 }
                 // The byte left at once: THR is empty again.
                 self.thre_pending = true;
@@ -319,9 +343,6 @@ impl Uart {
             1 => {
                 let old = self.ier;
                 self.ier = v & 0x0f;
-                if v & IER_RDA != 0 {
-                    self.start_input();
-                }
                 // Enabling ETBEI while THR is empty raises the THRE interrupt.
                 if old & IER_THRE == 0 && v & IER_THRE != 0 {
                     self.thre_pending = true;
@@ -360,6 +381,8 @@ impl PortDevice for Uart {
         self.now_ns = ctx.now_ns();
         self.pull_input();
         let v = self.read_reg(offset);
+        self.update_flow();
+        self.pull_input();
         self.update_irq(ctx);
         v.into()
     }
@@ -368,6 +391,8 @@ impl PortDevice for Uart {
         self.now_ns = ctx.now_ns();
         self.pull_input();
         self.write_reg(offset, value as u8);
+        self.update_flow();
+        self.pull_input();
         self.update_irq(ctx);
     }
 
@@ -383,7 +408,7 @@ impl PortDevice for Uart {
     }
 
     fn next_deadline(&self) -> Option<u64> {
-        let waiting = self.input_started && self.mcr & MCR_LOOP == 0 && !self.input.is_empty();
+        let waiting = self.flowing() && !self.input.is_empty();
         (waiting && self.rx.len() < self.rx_capacity()).then_some(self.next_arrival_ns)
     }
 }
@@ -568,5 +593,63 @@ mod tests {
         u.advance(&mut h.ctx());
         assert!(h.irq.level[4]);
         assert_eq!(inb(&mut u, &mut h, 0), b'b');
+    }
+
+    #[test]
+    fn input_flows_only_while_the_guest_listens() {
+        let (mut u, buf, mut h) = uart();
+        u.queue_input(b"ls\n");
+        let c = u.char_ns();
+        // A kernel's console: LSR before each byte it sends. That is not listening.
+        for &b in b"booting...\n" {
+            assert_ne!(inb(&mut u, &mut h, 5) & LSR_THRE, 0);
+            out(&mut u, &mut h, 0, b);
+            h.now += 10 * c;
+            u.advance(&mut h.ctx());
+        }
+        assert_eq!(buf.contents(), b"booting...\n");
+        assert_eq!((u.next_deadline(), inb(&mut u, &mut h, 5) & LSR_DR), (None, 0));
+        // A probe that enables every interrupt for a moment and resets the FIFO: nothing
+        // arrives in the moment, so the reset loses nothing.
+        out(&mut u, &mut h, 1, 0x0f);
+        out(&mut u, &mut h, 1, 0);
+        out(&mut u, &mut h, 2, 0x07);
+        h.now += 10 * c;
+        u.advance(&mut h.ctx());
+        assert_eq!(inb(&mut u, &mut h, 5) & LSR_DR, 0);
+        // The tty is opened: receive interrupt on, input arrives a character time later.
+        out(&mut u, &mut h, 1, IER_RDA);
+        assert_eq!(u.next_deadline(), Some(h.now + c));
+        h.now += c;
+        u.advance(&mut h.ctx());
+        assert!(h.irq.level[4]);
+        assert_eq!(inb(&mut u, &mut h, 0), b'l');
+        // Interrupts off while the console prints: input waits, and arrives a character
+        // time after they are back on.
+        out(&mut u, &mut h, 1, 0);
+        h.now += 10 * c;
+        u.advance(&mut h.ctx());
+        assert_eq!((u.next_deadline(), inb(&mut u, &mut h, 5) & LSR_DR), (None, 0));
+        out(&mut u, &mut h, 1, IER_RDA);
+        assert_eq!(u.next_deadline(), Some(h.now + c));
+        h.now += c;
+        u.advance(&mut h.ctx());
+        assert_eq!(inb(&mut u, &mut h, 0), b's');
+    }
+
+    #[test]
+    fn a_guest_spinning_on_lsr_is_a_polling_receiver() {
+        let (mut u, _buf, mut h) = uart();
+        u.queue_input(b"y");
+        let c = u.char_ns();
+        for _ in 1..POLL_STREAK {
+            assert_eq!(inb(&mut u, &mut h, 5) & LSR_DR, 0);
+        }
+        assert_eq!(u.next_deadline(), None, "not yet");
+        inb(&mut u, &mut h, 5);
+        assert_eq!(u.next_deadline(), Some(h.now + c), "reads in a row without sending: polling");
+        h.now += c;
+        while inb(&mut u, &mut h, 5) & LSR_DR == 0 {}
+        assert_eq!(inb(&mut u, &mut h, 0), b'y');
     }
 }

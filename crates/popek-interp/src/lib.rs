@@ -91,11 +91,21 @@ impl Interpreter {
     /// instruction that ends the block processes no more elements than fit
     /// ([`popek_cpu::rep_limit`]), each counted as a retired instruction.
     pub fn run_block_within(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus, room: u64) -> Result<u32, Event> {
+        self.run_block_part(cpu, bus, room, usize::MAX)
+    }
+
+    /// [`Interpreter::run_block_within`] running no more than the first `limit`
+    /// instructions of the block (at least one): the run loop looks at the machine
+    /// after them as it would at a block's end. An instruction boundary is as good a
+    /// place as any for that, so lockstep runs stop the interpreter exactly where the
+    /// translator stopped, wherever the two engines put their blocks' ends.
+    pub fn run_block_part(&mut self, cpu: &mut Cpu, bus: &mut dyn Bus, room: u64, limit: usize) -> Result<u32, Event> {
         run_cached_block(
             &mut self.cache,
             cpu,
             bus,
             room,
+            limit.max(1),
             &mut self.stats,
             &mut |insn, _| dispatch::handler_for(insn),
             |h: &Handler, cpu, bus, insn| h(cpu, bus, insn),
@@ -116,13 +126,14 @@ impl Interpreter {
 
 /// Finds (or decodes, with `prepare`) the block at CS:EIP in `cache` and runs it with
 /// [`execute_block_with`] and `exec`, dropping blocks whose code was written before and
-/// after. What [`Interpreter::run_block_within`] does; the trap-and-emulate engine
+/// after, running at most `limit` of its instructions. What [`Interpreter::run_block_within`] does; the trap-and-emulate engine
 /// ([`trap::TrapEngine`]) does the same with its own payload and executor.
 fn run_cached_block<E: Clone, X>(
     cache: &mut BlockCache<E>,
     cpu: &mut Cpu,
     bus: &mut dyn Bus,
     room: u64,
+    limit: usize,
     stats: &mut InterpStats,
     prepare: &mut dyn FnMut(&popek_cpu::iced_x86::Instruction, &popek_cpu::block::BlockKey) -> E,
     exec: X,
@@ -141,7 +152,7 @@ where
             return Ok(0);
         }
     };
-    let retired = execute_block_with(cpu, bus, block, room, stats, exec);
+    let retired = execute_block_part_with(cpu, bus, block, 0, limit, room, stats, exec).map(|part| part.retired);
     if !cpu.code_writes.is_empty() {
         cache.invalidate_written(cpu);
     }
@@ -284,6 +295,8 @@ where
     let mut retired = 0u32;
     let mut ran = 0usize;
     let mut ended = false;
+    // Virtual time at the block's start (the run loop's); each instruction sees its own.
+    let tsc = cpu.state.tsc;
     let mut faulted = false;
     // A host-side event that ends the run (an unsupported instruction or delivery).
     let mut stop = None;
@@ -304,6 +317,7 @@ where
             next &= 0xffff;
         }
         cpu.state.eip = next;
+        cpu.state.tsc = tsc + u64::from(retired);
         match exec(&d.exec, cpu, bus, &d.insn) {
             Ok(()) => {
                 retired += 1;

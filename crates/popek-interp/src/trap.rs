@@ -304,6 +304,7 @@ impl TrapEngine {
             cpu,
             bus,
             room,
+            usize::MAX,
             &mut self.stats,
             &mut |insn, _| TrapInsn::new(insn),
             |d: &TrapInsn, cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction| d.execute(cpu, bus, insn, counts),

@@ -525,13 +525,6 @@ impl Jit {
             }
         };
         self.stats.retired += retired as u64;
-        if status != STOPPED {
-            // The TSC reads "start of the last block", as the run loop would have set it
-            // (the elements of a REP string instruction that ended it came after that).
-            let rep =
-                if last_block.insns.last().is_some_and(|d| is_rep_string(&d.insn)) { ctx.last_rep_extra } else { 0 };
-            cpu.state.tsc = ctx.tsc + ctx.completed() - last_block.insns.len() as u64 - rep;
-        }
         if let Some((event, at)) = ctx.event.take() {
             match event {
                 Event::Exception(e) => {
@@ -705,10 +698,10 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
         ctx.stop_completed = completed;
         STOPPED
     };
-    // The TSC reads "start of the current block", as the run loop sets it for the
-    // interpreter.
+    // The TSC reads the virtual time of this instruction, as the interpreter keeps it
+    // (every instruction before it in the block retired as one).
     let completed = ctx.completed();
-    cpu.state.tsc = ctx.tsc + completed;
+    cpu.state.tsc = ctx.tsc + completed + u64::from(index);
     // A REP string instruction (only ever a block's last) gets the elements the
     // interpreter would give it.
     cpu.rep_limit = popek_cpu::rep_limit(ctx.room.saturating_sub(completed), index as u64);

@@ -47,8 +47,11 @@ fn behind(reference: &Machine, other: &Machine) -> bool {
 
 /// Runs `reference` and `other` together until one stops or they differ. `other` (the
 /// JIT) leads: one of its steps may run several chained blocks, so `reference` (the
-/// interpreter) then steps until it has caught up in virtual time, and the two are
-/// compared there — at every point where both stand at a block boundary.
+/// interpreter) then steps until it has caught up in virtual time, its last block cut
+/// where the translator stopped ([`Machine::step_until`]), and the two are compared
+/// there. So the engines need not agree on where blocks end (a store to code ends an
+/// interpreted block, while translated code goes on if no translation is made from the
+/// bytes written): only on what each instruction does.
 pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Result<StopReason, Box<Divergence>> {
     let mut step = 0u64;
     let watchdog = cfg.timeout.and_then(Watchdog::start);
@@ -66,7 +69,7 @@ pub fn run(reference: &mut Machine, other: &mut Machine, cfg: &RunConfig) -> Res
         // the reference takes the same one step.
         let mut stop_a = if other.ticks() == ticks { reference.step(cfg) } else { None };
         while stop_a.is_none() && reference.ticks() < other.ticks() {
-            stop_a = reference.step(cfg);
+            stop_a = reference.step_until(cfg, other.ticks());
         }
         // The JIT's step may end by delivering an exception, shutting down or stopping
         // (an unsupported instruction) at the first instruction of a block it went on

@@ -401,14 +401,27 @@ impl Machine {
     /// One turn of the run loop: time, devices, interrupts, then one block (or a HLT
     /// sleep). `Some` when the machine stopped. Lockstep runs step two machines.
     pub fn step(&mut self, cfg: &RunConfig) -> Option<StopReason> {
+        self.step_until(cfg, u64::MAX)
+    }
+
+    /// [`Machine::step`], where the interpreter stops its block once virtual time
+    /// reaches `ticks` (lockstep runs stop the interpreter where the translator stopped,
+    /// at any instruction boundary). Other engines run their block whole.
+    pub fn step_until(&mut self, cfg: &RunConfig, ticks: u64) -> Option<StopReason> {
         let room = match self.prelude(cfg) {
             Prelude::Stop(stop) => return Some(stop),
             Prelude::Slept => return None,
             Prelude::Run { room } => room,
         };
         let before = self.engine_retired();
+        let left = ticks.saturating_sub(self.ticks).max(1);
         let ran = match &mut self.engine {
-            Engine::Interp(i) => i.run_block_within(&mut self.cpu, &mut self.bus, room),
+            Engine::Interp(i) => i.run_block_part(
+                &mut self.cpu,
+                &mut self.bus,
+                room.min(left),
+                usize::try_from(left).unwrap_or(usize::MAX),
+            ),
             Engine::Trap(t) => t.run_block_within(&mut self.cpu, &mut self.bus, room),
             Engine::Jit(j) => {
                 let (ticks, clock) = (self.ticks, cfg.clock);
@@ -444,6 +457,9 @@ impl Machine {
     pub fn retire(&mut self, n: u64) {
         self.stats.retired += n;
         self.ticks += n;
+        // Between steps the TSC reads the virtual time, however the engine moved it
+        // within its step.
+        self.cpu.state.tsc = self.ticks;
     }
 
     /// The part of [`Machine::step`] before a block runs: virtual time to the devices, a

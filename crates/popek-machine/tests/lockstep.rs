@@ -78,3 +78,52 @@ fn max_ticks_ends_a_halt_that_nothing_wakes() {
     assert_eq!(stop, StopReason::InstructionLimit);
     assert_eq!(a.ticks(), b.ticks());
 }
+
+/// RDTSC reads the virtual time of its own instruction in both engines, wherever each puts
+/// its blocks' ends. Here a loop stores a RET over a routine it then calls: the interpreter
+/// ends its block at every such store, while translated code, once the routine is decoded
+/// afresh for each call (rewritten too often to keep), goes on past it. Each iteration is
+/// eight instructions, so the readings are eight apart.
+#[test]
+fn rdtsc_reads_the_same_time_wherever_the_blocks_end() {
+    #[rustfmt::skip]
+    let code = [
+        0xbc, 0x00, 0x40, 0x10, 0x00, // mov esp, 0x104000   (a stack)
+        0xbe, 0x00, 0x20, 0x10, 0x00, // mov esi, 0x102000   (readings)
+        0xb9, 0x06, 0x00, 0x00, 0x00, // mov ecx, 6
+        0xbb, 0x00, 0x10, 0x10, 0x00, // mov ebx, 0x101000   (the routine)
+        0xc6, 0x03, 0xc3,             // mov byte [ebx], 0xc3 (ret)
+        0xff, 0xd3,                   // call ebx
+        0xc6, 0x03, 0xc3,             // loop: mov byte [ebx], 0xc3
+        0x0f, 0x31,                   // rdtsc
+        0x89, 0x06,                   // mov [esi], eax
+        0x83, 0xc6, 0x04,             // add esi, 4
+        0xff, 0xd3,                   // call ebx
+        0x49,                         // dec ecx
+        0x75, 0xf1,                   // jnz loop
+        0xf4,                         // hlt (IF is clear)
+    ];
+    let image = popek_machine::multiboot::minimal_elf(0x10_0000, 3, &code, 8192);
+    let boot = |engine| {
+        let config = MachineConfig { ram_size: 2 << 20, engine, ..MachineConfig::default() };
+        Machine::boot(config, &image).expect("boots")
+    };
+    let readings = |m: &Machine| {
+        m.cpu.mem.as_slice()[0x10_2000..0x10_2000 + 24]
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes(w.try_into().expect("four bytes")))
+            .collect::<Vec<_>>()
+    };
+    let cfg = RunConfig { max_insns: Some(1000), ..RunConfig::default() };
+    let mut seen = Vec::new();
+    for engine in [EngineKind::Interp, EngineKind::Jit] {
+        let mut m = boot(engine);
+        assert_eq!(m.run(&cfg), StopReason::Halted, "{engine:?}\n{}", m.cpu.state.dump());
+        let r = readings(&m);
+        assert!(r.windows(2).all(|w| w[1] - w[0] == 8), "{engine:?}: {r:?}");
+        seen.push(r);
+    }
+    assert_eq!(seen[0], seen[1]);
+    let (mut a, mut b) = (boot(EngineKind::Interp), boot(EngineKind::Jit));
+    assert_eq!(lockstep::run(&mut a, &mut b, &cfg).expect("they agree"), StopReason::Halted);
+}
