@@ -79,7 +79,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", runtime.display());
     println!("cargo:rerun-if-changed={}", kernels.display());
-    for f in ["apic.h", "asm.h", "rt.h", "link.ld", "boot.S", "rt.c", "strings.c"] {
+    for f in ["apic.h", "asm.h", "pv.h", "rt.h", "link.ld", "boot.S", "rt.c", "strings.c"] {
         println!("cargo:rerun-if-changed={}", runtime.join(f).display());
     }
 
