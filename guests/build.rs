@@ -6,7 +6,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Guest names; each has `kernels/NAME.c` and optionally `kernels/NAME.S`. Keep in sync with `src/lib.rs`.
+/// Guest names; each has `kernels/NAME.c` and optionally `kernels/NAME.S`. Keep in sync with `src/lib.rs`
+/// (which may also list a guest that is another's image under another command line: `nanobench_pv`).
 const GUESTS: &[&str] = &[
     "hello",
     "interrupts",
