@@ -163,7 +163,8 @@ fn paged(maps: &[(u32, u32)]) -> Cpu {
     let mut c = cpu(true);
     let pd = 0x20000;
     let pt = 0x21000;
-    assert!(c.mem.load(PhysAddr(pd + (0x400000 >> 22) * 4), &(pt | pte::P | pte::RW).to_le_bytes()));
+    let pde = pd + 4; // 0x400000 >> 22 = 1
+    assert!(c.mem.load(PhysAddr(pde), &(pt | pte::P | pte::RW).to_le_bytes()));
     for &(lin, phys) in maps {
         let e = phys | pte::P | pte::RW;
         assert!(c.mem.load(PhysAddr(pt + ((lin >> 12) & 0x3ff) * 4), &e.to_le_bytes()));
@@ -219,14 +220,14 @@ fn console_write_copies_the_buffer_through_the_guest_page_tables() {
     let split = 10;
     assert!(c.mem.load(PhysAddr(0x52000 - split), &text[..split as usize]));
     assert!(c.mem.load(PhysAddr(0x50000), &text[split as usize..]));
-    let len = text.len() as u32;
+    let len = u32::try_from(text.len()).expect("short");
     assert_eq!(call(&mut c, &mut bus, nr::CONSOLE_WRITE, 0x401000 - split, len), len);
     let out: Vec<u8> = bus
         .ports
         .iter()
         .map(|&(p, v)| {
             assert_eq!(p, 0x3f8);
-            v as u8
+            u8::try_from(v).expect("a byte")
         })
         .collect();
     assert_eq!(out, text);
