@@ -102,7 +102,9 @@ pub const FEATURES: u32 = 1 << nr::VERSION
 /// Longest CONSOLE_WRITE, in bytes (one page: a hypercall stays short, like an instruction).
 pub const CONSOLE_MAX: u32 = 4096;
 
-/// COM1's transmit register: where CONSOLE_WRITE puts the bytes, one by one.
+/// COM1's transmit register: where CONSOLE_WRITE puts the bytes, one by one, as the
+/// guest's own OUTs would (so the UART's line settings apply: DLAB must be 0, as every
+/// driver leaves it).
 const COM1_THR: Port = Port(0x3f8);
 /// The 8259A command ports and the non-specific EOI command (OCW2).
 const PIC_MASTER: Port = Port(0x20);
@@ -185,8 +187,8 @@ fn end_of_interrupt(cpu: &mut Cpu, bus: &mut dyn Bus, target: u32, irq: u32) -> 
         }
         eoi::LAPIC => {
             let base = bus.read_msr(MSR_APIC_BASE).ok_or(errno::EINVAL)?;
-            // The base is bits 12–35 of the MSR; a 32-bit CPU addresses the low 4 GiB.
-            let base = u32::try_from(base & 0xffff_f000).map_err(|_| errno::EINVAL)?;
+            // The base is bits 12–35 of the MSR; an APIC moved above 4 GiB is out of reach.
+            let base = u32::try_from(base & 0xf_ffff_f000).map_err(|_| errno::EINVAL)?;
             bus.mmio_write(PhysAddr(base.wrapping_add(LAPIC_EOI)), AccessSize::Dword, 0);
         }
         _ => return Err(errno::EINVAL),
