@@ -264,7 +264,7 @@ fn nanobench_pv_passes_under_trap_and_emulate() {
     assert_eq!(stop, StopReason::Exit(1));
     assert_eq!(
         without_io(&traps),
-        ["vmcall 41016", "mov 11003", "iretd 11003", "cli 1", "hlt 1", "lgdt 1", "lidt 1", "ltr 1"]
+        ["vmcall 41020", "iretd 11005", "mov 11003", "cli 1", "hlt 1", "lgdt 1", "lidt 1", "ltr 1"]
     );
     assert_eq!(silent, ["pushfd 1"]);
 }

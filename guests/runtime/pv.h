@@ -58,6 +58,7 @@ static inline uint32_t pv_irq_enable(void) { return hypercall0(PV_IRQ_ENABLE); }
 static inline void pv_set_cr3(uint32_t cr3) { hypercall2(PV_SET_CR3, cr3, 0); }
 static inline void pv_invlpg(uint32_t va) { hypercall2(PV_INVLPG, va, 0); }
 static inline void pv_eoi_pic(uint32_t irq) { hypercall2(PV_EOI, PV_EOI_PIC, irq); }
+static inline void pv_eoi_lapic(void) { hypercall2(PV_EOI, PV_EOI_LAPIC, 0); }
 static inline int32_t pv_console_write(const void *buf, uint32_t len) {
     return (int32_t)hypercall2(PV_CONSOLE_WRITE, (uint32_t)buf, len);
 }

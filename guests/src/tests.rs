@@ -279,7 +279,7 @@ fn nanobench_pv_falls_back_to_nanobench_without_the_leaf() {
     );
     let checks: Vec<&str> = pv.expected_output.lines().take_while(|l| !l.starts_with("syscall")).collect();
     assert_eq!(checks[0], "paravirt: CPUID 0x40000000 says popekpopekpv: hypercalls");
-    assert_eq!(checks.len(), 9, "the header and eight lines of ABI checks: {checks:#?}");
+    assert_eq!(checks.len(), 10, "the header and nine lines of ABI checks: {checks:#?}");
     let rest = &pv.expected_output[checks.iter().map(|l| l.len() + 1).sum::<usize>()..];
     assert_eq!(rest, native.expected_output, "the loops print the same with hypercalls");
 }
