@@ -229,11 +229,14 @@ mod tests {
         t.cpu.state.gpr[EAX] = 0x1234;
         t.cpu.state.gpr[EBX] = 0xff;
         assert_eq!(t.exec_one(&[0xf3, 0x0f, 0xb8, 0xc3]), Err(Event::Exception(Exception::InvalidOpcode)));
-        // VMCALL, VMMCALL, VMXON [eax], VMREAD eax, ecx: no VMX or SVM here.
+        // VMCALL (the VMM's, #UD while the paravirtual interface is off, as on a bare
+        // `Cpu`), VMMCALL, VMXON [eax], VMREAD eax, ecx: no VMX or SVM here.
         for bytes in [&[0x0f, 0x01, 0xc1][..], &[0x0f, 0x01, 0xd9], &[0xf3, 0x0f, 0xc7, 0x30], &[0x0f, 0x78, 0xc8]] {
             assert_eq!(t.exec_one(bytes), Err(Event::Exception(Exception::InvalidOpcode)), "{bytes:02x?}");
         }
         assert_eq!(t.cpu.state.gpr[EAX], 0x1234);
+        let vmcall = Decoder::with_ip(32, &[0x0f, 0x01, 0xc1], 0, popek_cpu::block::DECODER_OPTIONS).decode();
+        assert_eq!(super::classify(&vmcall).0, "vmm", "VMCALL is the hypercall instruction");
         let mut t = TestBox::new(&[0xf3, 0x0f, 0xb8, 0xc3]);
         t.install_exception_handlers();
         let _ = t.run(4);
