@@ -1,5 +1,7 @@
-//! Every workload of the `compute` guest and every loop of `nanobench`, under each engine:
-//! `cargo bench --bench workloads` (add `-- sieve` or `-- nanobench/cr3` to pick some).
+//! Every workload of the `compute` guest and the loops of `nanobench` listed in
+//! [`NANOBENCH`], under each engine: `cargo bench --bench workloads` (add `-- sieve` or
+//! `-- nanobench/cr3` to pick some). Its irq, invlpg and console loops, natively and by
+//! hypercall, are `benches/pv.sh`'s.
 //!
 //! One criterion iteration is one unit of guest work: a round of a compute workload
 //! (`only=NAME iters=N`) or one operation of a nanobench loop (`only=NAME n=N`). For a
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 
 const ENGINES: [(&str, EngineKind); 2] = [("jit", EngineKind::Jit), ("interp", EngineKind::Interp)];
 const COMPUTE: [&str; 6] = ["sieve", "crc32", "sort", "matmul", "string", "div64"];
+/// The nanobench loops measured here.
 const NANOBENCH: [&str; 7] = ["syscall", "portin", "cr3", "pagefault", "callret", "datacode", "patch"];
 
 /// Boots `guest` with `cmdline` (not timed), runs it to its end (timed).

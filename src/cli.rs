@@ -104,6 +104,22 @@ pub enum Engine {
     Trap,
 }
 
+/// An option that is on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+impl Switch {
+    /// True for [`Switch::On`].
+    pub fn on(self) -> bool {
+        self == Switch::On
+    }
+}
+
 /// `popek run`'s options.
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -155,6 +171,11 @@ pub struct RunArgs {
     /// it is flushed whole (counted in --stats).
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_code_cache)]
     pub code_cache: usize,
+    /// Offer the guest popek's paravirtual interface: the hypervisor CPUID leaf 0x40000000
+    /// ("popekpopekpv") and hypercalls by VMCALL (the book's Paravirtualization chapter).
+    /// `off`: a bare P6, where VMCALL is #UD.
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
+    pub paravirt: Switch,
     /// Print run statistics to stderr at the end.
     #[arg(long)]
     pub stats: bool,

@@ -151,6 +151,7 @@ fn run_default() -> Result<ExitCode> {
         timeout: Some(Duration::from_secs(60)),
         mips: 1000,
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
+        paravirt: popek::cli::Switch::On,
         stats: true,
         vga: false,
         trace: None,
@@ -254,6 +255,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         engine,
         code_cache: args.code_cache,
         disks,
+        paravirt: args.paravirt.on(),
     };
     let engine = match args.engine {
         Engine::Jit => EngineKind::Jit,
@@ -407,7 +409,7 @@ fn debug(args: &RunArgs) -> Result<()> {
     let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
     let symbols = popek::machine::symbols::Symbols::from_elf(&image);
     let shown = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (mem, code_cache, kernel) = (args.mem, args.code_cache, args.kernel.clone());
+    let (mem, code_cache, kernel, paravirt) = (args.mem, args.code_cache, args.kernel.clone(), args.paravirt.on());
     let boot = move || {
         let disks = if disk_args.is_empty() {
             builtin_disks(&kernel, kernel_is_file)
@@ -424,6 +426,7 @@ fn debug(args: &RunArgs) -> Result<()> {
             engine: EngineKind::Interp,
             code_cache,
             disks,
+            paravirt,
         };
         let mut m = Machine::boot(config, &image)?;
         if let Some(bytes) = &input {
@@ -615,6 +618,7 @@ fn explain(
         engine: EngineKind::Jit,
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
         disks: builtin_disks(kernel, std::fs::metadata(kernel).is_ok()),
+        paravirt: true,
     };
     let mut machine = Machine::boot(config, &image).with_context(|| format!("`{kernel}`"))?;
     if let MachineEngine::Jit(jit) = &mut machine.engine {

@@ -68,6 +68,29 @@ fn extracted_guests_run_from_files() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--paravirt on` (the default) offers the hypercall interface; `--paravirt off` is a bare
+/// P6, where the paravirtualized guest falls back to the native instructions (as under QEMU).
+/// These are the book's Paravirtualization chapter's commands.
+#[test]
+fn paravirt_on_and_off() {
+    let guest = popek::guests::find("nanobench_pv").unwrap();
+    for args in [&["run", "nanobench_pv"][..], &["run", "nanobench_pv", "--paravirt", "on", "--engine", "interp"]] {
+        let o = popek(args);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), guest.expected_output, "{args:?}");
+        assert_eq!(o.status.code(), Some(1));
+    }
+    let o = popek(&["run", "nanobench_pv", "--paravirt", "off"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), include_str!("../guests/expected/nanobench_pv.qemu.txt"));
+    assert_eq!(o.status.code(), Some(1));
+    let o = popek(&["run", "nanobench", "--cmdline", "pv=1 only=irq n=1000", "--stats"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "paravirt: CPUID 0x40000000 says popekpopekpv: hypercalls\nirq off/on (cli; sti): 1000 iterations\nnanobench: PASS\n"
+    );
+    assert!(stderr(&o).contains("vmcall 2002"), "{}", stderr(&o));
+    assert_usage_error(&["run", "hello", "--paravirt", "maybe"]);
+}
+
 #[test]
 fn guests_lists_every_guest() {
     let o = popek(&["guests"]);

@@ -188,6 +188,7 @@ fn run_trap(name: &str) -> (StopReason, String, Vec<String>, Vec<String>) {
     let guest = GUESTS.iter().find(|g| g.name == name).expect("guest exists");
     let out = SharedBuffer::new();
     let config = MachineConfig {
+        cmdline: guest.cmdline.to_string(),
         serial: Box::new(out.clone()),
         engine: EngineKind::Trap,
         disks: guest_disks(guest),
@@ -252,6 +253,22 @@ fn hostile_triple_faults_under_trap_and_emulate() {
     assert_eq!(silent, ["sgdt 1"]);
 }
 
+/// A paravirtualized kernel under the trap engine: every hypercall is a trap (VMCALL is #UD
+/// on a CPU without VMX, so a classic VMM gets it either way), its loops run no CLI, STI,
+/// INVLPG or MOV to CR3 at all, and it passes. (The MOVs left are its reads of CR3.)
+#[test]
+fn nanobench_pv_passes_under_trap_and_emulate() {
+    let guest = GUESTS.iter().find(|g| g.name == "nanobench_pv").expect("guest exists");
+    let (stop, output, traps, silent) = run_trap("nanobench_pv");
+    assert_eq!(output, guest.expected_output);
+    assert_eq!(stop, StopReason::Exit(1));
+    assert_eq!(
+        without_io(&traps),
+        ["vmcall 41020", "iretd 11005", "mov 11003", "cli 1", "hlt 1", "lgdt 1", "lidt 1", "ltr 1"]
+    );
+    assert_eq!(silent, ["pushfd 1"]);
+}
+
 /// `cmdline` gives exactly `expected` and `status` under the interpreter, and the same run
 /// under the JIT.
 fn check_cmdline(name: &str, cmdline: &str, expected: &str, status: i32) {
@@ -296,8 +313,107 @@ fn nanobench_runs_one_loop() {
     let all = "syscall (int 0x80 from ring 3): 2 iterations\nport in (inb 0x80): 2 iterations\n\
                cr3 write: 2 iterations\npage fault (fault, map, resume, unmap): 2 iterations\n\
                call/ret: 2 iterations\ndata beside code (a counter in the loop's page): 2 iterations\n\
-               patch and call (an imm32 in another page): 2 iterations\nnanobench: PASS\n";
+               patch and call (an imm32 in another page): 2 iterations\nirq off/on (cli; sti): 2 iterations\n\
+               invlpg and touch: 2 iterations\nconsole line: 32 bytes of text.\nconsole line: 32 bytes of text.\n\
+               console write (32-byte lines): 2 iterations\nnanobench: PASS\n";
     check_cmdline("nanobench", "n=2", all, 1);
+}
+
+#[test]
+fn nanobench_pv() {
+    check("nanobench_pv");
+}
+
+/// [`run_with`] with the paravirtual interface on or off: the output and the VMM's
+/// callouts by mnemonic (the JIT's count, as `--stats` prints it).
+fn run_pv(cmdline: &str, paravirt: bool) -> (StopReason, String, Vec<String>) {
+    let guest = GUESTS.iter().find(|g| g.name == "nanobench_pv").expect("guest exists");
+    let out = SharedBuffer::new();
+    let config = MachineConfig {
+        cmdline: cmdline.to_string(),
+        serial: Box::new(out.clone()),
+        engine: EngineKind::Jit,
+        paravirt,
+        ..MachineConfig::default()
+    };
+    let mut m = Machine::boot(config, guest.elf).expect("guest images load");
+    let stop = m.run(&RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() });
+    m.flush_output();
+    let Engine::Jit(jit) = &m.engine else { panic!("the machine runs the JIT") };
+    let callouts = jit.callouts_by_instruction().iter().map(|(m, n)| format!("{m:?} {n}").to_lowercase()).collect();
+    (stop, out.text(), callouts)
+}
+
+/// One loop with `pv=1`: its sensitive instruction is gone, a hypercall per operation in its
+/// place (two for the irq pair, plus the enable before the loop and the disable after it);
+/// without the interface the same image runs the native loop.
+#[test]
+fn nanobench_pv_loops_make_hypercalls_instead_of_sensitive_instructions() {
+    let count = |callouts: &[String], name: &str| {
+        callouts.iter().find_map(|c| c.strip_prefix(&format!("{name} "))?.parse::<u64>().ok()).unwrap_or(0)
+    };
+    for (only, native, calls) in
+        [("irq", ["cli", "sti"].as_slice(), 602), ("cr3", &["mov"], 300), ("invlpg", &["invlpg"], 300)]
+    {
+        let (stop, out, pv) = run_pv(&format!("pv=1 only={only} n=300"), true);
+        assert_eq!(stop, StopReason::Exit(1), "{only}: {out}");
+        assert!(out.starts_with("paravirt: CPUID 0x40000000 says popekpopekpv: hypercalls\n"));
+        assert_eq!(count(&pv, "vmcall"), calls, "{only}: {pv:?}");
+        let (_, out_off, off) = run_pv(&format!("pv=1 only={only} n=300"), false);
+        assert!(out_off.starts_with("paravirt: no popek hypervisor leaf: native instructions\n"));
+        assert_eq!(count(&off, "vmcall"), 0);
+        // 300 of them fewer with hypercalls (cr3: the MOVs left read CR3, in both loops).
+        for insn in native {
+            assert!(count(&off, insn) >= count(&pv, insn) + 300, "{only}: {insn}: {off:?} / {pv:?}");
+        }
+    }
+    // The console loop: one hypercall per 32-byte line instead of a polled OUT per byte.
+    let (_, out, pv) = run_pv("pv=1 only=console n=50", true);
+    assert_eq!(out.matches("console line: 32 bytes of text.\n").count(), 50);
+    assert_eq!(count(&pv, "vmcall"), 50);
+    let (_, out_off, off) = run_pv("pv=1 only=console n=50", false);
+    assert_eq!(out_off.lines().skip(1).collect::<Vec<_>>(), out.lines().skip(1).collect::<Vec<_>>());
+    assert!(count(&off, "out") >= 50 * 32 && count(&pv, "out") < 200, "{off:?} {pv:?}");
+}
+
+/// Without the interface (`--paravirt off`, a bare P6) the guest finds no leaf and runs the
+/// native instructions: exactly what it prints under QEMU, in both engines.
+#[test]
+fn nanobench_pv_without_the_interface_is_native() {
+    let guest = GUESTS.iter().find(|g| g.name == "nanobench_pv").expect("guest exists");
+    let expected = include_str!("../guests/expected/nanobench_pv.qemu.txt");
+    for engine in [EngineKind::Interp, EngineKind::Jit] {
+        let out = SharedBuffer::new();
+        let config = MachineConfig {
+            cmdline: guest.cmdline.to_string(),
+            serial: Box::new(out.clone()),
+            engine,
+            paravirt: false,
+            ..MachineConfig::default()
+        };
+        let mut m = Machine::boot(config, guest.elf).expect("guest images load");
+        let stop = m.run(&RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() });
+        m.flush_output();
+        assert_eq!((stop, out.text().as_str()), (StopReason::Exit(1), expected), "{engine:?}");
+    }
+}
+
+/// The hypercalls under lockstep: both engines agree block for block.
+#[test]
+fn nanobench_pv_under_lockstep() {
+    let guest = GUESTS.iter().find(|g| g.name == "nanobench_pv").expect("guest exists");
+    let out = SharedBuffer::new();
+    let boot = |engine, serial: Box<dyn popek::devices::sink::ByteSink>| {
+        let config = MachineConfig { cmdline: guest.cmdline.into(), serial, engine, ..MachineConfig::default() };
+        Machine::boot(config, guest.elf).expect("guest images load")
+    };
+    let mut interp = boot(EngineKind::Interp, Box::new(out.clone()));
+    let mut jit = boot(EngineKind::Jit, Box::new(popek::devices::sink::NullSink));
+    let cfg = RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() };
+    let stop = popek::machine::lockstep::run(&mut interp, &mut jit, &cfg).expect("the engines agree");
+    interp.flush_output();
+    assert_eq!(stop, StopReason::Exit(1));
+    assert_eq!(out.text(), guest.expected_output);
 }
 
 /// Two runs of the same guest are identical: output, stop and instruction count.
@@ -320,6 +436,7 @@ fn every_guest_is_tested() {
         "smc",
         "compute",
         "nanobench",
+        "nanobench_pv",
         "windows",
         "apic_timer",
         "ioapic_serial",

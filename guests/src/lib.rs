@@ -57,6 +57,15 @@ macro_rules! guest {
     ($name:literal, $cmdline:literal, $desc:literal, disk: $disk:expr) => {
         Guest { disk: Some($disk), ..guest!($name, $cmdline, $desc) }
     };
+    // Another guest's image under its own name, command line and expected output.
+    ($name:literal, $cmdline:literal, $desc:literal, image_of: $image:literal) => {
+        Guest {
+            elf: include_bytes!(concat!(env!("OUT_DIR"), "/", $image, ".elf")),
+            expected_output: include_str!(concat!("../expected/", $name, ".txt")),
+            name: $name,
+            ..guest!($image, $cmdline, $desc)
+        }
+    };
 }
 
 /// Sectors of the `disk` guest's disk image (2 MiB: 4 cylinders of 16 heads × 63 sectors,
@@ -91,7 +100,13 @@ pub static GUESTS: &[Guest] = &[
     guest!(
         "nanobench",
         "",
-        "loops of syscalls, port IN, CR3 writes, page faults, call/ret, stores beside and into code (scale=N)"
+        "loops of syscalls, port IN, CR3 writes, page faults, call/ret, stores into code, CLI/STI, INVLPG, console"
+    ),
+    guest!(
+        "nanobench_pv",
+        "pv=1",
+        "nanobench with pv=1: hypercalls for CLI/STI, MOV CR3, INVLPG, console output (native without the CPUID leaf)",
+        image_of: "nanobench"
     ),
     guest!("windows", "", "where a pending interrupt arrives: STI shadow, MOV SS/POP SS, POPF, IRET, unmask and EOI"),
     guest!(

@@ -522,5 +522,6 @@ pub fn ends_block(insn: &Instruction) -> bool {
             | Mnemonic::Lss
             | Mnemonic::Sysenter
             | Mnemonic::Sysexit
+            | Mnemonic::Vmcall
     )
 }

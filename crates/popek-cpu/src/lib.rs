@@ -95,6 +95,11 @@ pub struct Cpu {
     /// Interrupts and exceptions delivered so far (lockstep compares engines by it where
     /// one ended a step by delivering an exception that retired nothing).
     pub delivered: u64,
+    /// The paravirtual interface is on: the hypervisor CPUID leaves answer and VMCALL is
+    /// a hypercall (`popek_vmm::hypercall`). Off (a bare P6, [`Cpu::new`]'s default),
+    /// those leaves read zeros and VMCALL is #UD. Machine configuration, not
+    /// architectural state: it never changes while a guest runs.
+    pub paravirt: bool,
 }
 
 /// A store that hit decoded code: `len` bytes at physical `phys`, within one page.
@@ -137,6 +142,7 @@ impl Cpu {
             rep_extra: 0,
             deliveries: None,
             delivered: 0,
+            paravirt: false,
         }
     }
 

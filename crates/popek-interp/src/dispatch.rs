@@ -27,10 +27,12 @@ pub fn is_supported(insn: &Instruction) -> bool {
 /// Instructions iced-x86 decodes that popek's CPU does not have and answers with #UD:
 /// - POPCNT (F3 0F B8), "#UD if CPUID.01H:ECX.POPCNT [bit 23] = 0" (SDM Vol. 2B, POPCNT),
 ///   and popek's CPUID reports ECX = 0;
-/// - the VMX instructions (VMCALL, VMXON, VMREAD, …): "#UD if executed outside VMX
+/// - the VMX instructions (VMXON, VMREAD, …): "#UD if executed outside VMX
 ///   operation" (SDM Vol. 3C 31.3, "VMX Instructions"), and VMXON itself is #UD when
 ///   CPUID.1:ECX.VMX is 0; and AMD's SVM instructions (VMMCALL, VMRUN, …), #UD when
-///   EFER.SVME is 0. Guests that test for a hypervisor call one of these and expect #UD;
+///   EFER.SVME is 0. Guests that test for a hypervisor call one of these and expect #UD.
+///   VMCALL is the VMM's: popek's hypercall while the paravirtual interface is on, and
+///   #UD like the others while it is off (`popek_vmm::hypercall`);
 /// - FISTTP (SSE3) and FXSAVE/FXRSTOR (CPUID.1:EDX.FXSR is not reported).
 ///
 /// (The other F3-prefixed encodings newer CPUs gave a meaning run as a P6 runs them: see
@@ -38,7 +40,8 @@ pub fn is_supported(insn: &Instruction) -> bool {
 fn undefined_here(insn: &Instruction) -> bool {
     use popek_cpu::iced_x86::CpuidFeature;
     insn.mnemonic() == Mnemonic::Popcnt
-        || insn.cpuid_features().iter().any(|f| matches!(f, CpuidFeature::VMX | CpuidFeature::SVM))
+        || (insn.mnemonic() != Mnemonic::Vmcall
+            && insn.cpuid_features().iter().any(|f| matches!(f, CpuidFeature::VMX | CpuidFeature::SVM)))
         || crate::x87::undefined_here(insn)
 }
 
@@ -226,11 +229,14 @@ mod tests {
         t.cpu.state.gpr[EAX] = 0x1234;
         t.cpu.state.gpr[EBX] = 0xff;
         assert_eq!(t.exec_one(&[0xf3, 0x0f, 0xb8, 0xc3]), Err(Event::Exception(Exception::InvalidOpcode)));
-        // VMCALL, VMMCALL, VMXON [eax], VMREAD eax, ecx: no VMX or SVM here.
+        // VMCALL (the VMM's, #UD while the paravirtual interface is off, as on a bare
+        // `Cpu`), VMMCALL, VMXON [eax], VMREAD eax, ecx: no VMX or SVM here.
         for bytes in [&[0x0f, 0x01, 0xc1][..], &[0x0f, 0x01, 0xd9], &[0xf3, 0x0f, 0xc7, 0x30], &[0x0f, 0x78, 0xc8]] {
             assert_eq!(t.exec_one(bytes), Err(Event::Exception(Exception::InvalidOpcode)), "{bytes:02x?}");
         }
         assert_eq!(t.cpu.state.gpr[EAX], 0x1234);
+        let vmcall = Decoder::with_ip(32, &[0x0f, 0x01, 0xc1], 0, popek_cpu::block::DECODER_OPTIONS).decode();
+        assert_eq!(super::classify(&vmcall).0, "vmm", "VMCALL is the hypercall instruction");
         let mut t = TestBox::new(&[0xf3, 0x0f, 0xb8, 0xc3]);
         t.install_exception_handlers();
         let _ = t.run(4);

@@ -105,6 +105,9 @@ pub fn class_of(insn: &Instruction) -> Class {
         Mov if sreg(insn.op1_kind(), insn.op1_register()) => Class::Sensitive(Leak::Rpl),
         Push if sreg(insn.op0_kind(), insn.op0_register()) => Class::Sensitive(Leak::Rpl),
         Iret | Iretd => Class::Privileged,
+        // A hypercall is a trap by design (VMCALL is #UD on a CPU without VMX: the VMM
+        // takes it either way).
+        Vmcall => Class::Privileged,
         _ if insn.is_privileged() => Class::Privileged,
         _ => Class::Ordinary,
     }

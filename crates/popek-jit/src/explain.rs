@@ -24,6 +24,7 @@ fn callout_reason(insn: &Instruction) -> &'static str {
         Lar | Lsl | Verr | Verw | Arpl => "reads descriptor privileges: sensitive, not privileged",
         Int | Int3 | Into | Iret | Iretd => "goes through the guest's IDT or stack switch",
         Cpuid => "reports the virtual CPU",
+        Vmcall => "hypercall: the paravirtual interface to the VMM (#UD while it is off)",
         Rdtsc => "reads virtual time",
         Ud0 | Ud1 | Ud2 => "raises #UD",
         Hlt | Lgdt | Lidt | Lldt | Ltr | Lmsw | Clts | Invlpg | Wbinvd | Invd | Rdmsr | Wrmsr => "privileged",

@@ -578,8 +578,8 @@ mod tests {
         assert!(memory_twin_at(&decode(&[0x8a, 0x23])).is_none());
         // mov eax, fs:[ebx]: not flat.
         assert!(memory_twin_at(&decode(&[0x64, 0x8b, 0x03])).is_none());
-        // cli, popf, mov cr3, eax, out: sensitive: callout.
-        for b in [&[0xfa][..], &[0x9d], &[0x0f, 0x22, 0xd8], &[0xe6, 0x80]] {
+        // cli, popf, mov cr3, eax, out: sensitive: callout; so is a hypercall (vmcall).
+        for b in [&[0xfa][..], &[0x9d], &[0x0f, 0x22, 0xd8], &[0xe6, 0x80], &[0x0f, 0x01, 0xc1]] {
             assert_eq!(classify(&decode(b), true), Treatment::Callout, "{b:02x?}");
         }
         // jne rel8 and jmp rel32: rewritten inline in a flat block.

@@ -177,6 +177,9 @@ pub struct MachineConfig {
     pub code_cache: usize,
     /// The primary ATA channel's master and slave disks (see [`crate::disk`]).
     pub disks: [Option<Box<dyn BlockStorage>>; 2],
+    /// Offer the paravirtual interface ([`popek_vmm::hypercall`]): the hypervisor CPUID
+    /// leaves and VMCALL hypercalls. Off, the CPU is a bare P6 (VMCALL is #UD).
+    pub paravirt: bool,
 }
 
 /// Smallest code cache [`Machine::boot`] accepts: room for the largest block's
@@ -190,7 +193,7 @@ pub const MAX_CODE_CACHE: usize = 1 << 30;
 
 impl Default for MachineConfig {
     /// 128 MiB of RAM, no command line or modules, output discarded, the translator with
-    /// its default code cache.
+    /// its default code cache, the paravirtual interface on.
     fn default() -> Self {
         MachineConfig {
             ram_size: 128 << 20,
@@ -201,6 +204,7 @@ impl Default for MachineConfig {
             engine: EngineKind::default(),
             code_cache: popek_jit::DEFAULT_CODE_CACHE,
             disks: [None, None],
+            paravirt: true,
         }
     }
 }
@@ -213,6 +217,7 @@ impl std::fmt::Debug for MachineConfig {
             .field("modules", &self.modules.len())
             .field("engine", &self.engine)
             .field("code_cache", &self.code_cache)
+            .field("paravirt", &self.paravirt)
             .field("disks", &self.disks.each_ref().map(|d| d.as_ref().map(|s| s.sectors())))
             .finish_non_exhaustive()
     }
@@ -297,6 +302,7 @@ impl Machine {
             mem.set_rom(0xf_0000, 0x10_0000);
         }
         let mut cpu = Cpu::new(mem);
+        cpu.paravirt = config.paravirt;
         if let Some(boot) = multiboot {
             cpu.state.eip = boot.entry;
             cpu.state.gpr[EAX] = multiboot::BOOTLOADER_MAGIC;

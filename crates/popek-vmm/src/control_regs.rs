@@ -72,12 +72,18 @@ fn mov_to_cr(cpu: &mut Cpu, _: &mut dyn Bus, insn: &Instruction) -> ExecResult {
             Ok(())
         }
         3 => {
-            cpu.state.cr3 = v & CR3_DEFINED;
-            cpu.tlb.flush_non_global();
+            load_cr3(cpu, v);
             Ok(())
         }
         _ => write_cr4(cpu, v),
     }
+}
+
+/// Loads CR3: the defined bits are kept and the non-global TLB entries flushed (SDM Vol.
+/// 3A 4.10.4.1). MOV CR3 and the SET_CR3 hypercall.
+pub(crate) fn load_cr3(cpu: &mut Cpu, v: u32) {
+    cpu.state.cr3 = v & CR3_DEFINED;
+    cpu.tlb.flush_non_global();
 }
 
 /// Loads CR0 (SDM Vol. 3A 2.5): reserved bits are dropped and ET stays 1; PG

@@ -9,6 +9,8 @@
 //!
 //! The interpreter dispatches these instructions here, and the JIT emits
 //! callouts to the very same functions, so privileged semantics are written once.
+//! The paravirtual hypercalls ([`hypercall`], reached by VMCALL) live here for the same
+//! reason: one implementation that every engine shares.
 
 // Instruction semantics truncate results to the operand width everywhere; each cast
 // here is that rule, so the truncation lint is off for this crate.
@@ -21,6 +23,7 @@ use popek_cpu::{Bus, Cpu, ExecResult, Handler};
 mod control_regs;
 mod descriptors;
 mod far;
+pub mod hypercall;
 mod interrupts;
 mod io;
 mod misc;
@@ -29,8 +32,10 @@ pub use misc::cpuid_leaf;
 
 /// The VMM handler for `insn`, if it is a sensitive or privileged instruction.
 pub fn lookup(insn: &Instruction) -> Option<Handler> {
-    if insn.mnemonic() == Mnemonic::Hlt {
-        return Some(hlt);
+    match insn.mnemonic() {
+        Mnemonic::Hlt => return Some(hlt),
+        Mnemonic::Vmcall => return Some(hypercall::vmcall),
+        _ => {}
     }
     io::lookup(insn)
         .or_else(|| control_regs::lookup(insn))

@@ -152,9 +152,12 @@ pub fn cpuid_leaf(eax: u32) -> [u32; 4] {
     }
 }
 
-/// CPUID (not privileged): EAX, EBX, ECX, EDX from [`cpuid_leaf`].
+/// CPUID (not privileged): EAX, EBX, ECX, EDX from [`cpuid_leaf`], or from the
+/// hypervisor leaves while the paravirtual interface is on ([`crate::hypercall::cpuid_leaf`]).
 fn cpuid(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
-    let [a, b, c, d] = cpuid_leaf(cpu.state.gpr[EAX]);
+    let leaf = cpu.state.gpr[EAX];
+    let hypervisor = if cpu.paravirt { crate::hypercall::cpuid_leaf(leaf) } else { None };
+    let [a, b, c, d] = hypervisor.unwrap_or_else(|| cpuid_leaf(leaf));
     cpu.state.gpr[EAX] = a;
     cpu.state.gpr[EBX] = b;
     cpu.state.gpr[ECX] = c;
