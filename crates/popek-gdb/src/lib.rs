@@ -160,16 +160,9 @@ pub fn run(
             }
         };
         waiting = false;
-        let conn = match GdbConnection::new(stream) {
-            Ok(c) => c,
-            Err(e) => {
-                notify(Notice::Detached(Some(e.to_string())));
-                continue;
-            }
-        };
         notify(Notice::Connected);
         let mut target = GdbTarget::new(debugger, deadline, opts.exit_status);
-        let ended = GdbStub::new(conn).run_blocking::<EventLoop<'_>>(&mut target);
+        let ended = session(&mut target, stream);
         target.clear();
         if let Some(stop) = target.finished.take() {
             return Ok(Outcome::Stopped(stop));
@@ -177,7 +170,37 @@ pub fn run(
         match ended {
             Ok(DisconnectReason::Kill) => return Ok(Outcome::Killed),
             Ok(_) => notify(Notice::Detached(None)),
-            Err(e) => notify(Notice::Detached(Some(e.to_string()))),
+            Err(e) => notify(Notice::Detached(Some(e))),
+        }
+    }
+}
+
+/// Serves one gdb connection until it ends. gdbstub ends a session at a packet it cannot
+/// parse (or a NAK); a client's mistake should not cost it the session, so the packet is
+/// answered here (a NAK for a bad checksum, `E22` for a malformed command, as QEMU does)
+/// and a new gdbstub session goes on, on the same connection and the same target.
+fn session(
+    target: &mut GdbTarget<'_>,
+    mut stream: TcpStream,
+) -> std::result::Result<DisconnectReason, String> {
+    use std::io::Write;
+    loop {
+        let spare = stream.try_clone();
+        let conn = GdbConnection::new(stream).map_err(|e| e.to_string())?;
+        match GdbStub::new(conn).run_blocking::<EventLoop<'_>>(target) {
+            Ok(reason) => return Ok(reason),
+            Err(e) if e.is_connection_error() || target.finished.is_some() => return Err(e.to_string()),
+            Err(e) => {
+                let why = e.to_string();
+                let answer: &[u8] = match () {
+                    _ if why.contains("ChecksumMismatched") => b"-",
+                    _ if why.contains("nack") => b"",
+                    _ => b"+$E22#a9",
+                };
+                let mut next = spare.map_err(|_| why.clone())?;
+                next.write_all(answer).map_err(|_| why)?;
+                stream = next;
+            }
         }
     }
 }
