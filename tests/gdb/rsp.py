@@ -7,6 +7,7 @@ QEMU's stub: no gdb, no acknowledgements sent, packets matched with a regular ex
 Scenarios (each prints what it saw, one `key: value` line per fact, and exits 0):
     gradelib ADDR   `?`, `Z1,ADDR,1`, `c`: the stop reply, then EIP by `p8` and by `g`
     run             `c` with no breakpoint: the reply (the guest's exit, `W..`)
+    awatch ADDR     `Z4,ADDR,4`, `c`: the reply, the word at ADDR (`m`), EBX before, EIP after
     interrupt       `c`, then a Ctrl-C byte: the reply; then `D` (detach)
     attach          `?` to a guest that is already running, then `D` (detach)
     garbage         malformed packets and bytes, then `?`: the stub still answers
@@ -76,9 +77,22 @@ def main():
     elif scenario == "run":
         c.send("c")
         print("stop:", c.reply())
+    elif scenario == "awatch":
+        addr = int(args[0], 0)
+        c.send("p3")
+        print("entry ebx: %#x" % le32(c.reply()))
+        c.send("Z4,%x,4" % addr)
+        print("Z4:", c.reply())
+        c.send("c")
+        print("stop:", c.reply())
+        c.send("m%x,4" % addr)
+        print("value: %#x" % le32(c.reply()))
+        c.send("p8")
+        print("eip: %#x" % le32(c.reply()))
+        c.send("k")
     elif scenario == "interrupt":
         c.send("c")
-        time.sleep(0.5)
+        time.sleep(0.2)
         c.send_raw(b"\x03")
         print("stop:", c.reply())
         c.send("D")

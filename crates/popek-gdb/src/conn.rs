@@ -30,6 +30,16 @@ impl GdbConnection {
     }
 }
 
+impl Drop for GdbConnection {
+    /// What gdbstub wrote last (the acknowledgement of a `k`, after which it flushes
+    /// nothing) still goes out.
+    fn drop(&mut self) {
+        if !self.out.is_empty() {
+            let _ = self.flush();
+        }
+    }
+}
+
 impl Connection for GdbConnection {
     type Error = std::io::Error;
 

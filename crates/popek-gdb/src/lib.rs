@@ -188,6 +188,14 @@ fn session(
         let spare = stream.try_clone();
         let conn = GdbConnection::new(stream).map_err(|e| e.to_string())?;
         match GdbStub::new(conn).run_blocking::<EventLoop<'_>>(target) {
+            Ok(DisconnectReason::Kill) => {
+                // gdb's `vKill` waits for an `OK` that gdbstub does not send (outside its
+                // extended mode); after a plain `k`, gdb has gone and reads nothing.
+                if let Ok(mut s) = spare {
+                    let _ = s.write_all(b"$OK#9a");
+                }
+                return Ok(DisconnectReason::Kill);
+            }
             Ok(reason) => return Ok(reason),
             Err(e) if e.is_connection_error() || target.finished.is_some() => return Err(e.to_string()),
             Err(e) => {
