@@ -122,10 +122,7 @@ fn rsp(port: u16, scenario: &str, args: &[&str]) -> Vec<(String, String)> {
     let o = run_limited(Command::new("python3").arg(script).arg(port.to_string()).arg(scenario).args(args));
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "rsp.py {scenario}: {text}{}", String::from_utf8_lossy(&o.stderr));
-    text.lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
+    text.lines().filter_map(|l| l.split_once(": ")).map(|(k, v)| (k.to_string(), v.trim().to_string())).collect()
 }
 
 fn get<'a>(facts: &'a [(String, String)], key: &str) -> &'a str {
@@ -358,7 +355,7 @@ kill",
     let code: Vec<String> = bytes.iter().map(|b| format!("{b:#04x}")).collect();
     assert_eq!(line(&out, &format!("{entry:#x} <_start>:")), format!("{entry:#x} <_start>:\t{}", code.join("\t")));
     // One instruction further, still in kmain.
-    let stepped = out.lines().filter(|l| l.starts_with("eip ")).last().unwrap();
+    let stepped = out.lines().rfind(|l| l.starts_with("eip ")).unwrap();
     assert!(stepped.contains("<kmain+") && !stepped.contains("<kmain+0>"), "{stepped}");
     // A read watchpoint: kmain reads boot_info.
     assert!(out.contains("Hardware read watchpoint 3: *(unsigned *)&boot_info"), "{out}");
@@ -375,14 +372,61 @@ kill",
 fn real_gdb_detaches_and_the_guest_runs_to_its_end() {
     let elf = guest_elf("hello", "detach");
     let p = Popek::start(&["hello", "-S"]);
-    let script = format!(
-        "file {}\ntarget remote 127.0.0.1:PORT\nbreak printf\ncontinue\nbt 1\ndetach",
-        elf.display()
-    );
+    let script = format!("file {}\ntarget remote 127.0.0.1:PORT\nbreak printf\ncontinue\nbt 1\ndetach", elf.display());
     let out = gdb(p.port, &script);
     assert!(out.contains("in printf ()"), "{out}");
     assert!(out.contains("[Inferior 1 (process 1) detached]"), "{out}");
     let (status, stdout, err) = p.finish();
     assert_eq!(status, Some(1), "{err}");
     assert_eq!(stdout, popek::guests::find("hello").unwrap().expected_output);
+}
+
+/// Splits a shell command line of plain words and '…' quoted ones.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            '\'' => (quoted, any) = (!quoted, true),
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            _ => (word.push(c), any = true).1,
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
+
+/// The book's gdb section (book/src/debugging.md) shows what popek and gdb print.
+#[test]
+fn book_gdb_transcript_is_true() {
+    let book = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/debugging.md"))
+        .expect("the chapter");
+    let blocks: Vec<&str> = book.split("```console\n").skip(1).filter_map(|b| b.split("```").next()).collect();
+    let popek_block = blocks.iter().find(|b| b.starts_with("$ popek run hello -s -S\n")).expect("popek's block");
+    let gdb_block = blocks.iter().find(|b| b.starts_with("$ gdb ")).expect("gdb's block");
+    let elf = guest_elf("hello", "book");
+    let p = Popek::start(&["hello", "-S"]);
+    let port = p.port;
+    let with_port = |t: &str| t.replace(":1234", &format!(":{port}"));
+    let (command, printed) = gdb_block.split_once('\n').expect("a command line");
+    let words = shell_words(command.trim_start_matches("$ "));
+    assert_eq!(words[0], "gdb");
+    let args: Vec<String> =
+        words[1..].iter().map(|w| with_port(w).replace("/tmp/g/hello.elf", elf.to_str().expect("utf-8"))).collect();
+    let o = run_limited(Command::new("gdb").args(&args));
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let trim = |t: &str| t.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
+    assert_eq!(trim(&out), trim(printed));
+    let (status, stdout, err) = p.finish();
+    assert_eq!(status, Some(1), "{err}");
+    assert_eq!(stdout, popek::guests::find("hello").unwrap().expected_output);
+    let shown: Vec<String> = popek_block.lines().skip(1).map(with_port).collect();
+    let got: Vec<&str> = err.lines().take(shown.len()).collect();
+    assert_eq!(got, shown);
 }

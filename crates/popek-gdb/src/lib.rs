@@ -179,10 +179,7 @@ pub fn run(
 /// parse (or a NAK); a client's mistake should not cost it the session, so the packet is
 /// answered here (a NAK for a bad checksum, `E22` for a malformed command, as QEMU does)
 /// and a new gdbstub session goes on, on the same connection and the same target.
-fn session(
-    target: &mut GdbTarget<'_>,
-    mut stream: TcpStream,
-) -> std::result::Result<DisconnectReason, String> {
+fn session(target: &mut GdbTarget<'_>, mut stream: TcpStream) -> std::result::Result<DisconnectReason, String> {
     use std::io::Write;
     loop {
         let spare = stream.try_clone();

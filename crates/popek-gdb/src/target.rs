@@ -247,8 +247,8 @@ impl SingleThreadBase for GdbTarget<'_> {
 
     fn read_addrs(&mut self, start: u32, data: &mut [u8]) -> TargetResult<usize, Self> {
         let cpu = self.debugger.cpu();
-        for (i, b) in data.iter_mut().enumerate() {
-            match debug::peek(cpu, start.wrapping_add(i as u32)) {
+        for (i, (off, b)) in (0u32..).zip(data.iter_mut()).enumerate() {
+            match debug::peek(cpu, start.wrapping_add(off)) {
                 Some(v) => *b = v,
                 None if i == 0 => return Err(TargetError::NonFatal),
                 None => return Ok(i),
@@ -258,8 +258,8 @@ impl SingleThreadBase for GdbTarget<'_> {
     }
 
     fn write_addrs(&mut self, start: u32, data: &[u8]) -> TargetResult<(), Self> {
-        for (i, b) in data.iter().enumerate() {
-            if !self.debugger.poke(start.wrapping_add(i as u32), *b) {
+        for (off, b) in (0u32..).zip(data) {
+            if !self.debugger.poke(start.wrapping_add(off), *b) {
                 return Err(TargetError::NonFatal);
             }
         }

@@ -397,8 +397,8 @@ impl Debugger {
         } else {
             let addr = cpu.descriptor_address(sel).ok_or("the selector is beyond its descriptor table")?;
             let mut bytes = [0u8; 8];
-            for (i, b) in bytes.iter_mut().enumerate() {
-                *b = peek(cpu, addr.wrapping_add(i as u32)).ok_or("the descriptor is not in RAM")?;
+            for (i, b) in (0u32..).zip(bytes.iter_mut()) {
+                *b = peek(cpu, addr.wrapping_add(i)).ok_or("the descriptor is not in RAM")?;
             }
             let lo = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
             let hi = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
