@@ -404,6 +404,7 @@ fn run_gdb(
         interrupt: cfg.interrupt.clone(),
         exit_status,
     };
+    let clock = cfg.clock;
     // The stub looks at the clock itself: the debugger's own timeout would count from
     // each slice the guest runs.
     let mut d = popek::machine::debug::Debugger::attach(machine, RunConfig { timeout: None, console: None, ..cfg });
@@ -413,6 +414,7 @@ fn run_gdb(
         popek::gdb::Notice::Detached(None) => note!("popek: gdb detached; the guest runs on"),
         popek::gdb::Notice::Detached(Some(why)) => note!("popek: gdb went away ({why}); the guest runs on"),
     })?;
+    d.machine.stats.virtual_ns = clock.ns_at(d.machine.ticks());
     Ok(match outcome {
         popek::gdb::Outcome::Stopped(stop) => (d.machine, stop, false),
         popek::gdb::Outcome::Killed => {
