@@ -238,9 +238,6 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     // Listening first: a port in use is refused before anything is read.
     let gdb_server = gdb_port.map(popek::gdb::GdbServer::bind).transpose()?;
-    if let Some(server) = &gdb_server {
-        note!("popek: gdb stub listening on 127.0.0.1:{}", server.port());
-    }
     let GuestFiles { image, default_cmdline, kernel_is_file, modules, initrd, input_file, mut budget } =
         guest_files(args)?;
     // Disk images are opened (and checked) before the run; they are not read into RAM.
@@ -298,6 +295,10 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let flag = Arc::clone(&interrupt);
     if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
         note!("popek: Ctrl-C will not stop the run cleanly: {e}");
+    }
+    // Said once the machine is ready and Ctrl-C is handled: a script may connect now.
+    if let Some(server) = &gdb_server {
+        note!("popek: gdb stub listening on 127.0.0.1:{}", server.port());
     }
     let run_config = RunConfig {
         max_insns: args.max_insns,

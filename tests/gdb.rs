@@ -238,6 +238,34 @@ fn gdb_stub_takes_ctrl_c_and_a_late_attach() {
     assert!(err.contains("popek: gdb connected"), "{err}");
 }
 
+/// Ctrl-C at the host (SIGINT) ends the run with status 130, also while popek waits for
+/// gdb to connect or for gdb's next request.
+#[test]
+fn host_ctrl_c_ends_a_run_waiting_for_gdb() {
+    let sigint = |p: &Popek| {
+        let o = run_limited(Command::new("kill").args(["-INT", &p.child.id().to_string()]));
+        assert!(o.status.success(), "kill -INT");
+    };
+    let p = Popek::start(&["hello", "--gdb-wait"]);
+    sigint(&p);
+    let (status, _, err) = p.finish();
+    assert_eq!(status, Some(130), "{err}");
+    assert!(err.contains("popek: interrupted (Ctrl-C)"), "{err}");
+
+    let mut p = Popek::start(&["hello", "--gdb-wait"]);
+    let port = p.port;
+    let client = std::thread::spawn(move || rsp(port, "idle", &[]));
+    // Once the client is connected (and sits idle for 3 seconds).
+    while !p.seen.iter().any(|l| l == "popek: gdb connected") {
+        let line = p.stderr.recv_timeout(LIMIT).expect("popek says gdb connected");
+        p.seen.push(line);
+    }
+    sigint(&p);
+    let (status, _, err) = p.finish();
+    assert_eq!(status, Some(130), "{err}");
+    assert_eq!(get(&client.join().expect("the client"), "status"), "T05thread:01;");
+}
+
 #[test]
 fn gdb_stub_survives_malformed_packets() {
     let p = Popek::start(&["hello", "--gdb-wait"]);

@@ -11,6 +11,7 @@ Scenarios (each prints what it saw, one `key: value` line per fact, and exits 0)
     interrupt       `c`, then a Ctrl-C byte: the reply; then `D` (detach)
     attach          `?` to a guest that is already running, then `D` (detach)
     garbage         malformed packets and bytes, then `?`: the stub still answers
+    idle            `?`, then nothing for 3 seconds (the stub waits for a request)
 """
 import re
 import socket
@@ -102,6 +103,10 @@ def main():
         print("status:", c.reply())
         c.send("D")
         print("D:", c.reply())
+    elif scenario == "idle":
+        c.send("?")
+        print("status:", c.reply())
+        time.sleep(3)
     elif scenario == "garbage":
         c.send_raw(b"$zz#00")  # bad checksum
         c.send_raw(b"\x00\xff+-+")

@@ -1,10 +1,14 @@
 //! The TCP connection to gdb, as gdbstub sees it: replies are gathered and sent in one
 //! write when gdbstub flushes them (gdbstub writes a byte at a time), and looking for a
-//! Ctrl-C while the guest runs costs one non-blocking `recv` when nothing came.
+//! Ctrl-C while the guest runs costs one non-blocking `recv` when nothing came. Waiting
+//! for gdb's next request, it looks at the host's Ctrl-C flag ten times a second.
 
 use gdbstub::conn::{Connection, ConnectionExt};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// A gdb client's TCP connection.
 pub struct GdbConnection {
@@ -12,13 +16,16 @@ pub struct GdbConnection {
     out: Vec<u8>,
     /// Whether the socket is in non-blocking mode now (set only when it changes).
     nonblocking: bool,
+    /// The host's Ctrl-C: a read waiting for gdb fails once it is set.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl GdbConnection {
-    /// Wraps an accepted connection.
-    pub fn new(stream: TcpStream) -> std::io::Result<GdbConnection> {
+    /// Wraps an accepted connection; `interrupt` (the host's Ctrl-C) ends a wait for gdb.
+    pub fn new(stream: TcpStream, interrupt: Option<Arc<AtomicBool>>) -> std::io::Result<GdbConnection> {
         stream.set_nonblocking(false)?;
-        Ok(GdbConnection { stream, out: Vec::new(), nonblocking: false })
+        stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+        Ok(GdbConnection { stream, out: Vec::new(), nonblocking: false, interrupt })
     }
 
     fn set_nonblocking(&mut self, on: bool) -> std::io::Result<()> {
@@ -73,8 +80,18 @@ impl ConnectionExt for GdbConnection {
         }
         self.set_nonblocking(false)?;
         let mut byte = [0u8];
-        Read::read_exact(&mut self.stream, &mut byte)?;
-        Ok(byte[0])
+        loop {
+            match Read::read(&mut self.stream, &mut byte) {
+                Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+                Ok(_) => return Ok(byte[0]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                    if self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+                        return Err(std::io::Error::new(ErrorKind::Interrupted, "Ctrl-C at the host"));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn peek(&mut self) -> Result<Option<u8>, Self::Error> {

@@ -162,10 +162,13 @@ pub fn run(
         waiting = false;
         notify(Notice::Connected);
         let mut target = GdbTarget::new(debugger, deadline, opts.exit_status);
-        let ended = session(&mut target, stream);
+        let ended = session(&mut target, stream, opts.interrupt.clone());
         target.clear();
         if let Some(stop) = target.finished.take() {
             return Ok(Outcome::Stopped(stop));
+        }
+        if interrupted() {
+            return Ok(Outcome::Stopped(StopReason::Interrupted));
         }
         match ended {
             Ok(DisconnectReason::Kill) => return Ok(Outcome::Killed),
@@ -179,11 +182,15 @@ pub fn run(
 /// parse (or a NAK); a client's mistake should not cost it the session, so the packet is
 /// answered here (a NAK for a bad checksum, `E22` for a malformed command, as QEMU does)
 /// and a new gdbstub session goes on, on the same connection and the same target.
-fn session(target: &mut GdbTarget<'_>, mut stream: TcpStream) -> std::result::Result<DisconnectReason, String> {
+fn session(
+    target: &mut GdbTarget<'_>,
+    mut stream: TcpStream,
+    interrupt: Option<Arc<AtomicBool>>,
+) -> std::result::Result<DisconnectReason, String> {
     use std::io::Write;
     loop {
         let spare = stream.try_clone();
-        let conn = GdbConnection::new(stream).map_err(|e| e.to_string())?;
+        let conn = GdbConnection::new(stream, interrupt.clone()).map_err(|e| e.to_string())?;
         match GdbStub::new(conn).run_blocking::<EventLoop<'_>>(target) {
             Ok(DisconnectReason::Kill) => {
                 // gdb's `vKill` waits for an `OK` that gdbstub does not send (outside its
