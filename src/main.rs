@@ -272,6 +272,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         disks,
     };
     let engine = match args.engine {
+        // The gdb stub runs the guest on the debugger's engine, the interpreter.
+        _ if gdb_server.is_some() => EngineKind::Interp,
         Engine::Jit => EngineKind::Jit,
         Engine::Interp | Engine::Lockstep => EngineKind::Interp,
         Engine::Trap => EngineKind::Trap,
