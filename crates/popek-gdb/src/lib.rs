@@ -9,7 +9,9 @@
 //! The protocol is the `gdbstub` crate's; this crate only says what each request does,
 //! and it does so with [`popek_machine::debug::Debugger`], the core `popek debug` stands
 //! on: the same breakpoints, watchpoints and steps, the same blocks run in parts. So the
-//! guest runs on the reference interpreter and a run under gdb does what any run does.
+//! guest runs on the reference interpreter, and a run that gdb only stops and continues
+//! does what a plain interpreter run does (a single step is the exception: it holds
+//! interrupts, as QEMU's does).
 //!
 //! What gdb sees is what QEMU's stub shows it: i386 registers, linear addresses for
 //! memory (through the guest's page tables), `Z0`/`Z1` breakpoints at linear addresses
