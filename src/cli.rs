@@ -191,6 +191,44 @@ pub struct RunArgs {
     /// Where --trace writes (default: stderr).
     #[arg(long, value_name = "FILE", requires = "trace")]
     pub trace_file: Option<PathBuf>,
+    /// Serve gdb's remote protocol on 127.0.0.1:PORT (`tcp::PORT` as QEMU spells it; 0: a
+    /// free port, printed on stderr). The guest runs on the reference interpreter (as under
+    /// `popek debug`) and starts at once; gdb may connect while it runs (it stops where it
+    /// is) and detach (it runs on). See --gdb-wait.
+    #[arg(long, value_name = "PORT|tcp::PORT", value_parser = parse_gdb_port, conflicts_with = "trace")]
+    pub gdb: Option<u16>,
+    /// Shorthand for --gdb 1234, as QEMU's -s.
+    #[arg(short = 's', conflicts_with_all = ["gdb", "trace"])]
+    pub gdb_default: bool,
+    /// With --gdb: wait for gdb before the first guest instruction (QEMU's -S).
+    #[arg(long, short = 'S')]
+    pub gdb_wait: bool,
+}
+
+impl RunArgs {
+    /// The port of the gdb stub, if there is one (--gdb PORT, or -s).
+    pub fn gdb_port(&self) -> Option<u16> {
+        self.gdb.or(self.gdb_default.then_some(DEFAULT_GDB_PORT))
+    }
+}
+
+/// The port `-s` serves gdb on (QEMU's).
+pub const DEFAULT_GDB_PORT: u16 = 1234;
+
+/// `--gdb PORT`: a port number, or QEMU's `tcp::PORT` (also `tcp:localhost:PORT` and
+/// `tcp:127.0.0.1:PORT`: the stub listens on the loopback address only).
+pub fn parse_gdb_port(s: &str) -> Result<u16, String> {
+    let port = match s.strip_prefix("tcp:") {
+        None => s,
+        Some(rest) => match rest.rsplit_once(':') {
+            Some(("" | "localhost" | "127.0.0.1", port)) => port,
+            Some((host, _)) => {
+                return Err(format!("`{host}`: the gdb stub listens on 127.0.0.1 only (use tcp::PORT)"));
+            }
+            None => return Err(format!("`{s}`: expected PORT or tcp::PORT")),
+        },
+    };
+    port.parse::<u16>().map_err(|_| format!("`{port}`: a port is a number from 0 to 65535"))
 }
 
 /// What `--trace` traces.
@@ -455,6 +493,20 @@ mod tests {
     }
 
     #[test]
+    fn gdb_ports() {
+        assert_eq!(parse_gdb_port("1234"), Ok(1234));
+        assert_eq!(parse_gdb_port("tcp::1234"), Ok(1234));
+        assert_eq!(parse_gdb_port("tcp:localhost:0"), Ok(0));
+        assert_eq!(parse_gdb_port("tcp:127.0.0.1:9"), Ok(9));
+        assert!(parse_gdb_port("tcp:1234").is_err() && parse_gdb_port("65536").is_err());
+        assert!(parse_gdb_port("").is_err() && parse_gdb_port("tcp::").is_err());
+        let Ok(Cli { command: Some(Command::Run(args)) }) = parse(["popek", "run", "hello", "-s", "-S"]) else {
+            panic!("-s -S parse")
+        };
+        assert_eq!((args.gdb_port(), args.gdb_wait), (Some(DEFAULT_GDB_PORT), true));
+    }
+
+    #[test]
     fn usage_errors_are_one_line() {
         assert_eq!(
             error(&["run", "hello", "--bogus"]),
@@ -468,6 +520,9 @@ mod tests {
             error(&["run", "hello", "--mem", "1\nM"]),
             "invalid value '1\\nM' for '--mem <MEM>': `1\\nM`: unknown size unit `\\nM` (use K, M or G)"
         );
+        assert!(error(&["run", "hello", "--gdb", "99999"]).contains("a port is a number from 0 to 65535"));
+        assert!(error(&["run", "hello", "--gdb", "tcp:example.org:1"]).contains("listens on 127.0.0.1 only"));
+        assert!(error(&["run", "hello", "--gdb", "1", "--trace", "insn"]).contains("cannot be used with"));
         assert!(matches!(parse(["popek", "--help"]), Err(Usage::Help(_))));
         assert!(matches!(parse(["popek", "--version"]), Err(Usage::Help(_))));
     }

@@ -9,6 +9,7 @@
 
 pub use popek_cpu as cpu;
 pub use popek_devices as devices;
+pub use popek_gdb as gdb;
 pub use popek_guests as guests;
 pub use popek_interp as interp;
 pub use popek_jit as jit;

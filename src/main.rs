@@ -60,6 +60,8 @@ mod exit {
     pub const DISK: u8 = 12;
     /// Ctrl-C (SIGINT), as shells report a process that SIGINT ended (128 + 2).
     pub const INTERRUPTED: u8 = 130;
+    /// gdb killed the guest (`kill` under `run --gdb`), as QEMU exits then.
+    pub const KILLED: u8 = 0;
 }
 
 /// Which device each `--disk` is: explicit indexes first, then the others in order.
@@ -156,6 +158,9 @@ fn run_default() -> Result<ExitCode> {
         vga: false,
         trace: None,
         trace_file: None,
+        gdb: None,
+        gdb_default: false,
+        gdb_wait: false,
     };
     let code = run(&args)?;
     // The demo succeeded if the guest passed (debug-exit 0, status 1): say so with 0.
@@ -225,6 +230,15 @@ fn guest_files(args: &RunArgs) -> Result<GuestFiles> {
 }
 
 fn run(args: &RunArgs) -> Result<ExitCode> {
+    let gdb_port = args.gdb_port();
+    if args.gdb_wait && gdb_port.is_none() {
+        bail!("--gdb-wait (-S) waits for gdb: give --gdb PORT (or -s) too");
+    }
+    if gdb_port.is_some() && matches!(args.engine, Engine::Lockstep | Engine::Trap) {
+        bail!("--gdb runs the guest on the reference interpreter: it cannot be used with --engine lockstep or trap");
+    }
+    // Listening first: a port in use is refused before anything is read.
+    let gdb_server = gdb_port.map(popek::gdb::GdbServer::bind).transpose()?;
     let GuestFiles { image, default_cmdline, kernel_is_file, modules, initrd, input_file, mut budget } =
         guest_files(args)?;
     // Disk images are opened (and checked) before the run; they are not read into RAM.
@@ -236,6 +250,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     // A terminal on stdin (and no --input, no lockstep) makes the run interactive.
     let interactive = match (&args.input, &args.engine) {
+        // Under gdb the terminal stays as it is: Ctrl-C there ends the run.
+        _ if gdb_server.is_some() => None,
         (None, Engine::Jit | Engine::Interp | Engine::Trap) => terminal::interactive(),
         _ => None,
     };
@@ -258,6 +274,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         paravirt: args.paravirt.on(),
     };
     let engine = match args.engine {
+        // The gdb stub runs the guest on the debugger's engine, the interpreter.
+        _ if gdb_server.is_some() => EngineKind::Interp,
         Engine::Jit => EngineKind::Jit,
         Engine::Interp | Engine::Lockstep => EngineKind::Interp,
         Engine::Trap => EngineKind::Trap,
@@ -282,6 +300,10 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
         note!("popek: Ctrl-C will not stop the run cleanly: {e}");
     }
+    // Said once the machine is ready and Ctrl-C is handled: a script may connect now.
+    if let Some(server) = &gdb_server {
+        note!("popek: gdb stub listening on 127.0.0.1:{}", server.port());
+    }
     let run_config = RunConfig {
         max_insns: args.max_insns,
         max_ticks: None,
@@ -290,7 +312,12 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         console,
         interrupt: Some(Arc::clone(&interrupt)),
     };
-    let stop = if let Engine::Lockstep = args.engine {
+    let mut killed = false;
+    let stop = if let Some(server) = &gdb_server {
+        let (m, stop, k) = run_gdb(machine, server, args, run_config)?;
+        (machine, killed) = (m, k);
+        stop
+    } else if let Engine::Lockstep = args.engine {
         // The interpreter's machine prints the guest's output; the JIT's is checked against it.
         let other_disks = if args.disk.is_empty() {
             builtin_disks(&args.kernel, kernel_is_file)
@@ -335,45 +362,71 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         note!("---- VGA text screen ----");
         note!("{}", machine.vga_text().unwrap_or_default());
     }
-    let code = match &stop {
-        StopReason::Exit(status) => {
-            // The host keeps the low 8 bits of an exit status, as for QEMU.
-            ExitCode::from((*status & 0xff) as u8)
-        }
-        StopReason::Reset => {
-            note!("popek: the guest reset the machine");
-            ExitCode::from(exit::HALTED)
-        }
-        StopReason::Halted => {
-            note!("popek: the guest halted (HLT with nothing left to wake it)");
-            ExitCode::from(exit::HALTED)
-        }
-        StopReason::TripleFault(dump) => {
-            note!("popek: triple fault: the CPU shut down\n{dump}");
-            ExitCode::from(exit::TRIPLE_FAULT)
-        }
-        StopReason::Unsupported(u) => {
-            note!("popek: {u}");
-            ExitCode::from(exit::UNSUPPORTED)
-        }
-        StopReason::InstructionLimit | StopReason::Timeout => {
-            note!("popek: stopped: {stop:?}");
-            ExitCode::from(exit::LIMIT)
-        }
-        StopReason::Quit => {
-            note!("popek: quit at the console (Ctrl-A x)");
-            ExitCode::SUCCESS
-        }
-        StopReason::Interrupted => {
-            note!("popek: interrupted (Ctrl-C); disks flushed");
-            ExitCode::from(exit::INTERRUPTED)
-        }
-    };
+    match &stop {
+        _ if killed => {}
+        StopReason::Reset => note!("popek: the guest reset the machine"),
+        StopReason::Halted => note!("popek: the guest halted (HLT with nothing left to wake it)"),
+        StopReason::TripleFault(dump) => note!("popek: triple fault: the CPU shut down\n{dump}"),
+        StopReason::Unsupported(u) => note!("popek: {u}"),
+        StopReason::InstructionLimit | StopReason::Timeout => note!("popek: stopped: {stop:?}"),
+        StopReason::Quit => note!("popek: quit at the console (Ctrl-A x)"),
+        StopReason::Interrupted => note!("popek: interrupted (Ctrl-C); disks flushed"),
+        StopReason::Exit(_) => {}
+    }
+    let code = ExitCode::from(if killed { exit::KILLED } else { exit_status(&stop) });
     let code = if disks_ok { code } else { ExitCode::from(exit::DISK) };
     if args.stats {
         print_stats(&machine, &stop, wall);
     }
     Ok(code)
+}
+
+/// The process exit status for a machine stop (the status gdb hears in `W` too).
+fn exit_status(stop: &StopReason) -> u8 {
+    match stop {
+        // The host keeps the low 8 bits of an exit status, as for QEMU.
+        StopReason::Exit(status) => (*status & 0xff) as u8,
+        StopReason::Reset | StopReason::Halted => exit::HALTED,
+        StopReason::TripleFault(_) => exit::TRIPLE_FAULT,
+        StopReason::Unsupported(_) => exit::UNSUPPORTED,
+        StopReason::InstructionLimit | StopReason::Timeout => exit::LIMIT,
+        StopReason::Quit => 0,
+        StopReason::Interrupted => exit::INTERRUPTED,
+    }
+}
+
+/// Runs `machine` under the gdb stub (`run --gdb`): the stop, and whether gdb killed the
+/// guest. The stub listens already (`server`).
+fn run_gdb(
+    machine: Machine,
+    server: &popek::gdb::GdbServer,
+    args: &RunArgs,
+    cfg: RunConfig,
+) -> Result<(Machine, StopReason, bool)> {
+    let opts = popek::gdb::Options {
+        wait: args.gdb_wait,
+        timeout: cfg.timeout,
+        interrupt: cfg.interrupt.clone(),
+        exit_status,
+    };
+    let clock = cfg.clock;
+    // The stub looks at the clock itself: the debugger's own timeout would count from
+    // each slice the guest runs.
+    let mut d = popek::machine::debug::Debugger::attach(machine, RunConfig { timeout: None, console: None, ..cfg });
+    let outcome = popek::gdb::run(&mut d, server, &opts, &mut |n| match n {
+        popek::gdb::Notice::Waiting => note!("popek: waiting for gdb before the first instruction"),
+        popek::gdb::Notice::Connected => note!("popek: gdb connected"),
+        popek::gdb::Notice::Detached(None) => note!("popek: gdb detached; the guest runs on"),
+        popek::gdb::Notice::Detached(Some(why)) => note!("popek: gdb went away ({why}); the guest runs on"),
+    })?;
+    d.machine.stats.virtual_ns = clock.ns_at(d.machine.ticks());
+    Ok(match outcome {
+        popek::gdb::Outcome::Stopped(stop) => (d.machine, stop, false),
+        popek::gdb::Outcome::Killed => {
+            note!("popek: gdb killed the guest");
+            (d.machine, StopReason::Quit, true)
+        }
+    })
 }
 
 /// COM1 output of a debugged machine: bytes already shown (by an earlier run of the same
@@ -401,6 +454,9 @@ impl ByteSink for ReplaySink {
 fn debug(args: &RunArgs) -> Result<()> {
     if args.input.as_ref().is_some_and(|p| p.as_os_str() == "-") {
         bail!("`popek debug` reads its commands from stdin: give --input a file");
+    }
+    if args.gdb_port().is_some() || args.gdb_wait {
+        bail!("the gdb stub is `popek run KERNEL --gdb PORT`; `popek debug` takes its commands on stdin");
     }
     let GuestFiles { image, default_cmdline, kernel_is_file, modules, initrd, input_file: input, .. } =
         guest_files(args)?;

@@ -108,6 +108,9 @@ struct Budget {
     block: bool,
     /// Stop at breakpoints and watchpoints.
     stops: bool,
+    /// The run resumes from a stop: a breakpoint at the first instruction does not stop
+    /// it again.
+    resume: bool,
 }
 
 /// A machine under a debugger. See the module documentation.
@@ -147,6 +150,28 @@ impl Debugger {
         };
         d.start();
         Ok(d)
+    }
+
+    /// A debugger on a machine that is already built (at its first instruction), for a
+    /// front-end that does not go back in time (the gdb stub of `popek run --gdb`, whose
+    /// disks are written as in any run): [`Debugger::goto`] to an earlier position and the
+    /// reverse commands fail with [`MachineError::NoReplay`]. No delivery log is kept.
+    pub fn attach(machine: Machine, cfg: RunConfig) -> Debugger {
+        let mut d = Debugger {
+            machine,
+            boot: Box::new(|| Err(MachineError::NoReplay)),
+            cfg,
+            tail: None,
+            ready: None,
+            steps: 0,
+            stopped: None,
+            breakpoints: Vec::new(),
+            watchpoints: Vec::new(),
+            info: InstructionInfoFactory::new(),
+        };
+        d.start();
+        d.machine.cpu.deliveries = None;
+        d
     }
 
     /// Puts the machine just booted under the debugger: the interpreter as its engine, the
@@ -231,17 +256,46 @@ impl Debugger {
 
     /// Runs `n` steps (instructions), stopping early at a breakpoint or watchpoint.
     pub fn step(&mut self, n: u64) -> DebugStop {
-        self.advance(Budget { steps: Some(n), block: false, stops: true })
+        self.advance(Budget { steps: Some(n), block: false, stops: true, resume: true })
     }
 
     /// Runs to the end of the current block (stopping early at a breakpoint or watchpoint).
     pub fn step_block(&mut self) -> DebugStop {
-        self.advance(Budget { steps: None, block: true, stops: true })
+        self.advance(Budget { steps: None, block: true, stops: true, resume: true })
     }
 
     /// Runs until a breakpoint, a watchpoint or the machine stops.
     pub fn cont(&mut self) -> DebugStop {
-        self.advance(Budget { steps: None, block: false, stops: true })
+        self.advance(Budget { steps: None, block: false, stops: true, resume: true })
+    }
+
+    /// Runs at most `n` steps, stopping early at a breakpoint or watchpoint, like
+    /// [`Debugger::step`]; unless `resume`, a breakpoint at the next instruction stops it
+    /// before anything runs. A front-end that must look at something between two parts of
+    /// one long run (the gdb stub, for a Ctrl-C from gdb) runs the first part with
+    /// `resume` as it likes and the next ones without, so that a breakpoint where a part
+    /// ended is not passed over.
+    pub fn run_for(&mut self, n: u64, resume: bool) -> DebugStop {
+        self.advance(Budget { steps: Some(n), block: false, stops: true, resume })
+    }
+
+    /// Runs `n` steps as [`Debugger::step`] does, with external interrupts held pending
+    /// (QEMU's gdb stub steps so by default: a step goes to the next instruction of the
+    /// code being stepped, not into an interrupt handler). A pending interrupt is delivered
+    /// before the next instruction of a later command that runs the guest (and by a step
+    /// of a CPU halted in HLT, which nothing else could wake). A run with such steps is no
+    /// longer the run of the same guest without them: going back in time replays the
+    /// latter.
+    pub fn step_holding_interrupts(&mut self, n: u64) -> DebugStop {
+        self.machine.set_interrupts_held(true);
+        let stop = self.step(n);
+        self.machine.set_interrupts_held(false);
+        // The run loop's work for the next instruction is done again when the guest next
+        // runs, with interrupts let through.
+        if self.tail.is_none() {
+            self.ready = None;
+        }
+        stop
     }
 
     /// Runs until the instruction at linear address `addr` is next (or another stop).
@@ -265,7 +319,7 @@ impl Debugger {
         if left == 0 {
             return Ok(DebugStop::Stepped);
         }
-        Ok(self.advance(Budget { steps: Some(left), block: false, stops: false }))
+        Ok(self.advance(Budget { steps: Some(left), block: false, stops: false, resume: true }))
     }
 
     /// Back one step.
@@ -282,7 +336,7 @@ impl Debugger {
         // Forward again with the same stops (a run resumes past the one it stopped at),
         // noting each one before the present.
         while self.steps < now {
-            match self.advance(Budget { steps: Some(now - self.steps), block: false, stops: true }) {
+            match self.advance(Budget { steps: Some(now - self.steps), block: false, stops: true, resume: true }) {
                 stop @ (DebugStop::Breakpoint(_) | DebugStop::Watchpoint { .. }) if self.steps < now => {
                     last = Some((self.steps, stop));
                 }
@@ -305,12 +359,78 @@ impl Debugger {
     /// being run in parts makes its rest be decoded again. False if unmapped or not RAM.
     pub fn poke(&mut self, lin: u32, value: u8) -> bool {
         let ok = poke(&mut self.machine.cpu, lin, value);
-        if !self.machine.cpu.code_writes.is_empty()
-            && let Some(t) = self.tail.take()
-        {
-            self.ready = Some(t.room);
+        if !self.machine.cpu.code_writes.is_empty() {
+            self.drop_tail();
         }
         ok
+    }
+
+    /// Sets EIP (a debugger's register write): the next instruction is the one there, also
+    /// when the stop fell inside a block.
+    pub fn set_eip(&mut self, eip: u32) {
+        if eip != self.machine.cpu.state.eip {
+            self.machine.cpu.state.eip = eip;
+            self.drop_tail();
+        }
+    }
+
+    /// Loads segment register `seg` with selector `sel` (a debugger's register write):
+    /// the cache from the descriptor the selector names, read without side effects (no
+    /// Accessed bit set), with no privilege check. The descriptor must be present and fit
+    /// the register: code for CS (whose RPL becomes the CPL), writable data for SS,
+    /// readable for the others (a null selector leaves those unusable). In real mode the
+    /// base is the selector times 16. Loading the selector already there changes nothing.
+    pub fn set_segment(&mut self, seg: Seg, sel: u16) -> Result<(), &'static str> {
+        let cpu = &self.machine.cpu;
+        if sel == cpu.state.seg(seg).selector {
+            return Ok(());
+        }
+        let mut cache = *cpu.state.seg(seg);
+        if !cpu.protected_mode() {
+            cache.selector = sel;
+            cache.base = u32::from(sel) << 4;
+        } else if sel & !3 == 0 {
+            if matches!(seg, Seg::Cs | Seg::Ss) {
+                return Err("a null selector cannot be loaded into CS or SS");
+            }
+            cache = popek_cpu::state::SegmentCache { selector: sel, access: 0, base: 0, limit: 0 };
+        } else {
+            let addr = cpu.descriptor_address(sel).ok_or("the selector is beyond its descriptor table")?;
+            let mut bytes = [0u8; 8];
+            for (i, b) in (0u32..).zip(bytes.iter_mut()) {
+                *b = peek(cpu, addr.wrapping_add(i)).ok_or("the descriptor is not in RAM")?;
+            }
+            let lo = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            let hi = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+            cache = popek_cpu::state::SegmentCache::from_descriptor(sel, lo, hi);
+            use popek_cpu::state::access;
+            let fits = match seg {
+                Seg::Cs => cache.is_code(),
+                Seg::Ss => cache.access & (access::S | access::CODE | access::RW) == (access::S | access::RW),
+                _ => cache.access & access::S != 0 && (!cache.is_code() || cache.access & access::RW != 0),
+            };
+            if !fits {
+                return Err("the descriptor does not fit that segment register");
+            }
+            if !cache.usable() {
+                return Err("the segment is not present");
+            }
+        }
+        let state = &mut self.machine.cpu.state;
+        state.seg[seg as usize] = cache;
+        if seg == Seg::Cs && self.machine.cpu.protected_mode() {
+            self.machine.cpu.state.cpl = (sel & 3) as u8;
+        }
+        self.drop_tail();
+        Ok(())
+    }
+
+    /// Forgets the block being run in parts: the next instruction is looked up afresh
+    /// (its room stays the one the run loop gave).
+    fn drop_tail(&mut self) {
+        if let Some(t) = self.tail.take() {
+            self.ready = Some(t.room);
+        }
     }
 
     fn reboot(&mut self) -> Result<(), MachineError> {
@@ -345,7 +465,7 @@ impl Debugger {
 
     fn advance(&mut self, budget: Budget) -> DebugStop {
         let mut left = budget.steps;
-        let mut first = true;
+        let mut first = budget.resume;
         let watchdog = self.cfg.timeout.and_then(crate::machine::Watchdog::start);
         loop {
             // Every stop is after the run loop's work for the next instruction.

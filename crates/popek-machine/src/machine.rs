@@ -250,6 +250,10 @@ pub enum MachineError {
     /// A disk image could not be opened again (the debugger boots anew to go back).
     #[error("disk: {0}")]
     Disk(String),
+    /// The debugger was attached to a machine it cannot boot again, so it cannot go back
+    /// in time ([`crate::debug::Debugger::attach`]).
+    #[error("this debugging session cannot go back in time (the machine cannot be booted again)")]
+    NoReplay,
 }
 
 /// A CPU, the PC's devices and an engine.
@@ -265,12 +269,29 @@ pub struct Machine {
     /// Virtual time in instruction periods: retired instructions plus the periods
     /// the CPU slept in HLT. The TSC counts these (one instruction per cycle).
     ticks: u64,
+    /// External interrupts are held pending, not delivered (see
+    /// [`Machine::set_interrupts_held`]).
+    interrupts_held: bool,
 }
 
 impl Machine {
     /// Wires a machine together.
     pub fn new(cpu: Cpu, bus: DeviceBus) -> Self {
-        Machine { cpu, bus, engine: Engine::Interp(Interpreter::new()), stats: RunStats::default(), ticks: 0 }
+        Machine {
+            cpu,
+            bus,
+            engine: Engine::Interp(Interpreter::new()),
+            stats: RunStats::default(),
+            ticks: 0,
+            interrupts_held: false,
+        }
+    }
+
+    /// Holds external interrupts pending instead of delivering them (a debugger's single
+    /// step, as QEMU's gdb stub does by default), or lets them through again. A CPU halted
+    /// with interrupts enabled still takes one: nothing else could wake it.
+    pub fn set_interrupts_held(&mut self, held: bool) {
+        self.interrupts_held = held;
     }
 
     /// Builds a standard PC and loads `image` into it: a Linux bzImage (boot protocol,
@@ -492,7 +513,9 @@ impl Machine {
                 StopRequest::Reset => StopReason::Reset,
             }));
         }
-        if self.cpu.interrupts_enabled()
+        let held = self.interrupts_held && !self.cpu.state.halted;
+        if !held
+            && self.cpu.interrupts_enabled()
             && self.bus.interrupt_pending()
             && let Some(vector) = self.bus.acknowledge_interrupt()
         {

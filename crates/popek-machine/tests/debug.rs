@@ -168,3 +168,75 @@ fn replay_then_continue_ends_the_same() {
     assert_eq!(d.cont(), first);
     assert_eq!(d.position(), end);
 }
+
+/// `run_for` without `resume` stops at a breakpoint on the next instruction before
+/// running anything (the gdb stub's continue, as QEMU's); with it, runs past it.
+#[test]
+fn run_for_stops_where_it_starts_unless_resuming() {
+    let g = popek_guests::find("hello").expect("hello");
+    let kmain = Symbols::from_elf(g.elf).lookup("kmain").expect("kmain");
+    let mut d = debugger("hello");
+    d.add_breakpoint(Breakpoint::Virtual(kmain));
+    assert_eq!(d.run_for(u64::MAX, false), DebugStop::Breakpoint(Breakpoint::Virtual(kmain)));
+    let at = d.position();
+    assert_eq!(d.run_for(10, false), DebugStop::Breakpoint(Breakpoint::Virtual(kmain)));
+    assert_eq!(d.position(), at);
+    assert_eq!(d.run_for(10, true), DebugStop::Stepped);
+    assert_eq!(d.position(), at + 10);
+}
+
+/// Steps that hold interrupts never go into an interrupt handler, except out of HLT
+/// (which nothing else would wake); plain steps do, in the same guest (`windows` takes
+/// IRQ0 right after STI, POPF, IRET, OUT…). Each run goes to the guest's end (under held
+/// steps it notices its interrupts are late, and fails).
+#[test]
+fn held_steps_take_interrupts_only_out_of_hlt() {
+    use popek_cpu::interrupt::Source;
+    let external_after_other_than_hlt = |held: bool| {
+        let mut d = debugger("windows");
+        let mut count = 0;
+        for _ in 0..20_000_000 {
+            let hlt = debug::peek(d.cpu(), d.cpu().state.seg(popek_cpu::state::Seg::Cs).base + d.cpu().state.eip);
+            let stop = if held { d.step_holding_interrupts(1) } else { d.step(1) };
+            let external = d.take_deliveries().iter().filter(|x| x.source == Source::External).count();
+            if external > 0 && hlt != Some(0xf4) {
+                count += 1;
+            }
+            if stop != DebugStop::Stepped {
+                break;
+            }
+        }
+        count
+    };
+    assert!(external_after_other_than_hlt(false) > 0, "the guest takes an interrupt outside HLT");
+    assert_eq!(external_after_other_than_hlt(true), 0);
+}
+
+/// A register write from a debugger: EIP inside a block being run in parts, and segment
+/// registers loaded from the guest's GDT (only where the descriptor fits).
+#[test]
+fn eip_and_segment_writes() {
+    use popek_cpu::state::Seg;
+    let g = popek_guests::find("hello").expect("hello");
+    let kmain = Symbols::from_elf(g.elf).lookup("kmain").expect("kmain");
+    let mut d = debugger("hello");
+    d.add_breakpoint(Breakpoint::Virtual(kmain));
+    d.cont();
+    d.step(1);
+    let second = d.cpu().state.eip;
+    let esp = d.cpu().state.gpr[popek_cpu::state::gpr::ESP];
+    // Back to kmain's first instruction: it runs again (SUB ESP, 2Ch).
+    d.set_eip(kmain);
+    assert_eq!(d.step(1), DebugStop::Stepped);
+    assert_eq!(d.cpu().state.eip, second);
+    assert_eq!(d.cpu().state.gpr[popek_cpu::state::gpr::ESP], esp.wrapping_sub(0x2c));
+    // The runtime's GDT: 0x08 code, 0x10 data (ring 0).
+    assert_eq!(d.set_segment(Seg::Ds, 0x10), Ok(()));
+    assert_eq!(d.set_segment(Seg::Fs, 0), Ok(()));
+    assert!(!d.cpu().state.seg(Seg::Fs).usable());
+    assert!(d.set_segment(Seg::Ss, 0x08).is_err());
+    assert!(d.set_segment(Seg::Cs, 0).is_err());
+    assert!(d.set_segment(Seg::Es, 0xfff8).is_err());
+    assert_eq!(d.set_segment(Seg::Fs, 0x10), Ok(()));
+    assert_eq!(*d.cpu().state.seg(Seg::Fs), *d.cpu().state.seg(Seg::Ds));
+}
