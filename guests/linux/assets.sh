@@ -32,7 +32,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else fail "needs root to run: $*
 command -v apt-get >/dev/null || fail "apt-get is missing (a Debian or Ubuntu host is needed)"
 if ! dpkg --print-foreign-architectures | grep -qx i386 && [ "$(dpkg --print-architecture)" != i386 ]; then
     as_root dpkg --add-architecture i386
-    as_root apt-get update -qq >/dev/null
+    # A mirror caught mid-sync fails one index or another: what it did fetch is checked below.
+    as_root apt-get update -qq >/dev/null 2>&1 || true
 fi
 if ! command -v cpio >/dev/null; then
     as_root apt-get install -y -qq cpio >/dev/null
