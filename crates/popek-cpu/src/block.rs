@@ -114,6 +114,25 @@ impl<E> Block<E> {
     pub fn is_live(&self) -> bool {
         self.live.get()
     }
+
+    /// True if the store `w` overwrote some of this block's own bytes. Both engines end
+    /// a block after such a store, and only then (its next instructions may be the ones
+    /// rewritten): a store to other code leaves the block running, and what it overwrote
+    /// is dropped when the block ends. So both engines end their blocks in the same
+    /// places, whatever either has cached.
+    pub fn written_by(&self, w: &crate::CodeWrite) -> bool {
+        let (lo, hi) = (u64::from(w.phys), u64::from(w.phys) + u64::from(w.len.max(1)));
+        let start = u64::from(self.key.phys);
+        let in_first = u64::from(self.len).min(0x1000 - (start & 0xfff));
+        if lo < start + in_first && start < hi {
+            return true;
+        }
+        // The rest of a block that straddles a page boundary, from its second page's start.
+        let [first_page, second_page] = self.pages;
+        let rest = u64::from(self.len) - in_first;
+        let second = u64::from(second_page) << 12;
+        first_page != second_page && rest > 0 && lo < second + rest && second < hi
+    }
 }
 
 /// Counters kept by the cache.

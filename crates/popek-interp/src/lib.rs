@@ -359,9 +359,9 @@ where
             ended = true;
             break;
         }
-        if !cpu.code_writes.is_empty() {
+        if !cpu.code_writes.is_empty() && cpu.code_writes.iter().any(|w| block.written_by(w)) {
             ended = true;
-            break; // code was written, maybe this block's own: stop and drop blocks
+            break; // this block's own code was written: stop (the caller drops blocks)
         }
         if cpu.state.halted || cpu.state.shutdown || shadow {
             ended = true;

@@ -729,11 +729,12 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     if is_rep_string(&d.insn) {
         ctx.last_rep_extra = extra;
     }
-    // Code was written. If a translation holds bytes of a written page (this block's own
-    // page among them), the block ends after this instruction and nothing chains before
-    // the run loop has dropped what was written. Code that no translation is made from
-    // (an interpreted block, rewritten again and again) cannot be reached from here: it
-    // is dropped when this call returns, and translated code goes on meanwhile.
+    // Code was written. If a translation holds bytes of a written page, nothing chains
+    // before what was written has been dropped (when this call returns). Code that no
+    // translation is made from (an interpreted block, rewritten again and again) cannot be
+    // reached from here: translated code goes on meanwhile. The block itself ends after
+    // this instruction only if its own bytes were written, as in the interpreter
+    // ([`Block::written_by`]), so that both engines end blocks in the same places.
     let written_translated = !cpu.code_writes.is_empty()
         && cpu.code_writes.iter().any(|w| {
             let end = w.phys.wrapping_add(w.len.max(1) - 1);
@@ -749,11 +750,8 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     match result {
         Ok(()) => {
             let last = index as usize + 1 == block.insns.len();
-            if !last && (written_translated || cpu.state.halted || cpu.state.shutdown || window) {
-                stop(ctx, true)
-            } else {
-                0
-            }
+            let written_own = written_translated && cpu.code_writes.iter().any(|w| block.written_by(w));
+            if !last && (written_own || cpu.state.halted || cpu.state.shutdown || window) { stop(ctx, true) } else { 0 }
         }
         Err(e) => {
             ctx.event = Some((e, cur));
