@@ -378,11 +378,14 @@ where
     if let Some(ev) = stop {
         // What retired before the event still counts.
         stats.retired += retired as u64;
+        cpu.state.tsc = tsc + u64::from(retired);
         return Err(ev);
     }
     // Elements of a REP string instruction beyond the one instruction it counted as.
     let retired = retired.saturating_add(u32::try_from(std::mem::take(&mut cpu.rep_extra)).unwrap_or(u32::MAX));
     stats.retired += retired as u64;
+    // The TSC goes on to the time of the next instruction.
+    cpu.state.tsc = tsc + u64::from(retired);
     let cut = !ended && ran == limit && start + ran < block.insns.len();
     Ok(Part { retired, ran, cut, faulted })
 }

@@ -339,17 +339,15 @@ impl Jit {
         room: u64,
         now: &dyn Fn(u64) -> u64,
     ) -> Result<u32, Event> {
-        let tsc = cpu.state.tsc;
         let mut total = 0u32;
         loop {
+            // Each entry moves the TSC on by what it retired, as the interpreter does.
             let done = u64::from(total);
-            let last_tsc = std::mem::replace(&mut cpu.state.tsc, tsc + done);
             let went_on = done > 0;
             let Some((retired, more)) =
                 self.run_once(cpu, bus, budget - done, room.saturating_sub(done), &|n| now(done + n), went_on)?
             else {
                 // Not entered: the run loop runs that block.
-                cpu.state.tsc = last_tsc;
                 return Ok(total);
             };
             total += retired;
@@ -525,6 +523,8 @@ impl Jit {
             }
         };
         self.stats.retired += retired as u64;
+        // The TSC goes on to the time of the next instruction, as in the interpreter.
+        cpu.state.tsc = ctx.tsc + u64::from(retired);
         if let Some((event, at)) = ctx.event.take() {
             match event {
                 Event::Exception(e) => {

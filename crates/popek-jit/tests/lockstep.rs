@@ -150,9 +150,6 @@ fn diverges(
     }
     stats.ident += jit.stats.ident;
     stats.callouts += jit.stats.callouts;
-    // The TSC is the run loop's to set (from virtual time, before each step); this harness
-    // has none, and the translator moves it as it goes on from block to block.
-    jitted.cpu.state.tsc = interp.cpu.state.tsc;
     let mem = |t: &TestBox| t.cpu.mem.as_slice()[..DATA_BASE as usize + 0x1000].to_vec();
     Ok((jitted.cpu.state != interp.cpu.state || mem(jitted) != mem(interp))
         .then(|| format!("interp:\n{}jit:\n{}", interp.cpu.state.dump(), jitted.cpu.state.dump())))

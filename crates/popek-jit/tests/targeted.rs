@@ -37,9 +37,6 @@ fn both(code: &[u8], setup: impl Fn(&mut TestBox), code_cache: usize) -> (TestBo
     run_interp(&mut a);
     let mut jit = Jit::new(code_cache).expect("code cache");
     run_jit(&mut b, &mut jit);
-    // The TSC is the run loop's to set (translated code only keeps it as of the start of
-    // the current block within one call); here no run loop sets it for the interpreter.
-    b.cpu.state.tsc = a.cpu.state.tsc;
     assert_eq!(a.cpu.state, b.cpu.state, "interp:\n{}jit:\n{}", a.cpu.state.dump(), b.cpu.state.dump());
     assert!(a.cpu.mem.as_slice() == b.cpu.mem.as_slice(), "RAM differs");
     (b, jit)
@@ -345,7 +342,10 @@ fn patching_a_function_invalidates_it_alone_and_unlinks_its_chains() {
     let (t, jit) = both(&code, |_| {}, 1 << 20);
     assert_eq!(t.cpu.state.gpr[0], (1..=100).sum::<u32>(), "every call ran the patched immediate");
     assert_eq!(jit.stats.flushes, 0);
-    assert!(jit.stats.invalidated >= 2 && jit.stats.unlinked >= 2, "links into f unlinked: {:?}", jit.stats);
+    // The first call links the CALL to f's translation; the first patch unlinks it. (The
+    // loop's block then runs on past each store into f without chaining, so later
+    // translations of f are not linked to before they are dropped.)
+    assert!(jit.stats.invalidated >= 2 && jit.stats.unlinked >= 1, "links into f unlinked: {:?}", jit.stats);
     // Rewritten again and again, f is interpreted from then on instead of translated,
     // decoded afresh for each call and no longer cached (nothing left to drop)...
     assert!(jit.stats.interpreted_blocks >= 90, "{:?}", jit.stats);
@@ -407,7 +407,7 @@ fn a_patched_jump_into_an_invalidated_block_is_put_back() {
     let (t, jit) = both(&code, |_| {}, 1 << 20);
     assert_eq!(t.cpu.state.gpr[0], (1..=50).sum::<u32>());
     assert_eq!(jit.stats.flushes, 0);
-    assert!(jit.stats.unlinked >= 2, "{:?}", jit.stats);
+    assert!(jit.stats.invalidated >= 2 && jit.stats.unlinked >= 1, "{:?}", jit.stats);
 }
 
 /// A bus whose local-APIC page (0xFEE00000) is an interrupt controller: a store there
