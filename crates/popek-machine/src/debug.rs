@@ -136,6 +136,11 @@ impl Debugger {
     /// and the interrupt flag; its timeout applies to each command that runs the guest.
     pub fn new(mut boot: Boot, cfg: RunConfig) -> Result<Debugger, MachineError> {
         let machine = boot()?;
+        Ok(Debugger::on(machine, boot, cfg))
+    }
+
+    /// A debugger on `machine`, stopped before its first instruction.
+    fn on(machine: Machine, boot: Boot, cfg: RunConfig) -> Debugger {
         let mut d = Debugger {
             machine,
             boot,
@@ -149,7 +154,7 @@ impl Debugger {
             info: InstructionInfoFactory::new(),
         };
         d.start();
-        Ok(d)
+        d
     }
 
     /// A debugger on a machine that is already built (at its first instruction), for a
@@ -157,19 +162,7 @@ impl Debugger {
     /// disks are written as in any run): [`Debugger::goto`] to an earlier position and the
     /// reverse commands fail with [`MachineError::NoReplay`]. No delivery log is kept.
     pub fn attach(machine: Machine, cfg: RunConfig) -> Debugger {
-        let mut d = Debugger {
-            machine,
-            boot: Box::new(|| Err(MachineError::NoReplay)),
-            cfg,
-            tail: None,
-            ready: None,
-            steps: 0,
-            stopped: None,
-            breakpoints: Vec::new(),
-            watchpoints: Vec::new(),
-            info: InstructionInfoFactory::new(),
-        };
-        d.start();
+        let mut d = Debugger::on(machine, Box::new(|| Err(MachineError::NoReplay)), cfg);
         d.machine.cpu.deliveries = None;
         d
     }
