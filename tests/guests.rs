@@ -107,10 +107,24 @@ fn disk() {
 /// and leave the same bytes on their disks.
 #[test]
 fn disk_under_lockstep() {
-    let guest = GUESTS.iter().find(|g| g.name == "disk").expect("guest exists");
+    let mut interp = check_under_lockstep("disk");
+    assert!(interp.flush_disks().is_ok() && interp.take_disk_errors().is_empty());
+}
+
+/// Runs the guest `name` (its own command line and disk) under both engines in lockstep,
+/// checks that they agree to the end and that its output and exit status are the
+/// expected ones, and returns the interpreter's machine.
+fn check_under_lockstep(name: &str) -> Machine {
+    let guest = GUESTS.iter().find(|g| g.name == name).expect("guest exists");
     let out = SharedBuffer::new();
     let boot = |engine, serial: Box<dyn popek::devices::sink::ByteSink>| {
-        let config = MachineConfig { serial, engine, disks: guest_disks(guest), ..MachineConfig::default() };
+        let config = MachineConfig {
+            cmdline: guest.cmdline.into(),
+            serial,
+            engine,
+            disks: guest_disks(guest),
+            ..MachineConfig::default()
+        };
         Machine::boot(config, guest.elf).expect("guest images load")
     };
     let mut interp = boot(EngineKind::Interp, Box::new(out.clone()));
@@ -118,9 +132,9 @@ fn disk_under_lockstep() {
     let cfg = RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() };
     let stop = popek::machine::lockstep::run(&mut interp, &mut jit, &cfg).expect("the engines agree");
     interp.flush_output();
-    assert_eq!(stop, StopReason::Exit(1));
-    assert_eq!(out.text(), guest.expected_output);
-    assert!(interp.flush_disks().is_ok() && interp.take_disk_errors().is_empty());
+    assert_eq!(stop, StopReason::Exit(1), "{name}");
+    assert_eq!(out.text(), guest.expected_output, "{name}");
+    interp
 }
 
 /// A disk whose host writes fail: the guest sees ERR (and fails its check), and the
@@ -401,19 +415,7 @@ fn nanobench_pv_without_the_interface_is_native() {
 /// The hypercalls under lockstep: both engines agree block for block.
 #[test]
 fn nanobench_pv_under_lockstep() {
-    let guest = GUESTS.iter().find(|g| g.name == "nanobench_pv").expect("guest exists");
-    let out = SharedBuffer::new();
-    let boot = |engine, serial: Box<dyn popek::devices::sink::ByteSink>| {
-        let config = MachineConfig { cmdline: guest.cmdline.into(), serial, engine, ..MachineConfig::default() };
-        Machine::boot(config, guest.elf).expect("guest images load")
-    };
-    let mut interp = boot(EngineKind::Interp, Box::new(out.clone()));
-    let mut jit = boot(EngineKind::Jit, Box::new(popek::devices::sink::NullSink));
-    let cfg = RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() };
-    let stop = popek::machine::lockstep::run(&mut interp, &mut jit, &cfg).expect("the engines agree");
-    interp.flush_output();
-    assert_eq!(stop, StopReason::Exit(1));
-    assert_eq!(out.text(), guest.expected_output);
+    check_under_lockstep("nanobench_pv");
 }
 
 /// Two runs of the same guest are identical: output, stop and instruction count.

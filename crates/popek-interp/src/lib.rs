@@ -360,7 +360,7 @@ where
             ended = true;
             break;
         }
-        if !cpu.code_writes.is_empty() && cpu.code_writes.iter().any(|w| block.written_by(w)) {
+        if cpu.code_writes.iter().any(|w| block.written_by(w)) {
             ended = true;
             break; // this block's own code was written: stop (the caller drops blocks)
         }

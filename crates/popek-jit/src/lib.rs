@@ -35,7 +35,7 @@ pub use translate::{Treatment, classify};
 use code::{CodeCache, Entry};
 use popek_cpu::block::{Block, BlockCache, BlockKey, FastMap};
 use popek_cpu::exception::Event;
-use popek_cpu::iced_x86::{Instruction, Mnemonic};
+use popek_cpu::iced_x86::Mnemonic;
 use popek_cpu::state::flags::TF;
 use popek_cpu::{Bus, Cpu, Handler};
 use popek_interp::{HasHandler, InterpStats, execute_block};
@@ -120,9 +120,6 @@ struct Ctx<'a> {
     /// passed them (not capped at [`MAX_BUDGET`]): with `completed()`, how many elements a
     /// REP string instruction may process ([`popek_cpu::rep_limit`]), as in the interpreter.
     room: u64,
-    /// Elements beyond the first of the last REP string execution (see `Cpu::rep_extra`);
-    /// already charged to the budget.
-    last_rep_extra: u64,
     /// Number of the chain site whose link was missing ([`CHAIN_MISS`]), or
     /// [`INDIRECT_MISS`] for a miss in the indirect-target table.
     chain_site: u64,
@@ -471,7 +468,6 @@ impl Jit {
         let budget = i64::try_from(budget.min(MAX_BUDGET)).unwrap_or(1);
         let mut ctx = Ctx {
             room,
-            last_rep_extra: 0,
             callout,
             tsc: cpu.state.tsc,
             cpu,
@@ -671,11 +667,6 @@ impl Bus for WatchBus<'_> {
 /// Called from translated code for every instruction that is not `ident`: runs the
 /// instruction's shared handler with the guest state the translated code just stored.
 /// Returns 0 to continue the block, [`STOPPED`] to leave it.
-/// A REP (or REPNE) string instruction: its elements count as instructions.
-fn is_rep_string(insn: &Instruction) -> bool {
-    (insn.has_rep_prefix() || insn.has_repne_prefix()) && insn.is_string_instruction()
-}
-
 extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // SAFETY: translated code passes the `Ctx` that `Jit::run_block` created on its stack
     // and keeps alive across the call into the block; nothing else references it now.
@@ -726,9 +717,6 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // Each element of a REP string instruction beyond the first is one more instruction.
     let extra = std::mem::take(&mut cpu.rep_extra);
     ctx.budget -= i64::try_from(extra).unwrap_or(i64::MAX);
-    if is_rep_string(&d.insn) {
-        ctx.last_rep_extra = extra;
-    }
     // Code was written. If a translation holds bytes of a written page, nothing chains
     // before what was written has been dropped (when this call returns). Code that no
     // translation is made from (an interpreted block, rewritten again and again) cannot be

@@ -484,9 +484,6 @@ impl Machine {
     pub fn retire(&mut self, n: u64) {
         self.stats.retired += n;
         self.ticks += n;
-        // Between steps the TSC reads the virtual time, however the engine moved it
-        // within its step.
-        self.cpu.state.tsc = self.ticks;
     }
 
     /// The part of [`Machine::step`] before a block runs: virtual time to the devices, a
