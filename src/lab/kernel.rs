@@ -175,7 +175,11 @@ fn build(dir: &Path, work: &Path) -> Result<PathBuf> {
     }
     let elf = work.join("kernel.elf");
     let mut cmd = Command::new(&ld);
-    cmd.args(["-m", "elf_i386", "-nostdlib", "--build-id=none", "-T"]).arg(&script).arg("-o").arg(&elf).args(&objects);
+    cmd.args(["-m", "elf_i386", "-nostdlib", "--build-id=none", "-z", "max-page-size=0x1000", "-T"])
+        .arg(&script)
+        .arg("-o")
+        .arg(&elf)
+        .args(&objects);
     tool(&mut cmd, &format!("{ld} -T link.ld"))?;
     Ok(elf)
 }
