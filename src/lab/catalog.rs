@@ -3,7 +3,7 @@
 
 use super::answers::{self, Answers, Expected, Question};
 use super::run::{Spec, mnemonic};
-use super::{Lab, Outcome, kernel};
+use super::{Lab, Outcome, gdb, kernel};
 use anyhow::{Context, Result, anyhow, bail};
 use popek::cpu::state::gpr::ESP;
 use popek::jit::Treatment;
@@ -208,7 +208,8 @@ fn lab7(path: &Path) -> Result<Vec<Outcome>> {
 
 /// Lab 9: where `hello`'s kmain starts, as a debugger sees it.
 fn lab9(path: &Path) -> Result<Vec<Outcome>> {
-    with_answers(path, || {
+    let mut expected = (0, 0);
+    let mut out = with_answers(path, || {
         let spec = Spec::new("hello");
         let symbols = popek::machine::symbols::Symbols::from_elf(spec.image()?);
         let kmain = symbols.lookup("kmain").ok_or_else(|| anyhow!("hello has no kmain"))?;
@@ -222,13 +223,35 @@ fn lab9(path: &Path) -> Result<Vec<Outcome>> {
         let bytes: Vec<u8> = (0..4).filter_map(|i| debug::peek(d.cpu(), esp.wrapping_add(i))).collect();
         let ret = u32::from_le_bytes(bytes.try_into().map_err(|_| anyhow!("the stack is not mapped"))?);
         let caller = symbols.containing(ret).map(|s| s.name.clone()).unwrap_or_default();
+        expected = (esp, ret);
         Ok(vec![
             number("kmain_esp", 5, u64::from(esp)),
             number("kmain_return", 5, u64::from(ret)),
             q("kmain_caller", 5, Expected::Word(caller)),
             number("insns_to_kmain", 5, d.position()),
         ])
-    })
+    })?;
+    // The script shows, in gdb's words, where kmain starts: ESP and the word on top of it.
+    let script = path.with_file_name("lab9.gdb");
+    let result = if !script.is_file() {
+        Err(format!("no {}", script.display()))
+    } else {
+        gdb::run_script(&script).and_then(|text| {
+            let (esp, ret) = expected;
+            let shows = |n: u32| text.contains(&format!("{n:#x}")) || text.contains(&format!("{n:#010x}"));
+            if !text.contains("kmain") {
+                Err("gdb's output does not show a stop in kmain".to_string())
+            } else if !shows(esp) {
+                Err("gdb's output does not show kmain's ESP".to_string())
+            } else if !shows(ret) {
+                Err("gdb's output does not show the return address on top of the stack".to_string())
+            } else {
+                Ok(())
+            }
+        })
+    };
+    out.push(Outcome::new("gdb script (lab9.gdb)", 10, result));
+    Ok(out)
 }
 
 /// Lab 10: `nanobench_pv`'s CR3 loop, paravirtualized and native, under the classic VMM.

@@ -18,6 +18,7 @@
 
 mod answers;
 mod catalog;
+mod gdb;
 mod kernel;
 mod run;
 
