@@ -13,16 +13,34 @@ use std::path::Path;
 
 /// Every lab, in the book's order.
 pub static LABS: &[Lab] = &[
-    Lab { number: 1, title: "The machine and its guests", hands_in: "answers.txt", grade: lab1 },
-    Lab { number: 2, title: "Sensitive is not privileged", hands_in: "answers.txt", grade: lab2 },
-    Lab { number: 3, title: "Anatomy of a translated block", hands_in: "answers.txt", grade: lab3 },
-    Lab { number: 4, title: "The soft-MMU and page faults", hands_in: "answers.txt", grade: lab4 },
-    Lab { number: 5, title: "Interrupts and virtual time", hands_in: "answers.txt", grade: lab5 },
-    Lab { number: 6, title: "Self-modifying code", hands_in: "answers.txt", grade: lab6 },
-    Lab { number: 7, title: "Translation against interpretation, measured", hands_in: "answers.txt", grade: lab7 },
-    Lab { number: 8, title: "Writing a guest kernel", hands_in: "kernel/", grade: kernel::grade },
-    Lab { number: 9, title: "Debugging a kernel", hands_in: "answers.txt", grade: lab9 },
-    Lab { number: 10, title: "Paravirtualization against translation", hands_in: "answers.txt", grade: lab10 },
+    Lab { number: 1, title: "The machine and its guests", hands_in: "answers.txt", also: "", grade: lab1 },
+    Lab { number: 2, title: "Sensitive is not privileged", hands_in: "answers.txt", also: "", grade: lab2 },
+    Lab { number: 3, title: "Anatomy of a translated block", hands_in: "answers.txt", also: "", grade: lab3 },
+    Lab { number: 4, title: "The soft-MMU and page faults", hands_in: "answers.txt", also: "", grade: lab4 },
+    Lab { number: 5, title: "Interrupts and virtual time", hands_in: "answers.txt", also: "", grade: lab5 },
+    Lab { number: 6, title: "Self-modifying code", hands_in: "answers.txt", also: "", grade: lab6 },
+    Lab {
+        number: 7,
+        title: "Translation against interpretation, measured",
+        hands_in: "answers.txt",
+        also: " + lab7.svg",
+        grade: lab7,
+    },
+    Lab {
+        number: 8,
+        title: "Writing a guest kernel",
+        hands_in: "DIR/",
+        also: " with *.c, *.S and link.ld",
+        grade: kernel::grade,
+    },
+    Lab { number: 9, title: "Debugging a kernel", hands_in: "answers.txt", also: " + lab9.gdb", grade: lab9 },
+    Lab {
+        number: 10,
+        title: "Paravirtualization against translation",
+        hands_in: "answers.txt",
+        also: "",
+        grade: lab10,
+    },
 ];
 
 fn q(key: &'static str, points: u32, expected: Expected) -> Question {

@@ -35,6 +35,8 @@ pub struct Lab {
     pub title: &'static str,
     /// The file a solution hands in, looked for inside a solution directory.
     pub hands_in: &'static str,
+    /// Other files handed in beside it (in the same directory), for `popek lab list`.
+    pub also: &'static str,
     /// Runs the tests on the solution (the path of the handed-in file or directory).
     grade: fn(&Path) -> Result<Vec<Outcome>>,
 }
@@ -68,7 +70,7 @@ pub struct Report {
 pub fn list() -> String {
     let mut out = String::new();
     for lab in LABS {
-        out.push_str(&format!("{:>2}  {:<44} hands in {}\n", lab.number, lab.title, lab.hands_in));
+        out.push_str(&format!("{:>2}  {:<44} hands in {}{}\n", lab.number, lab.title, lab.hands_in, lab.also));
     }
     out
 }
