@@ -124,3 +124,19 @@ pub fn check(n: u32, solution: Option<&Path>) -> Result<Report> {
     text.push_str(&format!("Score: {score}/{total}\n"));
     Ok(Report { text, passed: score == total })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labs_are_numbered_in_order_and_found_by_number() {
+        for (i, lab) in LABS.iter().enumerate() {
+            assert_eq!(lab.number as usize, i + 1, "{}", lab.title);
+            assert_eq!(find(lab.number).map(|l| l.title).ok(), Some(lab.title));
+        }
+        assert!(LABS.len() >= 8);
+        let err = find(0).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(err, format!("there is no lab 0 (`popek lab list` lists labs 1 to {})", LABS.len()));
+    }
+}

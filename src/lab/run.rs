@@ -163,3 +163,16 @@ pub fn guest(name: &str) -> Result<&'static popek::guests::Guest> {
 pub fn mnemonic(m: popek::cpu::iced_x86::Mnemonic) -> String {
     format!("{m:?}").to_ascii_lowercase()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_after_a_prefix() {
+        let text = "mem_lower: 639 KiB\nmem_upper: 129920 KiB\nFAIL: 12 of the views\n";
+        assert_eq!(number_after(text, "mem_upper:"), Some(129920));
+        assert_eq!(number_after(text, "FAIL:"), Some(12));
+        assert_eq!(number_after(text, "cmdline:"), None);
+    }
+}
