@@ -20,6 +20,8 @@ const CFLAGS: &[&str] = &[
     "-fno-pie",
     "-fno-stack-protector",
     "-fno-asynchronous-unwind-tables",
+    "-fno-unwind-tables",
+    "-fno-tree-loop-distribute-patterns",
     "-fcf-protection=none",
     "-mgeneral-regs-only",
     "-nostdlib",
