@@ -6,7 +6,8 @@
 # Usage: guests/qemu-check.sh [NAME...]     (default: all guests)
 # Needs qemu-system-i386 (Debian/Ubuntu: apt-get install qemu-system-x86); skips without it.
 # Environment: QEMU (default qemu-system-i386), QEMU_TIMEOUT seconds per guest (default 60),
-# BLESS=1 rewrites guests/expected/NAME.txt from QEMU's output instead of comparing.
+# BLESS=1 rewrites guests/expected/NAME.txt from QEMU's output instead of comparing (and
+# creates it first if a named guest does not have it yet).
 #
 # A guest with a disk (`disk`) gets the image that `extract` wrote as NAME.img as the primary
 # IDE master (-drive file=NAME.img,format=raw,if=ide,index=0).
@@ -28,6 +29,18 @@ fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+
+# A new guest's `guest!` line embeds expected/NAME.txt, so the build needs the file before
+# QEMU can say what goes in it: when blessing named guests that have sources, create the
+# missing files (empty) first.
+if [ -n "${BLESS:-}" ]; then
+    for name in "$@"; do
+        if [ ! -e "$here/expected/$name.txt" ] && { [ -f "$here/kernels/$name.c" ] || [ -f "$here/kernels/$name.S" ]; }; then
+            echo "qemu-check: $name: creating expected/$name.txt (empty) for the build"
+            : >"$here/expected/$name.txt"
+        fi
+    done
+fi
 
 echo "qemu-check: building guests (cargo build -p popek-guests)"
 (cd "$root" && cargo build -q -p popek-guests --example extract)

@@ -76,12 +76,37 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         extract: Option<PathBuf>,
     },
-    /// A counting loop on a bare CPU: shows how each instruction is classified and
-    /// how fast the interpreter runs it.
+    /// A counting loop on a bare CPU: its block as the translator treats it (each
+    /// instruction's treatment and why, as `explain` shows it), then the loop run under
+    /// the translator and the interpreter, with their speeds.
     Demo {
         /// Loop iterations (4 guest instructions each).
         #[arg(long, default_value_t = 5_000_000)]
         iterations: u32,
+    },
+    /// The lab book's graders: list the labs, or check a solution to one.
+    Lab {
+        /// What to do.
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+}
+
+/// `popek lab`'s subcommands.
+#[derive(Subcommand)]
+pub enum LabCommand {
+    /// List the labs: number, title, and what a solution hands in.
+    List,
+    /// Grade a solution: one line per test (OK or FAIL, with its points), then the score.
+    /// Exit status 0 if every test passes, 1 if one fails, 2 for a bad lab number or a
+    /// missing solution.
+    Check {
+        /// The lab's number (see `popek lab list`).
+        lab: u32,
+        /// The solution: a file, or a directory holding the lab's file (default: the
+        /// directory `labN` in the current directory).
+        #[arg(long, value_name = "PATH|DIR")]
+        solution: Option<PathBuf>,
     },
 }
 

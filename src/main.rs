@@ -22,12 +22,10 @@ macro_rules! say {
 }
 
 use anyhow::{Context, Result, anyhow, bail};
-use popek::cli::{Command, DiskArg, Engine, RunArgs, SerialTarget, Usage};
-use popek::cpu::iced_x86::{Decoder, Formatter, IntelFormatter};
+use popek::cli::{Command, DiskArg, Engine, LabCommand, RunArgs, SerialTarget, Usage};
 use popek::devices::clock::InstructionClock;
 use popek::devices::sink::{ByteSink, NullSink, StdoutSink, WriterSink};
 use popek::devices::storage::BlockStorage;
-use popek::interp::dispatch;
 use popek::machine::multiboot::Module;
 use popek::machine::{Engine as MachineEngine, EngineKind, Machine, MachineConfig, RunConfig, StopReason, lockstep};
 use std::path::Path;
@@ -38,6 +36,7 @@ use std::time::{Duration, Instant};
 
 mod bench;
 mod files;
+mod lab;
 mod repl;
 mod terminal;
 mod trace;
@@ -127,6 +126,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => run_bench(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Guests { extract }) => guests(extract.as_deref()).map(|()| ExitCode::SUCCESS),
         Some(Command::Demo { iterations }) => run_demo(iterations).map(|()| ExitCode::SUCCESS),
+        Some(Command::Lab { command }) => run_lab(&command),
     };
     result.unwrap_or_else(|e| {
         note!("popek: {e:#}");
@@ -758,40 +758,75 @@ fn guests(extract: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// `popek lab list` and `popek lab check N`: the report on stdout; exit status 0 if every
+/// test passed, 1 if one failed (a bad lab number or a missing solution is an error: 2).
+fn run_lab(command: &LabCommand) -> Result<ExitCode> {
+    match command {
+        LabCommand::List => write_stdout(&lab::list()).map(|()| ExitCode::SUCCESS),
+        LabCommand::Check { lab, solution } => {
+            let report = lab::check(*lab, solution.as_deref())?;
+            write_stdout(&report.text)?;
+            Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
+}
+
+/// `popek demo`: a counting loop on a bare CPU, its block as the translator treats it
+/// (`explain`'s view of a guest block, without the host code), then the loop under the
+/// translator and under the interpreter, each checked against the result computed in Rust.
 fn run_demo(iterations: u32) -> Result<()> {
     use popek::cpu::state::gpr::{EAX, EDX};
     use popek::demo;
     use popek::interp::testing::TestBox;
     let code = demo::counting_loop(iterations).context("assembling the demo")?;
     say!("popek demo: a counting loop at {:#x}, {} bytes of 32-bit code", demo::CODE_BASE, code.len());
+    say!("its first block as the translator treats it (`popek explain` adds the host code):");
     say!();
-    say!("  {:<10} {:<22} {:<22} handler group", "eip", "bytes", "instruction");
-    let mut decoder = Decoder::with_ip(32, &code, demo::CODE_BASE as u64, popek::cpu::block::DECODER_OPTIONS);
-    let mut fmt = IntelFormatter::new();
-    let mut start = 0usize;
-    for insn in &mut decoder {
-        let mut text = String::new();
-        fmt.format(&insn, &mut text);
-        let bytes: Vec<String> = code[start..start + insn.len()].iter().map(|b| format!("{b:02x}")).collect();
-        start += insn.len();
-        let (group, _) = dispatch::classify(&insn);
-        say!("  {:#010x} {:<22} {:<22} {group}", insn.ip(), bytes.join(" "), text);
+    let mut shown = TestBox::new(&code);
+    let listing =
+        popek::jit::explain_current(&mut shown.cpu, &mut shown.bus).map_err(|e| anyhow!("decoding the demo: {e:?}"))?;
+    // Host code is indented by eight spaces; the guest's lines and the block's header are not.
+    for line in listing.lines().filter(|l| !l.starts_with("    ")) {
+        say!("{line}");
     }
+    say!();
+    let expected = demo::counting_loop_expected(iterations);
+    let mut jit = popek::jit::Jit::new(popek::jit::DEFAULT_CODE_CACHE).context("the translator's code cache")?;
+    let mut t = TestBox::new(&code);
+    let started = Instant::now();
+    let mut retired = 0u64;
+    while !t.cpu.state.halted {
+        retired +=
+            u64::from(jit.run(&mut t.cpu, &mut t.bus, 1 << 20, &|_| 0).map_err(|e| anyhow!("guest stopped: {e:?}"))?);
+    }
+    let jit_secs = started.elapsed().as_secs_f64().max(1e-9);
+    let jit_result = (t.cpu.state.gpr[EAX], t.cpu.state.gpr[EDX]);
+    say!(
+        "translator:  {retired} instructions, {} blocks translated, {:.3} s, {:.1} MIPS",
+        jit.stats.translated,
+        jit_secs,
+        retired as f64 / jit_secs / 1e6
+    );
     let mut t = TestBox::new(&code);
     let started = Instant::now();
     let retired = t.run(usize::MAX).map_err(|e| anyhow!("guest stopped: {e:?}"))?;
-    let secs = started.elapsed().as_secs_f64();
-    let (eax, edx) = (t.cpu.state.gpr[EAX], t.cpu.state.gpr[EDX]);
-    let expected = demo::counting_loop_expected(iterations);
-    say!();
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let interp_result = (t.cpu.state.gpr[EAX], t.cpu.state.gpr[EDX]);
     say!(
-        "interpreter: {retired} instructions in {} blocks, {:.3} s, {:.1} MIPS",
+        "interpreter: {retired} instructions in {} blocks, {:.3} s, {:.1} MIPS ({:.1}x slower)",
         t.interp.stats.blocks,
         secs,
-        retired as f64 / secs / 1e6
+        retired as f64 / secs / 1e6,
+        secs / jit_secs
     );
-    let verdict = if (eax, edx) == expected { "ok" } else { "MISMATCH" };
-    say!("result: eax={eax:#010x} edx={edx:#010x} (expected {:#010x} {:#010x}: {verdict})", expected.0, expected.1);
-    anyhow::ensure!((eax, edx) == expected, "demo computed a wrong result");
+    for (engine, (eax, edx)) in [("translator", jit_result), ("interpreter", interp_result)] {
+        let verdict = if (eax, edx) == expected { "ok" } else { "MISMATCH" };
+        say!(
+            "{engine:<12} eax={eax:#010x} edx={edx:#010x} (expected {:#010x} {:#010x}: {verdict})",
+            expected.0,
+            expected.1
+        );
+    }
+    anyhow::ensure!(jit_result == expected && interp_result == expected, "demo computed a wrong result");
     Ok(())
 }

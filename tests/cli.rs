@@ -45,6 +45,23 @@ fn default_command_boots_the_demo_guest() {
 }
 
 #[test]
+fn demo_shows_the_translators_treatments_and_runs_both_engines() {
+    let o = popek(&["demo", "--iterations", "1000"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    // The loop's block as `explain` shows it, without the host code: one line per
+    // instruction with its treatment and reason.
+    let insns: Vec<&str> = out.lines().filter(|l| l.starts_with("  0x")).collect();
+    assert_eq!(insns.len(), 6, "{out}");
+    assert!(insns[2].contains("add eax,ecx") && insns[2].contains("ident     register-only"), "{out}");
+    assert!(insns[5].contains("jne") && insns[5].contains("rewritten relative branch"), "{out}");
+    assert!(!out.lines().any(|l| l.starts_with("        ")), "no host code:\n{out}");
+    assert!(out.contains("translator:  4003 instructions"), "{out}");
+    assert!(out.contains("interpreter: 4003 instructions"), "{out}");
+    assert_eq!(out.matches(": ok)").count(), 2, "{out}");
+}
+
+#[test]
 fn instruction_limit_stops_the_run() {
     let o = popek(&["run", "compute", "--max-insns", "1000"]);
     assert_eq!(o.status.code(), Some(8));

@@ -128,6 +128,8 @@ impl Interpreter {
 /// [`execute_block_with`] and `exec`, dropping blocks whose code was written before and
 /// after, running at most `limit` of its instructions. What [`Interpreter::run_block_within`] does; the trap-and-emulate engine
 /// ([`trap::TrapEngine`]) does the same with its own payload and executor.
+// Eight arguments: the two engines' whole context (cache, CPU, bus, limits, stats,
+// decode and execute) passed explicitly; a struct for one private call site adds nothing.
 #[allow(clippy::too_many_arguments)]
 fn run_cached_block<E: Clone, X>(
     cache: &mut BlockCache<E>,
