@@ -154,6 +154,7 @@ fn run_default() -> Result<ExitCode> {
         mips: 1000,
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
         paravirt: popek::cli::Switch::On,
+        testdev: false,
         stats: true,
         vga: false,
         trace: None,
@@ -272,6 +273,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         code_cache: args.code_cache,
         disks,
         paravirt: args.paravirt.on(),
+        testdev: args.testdev,
     };
     let engine = match args.engine {
         // The gdb stub runs the guest on the debugger's engine, the interpreter.
@@ -465,7 +467,8 @@ fn debug(args: &RunArgs) -> Result<()> {
     let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
     let symbols = popek::machine::symbols::Symbols::from_elf(&image);
     let shown = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (mem, code_cache, kernel, paravirt) = (args.mem, args.code_cache, args.kernel.clone(), args.paravirt.on());
+    let (mem, code_cache, kernel, paravirt, testdev) =
+        (args.mem, args.code_cache, args.kernel.clone(), args.paravirt.on(), args.testdev);
     let boot = move || {
         let disks = if disk_args.is_empty() {
             builtin_disks(&kernel, kernel_is_file)
@@ -483,6 +486,7 @@ fn debug(args: &RunArgs) -> Result<()> {
             code_cache,
             disks,
             paravirt,
+            testdev,
         };
         let mut m = Machine::boot(config, &image)?;
         if let Some(bytes) = &input {
@@ -675,6 +679,7 @@ fn explain(
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
         disks: builtin_disks(kernel, std::fs::metadata(kernel).is_ok()),
         paravirt: true,
+        testdev: false,
     };
     let mut machine = Machine::boot(config, &image).with_context(|| format!("`{kernel}`"))?;
     if let MachineEngine::Jit(jit) = &mut machine.engine {

@@ -65,6 +65,7 @@ pub mod pic;
 pub mod pit;
 pub mod sink;
 pub mod storage;
+pub mod testdev;
 pub mod uart;
 pub mod vga;
 pub mod vga_regs;

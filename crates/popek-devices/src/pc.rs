@@ -15,6 +15,7 @@
 //! | 0x3B4–0x3B5, 0x3BA, 0x3C0–0x3DF | VGA registers (CRTC, sequencer, graphics, attribute, DAC) | – |
 //! | 0x510–0x511 | QEMU fw_cfg (selector, data) | – |
 //! | 0xA0000–0xBFFFF | VGA window, text at 0xB8000 | – |
+//! | 0xE0–0xE3, 0xFF000000–0xFF00FFFF | QEMU's pc-testdev, only with [`PcConfig::testdev`] | – |
 //! | 0xFEC00000–0xFEC00FFF | I/O APIC, 24 pins (built into the bus) | – |
 //! | 0xFEE00000–0xFEE00FFF | local APIC of the CPU, timer, `IA32_APIC_BASE` (built into the bus) | – |
 //!
@@ -50,6 +51,7 @@ use crate::pic::PicPair;
 use crate::pit::Pit;
 use crate::sink::{ByteSink, StdoutSink};
 use crate::storage::BlockStorage;
+use crate::testdev::{TestdevMemory, TestdevPort};
 use crate::uart::Uart;
 use crate::vga::{VGA_WINDOW, VGA_WINDOW_LEN, VgaText};
 use crate::vga_regs::VgaRegisters;
@@ -76,6 +78,9 @@ pub struct PcConfig {
     /// The primary ATA channel's master and slave disks (either may be absent; the
     /// channel is there without disks too, as on every PC).
     pub disks: [Option<Box<dyn BlockStorage>>; 2],
+    /// Attach QEMU's `pc-testdev` ([`crate::testdev`]): port 0xE0 and the memory
+    /// window at 0xFF000000, which kvm-unit-tests use.
+    pub testdev: bool,
 }
 
 impl Default for PcConfig {
@@ -89,6 +94,7 @@ impl Default for PcConfig {
             debugcon: Box::new(StdoutSink),
             bios_pic: true,
             disks: [None, None],
+            testdev: false,
         }
     }
 }
@@ -99,6 +105,7 @@ impl std::fmt::Debug for PcConfig {
             .field("ram_size", &self.ram_size)
             .field("epoch_secs", &self.epoch_secs)
             .field("bios_pic", &self.bios_pic)
+            .field("testdev", &self.testdev)
             .field("disks", &self.disks.each_ref().map(|d| d.as_ref().map(|s| s.sectors())))
             .finish_non_exhaustive()
     }
@@ -130,6 +137,11 @@ pub fn standard_bus(config: PcConfig) -> DeviceBus {
     for r in layout {
         // A fixed layout without overlaps (checked by the tests below).
         r.expect("the standard PC layout has no overlapping ranges");
+    }
+    if config.testdev {
+        let port = bus.register_ports(Box::new(TestdevPort::default()), &[p(TestdevPort::PORTS)]);
+        let window = bus.register_mmio(Box::new(TestdevMemory::default()), TestdevMemory::BASE, TestdevMemory::LEN);
+        port.and(window).expect("pc-testdev's ports and window are free on the standard PC");
     }
     bus
 }

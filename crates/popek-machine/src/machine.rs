@@ -180,6 +180,9 @@ pub struct MachineConfig {
     /// Offer the paravirtual interface ([`popek_vmm::hypercall`]): the hypervisor CPUID
     /// leaves and VMCALL hypercalls. Off, the CPU is a bare P6 (VMCALL is #UD).
     pub paravirt: bool,
+    /// Attach QEMU's `pc-testdev` (port 0xE0, memory at 0xFF000000), as kvm-unit-tests'
+    /// runner does (`popek_devices::testdev`).
+    pub testdev: bool,
 }
 
 /// Smallest code cache [`Machine::boot`] accepts: room for the largest block's
@@ -205,6 +208,7 @@ impl Default for MachineConfig {
             code_cache: popek_jit::DEFAULT_CODE_CACHE,
             disks: [None, None],
             paravirt: true,
+            testdev: false,
         }
     }
 }
@@ -218,6 +222,7 @@ impl std::fmt::Debug for MachineConfig {
             .field("engine", &self.engine)
             .field("code_cache", &self.code_cache)
             .field("paravirt", &self.paravirt)
+            .field("testdev", &self.testdev)
             .field("disks", &self.disks.each_ref().map(|d| d.as_ref().map(|s| s.sectors())))
             .finish_non_exhaustive()
     }
@@ -339,6 +344,7 @@ impl Machine {
             serial: Box::new(out.clone()),
             debugcon: Box::new(out),
             disks: config.disks,
+            testdev: config.testdev,
             ..PcConfig::default()
         });
         let mut m = Machine::new(cpu, bus);
