@@ -24,6 +24,7 @@ const GUESTS: &[&str] = &[
     "disk",
     "fpu",
     "sensitive",
+    "tasks",
 ];
 
 const RUNTIME: &[&str] = &["boot.S", "rt.c"];

@@ -178,6 +178,11 @@ fn ioapic_serial() {
 }
 
 #[test]
+fn tasks() {
+    check("tasks");
+}
+
+#[test]
 fn sensitive() {
     check("sensitive");
 }

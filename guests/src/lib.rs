@@ -132,6 +132,11 @@ pub static GUESTS: &[Guest] = &[
         "",
         "sensitive unprivileged instructions (POPF, PUSHF, SGDT, SMSW, MOV from CS, LAR): FAILs under --engine trap"
     ),
+    guest!(
+        "tasks",
+        "",
+        "hardware task switches: JMP/CALL to a TSS or task gate, INT and #GP through task gates, IRET with NT"
+    ),
 ];
 
 /// The guest called `name`, if any.

@@ -128,6 +128,7 @@ impl Interpreter {
 /// [`execute_block_with`] and `exec`, dropping blocks whose code was written before and
 /// after, running at most `limit` of its instructions. What [`Interpreter::run_block_within`] does; the trap-and-emulate engine
 /// ([`trap::TrapEngine`]) does the same with its own payload and executor.
+#[allow(clippy::too_many_arguments, reason = "the two engines' block loops differ in exactly these")]
 fn run_cached_block<E: Clone, X>(
     cache: &mut BlockCache<E>,
     cpu: &mut Cpu,

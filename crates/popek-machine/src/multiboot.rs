@@ -321,7 +321,7 @@ pub fn load(mem: &mut GuestMemory, image: &[u8], cmdline: &str, modules: &[Modul
     let area = if overlaps(&LOADER_AREA) {
         let start = kernel_end.checked_next_multiple_of(4096).ok_or(LoadError::TooLarge("kernel end"))?;
         let end = start
-            .checked_add(LOADER_AREA.len() as u32)
+            .checked_add(LOADER_AREA.end - LOADER_AREA.start)
             .filter(|&e| e <= ram)
             .ok_or(LoadError::TooLarge("boot information above the kernel"))?;
         start..end
@@ -559,7 +559,7 @@ mod tests {
         // A kernel over the loader's usual area gets the information right above it.
         let low = elf(0x8000, 0, &[0xf4; 4], 0x2000);
         let info = load(&mut mem, &low, "low", &[]).expect("a kernel at 0x8000 loads").info_addr;
-        assert!(info >= 0xb000 && info < 0xb000 + 0x7000, "info at {info:#x}");
+        assert!((0xb000..0xb000 + 0x7000).contains(&info), "info at {info:#x}");
         assert_eq!(cstr(&mem, read32(&mem, info + 16)), "low", "the command line is in the same area");
         let high_low = elf(0x8000, 0, &[0xf4; 4], 0x3f_2000);
         assert_eq!(load(&mut mem, &high_low, "", &[]), Err(LoadError::TooLarge("boot information above the kernel")));

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# xv6 under popek's JIT and under QEMU TCG, side by side: time to the shell's first `$ `
+# prompt, and time of `usertests` (from that prompt to `ALL TESTS PASSED`).
+#
+# Usage: benches/xv6.sh XV6_DIR [rounds=R] [mem=M]
+#   XV6_DIR  a built xv6-public checkout (`make kernel fs.img`); popek holds no xv6 code,
+#            see the book's "A real PC" chapter for how to fetch and build it
+#   rounds   interleaved rounds (default 3): each round runs popek, then QEMU, once each
+#   mem      guest RAM in MiB (default 256)
+#
+# Both boot the Multiboot `kernel` directly (`popek run kernel`, `qemu-system-i386 -kernel
+# kernel`) with a fresh copy of `fs.img` as the IDE primary slave, and get `usertests\n`
+# as console input before the guest starts. "first byte" is the time to the first byte on
+# the console ("xv6..."), which is almost all start-up: QEMU runs SeaBIOS and its Multiboot
+# option ROM first, popek starts the kernel directly. Times are wall-clock seconds from
+# process start, medians over the rounds; each run is killed once it has printed
+# `ALL TESTS PASSED` (xv6 never halts). Needs a release build (cargo build --release);
+# CARGO_TARGET_DIR is honoured, POPEK overrides the binary, QEMU the emulator.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+[ $# -ge 1 ] || { echo "usage: benches/xv6.sh XV6_DIR [rounds=R] [mem=M]" >&2; exit 2; }
+xv6="$(cd "$1" && pwd)"
+shift
+rounds=3
+mem=256
+for arg in "$@"; do
+    case "$arg" in
+    rounds=*) rounds="${arg#rounds=}" ;;
+    mem=*) mem="${arg#mem=}" ;;
+    *) echo "xv6: unknown argument \`$arg\`" >&2; exit 2 ;;
+    esac
+done
+case "$rounds$mem" in *[!0-9]*) echo "xv6: rounds and mem are whole numbers" >&2; exit 2 ;; esac
+for f in kernel fs.img; do
+    [ -f "$xv6/$f" ] || { echo "xv6: no $xv6/$f (run \`make kernel fs.img\` there)" >&2; exit 2; }
+done
+popek="${POPEK:-${CARGO_TARGET_DIR:-$root/target}/release/popek}"
+[ -x "$popek" ] || (cd "$root" && cargo build -q --release)
+qemu="${QEMU:-qemu-system-i386}"
+command -v "$qemu" >/dev/null || { echo "xv6: $qemu not found" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "xv6: needs python3 (to timestamp the console)" >&2; exit 2; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+printf 'usertests\n' >"$work/input"
+
+# time_run NAME CMD...: runs CMD with $work/input on stdin, prints
+# "NAME FIRST_BYTE PROMPT DONE" (seconds since start; "-" for a marker never seen).
+time_run() {
+    local name="$1"
+    shift
+    python3 - "$name" "$work/input" "$@" <<'EOF'
+import os, subprocess, sys, time
+name, input_path, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+start = time.monotonic()
+p = subprocess.Popen(cmd, stdin=open(input_path, "rb"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+seen, marks = b"", {}
+deadline = start + 1800
+while time.monotonic() < deadline:
+    chunk = os.read(p.stdout.fileno(), 4096)
+    if not chunk:
+        break
+    now = time.monotonic() - start
+    seen += chunk
+    marks.setdefault("first", now)
+    if b"$ " in seen:
+        marks.setdefault("prompt", now)
+    if b"ALL TESTS PASSED" in seen:
+        marks["done"] = now
+        break
+    if b"FAILED" in seen or b"panic" in seen:
+        break
+p.kill()
+p.wait()
+f = lambda k: f"{marks[k]:.3f}" if k in marks else "-"
+print(name, f("first"), f("prompt"), f("done"))
+EOF
+}
+
+for r in $(seq 1 "$rounds"); do
+    cp "$xv6/fs.img" "$work/fs-popek.img"
+    time_run popek "$popek" run "$xv6/kernel" --mem "${mem}M" --disk "$work/fs-popek.img,index=1" --input - --timeout 1800
+    cp "$xv6/fs.img" "$work/fs-qemu.img"
+    time_run qemu "$qemu" -nographic -no-reboot -kernel "$xv6/kernel" -m "$mem" \
+        -drive "file=$work/fs-qemu.img,index=1,media=disk,format=raw"
+done | tee "$work/times" >&2
+
+# Medians: boot = PROMPT, usertests = DONE - PROMPT.
+python3 - "$work/times" <<'EOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, first, prompt, done = line.split()
+    if "-" in (first, prompt, done):
+        sys.exit(f"xv6: a {name} run did not reach ALL TESTS PASSED: {line.strip()}")
+    rows.setdefault(name, []).append((float(first), float(prompt), float(done) - float(prompt)))
+print("| | first byte (s) | to `$` (s) | usertests (s) |")
+print("|---|---|---|---|")
+for name in ("popek", "qemu"):
+    cols = list(zip(*rows[name]))
+    label = "popek JIT" if name == "popek" else "QEMU TCG"
+    print(f"| {label} | " + " | ".join(f"{statistics.median(c):.2f}" for c in cols) + " |")
+p, q = (statistics.median(list(zip(*rows[n]))[2]) for n in ("popek", "qemu"))
+print(f"\nusertests: popek takes {p / q:.2f}x QEMU's time ({len(rows['popek'])} rounds, medians)")
+EOF
