@@ -449,6 +449,7 @@ fn every_guest_is_tested() {
         "disk",
         "fpu",
         "sensitive",
+        "tasks",
     ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);

@@ -119,6 +119,14 @@ impl Cpu {
         }
     }
 
+    /// Delivers a non-maskable interrupt (vector 2, whatever IF says; the caller checked
+    /// [`CpuState::nmi_blocked`](crate::state::CpuState::nmi_blocked) and the interrupt
+    /// shadow). NMIs stay blocked until the next IRET (SDM Vol. 3A 6.7.1). Clears `halted`.
+    pub fn deliver_nmi(&mut self, bus: &mut dyn Bus) -> Result<(), Event> {
+        self.state.nmi_blocked = true;
+        self.deliver_external(bus, 2)
+    }
+
     /// Delivers one event; on a fault nothing is changed and the fault is returned. A
     /// delivery that happened is recorded in [`Cpu::deliveries`] when that log is on.
     fn deliver_vector(

@@ -520,6 +520,17 @@ impl Machine {
             }));
         }
         let held = self.interrupts_held && !self.cpu.state.halted;
+        // An NMI first: IF does not mask it, the one-instruction shadows and an NMI
+        // handler that has not returned yet do (SDM Vol. 3A 6.7.1, 6.8.3).
+        if !held && !self.cpu.state.nmi_blocked && !self.cpu.state.interrupt_shadow && self.bus.take_nmi() {
+            self.stats.interrupts += 1;
+            if let Err(e) = self.cpu.deliver_nmi(&mut self.bus) {
+                return Err(Some(self.finish_event(e)));
+            }
+            if self.cpu.state.shutdown {
+                return Err(Some(StopReason::TripleFault(self.cpu.state.dump())));
+            }
+        }
         if !held
             && self.cpu.interrupts_enabled()
             && self.bus.interrupt_pending()

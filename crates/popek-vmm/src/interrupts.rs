@@ -75,7 +75,16 @@ fn iret_flags_mask(cpl: u8, iopl: u8, w: u32) -> u32 {
 /// IRET (W = 2) / IRETD (W = 4): same-level return, or return to an outer level
 /// popping ESP and SS, or with NT set a return to the calling task. Virtual-8086 returns
 /// are unsupported.
-fn iret<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
+fn iret<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
+    let r = iret_any::<W>(cpu, bus, insn);
+    if r.is_ok() {
+        // Any IRET that completes unblocks NMIs (SDM Vol. 3A 6.7.1).
+        cpu.state.nmi_blocked = false;
+    }
+    r
+}
+
+fn iret_any<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
     let s = &cpu.state;
     if s.cr0 & popek_cpu::state::cr0::PE == 0 {
         return iret_real::<W>(cpu, bus);
