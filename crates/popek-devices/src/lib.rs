@@ -54,6 +54,7 @@ mod bus;
 pub mod clock;
 pub mod cmos;
 pub mod fw_cfg;
+pub mod hpet;
 pub mod i8042;
 pub mod ide;
 pub mod intc;

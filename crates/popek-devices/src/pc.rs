@@ -17,6 +17,7 @@
 //! | 0xA0000–0xBFFFF | VGA window, text at 0xB8000 | – |
 //! | 0xE0–0xE3, 0xFF000000–0xFF00FFFF | QEMU's pc-testdev, only with [`PcConfig::testdev`] | – |
 //! | 0xFEC00000–0xFEC00FFF | I/O APIC, 24 pins (built into the bus) | – |
+//! | 0xFED00000–0xFED003FF | HPET: the main counter (its one timer never fires) | – |
 //! | 0xFEE00000–0xFEE00FFF | local APIC of the CPU, timer, `IA32_APIC_BASE` (built into the bus) | – |
 //!
 //! COM2–COM4 are absent (their ports read all ones, so probes find nothing).
@@ -43,6 +44,7 @@ use popek_memory::{PhysAddr, Port};
 use crate::bus::DeviceBus;
 use crate::cmos::{Cmos, DEFAULT_EPOCH};
 use crate::fw_cfg::FwCfg;
+use crate::hpet::Hpet;
 use crate::i8042::I8042;
 use crate::ide::{self, Ide};
 use crate::lapic::Lapic;
@@ -133,6 +135,7 @@ pub fn standard_bus(config: PcConfig) -> DeviceBus {
         bus.register_ports(Box::new(VgaRegisters::new()), &VgaRegisters::PORT_RANGES.map(p)),
         bus.register_ports(Box::new(FwCfg::new(config.ram_size)), &[p(FwCfg::PORTS)]),
         bus.register_mmio(Box::new(VgaText::new()), VGA_WINDOW, VGA_WINDOW_LEN),
+        bus.register_mmio(Box::new(Hpet::default()), Hpet::BASE, Hpet::LEN),
     ];
     for r in layout {
         // A fixed layout without overlaps (checked by the tests below).
@@ -371,7 +374,12 @@ mod tests {
         assert!(vga_text(&bus).unwrap().starts_with("A\n\n"));
         assert_eq!(
             bus.mmio_ranges(),
-            vec![(PhysAddr(0xa0000), 0x20000), (PhysAddr(0xfec0_0000), 0x1000), (PhysAddr(0xfee0_0000), 0x1000)]
+            vec![
+                (PhysAddr(0xa0000), 0x20000),
+                (PhysAddr(0xfec0_0000), 0x1000),
+                (PhysAddr(0xfed0_0000), 0x400),
+                (PhysAddr(0xfee0_0000), 0x1000)
+            ]
         );
         let map: Vec<(u16, u32, &str)> = bus.port_map().into_iter().map(|(p, n, d)| (p.0, n, d)).collect();
         assert_eq!(
