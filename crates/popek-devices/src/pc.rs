@@ -15,7 +15,7 @@
 //! | 0x3B4–0x3B5, 0x3BA, 0x3C0–0x3DF | VGA registers (CRTC, sequencer, graphics, attribute, DAC) | – |
 //! | 0x510–0x511 | QEMU fw_cfg (selector, data) | – |
 //! | 0xA0000–0xBFFFF | VGA window, text at 0xB8000 | – |
-//! | 0xE0–0xE3, 0xFF000000–0xFF00FFFF | QEMU's pc-testdev, only with [`PcConfig::testdev`] | – |
+//! | 0xE0–0xE3, 0x2000–0x2017, 0xFF000000–0xFF00FFFF | QEMU's pc-testdev, only with [`PcConfig::testdev`] | – |
 //! | 0xFEC00000–0xFEC00FFF | I/O APIC, 24 pins (built into the bus) | – |
 //! | 0xFED00000–0xFED003FF | HPET: the main counter (its one timer never fires) | – |
 //! | 0xFEE00000–0xFEE00FFF | local APIC of the CPU, timer, `IA32_APIC_BASE` (built into the bus) | – |
@@ -53,7 +53,7 @@ use crate::pic::PicPair;
 use crate::pit::Pit;
 use crate::sink::{ByteSink, StdoutSink};
 use crate::storage::BlockStorage;
-use crate::testdev::{TestdevMemory, TestdevPort};
+use crate::testdev::{TestdevIrq, TestdevMemory, TestdevPort};
 use crate::uart::Uart;
 use crate::vga::{VGA_WINDOW, VGA_WINDOW_LEN, VgaText};
 use crate::vga_regs::VgaRegisters;
@@ -143,8 +143,9 @@ pub fn standard_bus(config: PcConfig) -> DeviceBus {
     }
     if config.testdev {
         let port = bus.register_ports(Box::new(TestdevPort::default()), &[p(TestdevPort::PORTS)]);
+        let irq = bus.register_ports(Box::new(TestdevIrq), &[p(TestdevIrq::PORTS)]);
         let window = bus.register_mmio(Box::new(TestdevMemory::default()), TestdevMemory::BASE, TestdevMemory::LEN);
-        port.and(window).expect("pc-testdev's ports and window are free on the standard PC");
+        port.and(irq).and(window).expect("pc-testdev's ports and window are free on the standard PC");
     }
     bus
 }

@@ -6,6 +6,7 @@
 //! | where | what |
 //! |---|---|
 //! | ports 0xE0–0xE3 | one 32-bit data register: a write of any width stores the value written, a read returns the low bytes of the last value stored |
+//! | ports 0x2000–0x2017 | interrupt lines: a write of v to 0x2000 + n raises ISA line n (v ≠ 0) or lowers it (v = 0), whatever the access width; lines 16–23 have nothing on them here; reads return 0 |
 //! | 0xFF000000–0xFF00FFFF | 64 KiB that reads back what was written, at any width and alignment |
 //!
 //! popek attaches it on request only (`popek run --testdev`), as QEMU does: without it
@@ -43,6 +44,36 @@ impl PortDevice for TestdevPort {
     }
 
     /// One register as wide as the access, not four byte registers.
+    fn byte_wide(&self) -> bool {
+        false
+    }
+}
+
+/// The interrupt-line ports at 0x2000: one per ISA line.
+#[derive(Clone, Debug, Default)]
+pub struct TestdevIrq;
+
+impl TestdevIrq {
+    /// Ports: (base, count).
+    pub const PORTS: (u16, u16) = (0x2000, 24);
+}
+
+impl PortDevice for TestdevIrq {
+    fn name(&self) -> &'static str {
+        "pc-testdev irq"
+    }
+
+    fn read(&mut self, _: &mut DeviceContext<'_>, _: Port, _: u16, _: AccessSize) -> u32 {
+        0
+    }
+
+    fn write(&mut self, ctx: &mut DeviceContext<'_>, _: Port, offset: u16, _: AccessSize, value: u32) {
+        if let Ok(line @ 0..=15) = u8::try_from(offset) {
+            ctx.set_irq(line, value != 0);
+        }
+    }
+
+    /// A wide write names one line (its first port), not four.
     fn byte_wide(&self) -> bool {
         false
     }
@@ -122,6 +153,20 @@ mod tests {
         assert_eq!(d.read(&mut h.ctx(), Port(0xe0), 0, AccessSize::Byte), 0x78);
         d.write(&mut h.ctx(), Port(0xe0), 0, AccessSize::Byte, 0xab);
         assert_eq!(d.read(&mut h.ctx(), Port(0xe0), 0, AccessSize::Dword), 0xab, "a byte write replaces the value");
+    }
+
+    #[test]
+    fn irq_ports_drive_one_isa_line_each() {
+        let mut h = Harness::default();
+        let mut d = TestdevIrq;
+        d.write(&mut h.ctx(), Port(0x2000), 11, AccessSize::Dword, 1);
+        assert!(h.irq.level[11]);
+        assert!(!h.irq.level[12], "a dword write names one line");
+        d.write(&mut h.ctx(), Port(0x2000), 11, AccessSize::Byte, 0);
+        assert!(!h.irq.level[11]);
+        assert_eq!(h.irq.rising[11], 1);
+        d.write(&mut h.ctx(), Port(0x2000), 20, AccessSize::Byte, 1); // no line there: nothing
+        assert_eq!(d.read(&mut h.ctx(), Port(0x2000), 11, AccessSize::Byte), 0);
     }
 
     #[test]
