@@ -197,6 +197,19 @@ struct GuestFiles {
     budget: files::Budget,
 }
 
+/// The command line the kernel gets: `--cmdline` or the built-in guest's own. A Multiboot
+/// kernel from a file gets it after the file's name, as QEMU's `-kernel` and GRUB pass it
+/// (kernels that parse an argv, kvm-unit-tests among them, take the first word for the
+/// program's name); a Linux bzImage gets `--cmdline` alone.
+fn boot_cmdline(args: &RunArgs, default_cmdline: &str, kernel_is_file: bool, image: &[u8]) -> String {
+    let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
+    if kernel_is_file && !popek::machine::linux::is_bzimage(image) {
+        format!("{} {cmdline}", args.kernel)
+    } else {
+        cmdline
+    }
+}
+
 /// Reads the kernel, the modules, the initrd and an `--input` file. Every file is checked
 /// by its metadata, and all of them against guest RAM together, before any is read: a
 /// FIFO, a device or an oversized file is refused up front.
@@ -262,7 +275,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         SerialTarget::None => Box::new(NullSink),
         SerialTarget::File(p) => Box::new(WriterSink(files::create_output("serial output file", p)?)),
     };
-    let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
+    let cmdline = boot_cmdline(args, default_cmdline, kernel_is_file, &image);
     let config = |serial, engine, disks| MachineConfig {
         ram_size: args.mem,
         cmdline: cmdline.clone(),
@@ -464,7 +477,7 @@ fn debug(args: &RunArgs) -> Result<()> {
         guest_files(args)?;
     let disk_args = args.disk.clone();
     place_disks(&disk_args)?;
-    let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
+    let cmdline = boot_cmdline(args, default_cmdline, kernel_is_file, &image);
     let symbols = popek::machine::symbols::Symbols::from_elf(&image);
     let shown = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (mem, code_cache, kernel, paravirt, testdev) =
