@@ -25,6 +25,7 @@ const GUESTS: &[&str] = &[
     "fpu",
     "sensitive",
     "tasks",
+    "realmode",
 ];
 
 const RUNTIME: &[&str] = &["boot.S", "rt.c"];

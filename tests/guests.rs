@@ -183,6 +183,11 @@ fn tasks() {
 }
 
 #[test]
+fn realmode() {
+    check("realmode");
+}
+
+#[test]
 fn sensitive() {
     check("sensitive");
 }
@@ -450,6 +455,7 @@ fn every_guest_is_tested() {
         "fpu",
         "sensitive",
         "tasks",
+        "realmode",
     ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);

@@ -137,6 +137,11 @@ pub static GUESTS: &[Guest] = &[
         "",
         "hardware task switches: JMP/CALL to a TSS or task gate, INT and #GP through task gates, IRET with NT"
     ),
+    guest!(
+        "realmode",
+        "",
+        "down to real-address mode and back: INT through the vector table, IRET, segment arithmetic"
+    ),
 ];
 
 /// The guest called `name`, if any.
