@@ -24,6 +24,8 @@ const GUESTS: &[&str] = &[
     "disk",
     "fpu",
     "sensitive",
+    "tasks",
+    "realmode",
 ];
 
 const RUNTIME: &[&str] = &["boot.S", "rt.c"];

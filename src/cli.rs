@@ -201,6 +201,10 @@ pub struct RunArgs {
     /// `off`: a bare P6, where VMCALL is #UD.
     #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
     pub paravirt: Switch,
+    /// Attach QEMU's `pc-testdev` (`-device pc-testdev`): a data register at port 0xE0 and
+    /// 64 KiB of device memory at 0xFF000000, which kvm-unit-tests' x86 tests use.
+    #[arg(long)]
+    pub testdev: bool,
     /// Print run statistics to stderr at the end.
     #[arg(long)]
     pub stats: bool,

@@ -154,6 +154,7 @@ fn run_default() -> Result<ExitCode> {
         mips: 1000,
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
         paravirt: popek::cli::Switch::On,
+        testdev: false,
         stats: true,
         vga: false,
         trace: None,
@@ -194,6 +195,19 @@ struct GuestFiles {
     /// `--input FILE`'s bytes (not `-`: stdin is read by the caller, if it wants it).
     input_file: Option<Vec<u8>>,
     budget: files::Budget,
+}
+
+/// The command line the kernel gets: `--cmdline` or the built-in guest's own. A Multiboot
+/// kernel from a file gets it after the file's name, as QEMU's `-kernel` and GRUB pass it
+/// (kernels that parse an argv, kvm-unit-tests among them, take the first word for the
+/// program's name); a Linux bzImage gets `--cmdline` alone.
+fn boot_cmdline(args: &RunArgs, default_cmdline: &str, kernel_is_file: bool, image: &[u8]) -> String {
+    let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
+    if kernel_is_file && !popek::machine::linux::is_bzimage(image) {
+        format!("{} {cmdline}", args.kernel)
+    } else {
+        cmdline
+    }
 }
 
 /// Reads the kernel, the modules, the initrd and an `--input` file. Every file is checked
@@ -261,7 +275,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         SerialTarget::None => Box::new(NullSink),
         SerialTarget::File(p) => Box::new(WriterSink(files::create_output("serial output file", p)?)),
     };
-    let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
+    let cmdline = boot_cmdline(args, default_cmdline, kernel_is_file, &image);
     let config = |serial, engine, disks| MachineConfig {
         ram_size: args.mem,
         cmdline: cmdline.clone(),
@@ -272,6 +286,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         code_cache: args.code_cache,
         disks,
         paravirt: args.paravirt.on(),
+        testdev: args.testdev,
     };
     let engine = match args.engine {
         // The gdb stub runs the guest on the debugger's engine, the interpreter.
@@ -462,10 +477,11 @@ fn debug(args: &RunArgs) -> Result<()> {
         guest_files(args)?;
     let disk_args = args.disk.clone();
     place_disks(&disk_args)?;
-    let cmdline = args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_string());
+    let cmdline = boot_cmdline(args, default_cmdline, kernel_is_file, &image);
     let symbols = popek::machine::symbols::Symbols::from_elf(&image);
     let shown = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (mem, code_cache, kernel, paravirt) = (args.mem, args.code_cache, args.kernel.clone(), args.paravirt.on());
+    let (mem, code_cache, kernel, paravirt, testdev) =
+        (args.mem, args.code_cache, args.kernel.clone(), args.paravirt.on(), args.testdev);
     let boot = move || {
         let disks = if disk_args.is_empty() {
             builtin_disks(&kernel, kernel_is_file)
@@ -483,6 +499,7 @@ fn debug(args: &RunArgs) -> Result<()> {
             code_cache,
             disks,
             paravirt,
+            testdev,
         };
         let mut m = Machine::boot(config, &image)?;
         if let Some(bytes) = &input {
@@ -675,6 +692,7 @@ fn explain(
         code_cache: popek::jit::DEFAULT_CODE_CACHE,
         disks: builtin_disks(kernel, std::fs::metadata(kernel).is_ok()),
         paravirt: true,
+        testdev: false,
     };
     let mut machine = Machine::boot(config, &image).with_context(|| format!("`{kernel}`"))?;
     if let MachineEngine::Jit(jit) = &mut machine.engine {

@@ -77,6 +77,10 @@ fn extracted_guests_run_from_files() {
     let o = popek(&["run", elf.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&o.stdout), popek::guests::find("hello").unwrap().expected_output);
+    // A kernel from a file gets its command line after the file's name, as under QEMU's
+    // -kernel: the runtime drops that first word and keeps both of these.
+    let o = popek(&["run", elf.to_str().unwrap(), "--cmdline", "first second=2"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cmdline: \"first second=2\"\n"), "{o:?}");
     // A guest with a disk runs from its extracted image too.
     let (elf, img) = (dir.join("disk.elf"), dir.join("disk.img"));
     let o = popek(&["run", elf.to_str().unwrap(), "--disk", &format!("{},snapshot", img.to_str().unwrap())]);

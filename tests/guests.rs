@@ -192,6 +192,16 @@ fn ioapic_serial() {
 }
 
 #[test]
+fn tasks() {
+    check("tasks");
+}
+
+#[test]
+fn realmode() {
+    check("realmode");
+}
+
+#[test]
 fn sensitive() {
     check("sensitive");
 }
@@ -446,6 +456,8 @@ fn every_guest_is_tested() {
         "disk",
         "fpu",
         "sensitive",
+        "tasks",
+        "realmode",
     ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);

@@ -4,8 +4,9 @@
  * timer in periodic mode (ticks counted with STI;HLT), its current count going down,
  * one-shot mode (fires once, then reads 0); TPR blocking (the request waits in IRR
  * and arrives once TPR is lowered), PPR and ISR inside a handler, EOI; self-IPIs taken
- * in priority order; IPIs to absent processors dropped; software disable masks the
- * LVTs. Output depends on no timing: counts are checked, not printed as times.
+ * in priority order; IPIs to absent processors dropped; an NMI to self taken with IF=0,
+ * and a second one sent from its handler held until the handler's IRET; software
+ * disable masks the LVTs. Output depends on no timing: counts are checked, not printed as times.
  */
 #include "apic.h"
 #include "rt.h"
@@ -54,6 +55,22 @@ static void absent_irq(struct regs *r) {
     (void)r;
     absent_ticks++;
     lapic_eoi();
+}
+
+static volatile uint32_t nmi_n, nmi_n_in_handler;
+
+static void spin(uint32_t n);
+
+/* The NMI handler: the first one sends another NMI and looks whether it arrived while
+ * this handler runs (it must not: NMIs are blocked until the next IRET). */
+static void nmi(struct regs *r) {
+    (void)r;
+    if (++nmi_n == 1) {
+        lapic_write(LAPIC_ICRHI, 0);
+        lapic_write(LAPIC_ICRLO, ICR_SELF | ICR_NMI);
+        spin(1000);
+        nmi_n_in_handler = nmi_n;
+    }
 }
 
 static void spin(uint32_t n) {
@@ -182,6 +199,16 @@ int kmain(void) {
     cli();
     CHECK(absent_ticks == 0 && !lapic_bit(LAPIC_IRR, V_ABSENT), "IPI to an absent APIC arrived");
     printf("IPI to absent APIC 5 dropped, INIT de-assert ignored: yes\n");
+
+    /* An NMI to self: IF=0 does not hold it; one sent from the NMI handler waits for the
+     * handler's IRET (SDM Vol. 3A 6.7.1), then is taken. */
+    set_handler(2, nmi);
+    lapic_write(LAPIC_ICRHI, 0);
+    lapic_write(LAPIC_ICRLO, ICR_SELF | ICR_NMI);
+    spin(1000);
+    CHECK(nmi_n == 2, "%u NMIs taken", nmi_n);
+    printf("NMI to self with IF=0: taken; a second sent from its handler: taken after the IRET (%u then %u)\n",
+           nmi_n_in_handler, nmi_n);
 
     /* Software disable sets every LVT's mask bit, and an LVT cannot be unmasked while
      * disabled (SDM Vol. 3A 10.4.7.2); they stay masked when enabled again. QEMU's APIC

@@ -33,6 +33,7 @@
 #define LVT_MASKED 0x10000u
 #define LVT_PERIODIC 0x20000u
 #define ICR_SELF 0x40000u /* destination shorthand "self" */
+#define ICR_NMI 0x400u    /* delivery mode NMI (the vector field is ignored) */
 #define MSR_APIC_BASE 0x1Bu
 
 static inline uint32_t lapic_read(uint32_t reg) { return *(volatile uint32_t *)(LAPIC_BASE + reg); }

@@ -132,6 +132,16 @@ pub static GUESTS: &[Guest] = &[
         "",
         "sensitive unprivileged instructions (POPF, PUSHF, SGDT, SMSW, MOV from CS, LAR): FAILs under --engine trap"
     ),
+    guest!(
+        "tasks",
+        "",
+        "hardware task switches: JMP/CALL to a TSS or task gate, INT and #GP through task gates, IRET with NT"
+    ),
+    guest!(
+        "realmode",
+        "",
+        "down to real-address mode and back: INT through the vector table, IRET, segment arithmetic"
+    ),
 ];
 
 /// The guest called `name`, if any.

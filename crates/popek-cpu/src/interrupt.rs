@@ -11,6 +11,7 @@ use crate::Cpu;
 use crate::exception::{Event, Exception, ExceptionClass, Unsupported};
 use crate::segment::{Descriptor, is_null, selector, system_type, within_limit};
 use crate::state::{Seg, SegmentCache, flags, gpr::ESP};
+use crate::task::TaskSwitch;
 use popek_memory::{Bus, LinearAddr};
 
 /// What kind of event is being delivered: decides the gate DPL check and the EXT bit.
@@ -40,6 +41,12 @@ pub struct Delivery {
 }
 
 /// A computed delivery, ready to write and commit.
+/// Where an IDT gate leads: a handler (the frame to push), or another task (a task gate).
+enum Target {
+    Frame(Frame),
+    Task(u16),
+}
+
 struct Frame {
     /// Values to push, in push order, and where (SS offsets).
     pushes: [(u32, u32); 6],
@@ -112,6 +119,14 @@ impl Cpu {
         }
     }
 
+    /// Delivers a non-maskable interrupt (vector 2, whatever IF says; the caller checked
+    /// [`CpuState::nmi_blocked`](crate::state::CpuState::nmi_blocked) and the interrupt
+    /// shadow). NMIs stay blocked until the next IRET (SDM Vol. 3A 6.7.1). Clears `halted`.
+    pub fn deliver_nmi(&mut self, bus: &mut dyn Bus) -> Result<(), Event> {
+        self.state.nmi_blocked = true;
+        self.deliver_external(bus, 2)
+    }
+
     /// Delivers one event; on a fault nothing is changed and the fault is returned. A
     /// delivery that happened is recorded in [`Cpu::deliveries`] when that log is on.
     fn deliver_vector(
@@ -145,7 +160,14 @@ impl Cpu {
         if self.state.eflags & flags::VM != 0 {
             return Err(unsupported(self, format!("interrupt {vector:#x} from virtual-8086 mode")));
         }
-        let frame = self.compute_frame(bus, vector, error, src, rf)?;
+        let frame = match self.compute_frame(bus, vector, error, src, rf)? {
+            Target::Frame(f) => f,
+            Target::Task(sel) => {
+                // SDM 6.12.2: the gate names a TSS; no frame on the old stack.
+                let ext = if src == Source::Software { 0 } else { 1 };
+                return self.switch_task(bus, sel, TaskSwitch::Interrupt(error), ext);
+            }
+        };
         // Write the frame (faults here still leave registers untouched).
         for &(off, val) in &frame.pushes[..frame.count] {
             let lin = LinearAddr(frame.ss.base.wrapping_add(off));
@@ -174,7 +196,7 @@ impl Cpu {
         error: Option<u32>,
         src: Source,
         rf: bool,
-    ) -> Result<Frame, Event> {
+    ) -> Result<Target, Event> {
         let ext: u16 = if src == Source::Software { 0 } else { 1 };
         let idt_code = (vector as u16) * 8 + 2 + ext;
         let cpl = self.state.cpl;
@@ -205,7 +227,7 @@ impl Cpu {
             return Err(Exception::SegmentNotPresent(idt_code).into());
         }
         if gate.typ() == system_type::TASK_GATE {
-            return Err(unsupported(self, format!("task gate in IDT vector {vector:#x} (task switch)")));
+            return Ok(Target::Task(gate.gate_selector()));
         }
 
         // The target code segment.
@@ -276,7 +298,7 @@ impl Cpu {
         // Set the Accessed bit of the new CS only once everything else checked out.
         let d = self.mark_accessed(bus, sel, d)?;
         let cs = d.cache(cs.selector);
-        Ok(Frame {
+        Ok(Target::Frame(Frame {
             pushes,
             count: n,
             width,
@@ -287,7 +309,7 @@ impl Cpu {
             eip: gate.gate_offset(),
             clear_if: gate.typ() & 1 == 0,
             user: new_cpl == 3,
-        })
+        }))
     }
 
     /// SS:ESP for privilege level `pl` from the current TSS (SDM 7.2.1).

@@ -24,6 +24,7 @@ pub mod operand;
 pub mod segment;
 pub mod stack;
 pub mod state;
+pub mod task;
 
 pub use code_pages::CodePages;
 pub use exception::{Event, Exception, ExecResult, Unsupported};

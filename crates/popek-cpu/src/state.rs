@@ -400,6 +400,8 @@ pub struct CpuState {
     /// The CPU shut down: a fault while delivering #DF (a triple fault; SDM 6.15,
     /// interrupt 8). Only a reset leaves this state; popek's run loop stops on it.
     pub shutdown: bool,
+    /// NMIs are blocked: from the delivery of an NMI to the next IRET (SDM Vol. 3A 6.7.1).
+    pub nmi_blocked: bool,
     /// The x87 FPU.
     pub x87: X87State,
 }
@@ -439,6 +441,7 @@ impl CpuState {
             interrupt_shadow: false,
             halted: false,
             shutdown: false,
+            nmi_blocked: false,
             x87: X87State::reset(),
         }
     }

@@ -516,6 +516,16 @@ impl DeviceBus {
         }
     }
 
+    /// True if an NMI waits for the CPU (an NMI IPI to the local APIC).
+    pub fn nmi_pending(&self) -> bool {
+        self.intc.lapic.nmi_pending()
+    }
+
+    /// The CPU takes the pending NMI (true if there was one).
+    pub fn take_nmi(&mut self) -> bool {
+        self.intc.lapic.take_nmi()
+    }
+
     /// True if the CPU's INTR is asserted: the local APIC has a deliverable fixed
     /// interrupt, or the 8259A pair has an unmasked request that reaches the CPU
     /// (LINT0 in ExtINT mode, or the APIC globally disabled).

@@ -57,8 +57,9 @@
 //! (CPUID.1:ECX bit 24 is 0): LVT timer bit 18 is reserved and reads 0.
 //!
 //! **Interrupt-command register.** A fixed interrupt to this CPU (shorthand "self",
-//! "all including self", or a destination that names this APIC) is accepted at once;
-//! everything else (INIT, start-up, NMI, SMI, IPIs to absent processors) is dropped.
+//! "all including self", or a destination that names this APIC) is accepted at once; an
+//! NMI to it waits for the CPU as a pending NMI ([`Lapic::take_nmi`]); everything else
+//! (INIT, start-up, SMI, IPIs to absent processors) is dropped.
 //! The delivery-status bit always reads idle.
 
 /// Physical base address of the local APIC's registers.
@@ -86,6 +87,8 @@ pub const LVT_MASKED: u32 = 1 << 16;
 pub const LVT_TIMER_PERIODIC: u32 = 1 << 17;
 /// LVT delivery mode ExtINT (bits 8–10 = 0b111).
 pub const LVT_EXTINT: u32 = 0b111 << 8;
+/// ICR delivery mode NMI (bits 8–10).
+const DELIVERY_NMI: u32 = 0b100;
 /// LVT delivery mode NMI (bits 8–10 = 0b100).
 pub const LVT_NMI: u32 = 0b100 << 8;
 /// LVT trigger mode bit 15 (LINT0/LINT1): level.
@@ -147,6 +150,9 @@ pub struct Lapic {
     timer_base_count: u32,
     /// Expirations at or before this time have been handled.
     timer_done_until: u64,
+    /// An NMI sent to this APIC (an IPI with delivery mode NMI) that the CPU has not
+    /// taken yet. NMIs do not queue: a second one before the CPU takes the first is lost.
+    nmi_pending: bool,
 }
 
 impl Default for Lapic {
@@ -222,6 +228,7 @@ impl Lapic {
             timer_base_ns: 0,
             timer_base_count: 0,
             timer_done_until: 0,
+            nmi_pending: false,
         }
     }
 
@@ -532,19 +539,33 @@ impl Lapic {
         None
     }
 
-    /// Sends the IPI just written to ICR low: only a fixed interrupt to this APIC
-    /// has an effect.
+    /// An NMI is waiting for the CPU (see [`Lapic::take_nmi`]).
+    pub fn nmi_pending(&self) -> bool {
+        self.nmi_pending
+    }
+
+    /// The CPU takes the pending NMI: true if there was one.
+    pub fn take_nmi(&mut self) -> bool {
+        std::mem::take(&mut self.nmi_pending)
+    }
+
+    /// Sends the IPI just written to ICR low: a fixed interrupt or an NMI to this APIC
+    /// has an effect (an NMI ignores the vector field, SDM Vol. 3A 11.6.1).
     fn send_ipi(&mut self) {
         let lo = self.icr_lo;
         let vector = low_byte(lo);
-        let fixed = (lo >> 8) & 7 == 0;
+        let mode = (lo >> 8) & 7;
         let to_self = match (lo >> 18) & 3 {
             0 => self.matches_destination(low_byte(self.icr_hi >> 24), lo & (1 << 11) != 0),
             1 | 2 => true, // self, all including self
             _ => false,    // all excluding self: nobody else is there
         };
-        if !fixed || !to_self {
-            return; // INIT, start-up, NMI, SMI, or nobody: dropped
+        if to_self && mode == DELIVERY_NMI {
+            self.nmi_pending = true;
+            return;
+        }
+        if mode != 0 || !to_self {
+            return; // INIT, start-up, SMI, or nobody: dropped
         }
         if vector < 16 {
             self.error(ESR_SEND_ILLEGAL_VECTOR);
@@ -709,6 +730,25 @@ mod tests {
         l.write(0, 0x300, 0x0004_0003);
         l.write(0, 0x280, 0);
         assert_eq!(l.read(0, 0x280), ESR_SEND_ILLEGAL_VECTOR);
+    }
+
+    #[test]
+    fn nmi_ipi_waits_for_the_cpu_and_does_not_queue() {
+        let mut l = enabled();
+        assert!(!l.take_nmi());
+        // NMI to APIC 3 (absent): dropped.
+        l.write(0, 0x310, 3 << 24);
+        l.write(0, 0x300, 0x0000_0400);
+        assert!(!l.nmi_pending());
+        // NMI to self, twice before the CPU looks: one NMI, no fixed interrupt, vector ignored.
+        l.write(0, 0x300, 0x0004_0400 | 0x03);
+        l.write(0, 0x300, 0x0004_0400);
+        assert!(l.nmi_pending());
+        assert_eq!(l.deliverable(), None, "an NMI is not a fixed interrupt");
+        l.write(0, 0x280, 0);
+        assert_eq!(l.read(0, 0x280), 0, "vector 3 is no error for an NMI");
+        assert!(l.take_nmi());
+        assert!(!l.take_nmi(), "taken once");
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! | 0x3B4–0x3B5, 0x3BA, 0x3C0–0x3DF | VGA registers (CRTC, sequencer, graphics, attribute, DAC) | – |
 //! | 0x510–0x511 | QEMU fw_cfg (selector, data) | – |
 //! | 0xA0000–0xBFFFF | VGA window, text at 0xB8000 | – |
+//! | 0xE0–0xE3, 0x2000–0x2017, 0xFF000000–0xFF00FFFF | QEMU's pc-testdev, only with [`PcConfig::testdev`] | – |
 //! | 0xFEC00000–0xFEC00FFF | I/O APIC, 24 pins (built into the bus) | – |
+//! | 0xFED00000–0xFED003FF | HPET: the main counter (its one timer never fires) | – |
 //! | 0xFEE00000–0xFEE00FFF | local APIC of the CPU, timer, `IA32_APIC_BASE` (built into the bus) | – |
 //!
 //! COM2–COM4 are absent (their ports read all ones, so probes find nothing).
@@ -42,6 +44,7 @@ use popek_memory::{PhysAddr, Port};
 use crate::bus::DeviceBus;
 use crate::cmos::{Cmos, DEFAULT_EPOCH};
 use crate::fw_cfg::FwCfg;
+use crate::hpet::Hpet;
 use crate::i8042::I8042;
 use crate::ide::{self, Ide};
 use crate::lapic::Lapic;
@@ -50,6 +53,7 @@ use crate::pic::PicPair;
 use crate::pit::Pit;
 use crate::sink::{ByteSink, StdoutSink};
 use crate::storage::BlockStorage;
+use crate::testdev::{TestdevIrq, TestdevMemory, TestdevPort};
 use crate::uart::Uart;
 use crate::vga::{VGA_WINDOW, VGA_WINDOW_LEN, VgaText};
 use crate::vga_regs::VgaRegisters;
@@ -76,6 +80,9 @@ pub struct PcConfig {
     /// The primary ATA channel's master and slave disks (either may be absent; the
     /// channel is there without disks too, as on every PC).
     pub disks: [Option<Box<dyn BlockStorage>>; 2],
+    /// Attach QEMU's `pc-testdev` ([`crate::testdev`]): port 0xE0 and the memory
+    /// window at 0xFF000000, which kvm-unit-tests use.
+    pub testdev: bool,
 }
 
 impl Default for PcConfig {
@@ -89,6 +96,7 @@ impl Default for PcConfig {
             debugcon: Box::new(StdoutSink),
             bios_pic: true,
             disks: [None, None],
+            testdev: false,
         }
     }
 }
@@ -99,6 +107,7 @@ impl std::fmt::Debug for PcConfig {
             .field("ram_size", &self.ram_size)
             .field("epoch_secs", &self.epoch_secs)
             .field("bios_pic", &self.bios_pic)
+            .field("testdev", &self.testdev)
             .field("disks", &self.disks.each_ref().map(|d| d.as_ref().map(|s| s.sectors())))
             .finish_non_exhaustive()
     }
@@ -126,10 +135,17 @@ pub fn standard_bus(config: PcConfig) -> DeviceBus {
         bus.register_ports(Box::new(VgaRegisters::new()), &VgaRegisters::PORT_RANGES.map(p)),
         bus.register_ports(Box::new(FwCfg::new(config.ram_size)), &[p(FwCfg::PORTS)]),
         bus.register_mmio(Box::new(VgaText::new()), VGA_WINDOW, VGA_WINDOW_LEN),
+        bus.register_mmio(Box::new(Hpet::default()), Hpet::BASE, Hpet::LEN),
     ];
     for r in layout {
         // A fixed layout without overlaps (checked by the tests below).
         r.expect("the standard PC layout has no overlapping ranges");
+    }
+    if config.testdev {
+        let port = bus.register_ports(Box::new(TestdevPort::default()), &[p(TestdevPort::PORTS)]);
+        let irq = bus.register_ports(Box::new(TestdevIrq), &[p(TestdevIrq::PORTS)]);
+        let window = bus.register_mmio(Box::new(TestdevMemory::default()), TestdevMemory::BASE, TestdevMemory::LEN);
+        port.and(irq).and(window).expect("pc-testdev's ports and window are free on the standard PC");
     }
     bus
 }
@@ -222,6 +238,47 @@ mod tests {
         }
         assert_eq!(ticks, 100);
         assert_eq!(bus.now_ns(), ticks_to_ns(100 * 1193, PIT_HZ));
+    }
+
+    /// Every offset of the local APIC's page at every width, read and written as a guest
+    /// that probes registers that are not there might (SDM Vol. 3A 11.4.1 asks for aligned
+    /// dwords and leaves the rest undefined): no panic, absent registers read 0, the
+    /// registers that exist keep working, and the APIC reports the illegal accesses in
+    /// its ESR.
+    #[test]
+    fn absent_and_misaligned_apic_registers_read_zero_and_change_nothing() {
+        let (mut bus, _) = test_bus();
+        let base = 0xfee0_0000u32;
+        let present = [
+            0x20, 0x30, 0x80, 0x90, 0xa0, 0xb0, 0xc0, 0xd0, 0xe0, 0xf0, 0x280, 0x300, 0x310, 0x320, 0x330, 0x340,
+            0x350, 0x360, 0x370, 0x380, 0x390, 0x3e0,
+        ];
+        let in_register_sets = |r: u32| (0x100..0x280).contains(&r); // ISR, TMR, IRR
+        for off in (0..0x1000u32).step_by(0x10) {
+            if present.contains(&off) || in_register_sets(off) {
+                continue;
+            }
+            for size in [AccessSize::Byte, AccessSize::Word, AccessSize::Dword] {
+                assert_eq!(bus.mmio_read(PhysAddr(base + off), size), 0, "absent register {off:#x}");
+            }
+            // Writes to it are dropped (the write of an absurd value to each is harmless).
+            bus.mmio_write(PhysAddr(base + off), AccessSize::Dword, u32::MAX);
+            assert_eq!(bus.mmio_read(PhysAddr(base + off), AccessSize::Dword), 0, "absent register {off:#x}");
+        }
+        // The ESR latches "illegal register address" on the next write to it.
+        bus.mmio_write(PhysAddr(base + 0x280), AccessSize::Dword, 0);
+        assert_ne!(bus.mmio_read(PhysAddr(base + 0x280), AccessSize::Dword) & (1 << 7), 0, "ESR illegal register");
+        // Misaligned reads of every width inside every register: answered, no panic.
+        for off in 0..0x1000u32 {
+            for size in [AccessSize::Byte, AccessSize::Word, AccessSize::Dword] {
+                let _ = bus.mmio_read(PhysAddr(base + off), size);
+            }
+        }
+        // The APIC still works: its ID, version and a self-IPI.
+        assert_eq!(bus.mmio_read(PhysAddr(base + 0x20), AccessSize::Dword), 0);
+        assert_eq!(bus.mmio_read(PhysAddr(base + 0x30), AccessSize::Dword) & 0xff, 0x14);
+        bus.mmio_write(PhysAddr(base + 0x300), AccessSize::Dword, 0x4_0041);
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x41));
     }
 
     #[test]
@@ -359,7 +416,12 @@ mod tests {
         assert!(vga_text(&bus).unwrap().starts_with("A\n\n"));
         assert_eq!(
             bus.mmio_ranges(),
-            vec![(PhysAddr(0xa0000), 0x20000), (PhysAddr(0xfec0_0000), 0x1000), (PhysAddr(0xfee0_0000), 0x1000)]
+            vec![
+                (PhysAddr(0xa0000), 0x20000),
+                (PhysAddr(0xfec0_0000), 0x1000),
+                (PhysAddr(0xfed0_0000), 0x400),
+                (PhysAddr(0xfee0_0000), 0x1000)
+            ]
         );
         let map: Vec<(u16, u32, &str)> = bus.port_map().into_iter().map(|(p, n, d)| (p.0, n, d)).collect();
         assert_eq!(

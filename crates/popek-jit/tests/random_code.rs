@@ -8,19 +8,34 @@ use popek_interp::testing::{TestBox, XorShift};
 use popek_jit::Jit;
 
 /// Runs `blocks` blocks (or until the CPU halts or stops); the outcome as text.
+///
+/// Between blocks it sets `state.tsc` to the instructions retired so far, as the
+/// machine's run loop does before every block: inside a block each engine keeps it at
+/// the instruction that reads it (RDTSC), and what it holds after a block's last
+/// instruction is scratch that the run loop overwrites, so it is set the same way at
+/// the end too.
 fn run(t: &mut TestBox, mut step: impl FnMut(&mut TestBox) -> Result<u32, Event>, blocks: usize) -> String {
+    let mut retired = 0u64;
+    let mut outcome = "ran".to_string();
     for _ in 0..blocks {
         if t.cpu.state.shutdown {
-            return "shutdown".into();
+            outcome = "shutdown".into();
+            break;
         }
         if t.cpu.state.halted {
             break;
         }
-        if let Err(e) = step(t) {
-            return format!("{e:?}");
+        t.cpu.state.tsc = retired;
+        match step(t) {
+            Ok(n) => retired += u64::from(n),
+            Err(e) => {
+                outcome = format!("{e:?}");
+                break;
+            }
         }
     }
-    "ran".into()
+    t.cpu.state.tsc = retired;
+    outcome
 }
 
 #[test]

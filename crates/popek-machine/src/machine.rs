@@ -180,6 +180,9 @@ pub struct MachineConfig {
     /// Offer the paravirtual interface ([`popek_vmm::hypercall`]): the hypervisor CPUID
     /// leaves and VMCALL hypercalls. Off, the CPU is a bare P6 (VMCALL is #UD).
     pub paravirt: bool,
+    /// Attach QEMU's `pc-testdev` (port 0xE0, memory at 0xFF000000), as kvm-unit-tests'
+    /// runner does (`popek_devices::testdev`).
+    pub testdev: bool,
 }
 
 /// Smallest code cache [`Machine::boot`] accepts: room for the largest block's
@@ -205,6 +208,7 @@ impl Default for MachineConfig {
             code_cache: popek_jit::DEFAULT_CODE_CACHE,
             disks: [None, None],
             paravirt: true,
+            testdev: false,
         }
     }
 }
@@ -218,6 +222,7 @@ impl std::fmt::Debug for MachineConfig {
             .field("engine", &self.engine)
             .field("code_cache", &self.code_cache)
             .field("paravirt", &self.paravirt)
+            .field("testdev", &self.testdev)
             .field("disks", &self.disks.each_ref().map(|d| d.as_ref().map(|s| s.sectors())))
             .finish_non_exhaustive()
     }
@@ -339,6 +344,7 @@ impl Machine {
             serial: Box::new(out.clone()),
             debugcon: Box::new(out),
             disks: config.disks,
+            testdev: config.testdev,
             ..PcConfig::default()
         });
         let mut m = Machine::new(cpu, bus);
@@ -511,6 +517,17 @@ impl Machine {
             }));
         }
         let held = self.interrupts_held && !self.cpu.state.halted;
+        // An NMI first: IF does not mask it, the one-instruction shadows and an NMI
+        // handler that has not returned yet do (SDM Vol. 3A 6.7.1, 6.8.3).
+        if !held && !self.cpu.state.nmi_blocked && !self.cpu.state.interrupt_shadow && self.bus.take_nmi() {
+            self.stats.interrupts += 1;
+            if let Err(e) = self.cpu.deliver_nmi(&mut self.bus) {
+                return Err(Some(self.finish_event(e)));
+            }
+            if self.cpu.state.shutdown {
+                return Err(Some(StopReason::TripleFault(self.cpu.state.dump())));
+            }
+        }
         if !held
             && self.cpu.interrupts_enabled()
             && self.bus.interrupt_pending()

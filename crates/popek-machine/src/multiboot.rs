@@ -18,7 +18,10 @@ pub const BOOTLOADER_MAGIC: u32 = 0x2bad_b002;
 pub const HEADER_SEARCH: usize = 8192;
 
 /// Where the loader's own structures live: information structure, memory map,
-/// strings and module list (inside conventional memory, below the EBDA).
+/// strings and module list (inside conventional memory, below the EBDA). A kernel
+/// that loads a segment there (kvm-unit-tests' `realmode` runs from 0x8000) gets
+/// them in as many bytes right after its last segment instead, page-aligned, which
+/// is where QEMU's Multiboot loader always puts them.
 pub const LOADER_AREA: std::ops::Range<u32> = 0x9000..0x10000;
 
 pub use crate::firmware::TOP_RESERVED_KIB;
@@ -105,14 +108,6 @@ pub enum LoadError {
         end: u64,
         /// RAM size.
         ram: u32,
-    },
-    /// A segment overlaps the loader's structures.
-    #[error("segment at {start:#x}..{end:#x} overlaps the loader's structures at {:#x}..{:#x}", LOADER_AREA.start, LOADER_AREA.end)]
-    OverlapsLoader {
-        /// First byte.
-        start: u64,
-        /// One past the last byte.
-        end: u64,
     },
     /// No loadable segment.
     #[error("image has no loadable segments")]
@@ -305,9 +300,6 @@ pub fn load(mem: &mut GuestMemory, image: &[u8], cmdline: &str, modules: &[Modul
         if end > ram as u64 {
             return Err(LoadError::OutsideRam { start, end, ram });
         }
-        if start < LOADER_AREA.end as u64 && end > LOADER_AREA.start as u64 {
-            return Err(LoadError::OverlapsLoader { start, end });
-        }
         kernel_end = kernel_end.max(end);
     }
     if !segs.iter().any(|s| entry as u64 >= s.addr as u64 && (entry as u64) < s.addr as u64 + s.memsz) {
@@ -323,20 +315,34 @@ pub fn load(mem: &mut GuestMemory, image: &[u8], cmdline: &str, modules: &[Modul
         bss.fill(0);
     }
     let kernel_end = u32::try_from(kernel_end).map_err(|_| LoadError::TooLarge("kernel end"))?;
-    let info_addr = write_info(mem, kernel_end, cmdline, modules)?;
+    let overlaps = |a: &std::ops::Range<u32>| {
+        segs.iter().any(|s| (s.addr as u64) < a.end as u64 && s.addr as u64 + s.memsz > a.start as u64)
+    };
+    let area = if overlaps(&LOADER_AREA) {
+        let start = kernel_end.checked_next_multiple_of(4096).ok_or(LoadError::TooLarge("kernel end"))?;
+        let end = start
+            .checked_add(LOADER_AREA.end - LOADER_AREA.start)
+            .filter(|&e| e <= ram)
+            .ok_or(LoadError::TooLarge("boot information above the kernel"))?;
+        start..end
+    } else {
+        LOADER_AREA
+    };
+    let info_addr = write_info(mem, area, kernel_end, cmdline, modules)?;
     Ok(BootInfo { entry, info_addr, kernel_end })
 }
 
-/// A bump allocator inside [`LOADER_AREA`].
+/// A bump allocator inside the loader's area ([`LOADER_AREA`] or the bytes above the kernel).
 struct Area {
     next: u32,
+    end: u32,
 }
 
 impl Area {
     fn alloc(&mut self, len: usize, what: &'static str) -> Result<u32, LoadError> {
         let len = u32::try_from(len).map_err(|_| LoadError::TooLarge(what))?;
         let at = self.next;
-        let end = at.checked_add(len).filter(|&e| e <= LOADER_AREA.end).ok_or(LoadError::TooLarge(what))?;
+        let end = at.checked_add(len).filter(|&e| e <= self.end).ok_or(LoadError::TooLarge(what))?;
         self.next = end.next_multiple_of(4);
         Ok(at)
     }
@@ -347,9 +353,15 @@ fn put(mem: &mut GuestMemory, at: u32, bytes: &[u8], what: &'static str) -> Resu
 }
 
 /// Writes the information structure, memory map, strings and modules. Returns its address.
-fn write_info(mem: &mut GuestMemory, kernel_end: u32, cmdline: &str, modules: &[Module]) -> Result<u32, LoadError> {
+fn write_info(
+    mem: &mut GuestMemory,
+    loader_area: std::ops::Range<u32>,
+    kernel_end: u32,
+    cmdline: &str,
+    modules: &[Module],
+) -> Result<u32, LoadError> {
     let ram = mem.size();
-    let mut area = Area { next: LOADER_AREA.start };
+    let mut area = Area { next: loader_area.start, end: loader_area.end };
     let info = area.alloc(88, "information structure")?;
     let mut fields = [0u32; 22];
     fields[0] =
@@ -366,7 +378,7 @@ fn write_info(mem: &mut GuestMemory, kernel_end: u32, cmdline: &str, modules: &[
     fields[4] = at;
     // Modules: page-aligned after the kernel, each with its own command line.
     let mods = area.alloc(16 * modules.len(), "module list")?;
-    let mut next = kernel_end.max(LOADER_AREA.end).next_multiple_of(4096);
+    let mut next = kernel_end.max(loader_area.end).next_multiple_of(4096);
     let mut slot = mods;
     for m in modules {
         let len = u32::try_from(m.data.len()).map_err(|_| LoadError::TooLarge("module"))?;
@@ -544,8 +556,13 @@ mod tests {
         assert!(matches!(load(&mut mem, &good[..good.len() - 2], "", &[]), Err(LoadError::Truncated(_))));
         let high = elf(0x3f_fff0, 0, &[0xf4; 4], 0x100);
         assert!(matches!(load(&mut mem, &high, "", &[]), Err(LoadError::OutsideRam { .. })));
+        // A kernel over the loader's usual area gets the information right above it.
         let low = elf(0x8000, 0, &[0xf4; 4], 0x2000);
-        assert!(matches!(load(&mut mem, &low, "", &[]), Err(LoadError::OverlapsLoader { .. })));
+        let info = load(&mut mem, &low, "low", &[]).expect("a kernel at 0x8000 loads").info_addr;
+        assert!((0xb000..0xb000 + 0x7000).contains(&info), "info at {info:#x}");
+        assert_eq!(cstr(&mem, read32(&mem, info + 16)), "low", "the command line is in the same area");
+        let high_low = elf(0x8000, 0, &[0xf4; 4], 0x3f_2000);
+        assert_eq!(load(&mut mem, &high_low, "", &[]), Err(LoadError::TooLarge("boot information above the kernel")));
         let video = elf(0x10_0000, header_flags::VIDEO_MODE, &[0xf4; 4], 0);
         assert_eq!(load(&mut mem, &video, "", &[]), Err(LoadError::UnsupportedFlags(4)));
         let mut short_phdrs = good.clone();

@@ -8,7 +8,7 @@
 //! needs no flush here.
 
 use crate::require_cpl0;
-use popek_cpu::exception::{Event, Exception, Unsupported};
+use popek_cpu::exception::Exception;
 use popek_cpu::iced_x86::{Code, Instruction, OpKind, Register};
 use popek_cpu::state::{cr0, cr4};
 use popek_cpu::{Bus, Cpu, ExecResult, Handler};
@@ -88,7 +88,8 @@ pub(crate) fn load_cr3(cpu: &mut Cpu, v: u32) {
 
 /// Loads CR0 (SDM Vol. 3A 2.5): reserved bits are dropped and ET stays 1; PG
 /// without PE and NW without CD are #GP(0). A change of PG, WP or PE flushes the TLB.
-/// Clearing PE (real mode) is not something popek emulates: unsupported.
+/// Clearing PE enters real-address mode: the segment caches keep what they hold until
+/// each register is loaded again (SDM Vol. 3A 10.9.2), CPL stays 0.
 fn write_cr0(cpu: &mut Cpu, v: u32) -> ExecResult {
     let new = (v & CR0_DEFINED) | cr0::ET;
     if new & cr0::PG != 0 && new & cr0::PE == 0 {
@@ -98,13 +99,6 @@ fn write_cr0(cpu: &mut Cpu, v: u32) -> ExecResult {
         return Err(Exception::GeneralProtection(0).into());
     }
     let old = cpu.state.cr0;
-    if old & cr0::PE != 0 && new & cr0::PE == 0 {
-        return Err(Event::Unsupported(Unsupported {
-            what: "MOV CR0 clearing PE (real mode)".into(),
-            eip: cpu.state.eip,
-            bytes: Vec::new(),
-        }));
-    }
     cpu.state.cr0 = new;
     if (old ^ new) & (cr0::PG | cr0::WP | cr0::PE) != 0 {
         cpu.tlb.flush_all();

@@ -70,15 +70,23 @@ fn far_target(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> Result<(u
     }
 }
 
-/// JMP ptr16:16/32, JMP m16:16/32 to a code segment.
+/// JMP ptr16:16/32, JMP m16:16/32 to a code segment, or to a task (a TSS or a task
+/// gate: the offset is ignored, SDM Vol. 3A 7.3).
 fn jmp_far(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
     let (sel, eip) = far_target(cpu, bus, insn)?;
+    if cpu.protected_mode() && cpu.far_transfer_to_task(bus, sel, false)? {
+        return Ok(());
+    }
     cpu.load_code_segment(bus, sel, eip, CodeTransfer::JmpCall)
 }
 
-/// CALL ptr16:16/32, CALL m16:16/32 to a code segment: pushes CS and EIP (W bytes each).
+/// CALL ptr16:16/32, CALL m16:16/32 to a code segment: pushes CS and EIP (W bytes each);
+/// to a TSS or through a task gate: a nested task switch.
 fn call_far<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
     let (sel, eip) = far_target(cpu, bus, insn)?;
+    if cpu.protected_mode() && cpu.far_transfer_to_task(bus, sel, true)? {
+        return Ok(());
+    }
     let target = cpu.check_code_segment(bus, sel, CodeTransfer::JmpCall)?;
     if eip > target.cs.limit {
         return Err(Exception::GeneralProtection(0).into());

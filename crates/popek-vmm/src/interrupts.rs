@@ -73,8 +73,18 @@ fn iret_flags_mask(cpl: u8, iopl: u8, w: u32) -> u32 {
 }
 
 /// IRET (W = 2) / IRETD (W = 4): same-level return, or return to an outer level
-/// popping ESP and SS. Nested-task and virtual-8086 returns are unsupported.
-fn iret<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
+/// popping ESP and SS, or with NT set a return to the calling task. Virtual-8086 returns
+/// are unsupported.
+fn iret<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
+    let r = iret_any::<W>(cpu, bus, insn);
+    if r.is_ok() {
+        // Any IRET that completes unblocks NMIs (SDM Vol. 3A 6.7.1).
+        cpu.state.nmi_blocked = false;
+    }
+    r
+}
+
+fn iret_any<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
     let s = &cpu.state;
     if s.cr0 & popek_cpu::state::cr0::PE == 0 {
         return iret_real::<W>(cpu, bus);
@@ -83,7 +93,8 @@ fn iret<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> Exec
         return Err(unsupported(cpu, "IRET in virtual-8086 mode"));
     }
     if s.eflags & flags::NT != 0 {
-        return Err(unsupported(cpu, "IRET with NT=1 (nested task return)"));
+        // Back to the task that called this one (SDM Vol. 3A 7.4).
+        return cpu.return_from_nested_task(bus);
     }
     let cpl = s.cpl;
     let iopl = s.iopl();

@@ -837,10 +837,45 @@ fn mov_cr0_checks_and_masks() {
             }
         }
     }
-    // Clearing PE would enter real mode, which popek does not emulate.
+}
+
+/// Clearing CR0.PE enters real-address mode (SDM Vol. 3A 10.9.2): the segment caches keep
+/// what protected mode left in them until a register is loaded again, a load then gives
+/// base = selector × 16 and keeps the limit ("big real mode"), interrupts go through the
+/// vector table at IDTR, and setting PE again returns to protected mode.
+#[test]
+fn clearing_pe_enters_real_mode_and_setting_it_returns() {
+    let mut bus = RecBus::default();
     let mut c = cpu();
-    c.state.gpr[EAX] = 0x10;
-    assert!(matches!(exec(&mut c, &mut RecBus::default(), &mov_to_cr(0)), Err(Event::Unsupported(_))));
+    let before = c.state.seg;
+    c.state.gpr[EAX] = cr0::ET;
+    assert_eq!(exec(&mut c, &mut bus, &mov_to_cr(0)), Ok(()));
+    assert_eq!(c.state.cr0, cr0::ET);
+    assert!(!c.protected_mode());
+    assert_eq!(c.state.seg, before, "caches kept");
+    assert_eq!(c.state.cpl, 0);
+    // mov ds, ax
+    c.state.gpr[EAX] = 0x1234;
+    assert_eq!(exec(&mut c, &mut bus, &[0x8e, 0xd8]), Ok(()));
+    let ds = c.state.seg(Seg::Ds);
+    assert_eq!((ds.selector, ds.base, ds.limit), (0x1234, 0x12340, u32::MAX), "base from the selector, limit kept");
+    // INT 0x21 through the vector table: FLAGS, CS, IP pushed, IF cleared, CS:IP from the table.
+    c.state.idtr = popek_cpu::state::TableReg { base: 0, limit: 0x3ff };
+    assert!(c.mem.load(PhysAddr(0x21 * 4), &[0x00, 0x05, 0x40, 0x00])); // 0040:0500
+    c.state.eflags |= flags::IF;
+    let (sp, ip, cs) = (c.state.gpr[ESP], c.state.eip, c.state.seg(Seg::Cs).selector);
+    c.deliver_software_interrupt(&mut bus, 0x21).expect("delivered");
+    assert_eq!((c.state.seg(Seg::Cs).selector, c.state.seg(Seg::Cs).base, c.state.eip), (0x40, 0x400, 0x500));
+    assert_eq!(c.state.gpr[ESP], sp - 6);
+    let word = |c: &Cpu, a: u32| u16::from_le_bytes(c.mem.read_ram::<2>(a as usize).expect("in RAM"));
+    assert_eq!(u32::from(word(&c, sp - 6)), ip & 0xffff);
+    assert_eq!(word(&c, sp - 4), cs);
+    assert_ne!(u32::from(word(&c, sp - 2)) & flags::IF, 0, "the old FLAGS");
+    assert_eq!(c.state.eflags & flags::IF, 0);
+    // Back to protected mode.
+    c.state.gpr[EAX] = cr0::ET | cr0::PE;
+    assert_eq!(exec(&mut c, &mut bus, &mov_to_cr(0)), Ok(()));
+    assert!(c.protected_mode());
 }
 
 #[test]
