@@ -5,6 +5,8 @@
 //!   `qemu-system-i386 -M isapc -cpu pentium2 -m 256` prints for the same files;
 //! - both engines print the very same serial output, kernel log and its (virtual)
 //!   timestamps included;
+//! - `--engine lockstep` finds no divergence between them from the first instruction to
+//!   the reboot;
 //! - a script types into the busybox shell of `guests/linux/init-shell`.
 //!
 //! The assets come from Debian's archive on the first run (about 60 MB); `.ci/run` fetches
@@ -104,6 +106,19 @@ fn linux_under_the_interpreter_prints_the_same_to_the_byte() {
         let i = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
         panic!("interp and jit differ at line {}:\n  interp: {:?}\n  jit:    {:?}", i + 1, a.get(i), b.get(i));
     }
+}
+
+/// `--engine lockstep` runs the interpreter beside the JIT, block by block, from the first
+/// instruction to the reboot, comparing the CPU state after each step and guest RAM every
+/// 65,536 blocks and at the end.
+#[test]
+fn lockstep_finds_no_divergence_from_the_first_instruction_to_the_reboot() {
+    let o = boot("initrd-boot.gz", "lockstep", None);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{err}\nstdout tail:\n{}", tail(&out));
+    assert!(err.contains("the interpreter and the JIT agreed on every block"), "{err}");
+    assert_eq!(init_output(&out).join("\n"), expected().trim_end());
+    assert_eq!(out, jit_boot(), "lockstep prints what the JIT alone prints");
 }
 
 #[test]
