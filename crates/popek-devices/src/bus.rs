@@ -630,7 +630,11 @@ impl Bus for DeviceBus {
     }
 
     fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32 {
-        self.deadline_stale = true;
+        // A pure read leaves every deadline where it was, unless one may be due now (the
+        // local APIC brings its timer up to date as it is read).
+        if !self.mmio_read_is_pure(addr) || self.now_ns >= self.cached_deadline {
+            self.deadline_stale = true;
+        }
         match addr.0 & !0xfff {
             LAPIC_BASE => return self.intc.lapic_read(self.now_ns, addr.0 - LAPIC_BASE) & size.ones(),
             IOAPIC_BASE => return self.intc.ioapic_read(addr.0 - IOAPIC_BASE) & size.ones(),
@@ -664,6 +668,16 @@ impl Bus for DeviceBus {
     /// APIC's window may make an interrupt deliverable.
     fn write_may_open_interrupt_window(&self, addr: PhysAddr) -> bool {
         matches!(addr.0 & !0xfff, LAPIC_BASE | IOAPIC_BASE)
+    }
+
+    /// Reads of the local APIC's registers (all but an undefined offset, which flags an
+    /// error and may raise the error interrupt) and of the I/O APIC's window.
+    fn mmio_read_is_pure(&self, addr: PhysAddr) -> bool {
+        match addr.0 & !0xfff {
+            LAPIC_BASE => crate::lapic::read_is_pure(addr.0 - LAPIC_BASE),
+            IOAPIC_BASE => true,
+            _ => false,
+        }
     }
 
     fn read_msr(&mut self, msr: u32) -> Option<u64> {

@@ -11,6 +11,13 @@ pub const NS_PER_SEC: u64 = 1_000_000_000;
 /// Ticks of a `hz` clock that have elapsed at `ns` (floor).
 #[inline]
 pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
+    // ns = q s + r ns: q * hz ticks, then floor(r * hz / 1e9), exact, in u64 arithmetic
+    // (a division by a constant, so a multiplication) while r * hz fits: any clock
+    // below 18 GHz. Devices ask on every deadline check, so no 128-bit division here.
+    if hz <= u64::MAX / NS_PER_SEC {
+        let (q, r) = (ns / NS_PER_SEC, ns % NS_PER_SEC);
+        return q.saturating_mul(hz).saturating_add(r * hz / NS_PER_SEC);
+    }
     let ticks = u128::from(ns) * u128::from(hz) / u128::from(NS_PER_SEC);
     u64::try_from(ticks).unwrap_or(u64::MAX)
 }
@@ -19,6 +26,11 @@ pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
 /// (ceiling, so `ns_to_ticks(ticks_to_ns(t, hz), hz) >= t`).
 #[inline]
 pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
+    // ticks = q hz + r: q seconds, then ceil(r * 1e9 / hz), exact in u64 (r < hz).
+    if hz != 0 && hz <= u64::MAX / NS_PER_SEC {
+        let (q, r) = (ticks / hz, ticks % hz);
+        return q.saturating_mul(NS_PER_SEC).saturating_add((r * NS_PER_SEC).div_ceil(hz));
+    }
     let ns = (u128::from(ticks) * u128::from(NS_PER_SEC)).div_ceil(u128::from(hz));
     u64::try_from(ns).unwrap_or(u64::MAX)
 }
@@ -58,6 +70,32 @@ impl InstructionClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The u64 paths give what exact 128-bit arithmetic gives, saturating at u64::MAX.
+    #[test]
+    fn conversions_equal_the_wide_arithmetic() {
+        let wide_ticks = |ns: u64, hz: u64| {
+            u64::try_from(u128::from(ns) * u128::from(hz) / u128::from(NS_PER_SEC)).unwrap_or(u64::MAX)
+        };
+        let wide_ns = |t: u64, hz: u64| {
+            u64::try_from((u128::from(t) * u128::from(NS_PER_SEC)).div_ceil(u128::from(hz))).unwrap_or(u64::MAX)
+        };
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let rates = [1, 32_768, 1_193_182, 3_579_545, 100_000_000, 1_000_000_000, 3_000_000_000, 18_000_000_000];
+        for _ in 0..20_000 {
+            let v = next() >> (next() % 64);
+            for hz in rates.into_iter().chain([next() % 18_000_000_000 + 1]) {
+                assert_eq!(ns_to_ticks(v, hz), wide_ticks(v, hz), "ns_to_ticks({v}, {hz})");
+                assert_eq!(ticks_to_ns(v, hz), wide_ns(v, hz), "ticks_to_ns({v}, {hz})");
+            }
+        }
+    }
 
     #[test]
     fn conversions_round_trip() {

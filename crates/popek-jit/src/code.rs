@@ -427,8 +427,17 @@ fn tlb_off(user: bool) -> i32 {
 
 /// The flags (x86 bits) host EFLAGS must hold before `insn`'s twin runs: those it reads,
 /// and all of them for a shift or rotate by CL, which leaves them alone if the count is 0.
+///
+/// PUSHFD's twin reads none from host EFLAGS: it takes the guest's EFLAGS from `CpuState`,
+/// where they were spilled before the access (and its `and` leaves host EFLAGS scratch).
 fn twin_reads(insn: &Instruction, fix: FlagFix) -> u32 {
-    if matches!(fix, FlagFix::Counted(_)) { ARITH } else { x86_flags(insn.rflags_read()) }
+    if insn.mnemonic() == Mnemonic::Pushfd {
+        0
+    } else if matches!(fix, FlagFix::Counted(_)) {
+        ARITH
+    } else {
+        x86_flags(insn.rflags_read())
+    }
 }
 
 /// Calls the handler of instruction `i` of translation `id` with the guest state in

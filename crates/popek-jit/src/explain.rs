@@ -91,9 +91,15 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
             "relative branch: the host's jcc/jmp on the guest flags sets EIP"
         }
         Treatment::Rewritten
-            if matches!(insn.mnemonic(), Mnemonic::Push | Mnemonic::Pop | Mnemonic::Call | Mnemonic::Ret) =>
+            if matches!(
+                insn.mnemonic(),
+                Mnemonic::Push | Mnemonic::Pop | Mnemonic::Call | Mnemonic::Ret | Mnemonic::Leave
+            ) =>
         {
             "stack operation: inline soft-TLB lookup on the new top, then ESP (in R12D)"
+        }
+        Treatment::Rewritten if insn.mnemonic() == Mnemonic::Pushfd => {
+            "sensitive, rewritten: pushes the virtual EFLAGS (guest IF, IOPL) from CpuState inline"
         }
         Treatment::Rewritten => "memory operand: inline soft-TLB lookup, host twin on host memory",
         Treatment::Callout => callout_reason(insn),

@@ -606,10 +606,11 @@ impl Jit {
     }
 }
 
-/// True if an instruction of `block` is a VMM callout: a block where the run loop looks
-/// at the machine first (no chain leads into it, the translator does not go on into it).
+/// True if an instruction of `block` is a VMM callout that may change what the run loop
+/// looks at (not [`translate::is_quiet_callout`]): a block where the run loop looks at the
+/// machine first (no chain leads into it, the translator does not go on into it).
 fn has_vmm_callout(block: &Block<JitInsn>) -> bool {
-    block.insns.iter().any(|d| d.exec.treatment == Treatment::Callout)
+    block.insns.iter().any(|d| d.exec.treatment == Treatment::Callout && !translate::is_quiet_callout(&d.insn))
 }
 
 /// The bus as an ordinary instruction's handler sees it inside translated code: the first
@@ -641,7 +642,15 @@ impl Bus for WatchBus<'_> {
         self.inner.port_write(port, size, value)
     }
     fn mmio_read(&mut self, addr: popek_cpu::PhysAddr, size: popek_cpu::AccessSize) -> u32 {
-        self.touch();
+        if self.inner.mmio_read_is_pure(addr) {
+            // Device time still comes up to date (a timer's current count), but the run
+            // loop need not look: the block goes on.
+            if let Some((now, retired)) = self.pending_time.take() {
+                self.inner.advance_to(now(retired));
+            }
+        } else {
+            self.touch();
+        }
         self.inner.mmio_read(addr, size)
     }
     fn mmio_write(&mut self, addr: popek_cpu::PhysAddr, size: popek_cpu::AccessSize, value: u32) {
@@ -653,6 +662,9 @@ impl Bus for WatchBus<'_> {
     }
     fn write_may_open_interrupt_window(&self, addr: popek_cpu::PhysAddr) -> bool {
         self.inner.write_may_open_interrupt_window(addr)
+    }
+    fn mmio_read_is_pure(&self, addr: popek_cpu::PhysAddr) -> bool {
+        self.inner.mmio_read_is_pure(addr)
     }
     fn read_msr(&mut self, msr: u32) -> Option<u64> {
         self.touch();
@@ -697,14 +709,15 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // interpreter would give it.
     cpu.rep_limit = popek_cpu::rep_limit(ctx.room.saturating_sub(completed), index as u64);
     cpu.rep_extra = 0;
-    let result = if d.exec.treatment == Treatment::Callout {
+    let result = if d.exec.treatment == Treatment::Callout && !translate::is_quiet_callout(&d.insn) {
         // A sensitive instruction may change what the run loop looks at between blocks
         // (IF, the mode, devices, halting): no chaining from this block.
         ctx.stop_chaining();
         ctx.must_return = true;
         (d.exec.handler)(cpu, bus, &d.insn)
     } else {
-        // An ordinary instruction: only a device access (MMIO) concerns the run loop.
+        // An ordinary instruction or a quiet callout: only a device access (MMIO)
+        // concerns the run loop.
         let pending_time = (completed > 0 || ctx.time_pending).then_some((ctx.now, completed));
         let mut watch = WatchBus { inner: bus, pending_time, touched: false };
         let r = (d.exec.handler)(cpu, &mut watch, &d.insn);

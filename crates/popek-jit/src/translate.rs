@@ -57,7 +57,9 @@ pub(crate) fn is_inline_branch(insn: &Instruction) -> bool {
 /// How `insn` is treated in a block with flat segments (`flat`) or not.
 pub fn classify(insn: &Instruction, flat: bool) -> Treatment {
     if dispatch::classify(insn).0 == "vmm" {
-        Treatment::Callout
+        // PUSHFD on a flat stack reads the virtual flags inline; every other sensitive
+        // instruction calls the VMM.
+        if flat && insn.code() == Code::Pushfd { Treatment::Rewritten } else { Treatment::Callout }
     } else if flat && is_inline_branch(insn) {
         Treatment::Rewritten
     } else if host_twin(insn).is_some() {
@@ -66,6 +68,22 @@ pub fn classify(insn: &Instruction, flat: bool) -> Treatment {
         Treatment::Rewritten
     } else {
         Treatment::Helper
+    }
+}
+
+/// True for a sensitive instruction (a callout) that changes nothing the run loop looks at
+/// between blocks and reaches no device except through memory: PUSHF (the guest's IF and
+/// IOPL onto the stack), CLI (no interrupt becomes deliverable by clearing IF), CPUID,
+/// RDTSC, the instructions that only read system state (SMSW, SGDT, SIDT, SLDT, STR, MOV
+/// from a control register, LAR, LSL, VERR, VERW). Translated code goes on after one, and
+/// chains lead into blocks holding them, as for an ordinary instruction; every other
+/// callout (STI, POPF, a CR write, I/O, HLT, INT, far transfers…) returns to the run loop.
+pub(crate) fn is_quiet_callout(insn: &Instruction) -> bool {
+    use Mnemonic::*;
+    match insn.mnemonic() {
+        Pushf | Pushfd | Cli | Cpuid | Rdtsc | Smsw | Sgdt | Sidt | Sldt | Str | Lar | Lsl | Verr | Verw => true,
+        Mov => insn.op0_kind() == OpKind::Register && insn.op0_register().is_gpr32() && insn.op1_register().is_cr(),
+        _ => false,
     }
 }
 
@@ -120,6 +138,8 @@ fn stack_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
         Code::Pop_r32 => {
             (0, Instruction::with2(Code::Mov_r32_rm32, host_reg(insn.op0_register()), slot).ok()?, 4, false)
         }
+        Code::Pushfd => return pushfd_twin(),
+        Code::Leaved => return leave_twin(),
         _ => return None,
     };
     let mut enc = Encoder::new(64);
@@ -131,6 +151,41 @@ fn stack_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
         enc.encode(&Instruction::with2(Code::Lea_r32_m, Register::R12D, top(esp_delta)).ok()?, 0).ok()?;
     }
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write })
+}
+
+/// LEAVE (32-bit): the old frame pointer is popped from where EBP points, and ESP is left
+/// just above it: `lea r12d, [ebp+4]` is computed before `mov ebp, [r10]` overwrites EBP.
+fn leave_twin() -> Option<MemoryTwin> {
+    let mut enc = Encoder::new(64);
+    let frame = |delta: i64| MemoryOperand::with_base_displ(Register::EBP, delta);
+    enc.encode(&Instruction::with2(Code::Lea_r32_m, Register::R10D, frame(0)).ok()?, 0).ok()?;
+    let lea = enc.take_buffer();
+    enc.encode(&Instruction::with2(Code::Lea_r32_m, Register::R12D, frame(4)).ok()?, 0).ok()?;
+    enc.encode(&Instruction::with2(Code::Mov_r32_rm32, Register::EBP, MemoryOperand::with_base(HOST_ADDR)).ok()?, 0)
+        .ok()?;
+    Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write: false })
+}
+
+/// PUSHFD, sensitive (it shows the guest's virtual IF and IOPL) but translated inline:
+/// the flags were spilled to `CpuState` before the access, so the guest's whole EFLAGS is
+/// there; its image, VM and RF cleared (SDM Vol. 2B PUSHF), is stored on the new top.
+/// The interpreter's handler (`popek_vmm`'s `pushf`) runs on the slow path.
+fn pushfd_twin() -> Option<MemoryTwin> {
+    use popek_cpu::state::flags::{RF, VM};
+    let top = |delta: i64| MemoryOperand::with_base_displ(Register::R12D, delta);
+    let eflags = MemoryOperand::with_base_displ(Register::R15, crate::code::state_off!(eflags) as i64);
+    let mut enc = Encoder::new(64);
+    enc.encode(&Instruction::with2(Code::Lea_r32_m, Register::R10D, top(-4)).ok()?, 0).ok()?;
+    let lea = enc.take_buffer();
+    for i in [
+        Instruction::with2(Code::Mov_r32_rm32, Register::R11D, eflags),
+        Instruction::with2(Code::And_rm32_imm32, Register::R11D, !(VM | RF)),
+        Instruction::with2(Code::Mov_rm32_r32, MemoryOperand::with_base(HOST_ADDR), Register::R11D),
+        Instruction::with2(Code::Lea_r32_m, Register::R12D, top(-4)),
+    ] {
+        enc.encode(&i.ok()?, 0).ok()?;
+    }
+    Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write: true })
 }
 
 /// CALL rel32 pushes the return address (the EIP of the next instruction where the block
@@ -187,7 +242,7 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> 
     if !matches!(width, 1 | 2 | 4) {
         return None;
     }
-    let mut twin = *insn;
+    let mut twin = moffs_as_modrm(insn).unwrap_or(*insn);
     let mut mem_op = None;
     for i in 0..insn.op_count() {
         match insn.op_kind(i) {
@@ -232,6 +287,31 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> 
     // AH/BH/CH/DH cannot be encoded together with R10 (a REX prefix): no twin.
     enc.encode(&twin, 0).ok()?;
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width, write })
+}
+
+/// MOV between AL/AX/EAX and a memory offset (`A0`–`A3`, `mov eax, [moffs32]`, which gcc
+/// emits for every load or store of a global into EAX) as the equivalent ModRM form, which
+/// takes a base register: the same operation, so its memory operand can be rewritten.
+fn moffs_as_modrm(insn: &Instruction) -> Option<Instruction> {
+    let (code, load) = match insn.code() {
+        Code::Mov_AL_moffs8 => (Code::Mov_r8_rm8, true),
+        Code::Mov_AX_moffs16 => (Code::Mov_r16_rm16, true),
+        Code::Mov_EAX_moffs32 => (Code::Mov_r32_rm32, true),
+        Code::Mov_moffs8_AL => (Code::Mov_rm8_r8, false),
+        Code::Mov_moffs16_AX => (Code::Mov_rm16_r16, false),
+        Code::Mov_moffs32_EAX => (Code::Mov_rm32_r32, false),
+        _ => return None,
+    };
+    // 16-bit addressing (an address-size prefix in 32-bit code) is not rewritten.
+    if insn.memory_displ_size() != 4 {
+        return None;
+    }
+    let reg = if load { insn.op0_register() } else { insn.op1_register() };
+    let mem = MemoryOperand::with_base_displ(Register::None, insn.memory_displacement32() as i32 as i64);
+    let mut twin = if load { Instruction::with2(code, reg, mem) } else { Instruction::with2(code, mem, reg) }.ok()?;
+    twin.set_memory_displ_size(4);
+    twin.set_segment_prefix(insn.segment_prefix());
+    Some(twin)
 }
 
 /// How OF, where the SDM leaves it undefined, is made the choice of
@@ -576,8 +656,29 @@ mod tests {
         let m = memory_twin_at(&decode(&[0x89, 0x74, 0x24, 0x08])).unwrap();
         assert!(m.write);
         assert!(memory_twin_at(&decode(&[0x8a, 0x23])).is_none());
+        // mov eax, [0x12345678] (a1) and mov [0x12345678], al (a2): rewritten as the
+        // ModRM forms on [r10]; with an address-size prefix (16-bit offset): helper.
+        let m = memory_twin_at(&decode(&[0xa1, 0x78, 0x56, 0x34, 0x12])).unwrap();
+        assert_eq!((m.width, m.write, m.twin), (4, false, vec![0x41, 0x8b, 0x02]), "mov eax, [r10]");
+        let lea = Decoder::with_ip(64, &m.lea, 0, DecoderOptions::NONE).decode();
+        assert_eq!((lea.memory_base(), lea.memory_displacement64()), (Register::None, 0x1234_5678));
+        let m = memory_twin_at(&decode(&[0xa2, 0x78, 0x56, 0x34, 0x12])).unwrap();
+        assert_eq!((m.width, m.write, m.twin), (1, true, vec![0x41, 0x88, 0x02]), "mov [r10], al");
+        assert_eq!(classify(&decode(&[0x67, 0xa1, 0x34, 0x12]), true), Treatment::Helper);
+        assert!(memory_twin_at(&decode(&[0x64, 0xa1, 0, 0, 0, 0])).is_none(), "fs: not flat");
         // mov eax, fs:[ebx]: not flat.
         assert!(memory_twin_at(&decode(&[0x64, 0x8b, 0x03])).is_none());
+        // pushfd: rewritten on a flat stack (a store of the virtual EFLAGS), a callout on
+        // another; cli, mov eax, cr0 and sgdt: quiet callouts; sti, popfd, mov cr0, eax, in: not.
+        assert_eq!(classify(&decode(&[0x9c]), true), Treatment::Rewritten);
+        assert!(memory_twin_at(&decode(&[0x9c])).unwrap().write);
+        assert_eq!(classify(&decode(&[0x9c]), false), Treatment::Callout);
+        for b in [&[0x9c][..], &[0xfa], &[0x0f, 0x20, 0xc0], &[0x0f, 0x01, 0x00]] {
+            assert!(classify(&decode(b), false) == Treatment::Callout && is_quiet_callout(&decode(b)), "{b:02x?}");
+        }
+        for b in [&[0xfb][..], &[0x9d], &[0x0f, 0x22, 0xc0], &[0xe4, 0x60]] {
+            assert!(classify(&decode(b), true) == Treatment::Callout && !is_quiet_callout(&decode(b)), "{b:02x?}");
+        }
         // cli, popf, mov cr3, eax, out: sensitive: callout; so is a hypercall (vmcall).
         for b in [&[0xfa][..], &[0x9d], &[0x0f, 0x22, 0xd8], &[0xe6, 0x80], &[0x0f, 0x01, 0xc1]] {
             assert_eq!(classify(&decode(b), true), Treatment::Callout, "{b:02x?}");
@@ -598,6 +699,10 @@ mod tests {
         let twin = memory_twin_at(&decode(&[0x6a, 0xf2])).unwrap().twin;
         let mov = Decoder::with_ip(64, &twin, 0, DecoderOptions::NONE).decode();
         assert_eq!(mov.immediate(1) as u32, 0xffff_fff2);
+        // leave: rewritten (a pop through EBP); with a 16-bit operand size: helper.
+        assert_eq!(classify(&decode(&[0xc9]), true), Treatment::Rewritten);
+        assert!(!memory_twin_at(&decode(&[0xc9])).unwrap().write);
+        assert_eq!(classify(&decode(&[0x66, 0xc9]), true), Treatment::Helper);
         // call rel32 and ret: rewritten; call through a register: helper.
         assert_eq!(classify(&decode(&[0xe8, 0, 0, 0, 0]), true), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0xc3]), true), Treatment::Rewritten);

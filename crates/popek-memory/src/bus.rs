@@ -57,6 +57,15 @@ pub trait Bus {
         let _ = addr;
         false
     }
+    /// True if a read of `addr` (not RAM) changes nothing the run loop looks at between
+    /// blocks: no interrupt line, no timer deadline, no other device state (the local
+    /// APIC's ID, TPR, ISR… registers, the I/O APIC's window). Translated code then goes on
+    /// after such a read as after a RAM access, instead of returning to the run loop; the
+    /// read itself still sees device time brought up to date. Default: false.
+    fn mmio_read_is_pure(&self, addr: PhysAddr) -> bool {
+        let _ = addr;
+        false
+    }
     /// RDMSR of an MSR the platform owns (e.g. `IA32_APIC_BASE`, 0x1B, of the local
     /// APIC): its value, or `None` if the platform has no such MSR (the CPU then
     /// raises #GP). The default has none.
