@@ -67,16 +67,23 @@ pub struct BlockKey {
 
 impl BlockKey {
     /// Bit 0: 32-bit code segment; bits 1–2: CPL; bit 3: paging on; bit 4: flat
-    /// segments ([`crate::CpuState::flat_segments`]).
+    /// segments ([`crate::CpuState::flat_segments`]); bits 5 and 6: FS and GS hold 4 GiB
+    /// data segments ([`crate::CpuState::four_gib_data`], any base).
     pub fn mode_of(cpu: &Cpu) -> u32 {
         cpu.state.code32() as u32
             | (cpu.state.cpl as u32) << 1
             | (cpu.state.paging() as u32) << 3
             | (cpu.state.flat_segments() as u32) << 4
+            | (cpu.state.four_gib_data(crate::Seg::Fs) as u32) << 5
+            | (cpu.state.four_gib_data(crate::Seg::Gs) as u32) << 6
     }
 
     /// The flat-segments bit of [`BlockKey::mode_of`].
     pub const FLAT: u32 = 1 << 4;
+    /// The bit of [`BlockKey::mode_of`] that says FS holds a 4 GiB data segment.
+    pub const FS_4GIB: u32 = 1 << 5;
+    /// The bit of [`BlockKey::mode_of`] that says GS holds a 4 GiB data segment.
+    pub const GS_4GIB: u32 = 1 << 6;
 }
 
 /// One decoded instruction and the engine's payload for it.

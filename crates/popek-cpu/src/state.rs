@@ -475,15 +475,25 @@ impl CpuState {
     /// segment arithmetic or check: linear address = offset, and PUSH/POP move ESP (the
     /// JIT keys translations on it).
     pub fn flat_segments(&self) -> bool {
-        let full = |c: &SegmentCache| c.base == 0 && c.limit == u32::MAX && c.usable();
-        let data = |c: &SegmentCache| {
-            full(c) && c.access & (access::S | access::CODE | access::DC | access::RW) == (access::S | access::RW)
-        };
-        full(self.seg(Seg::Cs))
-            && data(self.seg(Seg::Ds))
-            && data(self.seg(Seg::Es))
-            && data(self.seg(Seg::Ss))
+        let c = self.seg(Seg::Cs);
+        let data = |s: Seg| self.seg(s).base == 0 && self.four_gib_data(s);
+        c.base == 0
+            && c.limit == u32::MAX
+            && c.usable()
+            && data(Seg::Ds)
+            && data(Seg::Es)
+            && data(Seg::Ss)
             && self.seg(Seg::Ss).big()
+    }
+
+    /// True if segment register `s` holds a usable, writable, expand-up data segment with
+    /// a 4 GiB limit: every offset is valid for reads and writes, and the linear address
+    /// is its base plus the offset (what Linux's per-CPU FS segment is). Any base.
+    pub fn four_gib_data(&self, s: Seg) -> bool {
+        let c = self.seg(s);
+        c.limit == u32::MAX
+            && c.usable()
+            && c.access & (access::S | access::CODE | access::DC | access::RW) == (access::S | access::RW)
     }
 
     /// Current I/O privilege level.

@@ -964,7 +964,8 @@ impl<E: Emit> Emitter<'_, E> {
     ///   jmp back
     /// ```
     fn rewritten(&mut self, i: usize, d: &DecodedInsn<JitInsn>) {
-        let m = memory_twin(&d.insn, self.shift()).expect("classified rewritten, so it has a memory twin");
+        let m = memory_twin(&d.insn, self.shift(), self.block.key.mode)
+            .expect("classified rewritten, so it has a memory twin");
         let user = (self.block.key.mode >> 1) & 3 == 3;
         let tag = tlb_off(user)
             + if m.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;

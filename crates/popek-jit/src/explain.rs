@@ -247,9 +247,7 @@ pub fn explain_current(
     cpu: &mut popek_cpu::Cpu,
     bus: &mut dyn popek_cpu::Bus,
 ) -> Result<String, popek_cpu::exception::Exception> {
-    let block = popek_cpu::block::decode_at(cpu, bus, &mut |insn, key| {
-        crate::translate::prepare(insn, key.mode & BlockKey::FLAT != 0)
-    })?;
+    let block = popek_cpu::block::decode_at(cpu, bus, &mut |insn, key| crate::translate::prepare(insn, key.mode))?;
     let layout = Layout { eip: block.eip, id: 0, profile: false, flip: false, first_site: 0 };
     Ok(explain(&block, &layout, None))
 }

@@ -377,7 +377,7 @@ impl Jit {
             if rewritten_code.get(key).is_some_and(|&n| n >= REWRITTEN_CODE_LIMIT) {
                 translate::prepare_interpreted(insn)
             } else {
-                translate::prepare(insn, key.mode & BlockKey::FLAT != 0)
+                translate::prepare(insn, key.mode)
             }
         };
         let block = match self.cache.lookup(cpu, bus, prepare) {

@@ -2,10 +2,12 @@
 //! with the block), and the host twin of an `ident` instruction.
 
 use crate::JitInsn;
+use popek_cpu::block::BlockKey;
 use popek_cpu::iced_x86::{
     Code, ConditionCode, Encoder, FlowControl, Instruction, MemoryOperand, Mnemonic, OpKind, Register,
 };
 use popek_cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
+use popek_cpu::{Seg, SegmentCache};
 use popek_interp::dispatch;
 use std::cell::Cell;
 
@@ -54,8 +56,10 @@ pub(crate) fn is_inline_branch(insn: &Instruction) -> bool {
             }
 }
 
-/// How `insn` is treated in a block with flat segments (`flat`) or not.
-pub fn classify(insn: &Instruction, flat: bool) -> Treatment {
+/// How `insn` is treated in a block of mode `mode` ([`BlockKey::mode_of`]: flat segments
+/// or not, FS and GS 4 GiB data segments or not).
+pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
+    let flat = mode & BlockKey::FLAT != 0;
     if dispatch::classify(insn).0 == "vmm" {
         // PUSHFD on a flat stack reads the virtual flags inline; every other sensitive
         // instruction calls the VMM.
@@ -64,7 +68,7 @@ pub fn classify(insn: &Instruction, flat: bool) -> Treatment {
         Treatment::Rewritten
     } else if host_twin(insn).is_some() {
         Treatment::Ident
-    } else if flat && memory_twin(insn, 0).is_some() {
+    } else if flat && memory_twin(insn, 0, mode).is_some() {
         Treatment::Rewritten
     } else {
         Treatment::Helper
@@ -88,10 +92,10 @@ pub(crate) fn is_quiet_callout(insn: &Instruction) -> bool {
 }
 
 /// The block cache's decode-time hook: handler and treatment, once per instruction.
-pub(crate) fn prepare(insn: &Instruction, flat: bool) -> JitInsn {
+pub(crate) fn prepare(insn: &Instruction, mode: u32) -> JitInsn {
     JitInsn {
         handler: dispatch::handler_for(insn),
-        treatment: classify(insn, flat),
+        treatment: classify(insn, mode),
         entry: Cell::new(None),
         runs: Cell::new(0),
         interpret: false,
@@ -219,21 +223,27 @@ pub(crate) fn is_call_or_ret(insn: &Instruction) -> bool {
 
 /// The pieces of `insn`'s rewritten form, or `None` if it is not a candidate: an
 /// `ident` instruction (not LEA or XCHG) with one memory operand, 32-bit addressing,
-/// through DS, ES or SS (flat), 1 to 4 bytes wide.
+/// through DS, ES or SS (flat), or through FS or GS when `mode` says it holds a 4 GiB data
+/// segment (its base, read from `CpuState`, is added to the address), 1 to 4 bytes wide.
 ///
 /// The block runs at its decoded EIP plus `shift` (CALL pushes a return address there).
-pub(crate) fn memory_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
+pub(crate) fn memory_twin(insn: &Instruction, shift: u32, mode: u32) -> Option<MemoryTwin> {
     if let Some(t) = stack_twin(insn, shift) {
         return Some(t);
     }
     let m = insn.mnemonic();
-    if flag_fix(insn).is_none() || matches!(m, Mnemonic::Lea | Mnemonic::Xchg | Mnemonic::Nop) || insn.has_lock_prefix()
+    if flag_fix(insn).is_none()
+        || matches!(m, Mnemonic::Lea | Mnemonic::Xchg | Mnemonic::Nop | Mnemonic::Pause)
+        || insn.has_lock_prefix() && !lockable(insn)
     {
         return None;
     }
-    if !matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS) {
-        return None;
-    }
+    let based = match insn.memory_segment() {
+        Register::DS | Register::ES | Register::SS => None,
+        Register::FS if mode & BlockKey::FS_4GIB != 0 => Some(Seg::Fs),
+        Register::GS if mode & BlockKey::GS_4GIB != 0 => Some(Seg::Gs),
+        _ => return None,
+    };
     let (base, index) = (insn.memory_base(), insn.memory_index());
     if base.is_gpr16() || index.is_gpr16() || insn.memory_displ_size() == 2 {
         return None;
@@ -243,6 +253,8 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> 
         return None;
     }
     let mut twin = moffs_as_modrm(insn).unwrap_or(*insn);
+    // One virtual CPU and no concurrent DMA: a locked read-modify-write is the plain one.
+    twin.set_has_lock_prefix(false);
     let mut mem_op = None;
     for i in 0..insn.op_count() {
         match insn.op_kind(i) {
@@ -283,10 +295,26 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> 
     twin.set_segment_prefix(Register::None);
     let mut enc = Encoder::new(64);
     enc.encode(&lea, 0).ok()?;
+    if let Some(seg) = based {
+        // add r10d, [r15 + the segment's base]: the linear address wraps at 4 GiB.
+        let off = crate::code::state_off!(seg)
+            + (seg as usize * std::mem::size_of::<SegmentCache>() + std::mem::offset_of!(SegmentCache, base)) as i32;
+        let base = MemoryOperand::with_base_displ(Register::R15, i64::from(off));
+        enc.encode(&Instruction::with2(Code::Add_r32_rm32, Register::R10D, base).ok()?, 0).ok()?;
+    }
     let lea = enc.take_buffer();
     // AH/BH/CH/DH cannot be encoded together with R10 (a REX prefix): no twin.
     enc.encode(&twin, 0).ok()?;
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width, write })
+}
+
+/// True if a LOCK prefix is allowed on `insn` (SDM Vol. 2A LOCK): one of the read-modify-
+/// write instructions with a memory destination. Any other form with LOCK raises #UD (the
+/// handler does that on the slow path: such a form is not rewritten).
+fn lockable(insn: &Instruction) -> bool {
+    use Mnemonic::*;
+    insn.op0_kind() == OpKind::Memory
+        && matches!(insn.mnemonic(), Add | Adc | And | Btc | Btr | Bts | Dec | Inc | Neg | Not | Or | Sbb | Sub | Xor)
 }
 
 /// MOV between AL/AX/EAX and a memory offset (`A0`–`A3`, `mov eax, [moffs32]`, which gcc
@@ -371,7 +399,7 @@ pub(crate) fn flag_fix(insn: &Instruction) -> Option<FlagFix> {
     use Mnemonic::*;
     use popek_interp::undefined::{Choice, choice};
     let m = insn.mnemonic();
-    if m == Nop {
+    if matches!(m, Nop | Pause) {
         return Some(FlagFix::NONE);
     }
     let shift = matches!(m, Shl | Sal | Shr | Sar | Shld | Shrd);
@@ -574,8 +602,10 @@ pub(crate) fn host_twin(insn: &Instruction) -> Option<Vec<u8>> {
     if flag_fix(insn).is_none() || insn.has_lock_prefix() {
         return None;
     }
-    if insn.mnemonic() == Mnemonic::Nop {
-        return Some(Vec::new()); // also the multi-byte NOP with its (unused) memory operand
+    if matches!(insn.mnemonic(), Mnemonic::Nop | Mnemonic::Pause) {
+        // Also the multi-byte NOP with its (unused) memory operand; PAUSE is a spin-loop
+        // hint, nothing to do for one virtual CPU.
+        return Some(Vec::new());
     }
     let mut twin = *insn;
     for i in 0..insn.op_count() {
@@ -628,7 +658,7 @@ mod tests {
     use popek_cpu::iced_x86::{Decoder, DecoderOptions};
 
     fn memory_twin_at(insn: &Instruction) -> Option<MemoryTwin> {
-        memory_twin(insn, 0x1000)
+        memory_twin(insn, 0x1000, BlockKey::FLAT)
     }
 
     fn decode(bytes: &[u8]) -> Instruction {
@@ -638,17 +668,17 @@ mod tests {
     #[test]
     fn treatments() {
         // add eax, ebx: ident, and its host twin is the same bytes.
-        assert_eq!(classify(&decode(&[0x01, 0xd8]), true), Treatment::Ident);
+        assert_eq!(classify(&decode(&[0x01, 0xd8]), BlockKey::FLAT), Treatment::Ident);
         assert_eq!(host_twin(&decode(&[0x01, 0xd8])).unwrap(), vec![0x01, 0xd8]);
         // inc eax (0x40 is REX in 64-bit mode): re-encoded as ff c0.
         assert_eq!(host_twin(&decode(&[0x40])).unwrap(), vec![0xff, 0xc0]);
         // mov esp, eax: ESP lives in R12D.
         assert_eq!(host_twin(&decode(&[0x89, 0xc4])).unwrap(), vec![0x41, 0x89, 0xc4]);
         // movzx esp, ah: AH cannot be encoded with R12: helper.
-        assert_eq!(classify(&decode(&[0x0f, 0xb6, 0xe4]), true), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0x0f, 0xb6, 0xe4]), BlockKey::FLAT), Treatment::Helper);
         // add eax, [ebx]: rewritten with flat segments, helper without.
-        assert_eq!(classify(&decode(&[0x03, 0x03]), true), Treatment::Rewritten);
-        assert_eq!(classify(&decode(&[0x03, 0x03]), false), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0x03, 0x03]), BlockKey::FLAT), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x03, 0x03]), 0), Treatment::Helper);
         let m = memory_twin_at(&decode(&[0x03, 0x03])).unwrap();
         assert_eq!((m.width, m.write), (4, false));
         assert_eq!(m.twin, vec![0x41, 0x03, 0x02], "add eax, [r10]");
@@ -664,59 +694,82 @@ mod tests {
         assert_eq!((lea.memory_base(), lea.memory_displacement64()), (Register::None, 0x1234_5678));
         let m = memory_twin_at(&decode(&[0xa2, 0x78, 0x56, 0x34, 0x12])).unwrap();
         assert_eq!((m.width, m.write, m.twin), (1, true, vec![0x41, 0x88, 0x02]), "mov [r10], al");
-        assert_eq!(classify(&decode(&[0x67, 0xa1, 0x34, 0x12]), true), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0x67, 0xa1, 0x34, 0x12]), BlockKey::FLAT), Treatment::Helper);
         assert!(memory_twin_at(&decode(&[0x64, 0xa1, 0, 0, 0, 0])).is_none(), "fs: not flat");
+        // lock inc dword [eax] and lock add [ebx], ecx: rewritten without the prefix (one
+        // CPU); lock mov [eax], ecx (#UD) and pause in a block: not rewritten / no code.
+        let m = memory_twin_at(&decode(&[0xf0, 0xff, 0x00])).unwrap();
+        assert_eq!((m.write, m.twin), (true, vec![0x41, 0xff, 0x02]), "inc dword [r10]");
+        assert_eq!(memory_twin_at(&decode(&[0xf0, 0x01, 0x0b])).unwrap().twin, vec![0x41, 0x01, 0x0a]);
+        assert!(memory_twin_at(&decode(&[0xf0, 0x89, 0x08])).is_none());
+        assert_eq!(host_twin(&decode(&[0xf3, 0x90])).unwrap(), Vec::<u8>::new());
+        // mov eax, fs:[ebx] and inc dword gs:[8]: rewritten when FS (GS) holds a 4 GiB data
+        // segment, the segment's base added to the address (add r10d, [r15 + base]).
+        let fs = BlockKey::FLAT | BlockKey::FS_4GIB;
+        let m = memory_twin(&decode(&[0x64, 0x8b, 0x03]), 0, fs).unwrap();
+        let add = Decoder::with_ip(64, &m.lea, 0, DecoderOptions::NONE).into_iter().nth(1).unwrap();
+        assert_eq!(
+            (add.mnemonic(), add.op0_register(), add.memory_base()),
+            (Mnemonic::Add, Register::R10D, Register::R15)
+        );
+        assert_eq!(classify(&decode(&[0x64, 0x8b, 0x03]), fs), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x65, 0xff, 0x05, 8, 0, 0, 0]), fs), Treatment::Helper, "GS is not 4 GiB");
+        let gs = BlockKey::FLAT | BlockKey::GS_4GIB;
+        assert_eq!(classify(&decode(&[0x65, 0xff, 0x05, 8, 0, 0, 0]), gs), Treatment::Rewritten);
         // mov eax, fs:[ebx]: not flat.
         assert!(memory_twin_at(&decode(&[0x64, 0x8b, 0x03])).is_none());
         // pushfd: rewritten on a flat stack (a store of the virtual EFLAGS), a callout on
         // another; cli, mov eax, cr0 and sgdt: quiet callouts; sti, popfd, mov cr0, eax, in: not.
-        assert_eq!(classify(&decode(&[0x9c]), true), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x9c]), BlockKey::FLAT), Treatment::Rewritten);
         assert!(memory_twin_at(&decode(&[0x9c])).unwrap().write);
-        assert_eq!(classify(&decode(&[0x9c]), false), Treatment::Callout);
+        assert_eq!(classify(&decode(&[0x9c]), 0), Treatment::Callout);
         for b in [&[0x9c][..], &[0xfa], &[0x0f, 0x20, 0xc0], &[0x0f, 0x01, 0x00]] {
-            assert!(classify(&decode(b), false) == Treatment::Callout && is_quiet_callout(&decode(b)), "{b:02x?}");
+            assert!(classify(&decode(b), 0) == Treatment::Callout && is_quiet_callout(&decode(b)), "{b:02x?}");
         }
         for b in [&[0xfb][..], &[0x9d], &[0x0f, 0x22, 0xc0], &[0xe4, 0x60]] {
-            assert!(classify(&decode(b), true) == Treatment::Callout && !is_quiet_callout(&decode(b)), "{b:02x?}");
+            assert!(
+                classify(&decode(b), BlockKey::FLAT) == Treatment::Callout && !is_quiet_callout(&decode(b)),
+                "{b:02x?}"
+            );
         }
         // cli, popf, mov cr3, eax, out: sensitive: callout; so is a hypercall (vmcall).
         for b in [&[0xfa][..], &[0x9d], &[0x0f, 0x22, 0xd8], &[0xe6, 0x80], &[0x0f, 0x01, 0xc1]] {
-            assert_eq!(classify(&decode(b), true), Treatment::Callout, "{b:02x?}");
+            assert_eq!(classify(&decode(b), BlockKey::FLAT), Treatment::Callout, "{b:02x?}");
         }
         // jne rel8 and jmp rel32: rewritten inline in a flat block.
-        assert_eq!(classify(&decode(&[0x75, 0x10]), true), Treatment::Rewritten);
-        assert_eq!(classify(&decode(&[0xe9, 0, 1, 0, 0]), true), Treatment::Rewritten);
-        assert_eq!(classify(&decode(&[0x75, 0x10]), false), Treatment::Helper);
-        assert_eq!(classify(&decode(&[0xe2, 0x10]), true), Treatment::Rewritten, "loop on ECX");
-        assert_eq!(classify(&decode(&[0x67, 0xe2, 0x10]), true), Treatment::Helper, "loop on CX");
-        assert_eq!(classify(&decode(&[0xe1, 0x10]), true), Treatment::Helper, "loope");
+        assert_eq!(classify(&decode(&[0x75, 0x10]), BlockKey::FLAT), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0xe9, 0, 1, 0, 0]), BlockKey::FLAT), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x75, 0x10]), 0), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0xe2, 0x10]), BlockKey::FLAT), Treatment::Rewritten, "loop on ECX");
+        assert_eq!(classify(&decode(&[0x67, 0xe2, 0x10]), BlockKey::FLAT), Treatment::Helper, "loop on CX");
+        assert_eq!(classify(&decode(&[0xe1, 0x10]), BlockKey::FLAT), Treatment::Helper, "loope");
         // push ebx / pop esi / push 5: rewritten on the flat stack.
-        assert_eq!(classify(&decode(&[0x53]), true), Treatment::Rewritten);
-        assert_eq!(classify(&decode(&[0x5e]), true), Treatment::Rewritten);
-        assert_eq!(classify(&decode(&[0x6a, 0x05]), true), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x53]), BlockKey::FLAT), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x5e]), BlockKey::FLAT), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x6a, 0x05]), BlockKey::FLAT), Treatment::Rewritten);
         assert!(memory_twin_at(&decode(&[0x53])).unwrap().write);
         // push -14 (6a f2): the imm8 is sign-extended: mov dword [r10], 0FFFFFFF2h.
         let twin = memory_twin_at(&decode(&[0x6a, 0xf2])).unwrap().twin;
         let mov = Decoder::with_ip(64, &twin, 0, DecoderOptions::NONE).decode();
         assert_eq!(mov.immediate(1) as u32, 0xffff_fff2);
         // leave: rewritten (a pop through EBP); with a 16-bit operand size: helper.
-        assert_eq!(classify(&decode(&[0xc9]), true), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0xc9]), BlockKey::FLAT), Treatment::Rewritten);
         assert!(!memory_twin_at(&decode(&[0xc9])).unwrap().write);
-        assert_eq!(classify(&decode(&[0x66, 0xc9]), true), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0x66, 0xc9]), BlockKey::FLAT), Treatment::Helper);
         // call rel32 and ret: rewritten; call through a register: helper.
-        assert_eq!(classify(&decode(&[0xe8, 0, 0, 0, 0]), true), Treatment::Rewritten);
-        assert_eq!(classify(&decode(&[0xc3]), true), Treatment::Rewritten);
-        assert_eq!(classify(&decode(&[0xff, 0xd0]), true), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0xe8, 0, 0, 0, 0]), BlockKey::FLAT), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0xc3]), BlockKey::FLAT), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0xff, 0xd0]), BlockKey::FLAT), Treatment::Helper);
         // shl eax, 3: ident, AF cleared afterwards; by 0: helper (the flags stay as they
         // were); by CL: ident with a run-time fix-up, but only on 32 bits.
-        assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), true), Treatment::Ident);
+        assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), BlockKey::FLAT), Treatment::Ident);
         assert_eq!(flag_fix(&decode(&[0xc1, 0xe0, 0x03])), Some(FlagFix::After { zero: AF, of: OfFix::SfXorCf }));
-        assert_eq!(classify(&decode(&[0xd3, 0xe0]), true), Treatment::Ident);
+        assert_eq!(classify(&decode(&[0xd3, 0xe0]), BlockKey::FLAT), Treatment::Ident);
         assert_eq!(flag_fix(&decode(&[0xd3, 0xe0])), Some(FlagFix::Counted(OfFix::SfXorCf)));
-        assert_eq!(classify(&decode(&[0x66, 0xd3, 0xe0]), true), Treatment::Helper);
-        assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x00]), true), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0x66, 0xd3, 0xe0]), BlockKey::FLAT), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x00]), BlockKey::FLAT), Treatment::Helper);
         // shl al, 9: CF undefined past the width: helper.
-        assert_eq!(classify(&decode(&[0xc0, 0xe0, 0x09]), true), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0xc0, 0xe0, 0x09]), BlockKey::FLAT), Treatment::Helper);
         // imul eax, ecx: ident, flags fixed up from EAX; mul dword [ebx]: rewritten, a read.
         assert_eq!(flag_fix(&decode(&[0x0f, 0xaf, 0xc1])), Some(FlagFix::MulLow(Register::EAX)));
         assert!(!memory_twin_at(&decode(&[0xf7, 0x23])).unwrap().write);
@@ -758,7 +811,7 @@ mod tests {
                         if insn.is_invalid() {
                             continue;
                         }
-                        let twin = match classify(&insn, true) {
+                        let twin = match classify(&insn, BlockKey::FLAT) {
                             Treatment::Ident => true,
                             Treatment::Rewritten => !is_inline_branch(&insn) && !is_call_or_ret(&insn),
                             _ => false,

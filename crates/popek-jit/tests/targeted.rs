@@ -275,7 +275,11 @@ fn prefix_repurposed_encodings_agree_with_the_interpreter() {
     }
     for bytes in [[0xf3, 0x0f, 0xbc, 0xc3], [0xf3, 0x0f, 0xbd, 0xc3]] {
         let insn = Decoder::with_ip(32, &bytes, 0, DECODER_OPTIONS).decode();
-        assert_ne!(popek_jit::classify(&insn, true), Treatment::Ident, "{insn}: no host twin with its F3");
+        assert_ne!(
+            popek_jit::classify(&insn, popek_cpu::block::BlockKey::FLAT),
+            Treatment::Ident,
+            "{insn}: no host twin with its F3"
+        );
     }
 }
 
@@ -496,4 +500,47 @@ fn x87_helpers_agree_with_the_interpreter() {
     let v = u64::from_le_bytes(t.cpu.mem.read_ram::<8>((DATA_BASE + 8) as usize).unwrap());
     // √π of the 80-bit π, rounded to double: one ulp above the double-precision √π.
     assert_eq!(v, std::f64::consts::PI.sqrt().to_bits() + 1);
+}
+
+/// Accesses through FS and GS holding 4 GiB data segments with non-zero bases (Linux's
+/// per-CPU segment) are rewritten inline with the base added, and agree with the
+/// interpreter; a page fault through one reports the linear address (base + offset). The
+/// offsets alone fall in a page the soft-TLB holds, so a missing base would read there.
+#[test]
+fn fs_and_gs_with_a_base_are_rewritten_and_agree() {
+    use popek_cpu::Seg;
+    let hole = DATA_BASE + 0x3000;
+    // twice (the first round fills the soft-TLB, the second takes the inline path):
+    //   mov edi, [DATA_BASE] ; mov eax, fs:[ebx] ; inc dword fs:[DATA_BASE]
+    //   lock dec dword gs:[ecx+4] ; mov gs:[DATA_BASE+0x10], eax ; dec edx ; jnz back
+    // mov al, fs:[hole - 0x1000] (#PF at the hole: FS's base is 0x1000)
+    let mut code = vec![0x8b, 0x3d];
+    code.extend(DATA_BASE.to_le_bytes());
+    code.extend([0x64, 0x8b, 0x03, 0x64, 0xff, 0x05]);
+    code.extend(DATA_BASE.to_le_bytes());
+    code.extend([0xf0, 0x65, 0xff, 0x49, 0x04, 0x65, 0xa3]);
+    code.extend((DATA_BASE + 0x10).to_le_bytes());
+    code.extend([0x4a, 0x75, 0xe2, 0x64, 0xa0]);
+    code.extend((hole - 0x1000).to_le_bytes());
+    let setup = |t: &mut TestBox| {
+        t.install_exception_handlers();
+        paging_with_hole(t, hole);
+        t.cpu.state.seg[Seg::Fs as usize].base = 0x1000;
+        t.cpu.state.seg[Seg::Gs as usize].base = 0x2000;
+        t.cpu.state.gpr[3] = DATA_BASE + 0x18; // EBX
+        t.cpu.state.gpr[1] = DATA_BASE + 0x40; // ECX
+        t.cpu.state.gpr[2] = 2; // EDX: two rounds
+        t.poke(DATA_BASE + 0x1018, &0x1234_5678u32.to_le_bytes());
+        t.poke(DATA_BASE + 0x1000, &41u32.to_le_bytes());
+        t.poke(DATA_BASE + 0x2044, &7u32.to_le_bytes());
+    };
+    let (t, jit) = both(&code, setup, 1 << 20);
+    assert!(t.cpu.state.four_gib_data(Seg::Fs) && t.cpu.state.four_gib_data(Seg::Gs), "the test's segments");
+    assert_eq!(t.cpu.state.gpr[0] & 0xffff_ff00, 0x1234_5600);
+    assert_eq!(t.peek32(DATA_BASE + 0x1000), 43, "inc dword fs:[DATA_BASE], twice");
+    assert_eq!(t.peek32(DATA_BASE + 0x2044), 5, "lock dec dword gs:[ecx+4], twice");
+    assert_eq!(t.peek32(DATA_BASE + 0x2010), 0x1234_5678, "mov gs:[DATA_BASE+0x10], eax");
+    assert_eq!(t.halted_vector(), Some(14), "#PF through FS");
+    assert_eq!(t.cpu.state.cr2, hole);
+    assert!(jit.stats.rewritten >= 5, "rewritten inline: {:?}", jit.stats);
 }
