@@ -30,7 +30,7 @@ use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmLabelApi, VecAssembler, dynasm};
 use popek_cpu::Cpu;
 use popek_cpu::block::{Block, BlockKey, DecodedInsn, FastMap};
-use popek_cpu::iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic, Register};
+use popek_cpu::iced_x86::{Code, ConditionCode, FlowControl, Instruction, Mnemonic, Register};
 use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
 use popek_cpu::state::flags::{AF, ARITH, CF, OF, SF};
 use std::mem::offset_of;
@@ -559,6 +559,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         match d.exec.treatment {
             Treatment::Ident => e.ident(d),
             Treatment::Rewritten if is_inline_branch(&d.insn) => e.branch(d),
+            Treatment::Rewritten if d.insn.code() == Code::Rdtsc => e.rdtsc(i),
             Treatment::Rewritten => e.rewritten(i, d),
             Treatment::Callout | Treatment::Helper => e.callout(i),
         }
@@ -941,6 +942,45 @@ impl<E: Emit> Emitter<'_, E> {
         self.spill_flags();
         self.registers_to_memory();
         emit_callout(self.ops, i, self.id, self.exit);
+    }
+
+    /// RDTSC, sensitive (it reads the virtual TSC) but computed inline: the TSC at the
+    /// start of the call, plus the instructions the call retired before this block
+    /// (`budget_start - R9`), plus those before it in the block, as the interpreter keeps
+    /// it ([`popek_cpu::CpuState::tsc`] gets it, as after a callout); EDX:EAX is that plus
+    /// `tsc_offset`. At CPL > 0 a set CR4.TSD sends it to its handler (#GP).
+    ///
+    /// ```text
+    ///   (flags in host EFLAGS → CpuState)
+    ///   (CPL > 0: test dword [r15 + cr4], TSD ; jnz slow)
+    ///   mov r11, [r14 + budget_start] ; sub r11, r9 ; add r11, [r14 + tsc] ; add r11, index
+    ///   mov [r15 + tsc], r11 ; add r11, [r15 + tsc_offset]
+    ///   mov eax, r11d ; shr r11, 32 ; mov edx, r11d
+    /// ```
+    fn rdtsc(&mut self, i: usize) {
+        self.registers_to_host();
+        self.spill_flags();
+        let slow = self.ops.fresh_label();
+        if (self.block.key.mode >> 1) & 3 != 0 {
+            x64!(self.ops
+                ; test DWORD [r15 + state_off!(cr4)], popek_cpu::state::cr4::TSD as i32
+                ; jnz =>slow
+            );
+        }
+        x64!(self.ops
+            ; mov r11, QWORD [r14 + offset_of!(Ctx, budget_start) as i32]
+            ; sub r11, r9
+            ; add r11, QWORD [r14 + offset_of!(Ctx, tsc) as i32]
+            ; add r11, i as i32
+            ; mov QWORD [r15 + state_off!(tsc)], r11
+            ; add r11, QWORD [r15 + state_off!(tsc_offset)]
+            ; mov eax, r11d
+            ; shr r11, 32
+            ; mov edx, r11d
+        );
+        let back = self.ops.fresh_label();
+        x64!(self.ops; =>back);
+        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false });
     }
 
     /// A rewritten memory instruction: inline soft-TLB lookup, then the host twin on host

@@ -98,6 +98,9 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
         {
             "stack operation: inline soft-TLB lookup on the new top, then ESP (in R12D)"
         }
+        Treatment::Rewritten if insn.mnemonic() == Mnemonic::Rdtsc => {
+            "sensitive, rewritten: the virtual TSC (instructions retired) computed inline"
+        }
         Treatment::Rewritten if insn.mnemonic() == Mnemonic::Pushfd => {
             "sensitive, rewritten: pushes the virtual EFLAGS (guest IF, IOPL) from CpuState inline"
         }

@@ -63,7 +63,12 @@ pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
     if dispatch::classify(insn).0 == "vmm" {
         // PUSHFD on a flat stack reads the virtual flags inline; every other sensitive
         // instruction calls the VMM.
-        if flat && insn.code() == Code::Pushfd { Treatment::Rewritten } else { Treatment::Callout }
+        // RDTSC computes the virtual TSC inline.
+        if flat && insn.code() == Code::Pushfd || insn.code() == Code::Rdtsc {
+            Treatment::Rewritten
+        } else {
+            Treatment::Callout
+        }
     } else if flat && is_inline_branch(insn) {
         Treatment::Rewritten
     } else if host_twin(insn).is_some() {
@@ -718,6 +723,8 @@ mod tests {
         assert_eq!(classify(&decode(&[0x65, 0xff, 0x05, 8, 0, 0, 0]), gs), Treatment::Rewritten);
         // mov eax, fs:[ebx]: not flat.
         assert!(memory_twin_at(&decode(&[0x64, 0x8b, 0x03])).is_none());
+        // rdtsc: rewritten (the virtual TSC computed inline) in any block.
+        assert_eq!(classify(&decode(&[0x0f, 0x31]), 0), Treatment::Rewritten);
         // pushfd: rewritten on a flat stack (a store of the virtual EFLAGS), a callout on
         // another; cli, mov eax, cr0 and sgdt: quiet callouts; sti, popfd, mov cr0, eax, in: not.
         assert_eq!(classify(&decode(&[0x9c]), BlockKey::FLAT), Treatment::Rewritten);

@@ -544,3 +544,35 @@ fn fs_and_gs_with_a_base_are_rewritten_and_agree() {
     assert_eq!(t.cpu.state.cr2, hole);
     assert!(jit.stats.rewritten >= 5, "rewritten inline: {:?}", jit.stats);
 }
+
+/// RDTSC, computed inline: at CPL 3 with CR4.TSD set it raises #GP(0) as in the
+/// interpreter; otherwise both give EDX:EAX = the TSC at the instruction plus the offset.
+#[test]
+fn inline_rdtsc_agrees_and_honours_cr4_tsd() {
+    use popek_cpu::state::cr4;
+    // nop ; nop ; rdtsc ; hlt
+    let code = [0x90, 0x90, 0x0f, 0x31, 0xf4];
+    for (cpl, tsd) in [(0u8, false), (0, true), (3, false), (3, true)] {
+        let (mut a, mut b) = (TestBox::new(&code), TestBox::new(&code));
+        for t in [&mut a, &mut b] {
+            t.cpu.state.cpl = cpl;
+            t.cpu.state.tsc = 1000;
+            t.cpu.state.tsc_offset = 0x1_0000_0000;
+            if tsd {
+                t.cpu.state.cr4 |= cr4::TSD;
+            }
+        }
+        let interp = a.interp.run_block(&mut a.cpu, &mut a.bus);
+        let mut jit = Jit::new(1 << 20).expect("code cache");
+        let jitted = jit.run_block(&mut b.cpu, &mut b.bus);
+        assert_eq!(format!("{interp:?}"), format!("{jitted:?}"), "CPL {cpl}, TSD {tsd}");
+        assert_eq!(a.cpu.state, b.cpu.state, "CPL {cpl}, TSD {tsd}");
+        if cpl == 3 && tsd {
+            // #GP(0) delivered: EAX untouched, the error code 0 on the handler's stack.
+            assert_eq!(b.cpu.state.gpr[0], 0);
+            assert_ne!(b.cpu.state.eip, CODE_BASE + 4, "not past the RDTSC");
+        } else {
+            assert_eq!((b.cpu.state.gpr[0], b.cpu.state.gpr[2]), (1002, 1), "TSC 1000 + 2 instructions, offset 2^32");
+        }
+    }
+}
