@@ -23,7 +23,8 @@
 #![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
 
 use crate::translate::{
-    FlagFix, OfFix, Treatment, flag_fix, host_twin, is_call_or_ret, is_inline_branch, memory_twin, test_self, x86_flags,
+    FlagFix, OfFix, Treatment, flag_fix, flags_dead_after, host_twin, is_call_or_ret, is_inline_branch, memory_twin,
+    test_self, x86_flags,
 };
 use crate::{CHAIN_MISS, Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::X64Relocation;
@@ -32,7 +33,7 @@ use popek_cpu::Cpu;
 use popek_cpu::block::{Block, BlockKey, DecodedInsn, FastMap};
 use popek_cpu::iced_x86::{Code, ConditionCode, FlowControl, Instruction, Mnemonic, Register};
 use popek_cpu::mmu::{TLB_ENTRIES, Tlb, TlbEntry};
-use popek_cpu::state::flags::{AF, ARITH, CF, OF, SF};
+use popek_cpu::state::flags::{AF, ARITH, CF, OF, PF, SF, ZF};
 use std::mem::offset_of;
 use std::rc::Rc;
 
@@ -522,6 +523,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         host_zero: 0,
         of_sf_cf: false,
         flip: layout.flip,
+        current: 0,
         exit,
         ret_end,
         ret_store,
@@ -556,6 +558,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
     let mut ranges = Vec::with_capacity(block.insns.len());
     for (i, d) in block.insns.iter().enumerate() {
         let start = e.ops.offset().0 - base;
+        e.current = i;
         match d.exec.treatment {
             Treatment::Ident => e.ident(d),
             Treatment::Rewritten if is_inline_branch(&d.insn) => e.branch(d),
@@ -607,6 +610,8 @@ struct Emitter<'a, E: Emit> {
     of_sf_cf: bool,
     /// Flip the undefined flags after each twin ([`Layout::flip`]).
     flip: bool,
+    /// Index in the block of the instruction being emitted.
+    current: usize,
     /// Leave with the status in RAX (guest registers in `CpuState`).
     exit: DynamicLabel,
     /// Return 0 (guest registers in `CpuState`).
@@ -915,6 +920,10 @@ impl<E: Emit> Emitter<'_, E> {
                 }
             }
             FlagFix::Counted(_) => unreachable!("emitted by counted_twin"),
+            FlagFix::MulLow(_) if flags_dead_after(&self.block.insns, self.current, SF | ZF | PF | AF) => {
+                // The next instructions overwrite SF, ZF, PF and AF before anything can
+                // see them (no fault, no callout, no block end in between): no fix-up.
+            }
             FlagFix::MulLow(low) => {
                 // CF = OF = "the product did not fit" (host); SF, ZF, PF from the low half
                 // and AF = 0 (the interpreter's choice): `test` gives exactly that when

@@ -2,7 +2,7 @@
 //! with the block), and the host twin of an `ident` instruction.
 
 use crate::JitInsn;
-use popek_cpu::block::BlockKey;
+use popek_cpu::block::{BlockKey, DecodedInsn};
 use popek_cpu::iced_x86::{
     Code, ConditionCode, Encoder, FlowControl, Instruction, MemoryOperand, Mnemonic, OpKind, Register,
 };
@@ -502,6 +502,26 @@ fn fixed_flags(fix: FlagFix) -> u32 {
     }
 }
 
+/// True if `flags` (x86 bits), as instruction `i` of `insns` leaves them, can never be
+/// seen: the instructions after it overwrite them all, and until they have, each is an
+/// `ident` twin that does not read them — no memory access that may fault (an exception
+/// frame holds EFLAGS), no callout, no branch, no block end (the next block may read
+/// them). A shift or rotate by CL kills nothing (a count of 0 writes no flag).
+pub(crate) fn flags_dead_after(insns: &[DecodedInsn<JitInsn>], i: usize, mut flags: u32) -> bool {
+    for d in insns.iter().skip(i + 1) {
+        if d.exec.treatment != Treatment::Ident || x86_flags(d.insn.rflags_read()) & flags != 0 {
+            return false;
+        }
+        if !matches!(flag_fix(&d.insn), Some(FlagFix::Counted(_))) {
+            flags &= !x86_flags(d.insn.rflags_modified());
+            if flags == 0 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// The x86 EFLAGS bits of a set of arithmetic flags in iced-x86's `RflagsBits` numbering.
 pub(crate) fn x86_flags(iced: u32) -> u32 {
     use popek_cpu::iced_x86::RflagsBits;
@@ -786,6 +806,32 @@ mod tests {
         let twin = host_twin(&decode(&[0x8d, 0x44, 0x8c, 0x08])).unwrap();
         let back = Decoder::with_ip(64, &twin, 0, DecoderOptions::NONE).decode();
         assert_eq!((back.memory_base(), back.memory_index()), (Register::R12D, Register::ECX));
+    }
+
+    /// The MUL/IMUL fix-up is left out only where its flags can never be seen.
+    #[test]
+    fn flags_are_dead_only_when_overwritten_before_anything_can_see_them() {
+        let block = |bytes: &[u8]| -> Vec<DecodedInsn<JitInsn>> {
+            Decoder::with_ip(32, bytes, 0x1000, DecoderOptions::NONE)
+                .into_iter()
+                .map(|insn| DecodedInsn { exec: prepare(&insn, BlockKey::FLAT), insn })
+                .collect()
+        };
+        let mul = SF | ZF | PF | AF;
+        // imul eax, ecx ; add eax, edx: dead.
+        assert!(flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0x01, 0xd0]), 0, mul));
+        // imul eax, ecx ; shl eax, cl ; mov ebx, eax ; xor eax, eax: dead (the shift by CL
+        // kills nothing, the MOV touches no flag).
+        assert!(flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0xd3, 0xe0, 0x89, 0xc3, 0x31, 0xc0]), 0, mul));
+        // imul eax, ecx ; mov [ebx], eax (may fault) ; add eax, edx: live.
+        assert!(!flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0x89, 0x03, 0x01, 0xd0]), 0, mul));
+        // imul eax, ecx ; setz al: live (read).
+        assert!(!flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0x0f, 0x94, 0xc0]), 0, mul));
+        // imul eax, ecx ; shl eax, cl: live at the block's end.
+        assert!(!flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0xd3, 0xe0]), 0, mul));
+        // imul eax, ecx ; inc eax (writes all but CF) ; cli (a callout): dead for SF/ZF/PF/AF.
+        assert!(flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0x40, 0xfa]), 0, mul));
+        assert!(!flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0x40, 0xfa]), 0, mul | CF));
     }
 
     /// Every form the translator may run as a host twin (ident or rewritten), over every
