@@ -277,3 +277,41 @@ fn translate_with_a_per_instruction_kind_is_a_usage_error() {
         assert!(err.starts_with("popek: ") && err.contains(says) && err.lines().count() == 1, "{kinds}: {err}");
     }
 }
+
+/// Every command the book's "Tracing" section (book/src/debugging.md) shows prints what
+/// the book says it prints (run with `sh -c` in the repository, the built `popek` first on
+/// PATH, stdout then stderr).
+#[test]
+fn the_books_tracing_examples_are_true() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let chapter = std::fs::read_to_string(root.join("book/src/debugging.md")).expect("the chapter");
+    let section = chapter.split("\n## Tracing\n").nth(1).and_then(|s| s.split("\n## ").next()).expect("## Tracing");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_popek")).parent().expect("a directory").to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .expect("PATH");
+    let mut shown: Vec<(String, Vec<&str>)> = Vec::new();
+    for block in section.split("```console\n").skip(1) {
+        let block = block.split("```").next().unwrap_or_default();
+        for line in block.lines() {
+            match line.strip_prefix("$ ") {
+                Some(command) => shown.push((command.to_string(), Vec::new())),
+                None => shown.last_mut().expect("a command first").1.push(line),
+            }
+        }
+    }
+    assert!(shown.len() >= 5, "{shown:?}");
+    for (command, lines) in &shown {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(&root)
+            .env("PATH", &path)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("sh runs");
+        let printed = text(&o.stdout) + &text(&o.stderr);
+        assert_eq!(printed.lines().collect::<Vec<_>>(), *lines, "`$ {command}`");
+    }
+}
