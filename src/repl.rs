@@ -78,7 +78,7 @@ fn count(arg: Option<&&str>, default: u64) -> Result<u64, String> {
 /// A byte count from 1 to 4096 (watchpoints, `x`).
 fn length(arg: Option<&&str>, default: u32, what: &str) -> Result<u32, String> {
     match count(arg, default.into())? {
-        n @ 1..=4096 => Ok(n as u32),
+        n @ 1..=4096 => Ok(u32::try_from(n).expect("at most 4096")),
         n => Err(format!("{what} 1 to 4096 bytes, not {n}")),
     }
 }
