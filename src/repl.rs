@@ -8,18 +8,19 @@ use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const HELP: &str = "\
-commands (addresses are hex, decimal or a symbol, with an optional +offset):
+commands (addresses are hex, decimal or a symbol, with an optional +offset;
+counts, lengths and positions are decimal, or hex with 0x):
   s|step [N]          run N instructions (default 1)
   b|block             run to the end of the current block
   c|continue          run to a breakpoint, a watchpoint or the end
   u|until ADDR        run until ADDR is the next instruction
   break ADDR          breakpoint at a virtual (linear) address
   pbreak ADDR         breakpoint at a physical address
-  watch ADDR [LEN]    stop after a write to LEN bytes (default 4); rwatch: reads; awatch: both
+  watch ADDR [LEN]    stop after a write to LEN bytes (1 to 4096, default 4); rwatch: reads; awatch: both
   delete              remove every breakpoint and watchpoint
   info                list breakpoints and watchpoints
   r|regs              registers, flags decoded
-  x ADDR [N]          N bytes of memory at a virtual address (default 64)
+  x ADDR [N]          N bytes of memory at a virtual address (1 to 4096, default 64)
   walk ADDR           the page-table walk of a virtual address
   e|explain           the next block as the translator sees it (treatments, host code)
   rs|rstep            back one instruction
