@@ -321,21 +321,41 @@ impl DeviceBus {
         self.access_log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// Records an access (the log is on): out of line, off the path of a run without it.
+    /// A port access made while the access log is on (`value`: the data of a write),
+    /// recorded: out of line, off the path of a run without the log.
     #[cold]
     #[inline(never)]
-    fn log_access(&mut self, space: AccessSpace, addr: u32, size: AccessSize, value: u32, write: bool) {
-        let device = match space {
-            AccessSpace::Port => {
-                u16::try_from(addr).ok().and_then(|p| self.find_port(p)).map(|r| self.target_name(r.target))
+    fn logged_port(&mut self, port: u16, size: AccessSize, value: Option<u32>) -> u32 {
+        let device = self.find_port(port).map(|r| self.target_name(r.target));
+        let read = self.port_access(port, size, value);
+        let (addr, value, write) = (port.into(), value.unwrap_or(read) & size.ones(), value.is_some());
+        self.record(Access { space: AccessSpace::Port, addr, size, value, write, device });
+        read
+    }
+
+    /// An MMIO access made while the access log is on, recorded (see `logged_port`).
+    #[cold]
+    #[inline(never)]
+    fn logged_mmio(&mut self, addr: PhysAddr, size: AccessSize, value: Option<u32>) -> u32 {
+        let device = Self::BUILTIN_MMIO
+            .iter()
+            .find(|&&(_, base, len)| addr.0.wrapping_sub(base) < len)
+            .map(|&(name, _, _)| name)
+            .or_else(|| self.find_mmio(addr.0).map(|r| self.mmio_devices[r.device].name()));
+        let read = match value {
+            Some(v) => {
+                self.mmio_access_write(addr, size, v);
+                0
             }
-            AccessSpace::Mmio => Self::BUILTIN_MMIO
-                .iter()
-                .find(|&&(_, base, len)| addr.wrapping_sub(base) < len)
-                .map(|&(name, _, _)| name)
-                .or_else(|| self.find_mmio(addr).map(|r| self.mmio_devices[r.device].name())),
+            None => self.mmio_access_read(addr, size),
         };
-        let access = Access { space, addr, size, value: value & size.ones(), write, device };
+        let (value, write) = (value.unwrap_or(read) & size.ones(), value.is_some());
+        self.record(Access { space: AccessSpace::Mmio, addr: addr.0, size, value, write, device });
+        read
+    }
+
+    /// Adds an access to the log.
+    fn record(&mut self, access: Access) {
         if let Some(log) = &mut self.access_log {
             log.push(access);
         }
@@ -720,32 +740,34 @@ impl Bus for DeviceBus {
         DeviceBus::advance_to(self, now_ns);
     }
 
+    // With the access log on, each access goes through a cold `logged_*` path; off, the
+    // only cost is the test of `access_log`, before the access as it always was.
     fn port_read(&mut self, port: Port, size: AccessSize) -> u32 {
-        let value = self.port_access(port.0, size, None);
         if self.access_log.is_some() {
-            self.log_access(AccessSpace::Port, port.0.into(), size, value, false);
+            return self.logged_port(port.0, size, None);
         }
-        value
+        self.port_access(port.0, size, None)
     }
 
     fn port_write(&mut self, port: Port, size: AccessSize, value: u32) {
         if self.access_log.is_some() {
-            self.log_access(AccessSpace::Port, port.0.into(), size, value, true);
+            self.logged_port(port.0, size, Some(value));
+            return;
         }
         self.port_access(port.0, size, Some(value));
     }
 
     fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32 {
-        let value = self.mmio_access_read(addr, size);
         if self.access_log.is_some() {
-            self.log_access(AccessSpace::Mmio, addr.0, size, value, false);
+            return self.logged_mmio(addr, size, None);
         }
-        value
+        self.mmio_access_read(addr, size)
     }
 
     fn mmio_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32) {
         if self.access_log.is_some() {
-            self.log_access(AccessSpace::Mmio, addr.0, size, value, true);
+            self.logged_mmio(addr, size, Some(value));
+            return;
         }
         self.mmio_access_write(addr, size, value);
     }
