@@ -213,8 +213,13 @@ pub struct RunArgs {
     pub vga: bool,
     /// Trace execution to stderr (or --trace-file), with symbols: a comma-separated list of
     /// insn (every instruction), block (every block entered), int (interrupts delivered),
-    /// exc (exceptions delivered). The guest then runs on the reference interpreter, which
-    /// sees every instruction; the trace is deterministic, so two traces diff cleanly.
+    /// exc (exceptions delivered), io (every port and MMIO access: direction, address,
+    /// width, value, device, and the instruction that made it), translate (every block the
+    /// binary translator translates: its instructions with their treatments, as `explain`
+    /// shows them, and the size of its host code). The guest then runs on the reference
+    /// interpreter, which sees every instruction; with translate, on the translator (which
+    /// does not), so translate goes with int and exc only, and --engine is ignored. Traces
+    /// are deterministic, so two traces diff cleanly.
     #[arg(long, value_name = "KINDS", value_parser = parse_trace)]
     pub trace: Option<TraceKinds>,
     /// Where --trace writes (default: stderr).
@@ -271,9 +276,23 @@ pub struct TraceKinds {
     pub int: bool,
     /// Exceptions delivered.
     pub exc: bool,
+    /// Port and MMIO accesses.
+    pub io: bool,
+    /// Blocks translated by the binary translator (the guest then runs on it).
+    pub translate: bool,
 }
 
-/// `--trace KINDS`: a comma-separated list of insn, block, int, exc.
+impl TraceKinds {
+    /// True if the trace needs the guest to run on the interpreter, which sees every
+    /// instruction (insn, block, io).
+    pub fn per_instruction(&self) -> bool {
+        self.insn || self.block || self.io
+    }
+}
+
+/// `--trace KINDS`: a comma-separated list of insn, block, int, exc, io, translate
+/// (translate with int and exc only: the translator runs the guest, and it does not see
+/// instructions one by one).
 pub fn parse_trace(s: &str) -> Result<TraceKinds, String> {
     let mut k = TraceKinds::default();
     for word in s.split(',') {
@@ -282,8 +301,15 @@ pub fn parse_trace(s: &str) -> Result<TraceKinds, String> {
             "block" => k.block = true,
             "int" => k.int = true,
             "exc" => k.exc = true,
-            other => return Err(format!("`{other}`: trace kinds are insn, block, int and exc")),
+            "io" => k.io = true,
+            "translate" => k.translate = true,
+            other => return Err(format!("`{other}`: trace kinds are insn, block, int, exc, io and translate")),
         }
+    }
+    if k.translate && k.per_instruction() {
+        return Err("translate traces a run on the translator, which does not see instructions one by one: \
+                    it goes with int and exc, not with insn, block or io (trace those in another run)"
+            .into());
     }
     Ok(k)
 }
@@ -522,6 +548,18 @@ mod tests {
     }
 
     #[test]
+    fn trace_kinds() {
+        let all = TraceKinds { insn: true, block: true, int: true, exc: true, io: true, translate: false };
+        assert_eq!(parse_trace("insn,block,int,exc,io"), Ok(all));
+        let translate = TraceKinds { int: true, exc: true, translate: true, ..TraceKinds::default() };
+        assert_eq!(parse_trace("translate, int,exc"), Ok(translate));
+        assert!(!translate.per_instruction() && TraceKinds { io: true, ..TraceKinds::default() }.per_instruction());
+        for bad in ["translate,io", "insn,translate", "", "exc,"] {
+            assert!(parse_trace(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn gdb_ports() {
         assert_eq!(parse_gdb_port("1234"), Ok(1234));
         assert_eq!(parse_gdb_port("tcp::1234"), Ok(1234));
@@ -552,6 +590,14 @@ mod tests {
         assert!(error(&["run", "hello", "--gdb", "99999"]).contains("a port is a number from 0 to 65535"));
         assert!(error(&["run", "hello", "--gdb", "tcp:example.org:1"]).contains("listens on 127.0.0.1 only"));
         assert!(error(&["run", "hello", "--gdb", "1", "--trace", "insn"]).contains("cannot be used with"));
+        assert!(
+            error(&["run", "hello", "--trace", "insn,bogus"])
+                .ends_with("`bogus`: trace kinds are insn, block, int, exc, io and translate")
+        );
+        assert!(
+            error(&["run", "hello", "--trace", "block,translate"])
+                .ends_with("it goes with int and exc, not with insn, block or io (trace those in another run)")
+        );
         assert!(matches!(parse(["popek", "--help"]), Err(Usage::Help(_))));
         assert!(matches!(parse(["popek", "--version"]), Err(Usage::Help(_))));
     }

@@ -289,8 +289,11 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         testdev: args.testdev,
     };
     let engine = match args.engine {
-        // The gdb stub runs the guest on the debugger's engine, the interpreter.
+        // The gdb stub runs the guest on the debugger's engine, the interpreter; so does
+        // --trace, but for `translate`, which traces the translator.
         _ if gdb_server.is_some() => EngineKind::Interp,
+        _ if args.trace.is_some_and(|k| k.translate) => EngineKind::Jit,
+        _ if args.trace.is_some() => EngineKind::Interp,
         Engine::Jit => EngineKind::Jit,
         Engine::Interp | Engine::Lockstep => EngineKind::Interp,
         Engine::Trap => EngineKind::Trap,
@@ -332,6 +335,15 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         let (m, stop, k) = run_gdb(machine, server, args, run_config)?;
         (machine, killed) = (m, k);
         stop
+    } else if let Some(trace) = &args.trace {
+        let symbols = popek::machine::symbols::Symbols::from_elf(&image);
+        let out: Box<dyn std::io::Write> = match &args.trace_file {
+            Some(p) => Box::new(std::io::BufWriter::new(files::create_output("trace file", p)?)),
+            None => Box::new(std::io::stderr()),
+        };
+        let (stop, m) = trace::run(machine, run_config.clone(), *trace, &symbols, out)?;
+        machine = m;
+        stop
     } else if let Engine::Lockstep = args.engine {
         // The interpreter's machine prints the guest's output; the JIT's is checked against it.
         let other_disks = if args.disk.is_empty() {
@@ -355,15 +367,6 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::from(if disks_ok { exit::DIVERGED } else { exit::DISK }));
             }
         }
-    } else if let Some(trace) = &args.trace {
-        let symbols = popek::machine::symbols::Symbols::from_elf(&image);
-        let out: Box<dyn std::io::Write> = match &args.trace_file {
-            Some(p) => Box::new(std::io::BufWriter::new(files::create_output("trace file", p)?)),
-            None => Box::new(std::io::stderr()),
-        };
-        let (stop, m) = trace::run(machine, run_config.clone(), *trace, &symbols, out)?;
-        machine = m;
-        stop
     } else {
         machine.run(&run_config)
     };

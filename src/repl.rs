@@ -3,23 +3,24 @@
 //! regs, x, walk, explain, rstep, rcontinue, goto, pos, quit.
 
 use popek::machine::debug::{self, Breakpoint, DebugStop, Debugger, WatchKind, Watchpoint};
-use popek::machine::symbols::{Symbols, parse_number};
+use popek::machine::symbols::Symbols;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const HELP: &str = "\
-commands (addresses are hex, decimal or a symbol, with an optional +offset):
+commands (addresses are hex, decimal or a symbol, with an optional +offset;
+counts, lengths and positions are decimal, or hex with 0x):
   s|step [N]          run N instructions (default 1)
   b|block             run to the end of the current block
   c|continue          run to a breakpoint, a watchpoint or the end
   u|until ADDR        run until ADDR is the next instruction
   break ADDR          breakpoint at a virtual (linear) address
   pbreak ADDR         breakpoint at a physical address
-  watch ADDR [LEN]    stop after a write to LEN bytes (default 4); rwatch: reads; awatch: both
+  watch ADDR [LEN]    stop after a write to LEN bytes (1 to 4096, default 4); rwatch: reads; awatch: both
   delete              remove every breakpoint and watchpoint
   info                list breakpoints and watchpoints
   r|regs              registers, flags decoded
-  x ADDR [N]          N bytes of memory at a virtual address (default 64)
+  x ADDR [N]          N bytes of memory at a virtual address (1 to 4096, default 64)
   walk ADDR           the page-table walk of a virtual address
   e|explain           the next block as the translator sees it (treatments, host code)
   rs|rstep            back one instruction
@@ -64,16 +65,60 @@ fn addr(symbols: &Symbols, arg: Option<&&str>) -> Result<u32, String> {
     symbols.parse_address(a).ok_or_else(|| format!("`{a}` is neither an address nor a symbol"))
 }
 
+/// A count or a position: decimal, or hex with `0x` (not bare hex digits, which an address
+/// may be: `step abc` is a mistake, not 2748 steps).
 fn count(arg: Option<&&str>, default: u64) -> Result<u64, String> {
-    match arg {
-        None => Ok(default),
-        Some(a) => parse_number(a).map(u64::from).ok_or_else(|| format!("`{a}` is not a number")),
+    let Some(a) = arg else { return Ok(default) };
+    let parsed = match a.strip_prefix("0x").or_else(|| a.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => a.parse::<u64>(),
+    };
+    parsed.map_err(|_| format!("`{a}` is not a number (decimal, or hex with 0x)"))
+}
+
+/// A byte count from 1 to 4096 (watchpoints, `x`).
+fn length(arg: Option<&&str>, default: u32, what: &str) -> Result<u32, String> {
+    match count(arg, default.into())? {
+        n @ 1..=4096 => Ok(u32::try_from(n).expect("at most 4096")),
+        n => Err(format!("{what} 1 to 4096 bytes, not {n}")),
+    }
+}
+
+/// Most arguments a command takes (`None`: no such command).
+fn max_args(cmd: &str) -> Option<usize> {
+    match cmd {
+        "q" | "quit" | "help" | "h" | "b" | "block" | "c" | "continue" | "rs" | "rstep" | "rc" | "rcontinue"
+        | "delete" | "info" | "r" | "regs" | "e" | "explain" | "pos" => Some(0),
+        "s" | "step" | "u" | "until" | "goto" | "break" | "pbreak" | "walk" => Some(1),
+        "watch" | "rwatch" | "awatch" | "x" => Some(2),
+        _ => None,
+    }
+}
+
+/// What a breakpoint's address is now, if not RAM that code can be fetched from: the
+/// breakpoint is kept all the same (the guest may map the page, or load code there, later).
+fn breakpoint_note(d: &Debugger, b: Breakpoint) -> String {
+    let cpu = d.cpu();
+    match b {
+        Breakpoint::Virtual(a) => match debug::walk(cpu, a).result {
+            Err(why) => format!(" (not mapped now: {why})"),
+            Ok(p) if debug::peek_phys(cpu, p).is_none() => format!(" (physical {p:#010x}: not RAM)"),
+            Ok(_) => String::new(),
+        },
+        Breakpoint::Physical(a) if debug::peek_phys(cpu, a).is_none() => " (not RAM)".into(),
+        Breakpoint::Physical(_) => String::new(),
     }
 }
 
 /// One command; true to quit.
 fn command(d: &mut Debugger, symbols: &Symbols, cmd: &str, args: &[&str], out: &mut dyn Write) -> Result<bool, String> {
     let io = |e: std::io::Error| e.to_string();
+    match max_args(cmd) {
+        Some(0) if !args.is_empty() => return Err(format!("`{cmd}` takes no argument")),
+        Some(1) if args.len() > 1 => return Err(format!("`{cmd}` takes one argument, not {}", args.len())),
+        Some(n) if args.len() > n => return Err(format!("`{cmd}` takes at most {n} arguments, not {}", args.len())),
+        _ => {}
+    }
     let stop = match cmd {
         "q" | "quit" => return Ok(true),
         "help" | "h" => {
@@ -92,17 +137,21 @@ fn command(d: &mut Debugger, symbols: &Symbols, cmd: &str, args: &[&str], out: &
                 DebugStop::Stepped
             }
         },
-        "goto" => d.goto(count(args.first(), 0)?).map_err(|e| e.to_string())?,
+        "goto" => {
+            let pos = count(Some(args.first().ok_or("a position is needed (see `pos`)")?), 0)?;
+            d.goto(pos).map_err(|e| e.to_string())?
+        }
         "break" | "pbreak" => {
             let a = addr(symbols, args.first())?;
             let b = if cmd == "break" { Breakpoint::Virtual(a) } else { Breakpoint::Physical(a) };
             d.add_breakpoint(b);
-            writeln!(out, "breakpoint at {}", symbols.annotate(a)).map_err(io)?;
+            let note = breakpoint_note(d, b);
+            writeln!(out, "breakpoint at {}{note}", symbols.annotate(a)).map_err(io)?;
             return Ok(false);
         }
         "watch" | "rwatch" | "awatch" => {
             let a = addr(symbols, args.first())?;
-            let len = u32::try_from(count(args.get(1), 4)?).unwrap_or(4096).clamp(1, 4096);
+            let len = length(args.get(1), 4, "a watchpoint covers")?;
             let kind = match cmd {
                 "watch" => WatchKind::Write,
                 "rwatch" => WatchKind::Read,
@@ -142,7 +191,7 @@ fn command(d: &mut Debugger, symbols: &Symbols, cmd: &str, args: &[&str], out: &
         }
         "x" => {
             let a = addr(symbols, args.first())?;
-            let n = u32::try_from(count(args.get(1), 64)?).unwrap_or(4096).min(4096);
+            let n = length(args.get(1), 64, "x shows")?;
             writeln!(out, "{}", dump(d, symbols, a, n)).map_err(io)?;
             return Ok(false);
         }

@@ -976,6 +976,44 @@ fn debug_session_watch_and_walk() {
     assert!(out.contains("(popek) no breakpoints or watchpoints"), "{out}");
 }
 
+/// Bad arguments get one error line each and the session goes on: a count that is not a
+/// number (`step abc` is not 0xabc steps), extra arguments, lengths out of range, a missing
+/// position, an unknown symbol. A breakpoint where nothing is mapped or no RAM is, is kept
+/// with a note (the guest may map code there later), and the guest then runs to its end.
+#[test]
+fn debug_session_refuses_bad_arguments_and_goes_on() {
+    let script = "step abc\nstep 1 2\nx 0xffffffff 99999999\nx 0 0\nwatch 0 0\nwatch 0 4097\ngoto\ngoto -5\n\
+                  break nosuchsymbol\nbreak 0xdeadbeef\npbreak 0xfffff000\nregs now\nuntil paging_enable\nstep 5\n\
+                  break 0xc0000000\ncontinue\nquit\n";
+    let out = debug_session(&["paging"], script);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[2..14],
+        [
+            "(popek) error: `abc` is not a number (decimal, or hex with 0x)",
+            "(popek) error: `step` takes one argument, not 2",
+            "(popek) error: x shows 1 to 4096 bytes, not 99999999",
+            "(popek) error: x shows 1 to 4096 bytes, not 0",
+            "(popek) error: a watchpoint covers 1 to 4096 bytes, not 0",
+            "(popek) error: a watchpoint covers 1 to 4096 bytes, not 4097",
+            "(popek) error: a position is needed (see `pos`)",
+            "(popek) error: `-5` is not a number (decimal, or hex with 0x)",
+            "(popek) error: `nosuchsymbol` is neither an address nor a symbol",
+            "(popek) breakpoint at 0xdeadbeef (physical 0xdeadbeef: not RAM)",
+            "(popek) breakpoint at 0xfffff000 (not RAM)",
+            "(popek) error: `regs` takes no argument",
+        ],
+        "{out}"
+    );
+    // Nothing ran before `until`: the first step lands at paging_enable.
+    assert_eq!(lines[14], "(popek) breakpoint", "{out}");
+    assert!(lines[15].ends_with(" <paging_enable>  mov eax,[esp+4]"), "{out}");
+    // Five instructions later CR0.PG is set, and 0xC0000000 is not mapped.
+    assert!(lines[16].ends_with(" <paging_enable+0x12>  ret"), "{out}");
+    assert_eq!(lines[17], "(popek) breakpoint at 0xc0000000 (not mapped now: not present (PDE))", "{out}");
+    assert!(out.contains("paging: PASS\n") && out.contains("the machine stopped: Exit(1)"), "{out}");
+}
+
 /// The book's debugger transcript (book/src/debugging.md) is what `popek debug` prints.
 #[test]
 fn book_debug_transcript_is_true() {

@@ -6,6 +6,10 @@
 //! called with the range's base, the offset inside the range, the access size
 //! and (for writes) the data. Unclaimed ports read all ones and ignore writes
 //! (like an empty ISA bus), and are counted per port.
+//!
+//! An optional access log ([`DeviceBus::set_access_log`]) records every access the CPU
+//! makes, as it made it (`popek run --trace io` prints it); off, it costs one predictable
+//! branch per access.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -171,6 +175,34 @@ pub trait MmioDevice: Any + Send {
     fn write(&mut self, ctx: &mut DeviceContext<'_>, base: PhysAddr, offset: u32, size: AccessSize, value: u32);
 }
 
+/// Which address space an access of the log went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessSpace {
+    /// Port I/O (IN, OUT, INS, OUTS).
+    Port,
+    /// Memory-mapped I/O: a physical address that is not RAM.
+    Mmio,
+}
+
+/// One access of the bus's access log ([`DeviceBus::set_access_log`]), as the CPU made it:
+/// before the bus splits it into byte accesses for a byte-wide device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// Port or MMIO.
+    pub space: AccessSpace,
+    /// The port, or the physical address.
+    pub addr: u32,
+    /// The width.
+    pub size: AccessSize,
+    /// The value written, or the value the read returned.
+    pub value: u32,
+    /// True for a write (OUT, a store), false for a read.
+    pub write: bool,
+    /// The device at the address (for an access that spans byte-wide ports, the one at its
+    /// first port); `None`: nothing is there (a read gives all ones, a write is dropped).
+    pub device: Option<&'static str>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PortTarget {
     Pic,
@@ -219,6 +251,8 @@ pub struct DeviceBus {
     cached_deadline: u64,
     /// A device may have changed since `cached_deadline` was computed.
     deadline_stale: bool,
+    /// The access log, when it is on.
+    access_log: Option<Vec<Access>>,
 }
 
 impl std::fmt::Debug for DeviceBus {
@@ -270,6 +304,60 @@ impl DeviceBus {
             unclaimed_mmio: 0,
             cached_deadline: u64::MAX,
             deadline_stale: true,
+            access_log: None,
+        }
+    }
+
+    /// Turns the access log on (empty) or off. While it is on, every port and MMIO access
+    /// the CPU makes through [`Bus`] is recorded as an [`Access`] until
+    /// [`DeviceBus::take_accesses`] takes it; what the machine does to a device directly
+    /// (through `&mut`) is not.
+    pub fn set_access_log(&mut self, on: bool) {
+        self.access_log = on.then(Vec::new);
+    }
+
+    /// The accesses recorded since the last call, oldest first (none while the log is off).
+    pub fn take_accesses(&mut self) -> Vec<Access> {
+        self.access_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// A port access made while the access log is on (`value`: the data of a write),
+    /// recorded: out of line, off the path of a run without the log.
+    #[cold]
+    #[inline(never)]
+    fn logged_port(&mut self, port: u16, size: AccessSize, value: Option<u32>) -> u32 {
+        let device = self.find_port(port).map(|r| self.target_name(r.target));
+        let read = self.port_access(port, size, value);
+        let (addr, value, write) = (port.into(), value.unwrap_or(read) & size.ones(), value.is_some());
+        self.record(Access { space: AccessSpace::Port, addr, size, value, write, device });
+        read
+    }
+
+    /// An MMIO access made while the access log is on, recorded (see `logged_port`).
+    #[cold]
+    #[inline(never)]
+    fn logged_mmio(&mut self, addr: PhysAddr, size: AccessSize, value: Option<u32>) -> u32 {
+        let device = Self::BUILTIN_MMIO
+            .iter()
+            .find(|&&(_, base, len)| addr.0.wrapping_sub(base) < len)
+            .map(|&(name, _, _)| name)
+            .or_else(|| self.find_mmio(addr.0).map(|r| self.mmio_devices[r.device].name()));
+        let read = match value {
+            Some(v) => {
+                self.mmio_access_write(addr, size, v);
+                0
+            }
+            None => self.mmio_access_read(addr, size),
+        };
+        let (value, write) = (value.unwrap_or(read) & size.ones(), value.is_some());
+        self.record(Access { space: AccessSpace::Mmio, addr: addr.0, size, value, write, device });
+        read
+    }
+
+    /// Adds an access to the log.
+    fn record(&mut self, access: Access) {
+        if let Some(log) = &mut self.access_log {
+            log.push(access);
         }
     }
 
@@ -614,22 +702,8 @@ impl DeviceBus {
         }
         result
     }
-}
 
-impl Bus for DeviceBus {
-    fn advance_to(&mut self, now_ns: u64) {
-        DeviceBus::advance_to(self, now_ns);
-    }
-
-    fn port_read(&mut self, port: Port, size: AccessSize) -> u32 {
-        self.port_access(port.0, size, None)
-    }
-
-    fn port_write(&mut self, port: Port, size: AccessSize, value: u32) {
-        self.port_access(port.0, size, Some(value));
-    }
-
-    fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32 {
+    fn mmio_access_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32 {
         // A pure read leaves every deadline where it was, unless one may be due now (the
         // local APIC brings its timer up to date as it is read).
         if !self.mmio_read_is_pure(addr) || self.now_ns >= self.cached_deadline {
@@ -648,7 +722,7 @@ impl Bus for DeviceBus {
         self.mmio_devices[r.device].read(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size) & size.ones()
     }
 
-    fn mmio_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32) {
+    fn mmio_access_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32) {
         self.deadline_stale = true;
         let value = value & size.ones();
         match addr.0 & !0xfff {
@@ -662,6 +736,44 @@ impl Bus for DeviceBus {
         };
         let mut ctx = DeviceContext::new(self.now_ns, &mut self.intc, &mut self.stop);
         self.mmio_devices[r.device].write(&mut ctx, PhysAddr(r.base), addr.0 - r.base, size, value);
+    }
+}
+
+impl Bus for DeviceBus {
+    fn advance_to(&mut self, now_ns: u64) {
+        DeviceBus::advance_to(self, now_ns);
+    }
+
+    // With the access log on, each access goes through a cold `logged_*` path; off, the
+    // only cost is the test of `access_log`, before the access as it always was.
+    fn port_read(&mut self, port: Port, size: AccessSize) -> u32 {
+        if self.access_log.is_some() {
+            return self.logged_port(port.0, size, None);
+        }
+        self.port_access(port.0, size, None)
+    }
+
+    fn port_write(&mut self, port: Port, size: AccessSize, value: u32) {
+        if self.access_log.is_some() {
+            self.logged_port(port.0, size, Some(value));
+            return;
+        }
+        self.port_access(port.0, size, Some(value));
+    }
+
+    fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32 {
+        if self.access_log.is_some() {
+            return self.logged_mmio(addr, size, None);
+        }
+        self.mmio_access_read(addr, size)
+    }
+
+    fn mmio_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32) {
+        if self.access_log.is_some() {
+            self.logged_mmio(addr, size, Some(value));
+            return;
+        }
+        self.mmio_access_write(addr, size, value);
     }
 
     /// Writes to the local APIC's page (TPR, EOI, ICR, SVR, LVTs…) and to the I/O
@@ -849,6 +961,42 @@ mod tests {
         let err = bus.register_mmio(Box::new(Mem(vec![])), PhysAddr(0xfee0_0ff0), 0x10).unwrap_err();
         assert!(matches!(err, BusError::MmioOverlap { existing: "lapic", .. }), "{err}");
         assert!(bus.mmio_device_at::<Mem>(PhysAddr(0x1008)).is_some());
+    }
+
+    #[test]
+    fn the_access_log_records_accesses_as_the_cpu_made_them() {
+        let mut bus = DeviceBus::new();
+        bus.register_ports(Probe::new("narrow", false), &[(Port(0x100), 2)]).unwrap();
+        bus.register_mmio(Box::new(Mem(vec![0; 16])), PhysAddr(0x1000), 16).unwrap();
+        bus.port_write(Port(0x100), AccessSize::Byte, 0x41);
+        assert!(bus.take_accesses().is_empty(), "off: nothing recorded");
+        bus.set_access_log(true);
+        bus.port_write(Port(0x100), AccessSize::Word, 0x1_beef);
+        assert_eq!(bus.port_read(Port(0x101), AccessSize::Byte), 0x01);
+        assert_eq!(bus.port_read(Port(0x300), AccessSize::Byte), 0xff);
+        bus.mmio_write(PhysAddr(0x1003), AccessSize::Byte, 0x7f);
+        assert_eq!(bus.mmio_read(PhysAddr(0x1003), AccessSize::Byte), 0x7f);
+        assert_eq!(bus.mmio_read(PhysAddr(0xfee0_0030), AccessSize::Dword), 0x0005_0014);
+        bus.mmio_write(PhysAddr(0x2000), AccessSize::Dword, 1);
+        let a = |space, addr, size, value, write, device| Access { space, addr, size, value, write, device };
+        use AccessSpace::{Mmio, Port as Io};
+        assert_eq!(
+            bus.take_accesses(),
+            vec![
+                // One word access, though the byte-wide device saw two byte accesses.
+                a(Io, 0x100, AccessSize::Word, 0xbeef, true, Some("narrow")),
+                a(Io, 0x101, AccessSize::Byte, 0x01, false, Some("narrow")),
+                a(Io, 0x300, AccessSize::Byte, 0xff, false, None),
+                a(Mmio, 0x1003, AccessSize::Byte, 0x7f, true, Some("mem")),
+                a(Mmio, 0x1003, AccessSize::Byte, 0x7f, false, Some("mem")),
+                a(Mmio, 0xfee0_0030, AccessSize::Dword, 0x0005_0014, false, Some("lapic")),
+                a(Mmio, 0x2000, AccessSize::Dword, 1, true, None),
+            ]
+        );
+        assert!(bus.take_accesses().is_empty(), "taken");
+        bus.set_access_log(false);
+        bus.port_read(Port(0x100), AccessSize::Byte);
+        assert!(bus.take_accesses().is_empty());
     }
 
     #[test]

@@ -74,7 +74,9 @@ pub mod vga_regs;
 #[cfg(test)]
 mod testing;
 
-pub use bus::{BusError, DeviceBus, DeviceContext, IrqSink, MmioDevice, PortDevice, Result, StopRequest};
+pub use bus::{
+    Access, AccessSpace, BusError, DeviceBus, DeviceContext, IrqSink, MmioDevice, PortDevice, Result, StopRequest,
+};
 pub use intc::InterruptControllers;
 pub use ioapic::IoApic;
 pub use lapic::Lapic;

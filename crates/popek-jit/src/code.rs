@@ -142,6 +142,8 @@ pub(crate) struct Translation {
     pub(crate) eip: u32,
     /// Code offset of its body (where chains jump in).
     body: u32,
+    /// Bytes of host code.
+    pub(crate) len: u32,
     /// The chain sites linked to it (unlinked when it is invalidated).
     incoming: Vec<u32>,
 }
@@ -268,7 +270,8 @@ impl CodeCache {
             self.unlinked_rel.push(rel);
         }
         let body = offset + emitted.body as u32;
-        self.translations.push(Translation { block: block.clone(), eip, body, incoming: Vec::new() });
+        let len = code.len() as u32;
+        self.translations.push(Translation { block: block.clone(), eip, body, len, incoming: Vec::new() });
         self.by_key.entry(block.key).or_default().push(id);
         for page in pages_of(block) {
             *self.translated_pages.entry(page).or_default() += 1;

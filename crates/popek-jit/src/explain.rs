@@ -6,9 +6,10 @@ use crate::translate::{FlagFix, OfFix, Treatment};
 use crate::{Jit, JitInsn};
 use dynasmrt::VecAssembler;
 use dynasmrt::x64::X64Relocation;
-use popek_cpu::block::{Block, BlockKey};
+use popek_cpu::block::{Block, BlockKey, DecodedInsn};
 use popek_cpu::iced_x86::{Decoder, DecoderOptions, FlowControl, Formatter, Instruction, IntelFormatter, Mnemonic};
 use std::fmt::Write;
+use std::rc::Rc;
 
 /// Why a sensitive instruction is a callout (Popek and Goldberg's terms).
 fn callout_reason(insn: &Instruction) -> &'static str {
@@ -111,6 +112,52 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
     format!("{:<9} {why}", d.treatment.name())
 }
 
+/// One guest instruction of `block` as `explain` lists it, at guest EIP `at`: address, bytes,
+/// the instruction, its treatment and why.
+fn guest_line(fmt: &mut IntelFormatter, block: &Block<JitInsn>, d: &DecodedInsn<JitInsn>, at: u32) -> String {
+    let mut text = String::new();
+    fmt.format(&d.insn, &mut text);
+    let off = d.insn.ip32().wrapping_sub(block.eip) as usize;
+    let bytes: String = block.bytes[off..off + d.insn.len()].iter().map(|b| format!("{b:02x} ")).collect();
+    format!("  {at:#010x}  {:<18} {text:<30} {}", bytes.trim_end(), treatment_with_reason(&d.exec, &d.insn))
+}
+
+/// A block the translator translated, as its log keeps it ([`Jit::set_translation_log`]).
+#[derive(Clone)]
+pub struct Translated {
+    /// The block.
+    pub block: Rc<Block<JitInsn>>,
+    /// The guest EIP the translation runs at (the block's own, but for code reached at
+    /// another EIP than the one it was decoded at).
+    pub eip: u32,
+    /// Bytes of host code made for it.
+    pub host_bytes: u32,
+    /// The code cache was full and was flushed first: every earlier translation is gone.
+    pub flushed: bool,
+    /// How many entries the CPU's delivery log ([`popek_cpu::Cpu::deliveries`]) held when
+    /// the block was translated: the interrupts and exceptions delivered before it since
+    /// the log was last taken, to merge both logs in order.
+    pub after_deliveries: usize,
+}
+
+impl Translated {
+    /// The block's mode as `explain` says it (`32-bit code, CPL 0, paging off, flat segments`).
+    pub fn mode(&self) -> String {
+        mode_text(&self.block.key)
+    }
+
+    /// Its instructions as `explain` lists them (without the host code): EIP, bytes, the
+    /// instruction, its treatment and why, one line each.
+    pub fn instruction_lines(&self) -> Vec<String> {
+        let mut fmt = IntelFormatter::new();
+        let b = &*self.block;
+        b.insns
+            .iter()
+            .map(|d| guest_line(&mut fmt, b, d, self.eip.wrapping_add(d.insn.ip32().wrapping_sub(b.eip))))
+            .collect()
+    }
+}
+
 fn mode_text(key: &BlockKey) -> String {
     let m = key.mode;
     format!(
@@ -160,18 +207,7 @@ fn explain(block: &Block<JitInsn>, layout: &Layout, runs: Option<u64>) -> String
     }
     host_listing(&mut out, &code, 0..first);
     for (d, range) in block.insns.iter().zip(&ranges) {
-        let mut text = String::new();
-        fmt.format(&d.insn, &mut text);
-        let off = d.insn.ip32().wrapping_sub(block.eip) as usize;
-        let bytes: String = block.bytes[off..off + d.insn.len()].iter().map(|b| format!("{b:02x} ")).collect();
-        let _ = writeln!(
-            out,
-            "  {:#010x}  {:<18} {:<30} {}",
-            d.insn.ip32(),
-            bytes.trim_end(),
-            text,
-            treatment_with_reason(&d.exec, &d.insn)
-        );
+        let _ = writeln!(out, "{}", guest_line(&mut fmt, block, d, d.insn.ip32()));
         host_listing(&mut out, &code, range.clone());
     }
     let last = ranges.last().map_or(code.len(), |r| r.end);

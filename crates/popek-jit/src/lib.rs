@@ -29,7 +29,7 @@ mod code;
 mod explain;
 mod translate;
 
-pub use explain::{explain_current, treatment_with_reason};
+pub use explain::{Translated, explain_current, treatment_with_reason};
 pub use translate::{Treatment, classify};
 
 use code::{CodeCache, Entry};
@@ -240,6 +240,8 @@ pub struct Jit {
     /// again and again is interpreted instead of translated: translating it costs more
     /// than the interpreter's decode, and the translation would not live to pay it back.
     rewritten_code: FastMap<BlockKey, u32>,
+    /// The translation log, when it is on ([`Jit::set_translation_log`]).
+    translation_log: Option<Vec<Translated>>,
 }
 
 /// Invalidations after which the code at a block key is interpreted, not translated.
@@ -272,7 +274,20 @@ impl Jit {
             pending_link: None,
             indirect: Box::new([IndirectEntry::EMPTY; INDIRECT_ENTRIES]),
             rewritten_code: FastMap::default(),
+            translation_log: None,
         })
+    }
+
+    /// Turns the translation log on (empty) or off. While it is on, every block the
+    /// translator translates is recorded as a [`Translated`] until
+    /// [`Jit::take_translations`] takes it (`popek run --trace translate`).
+    pub fn set_translation_log(&mut self, on: bool) {
+        self.translation_log = on.then(Vec::new);
+    }
+
+    /// The translations made since the last call, oldest first (none while the log is off).
+    pub fn take_translations(&mut self) -> Vec<Translated> {
+        self.translation_log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// How many times callouts and helpers ran, by mnemonic and treatment, most
@@ -436,6 +451,15 @@ impl Jit {
                     }
                 }
                 block.insns[0].exec.entry.set(Some(e));
+                if let Some(log) = &mut self.translation_log {
+                    log.push(Translated {
+                        block: Rc::clone(block),
+                        eip,
+                        host_bytes: self.code.translations[e.id as usize].len,
+                        flushed,
+                        after_deliveries: cpu.deliveries.as_ref().map_or(0, Vec::len),
+                    });
+                }
                 e
             }
         };

@@ -160,6 +160,36 @@ fn the_same_code_at_two_addresses_runs_at_each() {
     assert!(jit.stats.translated >= 4, "the first block was translated for each address: {:?}", jit.stats);
 }
 
+/// The translation log (`popek run --trace translate`) has every translation, in order,
+/// at the EIP it runs at: the same code reached at an alias is listed at the alias.
+#[test]
+fn the_translation_log_has_each_translation_at_its_eip() {
+    const ALIAS: u32 = 0x80000;
+    let mut code = vec![0x43, 0x83, 0xfb, 0x02, 0x74, 0x05, 0xe9];
+    code.extend(ALIAS.wrapping_sub(CODE_BASE + 11).to_le_bytes());
+    code.extend([0xe8, 0, 0, 0, 0, 0x5a, 0xf4]);
+    let mut t = TestBox::new(&code);
+    paging(&mut t, |lin| if lin == ALIAS { CODE_BASE | 3 } else { lin | 3 });
+    let mut jit = Jit::new(1 << 20).expect("code cache");
+    jit.set_translation_log(true);
+    run_jit(&mut t, &mut jit);
+    let log = jit.take_translations();
+    assert!(jit.take_translations().is_empty(), "taken");
+    assert_eq!(log.len() as u64, jit.stats.translated);
+    let eips: Vec<u32> = log.iter().map(|l| l.eip).collect();
+    assert_eq!(eips[..3], [CODE_BASE, CODE_BASE + 6, ALIAS], "in the order they were made");
+    let lines = log[2].instruction_lines();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with(&format!("  {ALIAS:#010x}  43 ")), "{lines:?}");
+    assert!(
+        lines[0].ends_with("inc ebx                        ident     register-only: runs as its host twin"),
+        "{lines:?}"
+    );
+    assert!(lines[2].contains("rewritten relative branch"), "{lines:?}");
+    assert!(log.iter().all(|l| l.host_bytes > 0 && !l.flushed && l.after_deliveries == 0));
+    assert_eq!(log[0].mode(), "32-bit code, CPL 0, paging on, flat segments");
+}
+
 #[test]
 fn indirect_jumps_and_calls_chain_through_the_target_table() {
     //        mov ecx, 500 ; mov ebx, tail ; mov esi, leaf

@@ -185,6 +185,12 @@ impl Debugger {
         self.steps
     }
 
+    /// True if the next instruction starts a block: the last stop did not fall inside one
+    /// (a tracer says `block` there).
+    pub fn at_block_start(&self) -> bool {
+        self.tail.as_ref().is_none_or(|t| t.next == 0)
+    }
+
     /// Why the machine stopped, once it has.
     pub fn stopped(&self) -> Option<&StopReason> {
         self.stopped.as_ref()
@@ -253,6 +259,8 @@ impl Debugger {
     }
 
     /// Runs to the end of the current block (stopping early at a breakpoint or watchpoint).
+    /// A block whose fetch faults ends there, at the handler's first instruction, as one
+    /// whose instruction faults does.
     pub fn step_block(&mut self) -> DebugStop {
         self.advance(Budget { steps: None, block: true, stops: true, resume: true })
     }
@@ -497,6 +505,11 @@ impl Debugger {
                         self.steps += 1;
                         left = left.map(|l| l - 1);
                         first = false;
+                        // The block ended there, as one whose instruction faults does.
+                        if budget.block && self.stopped.is_none() {
+                            self.settle();
+                            return DebugStop::BlockEnd;
+                        }
                         continue;
                     }
                 }

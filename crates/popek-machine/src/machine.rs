@@ -29,6 +29,7 @@ use popek_interp::Interpreter;
 use popek_interp::trap::TrapEngine;
 use popek_jit::Jit;
 use popek_memory::MemoryError;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -398,12 +399,25 @@ impl Machine {
 
     /// Runs until something stops the machine.
     pub fn run(&mut self, cfg: &RunConfig) -> StopReason {
-        let stop = self.run_loop(cfg);
+        self.run_observed(cfg, |_| ControlFlow::Continue(()))
+    }
+
+    /// [`Machine::run`], calling `observe` after every step of the run loop (a block, or
+    /// the blocks the translator chained, an interrupt delivered, a HLT sleep), also the
+    /// last: a tracer takes the logs the step filled there (the bus's accesses, the
+    /// translator's translations, the CPU's deliveries). If `observe` breaks, the run stops
+    /// with [`StopReason::Interrupted`] (unless the step stopped it already).
+    pub fn run_observed(
+        &mut self,
+        cfg: &RunConfig,
+        mut observe: impl FnMut(&mut Machine) -> ControlFlow<()>,
+    ) -> StopReason {
+        let stop = self.run_loop(cfg, &mut observe);
         self.stats.virtual_ns = cfg.clock.ns_at(self.ticks);
         stop
     }
 
-    fn run_loop(&mut self, cfg: &RunConfig) -> StopReason {
+    fn run_loop(&mut self, cfg: &RunConfig, observe: &mut impl FnMut(&mut Machine) -> ControlFlow<()>) -> StopReason {
         let watchdog = cfg.timeout.and_then(Watchdog::start);
         loop {
             if watchdog.as_ref().is_some_and(Watchdog::expired) {
@@ -419,7 +433,9 @@ impl Machine {
                     None => {}
                 }
             }
-            match self.step(cfg) {
+            let stepped = self.step(cfg);
+            let go_on = observe(self);
+            match stepped {
                 // At an interactive console, a CPU halted with interrupts on waits for
                 // what the user types (COM1's receive interrupt can wake it).
                 Some(StopReason::Halted) if cfg.console.is_some() && self.cpu.interrupts_enabled() => {
@@ -427,6 +443,9 @@ impl Machine {
                 }
                 Some(stop) => return stop,
                 None => {}
+            }
+            if go_on.is_break() {
+                return StopReason::Interrupted;
             }
         }
     }
