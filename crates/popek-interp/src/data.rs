@@ -51,6 +51,7 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
         Mnemonic::Cld => set_flag::<DF, false>,
         Mnemonic::Std => set_flag::<DF, true>,
         Mnemonic::Lahf => lahf,
+        Mnemonic::Salc => salc,
         Mnemonic::Sahf => sahf,
         Mnemonic::Seto
         | Mnemonic::Setno
@@ -243,6 +244,15 @@ const AH_FLAGS: u32 = SF | ZF | AF | PF | CF;
 fn lahf(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
     let v = (cpu.state.eflags & AH_FLAGS) | 2;
     cpu.write_gpr(Register::AH, v);
+    Ok(())
+}
+
+/// SALC (D6, outside 64-bit mode): AL = 0xFF if CF is set, else 0; no flag changes.
+/// Undocumented by Intel (the SDM's opcode map leaves D6 blank) but executed by every
+/// x86 CPU since the 8086, and by QEMU; real-mode test suites (kvm-unit-tests) use it.
+fn salc(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
+    let v = if cpu.state.eflags & CF != 0 { 0xff } else { 0 };
+    cpu.write_gpr(Register::AL, v);
     Ok(())
 }
 
@@ -1013,6 +1023,24 @@ pub(crate) mod tests {
             Case { name: "cmc 1", bytes: &[0xf5], init: &[F(CF | SF, 0)], expect: &[F(ARITH | DF, SF)] },
             Case { name: "cld", bytes: &[0xfc], init: &[F(DF | CF, 0)], expect: &[F(ARITH | DF, CF)] },
             Case { name: "std", bytes: &[0xfd], init: &[F(OF, 0)], expect: &[F(ARITH | DF, DF | OF)] },
+        ]);
+    }
+
+    #[test]
+    fn salc_copies_cf_into_al() {
+        run_cases(&[
+            Case {
+                name: "salc CF=1",
+                bytes: &[0xd6],
+                init: &[R(EAX, 0x1234_5600), F(CF, 0)],
+                expect: &[R(EAX, 0x1234_56ff), F(ARITH, CF)],
+            },
+            Case {
+                name: "salc CF=0",
+                bytes: &[0xd6],
+                init: &[R(EAX, 0x1234_56aa), F(ARITH & !CF, 0)],
+                expect: &[R(EAX, 0x1234_5600), F(ARITH, ARITH & !CF)],
+            },
         ]);
     }
 

@@ -8,13 +8,14 @@
 //! the Linux boot protocol) use [`memory_map`].
 //!
 //! ```text
-//!   0x00000 ┌────────────────────┐ interrupt vector table (zero: no BIOS to call)
+//!   0x00000 ┌────────────────────┐ interrupt vector table: every vector at a stub in the BIOS area
 //!   0x00400 │ BIOS data area     │ COM1 at 0x400, EBDA segment 0x40E, 639 KiB at 0x413
 //!   0x00500 │ RAM                │
 //!   0x9FC00 │ EBDA (1 KiB)       │ reserved in the memory map
 //!   0xA0000 │ VGA window         │ device bus, not RAM
 //!   0xC0000 │ RAM                │
-//!   0xF0000 │ BIOS area (ROM)    │ MP floating pointer and configuration table
+//!   0xF0000 │ BIOS area (ROM)    │ MP floating pointer and configuration table; at
+//!           │                    │ 0xFF000 the interrupt stubs (IRET; EOI; the timer tick)
 //!  0x100000 │ RAM ...            │
 //! ```
 //!
@@ -23,6 +24,13 @@
 //! I/O interrupt entry for each ISA IRQ (IRQ 0, the PIT, on I/O APIC pin 2 as on PCs and
 //! QEMU; the other IRQs on the pin of their number), plus the local interrupts of virtual
 //! wire mode (ExtINT on LINT0, NMI on LINT1). MultiProcessor Specification 1.4, chapter 4.
+//!
+//! The devices are left as a BIOS leaves them too ([`program_devices`]): the 8259A pair
+//! initialised with vectors 0x08 and 0x70 and only the timer (IRQ 0, through the cascade)
+//! unmasked, and the PIT's channel 0 counting 65,536 (18.2 Hz). A kernel that enables
+//! interrupts in real mode before programming them (kvm-unit-tests' `realmode`) finds the
+//! timer ticking into the BIOS's IRQ 0 handler ([`BIOS_STUBS`]), which counts the ticks in
+//! the BIOS data area (0x46C) and acknowledges the interrupt, as on a PC.
 
 use popek_memory::GuestMemory;
 
@@ -46,6 +54,63 @@ pub const IOAPIC_BASE: u32 = 0xfec0_0000;
 /// The I/O APIC's APIC ID, as the MP table reports it: what its ID register reads after
 /// reset (0, as QEMU's does; a kernel such as xv6 compares the two).
 pub const IOAPIC_ID: u8 = 0;
+/// Where the real-mode interrupt handlers the vector table points at lie (segment 0xF000,
+/// offset 0xF000): [`STUB_IRET`], then [`STUB_EOI_MASTER`], [`STUB_EOI_SLAVE`] and
+/// [`STUB_TIMER`] at the offsets their constants give.
+pub const BIOS_STUBS: u32 = 0xff000;
+/// Any vector that no device raises: `iret`.
+pub const STUB_IRET: &[u8] = &[0xcf];
+/// IRQ 1–7 (vectors 0x09–0x0F): `push ax ; mov al, 0x20 ; out 0x20, al ; pop ax ; iret`.
+pub const STUB_EOI_MASTER: &[u8] = &[0x50, 0xb0, 0x20, 0xe6, 0x20, 0x58, 0xcf];
+/// IRQ 8–15 (vectors 0x70–0x77): a non-specific EOI to the slave, then to the master.
+pub const STUB_EOI_SLAVE: &[u8] = &[0x50, 0xb0, 0x20, 0xe6, 0xa0, 0xe6, 0x20, 0x58, 0xcf];
+/// IRQ 0 (vector 0x08): `push ax ; push ds ; xor ax, ax ; mov ds, ax ; inc dword [0x46C] ;
+/// pop ds ; mov al, 0x20 ; out 0x20, al ; pop ax ; iret` — the BIOS's tick count, then EOI.
+pub const STUB_TIMER: &[u8] =
+    &[0x50, 0x1e, 0x31, 0xc0, 0x8e, 0xd8, 0x66, 0xff, 0x06, 0x6c, 0x04, 0x1f, 0xb0, 0x20, 0xe6, 0x20, 0x58, 0xcf];
+/// Offsets of the stubs from [`BIOS_STUBS`]: IRET, master EOI, slave EOI, timer.
+const STUB_OFFSETS: [u16; 4] = [0x00, 0x10, 0x20, 0x30];
+
+/// The real-mode vector table a BIOS leaves: vector `v`'s far pointer (offset, segment
+/// 0xF000) to its stub.
+fn vector_table() -> Vec<u8> {
+    let base = (BIOS_STUBS & 0xffff) as u16;
+    (0..=255u8)
+        .flat_map(|v| {
+            let stub = match v {
+                0x08 => STUB_OFFSETS[3],
+                0x09..=0x0f => STUB_OFFSETS[1],
+                0x70..=0x77 => STUB_OFFSETS[2],
+                _ => STUB_OFFSETS[0],
+            };
+            let mut far = (base + stub).to_le_bytes().to_vec();
+            far.extend(0xf000u16.to_le_bytes());
+            far
+        })
+        .collect()
+}
+
+/// Leaves the interrupt controllers and the timer as a BIOS does before it starts a
+/// kernel (SeaBIOS's `pic_setup` and `pit_setup`): ICW1–ICW4 to both 8259As (vectors
+/// 0x08 and 0x70, cascade on IRQ 2, 8086 mode), every IRQ masked but the timer and the
+/// cascade, and the PIT's channel 0 in mode 3 with the count 0 (65,536: 18.2 Hz).
+/// Interrupts stay disabled in the CPU (IF = 0), as every boot protocol hands over.
+pub fn program_devices(bus: &mut dyn popek_memory::Bus) {
+    use popek_memory::{AccessSize, Port};
+    let mut out = |port: u16, value: u8| bus.port_write(Port(port), AccessSize::Byte, value.into());
+    for (command, data, vector, cascade) in [(0x20, 0x21, 0x08, 0x04), (0xa0, 0xa1, 0x70, 0x02)] {
+        out(command, 0x11); // ICW1: edge-triggered, cascade, ICW4 follows
+        out(data, vector); // ICW2
+        out(data, cascade); // ICW3: slave on IRQ 2 / slave ID 2
+        out(data, 0x01); // ICW4: 8086 mode
+    }
+    out(0x21, 0xfa); // OCW1: IRQ 0 and the cascade unmasked
+    out(0xa1, 0xff);
+    out(0x43, 0x36); // channel 0, low then high byte, mode 3, binary
+    out(0x40, 0x00);
+    out(0x40, 0x00);
+}
+
 /// KiB at the top of RAM reported as reserved (QEMU's firmware keeps them), so that the
 /// memory sizes a guest sees match what it sees under `qemu-system-i386 -kernel`.
 pub const TOP_RESERVED_KIB: u32 = 128;
@@ -111,6 +176,10 @@ pub fn write(mem: &mut GuestMemory, platform: Platform) {
     }
     // EBDA: its first word is its size in KiB.
     put(EBDA, &1u16.to_le_bytes());
+    put(0, &vector_table());
+    for (stub, off) in [STUB_IRET, STUB_EOI_MASTER, STUB_EOI_SLAVE, STUB_TIMER].into_iter().zip(STUB_OFFSETS) {
+        put(BIOS_STUBS + u32::from(off), stub);
+    }
     let (pointer, table) = mp_tables();
     put(MP_FLOATING_POINTER, &pointer);
     put(MP_CONFIG_TABLE, &table);
@@ -245,6 +314,52 @@ mod tests {
                 .step_by(16)
                 .find(|&a| mem.as_slice()[a as usize..a as usize + 4] == *b"_MP_" && sum(mem, a, 16) == 0)
         })
+    }
+
+    /// Every real-mode vector leads to a stub that ends in IRET: the timer's (0x08) counts
+    /// the tick and acknowledges IRQ 0, IRQ 1–7 and 8–15 acknowledge their 8259A(s).
+    #[test]
+    fn every_vector_leads_to_a_bios_stub() {
+        let mut mem = GuestMemory::new(2 << 20).unwrap();
+        write(&mut mem, Platform::default());
+        let target = |v: u32| {
+            let (off, seg) = (word(&mem, 4 * v), word(&mem, 4 * v + 2));
+            (u32::from(seg) << 4) + u32::from(off)
+        };
+        let at = |addr: u32, len: usize| mem.as_slice()[addr as usize..addr as usize + len].to_vec();
+        for v in 0..256 {
+            let stub = match v {
+                0x08 => STUB_TIMER,
+                0x09..=0x0f => STUB_EOI_MASTER,
+                0x70..=0x77 => STUB_EOI_SLAVE,
+                _ => STUB_IRET,
+            };
+            let t = target(v);
+            assert!((0xf0000..0x100000).contains(&t), "vector {v:#x} → {t:#x}");
+            assert_eq!(at(t, stub.len()), stub, "vector {v:#x}");
+            assert_eq!(stub.last(), Some(&0xcf), "ends in IRET");
+        }
+        // The timer's stub increments the dword at 0x46C and sends EOI to port 0x20.
+        let timer = at(target(8), STUB_TIMER.len());
+        assert!(timer.windows(5).any(|w| w == [0x66, 0xff, 0x06, 0x6c, 0x04]));
+        assert!(timer.windows(4).any(|w| w == [0xb0, 0x20, 0xe6, 0x20]));
+    }
+
+    /// After `program_devices` the 8259As deliver IRQ 0 at vector 8 (the only IRQ unmasked
+    /// with the cascade) and the PIT's channel 0 raises it every 65,536 ticks.
+    #[test]
+    fn devices_are_left_as_a_bios_leaves_them() {
+        use popek_devices::pc::{PcConfig, standard_bus};
+        use popek_memory::{AccessSize, Bus, Port};
+        let mut bus = standard_bus(PcConfig::default());
+        program_devices(&mut bus);
+        assert_eq!(bus.port_read(Port(0x21), AccessSize::Byte), 0xfa, "master IMR");
+        assert_eq!(bus.port_read(Port(0xa1), AccessSize::Byte), 0xff, "slave IMR");
+        assert!(!bus.interrupt_pending());
+        // One PIT period (65,536 / 1,193,182 Hz = 54.9 ms) later, IRQ 0 is pending at vector 8.
+        bus.advance_to(55_000_000);
+        assert!(bus.interrupt_pending(), "the timer ticked");
+        assert_eq!(bus.pending_interrupt_vector(), Some(0x08));
     }
 
     #[test]

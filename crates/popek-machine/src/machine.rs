@@ -348,6 +348,8 @@ impl Machine {
             testdev: config.testdev,
             ..PcConfig::default()
         });
+        let mut bus = bus;
+        firmware::program_devices(&mut bus);
         let mut m = Machine::new(cpu, bus);
         match config.engine {
             EngineKind::Jit => m.engine = Engine::Jit(Box::new(Jit::new(config.code_cache)?)),
