@@ -52,6 +52,9 @@ pub struct JitInsn {
     pub handler: Handler,
     /// How the translator treats the instruction.
     pub treatment: Treatment,
+    /// A callout that may change what the run loop looks at between blocks (not
+    /// [`translate::is_quiet_callout`]): the run loop must look after it.
+    pub loud: bool,
     /// On a block's first instruction: the block's translation, if any.
     entry: Cell<Option<Entry>>,
     /// On a block's first instruction: how many times the block ran.
@@ -634,7 +637,7 @@ impl Jit {
 /// looks at (not [`translate::is_quiet_callout`]): a block where the run loop looks at the
 /// machine first (no chain leads into it, the translator does not go on into it).
 fn has_vmm_callout(block: &Block<JitInsn>) -> bool {
-    block.insns.iter().any(|d| d.exec.treatment == Treatment::Callout && !translate::is_quiet_callout(&d.insn))
+    block.insns.iter().any(|d| d.exec.loud)
 }
 
 /// The bus as an ordinary instruction's handler sees it inside translated code: the first
@@ -733,7 +736,7 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // interpreter would give it.
     cpu.rep_limit = popek_cpu::rep_limit(ctx.room.saturating_sub(completed), index as u64);
     cpu.rep_extra = 0;
-    let result = if d.exec.treatment == Treatment::Callout && !translate::is_quiet_callout(&d.insn) {
+    let result = if d.exec.loud {
         // A sensitive instruction may change what the run loop looks at between blocks
         // (IF, the mode, devices, halting): no chaining from this block.
         ctx.stop_chaining();

@@ -98,9 +98,11 @@ pub(crate) fn is_quiet_callout(insn: &Instruction) -> bool {
 
 /// The block cache's decode-time hook: handler and treatment, once per instruction.
 pub(crate) fn prepare(insn: &Instruction, mode: u32) -> JitInsn {
+    let treatment = classify(insn, mode);
     JitInsn {
         handler: dispatch::handler_for(insn),
-        treatment: classify(insn, mode),
+        treatment,
+        loud: treatment == Treatment::Callout && !is_quiet_callout(insn),
         entry: Cell::new(None),
         runs: Cell::new(0),
         interpret: false,
@@ -112,7 +114,8 @@ pub(crate) fn prepare(insn: &Instruction, mode: u32) -> JitInsn {
 pub(crate) fn prepare_interpreted(insn: &Instruction) -> JitInsn {
     let (group, handler) = dispatch::classify(insn);
     let treatment = if group == "vmm" { Treatment::Callout } else { Treatment::Helper };
-    JitInsn { handler, treatment, entry: Cell::new(None), runs: Cell::new(0), interpret: true }
+    let loud = treatment == Treatment::Callout && !is_quiet_callout(insn);
+    JitInsn { handler, treatment, loud, entry: Cell::new(None), runs: Cell::new(0), interpret: true }
 }
 
 /// Host scratch register that holds the host address of a rewritten memory operand.
