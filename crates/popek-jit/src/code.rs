@@ -53,6 +53,11 @@ pub(crate) struct Entry {
     pub(crate) first_site: u32,
 }
 
+/// True for a string instruction with a REP/REPE/REPNE prefix.
+fn rep_string(insn: &Instruction) -> bool {
+    insn.is_string_instruction() && (insn.has_rep_prefix() || insn.has_repne_prefix())
+}
+
 /// Host register numbers holding guest EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
 const HOME: [u8; 8] = [0, 1, 2, 3, 12, 5, 6, 7];
 
@@ -1226,9 +1231,26 @@ impl<E: Emit> Emitter<'_, E> {
             self.spill_flags();
             self.registers_to_host();
             self.indirect_end();
+        } else if !(rewritten && is_inline_branch(&last.insn)) && !last.exec.loud && rep_string(&last.insn) {
+            // A REP string instruction (a helper) may yield part-way with EIP back at
+            // itself: on to whatever EIP it left, through the indirect-target table.
+            self.spill_flags();
+            self.registers_to_host();
+            self.indirect_end();
+        } else if !(rewritten && is_inline_branch(&last.insn))
+            && !last.exec.loud
+            && last.insn.flow_control() == FlowControl::Next
+        {
+            // The block ran off its end (page boundary, length cap) or ended in an
+            // instruction that ends blocks but changes nothing the run loop looks at
+            // (CLI, MOV from a control register): on to the next EIP, chained like a jump.
+            self.spill_flags();
+            self.registers_to_host();
+            let next = self.runtime_eip(self.block.eip.wrapping_add(self.block.len));
+            self.block_end(next);
         } else if !(rewritten && is_inline_branch(&last.insn)) {
-            // The block ran off its end (page boundary, length cap) or ended in a callout:
-            // back to the run loop.
+            // The block ended in a callout the run loop must see after (or one that set
+            // EIP itself): back to the run loop.
             self.spill_flags();
             self.registers_to_memory();
             if last.exec.treatment == Treatment::Ident || rewritten {
