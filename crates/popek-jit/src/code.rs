@@ -1231,16 +1231,15 @@ impl<E: Emit> Emitter<'_, E> {
             self.spill_flags();
             self.registers_to_host();
             self.indirect_end();
-        } else if !(rewritten && is_inline_branch(&last.insn)) && !last.exec.loud && rep_string(&last.insn) {
+        } else if rewritten && is_inline_branch(&last.insn) {
+            // JMP/Jcc/LOOP: `branch` ended the block on each of its paths.
+        } else if !last.exec.loud && rep_string(&last.insn) {
             // A REP string instruction (a helper) may yield part-way with EIP back at
             // itself: on to whatever EIP it left, through the indirect-target table.
             self.spill_flags();
             self.registers_to_host();
             self.indirect_end();
-        } else if !(rewritten && is_inline_branch(&last.insn))
-            && !last.exec.loud
-            && last.insn.flow_control() == FlowControl::Next
-        {
+        } else if !last.exec.loud && last.insn.flow_control() == FlowControl::Next {
             // The block ran off its end (page boundary, length cap) or ended in an
             // instruction that ends blocks but changes nothing the run loop looks at
             // (CLI, MOV from a control register): on to the next EIP, chained like a jump.
@@ -1248,15 +1247,11 @@ impl<E: Emit> Emitter<'_, E> {
             self.registers_to_host();
             let next = self.runtime_eip(self.block.eip.wrapping_add(self.block.len));
             self.block_end(next);
-        } else if !(rewritten && is_inline_branch(&last.insn)) {
+        } else {
             // The block ended in a callout the run loop must see after (or one that set
             // EIP itself): back to the run loop.
             self.spill_flags();
             self.registers_to_memory();
-            if last.exec.treatment == Treatment::Ident || rewritten {
-                let next = self.runtime_eip(self.block.eip.wrapping_add(self.block.len));
-                x64!(self.ops; mov DWORD [r15 + EIP_OFF], next as i32);
-            }
             x64!(self.ops
                 ; sub r9, n as i32
                 ; jmp =>self.ret_end
