@@ -216,6 +216,11 @@ impl F128 {
         ((self.0 >> 112) & 0x7fff) as i32 - 16383
     }
 
+    /// The significand as a value in 1…2 (for normal values): `self` = ±2^exponent × it.
+    pub(crate) fn significand(self) -> F128 {
+        F128(self.0 & ((1 << 112) - 1) | 16383 << 112)
+    }
+
     /// self < b.
     pub(crate) fn lt(self, b: F128) -> bool {
         // SAFETY: a pure function of its operands.
