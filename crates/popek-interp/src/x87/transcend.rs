@@ -369,7 +369,7 @@ pub(super) fn fcos(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<()
 
 /// FSINCOS: ST(0) = sin, then cos pushed.
 pub(super) fn fsincos(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<(), Exception> {
-    two_results(cpu, |a| sin_cos(a), Second);
+    two_results(cpu, sin_cos, Second);
     Ok(())
 }
 
