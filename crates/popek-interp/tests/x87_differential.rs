@@ -557,10 +557,11 @@ fn f2xm1_operands(r: &mut XorShift) -> ([u8; 10], [u8; 10]) {
 
 fn fyl2x_operands(r: &mut XorShift) -> ([u8; 10], [u8; 10]) {
     let y = if r.next_u64() & 1 == 0 { 1.0 } else { uniform(r, -10.0, 10.0) };
-    let x = match r.next_u64() % 4 {
-        0 | 1 => uniform(r, 1e-3, 1e3),
-        2 => 1.0 + tiny(r, 1, 50),
-        _ => uniform(r, 1e-300, 1e-200),
+    let x = match r.next_u64() % 8 {
+        0..=3 => uniform(r, 1e-3, 1e3),
+        4 | 5 => 1.0 + tiny(r, 1, 50),
+        6 => uniform(r, 1e-300, 1e-200),
+        _ => return (f64_to_80(2f64.powi((r.next_u64() % 41) as i32 - 20)), extended(y, r.next_u64())), // log2 exact
     };
     (extended(x, r.next_u64()), extended(y, r.next_u64()))
 }
@@ -616,65 +617,72 @@ fn x87_transcendentals_match_the_host() {
             continue;
         }
         let form = Form { name, bytes, mem: Mem::None };
-        let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ (n as u64 + 1).wrapping_mul(0x9e37_79b9));
-        let (mut identical, mut worst, mut off, mut c1_agrees, mut ran) = (0, 0, 0, 0, 0);
-        for _ in 0..cases {
-            let (x, y) = operands(&mut rng);
-            let (x, y) = (or_special(&mut rng, x), or_special(&mut rng, y));
-            if outside_the_domain(name, &x) {
-                continue; // the SDM leaves the result undefined
-            }
-            ran += 1;
-            let top = (rng.next_u64() & 7) as u16;
-            let mut img = Vec::with_capacity(108);
-            let tw: u16 = (2..8u16).fold(0, |t, st| t | 3 << (2 * ((top + st) & 7)));
-            for w in [0x037f, top << 11, tw] {
-                img.extend_from_slice(&(w as u32 | 0xffff_0000).to_le_bytes());
-            }
-            img.extend_from_slice(&[0; 16]);
-            img.extend_from_slice(&x);
-            img.extend_from_slice(&y);
-            img.extend_from_slice(&[0; 60]);
-            let g = guest(&form, &img, &[], 0);
-            let h = host(&mut runner, &form, &img, &[], 0);
-            let w = |i: &[u8], at: usize| u16::from_le_bytes([i[at], i[at + 1]]);
-            const C1: u16 = 1 << 9;
-            let fsw_same = w(&g.image, 4) & !C1 == w(&h.image, 4) & !C1;
-            if w(&g.image, 4) & C1 == w(&h.image, 4) & C1 {
-                c1_agrees += 1;
-            }
-            let mut ulps = 0;
-            for st in 0..8 {
-                let (gr, hr) = (&g.image[28 + 10 * st..38 + 10 * st], &h.image[28 + 10 * st..38 + 10 * st]);
-                ulps = ulps.max((ordinal(gr) - ordinal(hr)).abs());
-            }
-            worst = worst.max(ulps);
-            if ulps == 0 {
-                identical += 1;
-            }
-            if ulps > MAX_ULPS || !fsw_same || w(&g.image, 8) != w(&h.image, 8) {
-                off += 1;
-                if off <= 3 {
-                    failures.push(format!(
-                        "{name} {}: {ulps} ulps\n  popek: {}\n  host:  {}",
-                        describe(&img),
-                        describe(&g.image),
-                        describe(&h.image)
-                    ));
+        for directed in [false, true] {
+            let mode = if directed { "directed rounding" } else { "to nearest" };
+            let seed = 0x2545_f491_4f6c_dd1d ^ (2 * n as u64 + 1 + u64::from(directed)).wrapping_mul(0x9e37_79b9);
+            let mut rng = XorShift(seed);
+            let (mut identical, mut worst, mut off, mut c1_agrees, mut ran) = (0, 0, 0, 0, 0);
+            for _ in 0..cases {
+                let (x, y) = operands(&mut rng);
+                let (x, y) = (or_special(&mut rng, x), or_special(&mut rng, y));
+                if outside_the_domain(name, &x) {
+                    continue; // the SDM leaves the result undefined
+                }
+                ran += 1;
+                let top = (rng.next_u64() & 7) as u16;
+                let mut img = Vec::with_capacity(108);
+                let tw: u16 = (2..8u16).fold(0, |t, st| t | 3 << (2 * ((top + st) & 7)));
+                // Precision control 64 bits, all exceptions masked, the rounding control asked for.
+                let rc = if directed { 1 + rng.next_u64() % 3 } else { 0 };
+                let fcw = 0x037f | (rc as u16) << 10;
+                for w in [fcw, top << 11, tw] {
+                    img.extend_from_slice(&(w as u32 | 0xffff_0000).to_le_bytes());
+                }
+                img.extend_from_slice(&[0; 16]);
+                img.extend_from_slice(&x);
+                img.extend_from_slice(&y);
+                img.extend_from_slice(&[0; 60]);
+                let g = guest(&form, &img, &[], 0);
+                let h = host(&mut runner, &form, &img, &[], 0);
+                let w = |i: &[u8], at: usize| u16::from_le_bytes([i[at], i[at + 1]]);
+                const C1: u16 = 1 << 9;
+                let fsw_same = w(&g.image, 4) & !C1 == w(&h.image, 4) & !C1;
+                if w(&g.image, 4) & C1 == w(&h.image, 4) & C1 {
+                    c1_agrees += 1;
+                }
+                let mut ulps = 0;
+                for st in 0..8 {
+                    let (gr, hr) = (&g.image[28 + 10 * st..38 + 10 * st], &h.image[28 + 10 * st..38 + 10 * st]);
+                    ulps = ulps.max((ordinal(gr) - ordinal(hr)).abs());
+                }
+                worst = worst.max(ulps);
+                if ulps == 0 {
+                    identical += 1;
+                }
+                if ulps > MAX_ULPS || !fsw_same || w(&g.image, 8) != w(&h.image, 8) {
+                    off += 1;
+                    if off <= 3 {
+                        failures.push(format!(
+                            "{name} {}: {ulps} ulps\n  popek: {}\n  host:  {}",
+                            describe(&img),
+                            describe(&g.image),
+                            describe(&h.image)
+                        ));
+                    }
                 }
             }
-        }
-        let percent = |n: usize| 100.0 * n as f64 / ran as f64;
-        eprintln!(
-            "{name:8}: {ran} cases, {:.2}% identical, at most {worst} ulp apart, C1 the same in {:.2}%",
-            percent(identical),
-            percent(c1_agrees)
-        );
-        if off > 0 {
-            failures.push(format!("{name}: {off} of {ran} beyond {MAX_ULPS} ulp or with another status"));
-        }
-        if percent(c1_agrees) < MIN_C1_AGREEMENT {
-            failures.push(format!("{name}: C1 the same in only {:.2}% of {ran}", percent(c1_agrees)));
+            let percent = |n: usize| 100.0 * n as f64 / ran as f64;
+            eprintln!(
+                "{name:8} {mode:17}: {ran} cases, {:.2}% identical, at most {worst} ulp apart, C1 the same in {:.2}%",
+                percent(identical),
+                percent(c1_agrees)
+            );
+            if off > 0 {
+                failures.push(format!("{name}, {mode}: {off} of {ran} beyond {MAX_ULPS} ulp or with another status"));
+            }
+            if percent(c1_agrees) < MIN_C1_AGREEMENT {
+                failures.push(format!("{name}, {mode}: C1 the same in only {:.2}% of {ran}", percent(c1_agrees)));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

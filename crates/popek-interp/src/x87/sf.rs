@@ -201,6 +201,11 @@ impl F128 {
         from_sf(unsafe { sf::f128_to_extF80(self.to_sf()) })
     }
 
+    /// Whether the sign bit is set (−0 included).
+    pub(crate) fn is_negative(self) -> bool {
+        self.0 >> 127 != 0
+    }
+
     /// The absolute value.
     pub(crate) fn abs(self) -> F128 {
         F128(self.0 & !(1 << 127))

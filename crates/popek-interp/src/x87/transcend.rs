@@ -227,27 +227,28 @@ fn working_precision() {
 }
 
 /// A computed value rounded to the extended format under the control word's rounding
-/// control: the result, its status flags (PE forced when the function's value is known
-/// to be irrational, since the working value may happen to be exact) and whether it was
-/// rounded up in magnitude.
+/// control: the result, its status flags and whether it was rounded up in magnitude. PE is
+/// forced if `always_inexact`: for functions whose value is irrational at every non-special
+/// operand (the working value may still happen to be exact: sin x for tiny x), and where
+/// the host reports PE anyway.
 ///
 /// The working format has the extended format's exponent range, so a result beyond it
 /// shows as ∞ or 0 there (never the function's value at a non-special operand): it is then
 /// rounded as another such result, the largest finite value squared or the smallest
 /// denormal squared, to get the overflow or underflow response of the rounding control.
 /// A forced PE on a denormal result brings UE with it (tiny and inexact).
-fn round(x: &X87State, v: F128, irrational: bool) -> (F80, u16, bool) {
-    let stand_in = |magnitude: F80| if v.lt(int(0)) { sf::neg(magnitude) } else { magnitude };
+fn round(x: &X87State, v: F128, always_inexact: bool) -> (F80, u16, bool) {
+    const LARGEST: F80 = F80 { signif: u64::MAX, sign_exp: 0x7ffe };
+    const SMALLEST: F80 = F80 { signif: 1, sign_exp: 0 };
+    let signed = |magnitude: F80| if v.is_negative() { sf::neg(magnitude) } else { magnitude };
     let (r, flags, up) = if v.abs() == F128::from_f80(sf::inf(false)) {
-        let max = stand_in(F80 { signif: u64::MAX, sign_exp: 0x7ffe });
-        rounded(x.fcw, 80, |_| sf::mul(max, F80 { signif: u64::MAX, sign_exp: 0x7ffe }))
+        rounded(x.fcw, 80, |_| sf::mul(signed(LARGEST), LARGEST))
     } else if v.abs() == int(0) {
-        let min = stand_in(F80 { signif: 1, sign_exp: 0 });
-        rounded(x.fcw, 80, |_| sf::mul(min, F80 { signif: 1, sign_exp: 0 }))
+        rounded(x.fcw, 80, |_| sf::mul(signed(SMALLEST), SMALLEST))
     } else {
         rounded(x.fcw, 80, |_| v.to_f80())
     };
-    let forced = if !irrational {
+    let forced = if !always_inexact {
         0
     } else if r.exp() == 0 {
         fsw::PE | fsw::UE
@@ -311,8 +312,8 @@ fn store(x: &mut X87State, dst: usize, v: F80, flags: u16, up: bool, pop: bool) 
 }
 
 /// Rounds a computed value and writes it to `dst`.
-fn store_computed(x: &mut X87State, dst: usize, v: F128, irrational: bool, pop: bool) {
-    let (r, flags, up) = round(x, v, irrational);
+fn store_computed(x: &mut X87State, dst: usize, v: F128, always_inexact: bool, pop: bool) {
+    let (r, flags, up) = round(x, v, always_inexact);
     store(x, dst, r, flags, up, pop);
 }
 
@@ -505,7 +506,8 @@ pub(super) fn fyl2xp1(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result
 /// FYL2X and FYL2XP1: y × log2(arg), arg being x or x + 1.
 fn log_op(cpu: &mut Cpu, plus_one: bool) {
     let x = &mut cpu.state.x87;
-    // The invalid cases come before the denormal check (a negative denormal is only invalid).
+    // The invalid and zero-divide cases come before the denormal check (as on the host: a
+    // negative denormal x is only invalid, a denormal y over x = 0 only divides by zero).
     let Some(ops) = operands(x, 2, 1, true) else { return };
     let (a, y) = (ops[0], ops[1]);
     let (one, minus_one) = (sf::one(false), sf::one(true));
@@ -525,15 +527,18 @@ fn log_op(cpu: &mut Cpu, plus_one: bool) {
         }
         return;
     }
-    if !denormals_go_on(x, &ops) {
-        return;
-    }
     // The logarithm is negative below 1 (−∞ at 0); log2(1 + ±0) is ±0.
     let log_negative = if plus_one { a.sign() } else { sf::lt_quiet(a, one) };
     let negative = y.sign() ^ log_negative;
+    if arg_zero && !y_inf {
+        store(x, 1, sf::inf(negative), fsw::ZE, false, true); // y × log 0, y finite
+        return;
+    }
+    if !denormals_go_on(x, &ops) {
+        return;
+    }
     if arg_zero || arg_inf || y_inf {
-        let ze = if arg_zero && !y_inf { fsw::ZE } else { 0 };
-        store(x, 1, sf::inf(negative), ze, false, true);
+        store(x, 1, sf::inf(negative), 0, false, true);
         return;
     }
     if arg_one || y_zero {
@@ -541,10 +546,17 @@ fn log_op(cpu: &mut Cpu, plus_one: bool) {
         return;
     }
     working_precision();
-    let (a, y) = (F128::from_f80(a), F128::from_f80(y));
-    let log = if plus_one { log2_1p(a) } else { log2(a) };
-    // log2 is rational only at powers of two, where the working value is exact too.
-    store_computed(x, 1, y * log, false, true);
+    let (a_exp, a, y) = (a.exp(), F128::from_f80(a), F128::from_f80(y));
+    let v = if plus_one && a_exp < 0x3fff - 16000 {
+        // |x| < 2^-16000: log2(1 + x) = x / ln 2 far beyond 113 bits; x is scaled up first,
+        // as the quotient would otherwise be subnormal and lose bits before the product.
+        y * (a * pow2(256) / ln2()) * pow2(-256)
+    } else {
+        y * if plus_one { log2_1p(a) } else { log2(a) }
+    };
+    // Inexact even where the value is exact (x a power of two and y × log2 x fitting 64
+    // bits), as on the host, whose internal log2 is an approximation there too.
+    store_computed(x, 1, v, true, true);
 }
 
 #[cfg(test)]
