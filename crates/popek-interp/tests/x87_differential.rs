@@ -575,22 +575,27 @@ fn fyl2xp1_operands(r: &mut XorShift) -> ([u8; 10], [u8; 10]) {
     (extended(x, r.next_u64()), extended(y, r.next_u64()))
 }
 
-/// The transcendental instructions against the host's, at precision control 64 bits and
-/// rounding to nearest, over random operands in each instruction's domain, near its special
-/// points, and one case in sixteen a special operand (zero, denormal, ∞, NaN, unnormal…):
-/// the same stack, tags and status word but C1, and every result within `MAX_ULPS` of the
-/// host's, in ulps of the 64-bit significand. Prints, per instruction, how many results are
-/// bit-identical and how often C1 is the same.
+/// The transcendental instructions against the host's, at precision control 64 bits,
+/// rounding to nearest and then in the directed modes, over random operands in each
+/// instruction's domain, near its special points (multiples of π/2 for the trigonometric
+/// ones, 0 and ±1 for F2XM1, 1 and powers of two for FYL2X, 0 for FYL2XP1), and one case in
+/// sixteen a special operand (zero, denormal, ∞, NaN, unnormal…), one in twenty-one a stack
+/// fault: the same stack, tags and status word but C1, and every result within `MAX_ULPS`
+/// of the host's, in ulps of the 64-bit significand. Prints, per instruction and mode, how
+/// many results are bit-identical and how often C1 is the same.
 ///
 /// popek rounds the function's value (of the operand reduced by the x87's π, for the
 /// trigonometric instructions) correctly; the host's results are within 1 ulp of that
-/// (SDM Vol. 1 8.3.10). Observed on an Intel Xeon host, 20,000 cases per instruction:
-/// never more than 1 ulp apart; bit-identical results: FSIN 98.5%, FCOS 98.3%, FSINCOS 96.6%,
-/// FPTAN 96.1%, FPATAN 97.3%, F2XM1 93.9%, FYL2X 91.6%, FYL2XP1 90.8%. C1 says whether the
-/// result was rounded up in magnitude, which on the host is relative to its own internal
-/// approximation: the same as popek's in 96% (trigonometric), 95% (FPATAN), 88% (F2XM1),
-/// 82–83% (FYL2X, FYL2XP1) of the cases, and 76% for FPTAN, whose C1 is 1 for every result
-/// near a multiple of π.
+/// (SDM Vol. 1 8.3.10). Observed on an Intel Xeon host, POPEK_X87_CASES=100000: never more
+/// than 1 ulp apart in any mode; bit-identical results rounding to nearest: FSIN 98.3%,
+/// FCOS 98.4%, FSINCOS 96.7%, FPTAN 96.3%, FPATAN 97.3%, F2XM1 94.2%, FYL2X 92.1%, FYL2XP1
+/// 91.0% (the same in the directed modes, but FPTAN's 80.9%: near multiples of π, where
+/// tan r = r + r³/3 with r³/3 below the host's internal precision, the host may round r
+/// either way). C1 says whether the result was rounded up in magnitude, on the host relative
+/// to its own internal approximation: rounding to nearest, the same as popek's in 96.5%
+/// (FSIN FCOS FSINCOS), 95% (FPATAN), 88.6% (F2XM1), 82% (FYL2X, FYL2XP1) and 77% (FPTAN,
+/// whose C1 is 1 for every result near a multiple of π) of the cases; over 99% in the
+/// directed modes.
 #[test]
 fn x87_transcendentals_match_the_host() {
     let Ok(mut runner) = HostRunner::new() else {
@@ -598,7 +603,7 @@ fn x87_transcendentals_match_the_host() {
         return;
     };
     const MAX_ULPS: i128 = 1;
-    const MIN_C1_AGREEMENT: f64 = 75.0;
+    const MIN_C1_AGREEMENT: f64 = 70.0;
     let forms: [(&str, &[u8], Operands); 8] = [
         ("fsin", &[0xd9, 0xfe], trig_operands),
         ("fcos", &[0xd9, 0xff], trig_operands),
@@ -631,7 +636,17 @@ fn x87_transcendentals_match_the_host() {
                 ran += 1;
                 let top = (rng.next_u64() & 7) as u16;
                 let mut img = Vec::with_capacity(108);
-                let tw: u16 = (2..8u16).fold(0, |t, st| t | 3 << (2 * ((top + st) & 7)));
+                // ST(0) and ST(1) valid, the others empty; one case in twenty-one, one of ST(0),
+                // ST(1) empty (stack underflow) or ST(7) valid (stack overflow, for FSINCOS and
+                // FPTAN).
+                let mut empty: Vec<u16> = (2..7).collect();
+                match rng.next_u64() % 64 {
+                    0 => empty.extend([0, 7]),
+                    1 => empty.extend([1, 7]),
+                    2 => {}
+                    _ => empty.push(7),
+                }
+                let tw: u16 = empty.iter().fold(0, |t, st| t | 3 << (2 * ((top + st) & 7)));
                 // Precision control 64 bits, all exceptions masked, the rounding control asked for.
                 let rc = if directed { 1 + rng.next_u64() % 3 } else { 0 };
                 let fcw = 0x037f | (rc as u16) << 10;

@@ -398,8 +398,8 @@ enum C1Of {
 }
 use C1Of::{First, Second};
 
-/// FSINCOS and FPTAN: two results, the first replacing ST(0), the second pushed. A NaN,
-/// ±∞ or unsupported operand gives the NaN (or the indefinite) as both.
+/// FSINCOS and FPTAN: two results, the first replacing ST(0), the second pushed. An empty
+/// ST(0), a NaN, ±∞ or an unsupported operand gives the indefinite (or the NaN) as both.
 fn two_results(cpu: &mut Cpu, f: fn(F80) -> (F128, F128), c1_of: C1Of) {
     let x = &mut cpu.state.x87;
     if !x.is_empty(0) && !x.is_empty(7) {
@@ -409,23 +409,28 @@ fn two_results(cpu: &mut Cpu, f: fn(F80) -> (F128, F128), c1_of: C1Of) {
         }
         return;
     }
-    if !x.is_empty(0) {
-        let a = x.st(0);
-        let nan_result = if sf::is_unsupported(a) || sf::is_inf(a) {
-            Some((F80::INDEFINITE, fsw::IE))
-        } else if sf::is_nan(a) {
-            Some((sf::quiet(a), if sf::is_snan(a) { fsw::IE } else { 0 }))
-        } else {
-            None
-        };
-        if let Some((v, flags)) = nan_result {
-            if commit_flags(x, flags, false) {
-                x.set_cc(fsw::C2, false);
-                x.set_st(0, v);
-                x.push(v);
-            }
-            return;
+    if x.is_empty(0) {
+        if x.underflow() {
+            x.set_st(0, F80::INDEFINITE);
+            x.push(F80::INDEFINITE);
         }
+        return;
+    }
+    let a = x.st(0);
+    let invalid = if sf::is_unsupported(a) || sf::is_inf(a) {
+        Some((F80::INDEFINITE, fsw::IE))
+    } else if sf::is_nan(a) {
+        Some((sf::quiet(a), if sf::is_snan(a) { fsw::IE } else { 0 }))
+    } else {
+        None
+    };
+    if let Some((v, flags)) = invalid {
+        if commit_flags(x, flags, false) {
+            x.set_cc(fsw::C2, false);
+            x.set_st(0, v);
+            x.push(v);
+        }
+        return;
     }
     let Some(ops) = sources(x, 1, 0, false) else { return };
     if !in_range(x, ops[0]) {
