@@ -26,9 +26,11 @@
 //! sine of the distance to a multiple of *that* π, not of the true one.
 //!
 //! Precision control does not apply to these instructions (SDM Vol. 1 8.1.5.2): results
-//! are rounded to 64 bits. The operands and results outside the SDM's domains (F2XM1
-//! beyond ±1, FYL2XP1 beyond ±(1 − √2/2), FPTAN beyond ±π/4 is fine) are computed with
-//! the same functions, extended as the mathematics extends them.
+//! are rounded to 64 bits. Operands outside the SDM's domains (F2XM1 beyond ±1, FYL2XP1
+//! beyond ±(1 − √2/2), where the SDM leaves the result undefined) are computed with the
+//! same functions, extended as the mathematics extends them. Not done: the unmasked
+//! overflow and underflow responses (the arithmetic's exponent wrapped by 24576); an
+//! unmasked OE or UE here stores the masked response's value.
 
 use super::sf::{self, F128};
 use super::{Fpu, commit_flags, rounded};
@@ -64,12 +66,12 @@ fn pow2(n: i32) -> F128 {
     F128::from_parts(false, 1, n)
 }
 
-/// Terms summed by each series: enough for every term left out to be below 2^-116 of
-/// the sum over the series' whole (reduced) domain.
-const SIN_COS_TERMS: i64 = 16; // |r| ≤ π/4: (π/4)^32 / 32! < 2^-126
-const ATAN_TERMS: i64 = 18; // |t| ≤ tan(π/32) < 0.0985: 0.0985^36 / 37 < 2^-125
-const EXPM1_TERMS: i64 = 30; // |u| ≤ ln 2: (ln 2)^30 / 30! < 2^-123
-const ATANH_TERMS: i64 = 24; // |s| ≤ 0.172: 0.172^48 / 49 < 2^-127
+/// Terms summed by each series (after its first): enough for the first term left out to
+/// be below 2^-125 of the sum, over the series' whole (reduced) domain.
+const SIN_COS_TERMS: i64 = 16; // |r| ≤ π/4: cos's r^34/34! < 2^-139, sin's r^35/35! less
+const ATAN_TERMS: i64 = 18; // |t| ≤ tan(π/32) < 0.0985: t^39/39 < 2^-132 · t
+const EXPM1_TERMS: i64 = 30; // |u| ≤ ln 2: u^31/31! < 2^-128 · |u|
+const ATANH_TERMS: i64 = 24; // |s| ≤ 0.172: s^51/51 < 2^-132 · s
 
 // ---------------------------------------------------------------------------------------
 // The reduction and the evaluation routines, in quadruple precision.
@@ -78,14 +80,14 @@ const ATANH_TERMS: i64 = 24; // |s| ≤ 0.172: 0.172^48 / 49 < 2^-127
 /// reduction mechanism used by the FPREM and FPREM1 instructions"): x = k·π_x87/2 + r with
 /// k the nearest integer, so |r| ≤ π_x87/4. Returns k mod 4 (the quadrant) and r.
 ///
-/// The operand is an integer multiple of 2^-67 once |x| ≥ 2^-3 (its last bit weighs at
-/// least 2^-66), and π_x87/2 is `PI_X87` × 2^-67: the remainder is then an integer long
+/// The operand is an integer multiple of 2^-67 once |x| ≥ 2^-4 (its last bit weighs at
+/// least 2^-67), and π_x87/2 is `PI_X87` × 2^-67: the remainder is then an integer long
 /// division, exact, and has at most 68 bits, which the 113-bit working format holds.
 fn reduce(a: F80) -> (u32, F128) {
     // x = significand × 2^shift units of 2^-67.
     let shift = i32::from(a.exp()) - 16383 - 63 + 67;
     if shift < 0 {
-        return (0, F128::from_f80(a)); // |x| < 2^-3: already reduced
+        return (0, F128::from_f80(a)); // |x| < 2^-4: already reduced
     }
     // Long division of significand × 2^shift by PI_X87, one bit of the dividend at a time,
     // keeping the remainder and the quotient's low two bits. The significand (< 2^64) is
