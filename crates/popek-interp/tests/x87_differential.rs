@@ -14,8 +14,9 @@
 //! invalid, zero-divide and denormal, the exponent wrapped by 24576 for overflow and
 //! underflow). FNSAVE is
 //! non-waiting and leaves the host FPU initialised, so an unmasked exception never traps
-//! on the host. The transcendental instructions are not compared: popek computes them in
-//! double precision (see the interpreter's `x87/transcend.rs`).
+//! on the host. The transcendental instructions are compared by their own test below
+//! (`x87_transcendentals_match_the_host`): the host's results are only within 1 ulp of
+//! the correctly rounded ones, which popek computes.
 //!
 //! `POPEK_X87_CASES=N` sets the cases per form (default 2000); `POPEK_X87_ONLY=name`
 //! runs the forms whose name contains it.
@@ -427,84 +428,276 @@ fn x87_matches_the_host() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// An 80-bit register image as an f64 (for values well inside the double range).
-fn to_f64(r: &[u8]) -> f64 {
-    let sig = u64::from_le_bytes(r[..8].try_into().unwrap());
-    let se = u16::from_le_bytes([r[8], r[9]]);
-    let v = sig as f64 * 2f64.powi((se & 0x7fff) as i32 - 16383 - 63);
-    if se & 0x8000 != 0 { -v } else { v }
-}
-
 /// A random double in `lo..hi`.
 fn uniform(r: &mut XorShift, lo: f64, hi: f64) -> f64 {
     lo + (hi - lo) * ((r.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
 }
 
-/// The transcendental instructions, which popek computes in double precision: the same
-/// stack, tags and exception flags as the host (C1 and PE aside: popek reports every
-/// result inexact and never rounded up), and every result within 2^-50 of the host's,
-/// relatively (2^-60 absolutely near zero), for arguments inside the SDM's domains.
+/// An extended value near the double `v`, its significand's low 11 bits (beyond the
+/// double's 53) random: an operand using all 64 bits.
+fn extended(v: f64, noise: u64) -> [u8; 10] {
+    let mut b = f64_to_80(v);
+    if v != 0.0 {
+        let sig = u64::from_le_bytes(b[..8].try_into().unwrap()) | (noise & 0x7ff);
+        b[..8].copy_from_slice(&sig.to_le_bytes());
+    }
+    b
+}
+
+/// ±m × 2^-e for a random m in 1..2 and e in `lo..hi`, all 64 bits random.
+fn tiny(r: &mut XorShift, lo: u64, hi: u64) -> f64 {
+    let e = lo + r.next_u64() % (hi - lo);
+    let v = uniform(r, 1.0, 2.0) * 2f64.powi(-(e as i32));
+    if r.next_u64() & 1 == 0 { v } else { -v }
+}
+
+/// The x87's internal π (SDM Vol. 1 8.3.8) in units of 2^-66.
+const PI_X87: u128 = 0xc_90fd_aa22_168c_234c;
+
+/// The extended value nearest k·π_x87/2, moved by a (`noise`) number of ulps up to ±`spread`:
+/// the operands whose sine or cosine is close to 0, the hardest for the reduction.
+fn near_half_pi_multiple(k: i64, spread: u64, noise: u64) -> [u8; 10] {
+    let product = u128::from(k.unsigned_abs()) * PI_X87; // × 2^-67
+    let shift = 64 - product.leading_zeros() as i32; // bits beyond 64
+    let sig = ((product + (1 << (shift - 1))) >> shift) as u64;
+    let sig = (sig as i64 + (noise % (2 * spread + 1)) as i64 - spread as i64) as u64;
+    let exp = (16383 + 63 + shift - 67) as u16 | if k < 0 { 0x8000 } else { 0 };
+    let mut b = [0u8; 10];
+    b[..8].copy_from_slice(&sig.to_le_bytes());
+    b[8..].copy_from_slice(&exp.to_le_bytes());
+    b
+}
+
+/// A non-zero multiple, −64…64.
+fn multiple(r: &mut XorShift) -> i64 {
+    let k = 1 + (r.next_u64() % 64) as i64;
+    if r.next_u64() & 1 == 0 { k } else { -k }
+}
+
+/// One case in sixteen, a special operand (of `value`'s kinds: zeros, denormals,
+/// infinities, NaNs, unnormals…) in place of `v`.
+fn or_special(r: &mut XorShift, v: [u8; 10]) -> [u8; 10] {
+    if r.next_u64().is_multiple_of(16) { value(r) } else { v }
+}
+
+/// F2XM1 with a finite |x| > 1, FYL2XP1 with a finite |x| ≥ 1 − √2/2 (≈ 0.29): the SDM
+/// leaves the results undefined (the host returns x unchanged for large ones).
+fn outside_the_domain(name: &str, x: &[u8; 10]) -> bool {
+    let se = u16::from_le_bytes([x[8], x[9]]);
+    let finite = se & 0x7fff != 0x7fff;
+    match name {
+        "f2xm1" => finite && se & 0x7fff >= 0x3fff && ordinal(x).abs() > ordinal(&f64_to_80(1.0)),
+        "fyl2xp1" => finite && ordinal(x).abs() >= ordinal(&f64_to_80(0.29)),
+        _ => false,
+    }
+}
+
+/// A random extended value with |x| < 2^63 (the trigonometric instructions' range).
+fn large(r: &mut XorShift) -> [u8; 10] {
+    let sig = r.next_u64() | 1 << 63;
+    let exp = (16383 + r.next_u64() % 63) as u16 | ((r.next_u64() & 1) as u16) << 15;
+    let mut b = [0u8; 10];
+    b[..8].copy_from_slice(&sig.to_le_bytes());
+    b[8..].copy_from_slice(&exp.to_le_bytes());
+    b
+}
+
+/// A register's position among the extended values (consecutive values differ by one;
+/// negative for negative values), to measure distances in ulps of the 64-bit significand.
+fn ordinal(reg: &[u8]) -> i128 {
+    let sig = u64::from_le_bytes(reg[..8].try_into().unwrap());
+    let se = u16::from_le_bytes([reg[8], reg[9]]);
+    let magnitude = (i128::from(se & 0x7fff) << 63) + i128::from(sig & !(1 << 63));
+    if se & 0x8000 != 0 { -magnitude } else { magnitude }
+}
+
+/// Operands (ST(0), ST(1)) for one case: half from the SDM's domain at random, half
+/// around the instruction's special points.
+type Operands = fn(&mut XorShift) -> ([u8; 10], [u8; 10]);
+
+const ZERO: [u8; 10] = [0; 10];
+
+fn trig_operands(r: &mut XorShift) -> ([u8; 10], [u8; 10]) {
+    let x = match r.next_u64() % 4 {
+        0 | 1 => extended(uniform(r, -100.0, 100.0), r.next_u64()),
+        2 => near_half_pi_multiple(multiple(r), 1 << 12, r.next_u64()),
+        _ if r.next_u64() & 1 == 0 => large(r),
+        _ => extended(tiny(r, 1, 40), r.next_u64()),
+    };
+    (x, ZERO)
+}
+
+fn fptan_operands(r: &mut XorShift) -> ([u8; 10], [u8; 10]) {
+    let x = match r.next_u64() % 4 {
+        0 | 1 => extended(uniform(r, -0.785, 0.785), r.next_u64()),
+        2 => near_half_pi_multiple(multiple(r), 1 << 12, r.next_u64()),
+        _ => extended(tiny(r, 1, 40), r.next_u64()),
+    };
+    (x, ZERO)
+}
+
+fn fpatan_operands(r: &mut XorShift) -> ([u8; 10], [u8; 10]) {
+    let x = uniform(r, -1e3, 1e3);
+    let y = match r.next_u64() % 4 {
+        0 | 1 => uniform(r, -1e3, 1e3),
+        2 => x * uniform(r, -1.0 - 1e-9, -1.0 + 1e-9).copysign(uniform(r, -1.0, 1.0)), // near the diagonals
+        _ => x * tiny(r, 1, 80) * if r.next_u64() & 1 == 0 { 1.0 } else { 2f64.powi(90) }, // far from them
+    };
+    (extended(x, r.next_u64()), extended(y, r.next_u64()))
+}
+
+fn f2xm1_operands(r: &mut XorShift) -> ([u8; 10], [u8; 10]) {
+    let x = match r.next_u64() % 4 {
+        0 | 1 => uniform(r, -1.0, 1.0),
+        2 => tiny(r, 1, 60),
+        _ => (1.0 - tiny(r, 1, 50).abs()).copysign(uniform(r, -1.0, 1.0)),
+    };
+    (extended(x, r.next_u64()), ZERO)
+}
+
+fn fyl2x_operands(r: &mut XorShift) -> ([u8; 10], [u8; 10]) {
+    let y = if r.next_u64() & 1 == 0 { 1.0 } else { uniform(r, -10.0, 10.0) };
+    let x = match r.next_u64() % 8 {
+        0..=3 => uniform(r, 1e-3, 1e3),
+        4 | 5 => 1.0 + tiny(r, 1, 50),
+        6 => uniform(r, 1e-300, 1e-200),
+        _ => return (f64_to_80(2f64.powi((r.next_u64() % 41) as i32 - 20)), extended(y, r.next_u64())), // log2 exact
+    };
+    (extended(x, r.next_u64()), extended(y, r.next_u64()))
+}
+
+fn fyl2xp1_operands(r: &mut XorShift) -> ([u8; 10], [u8; 10]) {
+    let y = if r.next_u64() & 1 == 0 { 1.0 } else { uniform(r, -10.0, 10.0) };
+    let x = match r.next_u64() % 2 {
+        0 => uniform(r, -0.29, 0.29),
+        _ => tiny(r, 1, 70),
+    };
+    (extended(x, r.next_u64()), extended(y, r.next_u64()))
+}
+
+/// The transcendental instructions against the host's, at precision control 64 bits,
+/// rounding to nearest and then in the directed modes, over random operands in each
+/// instruction's domain, near its special points (multiples of π/2 for the trigonometric
+/// ones, 0 and ±1 for F2XM1, 1 and powers of two for FYL2X, 0 for FYL2XP1), and one case in
+/// sixteen a special operand (zero, denormal, ∞, NaN, unnormal…), one in twenty-one a stack
+/// fault: the same stack, tags and status word but C1, and every result within `MAX_ULPS`
+/// of the host's, in ulps of the 64-bit significand. Prints, per instruction and mode, how
+/// many results are bit-identical and how often C1 is the same.
+///
+/// popek rounds the function's value (of the operand reduced by the x87's π, for the
+/// trigonometric instructions) correctly; the host's results are within 1 ulp of that
+/// (SDM Vol. 1 8.3.10). Observed on an Intel Xeon host, POPEK_X87_CASES=100000: never more
+/// than 1 ulp apart in any mode; bit-identical results rounding to nearest: FSIN 98.3%,
+/// FCOS 98.4%, FSINCOS 96.7%, FPTAN 96.3%, FPATAN 97.3%, F2XM1 94.2%, FYL2X 92.1%, FYL2XP1
+/// 91.0% (the same in the directed modes, but FPTAN's 80.9%: near multiples of π, where
+/// tan r = r + r³/3 with r³/3 below the host's internal precision, the host may round r
+/// either way). C1 says whether the result was rounded up in magnitude, on the host relative
+/// to its own internal approximation: rounding to nearest, the same as popek's in 96.5%
+/// (FSIN FCOS FSINCOS), 95% (FPATAN), 88.6% (F2XM1), 82% (FYL2X, FYL2XP1) and 77% (FPTAN,
+/// whose C1 is 1 for every result near a multiple of π) of the cases; over 99% in the
+/// directed modes.
 #[test]
-fn x87_transcendentals_are_close_to_the_host() {
+fn x87_transcendentals_match_the_host() {
     let Ok(mut runner) = HostRunner::new() else {
         eprintln!("x87 transcendentals: SKIP (not an x86-64 host)");
         return;
     };
-    type Args = fn(&mut XorShift) -> (f64, f64);
-    let forms: [(&str, &[u8], Args); 8] = [
-        ("fsin", &[0xd9, 0xfe], |r| (uniform(r, -100.0, 100.0), 0.0)),
-        ("fcos", &[0xd9, 0xff], |r| (uniform(r, -100.0, 100.0), 0.0)),
-        ("fsincos", &[0xd9, 0xfb], |r| (uniform(r, -10.0, 10.0), 0.0)),
-        ("fptan", &[0xd9, 0xf2], |r| (uniform(r, -1.5, 1.5), 0.0)),
-        ("fpatan", &[0xd9, 0xf3], |r| (uniform(r, -1e3, 1e3), uniform(r, -1e3, 1e3))),
-        ("f2xm1", &[0xd9, 0xf0], |r| (uniform(r, -1.0, 1.0), 0.0)),
-        ("fyl2x", &[0xd9, 0xf1], |r| (uniform(r, 1e-3, 1e3), uniform(r, -10.0, 10.0))),
-        ("fyl2xp1", &[0xd9, 0xf9], |r| (uniform(r, -0.29, 0.29), uniform(r, -10.0, 10.0))),
+    const MAX_ULPS: i128 = 1;
+    const MIN_C1_AGREEMENT: f64 = 70.0;
+    let forms: [(&str, &[u8], Operands); 8] = [
+        ("fsin", &[0xd9, 0xfe], trig_operands),
+        ("fcos", &[0xd9, 0xff], trig_operands),
+        ("fsincos", &[0xd9, 0xfb], trig_operands),
+        ("fptan", &[0xd9, 0xf2], fptan_operands),
+        ("fpatan", &[0xd9, 0xf3], fpatan_operands),
+        ("f2xm1", &[0xd9, 0xf0], f2xm1_operands),
+        ("fyl2x", &[0xd9, 0xf1], fyl2x_operands),
+        ("fyl2xp1", &[0xd9, 0xf9], fyl2xp1_operands),
     ];
     let cases: usize = std::env::var("POPEK_X87_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let only = std::env::var("POPEK_X87_ONLY").ok();
     let mut failures = Vec::new();
-    for (n, (name, bytes, args)) in forms.iter().enumerate() {
-        let form = Form { name, bytes, mem: Mem::None };
-        let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ (n as u64 + 1).wrapping_mul(0x9e37_79b9));
-        let mut bad = 0;
-        for _ in 0..cases {
-            let (x, y) = args(&mut rng);
-            let top = (rng.next_u64() & 7) as u16;
-            let mut img = Vec::with_capacity(108);
-            let tw: u16 = (0..8u16).filter(|st| *st >= 2).fold(0, |t, st| t | 3 << (2 * ((top + st) & 7)));
-            for w in [0x037f, top << 11, tw] {
-                img.extend_from_slice(&(w as u32 | 0xffff_0000).to_le_bytes());
-            }
-            img.extend_from_slice(&[0; 16]);
-            img.extend_from_slice(&f64_to_80(x));
-            img.extend_from_slice(&f64_to_80(y));
-            img.extend_from_slice(&[0; 60]);
-            let g = guest(&form, &img, &[], 0);
-            let h = host(&mut runner, &form, &img, &[], 0);
-            let w = |i: &[u8], at: usize| u16::from_le_bytes([i[at], i[at + 1]]);
-            const IGNORED: u16 = 1 << 9 | 1 << 5; // C1, PE
-            let mut same = w(&g.image, 4) & !IGNORED == w(&h.image, 4) & !IGNORED && w(&g.image, 8) == w(&h.image, 8);
-            for st in 0..8 {
-                let (gr, hr) = (&g.image[28 + 10 * st..38 + 10 * st], &h.image[28 + 10 * st..38 + 10 * st]);
-                let (gv, hv) = (to_f64(gr), to_f64(hr));
-                let close = (gv - hv).abs() <= (hv.abs() * 2f64.powi(-50)).max(2f64.powi(-60));
-                if !close {
-                    same = false;
-                }
-            }
-            if !same {
-                bad += 1;
-                if bad <= 3 {
-                    failures.push(format!(
-                        "{name}({x:e}, {y:e}):\n  popek: {}\n  host:  {}",
-                        describe(&g.image),
-                        describe(&h.image)
-                    ));
-                }
-            }
+    for (n, (name, bytes, operands)) in forms.iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
         }
-        if bad > 0 {
-            failures.push(format!("{name}: {bad} of {cases} differ"));
+        let form = Form { name, bytes, mem: Mem::None };
+        for directed in [false, true] {
+            let mode = if directed { "directed rounding" } else { "to nearest" };
+            let seed = 0x2545_f491_4f6c_dd1d ^ (2 * n as u64 + 1 + u64::from(directed)).wrapping_mul(0x9e37_79b9);
+            let mut rng = XorShift(seed);
+            let (mut identical, mut worst, mut off, mut c1_agrees, mut ran) = (0, 0, 0, 0, 0);
+            for _ in 0..cases {
+                let (x, y) = operands(&mut rng);
+                let (x, y) = (or_special(&mut rng, x), or_special(&mut rng, y));
+                if outside_the_domain(name, &x) {
+                    continue; // the SDM leaves the result undefined
+                }
+                ran += 1;
+                let top = (rng.next_u64() & 7) as u16;
+                let mut img = Vec::with_capacity(108);
+                // ST(0) and ST(1) valid, the others empty; one case in twenty-one, one of ST(0),
+                // ST(1) empty (stack underflow) or ST(7) valid (stack overflow, for FSINCOS and
+                // FPTAN).
+                let mut empty: Vec<u16> = (2..7).collect();
+                match rng.next_u64() % 64 {
+                    0 => empty.extend([0, 7]),
+                    1 => empty.extend([1, 7]),
+                    2 => {}
+                    _ => empty.push(7),
+                }
+                let tw: u16 = empty.iter().fold(0, |t, st| t | 3 << (2 * ((top + st) & 7)));
+                // Precision control 64 bits, all exceptions masked, the rounding control asked for.
+                let rc = if directed { 1 + rng.next_u64() % 3 } else { 0 };
+                let fcw = 0x037f | (rc as u16) << 10;
+                for w in [fcw, top << 11, tw] {
+                    img.extend_from_slice(&(w as u32 | 0xffff_0000).to_le_bytes());
+                }
+                img.extend_from_slice(&[0; 16]);
+                img.extend_from_slice(&x);
+                img.extend_from_slice(&y);
+                img.extend_from_slice(&[0; 60]);
+                let g = guest(&form, &img, &[], 0);
+                let h = host(&mut runner, &form, &img, &[], 0);
+                let w = |i: &[u8], at: usize| u16::from_le_bytes([i[at], i[at + 1]]);
+                const C1: u16 = 1 << 9;
+                let fsw_same = w(&g.image, 4) & !C1 == w(&h.image, 4) & !C1;
+                if w(&g.image, 4) & C1 == w(&h.image, 4) & C1 {
+                    c1_agrees += 1;
+                }
+                let mut ulps = 0;
+                for st in 0..8 {
+                    let (gr, hr) = (&g.image[28 + 10 * st..38 + 10 * st], &h.image[28 + 10 * st..38 + 10 * st]);
+                    ulps = ulps.max((ordinal(gr) - ordinal(hr)).abs());
+                }
+                worst = worst.max(ulps);
+                if ulps == 0 {
+                    identical += 1;
+                }
+                if ulps > MAX_ULPS || !fsw_same || w(&g.image, 8) != w(&h.image, 8) {
+                    off += 1;
+                    if off <= 3 {
+                        failures.push(format!(
+                            "{name} {}: {ulps} ulps\n  popek: {}\n  host:  {}",
+                            describe(&img),
+                            describe(&g.image),
+                            describe(&h.image)
+                        ));
+                    }
+                }
+            }
+            let percent = |n: usize| 100.0 * n as f64 / ran as f64;
+            eprintln!(
+                "{name:8} {mode:17}: {ran} cases, {:.2}% identical, at most {worst} ulp apart, C1 the same in {:.2}%",
+                percent(identical),
+                percent(c1_agrees)
+            );
+            if off > 0 {
+                failures.push(format!("{name}, {mode}: {off} of {ran} beyond {MAX_ULPS} ulp or with another status"));
+            }
+            if percent(c1_agrees) < MIN_C1_AGREEMENT {
+                failures.push(format!("{name}, {mode}: C1 the same in only {:.2}% of {ran}", percent(c1_agrees)));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

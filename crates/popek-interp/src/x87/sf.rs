@@ -153,6 +153,119 @@ pub(crate) fn to_i64(a: F80, rc: u16) -> i64 {
     unsafe { sf::extF80_to_i64(to_sf(a), rounding_mode(rc), true) }
 }
 
+/// A quadruple-precision value (SoftFloat's `float128_t`: sign, 15-bit exponent biased by
+/// 16383, 112-bit fraction), the working precision of the transcendental instructions: its
+/// 113-bit significand leaves 49 bits of margin over the extended format's 64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct F128(u128);
+
+impl F128 {
+    fn to_sf(self) -> sf::float128_t {
+        // The low 64 bits first (SoftFloat's little-endian layout).
+        sf::float128_t { v: [self.0 as u64, (self.0 >> 64) as u64] }
+    }
+
+    fn from_sf(v: sf::float128_t) -> F128 {
+        F128(u128::from(v.v[1]) << 64 | u128::from(v.v[0]))
+    }
+
+    /// `±magnitude × 2^exp`, exactly: `magnitude` has at most 113 significant bits and the
+    /// value is in the normal range.
+    pub(crate) fn from_parts(negative: bool, magnitude: u128, exp: i32) -> F128 {
+        if magnitude == 0 {
+            return F128(u128::from(negative) << 127);
+        }
+        let top = 127 - magnitude.leading_zeros() as i32; // the integer bit's position
+        assert!(top <= 112, "{magnitude:#x} does not fit a 113-bit significand");
+        let biased = top + exp + 16383;
+        assert!((1..0x7fff).contains(&biased), "2^{} is out of the normal range", top + exp);
+        let fraction = (magnitude << (112 - top)) & ((1 << 112) - 1);
+        F128(u128::from(negative) << 127 | (biased as u128) << 112 | fraction)
+    }
+
+    /// The exact value of an extended operand.
+    pub(crate) fn from_f80(a: F80) -> F128 {
+        // SAFETY: a pure function of its operand.
+        F128::from_sf(unsafe { sf::extF80_to_f128(to_sf(a)) })
+    }
+
+    /// An integer, exactly.
+    pub(crate) fn from_i64(v: i64) -> F128 {
+        // SAFETY: a pure function of its operand.
+        F128::from_sf(unsafe { sf::i64_to_f128(v) })
+    }
+
+    /// Rounded to the extended format in the current rounding mode and precision.
+    pub(crate) fn to_f80(self) -> F80 {
+        // SAFETY: a pure function of its operand (plus this thread's SoftFloat globals).
+        from_sf(unsafe { sf::f128_to_extF80(self.to_sf()) })
+    }
+
+    /// Whether the sign bit is set (−0 included).
+    pub(crate) fn is_negative(self) -> bool {
+        self.0 >> 127 != 0
+    }
+
+    /// The absolute value.
+    pub(crate) fn abs(self) -> F128 {
+        F128(self.0 & !(1 << 127))
+    }
+
+    /// The value with its sign flipped.
+    pub(crate) fn neg(self) -> F128 {
+        F128(self.0 ^ 1 << 127)
+    }
+
+    /// The unbiased binary exponent (of the integer bit; for normal values).
+    pub(crate) fn exponent(self) -> i32 {
+        ((self.0 >> 112) & 0x7fff) as i32 - 16383
+    }
+
+    /// The significand as a value in 1…2 (for normal values): `self` = ±2^exponent × it.
+    pub(crate) fn significand(self) -> F128 {
+        F128(self.0 & ((1 << 112) - 1) | 16383 << 112)
+    }
+
+    /// self < b.
+    pub(crate) fn lt(self, b: F128) -> bool {
+        // SAFETY: a pure function of its operands.
+        unsafe { sf::f128_lt_quiet(self.to_sf(), b.to_sf()) }
+    }
+
+    /// The nearest integer (ties to even), as an `i64` (the value must fit).
+    pub(crate) fn round_to_i64(self) -> i64 {
+        // SAFETY: a pure function of its operands.
+        unsafe { sf::f128_to_i64(self.to_sf(), sf::softfloat_round_near_even, false) }
+    }
+
+    /// √self.
+    pub(crate) fn sqrt(self) -> F128 {
+        // SAFETY: a pure function of its operand (plus this thread's SoftFloat globals).
+        F128::from_sf(unsafe { sf::f128_sqrt(self.to_sf()) })
+    }
+}
+
+/// Defines the arithmetic operators of [`F128`] on SoftFloat's functions (rounded in the
+/// current rounding mode, which the transcendental instructions keep at nearest-even).
+macro_rules! f128_operator {
+    ($($trait:ident $method:ident = $f:ident;)*) => {$(
+        impl core::ops::$trait for F128 {
+            type Output = F128;
+            fn $method(self, b: F128) -> F128 {
+                // SAFETY: a pure function of its operands (plus this thread's SoftFloat globals).
+                F128::from_sf(unsafe { sf::$f(self.to_sf(), b.to_sf()) })
+            }
+        }
+    )*};
+}
+
+f128_operator! {
+    Add add = f128_add;
+    Sub sub = f128_sub;
+    Mul mul = f128_mul;
+    Div div = f128_div;
+}
+
 /// Whether a value is a NaN (exponent all ones, fraction non-zero, integer bit set).
 pub(crate) fn is_nan(a: F80) -> bool {
     a.exp() == 0x7fff && a.signif << 1 != 0
