@@ -96,8 +96,12 @@ pub mod cr4 {
     pub const MCE: u32 = 1 << 6;
     pub const PGE: u32 = 1 << 7;
     pub const PCE: u32 = 1 << 8;
-    /// Bits this CPU lets software set (no VME/PVI: virtual-8086 extensions are not implemented).
-    pub const SUPPORTED: u32 = TSD | DE | PSE | PGE | PCE;
+    /// The OS uses FXSAVE/FXRSTOR (SDM Vol. 3A 2.5). CPUID.1:EDX.FXSR says it may be set;
+    /// on this CPU without SSE it changes nothing (see the interpreter's `x87/fxsr.rs`).
+    pub const OSFXSR: u32 = 1 << 9;
+    /// Bits this CPU lets software set (no VME/PVI: virtual-8086 extensions are not
+    /// implemented; no OSXMMEXCPT: no SSE).
+    pub const SUPPORTED: u32 = TSD | DE | PSE | PGE | PCE | OSFXSR;
 }
 
 /// Access-rights bits of a descriptor as kept in [`SegmentCache::access`]

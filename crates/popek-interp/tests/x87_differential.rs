@@ -509,3 +509,130 @@ fn x87_transcendentals_are_close_to_the_host() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Where the FXSAVE/FXRSTOR tests put the 512-byte area (16-byte aligned in both worlds:
+/// the data window and the host's scratch area are page-aligned).
+const FX_AREA: usize = 0x200;
+/// Where their FNSAVE writes.
+const FX_OUT: usize = 0x400;
+/// Where the host keeps its own MXCSR across the FXRSTOR (which loads one).
+const FX_MXCSR: usize = 0x600;
+
+/// `op [rbx/ebx + disp32]` for 0F AE /`reg` (FXSAVE /0, FXRSTOR /1, LDMXCSR /2, STMXCSR /3).
+fn fx_insn(reg: u8, disp: usize) -> Vec<u8> {
+    let mut c = vec![0x0f, 0xae, 0x83 | reg << 3];
+    c.extend_from_slice(&(disp as u32).to_le_bytes());
+    c
+}
+
+/// `fnsave [rbx/ebx + disp32]`.
+fn fnsave_at(disp: usize) -> Vec<u8> {
+    let mut c = vec![0xdd, 0xb3];
+    c.extend_from_slice(&(disp as u32).to_le_bytes());
+    c
+}
+
+/// A random FXSAVE image: random control and status words (exception flags, ES and B
+/// included), abridged tags and registers; junk in the reserved bytes and the register
+/// slots' upper six bytes (FXRSTOR ignores them); MXCSR 0x1F80, which the host's FXRSTOR
+/// loads (and must not find reserved bits in); zero pointers.
+fn fx_image(r: &mut XorShift) -> Vec<u8> {
+    let mut img = vec![0u8; 512];
+    let x = r.next_u64();
+    let pc = [0u16, 2, 3][(x % 3) as usize];
+    let masks = if x & 0x30 == 0 { (x >> 8) as u16 & 0x3f } else { 0x3f };
+    let fcw = 0x40 | masks | pc << 8 | (((x >> 16) & 3) as u16) << 10;
+    let fsw = (x >> 24) as u16;
+    img[0..2].copy_from_slice(&fcw.to_le_bytes());
+    img[2..4].copy_from_slice(&fsw.to_le_bytes());
+    img[4] = (x >> 40) as u8;
+    img[5] = (x >> 48) as u8;
+    img[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    for i in 0..8 {
+        img[32 + 16 * i..42 + 16 * i].copy_from_slice(&value(r));
+        let junk = r.next_u64().to_le_bytes();
+        img[42 + 16 * i..48 + 16 * i].copy_from_slice(&junk[..6]);
+    }
+    img
+}
+
+/// FXSAVE after a random FRSTOR (compared: FCW, FSW, the abridged tag and its reserved
+/// byte, every register slot with its six upper bytes, and the FPU state after it through
+/// FNSAVE), and FXRSTOR of a random image (compared through FNSAVE: FCW, FSW, the full
+/// tag word FXRSTOR made from the abridged one, the registers). Not compared: FOP and
+/// the pointers (they differ between the worlds, and AMD processors save them only while
+/// an exception is pending), MXCSR and the XMM area (the host has SSE, popek does not).
+#[test]
+fn fxsave_and_fxrstor_match_the_host() {
+    let Ok(mut runner) = HostRunner::new() else {
+        eprintln!("fxsave differential: SKIP (not an x86-64 host)");
+        return;
+    };
+    let cases: usize = std::env::var("POPEK_X87_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let only = std::env::var("POPEK_X87_ONLY").ok();
+    // frstor [ebx] ; fxsave [ebx+FX_AREA] ; fnsave [ebx+FX_OUT]
+    let save: Vec<u8> = [&[0xdd, 0x23][..], &fx_insn(0, FX_AREA), &fnsave_at(FX_OUT)].concat();
+    // fxrstor [ebx+FX_AREA] ; fnsave [ebx+FX_OUT]
+    let restore: Vec<u8> = [fx_insn(1, FX_AREA), fnsave_at(FX_OUT)].concat();
+    // The host keeps its MXCSR around the FXRSTOR: stmxcsr ; … ; ldmxcsr.
+    let host_restore: Vec<u8> = [fx_insn(3, FX_MXCSR), restore.clone(), fx_insn(2, FX_MXCSR)].concat();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (n, name) in ["fxsave", "fxrstor"].into_iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
+        let mut rng = XorShift(0x5851_f42d_4c95_7f2d ^ (n as u64 + 1).wrapping_mul(0x1405_7b7e_f767_814f));
+        let mut bad = 0;
+        for _ in 0..cases {
+            let (input, at) = if name == "fxsave" { (image(&mut rng), 0) } else { (fx_image(&mut rng), FX_AREA) };
+            // popek
+            let code = if name == "fxsave" { &save } else { &restore };
+            let mut t = TestBox::new(code);
+            t.poke(DATA_BASE, &[0xa5; 0x600]);
+            t.poke(DATA_BASE + at as u32, &input);
+            t.cpu.state.gpr[3] = DATA_BASE;
+            t.run(10).expect("runs");
+            let read = |at: usize, n: usize| -> Vec<u8> {
+                (0..n).map(|i| t.cpu.mem.read_ram::<1>(DATA_BASE as usize + at + i).unwrap()[0]).collect()
+            };
+            let (g_area, g_out) = (read(FX_AREA, 512), read(FX_OUT, 108));
+            // host
+            let base = runner.scratch_base();
+            let s = runner.scratch();
+            s[..0x700].fill(0xa5);
+            s[at..at + input.len()].copy_from_slice(&input);
+            let mut hs = HostState::default();
+            hs.gpr[HostState::RBX] = base;
+            runner.run(if name == "fxsave" { &save } else { &host_restore }, &hs).expect("host run");
+            let s = runner.scratch();
+            let (h_area, h_out) = (s[FX_AREA..FX_AREA + 512].to_vec(), s[FX_OUT..FX_OUT + 108].to_vec());
+            ran += 1;
+            let same = if name == "fxsave" {
+                g_area[..6] == h_area[..6]
+                    && g_area[32..160] == h_area[32..160]
+                    && compared(&g_out, 0) == compared(&h_out, 0)
+            } else {
+                compared(&g_out, 0) == compared(&h_out, 0)
+            };
+            if !same {
+                bad += 1;
+                if bad <= 3 {
+                    failures.push(format!(
+                        "{name}: input {:02x?}\n  popek: area {:02x?}\n         {}\n  host:  area {:02x?}\n         {}",
+                        &input[..if name == "fxsave" { 108 } else { 160 }],
+                        &g_area[..160],
+                        describe(&g_out),
+                        &h_area[..160],
+                        describe(&h_out)
+                    ));
+                }
+            }
+        }
+        if bad > 0 {
+            failures.push(format!("{name}: {bad} of {cases} differ"));
+        }
+    }
+    assert!(ran > 0 || only.is_some(), "no form ran");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

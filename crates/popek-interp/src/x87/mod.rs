@@ -23,6 +23,7 @@
 mod arith;
 mod compare;
 mod control;
+mod fxsr;
 mod loadstore;
 pub(crate) mod sf;
 mod transcend;
@@ -86,6 +87,8 @@ handlers! {
     h_fnsave = NoWait control::fnsave;
     h_fsave = WaitControl control::fnsave;
     h_frstor = WaitControl control::frstor;
+    h_fxsave = NoWait fxsr::fxsave;
+    h_fxrstor = NoWait fxsr::fxrstor;
     h_fnop = Numeric control::nothing;
     h_fsetpm = NoWait control::nothing;
     h_ffree = Numeric control::ffree;
@@ -165,6 +168,8 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
         M::Fnsave => h_fnsave,
         M::Fsave => h_fsave,
         M::Frstor => h_frstor,
+        M::Fxsave => h_fxsave,
+        M::Fxrstor => h_fxrstor,
         M::Fnop => h_fnop,
         // 8087-only instructions the 80387 and later execute as no-ops (FSETPM: 80287).
         M::Fneni | M::Fndisi | M::Feni | M::Fdisi | M::Fnsetpm | M::Fsetpm => h_fsetpm,
@@ -227,10 +232,9 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
     })
 }
 
-/// Instructions iced-x86 decodes as x87 (or x87 state) that this CPU does not have:
-/// FISTTP (SSE3) and FXSAVE/FXRSTOR (CPUID.1:EDX.FXSR is not reported) are #UD.
+/// Instructions iced-x86 decodes as x87 that this CPU does not have: FISTTP (SSE3) is #UD.
 pub(crate) fn undefined_here(insn: &Instruction) -> bool {
-    matches!(insn.mnemonic(), Mnemonic::Fisttp | Mnemonic::Fxsave | Mnemonic::Fxrstor)
+    insn.mnemonic() == Mnemonic::Fisttp
 }
 
 /// WAIT/FWAIT (SDM Vol. 2B): #NM if CR0.MP and CR0.TS are both set, then any pending
