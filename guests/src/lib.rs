@@ -126,7 +126,11 @@ pub static GUESTS: &[Guest] = &[
         "IDE: IDENTIFY, READ/WRITE SECTORS (LBA28, multi-sector, count 0), IRQ 14 and nIEN, ABRT, absent slave",
         disk: pattern_disk
     ),
-    guest!("fpu", "", "x87: probe, arithmetic, RC/PC, FIST/FBSTP, compares, masked exceptions, FNSAVE, #NM, #MF"),
+    guest!(
+        "fpu",
+        "",
+        "x87: probe, arithmetic, RC/PC, FIST/FBSTP, compares, masked exceptions, FNSAVE, #NM, #MF, FXSAVE"
+    ),
     guest!(
         "sensitive",
         "",
