@@ -146,6 +146,11 @@ pub static GUESTS: &[Guest] = &[
         "",
         "down to real-address mode and back: INT through the vector table, IRET, segment arithmetic"
     ),
+    guest!(
+        "ferr",
+        "",
+        "x87 errors with CR0.NE = 0: FERR# to IRQ 13, port 0xF0 and IGNNE#, the frozen FWAIT; #MF with NE = 1"
+    ),
 ];
 
 /// The guest called `name`, if any.

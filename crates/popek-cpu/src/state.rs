@@ -284,6 +284,9 @@ pub struct X87State {
     /// the full two-bit tags are computed from the contents when stored, as the
     /// P6 family does).
     pub valid: u8,
+    /// The FERR# output pin: asserted while an unmasked exception is pending (ES) and
+    /// CR0.NE = 0, the PC's legacy error reporting (the interpreter's `x87` module).
+    pub ferr: bool,
     /// Last instruction opcode (11 bits: low 3 bits of the first opcode byte, ModR/M).
     pub fop: u16,
     /// Last instruction pointer: offset and CS selector.
@@ -300,7 +303,18 @@ impl X87State {
     /// The state at power-up and reset (SDM Vol. 3A Table 9-1): control word 0x0040,
     /// status 0, all tags valid (0x5555), registers +0.0.
     pub const fn reset() -> Self {
-        X87State { regs: [F80::ZERO; 8], fcw: fcw::RESET, fsw: 0, valid: 0xff, fop: 0, fip: 0, fcs: 0, fds: 0, fdp: 0 }
+        X87State {
+            regs: [F80::ZERO; 8],
+            fcw: fcw::RESET,
+            fsw: 0,
+            valid: 0xff,
+            ferr: false,
+            fop: 0,
+            fip: 0,
+            fcs: 0,
+            fds: 0,
+            fdp: 0,
+        }
     }
     /// TOP.
     #[inline]

@@ -536,3 +536,34 @@ fn fxsave_and_fxrstor_agree_with_the_interpreter() {
     assert_eq!(t.cpu.mem.read_ram::<1>((DATA_BASE + 0x100 + 4) as usize).unwrap()[0], 0xe0, "abridged tags");
     assert_eq!(t.cpu.mem.read_ram::<1>((DATA_BASE + 0x308) as usize).unwrap()[0], 0xa5, "nothing written");
 }
+
+/// CR0.NE = 0: the FDIV that leaves an unmasked exception pending asserts FERR# and ends
+/// the translated block there (the run loop must look for the IRQ 13 at once); the FWAIT
+/// that follows freezes, EIP on it, with no #MF. The same state as the interpreter's.
+#[test]
+fn legacy_fpu_error_reporting_agrees_with_the_interpreter() {
+    let d = DATA_BASE.to_le_bytes();
+    let mut code = vec![
+        0xdb, 0xe3, // fninit
+        0xd9, 0x2d, d[0], d[1], d[2], d[3], // fldcw [D] (ZM clear)
+        0xd9, 0xee, // fldz
+        0xd9, 0xe8, // fld1
+        0xd8, 0xf1, // fdiv st0, st1 (ZE, unmasked): FERR#
+        0x40, // inc eax
+        0x9b, // fwait: frozen
+        0x40, // inc eax
+    ];
+    code.extend([0x90; 4]);
+    let fwait = CODE_BASE + 15;
+    let (t, _) = both(
+        &code,
+        |t| {
+            t.install_exception_handlers();
+            t.poke(DATA_BASE, &0x037bu16.to_le_bytes());
+        },
+        1 << 20,
+    );
+    assert_eq!(t.halted_vector(), None, "no #MF");
+    assert_eq!((t.cpu.state.eip, t.cpu.state.gpr[0]), (fwait, 1), "frozen on the FWAIT");
+    assert!(t.cpu.state.x87.ferr);
+}

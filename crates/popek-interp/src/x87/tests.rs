@@ -399,3 +399,86 @@ fn waiting_forms_check_pending_exceptions_first() {
         }
     }
 }
+
+/// A bus that records the FERR# levels the CPU drives and answers IGNNE# as told.
+#[derive(Default)]
+struct PinBus {
+    ferr: Vec<bool>,
+    ignne: bool,
+}
+
+impl popek_cpu::Bus for PinBus {
+    fn port_read(&mut self, _: popek_cpu::Port, size: popek_cpu::AccessSize) -> u32 {
+        size.ones()
+    }
+    fn port_write(&mut self, _: popek_cpu::Port, _: popek_cpu::AccessSize, _: u32) {}
+    fn mmio_read(&mut self, _: popek_cpu::PhysAddr, size: popek_cpu::AccessSize) -> u32 {
+        size.ones()
+    }
+    fn mmio_write(&mut self, _: popek_cpu::PhysAddr, _: popek_cpu::AccessSize, _: u32) {}
+    fn set_ferr(&mut self, asserted: bool) {
+        self.ferr.push(asserted);
+    }
+    fn ignne(&mut self) -> bool {
+        self.ignne
+    }
+}
+
+/// `fninit ; fldcw [D] (ZM clear) ; fldz ; fld1 ; fdiv st0,st1 ; nop ; fwait ; fnclex ; fwait`
+/// with CR0.NE = 0, in a box whose exception handlers halt. Returns the box and the address
+/// of the first FWAIT.
+fn legacy_box() -> (TestBox, u32) {
+    let mut ldcw = vec![0xd9];
+    ldcw.extend_from_slice(&m(5));
+    let code = cat(&[&[0xdb, 0xe3], &ldcw, &[0xd9, 0xee, 0xd9, 0xe8, 0xd8, 0xf1, 0x90, 0x9b, 0xdb, 0xe2, 0x9b]]);
+    let mut t = TestBox::new(&code);
+    t.install_exception_handlers();
+    t.poke(D, &0x037bu16.to_le_bytes());
+    (t, CODE_BASE + code.len() as u32 - 4)
+}
+
+/// CR0.NE = 0: the FDIV that sets ES asserts FERR# and ends its block (the NOP after it
+/// runs in the next one); the FWAIT then freezes (no #MF, EIP on it, halted) because
+/// IGNNE# is inactive; with IGNNE# asserted it runs, and FNCLEX takes FERR# away.
+#[test]
+fn legacy_reporting_asserts_ferr_and_freezes_at_the_next_waiting_instruction() {
+    let (mut t, fwait) = legacy_box();
+    let mut bus = PinBus::default();
+    t.interp.run_block(&mut t.cpu, &mut bus).unwrap();
+    assert_eq!(bus.ferr, [true], "FERR# asserted by the FDIV");
+    assert!(t.cpu.state.x87.ferr);
+    assert_eq!(t.cpu.state.eip, fwait - 1, "the block ended after the FDIV");
+    t.interp.run_block(&mut t.cpu, &mut bus).unwrap();
+    assert_eq!(t.halted_vector(), None, "no #MF with NE = 0");
+    assert!(t.cpu.state.halted, "frozen");
+    assert_eq!(t.cpu.state.eip, fwait, "EIP on the FWAIT");
+    // An interrupt would come here; the FWAIT runs again, and freezes again.
+    t.cpu.state.halted = false;
+    t.interp.run_block(&mut t.cpu, &mut bus).unwrap();
+    assert_eq!((t.cpu.state.halted, t.cpu.state.eip), (true, fwait));
+    // The handler wrote port 0xF0: IGNNE# asserted, the FWAIT goes on, FNCLEX clears ES.
+    t.cpu.state.halted = false;
+    bus.ignne = true;
+    t.interp.run_block(&mut t.cpu, &mut bus).unwrap();
+    assert_eq!(bus.ferr, [true, false], "FERR# follows ES away");
+    assert!(!t.cpu.state.x87.ferr);
+    assert_eq!(t.cpu.state.x87.fsw & fsw::ES, 0);
+    assert_eq!(t.halted_vector(), None);
+}
+
+/// CR0.NE = 1: no FERR#, the #MF of native reporting.
+#[test]
+fn native_reporting_never_asserts_ferr() {
+    let (mut t, fwait) = legacy_box();
+    t.cpu.state.cr0 |= cr0::NE;
+    let mut bus = PinBus::default();
+    for _ in 0..4 {
+        if t.cpu.state.halted {
+            break;
+        }
+        t.interp.run_block(&mut t.cpu, &mut bus).unwrap();
+    }
+    assert_eq!(t.halted_vector(), Some(16), "#MF");
+    assert_eq!(t.stack(0), fwait);
+    assert!(bus.ferr.is_empty());
+}
