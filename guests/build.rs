@@ -26,6 +26,7 @@ const GUESTS: &[&str] = &[
     "sensitive",
     "tasks",
     "realmode",
+    "ferr",
 ];
 
 const RUNTIME: &[&str] = &["boot.S", "rt.c"];

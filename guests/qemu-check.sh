@@ -12,6 +12,9 @@
 # A guest with a disk (`disk`) gets the image that `extract` wrote as NAME.img as the primary
 # IDE master (-drive file=NAME.img,format=raw,if=ide,index=0).
 #
+# A guest that QEMU cannot run at all has expected/NAME.qemu-skip, whose first line says why:
+# the script prints it as a SKIP line instead of running QEMU.
+#
 # With -nographic, SeaBIOS prints its banner on the serial port before the kernel runs; the
 # script drops everything up to and including SeaBIOS's "Booting from ROM.." line, so what is
 # compared is exactly what the guest wrote to COM1.
@@ -56,6 +59,10 @@ for name in "${names[@]}"; do
     if [ ! -f "$elf" ]; then
         echo "qemu-check: $name: no such guest"
         failed=1
+        continue
+    fi
+    if [ -f "$here/expected/$name.qemu-skip" ]; then
+        echo "qemu-check: $name: SKIP: $(head -n 1 "$here/expected/$name.qemu-skip")"
         continue
     fi
     cmdline="$(cat "$work/img/$name.cmdline")"

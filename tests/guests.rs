@@ -182,6 +182,18 @@ fn fpu() {
 }
 
 #[test]
+fn ferr() {
+    check("ferr");
+}
+
+/// The x87's FERR# and the IRQ 13 it raises, the OUT to 0xF0 and the frozen FWAIT: the
+/// engines agree block for block (the block ends where FERR# goes up, in both).
+#[test]
+fn ferr_under_lockstep() {
+    check_under_lockstep("ferr");
+}
+
+#[test]
 fn apic_timer() {
     check("apic_timer");
 }
@@ -458,6 +470,7 @@ fn every_guest_is_tested() {
         "sensitive",
         "tasks",
         "realmode",
+        "ferr",
     ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);

@@ -3,7 +3,11 @@
  * printed as the bits of doubles and as scaled integers, rounding and precision control,
  * FIST/FBSTP, compares, masked exception responses, an FNSAVE/FRSTOR round trip, #NM
  * from CR0.TS (the handler does CLTS and the instruction is restarted) and from CR0.EM,
- * and #MF from an unmasked zero-divide at the next waiting instruction with CR0.NE = 1.
+ * #MF from an unmasked zero-divide at the next waiting instruction with CR0.NE = 1, and
+ * FXSAVE/FXRSTOR (CPUID's FXSR bit, CR4.OSFXSR, the x87 fields of the 512-byte area, the
+ * abridged tag word made whole again by FXRSTOR, #GP for a misaligned area, #NM with
+ * CR0.TS). Only the fields a CPU without SSE defines are printed: QEMU's CPU has SSE and
+ * writes MXCSR and the XMM registers there too.
  * The transcendental results are printed to 9 digits only: popek computes them in double
  * precision, the x87 (and QEMU) in extended precision.
  * The runtime is built with -mgeneral-regs-only, so all FPU work is inline assembly on
@@ -226,6 +230,60 @@ static void math_fault(void) {
     set_handler(16, 0);
 }
 
+static uint8_t fxarea[512 + 16] __attribute__((aligned(16)));
+extern char fx_misaligned[], fx_ts[];
+
+static void fxsr(void) {
+    uint32_t a = 1, b, c, dx;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(dx));
+    printf("CPUID.1:EDX FXSR bit: %s\n", (dx >> 24) & 1 ? "yes" : "no");
+    write_cr4(read_cr4() | (1u << 9)); /* OSFXSR */
+    static const uint32_t two = 2;
+    /* ST(0) = 1, ST(1) = 0, ST(2) = 2, ST(3) = pi; C3 from FTST of the 0; RC = chop. */
+    __asm__ volatile("fninit; fldpi; fildl %0; fldz; ftst; fld1" ::"m"(two));
+    set_cw(0x0f7f);
+    for (int i = 0; i < 512; i += 1) fxarea[i] = 0xa5;
+    __asm__ volatile("fxsave %0" : "=m"(fxarea));
+    uint16_t fcw = fxarea[0] | fxarea[1] << 8, fsw = fxarea[2] | fxarea[3] << 8;
+    printf("fxsave: fcw=%04x fsw=%04x abridged tags=%02x; FPU kept: sw=%04x\n", fcw, fsw, fxarea[4], status());
+    for (int i = 0; i < 4; i += 1) {
+        uint8_t *r = &fxarea[32 + 16 * i];
+        int zero = 1;
+        for (int k = 10; k < 16; k += 1) zero &= r[k] == 0;
+        printf("  st%d: %02x%02x %02x%02x%02x%02x%02x%02x%02x%02x%s\n", i, r[9], r[8], r[7], r[6], r[5], r[4], r[3],
+               r[2], r[1], r[0], zero ? "" : " (upper bytes not zero)");
+    }
+    /* Empty the stack, then bring it back from the area: the full tag word is made from
+     * the registers' contents (valid, zero, special, empty). */
+    __asm__ volatile("fninit; fld1; fld1; fxrstor %0" ::"m"(fxarea));
+    __asm__ volatile("fnsave %0" : "=m"(area));
+    printf("fxrstor: cw=%04x sw=%04x full tags=%04x\n", area[0] | area[1] << 8, area[4] | area[5] << 8,
+           area[8] | area[9] << 8);
+    __asm__ volatile("frstor %0" ::"m"(area));
+    uint64_t x, y, z;
+    __asm__ volatile("fstpl %0; fstpl %1; fstpl %2; fninit" : "=m"(x), "=m"(y), "=m"(z));
+    put_q("fxrstor: st0", x);
+    put_q("fxrstor: st1", y);
+    put_q("fxrstor: st2", z);
+    /* A misaligned area is #GP(0), before anything is written. */
+    uint32_t n = last_fault.count;
+    fxarea[8] = 0x5a;
+    __asm__ volatile("fx_misaligned: fxsave 8(%0)\n" EXTABLE("fx_misaligned", "1f") "1:" ::"r"(fxarea) : "memory");
+    CHECK(last_fault.count == n + 1 && last_fault.vector == 13 && last_fault.err == 0 &&
+              last_fault.eip == (uint32_t)fx_misaligned,
+          "misaligned FXSAVE: vector %u err %u", last_fault.vector, last_fault.err);
+    printf("fxsave to a misaligned area: #GP(%u), area untouched: %s\n", last_fault.err,
+           fxarea[8] == 0x5a ? "yes" : "no");
+    /* CR0.TS: #NM, and the handler's CLTS lets it run again. */
+    set_handler(7, nm_handler);
+    uint32_t before = nm_count;
+    write_cr0(read_cr0() | CR0_TS);
+    __asm__ volatile("fx_ts: fxsave %0" : "=m"(fxarea));
+    CHECK(nm_count == before + 1 && nm_eip == (uint32_t)fx_ts, "#NM count %u at %x", nm_count - before, nm_eip);
+    printf("fxsave with CR0.TS: #NM once, restarted after CLTS\n");
+    set_handler(7, 0);
+}
+
 int kmain(void) {
     probe();
     arithmetic();
@@ -236,5 +294,6 @@ int kmain(void) {
     save_restore();
     device_not_available();
     math_fault();
+    fxsr();
     return 0;
 }

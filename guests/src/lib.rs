@@ -126,7 +126,11 @@ pub static GUESTS: &[Guest] = &[
         "IDE: IDENTIFY, READ/WRITE SECTORS (LBA28, multi-sector, count 0), IRQ 14 and nIEN, ABRT, absent slave",
         disk: pattern_disk
     ),
-    guest!("fpu", "", "x87: probe, arithmetic, RC/PC, FIST/FBSTP, compares, masked exceptions, FNSAVE, #NM, #MF"),
+    guest!(
+        "fpu",
+        "",
+        "x87: probe, arithmetic, RC/PC, FIST/FBSTP, compares, masked exceptions, FNSAVE, #NM, #MF, FXSAVE"
+    ),
     guest!(
         "sensitive",
         "",
@@ -141,6 +145,11 @@ pub static GUESTS: &[Guest] = &[
         "realmode",
         "",
         "down to real-address mode and back: INT through the vector table, IRET, segment arithmetic"
+    ),
+    guest!(
+        "ferr",
+        "",
+        "x87 errors with CR0.NE = 0: FERR# to IRQ 13, port 0xF0 and IGNNE#, the frozen FWAIT; #MF with NE = 1"
     ),
 ];
 

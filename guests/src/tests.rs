@@ -233,12 +233,13 @@ fn the_disk_image_is_the_documented_pattern() {
 /// push overwrites ST(7) and raises nothing; SDM Vol. 1 8.5.1.1: IE and SF set, C1 = 1,
 /// the masked response pushes the real indefinite) nor leaves the stack alone on an
 /// unmasked zero-divide (it stores and pops; SDM Vol. 1 8.5.3 and 4.9.2: with the
-/// exception unmasked the destination and the stack are unchanged). popek follows the SDM,
-/// and the host-differential test (`popek-interp/tests/x87_differential.rs`) checks both
-/// against a real x87. Every other line, the transcendental results to 9 digits included,
-/// is the same.
+/// exception unmasked the destination and the stack are unchanged), and its FXSAVE leaves
+/// the six reserved bytes above each register of the area as they were (a real x87 writes
+/// zeros there). popek follows the SDM and the hardware, and the host-differential test
+/// (`popek-interp/tests/x87_differential.rs`) checks all three against a real x87. Every
+/// other line, the transcendental results to 9 digits included, is the same.
 #[test]
-fn fpu_differs_from_qemu_only_in_stack_overflow_and_unmasked_responses() {
+fn fpu_differs_from_qemu_only_in_stack_overflow_unmasked_responses_and_fxsave_padding() {
     let popek = find("fpu").expect("fpu guest").expected_output;
     let qemu = include_str!("../expected/fpu.qemu.txt");
     let (a, b): (Vec<_>, Vec<_>) = (popek.lines().collect(), qemu.lines().collect());
@@ -258,6 +259,10 @@ fn fpu_differs_from_qemu_only_in_stack_overflow_and_unmasked_responses() {
                 "#MF at the FWAIT: status in the handler b884, FNCLEX, FWAIT restarted"
             ),
             ("  status after 3000", "  status after 3800"),
+            ("  st0: 3fff 8000000000000000", "  st0: 3fff 8000000000000000 (upper bytes not zero)"),
+            ("  st1: 0000 0000000000000000", "  st1: 0000 0000000000000000 (upper bytes not zero)"),
+            ("  st2: 4000 8000000000000000", "  st2: 4000 8000000000000000 (upper bytes not zero)"),
+            ("  st3: 4000 c90fdaa22168c235", "  st3: 4000 c90fdaa22168c235 (upper bytes not zero)"),
         ]
     );
 }

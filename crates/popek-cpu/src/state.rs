@@ -96,8 +96,12 @@ pub mod cr4 {
     pub const MCE: u32 = 1 << 6;
     pub const PGE: u32 = 1 << 7;
     pub const PCE: u32 = 1 << 8;
-    /// Bits this CPU lets software set (no VME/PVI: virtual-8086 extensions are not implemented).
-    pub const SUPPORTED: u32 = TSD | DE | PSE | PGE | PCE;
+    /// The OS uses FXSAVE/FXRSTOR (SDM Vol. 3A 2.5). CPUID.1:EDX.FXSR says it may be set;
+    /// on this CPU without SSE it changes nothing (see the interpreter's `x87/fxsr.rs`).
+    pub const OSFXSR: u32 = 1 << 9;
+    /// Bits this CPU lets software set (no VME/PVI: virtual-8086 extensions are not
+    /// implemented; no OSXMMEXCPT: no SSE).
+    pub const SUPPORTED: u32 = TSD | DE | PSE | PGE | PCE | OSFXSR;
 }
 
 /// Access-rights bits of a descriptor as kept in [`SegmentCache::access`]
@@ -280,6 +284,9 @@ pub struct X87State {
     /// the full two-bit tags are computed from the contents when stored, as the
     /// P6 family does).
     pub valid: u8,
+    /// The FERR# output pin: asserted while an unmasked exception is pending (ES) and
+    /// CR0.NE = 0, the PC's legacy error reporting (the interpreter's `x87` module).
+    pub ferr: bool,
     /// Last instruction opcode (11 bits: low 3 bits of the first opcode byte, ModR/M).
     pub fop: u16,
     /// Last instruction pointer: offset and CS selector.
@@ -296,7 +303,18 @@ impl X87State {
     /// The state at power-up and reset (SDM Vol. 3A Table 9-1): control word 0x0040,
     /// status 0, all tags valid (0x5555), registers +0.0.
     pub const fn reset() -> Self {
-        X87State { regs: [F80::ZERO; 8], fcw: fcw::RESET, fsw: 0, valid: 0xff, fop: 0, fip: 0, fcs: 0, fds: 0, fdp: 0 }
+        X87State {
+            regs: [F80::ZERO; 8],
+            fcw: fcw::RESET,
+            fsw: 0,
+            valid: 0xff,
+            ferr: false,
+            fop: 0,
+            fip: 0,
+            fcs: 0,
+            fds: 0,
+            fdp: 0,
+        }
     }
     /// TOP.
     #[inline]

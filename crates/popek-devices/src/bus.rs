@@ -163,6 +163,14 @@ pub trait PortDevice: Any + Send {
     }
     /// Push buffered output to its sink (the machine calls this at exit).
     fn flush(&mut self) {}
+    /// The CPU's FERR# output changed ([`Bus::set_ferr`]). Only the chipset's x87 error
+    /// logic ([`crate::ferr::FpuErrorLatch`]) listens; the default ignores it.
+    fn ferr_changed(&mut self, _ctx: &mut DeviceContext<'_>, _asserted: bool) {}
+    /// True if the device drives the CPU's IGNNE# input active ([`Bus::ignne`]). Default:
+    /// false.
+    fn drives_ignne(&self) -> bool {
+        false
+    }
 }
 
 /// A device reached through physical memory addresses that are not RAM.
@@ -799,6 +807,21 @@ impl Bus for DeviceBus {
     fn write_msr(&mut self, msr: u32, value: u64) -> bool {
         self.deadline_stale = true;
         self.intc.write_msr(msr, value)
+    }
+
+    /// The CPU's FERR# pin goes to every port device (the x87 error latch is the one that
+    /// listens; it drives IRQ 13).
+    fn set_ferr(&mut self, asserted: bool) {
+        self.deadline_stale = true;
+        for dev in &mut self.port_devices {
+            let mut ctx = DeviceContext::new(self.now_ns, &mut self.intc, &mut self.stop);
+            dev.ferr_changed(&mut ctx, asserted);
+        }
+    }
+
+    /// IGNNE# is active if a device drives it.
+    fn ignne(&mut self) -> bool {
+        self.port_devices.iter().any(|d| d.drives_ignne())
     }
 }
 

@@ -14,7 +14,7 @@
 //!   │     └─► highest deliverable vector, else the 8259A's   0x60/0x64 I8042 ─ IRQ 1 ─┤        │
 //!   │   0x1F0/0x3F6 Ide (ATA PIO, master + slave BlockStorage) ─ IRQ 14 ──────────────┤        │
 //!   │   IrqSink: ISA IRQ n ─► 8259A IRQ n and I/O APIC pin n (IRQ 0 ─► pin 2) ◄────────┘        │
-//!   │ 0xF4 DebugExit, 0xE9 Debugcon, 0x80 Post, 0xCF8 Pci                                      │
+//!   │ 0xF4 DebugExit, 0xE9 Debugcon, 0x80 Post, 0xCF8 Pci, 0xF0 FpuErrorLatch (CPU FERR# ─ IRQ 13)│
 //!   └──────────────────────────────────────────────────────────────────────────────────────────┘
 //!      devices write bytes to ByteSinks (stdout, file, Vec)
 //! ```
@@ -53,6 +53,7 @@
 mod bus;
 pub mod clock;
 pub mod cmos;
+pub mod ferr;
 pub mod fw_cfg;
 pub mod hpet;
 pub mod i8042;

@@ -8,6 +8,7 @@
 //! | 0x70–0x71 | MC146818 CMOS/RTC | 8 |
 //! | 0x80 | POST port | – |
 //! | 0xE9 | debugcon | – |
+//! | 0xF0 | x87 error latch: the CPU's FERR# to IRQ 13, IGNNE# after a write | 13 |
 //! | 0xF4–0xF7 | isa-debug-exit | – |
 //! | 0x1F0–0x1F7, 0x3F6 | primary ATA channel (PIO), master and slave disks | 14 |
 //! | 0x3F8–0x3FF | COM1 16550A | 4 |
@@ -32,6 +33,7 @@
 //! | 4 | COM1 | master IR4 | 4 |
 //! | 8 | CMOS/RTC | slave IR0 | 8 |
 //! | 12 | i8042 mouse | slave IR4 | 12 |
+//! | 13 | x87 error (FERR#, CR0.NE = 0) | slave IR5 | 13 |
 //! | 14 | primary ATA channel | slave IR6 | 14 |
 //! | n (3–15) | any other ISA device | IRn | n |
 //!
@@ -43,6 +45,7 @@ use popek_memory::{PhysAddr, Port};
 
 use crate::bus::DeviceBus;
 use crate::cmos::{Cmos, DEFAULT_EPOCH};
+use crate::ferr::FpuErrorLatch;
 use crate::fw_cfg::FwCfg;
 use crate::hpet::Hpet;
 use crate::i8042::I8042;
@@ -129,6 +132,7 @@ pub fn standard_bus(config: PcConfig) -> DeviceBus {
         bus.register_ports(Box::new(PostPort::default()), &[p(PostPort::PORTS)]),
         bus.register_ports(Box::new(Debugcon::new(config.debugcon)), &[p(Debugcon::PORTS)]),
         bus.register_ports(Box::new(DebugExit), &[p(DebugExit::PORTS)]),
+        bus.register_ports(Box::new(FpuErrorLatch::default()), &[p(FpuErrorLatch::PORTS)]),
         bus.register_ports(Box::new(Uart::new(COM1_IRQ, config.serial)), &[p(Uart::COM1)]),
         bus.register_ports(Box::new(Ide::new(master, slave)), &[p(ide::PRIMARY_PORTS), p(ide::PRIMARY_CONTROL_PORT)]),
         bus.register_ports(Box::new(PciConfig::default()), &[p(PciConfig::PORTS)]),
@@ -436,6 +440,7 @@ mod tests {
                 (0x80, 1, "post"),
                 (0xa0, 2, "pic"),
                 (0xe9, 1, "debugcon"),
+                (0xf0, 1, "fpu-error"),
                 (0xf4, 4, "isa-debug-exit"),
                 (0x1f0, 8, "ide"),
                 (0x3b4, 2, "vga"),
@@ -458,5 +463,27 @@ mod tests {
         outb(&mut bus, 0x20, 0x20);
         assert_eq!(bus.acknowledge_interrupt(), Some(0x09));
         bus.flush();
+    }
+
+    /// The CPU's FERR# through the standard bus: IRQ 13 at the slave 8259A, INT 75h with
+    /// the BIOS's vectors (as on a PC, whose BIOS sends it on to the NMI handler); the
+    /// OUT to 0xF0 drops it and asserts IGNNE# until FERR# goes away.
+    #[test]
+    fn ferr_raises_irq13_and_port_f0_answers_with_ignne() {
+        let (mut bus, _) = test_bus();
+        bus.pic_mut().master.imr = 0xfb; // cascade only
+        bus.pic_mut().slave.imr = !(1 << 5);
+        assert!(!bus.ignne());
+        bus.set_ferr(true);
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x75));
+        outb(&mut bus, 0xf0, 0);
+        assert!(bus.ignne(), "IGNNE# after the write, FERR# still asserted");
+        outb(&mut bus, 0xa0, 0x20);
+        outb(&mut bus, 0x20, 0x20);
+        assert_eq!(bus.acknowledge_interrupt(), None, "the line is down");
+        bus.set_ferr(false);
+        assert!(!bus.ignne());
+        bus.set_ferr(true);
+        assert_eq!(bus.acknowledge_interrupt(), Some(0x75), "the next error interrupts again");
     }
 }

@@ -33,7 +33,7 @@ pub fn is_supported(insn: &Instruction) -> bool {
 ///   EFER.SVME is 0. Guests that test for a hypervisor call one of these and expect #UD.
 ///   VMCALL is the VMM's: popek's hypercall while the paravirtual interface is on, and
 ///   #UD like the others while it is off (`popek_vmm::hypercall`);
-/// - FISTTP (SSE3) and FXSAVE/FXRSTOR (CPUID.1:EDX.FXSR is not reported).
+/// - FISTTP (SSE3: CPUID.1:ECX.SSE3 is not reported).
 ///
 /// (The other F3-prefixed encodings newer CPUs gave a meaning run as a P6 runs them: see
 /// [`popek_cpu::block::DECODER_OPTIONS`] and the hint NOPs in `data`.)

@@ -701,6 +701,13 @@ impl Bus for WatchBus<'_> {
         self.touch();
         self.inner.write_msr(msr, value)
     }
+    fn set_ferr(&mut self, asserted: bool) {
+        self.touch();
+        self.inner.set_ferr(asserted)
+    }
+    fn ignne(&mut self) -> bool {
+        self.inner.ignne()
+    }
 }
 
 /// Called from translated code for every instruction that is not `ident`: runs the

@@ -606,3 +606,73 @@ fn inline_rdtsc_agrees_and_honours_cr4_tsd() {
         }
     }
 }
+
+/// FXSAVE and FXRSTOR as helpers inside a translated block: the area written, the state
+/// brought back after FNINIT, and the #GP of a misaligned area (precise: the instructions
+/// before it retired) agree with the interpreter's.
+#[test]
+fn fxsave_and_fxrstor_agree_with_the_interpreter() {
+    let a = (DATA_BASE + 0x100).to_le_bytes();
+    let b = (DATA_BASE + 0x308).to_le_bytes();
+    let d8 = (DATA_BASE + 8).to_le_bytes();
+    let mut code = vec![
+        0xdb, 0xe3, // fninit
+        0xd9, 0xeb, // fldpi
+        0xd9, 0xe8, // fld1
+        0xd9, 0xee, // fldz
+        0x0f, 0xae, 0x05, a[0], a[1], a[2], a[3], // fxsave [D+0x100]
+        0xdb, 0xe3, // fninit
+        0x0f, 0xae, 0x0d, a[0], a[1], a[2], a[3], // fxrstor [D+0x100]
+        0xde, 0xc1, // faddp (0 + 1)
+        0xde, 0xc9, // fmulp (1 * pi)
+        0xdd, 0x1d, d8[0], d8[1], d8[2], d8[3], // fstp qword [D+8]
+        0x40,  // inc eax
+        0x0f, 0xae, 0x05, b[0], b[1], b[2], b[3], // fxsave [D+0x308]: #GP(0)
+    ];
+    code.extend([0x90; 4]);
+    let (t, _) = both(
+        &code,
+        |t| {
+            t.install_exception_handlers();
+            t.poke(DATA_BASE, &[0xa5; 0x600]);
+        },
+        1 << 20,
+    );
+    assert_eq!(t.halted_vector(), Some(13), "#GP");
+    assert_eq!(t.cpu.state.gpr[0], 1, "the INC before it retired");
+    let v = u64::from_le_bytes(t.cpu.mem.read_ram::<8>((DATA_BASE + 8) as usize).unwrap());
+    assert_eq!(v, std::f64::consts::PI.to_bits());
+    assert_eq!(t.cpu.mem.read_ram::<1>((DATA_BASE + 0x100 + 4) as usize).unwrap()[0], 0xe0, "abridged tags");
+    assert_eq!(t.cpu.mem.read_ram::<1>((DATA_BASE + 0x308) as usize).unwrap()[0], 0xa5, "nothing written");
+}
+
+/// CR0.NE = 0: the FDIV that leaves an unmasked exception pending asserts FERR# and ends
+/// the translated block there (the run loop must look for the IRQ 13 at once); the FWAIT
+/// that follows freezes, EIP on it, with no #MF. The same state as the interpreter's.
+#[test]
+fn legacy_fpu_error_reporting_agrees_with_the_interpreter() {
+    let d = DATA_BASE.to_le_bytes();
+    let mut code = vec![
+        0xdb, 0xe3, // fninit
+        0xd9, 0x2d, d[0], d[1], d[2], d[3], // fldcw [D] (ZM clear)
+        0xd9, 0xee, // fldz
+        0xd9, 0xe8, // fld1
+        0xd8, 0xf1, // fdiv st0, st1 (ZE, unmasked): FERR#
+        0x40, // inc eax
+        0x9b, // fwait: frozen
+        0x40, // inc eax
+    ];
+    code.extend([0x90; 4]);
+    let fwait = CODE_BASE + 15;
+    let (t, _) = both(
+        &code,
+        |t| {
+            t.install_exception_handlers();
+            t.poke(DATA_BASE, &0x037bu16.to_le_bytes());
+        },
+        1 << 20,
+    );
+    assert_eq!(t.halted_vector(), None, "no #MF");
+    assert_eq!((t.cpu.state.eip, t.cpu.state.gpr[0]), (fwait, 1), "frozen on the FWAIT");
+    assert!(t.cpu.state.x87.ferr);
+}

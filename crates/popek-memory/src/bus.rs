@@ -80,6 +80,19 @@ pub trait Bus {
         let _ = (msr, value);
         false
     }
+    /// The CPU drives its FERR# output pin: asserted while an unmasked x87 exception is
+    /// pending and CR0.NE = 0 (the PC's legacy, MS-DOS compatible error reporting, SDM
+    /// Vol. 1 Appendix D). On a PC the chipset turns it into IRQ 13. Called only when the
+    /// level changes. The default connects it to nothing.
+    fn set_ferr(&mut self, asserted: bool) {
+        let _ = asserted;
+    }
+    /// The level of the CPU's IGNNE# input: true tells the x87 to ignore a pending error
+    /// and run a waiting instruction anyway (the PC's chipset asserts it after a write to
+    /// port 0xF0 while FERR# is asserted). The default never asserts it.
+    fn ignne(&mut self) -> bool {
+        false
+    }
 }
 
 /// A bus with nothing on it: reads return all ones, writes are dropped (like an

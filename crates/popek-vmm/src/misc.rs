@@ -106,8 +106,9 @@ fn popf<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> Exec
 /// CPUID leaf 0 vendor string "GenuineIntel" as EBX, EDX, ECX.
 const VENDOR: [u32; 3] = [u32::from_le_bytes(*b"Genu"), u32::from_le_bytes(*b"ineI"), u32::from_le_bytes(*b"ntel")];
 
-/// CPUID leaf 1 EAX: family 6, model 3, stepping 0 (a Pentium II-class P6).
-pub const CPUID_SIGNATURE: u32 = (6 << 8) | (3 << 4);
+/// CPUID leaf 1 EAX: family 6, model 5, stepping 0 (a Pentium II-class P6: model 5, the
+/// Pentium II of 1998, brought FXSAVE/FXRSTOR, still without SSE).
+pub const CPUID_SIGNATURE: u32 = (6 << 8) | (5 << 4);
 
 /// CPUID leaf 1 EDX feature bits (SDM Vol. 2 CPUID, Table 3-11).
 pub mod features {
@@ -127,10 +128,12 @@ pub mod features {
     pub const PGE: u32 = 1 << 13;
     /// CMOVcc.
     pub const CMOV: u32 = 1 << 15;
+    /// FXSAVE/FXRSTOR, and CR4.OSFXSR may be set.
+    pub const FXSR: u32 = 1 << 24;
 }
 
 /// What popek reports in CPUID.1:EDX: only what it implements (no SEP, no
-/// VME/DE/PAE/MMX/FXSR/SSE). The APIC bit stays set when software clears
+/// VME/DE/PAE/MMX/SSE). The APIC bit stays set when software clears
 /// `IA32_APIC_BASE` bit 11 (the platform owns that MSR; CPUID is constant).
 pub const CPUID_FEATURES_EDX: u32 = features::FPU
     | features::PSE
@@ -139,7 +142,8 @@ pub const CPUID_FEATURES_EDX: u32 = features::FPU
     | features::CX8
     | features::APIC
     | features::PGE
-    | features::CMOV;
+    | features::CMOV
+    | features::FXSR;
 
 /// The four CPUID result registers for leaf `eax` (ECX is not used by leaves 0–1).
 /// Leaf 0: highest leaf 1 and the vendor; leaf 1: signature and features; any

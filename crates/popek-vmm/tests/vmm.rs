@@ -617,9 +617,9 @@ fn cpuid_describes_an_honest_p6() {
     let cases = [
         // Max leaf 1, "Genu" "ntel" "ineI" in EBX ECX EDX (little-endian ASCII).
         Case { leaf: 0, expect: [1, 0x756e_6547, 0x6c65_746e, 0x4965_6e69] },
-        // Family 6 model 3 stepping 0; EDX = FPU 0x1 | PSE 0x8 | TSC 0x10 | MSR 0x20 | CX8 0x100
-        // | APIC 0x200 | PGE 0x2000 | CMOV 0x8000.
-        Case { leaf: 1, expect: [0x0000_0630, 0, 0, 0x0000_a339] },
+        // Family 6 model 5 stepping 0; EDX = FPU 0x1 | PSE 0x8 | TSC 0x10 | MSR 0x20 | CX8 0x100
+        // | APIC 0x200 | PGE 0x2000 | CMOV 0x8000 | FXSR 0x100_0000.
+        Case { leaf: 1, expect: [0x0000_0650, 0, 0, 0x0100_a339] },
         Case { leaf: 2, expect: [0; 4] },
         Case { leaf: 0x8000_0000, expect: [0; 4] },
     ];
@@ -632,8 +632,9 @@ fn cpuid_describes_an_honest_p6() {
         let g = cpu.state.gpr;
         assert_eq!([g[EAX], g[EBX], g[ECX], g[EDX]], c.expect, "leaf {:#x}", c.leaf);
     }
-    // The FPU bit: popek has an x87; FXSR (bit 24) is not reported.
-    assert_eq!(popek_vmm_cpuid_edx() & (1 | 1 << 24), 1);
+    // The FPU bit and FXSR (bit 24): popek has an x87 and FXSAVE/FXRSTOR; not MMX (bit 23)
+    // or SSE (bit 25).
+    assert_eq!(popek_vmm_cpuid_edx() & (1 | 7 << 23), 1 | 1 << 24);
 }
 
 fn popek_vmm_cpuid_edx() -> u32 {
@@ -916,8 +917,8 @@ fn mov_cr4_rejects_unsupported_bits() {
         Case { value: 0, ok: true },
         Case { value: cr4::PAE, ok: false },
         Case { value: cr4::MCE, ok: false },
-        Case { value: 1 << 9, ok: false },  // OSFXSR
-        Case { value: 1 << 10, ok: false }, // OSXMMEXCPT
+        Case { value: cr4::OSFXSR | cr4::PGE, ok: true }, // FXSR is reported
+        Case { value: 1 << 10, ok: false },               // OSXMMEXCPT: no SSE
         Case { value: 0x8000_0000, ok: false },
     ];
     for c in cases {

@@ -357,6 +357,11 @@ pub(super) fn fscale(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> Result<
         (F80::INDEFINITE, fsw::IE, false)
     } else if sf::is_zero(a) || sf::is_inf(a) {
         (a, 0, false)
+    } else if sf::is_zero(b) {
+        // Scaling by ±0 leaves ST(0) as it is (the SDM's FSCALE table): no rounding, so a
+        // denormal raises no underflow; a pseudo-denormal is written with exponent 1.
+        let (sa, ea) = normalized(a);
+        (make(sa, ea, a.sign()), 0, false)
     } else if sf::is_inf(b) {
         (if b.sign() { sf::zero(a.sign()) } else { sf::inf(a.sign()) }, 0, false)
     } else {
@@ -499,11 +504,11 @@ fn prem(x: &mut X87State, nearest: bool) {
         x.set_cc(fsw::C2, partial);
     };
     if sf::is_zero(a) || sf::is_inf(b) {
+        // ST(0) unchanged (the SDM's FPREM/FPREM1 tables): a denormal raises no underflow.
         cc(x, 0, false);
         if !sf::is_zero(a) {
             let (sa, ea) = normalized(a);
-            let v = make_checked(x, sa, ea, a.sign());
-            x.set_st(0, v);
+            x.set_st(0, make(sa, ea, a.sign()));
         }
         return;
     }

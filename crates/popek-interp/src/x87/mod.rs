@@ -14,8 +14,19 @@
 //!   (compares still set the condition codes); an unmasked overflow or underflow stores
 //!   the result with its exponent wrapped by 24576 to a register, nothing to memory.
 //!   Where the SDM is silent the host-differential test decided. Any unmasked flag sets ES and B, and the
-//!   next waiting x87 instruction raises #MF when CR0.NE = 1; with CR0.NE = 0 (the legacy
-//!   FERR# → IRQ 13 path) popek behaves as if IGNNE# were asserted and goes on.
+//!   next waiting x87 instruction raises #MF when CR0.NE = 1 (native reporting).
+//! - With CR0.NE = 0 (the PC's legacy, MS-DOS compatible reporting, SDM Vol. 1 Appendix D)
+//!   the FPU drives its FERR# pin instead ([`Bus::set_ferr`]): as a P6 does, as soon as the
+//!   instruction that set ES completes ("For the P6 family and Intel386 processors, an
+//!   unmasked floating-point exception always causes the FERR# pin to be asserted upon
+//!   completion of the instruction that caused the exception", Vol. 3A, "Assertion of the
+//!   FERR# Pin"), and until ES is cleared. The block ends there, so the run loop sees the
+//!   IRQ 13 that the PC makes of it at once, in either engine. A waiting instruction that
+//!   finds the error still pending goes on if the IGNNE# input is asserted ([`Bus::ignne`]:
+//!   the handler wrote port 0xF0) and otherwise *freezes*: it does not execute, EIP stays
+//!   on it and the CPU waits for an interrupt, as after HLT; the interrupt handler returns
+//!   to it and it runs again. (The frozen attempt counts as an instruction period, as HLT
+//!   does.) FERR# is never asserted while CR0.NE = 1, as on QEMU.
 //! - The instruction and data pointers are recorded by every non-control instruction; the
 //!   data pointer only by one with a memory operand. FOP is the 11-bit opcode.
 //! - The environment image's reserved bits read as ones, as on Intel processors.
@@ -23,6 +34,7 @@
 mod arith;
 mod compare;
 mod control;
+mod fxsr;
 mod loadstore;
 pub(crate) mod sf;
 mod transcend;
@@ -60,13 +72,17 @@ macro_rules! handlers {
 
 #[inline]
 fn run(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction, kind: Kind, body: Body) -> ExecResult {
-    enter(cpu, kind)?;
+    if !enter(cpu, bus, kind)? {
+        freeze(cpu, bus, insn);
+        return Ok(());
+    }
     body(cpu, bus, insn)?;
     // After the body, so that a fault (a page fault on the operand) leaves the FPU as it was.
     if kind == Kind::Numeric {
         record_pointers(cpu, bus, insn);
     }
     update_es(&mut cpu.state.x87);
+    update_ferr(cpu, bus);
     Ok(())
 }
 
@@ -86,6 +102,8 @@ handlers! {
     h_fnsave = NoWait control::fnsave;
     h_fsave = WaitControl control::fnsave;
     h_frstor = WaitControl control::frstor;
+    h_fxsave = NoWait fxsr::fxsave;
+    h_fxrstor = NoWait fxsr::fxrstor;
     h_fnop = Numeric control::nothing;
     h_fsetpm = NoWait control::nothing;
     h_ffree = Numeric control::ffree;
@@ -165,6 +183,8 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
         M::Fnsave => h_fnsave,
         M::Fsave => h_fsave,
         M::Frstor => h_frstor,
+        M::Fxsave => h_fxsave,
+        M::Fxrstor => h_fxrstor,
         M::Fnop => h_fnop,
         // 8087-only instructions the 80387 and later execute as no-ops (FSETPM: 80287).
         M::Fneni | M::Fndisi | M::Feni | M::Fdisi | M::Fnsetpm | M::Fsetpm => h_fsetpm,
@@ -227,40 +247,74 @@ pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
     })
 }
 
-/// Instructions iced-x86 decodes as x87 (or x87 state) that this CPU does not have:
-/// FISTTP (SSE3) and FXSAVE/FXRSTOR (CPUID.1:EDX.FXSR is not reported) are #UD.
+/// Instructions iced-x86 decodes as x87 that this CPU does not have: FISTTP (SSE3) is #UD.
 pub(crate) fn undefined_here(insn: &Instruction) -> bool {
-    matches!(insn.mnemonic(), Mnemonic::Fisttp | Mnemonic::Fxsave | Mnemonic::Fxrstor)
+    insn.mnemonic() == Mnemonic::Fisttp
 }
 
 /// WAIT/FWAIT (SDM Vol. 2B): #NM if CR0.MP and CR0.TS are both set, then any pending
 /// unmasked exception.
-fn wait(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
+fn wait(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
     let c = cpu.state.cr0;
     if c & cr0::MP != 0 && c & cr0::TS != 0 {
         return Err(Exception::DeviceNotAvailable.into());
     }
-    pending(cpu)?;
-    Ok(())
-}
-
-/// #MF for a pending unmasked exception (CR0.NE = 1); see the module notes for NE = 0.
-fn pending(cpu: &Cpu) -> Result<(), Exception> {
-    if cpu.state.x87.fsw & fsw::ES != 0 && cpu.state.cr0 & cr0::NE != 0 {
-        return Err(Exception::FloatingPoint);
+    if !pending(cpu, bus)? {
+        freeze(cpu, bus, insn);
     }
     Ok(())
 }
 
+/// What a waiting instruction does about a pending unmasked exception: #MF with CR0.NE = 1;
+/// with NE = 0, go on (`true`) if IGNNE# is asserted or nothing is pending, freeze
+/// (`false`) otherwise. See the module notes.
+fn pending(cpu: &Cpu, bus: &mut dyn Bus) -> Result<bool, Exception> {
+    if cpu.state.x87.fsw & fsw::ES == 0 {
+        return Ok(true);
+    }
+    if cpu.state.cr0 & cr0::NE != 0 {
+        return Err(Exception::FloatingPoint);
+    }
+    Ok(bus.ignne())
+}
+
 /// The checks every x87 instruction makes first (SDM Vol. 1 8.6, Vol. 3A 2.5 CR0.EM/TS).
-fn enter(cpu: &Cpu, kind: Kind) -> Result<(), Exception> {
+/// `false`: a waiting instruction that must freeze.
+fn enter(cpu: &Cpu, bus: &mut dyn Bus, kind: Kind) -> Result<bool, Exception> {
     if cpu.state.cr0 & (cr0::EM | cr0::TS) != 0 {
         return Err(Exception::DeviceNotAvailable);
     }
     if kind != Kind::NoWait {
-        pending(cpu)?;
+        return pending(cpu, bus);
     }
-    Ok(())
+    Ok(true)
+}
+
+/// A waiting instruction meets a pending error with CR0.NE = 0 and IGNNE# inactive: it does
+/// not run; the CPU waits for an interrupt (the IRQ 13 that FERR# raises) with EIP on it,
+/// FERR# asserted.
+fn freeze(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) {
+    let mut ip = cpu.state.eip.wrapping_sub(insn.len() as u32);
+    if !cpu.state.code32() {
+        ip &= 0xffff;
+    }
+    cpu.state.eip = ip;
+    cpu.state.halted = true;
+    update_ferr(cpu, bus);
+}
+
+/// Drives FERR# from ES and CR0.NE after an instruction (see the module notes). When it
+/// goes up, the block ends after this instruction, so that the run loop looks for the
+/// interrupt the platform makes of it.
+fn update_ferr(cpu: &mut Cpu, bus: &mut dyn Bus) {
+    let asserted = cpu.state.x87.fsw & fsw::ES != 0 && cpu.state.cr0 & cr0::NE == 0;
+    if asserted != cpu.state.x87.ferr {
+        cpu.state.x87.ferr = asserted;
+        bus.set_ferr(asserted);
+        if asserted {
+            cpu.interrupt_window = true;
+        }
+    }
 }
 
 /// FIP, FCS and FOP for this instruction; FDP and FDS if it has a memory operand.

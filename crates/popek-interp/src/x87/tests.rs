@@ -194,16 +194,114 @@ fn unmasked_zero_divide_raises_mf_at_the_next_waiting_instruction() {
 }
 
 #[test]
-fn fisttp_and_fxsave_are_undefined() {
+fn fisttp_is_undefined() {
     let mut t = TestBox::new(&[]);
-    // fisttp dword [eax] ; fxsave [eax]
-    for bytes in [&[0xdb, 0x08][..], &[0x0f, 0xae, 0x00][..]] {
-        assert_eq!(
-            t.exec_one(bytes),
-            Err(popek_cpu::exception::Event::Exception(popek_cpu::exception::Exception::InvalidOpcode)),
-            "{bytes:02x?}"
-        );
+    // fisttp dword [eax]
+    assert_eq!(
+        t.exec_one(&[0xdb, 0x08]),
+        Err(popek_cpu::exception::Event::Exception(popek_cpu::exception::Exception::InvalidOpcode))
+    );
+}
+
+/// `fxsave [D+disp]` / `fxrstor [D+disp]` (0F AE /0, /1 with a 32-bit displacement).
+fn fx(reg: u8, disp: u32) -> Vec<u8> {
+    let a = (D + disp).to_le_bytes();
+    vec![0x0f, 0xae, reg << 3 | 5, a[0], a[1], a[2], a[3]]
+}
+
+#[test]
+fn fxsave_writes_the_x87_image_and_keeps_the_fpu() {
+    // fninit ; fldpi ; fld1 ; fldz ; fxsave [D] ; (then the FPU is still loaded)
+    let code = cat(&[&[0xdb, 0xe3, 0xd9, 0xeb, 0xd9, 0xe8, 0xd9, 0xee], &fx(0, 0)]);
+    let mut t = TestBox::new(&code);
+    t.poke(D, &[0xa5; 512]);
+    t.run(10).unwrap();
+    let b = |i: u32| t.cpu.mem.read_ram::<1>((D + i) as usize).unwrap()[0];
+    let w = |i: u32| u16::from_le_bytes([b(i), b(i + 1)]);
+    assert_eq!(w(0), 0x037f, "FCW");
+    assert_eq!(w(2), 0x2800, "FSW: TOP = 5");
+    assert_eq!(b(4), 0xe0, "abridged FTW: R5, R6, R7 in use");
+    assert_eq!(b(5), 0, "reserved");
+    assert_eq!(w(6), 0x1ee, "FOP of the FLDZ (D9 EE)");
+    assert_eq!(t.peek32(D + 8), CODE_BASE + 6, "FIP: the FLDZ");
+    assert_eq!(w(12), 0x08, "FCS");
+    assert_eq!(w(14), 0, "reserved");
+    assert_eq!(t.peek32(D + 24), 0xa5a5_a5a5, "MXCSR: not written (no SSE)");
+    assert_eq!(t.peek32(D + 28), 0xa5a5_a5a5, "MXCSR_MASK: not written");
+    let st = |i: u32| (0..10).map(|k| b(32 + 16 * i + k)).collect::<Vec<u8>>();
+    assert_eq!(st(0), F80::ZERO.to_bytes());
+    assert_eq!(st(1), F80 { signif: 1 << 63, sign_exp: 0x3fff }.to_bytes());
+    assert_eq!(&st(2)[8..], &[0x00, 0x40], "pi's exponent");
+    for i in 0..8 {
+        assert!((10..16).all(|k| b(32 + 16 * i + k) == 0), "ST({i})'s reserved bytes are zero");
     }
+    assert!((160..512).all(|i| b(i) == 0xa5), "XMM area and beyond: not written");
+    assert_eq!(t.cpu.state.x87.valid, 0xe0, "FXSAVE does not initialise the FPU");
+    assert_eq!(t.cpu.state.x87.st(1), F80 { signif: 1 << 63, sign_exp: 0x3fff });
+}
+
+#[test]
+fn fxrstor_loads_the_image_and_makes_the_full_tags() {
+    // fninit ; fxrstor [D] ; fnsave [D+0x200]
+    let mut save = vec![0xdd];
+    save.extend_from_slice(&{
+        let a = (D + 0x200).to_le_bytes();
+        [6 << 3 | 5, a[0], a[1], a[2], a[3]]
+    });
+    let code = cat(&[&[0xdb, 0xe3], &fx(1, 0), &save]);
+    let mut t = TestBox::new(&code);
+    let mut img = [0u8; 512];
+    img[0..2].copy_from_slice(&0x0f7fu16.to_le_bytes()); // RC = up, PC = extended
+    img[2..4].copy_from_slice(&(6u16 << 11 | fsw::C3).to_le_bytes()); // TOP = 6
+    img[4] = 0b1100_0001; // R0, R6, R7 in use
+    img[24..28].copy_from_slice(&0xffff_ffffu32.to_le_bytes()); // no MXCSR: never looked at
+    // ST(0) = R6: 1.0; ST(1) = R7: +0; ST(2) = R0: +inf.
+    img[32..42].copy_from_slice(&F80 { signif: 1 << 63, sign_exp: 0x3fff }.to_bytes());
+    img[48..58].copy_from_slice(&F80::ZERO.to_bytes());
+    img[64..74].copy_from_slice(&F80 { signif: 1 << 63, sign_exp: 0x7fff }.to_bytes());
+    img[80..90].copy_from_slice(&[0x11; 10]); // R1: tagged empty, its contents kept
+    t.poke(D, &img);
+    t.run(10).unwrap();
+    let saved = |i: u32| t.peek32(D + 0x200 + i) & 0xffff;
+    assert_eq!(saved(0), 0x0f7f, "FCW");
+    assert_eq!(saved(4), 6 << 11 | u32::from(fsw::C3), "FSW");
+    assert_eq!(saved(8), 0b0100_1111_1111_1110, "tag word: R7 zero, R6 valid, R1-R5 empty, R0 special");
+    let st2 = t.cpu.mem.read_ram::<10>((D + 0x200 + 28 + 20) as usize).unwrap();
+    assert_eq!(st2, F80 { signif: 1 << 63, sign_exp: 0x7fff }.to_bytes(), "ST(2) = +inf");
+}
+
+#[test]
+fn fxsave_and_fxrstor_fault_on_a_misaligned_area_and_on_cr0_ts() {
+    for reg in [0, 1] {
+        let mut t = TestBox::new(&fx(reg, 8));
+        t.install_exception_handlers();
+        t.run(10).unwrap();
+        assert_eq!(t.halted_vector(), Some(13), "/{reg} misaligned: #GP");
+        for bit in [cr0::TS, cr0::EM] {
+            let mut t = TestBox::new(&fx(reg, 0));
+            t.install_exception_handlers();
+            t.cpu.state.cr0 |= bit;
+            t.run(10).unwrap();
+            assert_eq!(t.halted_vector(), Some(7), "/{reg} with cr0 bit {bit:#x}: #NM");
+        }
+    }
+}
+
+#[test]
+fn fxsave_and_fxrstor_ignore_a_pending_exception() {
+    // fninit ; fldcw [D] (ZM clear) ; fldz ; fld1 ; fdiv st0,st1 ; fxsave [D+0x400] ;
+    // fxrstor [D+0x400]: no #MF, ES still set after both.
+    let mut ldcw = vec![0xd9];
+    ldcw.extend_from_slice(&m(5));
+    let code = cat(&[&[0xdb, 0xe3], &ldcw, &[0xd9, 0xee, 0xd9, 0xe8, 0xd8, 0xf1], &fx(0, 0x400), &fx(1, 0x400)]);
+    let mut t = TestBox::new(&code);
+    t.install_exception_handlers();
+    t.cpu.state.cr0 |= cr0::NE;
+    t.poke(D, &0x037bu16.to_le_bytes());
+    t.run(10).unwrap();
+    assert_eq!(t.halted_vector(), None);
+    assert_eq!(t.cpu.state.x87.fsw & (fsw::ZE | fsw::ES), fsw::ZE | fsw::ES);
+    assert!(t.cpu.state.eip >= CODE_BASE + code.len() as u32, "ran to the end");
 }
 
 #[test]
@@ -300,4 +398,87 @@ fn waiting_forms_check_pending_exceptions_first() {
             assert_eq!(t.cpu.state.x87.fsw, 0);
         }
     }
+}
+
+/// A bus that records the FERR# levels the CPU drives and answers IGNNE# as told.
+#[derive(Default)]
+struct PinBus {
+    ferr: Vec<bool>,
+    ignne: bool,
+}
+
+impl popek_cpu::Bus for PinBus {
+    fn port_read(&mut self, _: popek_cpu::Port, size: popek_cpu::AccessSize) -> u32 {
+        size.ones()
+    }
+    fn port_write(&mut self, _: popek_cpu::Port, _: popek_cpu::AccessSize, _: u32) {}
+    fn mmio_read(&mut self, _: popek_cpu::PhysAddr, size: popek_cpu::AccessSize) -> u32 {
+        size.ones()
+    }
+    fn mmio_write(&mut self, _: popek_cpu::PhysAddr, _: popek_cpu::AccessSize, _: u32) {}
+    fn set_ferr(&mut self, asserted: bool) {
+        self.ferr.push(asserted);
+    }
+    fn ignne(&mut self) -> bool {
+        self.ignne
+    }
+}
+
+/// `fninit ; fldcw [D] (ZM clear) ; fldz ; fld1 ; fdiv st0,st1 ; nop ; fwait ; fnclex ; fwait`
+/// with CR0.NE = 0, in a box whose exception handlers halt. Returns the box and the address
+/// of the first FWAIT.
+fn legacy_box() -> (TestBox, u32) {
+    let mut ldcw = vec![0xd9];
+    ldcw.extend_from_slice(&m(5));
+    let code = cat(&[&[0xdb, 0xe3], &ldcw, &[0xd9, 0xee, 0xd9, 0xe8, 0xd8, 0xf1, 0x90, 0x9b, 0xdb, 0xe2, 0x9b]]);
+    let mut t = TestBox::new(&code);
+    t.install_exception_handlers();
+    t.poke(D, &0x037bu16.to_le_bytes());
+    (t, CODE_BASE + code.len() as u32 - 4)
+}
+
+/// CR0.NE = 0: the FDIV that sets ES asserts FERR# and ends its block (the NOP after it
+/// runs in the next one); the FWAIT then freezes (no #MF, EIP on it, halted) because
+/// IGNNE# is inactive; with IGNNE# asserted it runs, and FNCLEX takes FERR# away.
+#[test]
+fn legacy_reporting_asserts_ferr_and_freezes_at_the_next_waiting_instruction() {
+    let (mut t, fwait) = legacy_box();
+    let mut bus = PinBus::default();
+    t.interp.run_block(&mut t.cpu, &mut bus).unwrap();
+    assert_eq!(bus.ferr, [true], "FERR# asserted by the FDIV");
+    assert!(t.cpu.state.x87.ferr);
+    assert_eq!(t.cpu.state.eip, fwait - 1, "the block ended after the FDIV");
+    t.interp.run_block(&mut t.cpu, &mut bus).unwrap();
+    assert_eq!(t.halted_vector(), None, "no #MF with NE = 0");
+    assert!(t.cpu.state.halted, "frozen");
+    assert_eq!(t.cpu.state.eip, fwait, "EIP on the FWAIT");
+    // An interrupt would come here; the FWAIT runs again, and freezes again.
+    t.cpu.state.halted = false;
+    t.interp.run_block(&mut t.cpu, &mut bus).unwrap();
+    assert_eq!((t.cpu.state.halted, t.cpu.state.eip), (true, fwait));
+    // The handler wrote port 0xF0: IGNNE# asserted, the FWAIT goes on, FNCLEX clears ES.
+    t.cpu.state.halted = false;
+    bus.ignne = true;
+    t.interp.run_block(&mut t.cpu, &mut bus).unwrap();
+    assert_eq!(bus.ferr, [true, false], "FERR# follows ES away");
+    assert!(!t.cpu.state.x87.ferr);
+    assert_eq!(t.cpu.state.x87.fsw & fsw::ES, 0);
+    assert_eq!(t.halted_vector(), None);
+}
+
+/// CR0.NE = 1: no FERR#, the #MF of native reporting.
+#[test]
+fn native_reporting_never_asserts_ferr() {
+    let (mut t, fwait) = legacy_box();
+    t.cpu.state.cr0 |= cr0::NE;
+    let mut bus = PinBus::default();
+    for _ in 0..4 {
+        if t.cpu.state.halted {
+            break;
+        }
+        t.interp.run_block(&mut t.cpu, &mut bus).unwrap();
+    }
+    assert_eq!(t.halted_vector(), Some(16), "#MF");
+    assert_eq!(t.stack(0), fwait);
+    assert!(bus.ferr.is_empty());
 }
