@@ -14,6 +14,8 @@
 //! CLI, the integration tests and the benchmarks. See `guests/README.md` for the conventions
 //! and how to add a guest; `guests/qemu-check.sh` compares every guest against QEMU.
 
+include!("../cflags.rs");
+
 /// One built-in guest kernel.
 #[derive(Debug, Clone, Copy)]
 pub struct Guest {

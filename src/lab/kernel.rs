@@ -11,24 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// The C compiler's flags: the guests' own (`guests/build.rs`).
-const CFLAGS: &[&str] = &[
-    "-m32",
-    "-march=i686",
-    "-ffreestanding",
-    "-fno-pic",
-    "-fno-pie",
-    "-fno-stack-protector",
-    "-fno-asynchronous-unwind-tables",
-    "-fno-unwind-tables",
-    "-fno-tree-loop-distribute-patterns",
-    "-fcf-protection=none",
-    "-mgeneral-regs-only",
-    "-nostdlib",
-    "-nostdinc",
-    "-O2",
-    "-std=gnu11",
-];
+// A student's kernel is compiled with the guests' own flags.
+use popek_guests::CFLAGS;
 
 /// The command line the grader boots the kernel with.
 const CMDLINE: &str = "lab8 graded=yes";

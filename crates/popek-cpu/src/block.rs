@@ -487,6 +487,12 @@ fn decode_straddling<E>(
     })
 }
 
+/// True for a string instruction with a REP, REPE or REPNE prefix: one that may yield
+/// part-way with EIP back at itself.
+pub fn is_rep_string(insn: &Instruction) -> bool {
+    insn.is_string_instruction() && (insn.has_rep_prefix() || insn.has_repne_prefix())
+}
+
 /// True if `insn` must be the last of its block: it transfers control, or it may
 /// change the mode, interrupt state or device state that the run loop checks
 /// between blocks (SDM's sensitive instructions among them).
@@ -512,7 +518,7 @@ pub fn ends_block(insn: &Instruction) -> bool {
     }
     // A REP string instruction may yield part-way (EIP back at itself) so that a long
     // one cannot hold off interrupts: nothing may follow it in its block.
-    if (insn.has_rep_prefix() || insn.has_repne_prefix()) && insn.is_string_instruction() {
+    if is_rep_string(insn) {
         return true;
     }
     let _ = Register::None;

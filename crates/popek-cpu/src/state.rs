@@ -66,6 +66,8 @@ pub mod flags {
     pub const ID: u32 = 1 << 21;
     /// The six arithmetic status flags.
     pub const ARITH: u32 = CF | PF | AF | ZF | SF | OF;
+    /// The bits PUSHF/PUSHFD clear in the image they push (SDM Vol. 2B PUSHF: VM and RF).
+    pub const PUSHF_CLEARS: u32 = VM | RF;
 }
 
 /// CR0 bits.

@@ -53,11 +53,6 @@ pub(crate) struct Entry {
     pub(crate) first_site: u32,
 }
 
-/// True for a string instruction with a REP/REPE/REPNE prefix.
-fn rep_string(insn: &Instruction) -> bool {
-    insn.is_string_instruction() && (insn.has_rep_prefix() || insn.has_repne_prefix())
-}
-
 /// Host register numbers holding guest EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
 const HOME: [u8; 8] = [0, 1, 2, 3, 12, 5, 6, 7];
 
@@ -1233,7 +1228,7 @@ impl<E: Emit> Emitter<'_, E> {
             self.indirect_end();
         } else if rewritten && is_inline_branch(&last.insn) {
             // JMP/Jcc/LOOP: `branch` ended the block on each of its paths.
-        } else if !last.exec.loud && rep_string(&last.insn) {
+        } else if !last.exec.loud && popek_cpu::block::is_rep_string(&last.insn) {
             // A REP string instruction (a helper) may yield part-way with EIP back at
             // itself: on to whatever EIP it left, through the indirect-target table.
             self.spill_flags();

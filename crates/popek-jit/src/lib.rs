@@ -651,11 +651,17 @@ struct WatchBus<'b> {
 }
 
 impl WatchBus<'_> {
-    fn touch(&mut self) {
-        self.touched = true;
+    /// Brings device time up to this instruction (once per call).
+    fn catch_up(&mut self) {
         if let Some((now, retired)) = self.pending_time.take() {
             self.inner.advance_to(now(retired));
         }
+    }
+
+    /// An access the run loop must see: time caught up, and remembered.
+    fn touch(&mut self) {
+        self.touched = true;
+        self.catch_up();
     }
 }
 
@@ -672,9 +678,7 @@ impl Bus for WatchBus<'_> {
         if self.inner.mmio_read_is_pure(addr) {
             // Device time still comes up to date (a timer's current count), but the run
             // loop need not look: the block goes on.
-            if let Some((now, retired)) = self.pending_time.take() {
-                self.inner.advance_to(now(retired));
-            }
+            self.catch_up();
         } else {
             self.touch();
         }

@@ -61,9 +61,8 @@ pub(crate) fn is_inline_branch(insn: &Instruction) -> bool {
 pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
     let flat = mode & BlockKey::FLAT != 0;
     if dispatch::classify(insn).0 == "vmm" {
-        // PUSHFD on a flat stack reads the virtual flags inline; every other sensitive
-        // instruction calls the VMM.
-        // RDTSC computes the virtual TSC inline.
+        // PUSHFD on a flat stack stores the virtual flags inline and RDTSC computes the
+        // virtual TSC inline; every other sensitive instruction calls the VMM.
         if flat && insn.code() == Code::Pushfd || insn.code() == Code::Rdtsc {
             Treatment::Rewritten
         } else {
@@ -96,13 +95,18 @@ pub(crate) fn is_quiet_callout(insn: &Instruction) -> bool {
     }
 }
 
+/// True for a callout after which the run loop must look at the machine ([`JitInsn::loud`]).
+fn is_loud(insn: &Instruction, treatment: Treatment) -> bool {
+    treatment == Treatment::Callout && !is_quiet_callout(insn)
+}
+
 /// The block cache's decode-time hook: handler and treatment, once per instruction.
 pub(crate) fn prepare(insn: &Instruction, mode: u32) -> JitInsn {
     let treatment = classify(insn, mode);
     JitInsn {
         handler: dispatch::handler_for(insn),
         treatment,
-        loud: treatment == Treatment::Callout && !is_quiet_callout(insn),
+        loud: is_loud(insn, treatment),
         entry: Cell::new(None),
         runs: Cell::new(0),
         interpret: false,
@@ -114,8 +118,14 @@ pub(crate) fn prepare(insn: &Instruction, mode: u32) -> JitInsn {
 pub(crate) fn prepare_interpreted(insn: &Instruction) -> JitInsn {
     let (group, handler) = dispatch::classify(insn);
     let treatment = if group == "vmm" { Treatment::Callout } else { Treatment::Helper };
-    let loud = treatment == Treatment::Callout && !is_quiet_callout(insn);
-    JitInsn { handler, treatment, loud, entry: Cell::new(None), runs: Cell::new(0), interpret: true }
+    JitInsn {
+        handler,
+        treatment,
+        loud: is_loud(insn, treatment),
+        entry: Cell::new(None),
+        runs: Cell::new(0),
+        interpret: true,
+    }
 }
 
 /// Host scratch register that holds the host address of a rewritten memory operand.
@@ -180,10 +190,11 @@ fn leave_twin() -> Option<MemoryTwin> {
 
 /// PUSHFD, sensitive (it shows the guest's virtual IF and IOPL) but translated inline:
 /// the flags were spilled to `CpuState` before the access, so the guest's whole EFLAGS is
-/// there; its image, VM and RF cleared (SDM Vol. 2B PUSHF), is stored on the new top.
+/// there; its image, [`PUSHF_CLEARS`](popek_cpu::state::flags::PUSHF_CLEARS) cleared as in
+/// the handler, is stored on the new top.
 /// The interpreter's handler (`popek_vmm`'s `pushf`) runs on the slow path.
 fn pushfd_twin() -> Option<MemoryTwin> {
-    use popek_cpu::state::flags::{RF, VM};
+    use popek_cpu::state::flags::PUSHF_CLEARS;
     let top = |delta: i64| MemoryOperand::with_base_displ(Register::R12D, delta);
     let eflags = MemoryOperand::with_base_displ(Register::R15, crate::code::state_off!(eflags) as i64);
     let mut enc = Encoder::new(64);
@@ -191,7 +202,7 @@ fn pushfd_twin() -> Option<MemoryTwin> {
     let lea = enc.take_buffer();
     for i in [
         Instruction::with2(Code::Mov_r32_rm32, Register::R11D, eflags),
-        Instruction::with2(Code::And_rm32_imm32, Register::R11D, !(VM | RF)),
+        Instruction::with2(Code::And_rm32_imm32, Register::R11D, !PUSHF_CLEARS),
         Instruction::with2(Code::Mov_rm32_r32, MemoryOperand::with_base(HOST_ADDR), Register::R11D),
         Instruction::with2(Code::Lea_r32_m, Register::R12D, top(-4)),
     ] {
@@ -240,10 +251,7 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32, mode: u32) -> Option<M
         return Some(t);
     }
     let m = insn.mnemonic();
-    if flag_fix(insn).is_none()
-        || matches!(m, Mnemonic::Lea | Mnemonic::Xchg | Mnemonic::Nop | Mnemonic::Pause)
-        || insn.has_lock_prefix() && !lockable(insn)
-    {
+    if flag_fix(insn).is_none() || matches!(m, Mnemonic::Lea | Mnemonic::Xchg | Mnemonic::Nop | Mnemonic::Pause) {
         return None;
     }
     let based = match insn.memory_segment() {
@@ -262,6 +270,7 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32, mode: u32) -> Option<M
     }
     let mut twin = moffs_as_modrm(insn).unwrap_or(*insn);
     // One virtual CPU and no concurrent DMA: a locked read-modify-write is the plain one.
+    // (A LOCK the SDM makes #UD never gets here: the decoder calls such a form invalid.)
     twin.set_has_lock_prefix(false);
     let mut mem_op = None;
     for i in 0..insn.op_count() {
@@ -314,15 +323,6 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32, mode: u32) -> Option<M
     // AH/BH/CH/DH cannot be encoded together with R10 (a REX prefix): no twin.
     enc.encode(&twin, 0).ok()?;
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width, write })
-}
-
-/// True if a LOCK prefix is allowed on `insn` (SDM Vol. 2A LOCK): one of the read-modify-
-/// write instructions with a memory destination. Any other form with LOCK raises #UD (the
-/// handler does that on the slow path: such a form is not rewritten).
-fn lockable(insn: &Instruction) -> bool {
-    use Mnemonic::*;
-    insn.op0_kind() == OpKind::Memory
-        && matches!(insn.mnemonic(), Add | Adc | And | Btc | Btr | Bts | Dec | Inc | Neg | Not | Or | Sbb | Sub | Xor)
 }
 
 /// MOV between AL/AX/EAX and a memory offset (`A0`–`A3`, `mov eax, [moffs32]`, which gcc
@@ -730,6 +730,8 @@ mod tests {
         assert_eq!((m.write, m.twin), (true, vec![0x41, 0xff, 0x02]), "inc dword [r10]");
         assert_eq!(memory_twin_at(&decode(&[0xf0, 0x01, 0x0b])).unwrap().twin, vec![0x41, 0x01, 0x0a]);
         assert!(memory_twin_at(&decode(&[0xf0, 0x89, 0x08])).is_none());
+        // The decoder refuses LOCK where the SDM makes it #UD (lock mov, lock add to a register).
+        assert!(decode(&[0xf0, 0x89, 0x08]).is_invalid() && decode(&[0xf0, 0x01, 0xd8]).is_invalid());
         assert_eq!(host_twin(&decode(&[0xf3, 0x90])).unwrap(), Vec::<u8>::new());
         // mov eax, fs:[ebx] and inc dword gs:[8]: rewritten when FS (GS) holds a 4 GiB data
         // segment, the segment's base added to the address (add r10d, [r15 + base]).

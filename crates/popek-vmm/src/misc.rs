@@ -12,7 +12,7 @@ use popek_cpu::exception::Exception;
 use popek_cpu::iced_x86::{Instruction, Mnemonic};
 use popek_cpu::state::cr0;
 use popek_cpu::state::cr4;
-use popek_cpu::state::flags::{self, AC, ARITH, DF, FIXED1, ID, IF, IOPL, NT, RF, TF, VM};
+use popek_cpu::state::flags::{self, AC, ARITH, DF, FIXED1, ID, IF, IOPL, NT, PUSHF_CLEARS, RF, TF};
 use popek_cpu::state::gpr::{EAX, EBX, ECX, EDX};
 use popek_cpu::{Bus, Cpu, ExecResult, Handler};
 
@@ -62,7 +62,7 @@ fn sti(cpu: &mut Cpu, _: &mut dyn Bus, _: &Instruction) -> ExecResult {
 
 /// PUSHF (W = 2) / PUSHFD (W = 4): the image has VM and RF cleared.
 fn pushf<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> ExecResult {
-    let image = cpu.state.eflags & !(VM | RF);
+    let image = cpu.state.eflags & !PUSHF_CLEARS;
     cpu.push(bus, image, W)?;
     Ok(())
 }
