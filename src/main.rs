@@ -597,6 +597,12 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
                 t.rewritten,
                 t.callouts
             );
+            let insns = t.ident + t.rewritten + t.callouts;
+            note!(
+                "host code:             {} bytes, {:.1} per guest instruction translated",
+                t.host_bytes,
+                t.host_bytes as f64 / insns.max(1) as f64
+            );
             note!(
                 "exits from JIT code:   {} at a block end, {} to link a chain, {} from inside a block ({} went on without the run loop)",
                 t.exits_end,

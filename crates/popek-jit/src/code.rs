@@ -22,11 +22,12 @@
 // dynasm's register macros convert their operand with `.into()` even when it is a u8.
 #![allow(clippy::cast_possible_truncation, clippy::useless_conversion)]
 
+use crate::shared::{Shared, shared};
 use crate::translate::{
     FlagFix, OfFix, Treatment, flag_fix, flags_dead_after, host_twin, is_call_or_ret, is_inline_branch, memory_twin,
     test_self, x86_flags,
 };
-use crate::{CHAIN_MISS, Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn};
+use crate::{Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmLabelApi, VecAssembler, dynasm};
 use popek_cpu::Cpu;
@@ -42,8 +43,7 @@ use std::rc::Rc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
     generation: u32,
-    offset: u32,
-    /// Where chained blocks jump in, past the prologue.
+    /// Where the translation starts: where the shared prologue and chained blocks jump in.
     body: u32,
     /// The EIP the translation runs at (its EIP values are constants).
     pub(crate) eip: u32,
@@ -94,6 +94,42 @@ macro_rules! x64 {
         dynasm!($ops ; .arch x64 ; $($t)*)
     };
 }
+pub(crate) use x64;
+
+/// Emits `opcode` with the memory operand `[base + disp]` (`base` R14 or R15) and
+/// register field `reg` (REX.W if `wide`), its displacement in one byte where it fits:
+/// dynasm gives every displacement it cannot see at compile time four.
+fn emit_mem(ops: &mut impl Emit, wide: bool, opcode: u8, reg: u8, base: u8, disp: i32) {
+    debug_assert!(base & 7 != 4 && base & 7 != 5, "no SIB byte or RBP-style base here");
+    let rex = 0x40 | u8::from(wide) << 3 | (reg >> 3) << 2 | base >> 3;
+    match i8::try_from(disp) {
+        Ok(d) => ops.extend([rex, opcode, 0x40 | (reg & 7) << 3 | (base & 7), d as u8]),
+        Err(_) => {
+            ops.extend([rex, opcode, 0x80 | (reg & 7) << 3 | (base & 7)]);
+            ops.extend(disp.to_le_bytes());
+        }
+    }
+}
+
+/// `mov r32, [r15 + disp]`.
+fn load32(ops: &mut impl Emit, reg: u8, disp: i32) {
+    emit_mem(ops, false, 0x8b, reg, 15, disp);
+}
+
+/// `mov [r15 + disp], r32`.
+fn store32(ops: &mut impl Emit, reg: u8, disp: i32) {
+    emit_mem(ops, false, 0x89, reg, 15, disp);
+}
+
+/// `mov dword [r15 + disp], imm`.
+fn store32_imm(ops: &mut impl Emit, disp: i32, imm: u32) {
+    emit_mem(ops, false, 0xc7, 0, 15, disp);
+    ops.extend(imm.to_le_bytes());
+}
+
+/// Opcodes of `call rel32` and `jmp rel32`.
+const CALL: u8 = 0xe8;
+const JMP: u8 = 0xe9;
 
 /// The code buffer: one memory file, mapped writable (never executable) and executable
 /// (never writable).
@@ -210,9 +246,15 @@ impl CodeCache {
     pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
         // A block takes a few hundred bytes and has at most two chain sites.
         let links = vec![ChainLink::UNLINKED; (capacity / 128).max(64)].into_boxed_slice();
+        let (code, shared) = shared();
+        if capacity < shared.len + 4096 {
+            return Err(std::io::Error::other("code cache too small"));
+        }
+        let mut buf = CodeBuffer::new(capacity)?;
+        buf.rw[..code.len()].copy_from_slice(code);
         Ok(CodeCache {
-            buf: CodeBuffer::new(capacity)?,
-            used: 0,
+            buf,
+            used: shared.len,
             capacity,
             generation: 0,
             links,
@@ -248,15 +290,17 @@ impl CodeCache {
         }
         let too_large = || JitError::CodeBuffer(std::io::Error::other("code cache too large"));
         let id = u32::try_from(self.translations.len()).map_err(|_| too_large())?;
+        let start = self.used;
+        // Assembled at its offset in the buffer: calls and jumps into the shared code are
+        // relative to it.
         let mut ops = VecAssembler::<X64Relocation>::new(0);
         let first_site = self.patch_at.len() as u32;
-        let layout = Layout { eip, id, profile: self.profile, flip: self.flip_undefined, first_site };
+        let layout = Layout { eip, id, profile: self.profile, flip: self.flip_undefined, first_site, at: start };
         let emitted = emit_block(&mut ops, block, &layout);
         let code = ops.finalize().map_err(|e| JitError::CodeBuffer(std::io::Error::other(format!("{e:?}"))))?;
         if self.used + code.len() > self.capacity {
             return Err(too_large());
         }
-        let start = self.used;
         self.buf.rw[start..start + code.len()].copy_from_slice(&code);
         self.used = (start + code.len()).next_multiple_of(16);
         let offset = u32::try_from(start).map_err(|_| too_large())?;
@@ -277,7 +321,7 @@ impl CodeCache {
             *self.translated_pages.entry(page).or_default() += 1;
         }
         self.counters.push(0);
-        Ok((Entry { generation: self.generation, offset, body, eip, id, first_site }, flushed))
+        Ok((Entry { generation: self.generation, body, eip, id, first_site }, flushed))
     }
 
     /// Host address of code offset `offset` in the executable view (stable until the
@@ -300,7 +344,7 @@ impl CodeCache {
         }
         self.translations.clear();
         self.counters.clear();
-        self.used = 0;
+        self.used = shared().1.len;
         self.generation = self.generation.wrapping_add(1);
         self.links.fill(ChainLink::UNLINKED);
         self.patch_at.clear();
@@ -374,18 +418,20 @@ impl CodeCache {
         self.counters.get(id as usize).copied().unwrap_or(0)
     }
 
-    /// Runs the translation at `e`.
+    /// Runs the translation at `e`, through the shared prologue.
     pub(crate) fn call(&self, e: Entry, cpu: *mut Cpu, ctx: &mut Ctx<'_>) -> u64 {
-        let ptr = self.address(e.offset) as *const u8;
-        // SAFETY: `ptr` is the start of a function emitted by `emit_block` with the
-        // sysv64 signature below, copied whole into the executable view (which lives as
-        // long as `self`); every jump it may take leads into code of the same cache
-        // generation. The function only touches the Cpu and Ctx it is given (both valid
-        // and exclusively borrowed for the call), the memory `Ctx` points at, and the
-        // host stack, and returns normally.
+        let enter = self.address(shared().1.enter as u32) as *const u8;
+        // SAFETY: `enter` is the shared prologue (`shared::emit_shared`), copied whole
+        // into the executable view (which lives as long as `self`) when the cache was
+        // made, with the sysv64 signature below; it jumps to `body`, the body of a
+        // translation emitted by `emit_block` into the same view, and every jump the
+        // translations and the shared code may take leads into code of the same cache
+        // generation. That code only touches the Cpu and Ctx it is given (both valid and
+        // exclusively borrowed for the call), the memory `Ctx` points at, and the host
+        // stack, and returns normally through the shared epilogue.
         unsafe {
-            let f: extern "sysv64" fn(*mut Cpu, *mut Ctx<'_>) -> u64 = std::mem::transmute(ptr);
-            f(cpu, ctx)
+            let f: extern "sysv64" fn(*mut Cpu, *mut Ctx<'_>, u64) -> u64 = std::mem::transmute(enter);
+            f(cpu, ctx, self.address(e.body))
         }
     }
 }
@@ -403,6 +449,9 @@ pub(crate) struct Layout {
     pub(crate) flip: bool,
     /// The number of its first chain site.
     pub(crate) first_site: u32,
+    /// The buffer offset it is placed at (calls and jumps into the shared code are
+    /// relative to it).
+    pub(crate) at: usize,
 }
 
 /// Offset of a `CpuState` field from the `Cpu` that R15 points at.
@@ -444,31 +493,42 @@ fn twin_reads(insn: &Instruction, fix: FlagFix) -> u32 {
     }
 }
 
-/// Calls the handler of instruction `i` of translation `id` with the guest state in
-/// `CpuState`; leaves the block if the callout says so.
-/// The budget (R9) goes to `Ctx` and comes back, since the handler may end chaining.
-fn emit_callout(ops: &mut impl Emit, i: usize, id: u32, exit: DynamicLabel) {
-    x64!(ops
-        ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
-        ; mov rdi, r14
-        ; mov esi, i as i32
-        ; mov edx, id as i32
-        ; call QWORD [r14 + offset_of!(Ctx, callout) as i32]
-        ; test rax, rax
-        ; jnz =>exit
-        ; mov r9, QWORD [r14 + offset_of!(Ctx, budget) as i32]
-    );
-}
-
 /// Guest registers: memory → host; and R13D = the guest's EFLAGS but the arithmetic
 /// flags (only a callout changes those bits).
-fn emit_load_registers(ops: &mut impl Emit) {
+pub(crate) fn emit_load_registers(ops: &mut impl Emit) {
     for (i, &h) in HOME.iter().enumerate() {
-        x64!(ops; mov Rd(h), DWORD [r15 + gpr_off(i)]);
+        load32(ops, h, gpr_off(i));
     }
+    load32(ops, 13, EFLAGS_OFF);
+    x64!(ops; and r13d, !ARITH as i32);
+}
+
+/// Guest registers: host → memory.
+pub(crate) fn emit_store_registers(ops: &mut impl Emit) {
+    for (i, &h) in HOME.iter().enumerate() {
+        store32(ops, h, gpr_off(i));
+    }
+}
+
+/// Every guest arithmetic flag → host EFLAGS, without `popfq` (many times slower):
+/// OF by an `add` that overflows exactly when it is set, the others by `sahf`.
+/// Clobbers R11 only (R10 may hold a rewritten instruction's host address).
+///
+/// ```text
+///   mov r11d, eax ; mov eax, [eflags]  ; AL = SF ZF - AF - PF - CF, AH bit 3 = OF
+///   shl ah, 4 ; add ah, 80h            ; OF
+///   mov ah, al ; sahf                  ; SF ZF AF PF CF
+///   mov eax, r11d
+/// ```
+pub(crate) fn emit_load_flags(ops: &mut impl Emit) {
+    x64!(ops; mov r11d, eax);
+    load32(ops, 0, EFLAGS_OFF);
     x64!(ops
-        ; mov r13d, DWORD [r15 + EFLAGS_OFF]
-        ; and r13d, !ARITH as i32
+        ; shl ah, 4
+        ; add ah, 0x80u8 as i8
+        ; mov ah, al
+        ; sahf
+        ; mov eax, r11d
     );
 }
 
@@ -514,8 +574,6 @@ pub(crate) struct Emitted {
 /// [`Emitter`]) and moves them only when an instruction needs them elsewhere.
 pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &Layout) -> Emitted {
     let base = ops.offset().0;
-    let (exit, ret_end, ret_store, miss_store) =
-        (ops.fresh_label(), ops.fresh_label(), ops.fresh_label(), ops.fresh_label());
     let mut e = Emitter {
         ops,
         block,
@@ -527,10 +585,8 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         of_sf_cf: false,
         flip: layout.flip,
         current: 0,
-        exit,
-        ret_end,
-        ret_store,
-        miss_store,
+        shared: &shared().1,
+        at: layout.at,
         chainable: !crate::has_vmm_callout(block),
         next_site: layout.first_site,
         sites: Vec::new(),
@@ -538,19 +594,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         slow_paths: Vec::new(),
         base,
     };
-    x64!(e.ops
-        ; push rbp
-        ; push rbx
-        ; push r12
-        ; push r13
-        ; push r14
-        ; push r15
-        ; sub rsp, 8
-        ; mov r15, rdi
-        ; mov r14, rsi
-        ; mov r9, QWORD [r14 + offset_of!(Ctx, budget) as i32]
-    );
-    e.load_registers();
+    // Entered through the shared prologue (`shared::Shared::enter`) or by a chain.
     let body = e.ops.offset().0 - base;
     if layout.profile {
         x64!(e.ops
@@ -584,11 +628,12 @@ struct SlowPath {
 }
 
 /// Out-of-line code at a block end that leaves for the run loop: set EIP, then either
-/// return (the budget ran out) or report the chain site that has no link yet.
+/// return (the budget ran out) or report the chain site that has no link yet (the
+/// shared `chain_exit` tells which).
 struct Stub {
     label: DynamicLabel,
     eip: u32,
-    site: Option<u32>,
+    site: u32,
 }
 
 /// The state of one block's emission: where the guest registers and flags are at the
@@ -615,14 +660,11 @@ struct Emitter<'a, E: Emit> {
     flip: bool,
     /// Index in the block of the instruction being emitted.
     current: usize,
-    /// Leave with the status in RAX (guest registers in `CpuState`).
-    exit: DynamicLabel,
-    /// Return 0 (guest registers in `CpuState`).
-    ret_end: DynamicLabel,
-    /// Store the guest registers, return 0.
-    ret_store: DynamicLabel,
-    /// Store the guest registers, return [`CHAIN_MISS`].
-    miss_store: DynamicLabel,
+    /// Where the shared code is (called and jumped to as `extern` addresses: the block is
+    /// assembled at its own offset in the buffer).
+    shared: &'static Shared,
+    /// The buffer offset the block is placed at ([`Layout::at`]).
+    at: usize,
     /// Whether the block's ends may chain. A block with a VMM callout never chains (the
     /// callout may change what the run loop must look at between blocks); one with
     /// helpers does unless, at run time, a helper reached a device or wrote code (the
@@ -642,30 +684,38 @@ struct Emitter<'a, E: Emit> {
 
 impl<E: Emit> Emitter<'_, E> {
     /// Guest registers: memory → host; and R13D = the guest's EFLAGS but the arithmetic
-    /// flags (only a callout changes those bits), for [`Emitter::spill_flags`].
-    fn load_registers(&mut self) {
-        emit_load_registers(self.ops);
-        self.regs_in_host = true;
-    }
-
-    /// Guest registers: host → memory (the code only: the caller says where they are).
-    fn emit_store_registers(&mut self) {
-        for (i, &h) in HOME.iter().enumerate() {
-            x64!(self.ops; mov DWORD [r15 + gpr_off(i)], Rd(h));
-        }
-    }
-
+    /// flags (only a callout changes those bits), for [`Emitter::spill_flags`]: a call
+    /// to the shared `load_regs`.
     fn registers_to_host(&mut self) {
         if !self.regs_in_host {
-            self.load_registers();
+            self.branch_to_shared(CALL, self.shared.load_regs);
+            self.regs_in_host = true;
         }
     }
 
+    /// Guest registers: host → memory.
     fn registers_to_memory(&mut self) {
         if self.regs_in_host {
-            self.emit_store_registers();
+            emit_store_registers(self.ops);
             self.regs_in_host = false;
         }
+    }
+
+    /// `call` or `jmp` (`opcode`) to the shared code at `target`, rel32 from where this
+    /// block sits in the buffer ([`Layout::at`]).
+    fn branch_to_shared(&mut self, opcode: u8, target: usize) {
+        let end = self.at + (self.ops.offset().0 - self.base) + 5;
+        let rel = i32::try_from(target as i64 - end as i64).expect("a code cache is smaller than 2 GiB");
+        self.ops.extend([opcode]);
+        self.ops.extend(rel.to_le_bytes());
+    }
+
+    /// `mov r10d, index ; mov r11d, id`: which instruction a shared handler call is for.
+    fn handler_args(&mut self, index: usize) {
+        x64!(self.ops
+            ; mov r10d, index as i32
+            ; mov r11d, self.id as i32
+        );
     }
 
     /// The flags host EFLAGS hold → `CpuState`. Clobbers R10 and R11.
@@ -714,35 +764,17 @@ impl<E: Emit> Emitter<'_, E> {
         if m == ARITH {
             x64!(self.ops; or r10d, r13d);
         } else {
+            load32(self.ops, 11, EFLAGS_OFF);
             x64!(self.ops
-                ; mov r11d, DWORD [r15 + EFLAGS_OFF]
                 ; and r11d, !m as i32
                 ; or r10d, r11d
             );
         }
-        x64!(self.ops; mov DWORD [r15 + EFLAGS_OFF], r10d);
+        store32(self.ops, 10, EFLAGS_OFF);
     }
 
-    /// Every guest arithmetic flag → host EFLAGS, without `popfq` (many times slower):
-    /// OF by an `add` that overflows exactly when it is set, the others by `sahf`.
-    /// Clobbers R11 only (R10 may hold a rewritten instruction's host address).
-    ///
-    /// ```text
-    ///   mov r11d, eax ; mov eax, [eflags]  ; AL = SF ZF - AF - PF - CF, AH bit 3 = OF
-    ///   shl ah, 4 ; add ah, 80h            ; OF
-    ///   mov ah, al ; sahf                  ; SF ZF AF PF CF
-    ///   mov eax, r11d
-    /// ```
     fn emit_load_flags(&mut self) {
-        x64!(self.ops
-            ; mov r11d, eax
-            ; mov eax, DWORD [r15 + EFLAGS_OFF]
-            ; shl ah, 4
-            ; add ah, 0x80u8 as i8
-            ; mov ah, al
-            ; sahf
-            ; mov eax, r11d
-        );
+        emit_load_flags(self.ops);
     }
 
     /// Makes sure host EFLAGS hold the flags `read` (x86 bits) that the next host
@@ -950,10 +982,17 @@ impl<E: Emit> Emitter<'_, E> {
         }
     }
 
+    /// A callout or helper: the shared code stores the guest registers (if they are in
+    /// host registers) and calls the handler; they stay in `CpuState` after it.
     fn callout(&mut self, i: usize) {
         self.spill_flags();
-        self.registers_to_memory();
-        emit_callout(self.ops, i, self.id, self.exit);
+        self.handler_args(i);
+        if self.regs_in_host {
+            self.branch_to_shared(CALL, self.shared.store_callout);
+            self.regs_in_host = false;
+        } else {
+            self.branch_to_shared(CALL, self.shared.callout);
+        }
     }
 
     /// RDTSC, sensitive (it reads the virtual TSC) but computed inline: the TSC at the
@@ -1113,11 +1152,13 @@ impl<E: Emit> Emitter<'_, E> {
     /// (valid as long as this block runs: its page is mapped where it was). Any other
     /// target goes through a link checked against the TLB generation it was made under.
     fn block_end(&mut self, next: u32) {
-        let (out_of_budget, miss) = (self.ops.fresh_label(), self.ops.fresh_label());
+        // One exit stub for both ways out: the shared `chain_exit` tells them apart by
+        // the budget (a miss is only reached with budget left).
+        let miss = self.ops.fresh_label();
         if !self.chainable {
-            x64!(self.ops; mov DWORD [r15 + EIP_OFF], next as i32);
+            store32_imm(self.ops, EIP_OFF, next);
         }
-        if !self.charge_budget(out_of_budget) {
+        if !self.charge_budget(miss) {
             return;
         }
         let site = self.next_site;
@@ -1132,20 +1173,21 @@ impl<E: Emit> Emitter<'_, E> {
             x64!(self.ops; mov r8, QWORD [r14 + offset_of!(Ctx, links) as i32]);
             self.follow_link(site as i32 * std::mem::size_of::<ChainLink>() as i32, miss);
         }
-        self.stubs.push(Stub { label: out_of_budget, eip: next, site: None });
-        self.stubs.push(Stub { label: miss, eip: next, site: Some(site) });
+        self.stubs.push(Stub { label: miss, eip: next, site });
     }
 
     /// Charges the block's instructions to the budget (R9). A block that may not chain
-    /// returns to the run loop (EIP set); otherwise the code goes to `out_of_budget` if
-    /// the budget ran out and on to chain if not (the return value: true).
+    /// returns to the run loop (EIP set) through the shared `ret_store`; otherwise the
+    /// code goes to `out_of_budget` if the budget ran out and on to chain if not (the
+    /// return value: true).
     fn charge_budget(&mut self, out_of_budget: DynamicLabel) -> bool {
         let n = self.block.insns.len() as i32;
         if !self.chainable {
             x64!(self.ops
                 ; sub r9, n
-                ; jmp =>self.ret_store
+                ; mov r10d, self.id as i32
             );
+            self.branch_to_shared(JMP, self.shared.ret_store);
             return false;
         }
         x64!(self.ops
@@ -1178,11 +1220,12 @@ impl<E: Emit> Emitter<'_, E> {
     ///   follow [r8].link (as a checked chain site does)
     /// ```
     fn indirect_end(&mut self) {
-        if !self.charge_budget(self.ret_store) {
+        // Out of budget or a miss: the shared `chain_exit` tells them apart.
+        let miss = self.ops.fresh_label();
+        if !self.charge_budget(miss) {
             return;
         }
         let mode = self.block.key.mode;
-        let miss = self.ops.fresh_label();
         x64!(self.ops
             ; mov r11d, DWORD [r15 + EIP_OFF]
             ; mov r8d, r11d
@@ -1197,9 +1240,10 @@ impl<E: Emit> Emitter<'_, E> {
         self.follow_link(offset_of!(IndirectEntry, link) as i32, miss);
         x64!(self.ops
             ; =>miss
-            ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], -1 // INDIRECT_MISS
-            ; jmp =>self.miss_store
+            ; mov r10d, self.id as i32
+            ; mov r8, -1 // INDIRECT_MISS
         );
+        self.branch_to_shared(JMP, self.shared.chain_exit);
     }
 
     /// Everything after the last instruction: the block's own end unless a branch ended
@@ -1249,59 +1293,25 @@ impl<E: Emit> Emitter<'_, E> {
             self.registers_to_memory();
             x64!(self.ops
                 ; sub r9, n as i32
-                ; jmp =>self.ret_end
+                ; mov r10d, self.id as i32
             );
+            self.branch_to_shared(JMP, self.shared.ret_end);
         }
         for p in std::mem::take(&mut self.slow_paths) {
             x64!(self.ops; =>p.label);
-            self.emit_store_registers();
-            emit_callout(self.ops, p.index, self.id, self.exit);
-            emit_load_registers(self.ops);
-            if p.load_flags {
-                self.emit_load_flags();
-            }
+            self.handler_args(p.index);
+            let slow = if p.load_flags { self.shared.slow_flags } else { self.shared.slow };
+            self.branch_to_shared(CALL, slow);
             x64!(self.ops; jmp =>p.back);
         }
         for stub in std::mem::take(&mut self.stubs) {
+            x64!(self.ops; =>stub.label);
+            store32_imm(self.ops, EIP_OFF, stub.eip);
             x64!(self.ops
-                ; =>stub.label
-                ; mov DWORD [r15 + EIP_OFF], stub.eip as i32
+                ; mov r10d, self.id as i32
+                ; mov r8d, stub.site as i32
             );
-            match stub.site {
-                None => x64!(self.ops; jmp =>self.ret_store),
-                Some(site) => x64!(self.ops
-                    ; mov QWORD [r14 + offset_of!(Ctx, chain_site) as i32], site as i32
-                    ; jmp =>self.miss_store
-                ),
-            }
+            self.branch_to_shared(JMP, self.shared.chain_exit);
         }
-        let tail = self.ops.fresh_label();
-        x64!(self.ops
-            ; =>self.miss_store
-        );
-        self.emit_store_registers();
-        x64!(self.ops
-            ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
-            ; mov eax, CHAIN_MISS as i32
-            ; jmp =>tail
-            ; =>self.ret_store
-        );
-        self.emit_store_registers();
-        x64!(self.ops
-            ; =>self.ret_end
-            ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
-            ; xor eax, eax
-            ; =>tail
-            ; mov DWORD [r14 + offset_of!(Ctx, last) as i32], self.id as i32
-            ; =>self.exit
-            ; add rsp, 8
-            ; pop r15
-            ; pop r14
-            ; pop r13
-            ; pop r12
-            ; pop rbx
-            ; pop rbp
-            ; ret
-        );
     }
 }

@@ -2,6 +2,7 @@
 //! its treatment and the reason for it, interleaved with the host code made for it.
 
 use crate::code::{Layout, emit_block};
+use crate::shared::shared;
 use crate::translate::{FlagFix, OfFix, Treatment};
 use crate::{Jit, JitInsn};
 use dynasmrt::VecAssembler;
@@ -169,12 +170,20 @@ fn mode_text(key: &BlockKey) -> String {
     )
 }
 
-fn host_listing(out: &mut String, code: &[u8], range: std::ops::Range<usize>) {
+fn host_listing(out: &mut String, code: &[u8], range: std::ops::Range<usize>, at: usize) {
     let mut fmt = IntelFormatter::new();
     let mut dec = Decoder::with_ip(64, &code[range.clone()], range.start as u64, DecoderOptions::NONE);
     for insn in &mut dec {
         let mut text = String::new();
         fmt.format(&insn, &mut text);
+        if insn.is_call_near() || insn.is_jmp_near() {
+            // Into the shared code (before the block in the buffer): by its name.
+            let target = insn.near_branch64().wrapping_add(at as u64);
+            if let Some(name) = usize::try_from(target).ok().and_then(|t| shared().1.name_at(t)) {
+                let op = if insn.is_call_near() { "call" } else { "jmp" };
+                text = format!("{op} shared {name}");
+            }
+        }
         let at = insn.ip() as usize;
         let bytes: String = code[at..at + insn.len()].iter().map(|b| format!("{b:02x}")).collect();
         let _ = writeln!(out, "        {at:04x}  {bytes:<24} {text}");
@@ -201,21 +210,24 @@ fn explain(block: &Block<JitInsn>, layout: &Layout, runs: Option<u64>) -> String
     );
     let mut fmt = IntelFormatter::new();
     let first = ranges.first().map_or(code.len(), |r| r.start);
-    let _ = writeln!(out, "    prologue: save host registers, point r15 at the CPU state and r14 at the context");
+    let _ = writeln!(
+        out,
+        "    entered from the shared prologue (host registers saved, r15 = CPU state, r14 = context, guest registers loaded) or by a chain"
+    );
     if layout.profile {
         let _ = writeln!(out, "    (profiling, for explain: the body's first two instructions count its runs)");
     }
-    host_listing(&mut out, &code, 0..first);
+    host_listing(&mut out, &code, 0..first, layout.at);
     for (d, range) in block.insns.iter().zip(&ranges) {
         let _ = writeln!(out, "{}", guest_line(&mut fmt, block, d, d.insn.ip32()));
-        host_listing(&mut out, &code, range.clone());
+        host_listing(&mut out, &code, range.clone(), layout.at);
     }
     let last = ranges.last().map_or(code.len(), |r| r.end);
     let _ = writeln!(
         out,
-        "    out of line: slow paths (the handler), exits (EIP, the guest state), epilogue (host registers, return)"
+        "    out of line: slow paths (the handler, through shared code), exits (EIP, translation, chain site; shared code stores the guest state and returns)"
     );
-    host_listing(&mut out, &code, last..code.len());
+    host_listing(&mut out, &code, last..code.len(), layout.at);
     out
 }
 
@@ -229,6 +241,7 @@ impl Jit {
             profile: self.code.profile,
             flip: self.code.flip_undefined,
             first_site: entry.map_or(0, |e| e.first_site),
+            at: crate::shared::shared().1.len,
         };
         explain(block, &layout, self.code.profile.then(|| self.block_runs(block)))
     }
@@ -287,6 +300,7 @@ pub fn explain_current(
     bus: &mut dyn popek_cpu::Bus,
 ) -> Result<String, popek_cpu::exception::Exception> {
     let block = popek_cpu::block::decode_at(cpu, bus, &mut |insn, key| crate::translate::prepare(insn, key.mode))?;
-    let layout = Layout { eip: block.eip, id: 0, profile: false, flip: false, first_site: 0 };
+    let layout =
+        Layout { eip: block.eip, id: 0, profile: false, flip: false, first_site: 0, at: crate::shared::shared().1.len };
     Ok(explain(&block, &layout, None))
 }

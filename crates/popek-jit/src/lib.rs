@@ -27,6 +27,7 @@
 
 mod code;
 mod explain;
+mod shared;
 mod translate;
 
 pub use explain::{Translated, explain_current, treatment_with_reason};
@@ -78,6 +79,9 @@ pub struct JitStats {
     pub rewritten: u64,
     /// Instructions translated as callouts or helper calls.
     pub callouts: u64,
+    /// Bytes of host code translated (the shared code not counted): divided by the
+    /// instructions translated, the code's density.
+    pub host_bytes: u64,
     /// Blocks run by the interpreter instead (single-step, straddling instructions).
     pub interpreted_blocks: u64,
     /// Code-cache flushes (the cache was full).
@@ -446,6 +450,7 @@ impl Jit {
                     self.indirect.fill(IndirectEntry::EMPTY);
                 }
                 self.stats.translated += 1;
+                self.stats.host_bytes += u64::from(self.code.translations[e.id as usize].len);
                 for d in &block.insns {
                     match d.exec.treatment {
                         Treatment::Ident => self.stats.ident += 1,
