@@ -47,8 +47,11 @@ impl InstructionClock {
     /// Virtual nanoseconds after `insns` retired instructions.
     #[inline]
     pub fn ns_at(self, insns: u64) -> u64 {
-        // Fast paths for rates that divide, or are multiples of, 1 GHz (the default is
-        // 1 GHz): the run loop asks once per block.
+        // Fast paths for rates that divide, or are multiples of, 1 GHz: the run loop asks
+        // once per block. The default, 1 GHz, needs no division at all.
+        if self.insns_per_sec == NS_PER_SEC {
+            return insns;
+        }
         if self.insns_per_sec != 0 && NS_PER_SEC.is_multiple_of(self.insns_per_sec) {
             return insns.saturating_mul(NS_PER_SEC / self.insns_per_sec);
         }
@@ -59,6 +62,9 @@ impl InstructionClock {
     /// instruction budget up to a timer deadline).
     #[inline]
     pub fn insns_until(self, ns: u64) -> u64 {
+        if self.insns_per_sec == NS_PER_SEC {
+            return ns;
+        }
         if self.insns_per_sec != 0 && NS_PER_SEC.is_multiple_of(self.insns_per_sec) {
             return ns.div_ceil(NS_PER_SEC / self.insns_per_sec);
         }
