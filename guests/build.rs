@@ -27,6 +27,7 @@ const GUESTS: &[&str] = &[
     "tasks",
     "realmode",
     "ferr",
+    "codesize",
 ];
 
 const RUNTIME: &[&str] = &["boot.S", "rt.c"];
@@ -70,7 +71,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cflags.rs");
     println!("cargo:rerun-if-changed={}", runtime.display());
     println!("cargo:rerun-if-changed={}", kernels.display());
-    for f in ["apic.h", "asm.h", "pv.h", "rt.h", "link.ld", "boot.S", "rt.c", "strings.c"] {
+    for f in ["apic.h", "asm.h", "pv.h", "rt.h", "link.ld", "boot.S", "rt.c", "strings.c", "div64.c"] {
         println!("cargo:rerun-if-changed={}", runtime.join(f).display());
     }
 

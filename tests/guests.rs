@@ -440,6 +440,30 @@ fn nanobench_pv_under_lockstep() {
     check_under_lockstep("nanobench_pv");
 }
 
+#[test]
+fn codesize() {
+    check("codesize");
+}
+
+/// `funcs=N iters=M`: the first N functions, M passes; the same run under both engines, and
+/// the checksum depends on N only (every pass must give the same one, or the guest FAILs).
+#[test]
+fn codesize_calls_the_first_n_functions() {
+    let guest = GUESTS.iter().find(|g| g.name == "codesize").expect("guest exists");
+    let checksum = |output: &str| output.lines().find_map(|l| l.strip_prefix("checksum: ")).map(str::to_string);
+    let (stop, output, retired) = run_with(guest, "funcs=300 iters=3", EngineKind::Interp);
+    assert_eq!(stop, StopReason::Exit(1), "{output}");
+    let sum = checksum(&output).expect("a checksum line");
+    assert_eq!(output, format!("codesize: funcs=300 iters=3\nchecksum: {sum}\ncodesize: PASS\n"));
+    assert_eq!(run_with(guest, "funcs=300 iters=3", EngineKind::Jit), (stop, output.clone(), retired), "JIT");
+    let (_, once, _) = run_with(guest, "funcs=300", EngineKind::Jit);
+    assert_eq!(checksum(&once), Some(sum.clone()), "one pass");
+    let (_, fewer, _) = run_with(guest, "funcs=299 iters=2", EngineKind::Jit);
+    assert_ne!(checksum(&fewer), Some(sum), "one function fewer");
+    let (stop, output, _) = run_with(guest, "funcs=8193", EngineKind::Jit);
+    assert_eq!((stop, output.as_str()), (StopReason::Exit(3), "FAIL: funcs=8193: must be 1 to 8192\n"));
+}
+
 /// Two runs of the same guest are identical: output, stop and instruction count.
 #[test]
 fn runs_are_deterministic() {
@@ -471,6 +495,7 @@ fn every_guest_is_tested() {
         "tasks",
         "realmode",
         "ferr",
+        "codesize",
     ];
     let all: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
     assert_eq!(all, tested);

@@ -153,6 +153,11 @@ pub static GUESTS: &[Guest] = &[
         "",
         "x87 errors with CR0.NE = 0: FERR# to IRQ 13, port 0xF0 and IGNNE#, the frozen FWAIT; #MF with NE = 1"
     ),
+    guest!(
+        "codesize",
+        "",
+        "8,192 distinct small functions called through a table, funcs=N of them iters=M times: translation at scale"
+    ),
 ];
 
 /// The guest called `name`, if any.
