@@ -2,7 +2,8 @@
 # Compares popek with its peers on the `compute` guest: popek's JIT, popek's interpreter,
 # QEMU's TCG (qemu-system-i386 -accel tcg -kernel, the very same ELF) and a native build of the very same
 # compute.c as a 32-bit Linux program (gcc -m32 -O2, with benches/native/ standing in for the
-# guest runtime). Every runner must print the guest's exact output (the same checksums).
+# guest runtime, and the guest runtime's own string and 64-bit division routines: benches/lib.sh).
+# Every runner must print the guest's exact output (the same checksums).
 #
 # Usage: benches/compare.sh [iters=N] [rounds=R] [qemu=0] [native=0]
 #   iters   compute's iteration count for the timed runs (default 20; also env ITERS)
@@ -49,82 +50,24 @@ if [ "$iters" -lt 2 ] || [ "$rounds" -lt 1 ]; then
     exit 2
 fi
 
-log() { echo "compare: $*" >&2; }
-
-apt_updated=0
-apt_install() {
-    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        return 1
-    fi
-    if [ "$apt_updated" -eq 0 ]; then
-        log "apt-get update"
-        apt-get update -qq >&2 || return 1
-        apt_updated=1
-    fi
-    log "apt-get install -y $*"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
-}
-
+prog=compare
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# shellcheck source=benches/lib.sh
+. "$here/lib.sh"
 
-# ---- popek
-log "building popek (cargo build --release)"
-(cd "$root" && cargo build --release -q)
-popek="${CARGO_TARGET_DIR:-$root/target}/release/popek"
-"$popek" guests --extract "$work/img" 2>/dev/null
+# ---- popek, QEMU and a native build of the same compute.c (benches/lib.sh)
+build_popek
 elf="$work/img/compute.elf"
-
-# ---- QEMU
 qemu=""
-if [ "$want_qemu" != 0 ]; then
-    if ! command -v qemu-system-i386 >/dev/null 2>&1; then
-        apt_install qemu-system-x86 || true
-    fi
-    if command -v qemu-system-i386 >/dev/null 2>&1; then
-        qemu="$(command -v qemu-system-i386)"
-    else
-        log "qemu-system-i386 is not installed and cannot be (not root): QEMU left out"
-    fi
-fi
-
-# ---- native build of the same compute.c
+[ "$want_qemu" != 0 ] && find_qemu
 native=""
-if [ "$want_native" != 0 ]; then
-    # The guest's code-generation flags, minus the freestanding link (see guests/build.rs).
-    cflags=(-m32 -march=i686 -O2 -fno-pic -fno-pie -fno-stack-protector -fno-tree-loop-distribute-patterns
-        -fcf-protection=none -mgeneral-regs-only -ffreestanding -Wall -Wextra -std=gnu11)
-    build_native() {
-        gcc "${cflags[@]}" -I "$here/native" -c "$root/guests/kernels/compute.c" -o "$work/compute.o" &&
-            gcc -m32 -march=i686 -O2 -fno-builtin -fno-tree-loop-distribute-patterns -Wall -Wextra \
-                -c "$here/native/host.c" -o "$work/host.o" &&
-            gcc -m32 -march=i686 -O2 -fno-builtin -fno-tree-loop-distribute-patterns -Wall -Wextra \
-                -c "$root/guests/runtime/strings.c" -o "$work/strings.o" &&
-            gcc -m32 -no-pie "$work/compute.o" "$work/host.o" "$work/strings.o" -o "$work/compute-native"
-    }
-    if ! build_native 2>"$work/native.err"; then
-        apt_install gcc-multilib || true
-        if ! build_native 2>"$work/native.err"; then
-            log "cannot build 32-bit host programs (gcc -m32 needs gcc-multilib): native left out"
-            sed 's/^/    /' "$work/native.err" | head -5 >&2
-        fi
-    fi
-    [ -x "$work/compute-native" ] && native="$work/compute-native"
-fi
+[ "$want_native" != 0 ] && build_native compute
 
 # ---- runners: each prints the guest's COM1 output on stdout
 run_jit() { "$popek" run "$elf" --cmdline "iters=$1"; }
 run_interp() { "$popek" run "$elf" --engine interp --cmdline "iters=$1"; }
-run_qemu() {
-    "$qemu" -accel tcg -nographic -serial stdio -display none -monitor none -nic none -no-reboot -m 128 \
-        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$elf" -append "iters=$1" </dev/null >"$work/qemu.raw"
-}
-# SeaBIOS's banner comes first on the serial port: keep what follows its "Booting from ROM.." line.
-strip_banner() {
-    local marker="Booting from ROM.." off
-    off="$(grep -a -b -o "$marker" "$1" | tail -n 1 | cut -d: -f1 || true)"
-    if [ -n "$off" ]; then tail -c +"$((off + ${#marker} + 1))" "$1"; else cat "$1"; fi
-}
+run_qemu() { qemu_boot "$elf" "iters=$1" "$work/qemu.raw"; }
 run_native() { "$native" "iters=$1"; }
 
 runners=(jit interp)
@@ -164,7 +107,6 @@ for ((r = 1; r <= rounds; r++)); do
     log "round $r of $rounds done"
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 declare -A m1 mn per
 for runner in "${runners[@]}"; do
     m1[$runner]="$(echo "${t1[$runner]}" | median)"
@@ -172,13 +114,11 @@ for runner in "${runners[@]}"; do
     per[$runner]=$(((mn[$runner] - m1[$runner]) / (iters - 1)))
 done
 
-ms() { awk -v ns="$1" 'BEGIN { printf "%.1f ms", ns / 1e6 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a > 0) printf "%.2f", a / b; else print "n/a" }'; }
 label() {
     case "$1" in
     jit) echo "popek JIT" ;;
     interp) echo "popek interpreter" ;;
-    qemu) echo "QEMU TCG ($("$qemu" --version | head -n 1 | sed 's/.*version \([^ ]*\).*/\1/'))" ;;
+    qemu) echo "QEMU TCG ($(qemu_version))" ;;
     native) echo "native (gcc -m32 -O2)" ;;
     esac
 }
