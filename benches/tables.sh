@@ -316,7 +316,7 @@ per() { echo $((($(echo "${big[$1]}" | median) - $(echo "${small[$1]}" | median)
 # ---- the report
 echo "## popek's benchmark tables"
 echo
-echo "$(machine_line) $rounds interleaved rounds, medians; every run pinned to core $cpu" \
+echo "$(machine_line) Rounds: $rounds, interleaved; figures are medians; every run pinned to core $cpu" \
     "(\`taskset -c $cpu\`) and its output checked.$([ "$quick" != 0 ] && echo ' Quick mode: sizes too small for the figures to mean much.')"
 [ -n "$qemu" ] && echo "QEMU: \`qemu-system-i386 -accel tcg\` $(qemu_version), the very same ELF images."
 echo
