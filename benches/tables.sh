@@ -262,7 +262,7 @@ have_time=1
 
 # ---- the rounds
 declare -A small big
-log "pinned to core $cpu; $rounds interleaved rounds; compute iters=1/$iters, nanobench n=$n_small/$n," \
+log "pinned to core $cpu; rounds: $rounds, interleaved; compute iters=1/$iters, nanobench n=$n_small/$n," \
     "codesize calls=$calls; runners: ${compute_runners[*]} (compute), ${nano_runners[*]} (nanobench)"
 for ((r = 1; r <= rounds; r++)); do
     for w in "${workloads[@]}"; do
