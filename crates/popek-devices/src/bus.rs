@@ -171,6 +171,11 @@ pub trait PortDevice: Any + Send {
     fn drives_ignne(&self) -> bool {
         false
     }
+    /// True if a read at `offset` changes nothing: no register, no line, no deadline
+    /// ([`Bus::port_read_is_pure`]). Default: false.
+    fn read_is_pure(&self, _offset: u16) -> bool {
+        false
+    }
 }
 
 /// A device reached through physical memory addresses that are not RAM.
@@ -662,7 +667,10 @@ impl DeviceBus {
     }
 
     fn port_access(&mut self, port: u16, size: AccessSize, value: Option<u32>) -> u32 {
-        self.deadline_stale = true;
+        // A pure read leaves every deadline where it was, unless one may be due now.
+        if value.is_some() || self.now_ns >= self.cached_deadline || !self.port_read_is_pure(Port(port), size) {
+            self.deadline_stale = true;
+        }
         let Some(r) = self.find_port(port) else {
             *self.unclaimed.entry(port).or_insert(0) += 1;
             return size.ones();
@@ -797,6 +805,28 @@ impl Bus for DeviceBus {
             LAPIC_BASE => crate::lapic::read_is_pure(addr.0 - LAPIC_BASE),
             IOAPIC_BASE => true,
             _ => false,
+        }
+    }
+
+    /// Reads of ports no device claims (all ones) and of devices that say so
+    /// ([`PortDevice::read_is_pure`]); never the PICs (a read may acknowledge).
+    fn port_read_is_pure(&self, port: Port, size: AccessSize) -> bool {
+        let Some(r) = self.find_port(port.0) else {
+            return true;
+        };
+        match r.target {
+            PortTarget::Pic => false,
+            PortTarget::Device(i) => {
+                let dev = &self.port_devices[i];
+                if size != AccessSize::Byte && dev.byte_wide() {
+                    // Split into byte accesses, each routed on its own.
+                    let mut bytes =
+                        std::iter::successors(Some(port.0), |p| Some(p.wrapping_add(1))).take(size.bytes() as usize);
+                    bytes.all(|p| self.port_read_is_pure(Port(p), AccessSize::Byte))
+                } else {
+                    dev.read_is_pure(port.0 - r.base)
+                }
+            }
         }
     }
 
@@ -1026,6 +1056,56 @@ mod tests {
     fn bus_can_move_to_another_thread() {
         fn is_send<T: Send>() {}
         is_send::<DeviceBus>();
+    }
+
+    /// A device with a timer deadline that counts its `advance` calls; a read of offset 0
+    /// is pure, of offset 1 not.
+    struct Ticker {
+        advances: u32,
+    }
+
+    impl PortDevice for Ticker {
+        fn name(&self) -> &'static str {
+            "ticker"
+        }
+        fn read(&mut self, _: &mut DeviceContext<'_>, _: Port, off: u16, _: AccessSize) -> u32 {
+            off.into()
+        }
+        fn write(&mut self, _: &mut DeviceContext<'_>, _: Port, _: u16, _: AccessSize, _: u32) {}
+        fn advance(&mut self, _: &mut DeviceContext<'_>) {
+            self.advances += 1;
+        }
+        fn next_deadline(&self) -> Option<u64> {
+            Some(1_000_000)
+        }
+        fn read_is_pure(&self, offset: u16) -> bool {
+            offset == 0
+        }
+    }
+
+    #[test]
+    fn pure_port_reads_leave_the_devices_alone() {
+        let mut bus = DeviceBus::new();
+        bus.register_ports(Box::new(Ticker { advances: 0 }), &[(Port(0x100), 2)]).unwrap();
+        let advances = |bus: &DeviceBus| bus.port_device_at::<Ticker>(Port(0x100)).unwrap().advances;
+        // Unclaimed ports and pure offsets are pure, for every width whose bytes all are;
+        // the PICs never (a read of the ISR/IRR is harmless, of the poll word not).
+        assert!(bus.port_read_is_pure(Port(0x300), AccessSize::Dword));
+        assert!(bus.port_read_is_pure(Port(0x100), AccessSize::Byte));
+        assert!(!bus.port_read_is_pure(Port(0x101), AccessSize::Byte));
+        assert!(!bus.port_read_is_pure(Port(0x100), AccessSize::Word));
+        assert!(bus.port_read_is_pure(Port(0xff), AccessSize::Word));
+        assert!(!bus.port_read_is_pure(Port(0x20), AccessSize::Byte));
+        bus.advance_to(10);
+        let before = advances(&bus);
+        // A pure read: the next block boundary before the deadline visits no device.
+        assert_eq!(bus.port_read(Port(0x100), AccessSize::Byte), 0);
+        bus.advance_to(20);
+        assert_eq!(advances(&bus), before);
+        // Any other read: the devices are brought up to date at the next boundary.
+        assert_eq!(bus.port_read(Port(0x101), AccessSize::Byte), 1);
+        bus.advance_to(30);
+        assert_eq!(advances(&bus), before + 1);
     }
 
     #[test]

@@ -104,6 +104,9 @@ impl PortDevice for PostPort {
     fn read(&mut self, _: &mut DeviceContext<'_>, _: Port, _: u16, _: AccessSize) -> u32 {
         0xff
     }
+    fn read_is_pure(&self, _: u16) -> bool {
+        true
+    }
     fn write(&mut self, _: &mut DeviceContext<'_>, _: Port, _: u16, _: AccessSize, value: u32) {
         self.last = Some(value as u8);
         self.writes += 1;
@@ -141,6 +144,9 @@ impl PortDevice for PciConfig {
             (1, AccessSize::Byte) => self.reset_control.into(),
             _ => size.ones(),
         }
+    }
+    fn read_is_pure(&self, _: u16) -> bool {
+        true
     }
     fn write(&mut self, ctx: &mut DeviceContext<'_>, _: Port, offset: u16, size: AccessSize, value: u32) {
         match (offset, size) {

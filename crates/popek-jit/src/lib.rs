@@ -249,6 +249,9 @@ pub struct Jit {
     rewritten_code: FastMap<BlockKey, u32>,
     /// The translation log, when it is on ([`Jit::set_translation_log`]).
     translation_log: Option<Vec<Translated>>,
+    /// Which `IN reg, imm8` read a port purely ([`Bus::port_read_is_pure`]), by port: bit
+    /// 0, 1, 2 for a byte, word, dword. Asked of the bus at the first run.
+    pure_in: Option<Box<[u8; 256]>>,
 }
 
 /// Invalidations after which the code at a block key is interpreted, not translated.
@@ -282,6 +285,7 @@ impl Jit {
             indirect: Box::new([IndirectEntry::EMPTY; INDIRECT_ENTRIES]),
             rewritten_code: FastMap::default(),
             translation_log: None,
+            pure_in: None,
         })
     }
 
@@ -395,11 +399,15 @@ impl Jit {
         }
         cpu.interrupt_window = false;
         let rewritten_code = &self.rewritten_code;
+        let pure_in = &**self.pure_in.get_or_insert_with(|| Box::new(translate::pure_in_ports(&*bus)));
         let prepare = &mut |insn: &_, key: &BlockKey| {
             if rewritten_code.get(key).is_some_and(|&n| n >= REWRITTEN_CODE_LIMIT) {
                 translate::prepare_interpreted(insn)
             } else {
-                translate::prepare(insn, key.mode)
+                let mut j = translate::prepare(insn, key.mode);
+                // An IN that changes nothing the run loop looks at: the block chains on.
+                j.loud &= !translate::reads_pure_port(insn, pure_in);
+                j
             }
         };
         let block = match self.cache.lookup(cpu, bus, prepare) {
@@ -672,7 +680,12 @@ impl WatchBus<'_> {
 
 impl Bus for WatchBus<'_> {
     fn port_read(&mut self, port: popek_cpu::Port, size: popek_cpu::AccessSize) -> u32 {
-        self.touch();
+        if self.inner.port_read_is_pure(port, size) {
+            // As a pure MMIO read: device time up to date, and the block goes on.
+            self.catch_up();
+        } else {
+            self.touch();
+        }
         self.inner.port_read(port, size)
     }
     fn port_write(&mut self, port: popek_cpu::Port, size: popek_cpu::AccessSize, value: u32) {
@@ -701,6 +714,9 @@ impl Bus for WatchBus<'_> {
     }
     fn mmio_read_is_pure(&self, addr: popek_cpu::PhysAddr) -> bool {
         self.inner.mmio_read_is_pure(addr)
+    }
+    fn port_read_is_pure(&self, port: popek_cpu::Port, size: popek_cpu::AccessSize) -> bool {
+        self.inner.port_read_is_pure(port, size)
     }
     fn read_msr(&mut self, msr: u32) -> Option<u64> {
         self.touch();

@@ -7,7 +7,7 @@ use popek_cpu::iced_x86::{
     Code, ConditionCode, Encoder, FlowControl, Instruction, MemoryOperand, Mnemonic, OpKind, Register,
 };
 use popek_cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
-use popek_cpu::{Seg, SegmentCache};
+use popek_cpu::{AccessSize, Bus, Port, Seg, SegmentCache};
 use popek_interp::dispatch;
 use std::cell::Cell;
 
@@ -93,6 +93,30 @@ pub(crate) fn is_quiet_callout(insn: &Instruction) -> bool {
         Mov => insn.op0_kind() == OpKind::Register && insn.op0_register().is_gpr32() && insn.op1_register().is_cr(),
         _ => false,
     }
+}
+
+/// Which `IN reg, imm8` read their port purely, by port (see `Jit::pure_in`).
+pub(crate) fn pure_in_ports(bus: &dyn Bus) -> [u8; 256] {
+    let sizes = [AccessSize::Byte, AccessSize::Word, AccessSize::Dword];
+    std::array::from_fn(|port| {
+        let pure = |k: usize| u8::from(bus.port_read_is_pure(Port(port as u16), sizes[k])) << k;
+        pure(0) | pure(1) | pure(2)
+    })
+}
+
+/// True if `insn` is an `IN AL/AX/EAX, imm8` of a port `pure_in_ports` calls pure. (`IN
+/// reg, DX` reads a port known only when it runs.)
+pub(crate) fn reads_pure_port(insn: &Instruction, pure_in: &[u8; 256]) -> bool {
+    if insn.mnemonic() != Mnemonic::In || insn.op1_kind() != OpKind::Immediate8 {
+        return false;
+    }
+    let bit = match insn.op0_register() {
+        Register::AL => 1,
+        Register::AX => 2,
+        Register::EAX => 4,
+        _ => return false,
+    };
+    pure_in[usize::from(insn.immediate8())] & bit != 0
 }
 
 /// True for a callout after which the run loop must look at the machine ([`JitInsn::loud`]).

@@ -676,3 +676,54 @@ fn legacy_fpu_error_reporting_agrees_with_the_interpreter() {
     assert_eq!((t.cpu.state.eip, t.cpu.state.gpr[0]), (fwait, 1), "frozen on the FWAIT");
     assert!(t.cpu.state.x87.ferr);
 }
+
+/// A bus whose port 0x80 reads purely (as the PC's POST port) and 0x81 not; it counts reads.
+#[derive(Default)]
+struct PortBus {
+    reads: u32,
+}
+
+impl popek_cpu::Bus for PortBus {
+    fn port_read(&mut self, port: popek_cpu::Port, _: popek_cpu::AccessSize) -> u32 {
+        self.reads += 1;
+        u32::from(port.0) + 1
+    }
+    fn port_write(&mut self, _: popek_cpu::Port, _: popek_cpu::AccessSize, _: u32) {}
+    fn mmio_read(&mut self, _: popek_cpu::PhysAddr, size: popek_cpu::AccessSize) -> u32 {
+        size.ones()
+    }
+    fn mmio_write(&mut self, _: popek_cpu::PhysAddr, _: popek_cpu::AccessSize, _: u32) {}
+    fn port_read_is_pure(&self, port: popek_cpu::Port, _: popek_cpu::AccessSize) -> bool {
+        port.0 == 0x80
+    }
+}
+
+/// An `IN` of a port the bus calls pure does not return to the run loop: the loop around
+/// it runs chained in one call. Any other `IN` returns after each read. Both agree with
+/// the interpreter.
+#[test]
+fn a_pure_port_read_chains_on() {
+    for (port, pure) in [(0x80u8, true), (0x81, false)] {
+        // mov ecx, 100 ; back: in al, port ; add ebx, eax ; dec ecx ; jnz back ; hlt
+        let code = [0xb9, 100, 0, 0, 0, 0xe4, port, 0x01, 0xc3, 0x49, 0x75, 0xf9, 0xf4];
+        let (mut a, mut b) = (TestBox::new(&code), TestBox::new(&code));
+        let (mut bus_a, mut bus_b) = (PortBus::default(), PortBus::default());
+        while !a.cpu.state.halted {
+            a.interp.run_block(&mut a.cpu, &mut bus_a).expect("runs");
+        }
+        let mut jit = Jit::new(1 << 20).expect("code cache");
+        let mut calls = 0;
+        while !b.cpu.state.halted && calls < 1000 {
+            jit.run(&mut b.cpu, &mut bus_b, 1 << 20, &|_| 0).expect("runs");
+            calls += 1;
+        }
+        assert_eq!(a.cpu.state, b.cpu.state, "port {port:#x}");
+        assert_eq!(b.cpu.state.gpr[3], 100 * (u32::from(port) + 1), "EBX summed every read");
+        assert_eq!((bus_a.reads, bus_b.reads), (100, 100));
+        if pure {
+            assert!(calls <= 3, "port {port:#x}: {calls} calls, {:?}", jit.stats);
+        } else {
+            assert!(calls >= 100, "port {port:#x}: {calls} calls, {:?}", jit.stats);
+        }
+    }
+}

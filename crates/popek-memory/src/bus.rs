@@ -66,6 +66,15 @@ pub trait Bus {
         let _ = addr;
         false
     }
+    /// True if an `IN` of `size` bytes from `port` changes nothing the run loop looks at
+    /// between blocks (no interrupt line, no timer deadline, no device state: port 0x80,
+    /// a port no device claims). Translated code then goes on after such an `IN` as after
+    /// an ordinary instruction. The answer must not change while the machine runs (the JIT
+    /// asks once). Default: false.
+    fn port_read_is_pure(&self, port: Port, size: AccessSize) -> bool {
+        let _ = (port, size);
+        false
+    }
     /// RDMSR of an MSR the platform owns (e.g. `IA32_APIC_BASE`, 0x1B, of the local
     /// APIC): its value, or `None` if the platform has no such MSR (the CPU then
     /// raises #GP). The default has none.
