@@ -464,6 +464,16 @@ fn codesize_calls_the_first_n_functions() {
     assert_eq!((stop, output.as_str()), (StopReason::Exit(3), "FAIL: funcs=8193: must be 1 to 8192\n"));
 }
 
+/// Guests that chain into and out of VMM callouts (syscalls, segment loads, pure port
+/// reads, interrupts from timers and the I/O APIC) under lockstep: both engines agree block
+/// for block.
+#[test]
+fn callout_heavy_guests_under_lockstep() {
+    for name in ["nanobench", "usermode", "interrupts", "apic_timer", "ioapic_serial"] {
+        check_under_lockstep(name);
+    }
+}
+
 /// Two runs of the same guest are identical: output, stop and instruction count.
 #[test]
 fn runs_are_deterministic() {

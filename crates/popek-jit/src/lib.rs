@@ -479,13 +479,6 @@ impl Jit {
                 e
             }
         };
-        // Only into a block without VMM callouts: those may change what the run loop
-        // looks at between blocks (IF, mode, devices, halting).
-        let inline = !has_vmm_callout(block);
-        if went_on && !inline {
-            // Such a block is where the run loop looks at the machine first.
-            return Ok(None);
-        }
         // The previous call stopped at a chain site leading here: link it.
         if let Some(p) = self.pending_link.take() {
             let here = p.eip == eip
@@ -493,7 +486,7 @@ impl Jit {
                 && p.mode == block.key.mode
                 && p.tlb_generation == cpu.tlb.generation
                 && p.code_generation == self.code.generation();
-            if here && inline {
+            if here {
                 if p.site as u64 == INDIRECT_MISS {
                     let link = self.code.link_to(entry, p.tlb_generation);
                     self.indirect[eip as usize % INDIRECT_ENTRIES] = IndirectEntry { eip, mode: block.key.mode, link };
@@ -647,8 +640,8 @@ impl Jit {
 }
 
 /// True if an instruction of `block` is a VMM callout that may change what the run loop
-/// looks at (not [`translate::is_quiet_callout`]): a block where the run loop looks at the
-/// machine first (no chain leads into it, the translator does not go on into it).
+/// looks at (not [`translate::is_quiet_callout`]): a block that returns to the run loop at
+/// its end (no chain leads out of it), and that the interpreter does not go on into.
 fn has_vmm_callout(block: &Block<JitInsn>) -> bool {
     block.insns.iter().any(|d| d.exec.loud)
 }
@@ -770,17 +763,25 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     cpu.rep_extra = 0;
     let result = if d.exec.loud {
         // A sensitive instruction may change what the run loop looks at between blocks
-        // (IF, the mode, devices, halting): no chaining from this block.
+        // (IF, the mode, devices, halting): no chaining from this block. Reached by a
+        // chain, it first brings device time to its block's start, where the run loop
+        // would have (nothing else the run loop looks at changes in chained code: a
+        // device deadline ends chaining through the budget).
         ctx.stop_chaining();
         ctx.must_return = true;
+        if completed > 0 || ctx.time_pending {
+            bus.advance_to((ctx.now)(completed));
+        }
         (d.exec.handler)(cpu, bus, &d.insn)
     } else {
         // An ordinary instruction or a quiet callout: only a device access (MMIO)
         // concerns the run loop.
         let pending_time = (completed > 0 || ctx.time_pending).then_some((ctx.now, completed));
         let mut watch = WatchBus { inner: bus, pending_time, touched: false };
+        // A segment load may change the block mode: translated code goes on only if not.
+        let mode = translate::loads_data_segment(&d.insn).then(|| BlockKey::mode_of(cpu));
         let r = (d.exec.handler)(cpu, &mut watch, &d.insn);
-        if watch.touched {
+        if watch.touched || mode.is_some_and(|m| m != BlockKey::mode_of(cpu)) {
             ctx.stop_chaining();
             ctx.must_return = true;
         }

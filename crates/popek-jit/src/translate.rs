@@ -86,13 +86,30 @@ pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
 /// from a control register, LAR, LSL, VERR, VERW). Translated code goes on after one, and
 /// chains lead into blocks holding them, as for an ordinary instruction; every other
 /// callout (STI, POPF, a CR write, I/O, HLT, INT, far transfers…) returns to the run loop.
+///
+/// A load of DS, ES, FS or GS (MOV, POP) is quiet too, though it may change the block mode
+/// ([`BlockKey::mode_of`]: flat segments, 4 GiB FS/GS): the callout compares the mode before
+/// and after ([`loads_data_segment`]) and returns to the run loop only if it changed. A
+/// load of SS is not (it holds off interrupts for one instruction, which the run loop
+/// sees to).
 pub(crate) fn is_quiet_callout(insn: &Instruction) -> bool {
     use Mnemonic::*;
     match insn.mnemonic() {
         Pushf | Pushfd | Cli | Cpuid | Rdtsc | Smsw | Sgdt | Sidt | Sldt | Str | Lar | Lsl | Verr | Verw => true,
-        Mov => insn.op0_kind() == OpKind::Register && insn.op0_register().is_gpr32() && insn.op1_register().is_cr(),
+        Mov => {
+            insn.op0_kind() == OpKind::Register && insn.op0_register().is_gpr32() && insn.op1_register().is_cr()
+                || loads_data_segment(insn)
+        }
+        Pop => loads_data_segment(insn),
         _ => false,
     }
+}
+
+/// True for a MOV or POP into DS, ES, FS or GS.
+pub(crate) fn loads_data_segment(insn: &Instruction) -> bool {
+    matches!(insn.mnemonic(), Mnemonic::Mov | Mnemonic::Pop)
+        && insn.op0_kind() == OpKind::Register
+        && matches!(insn.op0_register(), Register::DS | Register::ES | Register::FS | Register::GS)
 }
 
 /// Which `IN reg, imm8` read their port purely, by port (see `Jit::pure_in`).
@@ -779,10 +796,11 @@ mod tests {
         assert_eq!(classify(&decode(&[0x9c]), BlockKey::FLAT), Treatment::Rewritten);
         assert!(memory_twin_at(&decode(&[0x9c])).unwrap().write);
         assert_eq!(classify(&decode(&[0x9c]), 0), Treatment::Callout);
-        for b in [&[0x9c][..], &[0xfa], &[0x0f, 0x20, 0xc0], &[0x0f, 0x01, 0x00]] {
+        // mov ds, ax and pop es too (the callout checks the mode); mov ss, ax and pop ss not.
+        for b in [&[0x9c][..], &[0xfa], &[0x0f, 0x20, 0xc0], &[0x0f, 0x01, 0x00], &[0x8e, 0xd8], &[0x07]] {
             assert!(classify(&decode(b), 0) == Treatment::Callout && is_quiet_callout(&decode(b)), "{b:02x?}");
         }
-        for b in [&[0xfb][..], &[0x9d], &[0x0f, 0x22, 0xc0], &[0xe4, 0x60]] {
+        for b in [&[0xfb][..], &[0x9d], &[0x0f, 0x22, 0xc0], &[0xe4, 0x60], &[0x8e, 0xd0], &[0x17]] {
             assert!(
                 classify(&decode(b), BlockKey::FLAT) == Treatment::Callout && !is_quiet_callout(&decode(b)),
                 "{b:02x?}"
