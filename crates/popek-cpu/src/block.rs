@@ -354,12 +354,17 @@ impl<E: Clone> BlockCache<E> {
             self.jump_generation = cpu.tlb.generation;
         }
         let key = BlockKey { phys: phys.0, mode };
+        // Chains and the jump table now depend on where this page is mapped (and, for a
+        // block that straddles, the next one: noted below).
+        cpu.tlb.note_code_page(lin);
         if let Some(b) = self.map.get(&key) {
+            cpu.tlb.note_code_page(lin.wrapping_add(b.len.saturating_sub(1)));
             self.stats.hits += 1;
             self.jump[jump_index(lin)] = JumpEntry { lin, mode, block: Some(b.clone()) };
             return Ok(b.clone());
         }
         let block = Rc::new(decode_block(cpu, bus, key, eip, prepare)?);
+        cpu.tlb.note_code_page(lin.wrapping_add(block.len.saturating_sub(1)));
         self.stats.decoded += 1;
         let cacheable = block.pages.iter().all(|&p| cpu.mem.page_is_ram(PhysAddr(p << 12)));
         if cacheable && block.pages[0] == block.pages[1] && self.volatile.contains_key(&key) {

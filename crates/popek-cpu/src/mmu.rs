@@ -16,6 +16,7 @@
 //! uses. Only RAM pages are filled; MMIO always takes the slow path.
 
 use crate::Cpu;
+use crate::block::FastMap;
 use crate::exception::{Exception, pf};
 use crate::state::{cr0, cr4};
 use popek_memory::{AccessSize, Bus, LinearAddr, PhysAddr, Region};
@@ -63,14 +64,23 @@ pub struct Tlb {
     /// [`Tlb::flush_all`]): the TLB holds 4 MiB pages as 4 KiB slices, so
     /// [`Tlb::flush_page`] must then drop every slice of the 4 MiB region.
     pub large: bool,
-    /// Bumped by every flush: caches built on linear → physical translations
-    /// (the block cache's jump table) are valid only while it stays the same.
+    /// Bumped by every flush that may change where code is fetched from: caches built on
+    /// linear → physical translations of code (the block cache's jump table, the JIT's
+    /// chain links) are valid only while it stays the same.
     pub generation: u64,
+    /// The linear pages (numbers) code was looked up on in this generation
+    /// ([`Tlb::note_code_page`]): an INVLPG of any other page leaves `generation` alone.
+    code_pages: FastMap<u32, ()>,
 }
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb { entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; 2], large: false, generation: 0 }
+        Tlb {
+            entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; 2],
+            large: false,
+            generation: 0,
+            code_pages: FastMap::default(),
+        }
     }
 }
 
@@ -81,9 +91,21 @@ impl Tlb {
         (lin >> 12) as usize % TLB_ENTRIES
     }
 
+    /// Records that a cache built on this generation holds code fetched from the linear
+    /// page of `lin` (a block cache lookup).
+    pub fn note_code_page(&mut self, lin: u32) {
+        self.code_pages.insert(lin >> 12, ());
+    }
+
+    /// A new generation: every cache built on linear → physical translations is stale.
+    fn new_generation(&mut self) {
+        self.generation += 1;
+        self.code_pages.clear();
+    }
+
     /// Drops every entry (CR0/CR4 paging changes).
     pub fn flush_all(&mut self) {
-        self.generation += 1;
+        self.new_generation();
         for set in &mut self.entries {
             set.fill(TlbEntry::EMPTY);
         }
@@ -92,7 +114,7 @@ impl Tlb {
 
     /// Drops non-global entries (MOV CR3).
     pub fn flush_non_global(&mut self) {
-        self.generation += 1;
+        self.new_generation();
         for e in self.entries.iter_mut().flatten() {
             if !e.global {
                 *e = TlbEntry::EMPTY;
@@ -103,8 +125,19 @@ impl Tlb {
     /// Drops the entries for the page of `lin` (INVLPG). If a 4 MiB page may be
     /// cached, every entry inside the 4 MiB region of `lin` is dropped too
     /// (dropping more than needed is always allowed, SDM Vol. 3A 4.10.4).
+    ///
+    /// The generation moves on only if code was looked up on a page dropped: a guest that
+    /// maps data pages on demand (a page fault, a PTE write, INVLPG) keeps its chains.
     pub fn flush_page(&mut self, lin: u32) {
-        self.generation += 1;
+        let region = lin >> 22;
+        let code_dropped = if self.large {
+            self.code_pages.keys().any(|&p| p >> 10 == region)
+        } else {
+            self.code_pages.contains_key(&(lin >> 12))
+        };
+        if code_dropped {
+            self.new_generation();
+        }
         let i = Self::index(lin);
         let page = lin & !0xfff;
         for set in &mut self.entries {

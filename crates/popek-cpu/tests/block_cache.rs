@@ -79,6 +79,31 @@ fn every_tlb_flush_reaches_the_jump_table() {
     }
 }
 
+/// INVLPG of a page no code was looked up on keeps the jump table (and the JIT's chains:
+/// the same TLB generation); of the code's page, or of any page of its 4 MiB region while
+/// 4 MiB pages may be cached, it does not.
+#[test]
+fn invlpg_of_a_data_page_keeps_the_jump_table() {
+    let mut cpu = setup(P | RW | US);
+    let mut cache = BlockCache::default();
+    assert_eq!(run(&mut cache, &mut cpu), Ok(0xa));
+    let generation = cpu.tlb.generation;
+    cpu.tlb.flush_page(LIN + 0x1000);
+    assert_eq!(cpu.tlb.generation, generation, "a data page");
+    assert_eq!(run(&mut cache, &mut cpu), Ok(0xa));
+    assert_eq!(cache.stats.jump_hits, 1, "still in the jump table");
+    cpu.tlb.large = true;
+    cpu.tlb.flush_page(LIN + 0x1000);
+    assert_ne!(cpu.tlb.generation, generation, "the same 4 MiB region, with 4 MiB pages about");
+    cpu.tlb.large = false;
+    assert_eq!(run(&mut cache, &mut cpu), Ok(0xa));
+    let generation = cpu.tlb.generation;
+    wr(&mut cpu, PT + (LIN >> 12) * 4, PHYS_B | P | RW | US);
+    cpu.tlb.flush_page(LIN + 0x123);
+    assert_ne!(cpu.tlb.generation, generation, "the code's page");
+    assert_eq!(run(&mut cache, &mut cpu), Ok(0xb));
+}
+
 /// A supervisor-only page cached at CPL 0 still faults for a CPL-3 fetch
 /// (#PF, error code P | U: present, user, read/execute).
 #[test]
