@@ -183,20 +183,22 @@ pub const JUMP_ENTRIES: usize = 1024;
 struct JumpEntry<E> {
     lin: u32,
     mode: u32,
+    /// The TLB generation the entry was made under: it holds only while that lasts (a TLB
+    /// flush makes every entry stale at once, without a sweep of the table).
+    generation: u64,
     block: Option<Rc<Block<E>>>,
 }
 
 impl<E> JumpEntry<E> {
-    const EMPTY: Self = JumpEntry { lin: 0, mode: 0, block: None };
+    const EMPTY: Self = JumpEntry { lin: 0, mode: 0, generation: u64::MAX, block: None };
 }
 
 /// The decoded-block cache.
 pub struct BlockCache<E> {
     map: FastMap<BlockKey, Rc<Block<E>>>,
     by_page: FastMap<u32, Vec<BlockKey>>,
-    /// Direct-mapped (linear address, mode) → block, valid for TLB generation `jump_generation`.
+    /// Direct-mapped (linear address, mode, TLB generation) → block.
     jump: Box<[JumpEntry<E>; JUMP_ENTRIES]>,
-    jump_generation: u64,
     /// The block the last slow lookup returned (keeps an uncacheable block alive while it runs).
     last_slow: Option<Rc<Block<E>>>,
     /// Keys whose code keeps being rewritten (an engine says which, [`BlockCache::set_volatile`]):
@@ -212,7 +214,6 @@ impl<E> Default for BlockCache<E> {
             map: FastMap::default(),
             by_page: FastMap::default(),
             jump: Box::new(std::array::from_fn(|_| JumpEntry::EMPTY)),
-            jump_generation: 0,
             last_slow: None,
             volatile: FastMap::default(),
             stats: BlockCacheStats::default(),
@@ -325,9 +326,13 @@ impl<E: Clone> BlockCache<E> {
         let lin = cs.base.wrapping_add(eip);
         let mode = BlockKey::mode_of(cpu);
         let i = jump_index(lin);
-        if eip <= cs.limit && cpu.tlb.generation == self.jump_generation {
+        if eip <= cs.limit {
             let e = &self.jump[i];
-            if e.lin == lin && e.mode == mode && e.block.as_ref().is_some_and(|b| b.is_live()) {
+            if e.lin == lin
+                && e.mode == mode
+                && e.generation == cpu.tlb.generation
+                && e.block.as_ref().is_some_and(|b| b.is_live())
+            {
                 self.stats.hits += 1;
                 self.stats.jump_hits += 1;
                 return Ok(self.jump[i].block.as_ref().expect("checked above"));
@@ -349,10 +354,6 @@ impl<E: Clone> BlockCache<E> {
     ) -> Result<Rc<Block<E>>, Exception> {
         let eip = cpu.state.eip;
         let phys = fetch_translate(cpu, bus, eip)?;
-        if cpu.tlb.generation != self.jump_generation {
-            self.flush_jump_table();
-            self.jump_generation = cpu.tlb.generation;
-        }
         let key = BlockKey { phys: phys.0, mode };
         // Chains and the jump table now depend on where this page is mapped (and, for a
         // block that straddles, the next one: noted below).
@@ -360,7 +361,8 @@ impl<E: Clone> BlockCache<E> {
         if let Some(b) = self.map.get(&key) {
             cpu.tlb.note_code_page(lin.wrapping_add(b.len.saturating_sub(1)));
             self.stats.hits += 1;
-            self.jump[jump_index(lin)] = JumpEntry { lin, mode, block: Some(b.clone()) };
+            self.jump[jump_index(lin)] =
+                JumpEntry { lin, mode, generation: cpu.tlb.generation, block: Some(b.clone()) };
             return Ok(b.clone());
         }
         let block = Rc::new(decode_block(cpu, bus, key, eip, prepare)?);
@@ -376,7 +378,8 @@ impl<E: Clone> BlockCache<E> {
             self.map.insert(key, block.clone());
             self.by_page.entry(block.pages[0]).or_default().push(key);
             cpu.mark_code(key.phys, block.len);
-            self.jump[jump_index(lin)] = JumpEntry { lin, mode, block: Some(block.clone()) };
+            self.jump[jump_index(lin)] =
+                JumpEntry { lin, mode, generation: cpu.tlb.generation, block: Some(block.clone()) };
         }
         Ok(block)
     }

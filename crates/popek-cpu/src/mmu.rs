@@ -71,6 +71,10 @@ pub struct Tlb {
     /// The linear pages (numbers) code was looked up on in this generation
     /// ([`Tlb::note_code_page`]): an INVLPG of any other page leaves `generation` alone.
     code_pages: FastMap<u32, ()>,
+    /// The slots (`user * TLB_ENTRIES + index`) filled since the last flush, so that a flush
+    /// visits only those (a guest writes CR3 far more often than it fills the whole TLB);
+    /// `None` once so many were filled that a flush sweeps every slot.
+    filled: Option<Vec<u16>>,
 }
 
 impl Default for Tlb {
@@ -80,6 +84,7 @@ impl Default for Tlb {
             large: false,
             generation: 0,
             code_pages: FastMap::default(),
+            filled: Some(Vec::new()),
         }
     }
 }
@@ -103,23 +108,51 @@ impl Tlb {
         self.code_pages.clear();
     }
 
+    /// Notes that slot `index` of set `user` was filled (for [`Tlb::flush_non_global`]).
+    fn note_fill(&mut self, user: bool, index: usize) {
+        if let Some(filled) = &mut self.filled {
+            if filled.len() < 2 * TLB_ENTRIES {
+                filled.push((usize::from(user) * TLB_ENTRIES + index) as u16);
+            } else {
+                self.filled = None;
+            }
+        }
+    }
+
     /// Drops every entry (CR0/CR4 paging changes).
     pub fn flush_all(&mut self) {
-        self.new_generation();
-        for set in &mut self.entries {
-            set.fill(TlbEntry::EMPTY);
-        }
+        self.flush_where(|_| true);
         self.large = false;
     }
 
     /// Drops non-global entries (MOV CR3).
     pub fn flush_non_global(&mut self) {
+        self.flush_where(|e| !e.global);
+    }
+
+    /// Drops the entries `drop` picks, visiting only the slots filled since the last
+    /// flush (or every slot, if that was most of them); the slots kept stay listed.
+    fn flush_where(&mut self, drop: impl Fn(&TlbEntry) -> bool) {
         self.new_generation();
-        for e in self.entries.iter_mut().flatten() {
-            if !e.global {
-                *e = TlbEntry::EMPTY;
+        let mut kept = Vec::new();
+        let mut visit = |entries: &mut [[TlbEntry; TLB_ENTRIES]; 2], slot: usize| {
+            let e = &mut entries[slot / TLB_ENTRIES][slot % TLB_ENTRIES];
+            if e.read_tag == INVALID_TAG && e.write_tag == INVALID_TAG {
+                return;
             }
+            if drop(e) {
+                *e = TlbEntry::EMPTY;
+            } else {
+                kept.push(slot as u16);
+            }
+        };
+        match self.filled.take() {
+            Some(filled) => filled.into_iter().for_each(|slot| visit(&mut self.entries, usize::from(slot))),
+            None => (0..2 * TLB_ENTRIES).for_each(|slot| visit(&mut self.entries, slot)),
         }
+        kept.sort_unstable();
+        kept.dedup();
+        self.filled = Some(kept);
     }
 
     /// Drops the entries for the page of `lin` (INVLPG). If a 4 MiB page may be
@@ -255,6 +288,7 @@ impl Cpu {
             let host_base = self.mem.host_base();
             let write_ok = if user { w.write_ok_user } else { w.write_ok_super };
             let can_write = write_ok && w.dirty && !self.code_pages.contains(phys_page) && !self.mem.is_rom(w.phys);
+            self.tlb.note_fill(user, Tlb::index(l));
             let e = &mut self.tlb.entries[user as usize][Tlb::index(l)];
             *e = TlbEntry {
                 read_tag: page,

@@ -170,6 +170,40 @@ fn global_pages_survive_cr3_flushes_but_not_flush_all() {
     assert_eq!(tr(&mut cpu, 0x5000, AccessKind::Read, false), Ok(0xa000), "flush_all drops globals");
 }
 
+/// A CR3 flush visits only the slots filled since the last flush, or all of them once more
+/// were filled than the TLB holds: either way every non-global entry goes and every global
+/// one stays, through any number of flushes.
+#[test]
+fn cr3_flushes_drop_every_non_global_entry_however_many_were_filled() {
+    let mut cpu = paged(8 << 20, P | RW);
+    cpu.state.cr4 |= cr4::PGE;
+    // 1,000 pages (more fills than the TLB's 512 slots), every tenth global.
+    let pages: Vec<u32> = (0..1000).map(|i| 0x1000 * (16 + i)).collect();
+    let global = |lin: u32| (lin >> 12) % 10 == 0;
+    let flags = |lin: u32| P | RW | if global(lin) { G } else { 0 };
+    for few in [false, true] {
+        let used = if few { &pages[..20] } else { &pages[..] };
+        for &lin in used {
+            map(&mut cpu, lin, lin + 0x10_0000, flags(lin));
+            assert_eq!(tr(&mut cpu, lin, AccessKind::Read, false), Ok(lin + 0x10_0000));
+        }
+        // Remap every page, then flush: the next translation shows what the TLB kept.
+        for &lin in used {
+            map(&mut cpu, lin, lin + 0x20_0000, flags(lin));
+        }
+        cpu.tlb.flush_non_global();
+        cpu.tlb.flush_non_global();
+        for &lin in used {
+            let kept = cpu.tlb.entries[0][popek_cpu::Tlb::index(lin)].read_tag == lin;
+            assert!(!kept || global(lin), "{lin:#x}: a non-global entry survived");
+            assert!(kept || !global(lin) || !few, "{lin:#x}: a global entry went");
+            let expected = if kept { lin + 0x10_0000 } else { lin + 0x20_0000 };
+            assert_eq!(tr(&mut cpu, lin, AccessKind::Read, false), Ok(expected), "{lin:#x}");
+        }
+        cpu.tlb.flush_all();
+    }
+}
+
 #[test]
 fn g_bit_without_cr4_pge_is_not_global() {
     let mut cpu = paged(1 << 20, P | RW);
