@@ -74,7 +74,7 @@ pub struct Tlb {
     /// The slots (`user * TLB_ENTRIES + index`) filled since the last flush, so that a flush
     /// visits only those (a guest writes CR3 far more often than it fills the whole TLB);
     /// `None` once so many were filled that a flush sweeps every slot.
-    filled: Option<Vec<u16>>,
+    filled: Option<Vec<usize>>,
 }
 
 impl Default for Tlb {
@@ -112,7 +112,7 @@ impl Tlb {
     fn note_fill(&mut self, user: bool, index: usize) {
         if let Some(filled) = &mut self.filled {
             if filled.len() < 2 * TLB_ENTRIES {
-                filled.push((usize::from(user) * TLB_ENTRIES + index) as u16);
+                filled.push(usize::from(user) * TLB_ENTRIES + index);
             } else {
                 self.filled = None;
             }
@@ -143,11 +143,11 @@ impl Tlb {
             if drop(e) {
                 *e = TlbEntry::EMPTY;
             } else {
-                kept.push(slot as u16);
+                kept.push(slot);
             }
         };
         match self.filled.take() {
-            Some(filled) => filled.into_iter().for_each(|slot| visit(&mut self.entries, usize::from(slot))),
+            Some(filled) => filled.into_iter().for_each(|slot| visit(&mut self.entries, slot)),
             None => (0..2 * TLB_ENTRIES).for_each(|slot| visit(&mut self.entries, slot)),
         }
         kept.sort_unstable();
