@@ -179,7 +179,7 @@ fn cr3_flushes_drop_every_non_global_entry_however_many_were_filled() {
     cpu.state.cr4 |= cr4::PGE;
     // 1,000 pages (more fills than the TLB's 512 slots), every tenth global.
     let pages: Vec<u32> = (0..1000).map(|i| 0x1000 * (16 + i)).collect();
-    let global = |lin: u32| (lin >> 12) % 10 == 0;
+    let global = |lin: u32| (lin >> 12).is_multiple_of(10);
     let flags = |lin: u32| P | RW | if global(lin) { G } else { 0 };
     for few in [false, true] {
         let used = if few { &pages[..20] } else { &pages[..] };
