@@ -27,7 +27,7 @@ use crate::translate::{
     FlagFix, OfFix, Treatment, flag_fix, flags_dead_after, host_twin, is_call_or_ret, is_inline_branch, memory_twin,
     test_self, x86_flags,
 };
-use crate::{Ctx, INDIRECT_ENTRIES, IndirectEntry, JitError, JitInsn};
+use crate::{Ctx, INDIRECT_BITS, INDIRECT_HASH, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmLabelApi, VecAssembler, dynasm};
 use popek_cpu::Cpu;
@@ -1215,7 +1215,7 @@ impl<E: Emit> Emitter<'_, E> {
     /// which fills the entry.
     ///
     /// ```text
-    ///   r11d = EIP ; r8 = table + (EIP % entries) * 32
+    ///   r11d = EIP ; r8 = table + indirect_index(EIP) * 32 (a multiplicative hash)
     ///   cmp r11d, [r8].eip ; cmp MODE, [r8].mode
     ///   follow [r8].link (as a checked chain site does)
     /// ```
@@ -1228,8 +1228,8 @@ impl<E: Emit> Emitter<'_, E> {
         let mode = self.block.key.mode;
         x64!(self.ops
             ; mov r11d, DWORD [r15 + EIP_OFF]
-            ; mov r8d, r11d
-            ; and r8d, (INDIRECT_ENTRIES - 1) as i32
+            ; imul r8d, r11d, INDIRECT_HASH as i32
+            ; shr r8d, (32 - INDIRECT_BITS) as i8
             ; shl r8d, 5
             ; add r8, QWORD [r14 + offset_of!(Ctx, indirect) as i32]
             ; cmp r11d, DWORD [r8 + offset_of!(IndirectEntry, eip) as i32]

@@ -188,8 +188,20 @@ const CHAIN_MISS: u64 = 2;
 /// `Ctx::chain_site` after a miss in the indirect-target table.
 const INDIRECT_MISS: u64 = u64::MAX;
 
-/// Entries of the indirect-target table (a power of two).
-const INDIRECT_ENTRIES: usize = 1024;
+/// Entries of the indirect-target table: a power of two, room for every function of a
+/// large guest (calls through function pointers land on thousands of distinct targets).
+const INDIRECT_ENTRIES: usize = 1 << INDIRECT_BITS;
+/// log2 of [`INDIRECT_ENTRIES`].
+const INDIRECT_BITS: u32 = 13;
+/// The multiplier of [`indirect_index`] (2^32 / the golden ratio, odd).
+const INDIRECT_HASH: u32 = 0x9e37_79b1;
+
+/// The entry of the indirect-target table for target `eip`: the top bits of a
+/// multiplicative hash, so that targets at aligned addresses (functions, each 16 bytes
+/// apart or more) spread over the whole table instead of piling on a few entries.
+fn indirect_index(eip: u32) -> usize {
+    (eip.wrapping_mul(INDIRECT_HASH) >> (32 - INDIRECT_BITS)) as usize
+}
 
 /// One entry of the indirect-target table: where translated code goes when a RET lands
 /// on `eip` in `mode` under the TLB generation of its link (32 bytes, read by translated
@@ -282,7 +294,10 @@ impl Jit {
             interp_stats: InterpStats::default(),
             callout_counts: vec![0; Mnemonic::values().count()],
             pending_link: None,
-            indirect: Box::new([IndirectEntry::EMPTY; INDIRECT_ENTRIES]),
+            indirect: vec![IndirectEntry::EMPTY; INDIRECT_ENTRIES]
+                .into_boxed_slice()
+                .try_into()
+                .expect("the table's size"),
             rewritten_code: FastMap::default(),
             translation_log: None,
             pure_in: None,
@@ -489,7 +504,7 @@ impl Jit {
             if here {
                 if p.site as u64 == INDIRECT_MISS {
                     let link = self.code.link_to(entry, p.tlb_generation);
-                    self.indirect[eip as usize % INDIRECT_ENTRIES] = IndirectEntry { eip, mode: block.key.mode, link };
+                    self.indirect[indirect_index(eip)] = IndirectEntry { eip, mode: block.key.mode, link };
                 } else {
                     self.code.link(p.site, entry, p.tlb_generation);
                 }
