@@ -64,13 +64,15 @@ pub struct Tlb {
     /// [`Tlb::flush_page`] must then drop every slice of the 4 MiB region.
     pub large: bool,
     /// Bumped by every flush: caches built on linear → physical translations
-    /// (the block cache's jump table) are valid only while it stays the same.
+    /// (the block cache's jump table, the translator's chain links) are valid only
+    /// while it stays the same. It starts at 1 and only grows, so it is never 0: the
+    /// translator's all-zero "unlinked" chain link can never pass its check.
     pub generation: u64,
 }
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb { entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; 2], large: false, generation: 0 }
+        Tlb { entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; 2], large: false, generation: 1 }
     }
 }
 
