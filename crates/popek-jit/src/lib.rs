@@ -830,3 +830,45 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use popek_interp::testing::{CODE_BASE, TestBox};
+
+    /// Under endless churn (a loop over far more code than the cache holds) translation
+    /// ids, and with them chain sites and profile counters, are reused: the tables stay
+    /// as large as what the cache holds at once, however many translations are made.
+    #[test]
+    fn ids_are_reused_under_churn() {
+        // mov ecx, 50 ; L: 300 × (add eax, i ; jmp next) ; dec ecx ; jnz L ; hlt
+        let mut code = vec![0xb9, 50, 0, 0, 0];
+        let l = CODE_BASE + 5;
+        for i in 0..300u32 {
+            code.push(0x05);
+            code.extend(i.to_le_bytes());
+            code.extend([0xeb, 0x00]);
+        }
+        code.extend([0x49, 0x0f, 0x85]);
+        let next = CODE_BASE + code.len() as u32 + 4;
+        code.extend(l.wrapping_sub(next).to_le_bytes());
+        let mut t = TestBox::new(&code);
+        let mut jit = Jit::new(16 << 10).expect("code cache");
+        jit.set_profiling(true);
+        while !t.cpu.state.halted {
+            jit.run(&mut t.cpu, &mut t.bus, 1 << 20, &|_| 0).expect("runs");
+        }
+        assert_eq!(t.cpu.state.gpr[0], 50 * (0..300).sum::<u32>());
+        let s = jit.stats;
+        assert!(s.translated > 50 * 100 && s.evicted_regions > 100, "{s:?}");
+        let ids = jit.code.translations.len();
+        let live = jit.code.translations.iter().flatten().count();
+        assert!(ids <= (16 << 10) / 128 && ids < 300, "ids made: {ids}, live: {live}");
+        assert_eq!(jit.code.counters.len(), ids);
+        // Every run is counted once, on its block, however often its translation went.
+        for i in 1..300 {
+            let b = jit.block_at(l + 7 * i).expect("decoded");
+            assert_eq!(jit.block_runs(b), 50, "block {i}: {s:?}");
+        }
+    }
+}
