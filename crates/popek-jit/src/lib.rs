@@ -863,7 +863,8 @@ mod tests {
         assert!(s.translated > 50 * 100 && s.evicted_regions > 100, "{s:?}");
         let ids = jit.code.translations.len();
         let live = jit.code.translations.iter().flatten().count();
-        assert!(ids <= (16 << 10) / 128 && ids < 300, "ids made: {ids}, live: {live}");
+        // (One id per 128 bytes of cache at most: fewer than the loop's 300 blocks.)
+        assert!(ids <= (16 << 10) / 128, "ids made: {ids}, live: {live}");
         assert_eq!(jit.code.counters.len(), ids);
         // Every run is counted once, on its block, however often its translation went.
         for i in 1..300 {

@@ -684,13 +684,13 @@ fn legacy_fpu_error_reporting_agrees_with_the_interpreter() {
 /// the last one jumps on to what is appended next.
 fn filler(code: &mut Vec<u8>, n: u32, add: &[u8]) {
     for i in 0..n {
-        let start = code.len();
+        let start = at(code);
         code.extend(add);
         le(code, i);
         code.push(0xe9);
         let next = at(code) + 4;
-        le(code, (CODE_BASE + (start + 0x90) as u32).wrapping_sub(next));
-        code.resize(start + 0x90, 0x90);
+        le(code, (start + 0x90).wrapping_sub(next));
+        code.resize((start + 0x90 - CODE_BASE) as usize, 0x90);
     }
 }
 
