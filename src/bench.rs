@@ -10,7 +10,7 @@
 //!
 //!   --sweep KEY    the guest's command-line number KEY (iters, scale, n…) at 1, 2, 4, 8:
 //!                  least-squares line time = fixed + per-unit × value, per engine
-//!   --sweep cache  the translator's code-cache size from 64K up: flushes and their cost
+//!   --sweep cache  the translator's code-cache size from 64K up: evictions and their cost
 //! ```
 //!
 //! Every run of a point must print the same guest output and retire the same number of
@@ -32,7 +32,7 @@ struct Sample {
     retired: u64,
     translate: Duration,
     translated: u64,
-    flushes: u64,
+    evicted: u64,
     stop: StopReason,
     output: String,
 }
@@ -45,7 +45,7 @@ struct Summary {
     retired: u64,
     translate: Duration,
     translated: u64,
-    flushes: u64,
+    evicted: u64,
 }
 
 impl Summary {
@@ -156,11 +156,11 @@ fn measure(target: &Target<'_>, cmdline: &str, engine: BenchEngine, code_cache: 
         StopReason::TripleFault(_) => bail!("`{}` triple-faulted under the {}", target.name, engine.name()),
         _ => {}
     }
-    let (translate, translated, flushes) = match &machine.engine {
-        MachineEngine::Jit(j) => (Duration::from_nanos(j.stats.translate_ns), j.stats.translated, j.stats.flushes),
+    let (translate, translated, evicted) = match &machine.engine {
+        MachineEngine::Jit(j) => (Duration::from_nanos(j.stats.translate_ns), j.stats.translated, j.stats.evicted),
         MachineEngine::Interp(_) | MachineEngine::Trap(_) => (Duration::ZERO, 0, 0),
     };
-    Ok(Sample { wall, retired: machine.stats.retired, translate, translated, flushes, stop, output: out.text() })
+    Ok(Sample { wall, retired: machine.stats.retired, translate, translated, evicted, stop, output: out.text() })
 }
 
 /// `runs` interleaved runs of every engine at one command line; checks that every run
@@ -204,7 +204,7 @@ fn measure_point(
             retired: s[0].retired,
             translate: median(s.iter().map(|x| x.translate)),
             translated: s[0].translated,
-            flushes: s[0].flushes,
+            evicted: s[0].evicted,
         })
         .collect();
     Ok((summaries, reference.context("no runs")?))
@@ -256,7 +256,7 @@ fn one_point(
 
 const NOTES: &str = "\nrun time: wall time of the run alone (boot excluded), median; speed-up: the interpreter's \
                      run time / this one's;\ntranslation: share of the run time the JIT spent translating blocks \
-                     (flushes of the code cache in brackets)\n";
+                     (translations evicted from the full code cache in brackets)\n";
 
 fn header(target: &Target<'_>, cmdline: &str, first: &Sample, runs: u32, engines: usize) -> String {
     format!(
@@ -278,7 +278,7 @@ fn speedup(interp: Option<Duration>, wall: Duration) -> String {
 
 fn translation(s: &Summary) -> String {
     match s.translate_share() {
-        Some(share) => format!("{:.1} % ({} flushes)", share * 100.0, s.flushes),
+        Some(share) => format!("{:.1} % ({} evicted)", share * 100.0, s.evicted),
         None => "–".into(),
     }
 }
@@ -380,21 +380,21 @@ fn cache_sweep(target: &Target<'_>, cmdline: &str, points: &[u64], runs: u32) ->
         }
         rows.push((size, sums.remove(0)));
     }
-    let mut table = Table::new(&["code cache", "run time", "MIPS", "blocks translated", "flushes", "translation"]);
+    let mut table = Table::new(&["code cache", "run time", "MIPS", "blocks translated", "evicted", "translation"]);
     for (size, s) in &rows {
         table.row(vec![
             bytes_text(*size),
             ms(s.wall),
             format!("{:.1}", s.mips()),
             group(s.translated),
-            group(s.flushes),
+            group(s.evicted),
             format!("{:.1} %", s.translate_share().unwrap_or(0.0) * 100.0),
         ]);
     }
     text.push_str(&table.render());
     text.push_str(
-        "\nflushes: times the cache filled up and was emptied whole; every flush throws away every\n\
-         translation and chain, so the blocks still in use are translated again\n",
+        "\nevicted: translations dropped because the cache was full; it drops its oldest region (a\n\
+         16th of it) at a time, so the blocks evicted while still in use are translated again\n",
     );
     let chart = Chart {
         title: format!("popek bench {} --sweep cache: JIT run time (median of {runs})", target.name),

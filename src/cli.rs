@@ -193,7 +193,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub mips: u64,
     /// Size of the translator's code cache (K/M/G suffixes, 64K to 1G); when it is full
-    /// it is flushed whole (counted in --stats).
+    /// its oldest 16th is evicted (counted in --stats).
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_code_cache)]
     pub code_cache: usize,
     /// Offer the guest popek's paravirtual interface: the hypervisor CPUID leaf 0x40000000

@@ -585,11 +585,12 @@ fn print_stats(m: &Machine, stop: &StopReason, wall: Duration) {
             let (t, c) = (&j.stats, j.cache_stats());
             note!("engine:                binary translator");
             note!("blocks executed:       {} translated, {} interpreted", t.blocks, t.interpreted_blocks);
+            note!("blocks translated:     {} ({} chain links)", t.translated, t.links);
             note!(
-                "blocks translated:     {} ({} code-cache flushes, {} chain links)",
-                t.translated,
-                t.flushes,
-                t.links
+                "code cache:            {} regions evicted ({} translations), {} flushes",
+                t.evicted_regions,
+                t.evicted,
+                t.flushes
             );
             note!(
                 "instructions:          {} ident, {} rewritten, {} callout or helper (as translated)",

@@ -176,12 +176,12 @@ fn access(a: &Access, eip: u32, symbols: &Symbols) -> String {
 }
 
 /// A block translated: a header like `explain`'s, then its instructions with their
-/// treatments (`explain`'s lines, without the host code); after a flush of the code
-/// cache, a line that says so first.
+/// treatments (`explain`'s lines, without the host code); after an eviction from the
+/// full code cache, a line that says so first.
 fn translation(t: &Translated, symbols: &Symbols) -> String {
     let mut text = String::new();
-    if t.flushed {
-        text.push_str("code cache full: flushed, every translation dropped\n");
+    if t.evicted > 0 {
+        text.push_str(&format!("code cache full: oldest region evicted, {} translations dropped\n", t.evicted));
     }
     let n = t.block.insns.len();
     text.push_str(&format!(

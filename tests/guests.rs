@@ -14,20 +14,60 @@ fn run(guest: &Guest, engine: EngineKind) -> (StopReason, String, u64) {
 
 /// [`run`] with another command line.
 fn run_with(guest: &Guest, cmdline: &str, engine: EngineKind) -> (StopReason, String, u64) {
+    let (stop, out, retired, _) = run_cached(guest, cmdline, engine, popek::jit::DEFAULT_CODE_CACHE);
+    (stop, out, retired)
+}
+
+/// [`run_with`] with a code cache of `code_cache` bytes; also the JIT's counters (the
+/// default ones under another engine).
+fn run_cached(
+    guest: &Guest,
+    cmdline: &str,
+    engine: EngineKind,
+    code_cache: usize,
+) -> (StopReason, String, u64, popek::jit::JitStats) {
     let out = SharedBuffer::new();
     let config = MachineConfig {
         ram_size: 128 << 20,
         cmdline: cmdline.to_string(),
         serial: Box::new(out.clone()),
         engine,
-        code_cache: popek::jit::DEFAULT_CODE_CACHE,
+        code_cache,
         disks: guest_disks(guest),
         ..MachineConfig::default()
     };
     let mut m = Machine::boot(config, guest.elf).expect("guest images load");
     let stop = m.run(&RunConfig { timeout: Some(Duration::from_secs(120)), ..RunConfig::default() });
     m.flush_output();
-    (stop, out.text(), m.stats.retired)
+    (stop, out.text(), m.stats.retired, jit_stats(&m))
+}
+
+/// The JIT's counters of machine `m` (the default ones under another engine).
+fn jit_stats(m: &Machine) -> popek::jit::JitStats {
+    match &m.engine {
+        Engine::Jit(j) => j.stats,
+        _ => popek::jit::JitStats::default(),
+    }
+}
+
+/// The guests with the most code, under the JIT with the smallest code cache it accepts:
+/// the cache fills up again and again and evicts its oldest region each time (it never
+/// flushes), and each guest still runs exactly as under the interpreter — output, stop,
+/// retired instructions. (smc writes code while the cache evicts.)
+#[test]
+fn the_smallest_code_cache_evicts_and_changes_nothing() {
+    for name in ["compute", "exceptions", "fpu", "disk", "apic_timer", "smc", "nanobench"] {
+        let guest = GUESTS.iter().find(|g| g.name == name).expect("guest exists");
+        let (stop, output, retired, _) =
+            run_cached(guest, guest.cmdline, EngineKind::Interp, popek::machine::MIN_CODE_CACHE);
+        assert_eq!(output, guest.expected_output, "{name}: serial output");
+        assert_eq!(stop, StopReason::Exit(guest.expected_exit_status), "{name}: stop reason");
+        let jit = run_cached(guest, guest.cmdline, EngineKind::Jit, popek::machine::MIN_CODE_CACHE);
+        assert_eq!((&jit.1, jit.0, jit.2), (&output, stop, retired), "{name}: the JIT's run");
+        let s = jit.3;
+        assert!(s.evicted_regions > 0 && s.evicted >= s.evicted_regions, "{name}: the cache evicted: {s:?}");
+        assert_eq!(s.flushes, 0, "{name}: a full cache evicts, it never flushes: {s:?}");
+    }
 }
 
 /// The guest's own disk, if it has one, in memory as the IDE master.
@@ -115,6 +155,12 @@ fn disk_under_lockstep() {
 /// checks that they agree to the end and that its output and exit status are the
 /// expected ones, and returns the interpreter's machine.
 fn check_under_lockstep(name: &str) -> Machine {
+    check_under_lockstep_cached(name, popek::jit::DEFAULT_CODE_CACHE).0
+}
+
+/// [`check_under_lockstep`] with a code cache of `code_cache` bytes; also the JIT's
+/// counters.
+fn check_under_lockstep_cached(name: &str, code_cache: usize) -> (Machine, popek::jit::JitStats) {
     let guest = GUESTS.iter().find(|g| g.name == name).expect("guest exists");
     let out = SharedBuffer::new();
     let boot = |engine, serial: Box<dyn popek::devices::sink::ByteSink>| {
@@ -122,6 +168,7 @@ fn check_under_lockstep(name: &str) -> Machine {
             cmdline: guest.cmdline.into(),
             serial,
             engine,
+            code_cache,
             disks: guest_disks(guest),
             ..MachineConfig::default()
         };
@@ -134,7 +181,19 @@ fn check_under_lockstep(name: &str) -> Machine {
     interp.flush_output();
     assert_eq!(stop, StopReason::Exit(1), "{name}");
     assert_eq!(out.text(), guest.expected_output, "{name}");
-    interp
+    let stats = jit_stats(&jit);
+    (interp, stats)
+}
+
+/// Lockstep with the smallest code cache: the JIT evicts region after region (chains into
+/// evicted code dropped, ids and chain sites reused) and still agrees with the
+/// interpreter block for block.
+#[test]
+fn the_smallest_code_cache_under_lockstep() {
+    for name in ["compute", "exceptions", "fpu", "smc"] {
+        let (_, s) = check_under_lockstep_cached(name, popek::machine::MIN_CODE_CACHE);
+        assert!(s.evicted_regions > 0 && s.flushes == 0, "{name}: {s:?}");
+    }
 }
 
 /// A disk whose host writes fail: the guest sees ERR (and fails its check), and the

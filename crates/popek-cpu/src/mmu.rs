@@ -66,7 +66,9 @@ pub struct Tlb {
     pub large: bool,
     /// Bumped by every flush that may change where code is fetched from: caches built on
     /// linear → physical translations of code (the block cache's jump table, the JIT's
-    /// chain links) are valid only while it stays the same.
+    /// chain links) are valid only while it stays the same. It starts at 1 and only grows,
+    /// so it is never 0: the translator's all-zero "unlinked" chain link can never pass
+    /// its check.
     pub generation: u64,
     /// The linear pages (numbers) code was looked up on in this generation
     /// ([`Tlb::note_code_page`]): an INVLPG of any other page leaves `generation` alone.
@@ -82,7 +84,7 @@ impl Default for Tlb {
         Tlb {
             entries: [[TlbEntry::EMPTY; TLB_ENTRIES]; 2],
             large: false,
-            generation: 0,
+            generation: 1,
             code_pages: FastMap::default(),
             filled: Some(Vec::new()),
         }

@@ -1,5 +1,6 @@
-//! The code cache: one buffer of host code holding every translated block, bounded,
-//! flushed whole when full.
+//! The code cache: one buffer of host code holding every translated block, bounded.
+//! Past the shared code it is a ring of regions filled in turn; when the next block does
+//! not fit, the oldest region is evicted (its translations dropped) and reused.
 //!
 //! The buffer is one memory file mapped twice: a read-write view that the translator
 //! writes blocks and chain patches into, and a read-execute view that runs them. No page
@@ -38,19 +39,25 @@ use popek_cpu::state::flags::{AF, ARITH, CF, OF, PF, SF, ZF};
 use std::mem::offset_of;
 use std::rc::Rc;
 
-/// Where a translation lives: which generation of the cache, where in it, and what it
-/// was made for.
+/// Where a translation lives, and what it was made for. Held with its block (and so
+/// kept after the translation goes): valid only while [`CodeCache::is_current`] says so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
-    generation: u32,
+    /// Which translation ever made under `id` this is (each gets a new stamp).
+    stamp: u64,
     /// Where the translation starts: where the shared prologue and chained blocks jump in.
     body: u32,
     /// The EIP the translation runs at (its EIP values are constants).
     pub(crate) eip: u32,
-    /// Its number in the cache's translation list (`Translation`).
+    /// Its number in the cache's translation list (`Translation`), reused once it goes.
     pub(crate) id: u32,
+}
+
+impl Entry {
     /// The number of its first chain site.
-    pub(crate) first_site: u32,
+    pub(crate) fn first_site(&self) -> u32 {
+        self.id * SITES_PER_TRANSLATION
+    }
 }
 
 /// Host register numbers holding guest EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
@@ -69,10 +76,6 @@ enum ResultAt {
 fn host_number(r: Register) -> u8 {
     HOME[r.full_register32().number()]
 }
-
-/// Most host code one guest instruction can take (a rewritten instruction: the inline
-/// lookup, and a callout with a store and a reload around it).
-const MAX_BYTES_PER_INSN: usize = 512;
 
 // The inline lookup scales the TLB index by 32 (it shifts the page number by 7, not 12).
 const _: () = assert!(std::mem::size_of::<TlbEntry>() == 32);
@@ -180,38 +183,90 @@ pub(crate) struct Translation {
     body: u32,
     /// Bytes of host code.
     pub(crate) len: u32,
-    /// The chain sites linked to it (unlinked when it is invalidated).
+    /// Told apart from every other translation ever made under the same id (see `Entry`).
+    stamp: u64,
+    /// The chain sites linked to it (unlinked when it is invalidated or evicted). A site
+    /// is here exactly while its `Site::target` names this translation.
     incoming: Vec<u32>,
+    /// Its own chain sites, numbers `SITES_PER_TRANSLATION * id` on.
+    sites: Vec<Site>,
+}
+
+/// A chain site of a live translation.
+#[derive(Clone, Copy, Debug)]
+struct Site {
+    /// For a site patched in place: the code offset of its `jmp rel32`'s displacement,
+    /// and that displacement while unlinked (to its miss stub), to put back when the
+    /// translation it leads to goes. `None` for a site that goes through `links`.
+    patched: Option<(u32, u32)>,
+    /// The translation it is linked to (id, stamp), if any.
+    target: Option<(u32, u64)>,
+}
+
+/// Most chain sites one translation has: a conditional branch's two ways out (every other
+/// block end has one, or none).
+const SITES_PER_TRANSLATION: u32 = 2;
+
+/// How many regions the code buffer (past the shared code) is split into. The cache
+/// evicts one region at a time, oldest first, when the next translation does not fit:
+/// the cost of eviction is one region's translations (not all of them, as a flush
+/// would), and all but 1/16 of the cache — the code translated last, the likeliest to
+/// run again — stays. More regions would evict less at a time but keep more per-region
+/// lists for the same bytes; with 16 even the smallest cache (64 KiB) has regions of
+/// some 3.5 KiB, a dozen blocks each.
+const REGIONS: usize = 16;
+
+/// Counts of what eviction dropped since the cache was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Evictions {
+    /// Regions whose translations were evicted (regions that held none not counted).
+    pub(crate) regions: u64,
+    /// Translations evicted.
+    pub(crate) translations: u64,
 }
 
 pub(crate) struct CodeCache {
     buf: CodeBuffer,
-    /// Bytes in use.
-    used: usize,
     capacity: usize,
-    generation: u32,
-    /// Where each chain site that checks its link leads: plain data. Emptied by a flush.
+    /// Where the regions start: the shared code is before it, never evicted.
+    base: usize,
+    /// Bytes of each region (the last one takes the remainder too).
+    region_len: usize,
+    /// Where the next translation goes.
+    used: usize,
+    /// The end of the regions claimed in this pass over the buffer (emptied for new
+    /// translations): everything from `used` up to here is free.
+    claimed_end: usize,
+    /// The translations placed in each region (by where they start), with their stamps:
+    /// an entry whose translation went earlier (written code) no longer matches.
+    regions: Vec<Vec<(u32, u64)>>,
+    /// Stamp of the next translation (never reused, not even after a flush).
+    next_stamp: u64,
+    /// Ids of evicted translations, to reuse. Ids (and with them chain-site numbers) are
+    /// written into translated code; reusing them keeps the tables bounded.
+    free_ids: Vec<u32>,
+    /// Most translations alive at once (the link table has room for their chain sites).
+    max_ids: u32,
+    /// Where each chain site that checks its link leads: plain data, all zero (unlinked)
+    /// until a site is linked (so the table only takes memory where sites were used).
     links: Box<[ChainLink]>,
-    /// For each chain site patched in place, the code offset of its `jmp rel32`'s
-    /// displacement; `u32::MAX` for a site that goes through `links`.
-    patch_at: Vec<u32>,
-    /// For each chain site patched in place, its displacement while unlinked (to its
-    /// miss stub), to put back when the translation it leads to is invalidated.
-    unlinked_rel: Vec<u32>,
     /// The translations made from each block, by the block's key (a block may run at
     /// several EIPs, each with its own translation).
     by_key: FastMap<BlockKey, Vec<u32>>,
     /// How many live translations hold bytes of each physical page: a store to a code
     /// page none of them is on cannot reach translated code (see `callout`).
     pub(crate) translated_pages: FastMap<u32, u32>,
-    /// Translations since the last flush, by id.
-    pub(crate) translations: Vec<Translation>,
-    /// With profiling on: how many times each translation ran, by id.
+    /// The live translations, by id (`None`: a free id).
+    pub(crate) translations: Vec<Option<Translation>>,
+    /// With profiling on: how many times each translation ran, by id (moved to the
+    /// blocks when a translation goes).
     pub(crate) counters: Vec<u64>,
     /// Whether blocks count their runs (`popek explain`).
     pub(crate) profile: bool,
     /// Whether translations flip the undefined flags after each host twin (tests).
     pub(crate) flip_undefined: bool,
+    /// What eviction dropped so far.
+    pub(crate) evictions: Evictions,
 }
 
 /// Where a chain site that checks its link (or an entry of the indirect-target table)
@@ -219,22 +274,40 @@ pub(crate) struct CodeCache {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ChainLink {
-    /// The TLB generation the link was made under; `u64::MAX` while unlinked.
+    /// The TLB generation the link was made under; 0 while unlinked (the TLB generation
+    /// is never 0, see [`Tlb::generation`], so an unlinked link never passes the check).
     tlb_generation: u64,
     /// Host address of the next translation's body.
     code: u64,
 }
 
 impl ChainLink {
-    pub(crate) const UNLINKED: ChainLink = ChainLink { tlb_generation: u64::MAX, code: 0 };
+    /// All zero: a table of them can come from zeroed memory, which the host maps lazily.
+    pub(crate) const UNLINKED: ChainLink = ChainLink { tlb_generation: 0, code: 0 };
 
-    /// True if the link leads to one of the translation bodies at `bodies`.
+    /// True if the link leads to one of the translation bodies at `bodies` (sorted).
     pub(crate) fn leads_into(&self, bodies: &[u64]) -> bool {
-        self.tlb_generation != u64::MAX && bodies.contains(&self.code)
+        self.tlb_generation != 0 && bodies.binary_search(&self.code).is_ok()
     }
 }
 
 const _: () = assert!(std::mem::size_of::<ChainLink>() == 16);
+
+/// A table of `n` unlinked chain links from zeroed memory: the allocator takes a table
+/// this large straight from the host (`calloc` → `mmap`), whose pages are only backed
+/// once written, so a large code cache costs no memory up front.
+fn zeroed_links(n: usize) -> Box<[ChainLink]> {
+    let layout = std::alloc::Layout::array::<ChainLink>(n.max(1)).expect("link table size fits");
+    // SAFETY: the layout has a non-zero size (n ≥ 1).
+    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<ChainLink>();
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `p` was allocated by the global allocator with the layout of `[ChainLink;
+    // n.max(1)]`, which is what the box frees; all-zero bytes are a valid `ChainLink`
+    // (two integers: `ChainLink::UNLINKED`), so every element is initialized.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n.max(1))) }
+}
 
 /// The physical pages a block's bytes are on (one, or two if it straddles).
 fn pages_of(block: &Block<JitInsn>) -> impl Iterator<Item = u32> {
@@ -244,28 +317,37 @@ fn pages_of(block: &Block<JitInsn>) -> impl Iterator<Item = u32> {
 
 impl CodeCache {
     pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
-        // A block takes a few hundred bytes and has at most two chain sites.
-        let links = vec![ChainLink::UNLINKED; (capacity / 128).max(64)].into_boxed_slice();
         let (code, shared) = shared();
         if capacity < shared.len + 4096 {
             return Err(std::io::Error::other("code cache too small"));
         }
+        // A translation takes a few hundred bytes: one id per 128 bytes is more than the
+        // cache can hold at once but for the tiniest blocks (which then evict early).
+        let max_ids =
+            u32::try_from((capacity / 128).max(32)).map_err(|_| std::io::Error::other("code cache too large"))?;
+        let links = zeroed_links((max_ids * SITES_PER_TRANSLATION) as usize);
         let mut buf = CodeBuffer::new(capacity)?;
         buf.rw[..code.len()].copy_from_slice(code);
+        let base = shared.len.next_multiple_of(16);
         Ok(CodeCache {
             buf,
-            used: shared.len,
             capacity,
-            generation: 0,
+            base,
+            region_len: ((capacity - base) / REGIONS) & !15,
+            used: base,
+            claimed_end: base,
+            regions: vec![Vec::new(); REGIONS],
+            next_stamp: 1,
+            free_ids: Vec::new(),
+            max_ids,
             links,
-            patch_at: Vec::new(),
-            unlinked_rel: Vec::new(),
             by_key: FastMap::default(),
             translated_pages: FastMap::default(),
             translations: Vec::new(),
             counters: Vec::new(),
             profile: false,
             flip_undefined: false,
+            evictions: Evictions::default(),
         })
     }
 
@@ -274,121 +356,243 @@ impl CodeCache {
         self.links.as_ptr()
     }
 
-    /// True if `e` was made since the last flush.
+    /// True if the translation `e` names is still in the cache (not evicted, invalidated
+    /// or flushed): its id is live and was not reused since (same stamp).
     pub(crate) fn is_current(&self, e: Entry) -> bool {
-        e.generation == self.generation
+        self.stamp_of(e.id) == Some(e.stamp)
     }
 
-    /// Translates `block` to run at `eip`, flushing the cache first if it might not fit.
-    /// Returns the entry and whether a flush happened.
-    pub(crate) fn translate(&mut self, block: &Rc<Block<JitInsn>>, eip: u32) -> Result<(Entry, bool), JitError> {
-        let need = 256 + block.insns.len() * MAX_BYTES_PER_INSN;
-        let mut flushed = false;
-        if self.used + need > self.capacity || self.patch_at.len() + 2 > self.links.len() {
-            self.flush();
-            flushed = true;
+    /// The stamp of live translation `id`.
+    pub(crate) fn stamp_of(&self, id: u32) -> Option<u64> {
+        self.translations.get(id as usize).and_then(Option::as_ref).map(|t| t.stamp)
+    }
+
+    /// The live translation `id`.
+    pub(crate) fn translation(&self, id: u32) -> &Translation {
+        self.translations[id as usize].as_ref().expect("a live translation")
+    }
+
+    /// The region code offset `offset` is in.
+    fn region_of(&self, offset: usize) -> usize {
+        ((offset - self.base) / self.region_len).min(REGIONS - 1)
+    }
+
+    /// Where region `r` ends.
+    fn region_end(&self, r: usize) -> usize {
+        if r == REGIONS - 1 { self.capacity } else { self.base + (r + 1) * self.region_len }
+    }
+
+    /// Claims the next region of this pass for new translations: evicts every
+    /// translation placed in it.
+    fn claim_next(&mut self, dead: &mut Vec<u64>) {
+        let r = self.region_of(self.claimed_end);
+        let mut evicted = 0;
+        for (id, stamp) in std::mem::take(&mut self.regions[r]) {
+            if self.stamp_of(id) == Some(stamp) {
+                self.evict(id, dead);
+                evicted += 1;
+            }
         }
-        let too_large = || JitError::CodeBuffer(std::io::Error::other("code cache too large"));
-        let id = u32::try_from(self.translations.len()).map_err(|_| too_large())?;
-        let start = self.used;
+        if evicted > 0 {
+            self.evictions.regions += 1;
+            self.evictions.translations += evicted;
+        }
+        self.claimed_end = self.region_end(r);
+    }
+
+    /// Leaves the rest of the current region: the next translation goes at the start of
+    /// the next one (the first, after the last), claimed.
+    fn advance(&mut self, dead: &mut Vec<u64>) {
+        if self.claimed_end >= self.capacity {
+            self.claimed_end = self.base;
+        }
+        self.used = self.claimed_end;
+        self.claim_next(dead);
+    }
+
+    /// A free translation id, evicting regions (oldest first) until one is.
+    fn alloc_id(&mut self, dead: &mut Vec<u64>) -> Result<u32, JitError> {
+        // Each pass over all the regions evicts everything: twice is plenty.
+        for _ in 0..=2 * REGIONS {
+            if let Some(id) = self.free_ids.pop() {
+                return Ok(id);
+            }
+            if (self.translations.len() as u32) < self.max_ids {
+                self.translations.push(None);
+                self.counters.push(0);
+                return Ok(self.translations.len() as u32 - 1);
+            }
+            self.advance(dead);
+        }
+        Err(JitError::CodeBuffer(std::io::Error::other("no free translation id")))
+    }
+
+    /// Emits `block` to run at `eip` as translation `id`, placed at code offset `at`.
+    fn emit(&self, block: &Block<JitInsn>, eip: u32, id: u32, at: usize) -> Result<(Vec<u8>, Emitted), JitError> {
         // Assembled at its offset in the buffer: calls and jumps into the shared code are
         // relative to it.
         let mut ops = VecAssembler::<X64Relocation>::new(0);
-        let first_site = self.patch_at.len() as u32;
-        let layout = Layout { eip, id, profile: self.profile, flip: self.flip_undefined, first_site, at: start };
+        let first_site = id * SITES_PER_TRANSLATION;
+        let layout = Layout { eip, id, profile: self.profile, flip: self.flip_undefined, first_site, at };
         let emitted = emit_block(&mut ops, block, &layout);
         let code = ops.finalize().map_err(|e| JitError::CodeBuffer(std::io::Error::other(format!("{e:?}"))))?;
-        if self.used + code.len() > self.capacity {
-            return Err(too_large());
+        Ok((code, emitted))
+    }
+
+    /// Translates `block` to run at `eip`. Where the current region has no room left for
+    /// it, the oldest region is evicted first (the translations it held are dropped, as
+    /// if their code had been written; the host addresses of their bodies are appended
+    /// to `dead`, for the indirect-target table).
+    pub(crate) fn translate(
+        &mut self,
+        block: &Rc<Block<JitInsn>>,
+        eip: u32,
+        dead: &mut Vec<u64>,
+    ) -> Result<Entry, JitError> {
+        let too_large = || JitError::CodeBuffer(std::io::Error::other("code cache too small for the block"));
+        let id = self.alloc_id(dead)?;
+        let placed = self.emit(block, eip, id, self.used).and_then(|(code, emitted)| {
+            if emitted.sites.len() > SITES_PER_TRANSLATION as usize || code.len() > self.capacity - self.base {
+                return Err(too_large());
+            }
+            if self.used + code.len() <= self.capacity {
+                return Ok((code, emitted));
+            }
+            // Past the end of the buffer: on from the first region, where the code
+            // lands elsewhere (its calls into the shared code change).
+            self.claimed_end = self.base;
+            self.used = self.base;
+            self.emit(block, eip, id, self.used)
+        });
+        let (code, emitted) = match placed {
+            Ok(p) => p,
+            Err(e) => {
+                self.free_ids.push(id);
+                return Err(e);
+            }
+        };
+        let start = self.used;
+        while self.claimed_end < start + code.len() {
+            self.claim_next(dead);
         }
         self.buf.rw[start..start + code.len()].copy_from_slice(&code);
         self.used = (start + code.len()).next_multiple_of(16);
-        let offset = u32::try_from(start).map_err(|_| too_large())?;
-        for site in emitted.sites {
-            let at = site.map_or(u32::MAX, |at| offset + at as u32);
-            self.patch_at.push(at);
-            let rel = match site {
-                Some(_) => u32::from_le_bytes(self.buf.rw[at as usize..at as usize + 4].try_into().expect("4 bytes")),
-                None => 0,
-            };
-            self.unlinked_rel.push(rel);
-        }
+        let offset = start as u32;
+        let sites = emitted
+            .sites
+            .iter()
+            .map(|site| Site {
+                patched: site.map(|at| {
+                    let at = offset + at as u32;
+                    (at, u32::from_le_bytes(self.buf.rw[at as usize..at as usize + 4].try_into().expect("4 bytes")))
+                }),
+                target: None,
+            })
+            .collect();
         let body = offset + emitted.body as u32;
         let len = code.len() as u32;
-        self.translations.push(Translation { block: block.clone(), eip, body, len, incoming: Vec::new() });
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        self.translations[id as usize] =
+            Some(Translation { block: block.clone(), eip, body, len, stamp, incoming: Vec::new(), sites });
+        self.counters[id as usize] = 0;
+        let r = self.region_of(start);
+        self.regions[r].push((id, stamp));
         self.by_key.entry(block.key).or_default().push(id);
         for page in pages_of(block) {
             *self.translated_pages.entry(page).or_default() += 1;
         }
-        self.counters.push(0);
-        Ok((Entry { generation: self.generation, body, eip, id, first_site }, flushed))
+        Ok(Entry { stamp, body, eip, id })
     }
 
-    /// Host address of code offset `offset` in the executable view (stable until the
-    /// next flush).
+    /// Host address of code offset `offset` in the executable view.
     fn address(&self, offset: u32) -> u64 {
         self.buf.rx.as_ptr() as u64 + offset as u64
     }
 
-    /// The current generation (bumped by every flush).
-    pub(crate) fn generation(&self) -> u32 {
-        self.generation
+    /// Drops translation `id`: every chain site leading into it is unlinked, its own
+    /// chain sites are forgotten (dropped from their targets, their links emptied: its
+    /// bytes may be reused), its profile count moves to its block, and its id is free.
+    /// Appends the host address of its body to `dead`; returns how many chain sites were
+    /// unlinked.
+    fn evict(&mut self, id: u32, dead: &mut Vec<u64>) -> u64 {
+        let Some(t) = self.translations[id as usize].take() else {
+            return 0;
+        };
+        for (k, s) in t.sites.iter().enumerate() {
+            let site = id * SITES_PER_TRANSLATION + k as u32;
+            self.forget_target(site, s.target);
+            self.links[site as usize] = ChainLink::UNLINKED;
+        }
+        let unlinked = t.incoming.len() as u64;
+        for &site in &t.incoming {
+            self.unlink(site);
+        }
+        for page in pages_of(&t.block) {
+            if let Some(n) = self.translated_pages.get_mut(&page) {
+                *n -= 1;
+                if *n == 0 {
+                    self.translated_pages.remove(&page);
+                }
+            }
+        }
+        if let Some(ids) = self.by_key.get_mut(&t.block.key) {
+            ids.retain(|&i| i != id);
+            if ids.is_empty() {
+                self.by_key.remove(&t.block.key);
+            }
+        }
+        let runs = &t.block.insns[0].exec.runs;
+        runs.set(runs.get() + std::mem::take(&mut self.counters[id as usize]));
+        self.free_ids.push(id);
+        dead.push(self.address(t.body));
+        unlinked
+    }
+
+    /// Drops chain site `site` from the incoming list of `target`, if that is still live.
+    fn forget_target(&mut self, site: u32, target: Option<(u32, u64)>) {
+        if let Some((to, stamp)) = target
+            && let Some(t) = self.translations[to as usize].as_mut().filter(|t| t.stamp == stamp)
+        {
+            t.incoming.retain(|&s| s != site);
+        }
     }
 
     /// Drops every translation (and with them every chain). Profile counts move to the
     /// blocks first.
     pub(crate) fn flush(&mut self) {
-        for (t, n) in self.translations.iter().zip(&self.counters) {
-            let runs = &t.block.insns[0].exec.runs;
-            runs.set(runs.get() + n);
+        let mut dead = Vec::new();
+        for id in 0..self.translations.len() as u32 {
+            self.evict(id, &mut dead);
         }
-        self.translations.clear();
-        self.counters.clear();
-        self.used = shared().1.len;
-        self.generation = self.generation.wrapping_add(1);
-        self.links.fill(ChainLink::UNLINKED);
-        self.patch_at.clear();
-        self.unlinked_rel.clear();
-        self.by_key.clear();
-        self.translated_pages.clear();
+        self.used = self.base;
+        self.claimed_end = self.base;
+        self.regions.iter_mut().for_each(Vec::clear);
     }
 
     /// Invalidates every translation of the block keyed `key` (its code was written):
-    /// unlinks the chain sites that lead into them, so that nothing reaches them again.
-    /// Appends the host addresses of their bodies to `dead` (for the indirect-target
-    /// table) and returns how many chain sites were unlinked. Their code stays in the
-    /// buffer, unreachable, until the next flush.
+    /// drops them as eviction does, so that nothing reaches them again. Appends the host
+    /// addresses of their bodies to `dead` (for the indirect-target table) and returns how
+    /// many chain sites were unlinked. Their code stays in the buffer, unreachable, until
+    /// its region is reused.
     pub(crate) fn invalidate(&mut self, key: BlockKey, dead: &mut Vec<u64>) -> u64 {
         let mut unlinked = 0;
-        for id in self.by_key.remove(&key).unwrap_or_default() {
-            let t = &mut self.translations[id as usize];
-            let (incoming, body) = (std::mem::take(&mut t.incoming), t.body);
-            for site in incoming {
-                self.unlink(site as usize);
-                unlinked += 1;
-            }
-            for page in pages_of(&self.translations[id as usize].block) {
-                if let Some(n) = self.translated_pages.get_mut(&page) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.translated_pages.remove(&page);
-                    }
-                }
-            }
-            dead.push(self.address(body));
+        for id in self.by_key.get(&key).cloned().unwrap_or_default() {
+            unlinked += self.evict(id, dead);
         }
         unlinked
     }
 
-    /// Puts chain site `site` back to its unlinked state.
-    fn unlink(&mut self, site: usize) {
-        match self.patch_at.get(site) {
-            Some(&at) if at != u32::MAX => {
-                let rel = self.unlinked_rel[site];
-                self.buf.rw[at as usize..at as usize + 4].copy_from_slice(&rel.to_le_bytes());
-            }
-            Some(_) => self.links[site] = ChainLink::UNLINKED,
-            None => {}
+    /// Puts chain site `site` (of a live translation) back to its unlinked state.
+    fn unlink(&mut self, site: u32) {
+        let (id, k) = (site / SITES_PER_TRANSLATION, (site % SITES_PER_TRANSLATION) as usize);
+        let Some(s) = self.translations[id as usize].as_mut().and_then(|t| t.sites.get_mut(k)) else {
+            return;
+        };
+        s.target = None;
+        match s.patched {
+            Some((at, rel)) => self.buf.rw[at as usize..at as usize + 4].copy_from_slice(&rel.to_le_bytes()),
+            None => self.links[site as usize] = ChainLink::UNLINKED,
         }
     }
 
@@ -397,38 +601,52 @@ impl CodeCache {
         ChainLink { tlb_generation, code: self.address(to.body) }
     }
 
-    /// Makes chain site `site` lead to `to`: patches its jump, or fills its link.
-    pub(crate) fn link(&mut self, site: usize, to: Entry, tlb_generation: u64) {
-        if let Some(t) = self.translations.get_mut(to.id as usize) {
-            t.incoming.push(site as u32);
+    /// Makes chain site `site` of translation `from` lead to `to`: patches its jump, or
+    /// fills its link. Nothing happens if either is no longer live (`from` may have been
+    /// evicted since the site missed, and its bytes reused).
+    pub(crate) fn link(&mut self, from: (u32, u64), site: usize, to: Entry, tlb_generation: u64) {
+        let site = site as u32;
+        if site / SITES_PER_TRANSLATION != from.0 || self.stamp_of(from.0) != Some(from.1) || !self.is_current(to) {
+            return;
         }
-        match self.patch_at.get(site) {
-            Some(&at) if at != u32::MAX => {
+        let k = (site % SITES_PER_TRANSLATION) as usize;
+        let Some(old) = self.translations[from.0 as usize].as_ref().and_then(|t| t.sites.get(k)).map(|s| s.target)
+        else {
+            return;
+        };
+        self.forget_target(site, old);
+        let s = &mut self.translations[from.0 as usize].as_mut().expect("live").sites[k];
+        s.target = Some((to.id, to.stamp));
+        match s.patched {
+            Some((at, _)) => {
                 // rel32 counts from the end of the 5-byte `jmp`, which ends at `at + 4`.
                 let rel = to.body.wrapping_sub(at + 4);
                 self.buf.rw[at as usize..at as usize + 4].copy_from_slice(&rel.to_le_bytes());
             }
-            Some(_) => self.links[site] = self.link_to(to, tlb_generation),
-            None => {}
+            None => self.links[site as usize] = self.link_to(to, tlb_generation),
         }
+        self.translations[to.id as usize].as_mut().expect("live").incoming.push(site);
     }
 
-    /// How many times the translation `id` ran since the last flush (profiling).
+    /// How many times the translation `id` ran since it was made (profiling).
     pub(crate) fn runs(&self, id: u32) -> u64 {
         self.counters.get(id as usize).copied().unwrap_or(0)
     }
 
     /// Runs the translation at `e`, through the shared prologue.
     pub(crate) fn call(&self, e: Entry, cpu: *mut Cpu, ctx: &mut Ctx<'_>) -> u64 {
+        debug_assert!(self.is_current(e), "only a live translation runs");
         let enter = self.address(shared().1.enter as u32) as *const u8;
         // SAFETY: `enter` is the shared prologue (`shared::emit_shared`), copied whole
         // into the executable view (which lives as long as `self`) when the cache was
-        // made, with the sysv64 signature below; it jumps to `body`, the body of a
+        // made, with the sysv64 signature below; it jumps to `body`, the body of a live
         // translation emitted by `emit_block` into the same view, and every jump the
-        // translations and the shared code may take leads into code of the same cache
-        // generation. That code only touches the Cpu and Ctx it is given (both valid and
-        // exclusively borrowed for the call), the memory `Ctx` points at, and the host
-        // stack, and returns normally through the shared epilogue.
+        // translations and the shared code may take leads into live code: a translation
+        // that goes (evicted, invalidated, flushed) first has every chain site and
+        // indirect-target entry leading into it unlinked, and its own sites forgotten,
+        // before its bytes are reused. That code only touches the Cpu and Ctx it is given
+        // (both valid and exclusively borrowed for the call), the memory `Ctx` points at,
+        // and the host stack, and returns normally through the shared epilogue.
         unsafe {
             let f: extern "sysv64" fn(*mut Cpu, *mut Ctx<'_>, u64) -> u64 = std::mem::transmute(enter);
             f(cpu, ctx, self.address(e.body))
@@ -1198,7 +1416,8 @@ impl<E: Emit> Emitter<'_, E> {
     }
 
     /// Follows the link at `[r8 + link]` if it was made under the current TLB
-    /// generation; else on to `miss`.
+    /// generation; else on to `miss`. An unlinked link (all zero) never matches: the TLB
+    /// generation starts at 1.
     fn follow_link(&mut self, link: i32, miss: DynamicLabel) {
         x64!(self.ops
             ; mov r10, QWORD [r15 + TLB_GENERATION_OFF]

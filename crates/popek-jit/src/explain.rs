@@ -133,8 +133,9 @@ pub struct Translated {
     pub eip: u32,
     /// Bytes of host code made for it.
     pub host_bytes: u32,
-    /// The code cache was full and was flushed first: every earlier translation is gone.
-    pub flushed: bool,
+    /// The code cache was full: this many translations (the oldest region's) were
+    /// evicted to make room for this one (0 if none were).
+    pub evicted: u64,
     /// How many entries the CPU's delivery log ([`popek_cpu::Cpu::deliveries`]) held when
     /// the block was translated: the interrupts and exceptions delivered before it since
     /// the log was last taken, to merge both logs in order.
@@ -191,8 +192,9 @@ fn host_listing(out: &mut String, code: &[u8], range: std::ops::Range<usize>, at
 }
 
 /// One block: header, then every guest instruction with its treatment and host code,
-/// as its current translation has it (or, without one, as the first translation after a
-/// flush would: id 0, chain sites from 0).
+/// as its current translation has it (or, without one, as the first translation into an
+/// empty cache would: id 0, chain sites from 0). The listing places it right after the
+/// shared code, wherever its region put it.
 fn explain(block: &Block<JitInsn>, layout: &Layout, runs: Option<u64>) -> String {
     let mut ops = VecAssembler::<X64Relocation>::new(0);
     let ranges = emit_block(&mut ops, block, layout).ranges;
@@ -240,7 +242,7 @@ impl Jit {
             id: entry.map_or(0, |e| e.id),
             profile: self.code.profile,
             flip: self.code.flip_undefined,
-            first_site: entry.map_or(0, |e| e.first_site),
+            first_site: entry.map_or(0, |e| e.first_site()),
             at: crate::shared::shared().1.len,
         };
         explain(block, &layout, self.code.profile.then(|| self.block_runs(block)))

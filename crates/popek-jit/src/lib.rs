@@ -84,8 +84,14 @@ pub struct JitStats {
     pub host_bytes: u64,
     /// Blocks run by the interpreter instead (single-step, straddling instructions).
     pub interpreted_blocks: u64,
-    /// Code-cache flushes (the cache was full).
+    /// Whole code-cache flushes ([`Jit::flush_code_cache`]). A full cache does not
+    /// flush: it evicts its oldest region (`evicted_regions`).
     pub flushes: u64,
+    /// Code-cache regions evicted because the cache was full (each the oldest one,
+    /// holding translations).
+    pub evicted_regions: u64,
+    /// Translations evicted with those regions.
+    pub evicted: u64,
     /// Translations invalidated because their guest code was written.
     pub invalidated: u64,
     /// Chain sites unlinked because the translation they led to was invalidated.
@@ -141,7 +147,7 @@ struct Ctx<'a> {
     cpu: *mut Cpu,
     bus: *mut (dyn Bus + 'a),
     /// The translations, by id (a callout finds its block there).
-    translations: &'a [code::Translation],
+    translations: &'a [Option<code::Translation>],
     /// Live translations per physical page ([`code::CodeCache::translated_pages`]).
     translated_pages: &'a FastMap<u32, u32>,
     /// Profiling: run counts by translation id.
@@ -235,7 +241,9 @@ pub const MAX_BUDGET: u64 = 1 << 16;
 #[derive(Clone, Copy, Debug)]
 struct PendingLink {
     site: usize,
-    code_generation: u32,
+    /// The translation the site is in (id, stamp): the link is only made if it is
+    /// still live (not evicted to make room for the translation the site leads to).
+    from: (u32, u64),
     tlb_generation: u64,
     eip: u32,
     cs_base: u32,
@@ -253,7 +261,8 @@ pub struct Jit {
     /// Executions of callouts and helpers, indexed by the instruction's mnemonic.
     callout_counts: Vec<u64>,
     pending_link: Option<PendingLink>,
-    /// Where RETs go without leaving translated code (emptied by every code flush).
+    /// Where RETs go without leaving translated code (entries into translations that go
+    /// are emptied).
     indirect: Box<[IndirectEntry; INDIRECT_ENTRIES]>,
     /// How many times the code at each block key was invalidated (written). Code rewritten
     /// again and again is interpreted instead of translated: translating it costs more
@@ -460,20 +469,21 @@ impl Jit {
             Some(e) => e,
             None => {
                 let started = std::time::Instant::now();
-                let translated = self.code.translate(block, eip);
+                let mut dead = Vec::new();
+                let translated = self.code.translate(block, eip, &mut dead);
                 self.stats.translate_ns += u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                let Ok((e, flushed)) = translated else {
+                // Evicted to make room: nothing in the indirect-target table may lead there.
+                let evicted = dead.len() as u64;
+                forget_dead(&mut self.indirect[..], &mut dead);
+                let Ok(e) = translated else {
                     // The host refused code memory: the block still runs, interpreted.
                     let block = Rc::clone(block);
                     return self.interpret(cpu, bus, &block, room, now, false).map(Some);
                 };
-                if flushed {
-                    self.stats.flushes += 1;
-                    self.pending_link = None;
-                    self.indirect.fill(IndirectEntry::EMPTY);
-                }
+                self.stats.evicted = self.code.evictions.translations;
+                self.stats.evicted_regions = self.code.evictions.regions;
                 self.stats.translated += 1;
-                self.stats.host_bytes += u64::from(self.code.translations[e.id as usize].len);
+                self.stats.host_bytes += u64::from(self.code.translation(e.id).len);
                 for d in &block.insns {
                     match d.exec.treatment {
                         Treatment::Ident => self.stats.ident += 1,
@@ -486,8 +496,8 @@ impl Jit {
                     log.push(Translated {
                         block: Rc::clone(block),
                         eip,
-                        host_bytes: self.code.translations[e.id as usize].len,
-                        flushed,
+                        host_bytes: self.code.translation(e.id).len,
+                        evicted,
                         after_deliveries: cpu.deliveries.as_ref().map_or(0, Vec::len),
                     });
                 }
@@ -499,14 +509,13 @@ impl Jit {
             let here = p.eip == eip
                 && p.cs_base == cpu.state.seg[popek_cpu::Seg::Cs as usize].base
                 && p.mode == block.key.mode
-                && p.tlb_generation == cpu.tlb.generation
-                && p.code_generation == self.code.generation();
+                && p.tlb_generation == cpu.tlb.generation;
             if here {
                 if p.site as u64 == INDIRECT_MISS {
                     let link = self.code.link_to(entry, p.tlb_generation);
                     self.indirect[indirect_index(eip)] = IndirectEntry { eip, mode: block.key.mode, link };
                 } else {
-                    self.code.link(p.site, entry, p.tlb_generation);
+                    self.code.link(p.from, p.site, entry, p.tlb_generation);
                 }
                 self.stats.links += 1;
             }
@@ -539,7 +548,7 @@ impl Jit {
         };
         let status = self.code.call(entry, cpu, &mut ctx);
         // The block the call ended in (chaining may have moved on from `block`).
-        let last_block = &*self.code.translations[ctx.last as usize].block;
+        let last_block = &*self.code.translation(ctx.last).block;
         // Translated code that wanted to chain (a link missing), or stopped only to have
         // written code dropped: nothing for the run loop to look at.
         let more = matches!(status, CHAIN_MISS | STOPPED) && ctx.event.is_none() && !ctx.must_return;
@@ -552,7 +561,7 @@ impl Jit {
                 self.stats.exits_chain_miss += 1;
                 self.pending_link = Some(PendingLink {
                     site: ctx.chain_site as usize,
-                    code_generation: self.code.generation(),
+                    from: (ctx.last, self.code.stamp_of(ctx.last).unwrap_or(0)),
                     tlb_generation: cpu.tlb.generation,
                     eip: cpu.state.eip,
                     cs_base: cpu.state.seg[popek_cpu::Seg::Cs as usize].base,
@@ -644,14 +653,32 @@ impl Jit {
             }
         }
         self.stats.invalidated += dead.len() as u64;
-        if !dead.is_empty() {
-            for e in self.indirect.iter_mut() {
-                if e.link.leads_into(&dead) {
-                    *e = IndirectEntry::EMPTY;
-                }
-            }
+        forget_dead(&mut self.indirect[..], &mut dead);
+    }
+
+    /// Drops every translation at once (the blocks stay decoded and are translated again
+    /// when they next run). A full cache does not need this: it evicts its oldest region.
+    pub fn flush_code_cache(&mut self) {
+        self.code.flush();
+        self.pending_link = None;
+        self.indirect.fill(IndirectEntry::EMPTY);
+        self.stats.flushes += 1;
+    }
+}
+
+/// Empties the indirect-target entries that lead into the translation bodies at
+/// `dead` (translations that went); empties `dead`.
+fn forget_dead(indirect: &mut [IndirectEntry], dead: &mut Vec<u64>) {
+    if dead.is_empty() {
+        return;
+    }
+    dead.sort_unstable();
+    for e in indirect.iter_mut() {
+        if e.link.leads_into(dead) {
+            *e = IndirectEntry::EMPTY;
         }
     }
+    dead.clear();
 }
 
 /// True if an instruction of `block` is a VMM callout that may change what the run loop
@@ -754,7 +781,7 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // translated code does not touch them while a callout runs.
     let (cpu, bus) = unsafe { (&mut *ctx.cpu, &mut *ctx.bus) };
     ctx.last = id;
-    let t = &ctx.translations[id as usize];
+    let t = ctx.translations[id as usize].as_ref().expect("translated code runs only while its translation lives");
     let (block, block_eip) = (&*t.block, t.eip);
     let d = &block.insns[index as usize];
     if let Some(n) = ctx.callout_counts.get_mut(d.insn.mnemonic() as usize) {
@@ -832,6 +859,49 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
         Err(e) => {
             ctx.event = Some((e, cur));
             stop(ctx, false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use popek_interp::testing::{CODE_BASE, TestBox};
+
+    /// Under endless churn (a loop over far more code than the cache holds) translation
+    /// ids, and with them chain sites and profile counters, are reused: the tables stay
+    /// as large as what the cache holds at once, however many translations are made.
+    #[test]
+    fn ids_are_reused_under_churn() {
+        // mov ecx, 50 ; L: 300 × (add eax, i ; jmp next) ; dec ecx ; jnz L ; hlt
+        let mut code = vec![0xb9, 50, 0, 0, 0];
+        let l = CODE_BASE + 5;
+        for i in 0..300u32 {
+            code.push(0x05);
+            code.extend(i.to_le_bytes());
+            code.extend([0xeb, 0x00]);
+        }
+        code.extend([0x49, 0x0f, 0x85]);
+        let next = CODE_BASE + code.len() as u32 + 4;
+        code.extend(l.wrapping_sub(next).to_le_bytes());
+        let mut t = TestBox::new(&code);
+        let mut jit = Jit::new(16 << 10).expect("code cache");
+        jit.set_profiling(true);
+        while !t.cpu.state.halted {
+            jit.run(&mut t.cpu, &mut t.bus, 1 << 20, &|_| 0).expect("runs");
+        }
+        assert_eq!(t.cpu.state.gpr[0], 50 * (0..300).sum::<u32>());
+        let s = jit.stats;
+        assert!(s.translated > 50 * 100 && s.evicted_regions > 100, "{s:?}");
+        let ids = jit.code.translations.len();
+        let live = jit.code.translations.iter().flatten().count();
+        // (One id per 128 bytes of cache at most: fewer than the loop's 300 blocks.)
+        assert!(ids <= (16 << 10) / 128, "ids made: {ids}, live: {live}");
+        assert_eq!(jit.code.counters.len(), ids);
+        // Every run is counted once, on its block, however often its translation went.
+        for i in 1..300 {
+            let b = jit.block_at(l + 7 * i).expect("decoded");
+            assert_eq!(jit.block_runs(b), 50, "block {i}: {s:?}");
         }
     }
 }

@@ -128,7 +128,7 @@ fn chains_cross_pages() {
 }
 
 #[test]
-fn a_full_code_cache_is_flushed_and_the_program_still_runs() {
+fn a_full_code_cache_evicts_and_the_program_still_runs() {
     // 300 blocks: add eax, i ; jmp next — far more translation than 16 KiB holds.
     let mut code = Vec::new();
     for i in 0..300u32 {
@@ -138,7 +138,8 @@ fn a_full_code_cache_is_flushed_and_the_program_still_runs() {
     }
     let (t, jit) = both(&code, |_| {}, 16 << 10);
     assert_eq!(t.cpu.state.gpr[0], (0..300).sum::<u32>());
-    assert!(jit.stats.flushes > 0, "the cache filled up: {:?}", jit.stats);
+    assert!(jit.stats.evicted_regions > 0 && jit.stats.evicted > 0, "the cache filled up: {:?}", jit.stats);
+    assert_eq!(jit.stats.flushes, 0, "it evicted, never flushed: {:?}", jit.stats);
 }
 
 #[test]
@@ -186,7 +187,7 @@ fn the_translation_log_has_each_translation_at_its_eip() {
         "{lines:?}"
     );
     assert!(lines[2].contains("rewritten relative branch"), "{lines:?}");
-    assert!(log.iter().all(|l| l.host_bytes > 0 && !l.flushed && l.after_deliveries == 0));
+    assert!(log.iter().all(|l| l.host_bytes > 0 && l.evicted == 0 && l.after_deliveries == 0));
     assert_eq!(log[0].mode(), "32-bit code, CPL 0, paging on, flat segments");
 }
 
@@ -726,4 +727,112 @@ fn a_pure_port_read_chains_on() {
             assert!(calls >= 100, "port {port:#x}: {calls} calls, {:?}", jit.stats);
         }
     }
+}
+
+/// Appends `n` blocks `add reg, i ; jmp next` (`add_opcode`: the ModRM-less `add eax`
+/// form 0x05, or 0x81 with `modrm`), each 0x90 bytes after the last, so that some chain
+/// to the next on the same page (a patched jump) and some across pages (a checked link);
+/// the last one jumps on to what is appended next.
+fn filler(code: &mut Vec<u8>, n: u32, add: &[u8]) {
+    for i in 0..n {
+        let start = at(code);
+        code.extend(add);
+        le(code, i);
+        code.push(0xe9);
+        let next = at(code) + 4;
+        le(code, (start + 0x90).wrapping_sub(next));
+        code.resize((start + 0x90 - CODE_BASE) as usize, 0x90);
+    }
+}
+
+/// A loop over far more code than the cache holds: the cache evicts its oldest region
+/// again and again (never flushing), and the chains into and out of evicted code are
+/// dropped and made again, so the program computes what the interpreter does.
+#[test]
+fn a_loop_larger_than_the_code_cache_evicts_region_by_region() {
+    // mov ecx, 20 ; L: 300 × (add eax, i ; jmp next) ; dec ecx ; jnz L ; hlt
+    let mut code = vec![0xb9];
+    le(&mut code, 20);
+    let l = at(&code);
+    filler(&mut code, 300, &[0x05]);
+    code.extend([0x49, 0x0f, 0x85]);
+    let next = at(&code) + 4;
+    le(&mut code, l.wrapping_sub(next));
+    let (t, jit) = both(&code, |_| {}, 16 << 10);
+    assert_eq!(t.cpu.state.gpr[0], 20 * (0..300).sum::<u32>());
+    let s = jit.stats;
+    assert!(s.evicted_regions > 16 && s.evicted >= s.evicted_regions, "many passes over the regions: {s:?}");
+    assert_eq!(s.flushes, 0, "{s:?}");
+    assert!(s.translated > 300 && s.links > 300, "{s:?}");
+}
+
+/// Code writes while the cache evicts: each pass of a loop runs through more code than
+/// the cache holds (evicting region after region), calls a function, patches the
+/// function's immediate and calls it again. The write invalidates the translation just
+/// made among the evicting ones (and the chain and return-target entry into it), and
+/// the next call sees the new bytes.
+#[test]
+fn code_writes_while_the_cache_evicts() {
+    let g = CODE_BASE + 0xc000;
+    // mov ecx, 10 ; L: 150 × (add ebx, i ; jmp next) ; call g ; mov [g+1], ecx ; call g
+    //   ; dec ecx ; jnz L ; hlt
+    let mut code = vec![0xb9];
+    le(&mut code, 10);
+    let l = at(&code);
+    filler(&mut code, 150, &[0x81, 0xc3]);
+    for store in [false, true, false] {
+        if store {
+            code.extend([0x89, 0x0d]);
+            le(&mut code, g + 1);
+        } else {
+            code.push(0xe8);
+            let next = at(&code) + 4;
+            le(&mut code, g.wrapping_sub(next));
+        }
+    }
+    code.extend([0x49, 0x0f, 0x85]);
+    let next = at(&code) + 4;
+    le(&mut code, l.wrapping_sub(next));
+    code.push(0xf4);
+    code.resize((g - CODE_BASE) as usize, 0x90);
+    // g: add eax, imm32 ; ret
+    code.push(0x05);
+    le(&mut code, 0);
+    code.push(0xc3);
+    let (t, jit) = both(&code, |_| {}, 16 << 10);
+    let (mut eax, mut imm) = (0u32, 0u32);
+    for ecx in (1..=10).rev() {
+        eax += imm;
+        imm = ecx;
+        eax += imm;
+    }
+    assert_eq!(t.cpu.state.gpr[0], eax, "every call of g ran the immediate last stored");
+    assert_eq!(t.cpu.state.gpr[3], 10 * (0..150).sum::<u32>());
+    let s = jit.stats;
+    assert!(s.evicted_regions > 16 && s.invalidated >= 2 && s.unlinked >= 1, "{s:?}");
+    assert_eq!(s.flushes, 0, "{s:?}");
+}
+
+/// An explicit flush drops every translation; the program goes on, translated afresh.
+#[test]
+fn a_flush_drops_every_translation_and_the_run_goes_on() {
+    // mov ecx, 200 ; L: add eax, ecx ; dec ecx ; jnz L ; hlt
+    let code = [0xb9, 200, 0, 0, 0, 0x01, 0xc8, 0x49, 0x75, 0xfb, 0xf4];
+    let mut t = TestBox::new(&code);
+    let mut jit = Jit::new(1 << 20).expect("code cache");
+    let mut flushed = false;
+    for _ in 0..100_000 {
+        if t.cpu.state.halted {
+            break;
+        }
+        jit.run(&mut t.cpu, &mut t.bus, 50, &|_| 0).expect("runs");
+        if !flushed && t.cpu.state.gpr[1] < 100 {
+            jit.flush_code_cache();
+            flushed = true;
+        }
+    }
+    assert!(t.cpu.state.halted && flushed);
+    assert_eq!(t.cpu.state.gpr[0], (1..=200).sum::<u32>());
+    assert_eq!(jit.stats.flushes, 1);
+    assert!(jit.stats.translated >= 3, "the loop was translated again after the flush: {:?}", jit.stats);
 }

@@ -174,7 +174,7 @@ pub struct MachineConfig {
     /// The execution engine.
     pub engine: EngineKind,
     /// Size of the translator's code cache in bytes (at least [`MIN_CODE_CACHE`]; the
-    /// interpreter ignores it). When it fills up, it is flushed whole.
+    /// interpreter ignores it). When it fills up, its oldest region is evicted.
     pub code_cache: usize,
     /// The primary ATA channel's master and slave disks (see [`crate::disk`]).
     pub disks: [Option<Box<dyn BlockStorage>>; 2],
@@ -188,7 +188,8 @@ pub struct MachineConfig {
 
 /// Smallest code cache [`Machine::boot`] accepts: room for the largest block's
 /// translation (64 instructions of up to a few hundred bytes of host code each) with
-/// some to spare, so that every block fits into a freshly flushed cache.
+/// some to spare, so that every block fits (it may take several of the regions the
+/// cache evicts, oldest first, to make room).
 pub const MIN_CODE_CACHE: usize = 64 << 10;
 
 /// Largest code cache [`Machine::boot`] accepts (translated code addresses its cache
