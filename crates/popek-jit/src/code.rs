@@ -25,8 +25,8 @@
 
 use crate::shared::{Shared, shared};
 use crate::translate::{
-    FlagFix, OfFix, Treatment, flag_fix, flags_dead_after, host_twin, is_call_or_ret, is_inline_branch, memory_twin,
-    test_self, x86_flags,
+    FlagFix, GroupSlot, OfFix, Treatment, flag_fix, flags_dead_after, host_twin, is_call_or_ret, is_inline_branch,
+    memory_twin, plan_page_groups, test_self, x86_flags,
 };
 use crate::{Ctx, INDIRECT_BITS, INDIRECT_HASH, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::X64Relocation;
@@ -810,6 +810,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         sites: Vec::new(),
         stubs: Vec::new(),
         slow_paths: Vec::new(),
+        group_misses: Vec::new(),
         base,
     };
     // Entered through the shared prologue (`shared::Shared::enter`) or by a chain.
@@ -821,6 +822,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         );
     }
     let mut ranges = Vec::with_capacity(block.insns.len());
+    let groups = plan_page_groups(block);
     for (i, d) in block.insns.iter().enumerate() {
         let start = e.ops.offset().0 - base;
         e.current = i;
@@ -828,13 +830,25 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
             Treatment::Ident => e.ident(d),
             Treatment::Rewritten if is_inline_branch(&d.insn) => e.branch(d),
             Treatment::Rewritten if d.insn.code() == Code::Rdtsc => e.rdtsc(i),
-            Treatment::Rewritten => e.rewritten(i, d),
+            Treatment::Rewritten => match groups[i] {
+                Some(slot) => e.grouped(i, d, slot),
+                None => e.rewritten(i, d),
+            },
             Treatment::Callout | Treatment::Helper => e.callout(i),
         }
         ranges.push(start..e.ops.offset().0 - base);
     }
     e.end();
     Emitted { ranges, body, sites: e.sites }
+}
+
+/// A page group's check that missed: run the instructions `first..=last` in their
+/// handlers, then go on at `back` (after `last`'s code).
+struct GroupMiss {
+    label: DynamicLabel,
+    first: usize,
+    last: usize,
+    back: DynamicLabel,
 }
 
 /// The out-of-line slow path of a rewritten instruction (`index`): its handler.
@@ -896,6 +910,8 @@ struct Emitter<'a, E: Emit> {
     stubs: Vec<Stub>,
     /// Slow paths to emit after the body.
     slow_paths: Vec<SlowPath>,
+    /// The miss paths of page-group checks, to emit after the body ([`Emitter::grouped`]).
+    group_misses: Vec<GroupMiss>,
     /// Offset of the block's first byte in `ops`.
     base: usize,
 }
@@ -1318,6 +1334,92 @@ impl<E: Emit> Emitter<'_, E> {
         self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: read | modified != 0 });
     }
 
+    /// A rewritten instruction whose page check it shares with the other accesses of its
+    /// [`PageGroup`]. The group's first access (`lead`) makes the check for all of them:
+    ///
+    /// ```text
+    ///   lea r10d, [base + lo] ; lea r11d, [r10 + len - 1] ; and r11d, ~0xfff
+    ///   mov r8d, r10d ; shr r8d, 7 ; and r8d, (TLB index) << 5
+    ///   cmp r11d, [r15 + r8 + tag] ; jne miss       ; read tag, or write tag if one writes
+    ///   mov r11, [r15 + r8 + addend] ; mov [r14 + group_addend], r11
+    /// ```
+    ///
+    /// and every access of the group, the first too, then goes to host memory without a
+    /// check, a slow path or a flags spill (nothing in it touches host EFLAGS):
+    ///
+    /// ```text
+    ///   lea r10d, [address] ; mov r11, [r14 + group_addend] ; lea r10, [r10 + r11] ; twin
+    /// ```
+    ///
+    /// On a miss (the span crosses a page, a TLB miss, a device's page) every instruction
+    /// from the first access to the last runs in its handler, as on a slow path, and the
+    /// code goes on after the last.
+    fn grouped(&mut self, i: usize, d: &DecodedInsn<JitInsn>, slot: GroupSlot) {
+        let (lead, g) = (slot.lead, slot.group);
+        let m = memory_twin(&d.insn, self.shift(), self.block.key.mode)
+            .expect("classified rewritten, so it has a memory twin");
+        self.registers_to_host();
+        if lead {
+            let user = (self.block.key.mode >> 1) & 3 == 3;
+            let tag = tlb_off(user)
+                + if g.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
+            let addend = tlb_off(user) + offset_of!(TlbEntry, addend) as i32;
+            // The check clobbers host EFLAGS; a miss needs the guest's in CpuState.
+            self.spill_flags();
+            let miss = self.ops.fresh_label();
+            let base = crate::translate::host_reg(g.base);
+            let span = popek_cpu::iced_x86::MemoryOperand::with_base_displ(base, i64::from(g.lo));
+            let lea = Instruction::with2(Code::Lea_r32_m, Register::R10D, span).expect("lea r10d, [reg + disp]");
+            let mut enc = popek_cpu::iced_x86::Encoder::new(64);
+            enc.encode(&lea, 0).expect("lea r10d, [reg + disp] encodes");
+            self.ops.extend(enc.take_buffer());
+            x64!(self.ops
+                ; lea r11d, [r10 + (g.len as i32 - 1)]
+                ; and r11d, !0xfff
+                ; mov r8d, r10d
+                ; shr r8d, 7
+                ; and r8d, ((TLB_ENTRIES - 1) << 5) as i32
+                ; cmp r11d, DWORD [r15 + r8 + tag]
+                ; jne =>miss
+                ; mov r11, QWORD [r15 + r8 + addend]
+                ; mov QWORD [r14 + offset_of!(Ctx, group_addend) as i32], r11
+            );
+            let back = self.ops.fresh_label();
+            self.group_misses.push(GroupMiss { label: miss, first: i, last: slot.last, back });
+        }
+        // The flags first (a spill or a load clobbers R10 and R11), then the address (LEA
+        // and MOV leave host EFLAGS alone).
+        let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
+        let address = |e: &mut Self| {
+            e.ops.extend(m.lea.iter().copied());
+            x64!(e.ops
+                ; mov r11, QWORD [r14 + offset_of!(Ctx, group_addend) as i32]
+                ; lea r10, [r10 + r11]
+            );
+        };
+        if let FlagFix::Counted(of) = fix {
+            self.spill_flags();
+            address(self);
+            self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
+        } else {
+            let modified = x86_flags(d.insn.rflags_modified());
+            if self.of_sf_cf && modified & (SF | CF) != 0 && modified & OF == 0 {
+                self.spill_flags();
+            }
+            self.flags_for(twin_reads(&d.insn, fix));
+            address(self);
+            self.ops.extend(m.twin);
+            self.flip_undefined(&d.insn);
+            self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
+        }
+        if i == slot.last {
+            // The miss path comes back here with the registers in host and every flag in
+            // host EFLAGS (which agree with any fix-up, as after a slow path).
+            let back = self.group_misses.iter().find(|m| m.last == i).expect("the group's check came first").back;
+            x64!(self.ops; =>back);
+        }
+    }
+
     /// What to add to a decoded EIP to get the EIP it runs at.
     fn shift(&self) -> u32 {
         self.eip.wrapping_sub(self.block.eip)
@@ -1522,6 +1624,13 @@ impl<E: Emit> Emitter<'_, E> {
             let slow = if p.load_flags { self.shared.slow_flags } else { self.shared.slow };
             self.branch_to_shared(CALL, slow);
             x64!(self.ops; jmp =>p.back);
+        }
+        for miss in std::mem::take(&mut self.group_misses) {
+            // The group's instructions in their handlers, then on after the last.
+            x64!(self.ops; =>miss.label);
+            self.handler_args(miss.first | miss.last << 12 | crate::RANGE as usize);
+            self.branch_to_shared(CALL, self.shared.slow_flags);
+            x64!(self.ops; jmp =>miss.back);
         }
         for stub in std::mem::take(&mut self.stubs) {
             x64!(self.ops; =>stub.label);

@@ -3,7 +3,7 @@
 
 use crate::code::{Layout, emit_block};
 use crate::shared::shared;
-use crate::translate::{FlagFix, OfFix, Treatment};
+use crate::translate::{FlagFix, GroupSlot, OfFix, Treatment, plan_page_groups};
 use crate::{Jit, JitInsn};
 use dynasmrt::VecAssembler;
 use dynasmrt::x64::X64Relocation;
@@ -115,12 +115,29 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
 
 /// One guest instruction of `block` as `explain` lists it, at guest EIP `at`: address, bytes,
 /// the instruction, its treatment and why.
-fn guest_line(fmt: &mut IntelFormatter, block: &Block<JitInsn>, d: &DecodedInsn<JitInsn>, at: u32) -> String {
+/// `slot`: the instruction's part in a page group, if it has one ([`plan_page_groups`]).
+fn guest_line(
+    fmt: &mut IntelFormatter,
+    block: &Block<JitInsn>,
+    d: &DecodedInsn<JitInsn>,
+    at: u32,
+    slot: Option<GroupSlot>,
+) -> String {
     let mut text = String::new();
     fmt.format(&d.insn, &mut text);
     let off = d.insn.ip32().wrapping_sub(block.eip) as usize;
     let bytes: String = block.bytes[off..off + d.insn.len()].iter().map(|b| format!("{b:02x} ")).collect();
-    format!("  {at:#010x}  {:<18} {text:<30} {}", bytes.trim_end(), treatment_with_reason(&d.exec, &d.insn))
+    let why = match slot {
+        Some(s) if s.lead => format!(
+            "rewritten memory operand: one soft-TLB check of the page for this and the next accesses through {} (a page group), host twin on host memory",
+            format!("{:?}", s.group.base).to_lowercase()
+        ),
+        Some(_) => {
+            "rewritten memory operand: page checked by its group's first access, host twin on host memory".into()
+        }
+        None => treatment_with_reason(&d.exec, &d.insn),
+    };
+    format!("  {at:#010x}  {:<18} {text:<30} {why}", bytes.trim_end())
 }
 
 /// A block the translator translated, as its log keeps it ([`Jit::set_translation_log`]).
@@ -155,7 +172,8 @@ impl Translated {
         let b = &*self.block;
         b.insns
             .iter()
-            .map(|d| guest_line(&mut fmt, b, d, self.eip.wrapping_add(d.insn.ip32().wrapping_sub(b.eip))))
+            .zip(plan_page_groups(b))
+            .map(|(d, slot)| guest_line(&mut fmt, b, d, self.eip.wrapping_add(d.insn.ip32().wrapping_sub(b.eip)), slot))
             .collect()
     }
 }
@@ -220,8 +238,8 @@ fn explain(block: &Block<JitInsn>, layout: &Layout, runs: Option<u64>) -> String
         let _ = writeln!(out, "    (profiling, for explain: the body's first two instructions count its runs)");
     }
     host_listing(&mut out, &code, 0..first, layout.at);
-    for (d, range) in block.insns.iter().zip(&ranges) {
-        let _ = writeln!(out, "{}", guest_line(&mut fmt, block, d, d.insn.ip32()));
+    for ((d, range), slot) in block.insns.iter().zip(&ranges).zip(plan_page_groups(block)) {
+        let _ = writeln!(out, "{}", guest_line(&mut fmt, block, d, d.insn.ip32(), slot));
         host_listing(&mut out, &code, range.clone(), layout.at);
     }
     let last = ranges.last().map_or(code.len(), |r| r.end);

@@ -169,6 +169,9 @@ struct Ctx<'a> {
     /// Device time lags the call's first block (the run went on from an earlier entry):
     /// a handler that reaches a device brings it up to date even in the first block.
     time_pending: bool,
+    /// The host address of the page a page group's check found, minus its linear base
+    /// (the TLB entry's addend), for the group's accesses ([`code`]'s `grouped`).
+    group_addend: u64,
 }
 
 impl Ctx<'_> {
@@ -188,6 +191,11 @@ impl Ctx<'_> {
 const RAN_TO_END: u64 = 0;
 /// ... and this when a callout stopped it (see `Ctx::stop_index`).
 const STOPPED: u64 = 1;
+
+/// Set in the instruction index a slow path passes to the callout: run every instruction
+/// from the index in bits 0–11 to the one in bits 12–23 in its handler, in turn (a page
+/// group's check missed: the accesses it would have served, and what lies between).
+const RANGE: u32 = 1 << 31;
 /// ... and this when it wanted to chain to a block it has no link to yet.
 const CHAIN_MISS: u64 = 2;
 
@@ -545,6 +553,7 @@ impl Jit {
             event: None,
             must_return: false,
             time_pending: went_on,
+            group_addend: 0,
         };
         let status = self.code.call(entry, cpu, &mut ctx);
         // The block the call ended in (chaining may have moved on from `block`).
@@ -777,6 +786,15 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // SAFETY: translated code passes the `Ctx` that `Jit::run_block` created on its stack
     // and keeps alive across the call into the block; nothing else references it now.
     let ctx = unsafe { &mut *ctx };
+    if index & RANGE == 0 {
+        return run_handler(ctx, index, id);
+    }
+    let (first, last) = (index & 0xfff, (index >> 12) & 0xfff);
+    (first..=last).map(|i| run_handler(ctx, i, id)).find(|&status| status != 0).unwrap_or(0)
+}
+
+/// [`callout`] for one instruction: the `index`th of translation `id`.
+fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // SAFETY: `cpu` and `bus` were borrowed by `run_block` for the whole call;
     // translated code does not touch them while a callout runs.
     let (cpu, bus) = unsafe { (&mut *ctx.cpu, &mut *ctx.bus) };

@@ -2,7 +2,7 @@
 //! with the block), and the host twin of an `ident` instruction.
 
 use crate::JitInsn;
-use popek_cpu::block::{BlockKey, DecodedInsn};
+use popek_cpu::block::{Block, BlockKey, DecodedInsn};
 use popek_cpu::iced_x86::{
     Code, ConditionCode, Encoder, FlowControl, Instruction, MemoryOperand, Mnemonic, OpKind, Register,
 };
@@ -366,6 +366,122 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32, mode: u32) -> Option<M
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width, write })
 }
 
+/// The memory operand of a rewritten instruction that may share a page check with its
+/// neighbours ([`plan_page_groups`]): `[base + disp]` on a flat DS, ES or SS, no index, no
+/// implicit stack access: its base register, displacement, width, and whether it writes.
+fn grouped_operand(insn: &Instruction, mode: u32) -> Option<(Register, i32, u32, bool)> {
+    if mode & BlockKey::FLAT == 0
+        || insn.stack_pointer_increment() != 0
+        || !matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS)
+        || insn.memory_index() != Register::None
+        || !insn.memory_base().is_gpr32()
+        || is_inline_branch(insn)
+    {
+        return None;
+    }
+    let m = memory_twin(insn, 0, mode)?;
+    Some((insn.memory_base(), insn.memory_displacement32() as i32, m.width, m.write))
+}
+
+/// A run of a block's memory accesses through one base register that one page check
+/// serves ([`plan_page_groups`]): the accesses reach `[base + lo, base + lo + len)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PageGroup {
+    /// The base register (guest).
+    pub(crate) base: Register,
+    /// The lowest displacement.
+    pub(crate) lo: i32,
+    /// Bytes from `base + lo` to the end of the highest access.
+    pub(crate) len: u32,
+    /// Whether an access of the group writes (the check then asks for a write hit).
+    pub(crate) write: bool,
+}
+
+/// An instruction's part in a page group ([`plan_page_groups`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct GroupSlot {
+    /// It is the group's first access: its code makes the check.
+    pub(crate) lead: bool,
+    /// The index of the group's last access.
+    pub(crate) last: usize,
+    /// The group.
+    pub(crate) group: PageGroup,
+}
+
+/// The widest run of bytes a page group may span: far less than a page, so that a run
+/// whose base sits at a random place in a page rarely crosses into the next.
+const PAGE_GROUP_SPAN: u32 = 256;
+
+/// Which of `block`'s memory accesses share one page check: for each instruction, the
+/// group it leads (its check comes first) or belongs to. A group is two or more rewritten
+/// accesses `[base + disp]` through the same base register, with only register-only
+/// instructions between them that leave the base alone, all inside [`PAGE_GROUP_SPAN`]
+/// bytes. Its check makes sure that the whole span lies in one page with a TLB hit (a
+/// write hit if any access writes) and keeps the page's host address; after it none of
+/// the group's accesses can fault, so none needs a check or a flags spill of its own.
+pub(crate) fn plan_page_groups(block: &Block<JitInsn>) -> Vec<Option<GroupSlot>> {
+    use popek_cpu::iced_x86::{InstructionInfoFactory, OpAccess};
+    let mode = block.key.mode;
+    let mut plan = vec![None; block.insns.len()];
+    let mut info = InstructionInfoFactory::new();
+    let writes = |info: &mut InstructionInfoFactory, insn: &Instruction, reg: Register| {
+        info.info(insn).used_registers().iter().any(|u| {
+            u.register().full_register32() == reg
+                && matches!(
+                    u.access(),
+                    OpAccess::Write | OpAccess::ReadWrite | OpAccess::CondWrite | OpAccess::ReadCondWrite
+                )
+        })
+    };
+    // The open group: its members' indices, and the span so far.
+    let mut open: Option<(Vec<usize>, PageGroup, i64, i64)> = None;
+    let close = |open: &mut Option<(Vec<usize>, PageGroup, i64, i64)>, plan: &mut Vec<Option<GroupSlot>>| {
+        if let Some((members, mut group, lo, hi)) = open.take()
+            && members.len() >= 2
+            && hi - lo <= i64::from(PAGE_GROUP_SPAN)
+        {
+            group.lo = lo as i32;
+            group.len = (hi - lo) as u32;
+            let last = *members.last().expect("two or more");
+            for (k, &i) in members.iter().enumerate() {
+                plan[i] = Some(GroupSlot { lead: k == 0, last, group });
+            }
+        }
+    };
+    for (i, d) in block.insns.iter().enumerate() {
+        let insn = &d.insn;
+        let operand = (d.exec.treatment == Treatment::Rewritten).then(|| grouped_operand(insn, mode)).flatten();
+        match operand {
+            Some((base, disp, width, write)) => {
+                let (lo, hi) = (i64::from(disp), i64::from(disp) + i64::from(width));
+                let joins = open.as_ref().is_some_and(|(_, g, glo, ghi)| {
+                    g.base == base && hi.max(*ghi) - lo.min(*glo) <= i64::from(PAGE_GROUP_SPAN)
+                });
+                if joins {
+                    let (members, g, glo, ghi) = open.as_mut().expect("joins an open group");
+                    members.push(i);
+                    g.write |= write;
+                    (*glo, *ghi) = (lo.min(*glo), hi.max(*ghi));
+                } else {
+                    close(&mut open, &mut plan);
+                    open = Some((vec![i], PageGroup { base, lo: 0, len: 0, write }, lo, hi));
+                }
+                if writes(&mut info, insn, base) {
+                    close(&mut open, &mut plan);
+                }
+            }
+            None if d.exec.treatment == Treatment::Ident => {
+                if open.as_ref().is_some_and(|(_, g, _, _)| writes(&mut info, insn, g.base)) {
+                    close(&mut open, &mut plan);
+                }
+            }
+            None => close(&mut open, &mut plan),
+        }
+    }
+    close(&mut open, &mut plan);
+    plan
+}
+
 /// MOV between AL/AX/EAX and a memory offset (`A0`–`A3`, `mov eax, [moffs32]`, which gcc
 /// emits for every load or store of a global into EAX) as the equivalent ModRM form, which
 /// takes a base register: the same operation, so its memory operand can be rewritten.
@@ -591,7 +707,7 @@ pub(crate) fn test_self(reg: Register) -> Vec<u8> {
 
 /// Maps a guest general register to its home in translated code: the identity for
 /// all but ESP/SP, which live in R12D/R12W (the host's RSP is the host stack).
-fn host_reg(r: Register) -> Register {
+pub(crate) fn host_reg(r: Register) -> Register {
     match r {
         Register::ESP => Register::R12D,
         Register::SP => Register::R12W,

@@ -836,3 +836,59 @@ fn a_flush_drops_every_translation_and_the_run_goes_on() {
     assert_eq!(jit.stats.flushes, 1);
     assert!(jit.stats.translated >= 3, "the loop was translated again after the flush: {:?}", jit.stats);
 }
+
+/// `mov eax, [ebx] ; mov ecx, [ebx + 8] ; add eax, ecx ; mov [ebx + 4], eax ; mov edx, [ebx + 12]`:
+/// four accesses through EBX that share one page check ([`PageGroup`]).
+fn page_group_code() -> Vec<u8> {
+    vec![0x8b, 0x03, 0x8b, 0x4b, 0x08, 0x01, 0xc8, 0x89, 0x43, 0x04, 0x8b, 0x53, 0x0c]
+}
+
+/// Accesses that share one page check agree with the interpreter: inside one page (no
+/// handler runs), across a page boundary (the check misses: the group's instructions run
+/// in their handlers, and the block goes on), and on a page that is not mapped (a precise
+/// #PF at the first access, with the flags of the instruction before it).
+#[test]
+fn accesses_sharing_a_page_check_agree_with_the_interpreter() {
+    // mov esi, 2 ; again: <the group> ; dec esi ; jnz again
+    let mut twice = vec![0xbe, 2, 0, 0, 0];
+    twice.extend(page_group_code());
+    twice.extend([0x4e, 0x75, 0xf0]);
+    for (ebx, crossing) in [(DATA_BASE + 0x100, false), (DATA_BASE + 0xffc, true)] {
+        let (t, jit) = both(
+            &twice,
+            |t| {
+                t.cpu.state.gpr[3] = ebx;
+                for k in 0..4u32 {
+                    t.poke(ebx + 4 * k, &(0x1111_1111 * (k + 1)).to_le_bytes());
+                }
+            },
+            1 << 20,
+        );
+        assert_eq!(t.cpu.state.gpr[0], 0x1111_1111 + 0x3333_3333, "EAX at {ebx:#x}");
+        assert_eq!(t.cpu.state.gpr[2], 0x4444_4444, "EDX at {ebx:#x}");
+        // A miss runs the group's five instructions in their handlers (four MOVs, the ADD
+        // between them): across a page every time, inside one page only the first time
+        // (the TLB was empty).
+        let movs =
+            jit.callouts_by_instruction().iter().find(|c| c.0 == popek_cpu::iced_x86::Mnemonic::Mov).map(|c| c.1);
+        assert_eq!(movs, Some(if crossing { 8 } else { 4 }), "{ebx:#x}: {:?}", jit.callouts_by_instruction());
+        assert_eq!(jit.stats.exits_stopped, 0, "{ebx:#x}: {:?}", jit.stats);
+    }
+    let hole = DATA_BASE + 0x3000;
+    let mut code = vec![0x83, 0xf9, 0x07]; // cmp ecx, 7: CF, SF, AF
+    code.extend(page_group_code());
+    let (t, _) = both(
+        &code,
+        |t| {
+            t.install_exception_handlers();
+            paging_with_hole(t, hole);
+            t.cpu.state.gpr[3] = hole + 0x10;
+            t.cpu.state.gpr[1] = 5;
+        },
+        1 << 20,
+    );
+    assert_eq!(t.halted_vector(), Some(14), "#PF");
+    assert_eq!(t.cpu.state.cr2, hole + 0x10);
+    assert_eq!(t.stack(1), CODE_BASE + 3, "EIP of the first access");
+    assert_eq!(t.stack(3) & 0x8d5, 0x91, "flags as CMP left them: CF, AF, SF");
+}
