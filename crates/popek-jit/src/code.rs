@@ -72,6 +72,33 @@ enum ResultAt {
     Memory(u32),
 }
 
+/// The second operand of a CMP whose flags are kept lazy ([`Emitter::lazy_cmp`]).
+#[derive(Clone, Copy, Debug)]
+enum LazyOperand {
+    /// A host register (a guest register's home).
+    Register(u8),
+    /// A constant.
+    Constant(u32),
+}
+
+/// The operands of a 32-bit CMP of registers or of a register and a constant, as host
+/// registers; `test reg, reg` counts as `cmp reg, 0` (the same six flags: SF, ZF, PF of
+/// `reg`, CF = OF = AF = 0).
+fn lazy_operands(insn: &Instruction) -> Option<(u8, LazyOperand)> {
+    use popek_cpu::iced_x86::OpKind;
+    let reg = |i: u32| (insn.op_kind(i) == OpKind::Register).then(|| host_number(insn.op_register(i)));
+    match insn.code() {
+        Code::Cmp_rm32_r32 | Code::Cmp_r32_rm32 => Some((reg(0)?, LazyOperand::Register(reg(1)?))),
+        Code::Cmp_rm32_imm32 | Code::Cmp_rm32_imm8 | Code::Cmp_EAX_imm32 => {
+            Some((reg(0)?, LazyOperand::Constant(insn.immediate(1) as u32)))
+        }
+        Code::Test_rm32_r32 if insn.op0_kind() == OpKind::Register && insn.op0_register() == insn.op1_register() => {
+            Some((reg(0)?, LazyOperand::Constant(0)))
+        }
+        _ => None,
+    }
+}
+
 /// The host register number of guest register `r`'s home (any width; not AH..DH).
 fn host_number(r: Register) -> u8 {
     HOME[r.full_register32().number()]
@@ -811,6 +838,8 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         stubs: Vec::new(),
         slow_paths: Vec::new(),
         group_misses: Vec::new(),
+        lazy_cmp: None,
+        lazy_maybe: true,
         base,
     };
     // Entered through the shared prologue (`shared::Shared::enter`) or by a chain.
@@ -912,6 +941,14 @@ struct Emitter<'a, E: Emit> {
     slow_paths: Vec<SlowPath>,
     /// The miss paths of page-group checks, to emit after the body ([`Emitter::grouped`]).
     group_misses: Vec<GroupMiss>,
+    /// The flags host EFLAGS hold came from the instruction just emitted, a CMP of two
+    /// registers or of a register and a constant (or a TEST of a register with itself,
+    /// which sets the flags CMP reg, 0 does): a spill may store its operands instead
+    /// ([`Emitter::spill_flags`]).
+    lazy_cmp: Option<(u8, LazyOperand)>,
+    /// The context may hold lazy flags ([`Ctx`]'s `lazy`), as at a block's entry: the
+    /// guest's arithmetic flags are then the CMP's, not those in `CpuState`.
+    lazy_maybe: bool,
     /// Offset of the block's first byte in `ops`.
     base: usize,
 }
@@ -964,11 +1001,41 @@ impl<E: Emit> Emitter<'_, E> {
     ///   movzx r10d, ax ; mov eax, r11d
     ///   and r10d, held ; or r10d, (r13d: the other EFLAGS bits) ; mov [eflags], r10d
     /// ```
+    ///
+    /// Right after a CMP (see [`Emitter::lazy_cmp`]) it stores the CMP's operands instead,
+    /// three plain stores, and marks the flags lazy in the context; whoever needs them
+    /// computes them from there (a later load runs the CMP again, the callout and the
+    /// run loop fold them into `CpuState`).
     fn spill_flags(&mut self) {
         let m = self.host_flags;
         if m == 0 {
             return;
         }
+        if let Some((a, b)) = self.lazy_cmp
+            && m == ARITH
+            && !self.of_sf_cf
+            && self.host_zero & !AF == 0
+        {
+            x64!(self.ops; mov DWORD [r14 + offset_of!(Ctx, lazy_a) as i32], Rd(a));
+            match b {
+                LazyOperand::Register(r) => x64!(self.ops
+                    ; mov DWORD [r14 + offset_of!(Ctx, lazy_b) as i32], Rd(r)
+                    ; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], 1
+                ),
+                // `lazy_b` and `lazy` at once.
+                LazyOperand::Constant(c) => x64!(self.ops
+                    ; mov r11, QWORD (1u64 << 32 | u64::from(c)) as i64
+                    ; mov QWORD [r14 + offset_of!(Ctx, lazy_b) as i32], r11
+                ),
+            }
+            (self.host_flags, self.host_zero) = (0, 0);
+            self.lazy_maybe = true;
+            return;
+        }
+        debug_assert!(
+            !self.lazy_maybe || m == ARITH,
+            "a partial spill merges with CpuState, which lazy flags leave stale"
+        );
         let keep = m & !self.host_zero;
         let of_sf_cf = std::mem::take(&mut self.of_sf_cf);
         self.host_flags = 0;
@@ -1005,10 +1072,38 @@ impl<E: Emit> Emitter<'_, E> {
             );
         }
         store32(self.ops, 10, EFLAGS_OFF);
+        if self.lazy_maybe {
+            x64!(self.ops; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], 0);
+            self.lazy_maybe = false;
+        }
     }
 
+    /// The guest's flags → host EFLAGS: from `CpuState`, or, if they are lazy, by running
+    /// the CMP again on its stored operands (clobbers R11 only).
     fn emit_load_flags(&mut self) {
+        if !self.lazy_maybe {
+            emit_load_flags(self.ops);
+            return;
+        }
+        x64!(self.ops
+            ; cmp DWORD [r14 + offset_of!(Ctx, lazy) as i32], 0
+            ; je >canonical
+            ; mov r11d, DWORD [r14 + offset_of!(Ctx, lazy_a) as i32]
+            ; cmp r11d, DWORD [r14 + offset_of!(Ctx, lazy_b) as i32]
+            ; jmp >loaded
+            ; canonical:
+        );
         emit_load_flags(self.ops);
+        x64!(self.ops; loaded:);
+    }
+
+    /// Before an instruction that sets the flags `modified`: while lazy flags may be about,
+    /// host EFLAGS must end up holding all of them or none (a partial spill would merge
+    /// with `CpuState`'s stale ones), so load them all first if it would be partial.
+    fn before_modify(&mut self, modified: u32) {
+        if self.lazy_maybe && modified != 0 && (self.host_flags | modified) & ARITH != ARITH {
+            self.flags_for(ARITH);
+        }
     }
 
     /// Makes sure host EFLAGS hold the flags `read` (x86 bits) that the next host
@@ -1024,7 +1119,13 @@ impl<E: Emit> Emitter<'_, E> {
     fn ident(&mut self, d: &DecodedInsn<JitInsn>) {
         let bytes = host_twin(&d.insn).expect("classified ident, so it has a host twin");
         self.registers_to_host();
+        self.lazy_cmp = None;
         let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
+        self.before_modify(if matches!(fix, FlagFix::Counted(_)) {
+            CF | OF
+        } else {
+            x86_flags(d.insn.rflags_modified())
+        });
         if let FlagFix::Counted(of) = fix {
             self.spill_flags();
             self.counted_twin(&d.insn, bytes, of, ResultAt::Register(d.insn.op0_register()));
@@ -1040,6 +1141,7 @@ impl<E: Emit> Emitter<'_, E> {
         self.ops.extend(bytes);
         self.flip_undefined(&d.insn);
         self.after_twin(&d.insn, fix, ResultAt::Register(d.insn.op0_register()));
+        self.lazy_cmp = lazy_operands(&d.insn);
     }
 
     /// With [`Layout::flip`]: flips the flags the SDM leaves undefined for `insn`, as the
@@ -1219,6 +1321,7 @@ impl<E: Emit> Emitter<'_, E> {
     /// A callout or helper: the shared code stores the guest registers (if they are in
     /// host registers) and calls the handler; they stay in `CpuState` after it.
     fn callout(&mut self, i: usize) {
+        self.lazy_cmp = None;
         self.spill_flags();
         self.handler_args(i);
         if self.regs_in_host {
@@ -1227,6 +1330,8 @@ impl<E: Emit> Emitter<'_, E> {
         } else {
             self.branch_to_shared(CALL, self.shared.callout);
         }
+        // The callout folded any lazy flags into CpuState first.
+        self.lazy_maybe = false;
     }
 
     /// RDTSC, sensitive (it reads the virtual TSC) but computed inline: the TSC at the
@@ -1244,6 +1349,7 @@ impl<E: Emit> Emitter<'_, E> {
     /// ```
     fn rdtsc(&mut self, i: usize) {
         self.registers_to_host();
+        self.lazy_cmp = None;
         self.spill_flags();
         let slow = self.ops.fresh_label();
         if (self.block.key.mode >> 1) & 3 != 0 {
@@ -1298,6 +1404,12 @@ impl<E: Emit> Emitter<'_, E> {
         let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
         let (read, modified) = (twin_reads(&d.insn, fix), x86_flags(d.insn.rflags_modified()));
         self.registers_to_host();
+        self.lazy_cmp = None;
+        if d.insn.mnemonic() == Mnemonic::Pushfd && self.lazy_maybe {
+            // Its twin reads the flags from CpuState: no lazy ones.
+            self.flags_for(ARITH);
+        }
+        self.before_modify(if matches!(fix, FlagFix::Counted(_)) { CF | OF } else { modified });
         self.spill_flags();
         let slow = self.ops.fresh_label();
         self.ops.extend(m.lea);
@@ -1359,6 +1471,13 @@ impl<E: Emit> Emitter<'_, E> {
         let m = memory_twin(&d.insn, self.shift(), self.block.key.mode)
             .expect("classified rewritten, so it has a memory twin");
         self.registers_to_host();
+        self.lazy_cmp = None;
+        let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
+        self.before_modify(if matches!(fix, FlagFix::Counted(_)) {
+            CF | OF
+        } else {
+            x86_flags(d.insn.rflags_modified())
+        });
         if lead {
             let user = (self.block.key.mode >> 1) & 3 == 3;
             let tag = tlb_off(user)
@@ -1389,7 +1508,6 @@ impl<E: Emit> Emitter<'_, E> {
         }
         // The flags first (a spill or a load clobbers R10 and R11), then the address (LEA
         // and MOV leave host EFLAGS alone).
-        let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
         let address = |e: &mut Self| {
             e.ops.extend(m.lea.iter().copied());
             x64!(e.ops
@@ -1453,10 +1571,10 @@ impl<E: Emit> Emitter<'_, E> {
                 self.flags_for(x86_flags(d.insn.rflags_read()));
                 emit_jcc(self.ops, d.insn.condition_code(), taken);
             }
-            let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf);
+            let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe);
             self.spill_flags();
             self.block_end(fall);
-            (self.host_flags, self.host_zero, self.of_sf_cf) = at_branch;
+            (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe) = at_branch;
         }
         x64!(self.ops; =>taken);
         self.spill_flags();

@@ -172,7 +172,17 @@ struct Ctx<'a> {
     /// The host address of the page a page group's check found, minus its linear base
     /// (the TLB entry's addend), for the group's accesses ([`code`]'s `grouped`).
     group_addend: u64,
+    /// The first operand of the CMP whose flags are lazy (see `lazy`).
+    lazy_a: u32,
+    /// The CMP's second operand; `lazy` follows it, so that one 64-bit store sets both.
+    lazy_b: u32,
+    /// Not 0 while the guest's arithmetic flags are lazy: those of `cmp lazy_a, lazy_b`
+    /// (32 bits), not those in `CpuState` (a block end that follows a CMP stores its
+    /// operands instead of the flags; [`fold_lazy_flags`] puts them into `CpuState`).
+    lazy: u32,
 }
+
+const _: () = assert!(std::mem::offset_of!(Ctx<'static>, lazy) == std::mem::offset_of!(Ctx<'static>, lazy_b) + 4);
 
 impl Ctx<'_> {
     /// Instructions retired by the blocks that completed in this call.
@@ -554,8 +564,12 @@ impl Jit {
             must_return: false,
             time_pending: went_on,
             group_addend: 0,
+            lazy: 0,
+            lazy_a: 0,
+            lazy_b: 0,
         };
         let status = self.code.call(entry, cpu, &mut ctx);
+        fold_lazy_flags(&mut ctx);
         // The block the call ended in (chaining may have moved on from `block`).
         let last_block = &*self.code.translation(ctx.last).block;
         // Translated code that wanted to chain (a link missing), or stopped only to have
@@ -786,11 +800,25 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // SAFETY: translated code passes the `Ctx` that `Jit::run_block` created on its stack
     // and keeps alive across the call into the block; nothing else references it now.
     let ctx = unsafe { &mut *ctx };
+    fold_lazy_flags(ctx);
     if index & RANGE == 0 {
         return run_handler(ctx, index, id);
     }
     let (first, last) = (index & 0xfff, (index >> 12) & 0xfff);
     (first..=last).map(|i| run_handler(ctx, i, id)).find(|&status| status != 0).unwrap_or(0)
+}
+
+/// Lazy flags ([`Ctx`]'s `lazy`) → `CpuState`: the flags of `cmp lazy_a, lazy_b`, as the
+/// interpreter computes them.
+fn fold_lazy_flags(ctx: &mut Ctx<'_>) {
+    if ctx.lazy != 0 {
+        ctx.lazy = 0;
+        let (_, flags) = popek_interp::flags::sub(ctx.lazy_a, ctx.lazy_b, 0, 4);
+        // SAFETY: `cpu` was borrowed by `run_block` for the whole call; translated code
+        // does not touch it while Rust code runs.
+        let cpu = unsafe { &mut *ctx.cpu };
+        cpu.state.eflags = cpu.state.eflags & !popek_cpu::state::flags::ARITH | flags;
+    }
 }
 
 /// [`callout`] for one instruction: the `index`th of translation `id`.

@@ -892,3 +892,45 @@ fn accesses_sharing_a_page_check_agree_with_the_interpreter() {
     assert_eq!(t.stack(1), CODE_BASE + 3, "EIP of the first access");
     assert_eq!(t.stack(3) & 0x8d5, 0x91, "flags as CMP left them: CF, AF, SF");
 }
+
+/// Lazy flags: a block that ends right after a CMP leaves its operands, not its flags,
+/// and the next block agrees with the interpreter whether it reads them (ADC, after an
+/// INC that keeps CF), takes a fault with them in its exception frame, or calls out.
+#[test]
+fn flags_left_lazy_by_a_cmp_agree_with_the_interpreter() {
+    // mov ecx, 5 ; again: cmp ecx, 3 ; jmp next ; next: inc eax ; adc ebx, 0 ;
+    // dec ecx ; jnz again
+    let code = [
+        0xb9, 5, 0, 0, 0, // mov ecx, 5
+        0x83, 0xf9, 0x03, // cmp ecx, 3
+        0xeb, 0x00, // jmp next
+        0x40, // inc eax
+        0x83, 0xd3, 0x00, // adc ebx, 0
+        0x49, // dec ecx
+        0x75, 0xf4, // jnz again
+    ];
+    let (t, _) = both(&code, |t| (t.cpu.state.gpr[0], t.cpu.state.gpr[3]) = (0, 0), 1 << 20);
+    assert_eq!(t.cpu.state.gpr[3], 2, "EBX counts the CMPs that borrowed (ECX = 2, 1)");
+    assert_eq!(t.cpu.state.gpr[0], 5);
+    // cmp ecx, 7 (ECX = 5: CF, SF, AF) ; jmp next ; next: mov eax, [hole] (#PF)
+    let hole = DATA_BASE + 0x3000;
+    let mut code = vec![0x83, 0xf9, 0x07, 0xeb, 0x00, 0xa1];
+    code.extend((hole + 4).to_le_bytes());
+    let (t, _) = both(
+        &code,
+        |t| {
+            t.install_exception_handlers();
+            paging_with_hole(t, hole);
+            t.cpu.state.gpr[1] = 5;
+        },
+        1 << 20,
+    );
+    assert_eq!(t.halted_vector(), Some(14), "#PF");
+    assert_eq!(t.stack(1), CODE_BASE + 5, "EIP of the load");
+    assert_eq!(t.stack(3) & 0x8d5, 0x91, "flags as CMP left them: CF, AF, SF");
+    // test eax, eax (EAX = 0: ZF, PF) ; jmp next ; next: pushfd (a callout off a flat
+    // stack, or its inline form on one) ; pop edx
+    let code = [0x85, 0xc0, 0xeb, 0x00, 0x9c, 0x5a];
+    let (t, _) = both(&code, |t| t.cpu.state.gpr[0] = 0, 1 << 20);
+    assert_eq!(t.cpu.state.gpr[2] & 0x8d5, 0x44, "ZF and PF, as TEST left them");
+}
