@@ -859,6 +859,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
             Treatment::Ident => e.ident(d),
             Treatment::Rewritten if is_inline_branch(&d.insn) => e.branch(d),
             Treatment::Rewritten if d.insn.code() == Code::Rdtsc => e.rdtsc(i),
+            Treatment::Rewritten if crate::translate::indirect_call_address(&d.insn).is_some() => e.indirect_call(i, d),
             Treatment::Rewritten => match groups[i] {
                 Some(slot) => e.grouped(i, d, slot),
                 None => e.rewritten(i, d),
@@ -1397,10 +1398,6 @@ impl<E: Emit> Emitter<'_, E> {
     fn rewritten(&mut self, i: usize, d: &DecodedInsn<JitInsn>) {
         let m = memory_twin(&d.insn, self.shift(), self.block.key.mode)
             .expect("classified rewritten, so it has a memory twin");
-        let user = (self.block.key.mode >> 1) & 3 == 3;
-        let tag = tlb_off(user)
-            + if m.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
-        let addend = tlb_off(user) + offset_of!(TlbEntry, addend) as i32;
         let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
         let (read, modified) = (twin_reads(&d.insn, fix), x86_flags(d.insn.rflags_modified()));
         self.registers_to_host();
@@ -1413,20 +1410,7 @@ impl<E: Emit> Emitter<'_, E> {
         self.spill_flags();
         let slow = self.ops.fresh_label();
         self.ops.extend(m.lea);
-        if m.width == 1 {
-            x64!(self.ops; mov r11d, r10d);
-        } else {
-            x64!(self.ops; lea r11d, [r10 + (m.width as i32 - 1)]);
-        }
-        x64!(self.ops
-            ; and r11d, !0xfff
-            ; mov r8d, r10d
-            ; shr r8d, 7
-            ; and r8d, ((TLB_ENTRIES - 1) << 5) as i32
-            ; cmp r11d, DWORD [r15 + r8 + tag]
-            ; jne =>slow
-            ; add r10, QWORD [r15 + r8 + addend]
-        );
+        self.tlb_lookup(m.width, m.write, slow);
         if let FlagFix::Counted(of) = fix {
             self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
         } else {
@@ -1536,6 +1520,66 @@ impl<E: Emit> Emitter<'_, E> {
             let back = self.group_misses.iter().find(|m| m.last == i).expect("the group's check came first").back;
             x64!(self.ops; =>back);
         }
+    }
+
+    /// The inline soft-TLB lookup of the `width` bytes at the linear address in R10D (host
+    /// EFLAGS clobbered): R10 = their host address on a hit, a jump to `miss` if not.
+    fn tlb_lookup(&mut self, width: u32, write: bool, miss: DynamicLabel) {
+        let user = (self.block.key.mode >> 1) & 3 == 3;
+        let tag =
+            tlb_off(user) + if write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
+        let addend = tlb_off(user) + offset_of!(TlbEntry, addend) as i32;
+        if width == 1 {
+            x64!(self.ops; mov r11d, r10d);
+        } else {
+            x64!(self.ops; lea r11d, [r10 + (width as i32 - 1)]);
+        }
+        x64!(self.ops
+            ; and r11d, !0xfff
+            ; mov r8d, r10d
+            ; shr r8d, 7
+            ; and r8d, ((TLB_ENTRIES - 1) << 5) as i32
+            ; cmp r11d, DWORD [r15 + r8 + tag]
+            ; jne =>miss
+            ; add r10, QWORD [r15 + r8 + addend]
+        );
+    }
+
+    /// A near CALL through a register or memory, the block's last instruction: the target
+    /// (read inline through the soft TLB, for memory) into EIP, the return address pushed
+    /// inline, and the block ends through the indirect-target table, as after RET. Either
+    /// lookup missing sends the whole instruction to its handler.
+    ///
+    /// ```text
+    ///   call reg:   mov [eip], reg
+    ///   call [m]:   lea r10d, [m] ; <lookup, read 4> ; mov r11d, [r10] ; mov [eip], r11d
+    ///   lea r10d, [r12 - 4] ; <lookup, write 4> ; mov dword [r10], return address
+    ///   lea r12d, [r12 - 4]
+    /// ```
+    fn indirect_call(&mut self, i: usize, d: &DecodedInsn<JitInsn>) {
+        let address = crate::translate::indirect_call_address(&d.insn).expect("classified rewritten");
+        self.registers_to_host();
+        self.lazy_cmp = None;
+        self.spill_flags();
+        let (slow, back) = (self.ops.fresh_label(), self.ops.fresh_label());
+        match address {
+            None => store32(self.ops, host_number(d.insn.op0_register()), EIP_OFF),
+            Some(lea) => {
+                self.ops.extend(lea);
+                self.tlb_lookup(4, false, slow);
+                x64!(self.ops; mov r11d, DWORD [r10]);
+                store32(self.ops, 11, EIP_OFF);
+            }
+        }
+        let ret = self.runtime_eip(d.insn.next_ip32());
+        x64!(self.ops; lea r10d, [r12 - 4]);
+        self.tlb_lookup(4, true, slow);
+        x64!(self.ops
+            ; mov DWORD [r10], ret as i32
+            ; lea r12d, [r12 - 4]
+            ; =>back
+        );
+        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false });
     }
 
     /// What to add to a decoded EIP to get the EIP it runs at.
@@ -1691,7 +1735,13 @@ impl<E: Emit> Emitter<'_, E> {
         let last = self.block.insns.last().expect("a block has an instruction");
         let n = self.block.insns.len();
         let rewritten = last.exec.treatment == Treatment::Rewritten;
-        if rewritten && is_call_or_ret(&last.insn) {
+        if rewritten && crate::translate::indirect_call_address(&last.insn).is_some() {
+            // CALL through a register or memory: EIP is the target it stored (or the
+            // handler's, after a slow path).
+            self.spill_flags();
+            self.registers_to_host();
+            self.indirect_end();
+        } else if rewritten && is_call_or_ret(&last.insn) {
             // CALL: on to the target; RET: EIP is what it popped. After a slow path the
             // handler has done the same.
             self.spill_flags();

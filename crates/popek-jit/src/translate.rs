@@ -68,7 +68,7 @@ pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
         } else {
             Treatment::Callout
         }
-    } else if flat && is_inline_branch(insn) {
+    } else if flat && (is_inline_branch(insn) || indirect_call_address(insn).is_some()) {
         Treatment::Rewritten
     } else if host_twin(insn).is_some() {
         Treatment::Ident
@@ -274,6 +274,41 @@ fn call_ret_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
         put(Instruction::with2(Code::Mov_rm32_r32, eip, Register::R11D).ok()?)?;
     }
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write: call })
+}
+
+/// For a near CALL through a 32-bit register or memory (`call eax`, `call [ebx*4+table]`)
+/// that a flat block rewrites: `Some(None)` for a register, `Some(Some(lea))` for memory,
+/// with `lea r10d, [address]` on the host registers (through DS, ES or SS, 32-bit
+/// addressing); `None` for any other instruction.
+pub(crate) fn indirect_call_address(insn: &Instruction) -> Option<Option<Vec<u8>>> {
+    if insn.code() != Code::Call_rm32 {
+        return None;
+    }
+    if insn.op0_kind() == OpKind::Register {
+        return Some(None);
+    }
+    let (base, index) = (insn.memory_base(), insn.memory_index());
+    if !matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS)
+        || base.is_gpr16()
+        || index.is_gpr16()
+        || insn.memory_displ_size() == 2
+        || base == Register::EIP
+    {
+        return None;
+    }
+    let mem = MemoryOperand::new(
+        host_reg(base),
+        host_reg(index),
+        insn.memory_index_scale(),
+        insn.memory_displacement32() as i32 as i64,
+        if insn.memory_displ_size() == 0 { 0 } else { 4 },
+        false,
+        Register::None,
+    );
+    let lea = Instruction::with2(Code::Lea_r32_m, Register::R10D, mem).ok()?;
+    let mut enc = Encoder::new(64);
+    enc.encode(&lea, 0).ok()?;
+    Some(Some(enc.take_buffer()))
 }
 
 /// True for CALL rel32 and RET in 32-bit code (rewritten in a flat block).
@@ -946,10 +981,15 @@ mod tests {
         assert_eq!(classify(&decode(&[0xc9]), BlockKey::FLAT), Treatment::Rewritten);
         assert!(!memory_twin_at(&decode(&[0xc9])).unwrap().write);
         assert_eq!(classify(&decode(&[0x66, 0xc9]), BlockKey::FLAT), Treatment::Helper);
-        // call rel32 and ret: rewritten; call through a register: helper.
+        // call rel32, ret, call through a register or memory: rewritten in a flat block;
+        // call through FS-relative memory, or with a 16-bit operand: helper.
         assert_eq!(classify(&decode(&[0xe8, 0, 0, 0, 0]), BlockKey::FLAT), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0xc3]), BlockKey::FLAT), Treatment::Rewritten);
-        assert_eq!(classify(&decode(&[0xff, 0xd0]), BlockKey::FLAT), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0xff, 0xd0]), BlockKey::FLAT), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0xff, 0x14, 0x85, 0, 0x10, 0, 0]), BlockKey::FLAT), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0xff, 0xd0]), 0), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0x64, 0xff, 0x10]), BlockKey::FLAT), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0x66, 0xff, 0xd0]), BlockKey::FLAT), Treatment::Helper);
         // shl eax, 3: ident, AF cleared afterwards; by 0: helper (the flags stay as they
         // were); by CL: ident with a run-time fix-up, but only on 32 bits.
         assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), BlockKey::FLAT), Treatment::Ident);

@@ -934,3 +934,49 @@ fn flags_left_lazy_by_a_cmp_agree_with_the_interpreter() {
     let (t, _) = both(&code, |t| t.cpu.state.gpr[0] = 0, 1 << 20);
     assert_eq!(t.cpu.state.gpr[2] & 0x8d5, 0x44, "ZF and PF, as TEST left them");
 }
+
+/// CALL through a register and through memory, rewritten inline (the target into EIP, the
+/// return address pushed through the soft TLB), agree with the interpreter: on to the
+/// target and back, again and again; and, with the stack's page not mapped, a precise #PF
+/// at the CALL with nothing pushed.
+#[test]
+fn indirect_calls_agree_with_the_interpreter() {
+    let func = CODE_BASE + 0x40;
+    let table = DATA_BASE + 0x20;
+    // mov ecx, 10 ; again: mov eax, func ; call eax ; call [table] ; dec ecx ; jnz again ;
+    // (hlt) ... func: inc ebx ; ret
+    let mut code = vec![0xb9, 10, 0, 0, 0, 0xb8];
+    code.extend(func.to_le_bytes());
+    code.extend([0xff, 0xd0, 0xff, 0x15]);
+    code.extend(table.to_le_bytes());
+    code.extend([0x49, 0x75, 0xf0, 0xf4]);
+    code.resize(0x40, 0x90);
+    code.extend([0x43, 0xc3]);
+    let (t, jit) = both(
+        &code,
+        |t| {
+            t.poke(table, &func.to_le_bytes());
+            t.cpu.state.gpr[3] = 0;
+        },
+        1 << 20,
+    );
+    assert_eq!(t.cpu.state.gpr[3], 20, "EBX: two calls per round, ten rounds");
+    let calls =
+        jit.callouts_by_instruction().iter().find(|c| c.0 == popek_cpu::iced_x86::Mnemonic::Call).map_or(0, |c| c.1);
+    assert!(calls <= 2, "the calls ran inline, but for the first lookups: {calls} in handlers");
+    // call [hole]: #PF at the CALL, for the target's address, nothing pushed.
+    let hole = DATA_BASE + 0x5000;
+    let mut code = vec![0xff, 0x15];
+    code.extend((hole + 8).to_le_bytes());
+    let (t, _) = both(
+        &code,
+        |t| {
+            t.install_exception_handlers();
+            paging_with_hole(t, hole);
+        },
+        1 << 20,
+    );
+    assert_eq!(t.halted_vector(), Some(14), "#PF");
+    assert_eq!(t.cpu.state.cr2, hole + 8, "the target's address");
+    assert_eq!(t.stack(1), CODE_BASE, "EIP of the CALL");
+}
