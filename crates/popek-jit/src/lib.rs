@@ -212,11 +212,12 @@ const CHAIN_MISS: u64 = 2;
 /// `Ctx::chain_site` after a miss in the indirect-target table.
 const INDIRECT_MISS: u64 = u64::MAX;
 
-/// Entries of the indirect-target table: a power of two, room for every function of a
-/// large guest (calls through function pointers land on thousands of distinct targets).
+/// Entries of the indirect-target table: a power of two, with room for every function of a
+/// large guest (calls through function pointers land on thousands of distinct targets):
+/// 512 KiB, mapped only where entries are filled.
 const INDIRECT_ENTRIES: usize = 1 << INDIRECT_BITS;
 /// log2 of [`INDIRECT_ENTRIES`].
-const INDIRECT_BITS: u32 = 13;
+const INDIRECT_BITS: u32 = 14;
 /// The multiplier of [`indirect_index`] (2^32 / the golden ratio, odd).
 const INDIRECT_HASH: u32 = 0x9e37_79b1;
 
@@ -241,10 +242,21 @@ struct IndirectEntry {
 }
 
 impl IndirectEntry {
-    const EMPTY: IndirectEntry = IndirectEntry { eip: 0, mode: u32::MAX, link: code::ChainLink::UNLINKED };
+    /// All zero: its link is unlinked (a TLB generation of 0 never matches), so it never
+    /// leads anywhere, and a table of them comes from zeroed memory, which the host maps
+    /// only where it is written.
+    const EMPTY: IndirectEntry = IndirectEntry { eip: 0, mode: 0, link: code::ChainLink::UNLINKED };
 }
 
 const _: () = assert!(std::mem::size_of::<IndirectEntry>() == 32);
+
+/// An indirect-target table of [`IndirectEntry::EMPTY`] entries, in zeroed memory.
+fn empty_indirect_table() -> Box<[IndirectEntry; INDIRECT_ENTRIES]> {
+    let zeroed = Box::<[IndirectEntry]>::new_zeroed_slice(INDIRECT_ENTRIES);
+    // SAFETY: all-zero bytes are a valid `IndirectEntry` (integers only), and the empty one.
+    let table = unsafe { zeroed.assume_init() };
+    table.try_into().expect("INDIRECT_ENTRIES entries")
+}
 
 /// Most instructions translated code runs in one call when no timer is due. The run loop
 /// looks at the wall clock (`--timeout`) between calls, so one call must stay well under a
@@ -321,10 +333,7 @@ impl Jit {
             interp_stats: InterpStats::default(),
             callout_counts: vec![0; Mnemonic::values().count()],
             pending_link: None,
-            indirect: vec![IndirectEntry::EMPTY; INDIRECT_ENTRIES]
-                .into_boxed_slice()
-                .try_into()
-                .expect("the table's size"),
+            indirect: empty_indirect_table(),
             rewritten_code: FastMap::default(),
             translation_log: None,
             pure_in: None,
