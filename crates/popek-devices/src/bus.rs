@@ -255,6 +255,11 @@ pub struct DeviceBus {
     stop: Option<StopRequest>,
     port_devices: Vec<Box<dyn PortDevice>>,
     port_map: Vec<PortRange>,
+    /// Every port range in the order it was registered, for `port_slot`.
+    port_ranges: Vec<PortRange>,
+    /// For each port, 1 + the index in `port_ranges` of the range that holds it, or 0: the
+    /// lookup of every port access, one load instead of a search of `port_map`.
+    port_slot: Box<[u16]>,
     mmio_devices: Vec<Box<dyn MmioDevice>>,
     mmio_map: Vec<MmioRange>,
     unclaimed: BTreeMap<u16, u64>,
@@ -266,6 +271,12 @@ pub struct DeviceBus {
     deadline_stale: bool,
     /// The access log, when it is on.
     access_log: Option<Vec<Access>>,
+    /// [`Bus::port_read_is_pure`]'s answers, by port, as it worked them out (asked for at
+    /// every IN): bit 7 set once known, bits 0–2 for a byte, word and dword read. Emptied
+    /// when a device is registered.
+    pure_reads: Box<[std::cell::Cell<u8>]>,
+    /// Some answer is in `pure_reads`.
+    pure_reads_used: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for DeviceBus {
@@ -305,7 +316,13 @@ impl DeviceBus {
             port_map.push(PortRange { base, last: base + (len - 1), target: PortTarget::Pic });
         }
         port_map.sort_by_key(|r| r.base);
+        let mut port_slot = vec![0u16; 0x1_0000].into_boxed_slice();
+        for (i, r) in port_map.iter().enumerate() {
+            port_slot[usize::from(r.base)..=usize::from(r.last)].fill(u16::try_from(i + 1).expect("a few port ranges"));
+        }
         DeviceBus {
+            port_ranges: port_map.clone(),
+            port_slot,
             now_ns: 0,
             intc: InterruptControllers::with_pic(pic),
             stop: None,
@@ -318,6 +335,8 @@ impl DeviceBus {
             cached_deadline: u64::MAX,
             deadline_stale: true,
             access_log: None,
+            pure_reads: (0..0x1_0000).map(|_| std::cell::Cell::new(0)).collect(),
+            pure_reads_used: std::cell::Cell::new(false),
         }
     }
 
@@ -412,7 +431,15 @@ impl DeviceBus {
             new.push(PortRange { base: base.0, last, target: PortTarget::Device(self.port_devices.len()) });
         }
         self.port_devices.push(device);
+        for r in &new {
+            self.port_ranges.push(*r);
+            let slot = u16::try_from(self.port_ranges.len()).expect("fewer port ranges than ports");
+            self.port_slot[usize::from(r.base)..=usize::from(r.last)].fill(slot);
+        }
         self.port_map.extend(new);
+        if self.pure_reads_used.take() {
+            self.pure_reads.iter().for_each(|c| c.set(0));
+        }
         // Let the device publish its initial line levels (e.g. the PIT's OUT 0
         // is high from power-on), so that later updates are true edges.
         if let Some(dev) = self.port_devices.last_mut() {
@@ -484,8 +511,8 @@ impl DeviceBus {
     }
 
     fn find_port(&self, port: u16) -> Option<PortRange> {
-        let i = self.port_map.partition_point(|r| r.last < port);
-        self.port_map.get(i).filter(|r| r.base <= port).copied()
+        let slot = self.port_slot[usize::from(port)];
+        (slot != 0).then(|| self.port_ranges[usize::from(slot) - 1])
     }
 
     fn find_mmio(&self, addr: u32) -> Option<MmioRange> {
@@ -666,6 +693,29 @@ impl DeviceBus {
         self.unclaimed_mmio
     }
 
+    /// [`Bus::port_read_is_pure`], worked out: ports no device claims (all ones) and
+    /// devices that say so ([`PortDevice::read_is_pure`]); never the PICs (a read may
+    /// acknowledge).
+    fn port_read_is_pure_uncached(&self, port: Port, size: AccessSize) -> bool {
+        let Some(r) = self.find_port(port.0) else {
+            return true;
+        };
+        match r.target {
+            PortTarget::Pic => false,
+            PortTarget::Device(i) => {
+                let dev = &self.port_devices[i];
+                if size != AccessSize::Byte && dev.byte_wide() {
+                    // Split into byte accesses, each routed on its own.
+                    let mut bytes =
+                        std::iter::successors(Some(port.0), |p| Some(p.wrapping_add(1))).take(size.bytes() as usize);
+                    bytes.all(|p| self.port_read_is_pure_uncached(Port(p), AccessSize::Byte))
+                } else {
+                    dev.read_is_pure(port.0 - r.base)
+                }
+            }
+        }
+    }
+
     fn port_access(&mut self, port: u16, size: AccessSize, value: Option<u32>) -> u32 {
         // A pure read leaves every deadline where it was, unless one may be due now.
         if value.is_some() || self.now_ns >= self.cached_deadline || !self.port_read_is_pure(Port(port), size) {
@@ -809,25 +859,19 @@ impl Bus for DeviceBus {
     }
 
     /// Reads of ports no device claims (all ones) and of devices that say so
-    /// ([`PortDevice::read_is_pure`]); never the PICs (a read may acknowledge).
+    /// ([`PortDevice::read_is_pure`]); never the PICs (a read may acknowledge). Worked out
+    /// once per port ([`DeviceBus::port_read_is_pure_uncached`]) and remembered.
     fn port_read_is_pure(&self, port: Port, size: AccessSize) -> bool {
-        let Some(r) = self.find_port(port.0) else {
-            return true;
-        };
-        match r.target {
-            PortTarget::Pic => false,
-            PortTarget::Device(i) => {
-                let dev = &self.port_devices[i];
-                if size != AccessSize::Byte && dev.byte_wide() {
-                    // Split into byte accesses, each routed on its own.
-                    let mut bytes =
-                        std::iter::successors(Some(port.0), |p| Some(p.wrapping_add(1))).take(size.bytes() as usize);
-                    bytes.all(|p| self.port_read_is_pure(Port(p), AccessSize::Byte))
-                } else {
-                    dev.read_is_pure(port.0 - r.base)
-                }
-            }
+        let bit = |size: AccessSize| 1u8 << (size.bytes().trailing_zeros());
+        let cached = &self.pure_reads[usize::from(port.0)];
+        if cached.get() & 0x80 == 0 {
+            let sizes = [AccessSize::Byte, AccessSize::Word, AccessSize::Dword];
+            let known =
+                sizes.into_iter().filter(|&s| self.port_read_is_pure_uncached(port, s)).fold(0x80, |a, s| a | bit(s));
+            cached.set(known);
+            self.pure_reads_used.set(true);
         }
+        cached.get() & bit(size) != 0
     }
 
     fn read_msr(&mut self, msr: u32) -> Option<u64> {
@@ -1106,6 +1150,10 @@ mod tests {
         assert_eq!(bus.port_read(Port(0x101), AccessSize::Byte), 1);
         bus.advance_to(30);
         assert_eq!(advances(&bus), before + 1);
+        // The answers are remembered, and forgotten when a device comes: 0x300 was free.
+        bus.register_ports(Box::new(Ticker { advances: 0 }), &[(Port(0x2ff), 2)]).unwrap();
+        assert!(!bus.port_read_is_pure(Port(0x300), AccessSize::Byte));
+        assert!(bus.port_read_is_pure(Port(0x2ff), AccessSize::Byte), "its offset 0");
     }
 
     #[test]
