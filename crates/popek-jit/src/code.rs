@@ -887,6 +887,20 @@ struct SlowPath {
     back: DynamicLabel,
     index: usize,
     load_flags: bool,
+    /// The guest's flags are on the host stack, not in `CpuState` (pushed before the
+    /// lookup): the slow path stores them first.
+    pushed: Option<PushedFlags>,
+}
+
+/// Flags pushed with `pushfq` before a soft-TLB lookup ([`SlowPath::pushed`]): which
+/// arithmetic flags host EFLAGS held (`CpuState` holds the others), which of those are
+/// really 0 ([`Emitter::host_zero`]), and whether the context may hold lazy flags (which
+/// the store then replaces).
+#[derive(Clone, Copy, Debug)]
+struct PushedFlags {
+    held: u32,
+    zero: u32,
+    lazy: bool,
 }
 
 /// Out-of-line code at a block end that leaves for the run loop: set EIP, then either
@@ -1101,9 +1115,25 @@ impl<E: Emit> Emitter<'_, E> {
     /// Before an instruction that sets the flags `modified`: while lazy flags may be about,
     /// host EFLAGS must end up holding all of them or none (a partial spill would merge
     /// with `CpuState`'s stale ones), so load them all first if it would be partial.
-    fn before_modify(&mut self, modified: u32) {
+    ///
+    /// Flags that are dead here — the next instructions, all register-only, set them again
+    /// before anything reads them — need no load: host EFLAGS may hold anything for them.
+    /// Only a register-only instruction that surely sets `modified` (`may_skip`: not a
+    /// shift by CL, which may set none) may skip the load: a memory access is itself a
+    /// place where the flags are seen (a fault's frame).
+    fn before_modify(&mut self, modified: u32, may_skip: bool) {
         if self.lazy_maybe && modified != 0 && (self.host_flags | modified) & ARITH != ARITH {
-            self.flags_for(ARITH);
+            let missing = ARITH & !modified & !self.host_flags;
+            let insn = &self.block.insns[self.current].insn;
+            if may_skip
+                && x86_flags(insn.rflags_read()) & missing == 0
+                && flags_dead_after(&self.block.insns, self.current, missing)
+            {
+                // What the twin sets, it sets; the rest nobody sees.
+                self.host_flags = ARITH;
+            } else {
+                self.flags_for(ARITH);
+            }
         }
     }
 
@@ -1122,11 +1152,8 @@ impl<E: Emit> Emitter<'_, E> {
         self.registers_to_host();
         self.lazy_cmp = None;
         let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
-        self.before_modify(if matches!(fix, FlagFix::Counted(_)) {
-            CF | OF
-        } else {
-            x86_flags(d.insn.rflags_modified())
-        });
+        let counted = matches!(fix, FlagFix::Counted(_));
+        self.before_modify(if counted { CF | OF } else { x86_flags(d.insn.rflags_modified()) }, !counted);
         if let FlagFix::Counted(of) = fix {
             self.spill_flags();
             self.counted_twin(&d.insn, bytes, of, ResultAt::Register(d.insn.op0_register()));
@@ -1372,7 +1399,7 @@ impl<E: Emit> Emitter<'_, E> {
         );
         let back = self.ops.fresh_label();
         x64!(self.ops; =>back);
-        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false });
+        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None });
     }
 
     /// A rewritten memory instruction: inline soft-TLB lookup, then the host twin on host
@@ -1406,11 +1433,32 @@ impl<E: Emit> Emitter<'_, E> {
             // Its twin reads the flags from CpuState: no lazy ones.
             self.flags_for(ARITH);
         }
-        self.before_modify(if matches!(fix, FlagFix::Counted(_)) { CF | OF } else { modified });
-        self.spill_flags();
+        let counted = matches!(fix, FlagFix::Counted(_));
+        self.before_modify(if counted { CF | OF } else { modified }, false);
+        // The flags in host EFLAGS matter only to the slow path (a fault's frame) if no
+        // later instruction sees them before they are all set again: then they are pushed
+        // (`pushfq`, dropped again on a hit) instead of spilled, and the slow path stores
+        // them ([`PushedFlags`]).
+        let live_after = self.host_flags & !modified;
+        let pushed = (self.host_flags != 0
+            && read == 0
+            && !matches!(fix, FlagFix::Counted(_))
+            && !self.of_sf_cf
+            && (modified == 0 || modified == ARITH || !self.lazy_maybe)
+            && (live_after == 0 || flags_dead_after(&self.block.insns, self.current, live_after)))
+        .then_some(PushedFlags { held: self.host_flags, zero: self.host_zero, lazy: self.lazy_maybe });
+        if pushed.is_some() {
+            x64!(self.ops; pushfq);
+            (self.host_flags, self.host_zero) = (0, 0);
+        } else {
+            self.spill_flags();
+        }
         let slow = self.ops.fresh_label();
         self.ops.extend(m.lea);
         self.tlb_lookup(m.width, m.write, slow);
+        if pushed.is_some() {
+            x64!(self.ops; lea rsp, [rsp + 8]);
+        }
         if let FlagFix::Counted(of) = fix {
             self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
         } else {
@@ -1427,7 +1475,7 @@ impl<E: Emit> Emitter<'_, E> {
         // Both paths: registers in host; host EFLAGS hold at least what the twin set
         // (all of them if it read any, since they were loaded for it). The slow path
         // loads the interpreter's flags, which agree with any fix-up.
-        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: read | modified != 0 });
+        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: read | modified != 0, pushed });
     }
 
     /// A rewritten instruction whose page check it shares with the other accesses of its
@@ -1457,11 +1505,8 @@ impl<E: Emit> Emitter<'_, E> {
         self.registers_to_host();
         self.lazy_cmp = None;
         let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
-        self.before_modify(if matches!(fix, FlagFix::Counted(_)) {
-            CF | OF
-        } else {
-            x86_flags(d.insn.rflags_modified())
-        });
+        let counted = matches!(fix, FlagFix::Counted(_));
+        self.before_modify(if counted { CF | OF } else { x86_flags(d.insn.rflags_modified()) }, false);
         if lead {
             let user = (self.block.key.mode >> 1) & 3 == 3;
             let tag = tlb_off(user)
@@ -1579,7 +1624,7 @@ impl<E: Emit> Emitter<'_, E> {
             ; lea r12d, [r12 - 4]
             ; =>back
         );
-        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false });
+        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None });
     }
 
     /// What to add to a decoded EIP to get the EIP it runs at.
@@ -1788,6 +1833,26 @@ impl<E: Emit> Emitter<'_, E> {
         }
         for p in std::mem::take(&mut self.slow_paths) {
             x64!(self.ops; =>p.label);
+            if let Some(f) = p.pushed {
+                // pop r10 ; and r10d, held & ~zero ; or in CpuState's others ; store.
+                x64!(self.ops
+                    ; pop r10
+                    ; and r10d, (f.held & !f.zero) as i32
+                );
+                if f.held == ARITH {
+                    x64!(self.ops; or r10d, r13d);
+                } else {
+                    load32(self.ops, 11, EFLAGS_OFF);
+                    x64!(self.ops
+                        ; and r11d, !f.held as i32
+                        ; or r10d, r11d
+                    );
+                }
+                store32(self.ops, 10, EFLAGS_OFF);
+                if f.lazy {
+                    x64!(self.ops; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], 0);
+                }
+            }
             self.handler_args(p.index);
             let slow = if p.load_flags { self.shared.slow_flags } else { self.shared.slow };
             self.branch_to_shared(CALL, slow);

@@ -912,22 +912,32 @@ fn flags_left_lazy_by_a_cmp_agree_with_the_interpreter() {
     let (t, _) = both(&code, |t| (t.cpu.state.gpr[0], t.cpu.state.gpr[3]) = (0, 0), 1 << 20);
     assert_eq!(t.cpu.state.gpr[3], 2, "EBX counts the CMPs that borrowed (ECX = 2, 1)");
     assert_eq!(t.cpu.state.gpr[0], 5);
-    // cmp ecx, 7 (ECX = 5: CF, SF, AF) ; jmp next ; next: mov eax, [hole] (#PF)
+    // cmp ecx, 7 (ECX = 5: CF, SF, AF) ; jmp next ; next: mov eax, [hole] (#PF), or
+    // inc dword [hole] (#PF in an instruction that sets all flags but CF), or add [hole], 1
     let hole = DATA_BASE + 0x3000;
-    let mut code = vec![0x83, 0xf9, 0x07, 0xeb, 0x00, 0xa1];
-    code.extend((hole + 4).to_le_bytes());
-    let (t, _) = both(
-        &code,
-        |t| {
-            t.install_exception_handlers();
-            paging_with_hole(t, hole);
-            t.cpu.state.gpr[1] = 5;
-        },
-        1 << 20,
-    );
-    assert_eq!(t.halted_vector(), Some(14), "#PF");
-    assert_eq!(t.stack(1), CODE_BASE + 5, "EIP of the load");
-    assert_eq!(t.stack(3) & 0x8d5, 0x91, "flags as CMP left them: CF, AF, SF");
+    for (access, nop_after) in [(&[0xa1][..], false), (&[0xff, 0x05][..], true), (&[0x83, 0x05][..], true)] {
+        let mut code = vec![0x83, 0xf9, 0x07, 0xeb, 0x00];
+        code.extend(access);
+        code.extend((hole + 4).to_le_bytes());
+        if access[0] == 0x83 {
+            code.push(1);
+        }
+        if nop_after {
+            code.extend([0x31, 0xc0]); // xor eax, eax: every flag set again
+        }
+        let (t, _) = both(
+            &code,
+            |t| {
+                t.install_exception_handlers();
+                paging_with_hole(t, hole);
+                t.cpu.state.gpr[1] = 5;
+            },
+            1 << 20,
+        );
+        assert_eq!(t.halted_vector(), Some(14), "#PF at {access:02x?}");
+        assert_eq!(t.stack(1), CODE_BASE + 5, "EIP of the access");
+        assert_eq!(t.stack(3) & 0x8d5, 0x91, "flags as CMP left them: CF, AF, SF ({access:02x?})");
+    }
     // test eax, eax (EAX = 0: ZF, PF) ; jmp next ; next: pushfd (a callout off a flat
     // stack, or its inline form on one) ; pop edx
     let code = [0x85, 0xc0, 0xeb, 0x00, 0x9c, 0x5a];
@@ -979,4 +989,32 @@ fn indirect_calls_agree_with_the_interpreter() {
     assert_eq!(t.halted_vector(), Some(14), "#PF");
     assert_eq!(t.cpu.state.cr2, hole + 8, "the target's address");
     assert_eq!(t.stack(1), CODE_BASE, "EIP of the CALL");
+}
+
+/// Flags that only a fault would see (no later instruction reads them before they are all
+/// set again) are pushed before a memory access instead of spilled: a #PF there still shows
+/// them in its frame, and without a fault the block agrees with the interpreter.
+#[test]
+fn flags_only_a_fault_sees_are_right_in_its_frame() {
+    let hole = DATA_BASE + 0x1000;
+    for (ebx, faults) in [(hole, true), (DATA_BASE, false)] {
+        // cmp eax, 7 (EAX = 5: CF, SF, AF) ; mov [ebx + 8], ecx ; add edx, 1 ; mov eax, 9
+        let code = [0x83, 0xf8, 0x07, 0x89, 0x4b, 0x08, 0x83, 0xc2, 0x01, 0xb8, 9, 0, 0, 0];
+        let (t, _) = both(
+            &code,
+            |t| {
+                t.install_exception_handlers();
+                paging_with_hole(t, hole);
+                (t.cpu.state.gpr[0], t.cpu.state.gpr[3]) = (5, ebx);
+            },
+            1 << 20,
+        );
+        if faults {
+            assert_eq!(t.halted_vector(), Some(14), "#PF");
+            assert_eq!(t.stack(1), CODE_BASE + 3, "EIP of the store");
+            assert_eq!(t.stack(3) & 0x8d5, 0x91, "flags as CMP left them: CF, AF, SF");
+        } else {
+            assert_eq!(t.cpu.state.gpr[0], 9, "ran to the end");
+        }
+    }
 }
