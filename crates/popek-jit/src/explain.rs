@@ -98,7 +98,13 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
         Treatment::Rewritten
             if matches!(
                 insn.mnemonic(),
-                Mnemonic::Push | Mnemonic::Pop | Mnemonic::Call | Mnemonic::Ret | Mnemonic::Leave
+                Mnemonic::Push
+                    | Mnemonic::Pop
+                    | Mnemonic::Call
+                    | Mnemonic::Ret
+                    | Mnemonic::Leave
+                    | Mnemonic::Pushad
+                    | Mnemonic::Popad
             ) =>
         {
             "stack operation: inline soft-TLB lookup on the new top, then ESP (in R12D)"

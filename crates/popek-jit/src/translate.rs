@@ -83,7 +83,8 @@ pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
 /// between blocks and reaches no device except through memory: PUSHF (the guest's IF and
 /// IOPL onto the stack), CLI (no interrupt becomes deliverable by clearing IF), CPUID,
 /// RDTSC, the instructions that only read system state (SMSW, SGDT, SIDT, SLDT, STR, MOV
-/// from a control register, LAR, LSL, VERR, VERW). Translated code goes on after one, and
+/// from a control register, LAR, LSL, VERR, VERW, PUSH Sreg and MOV r/m, Sreg). Translated
+/// code goes on after one, and
 /// chains lead into blocks holding them, as for an ordinary instruction; every other
 /// callout (STI, POPF, a CR write, I/O, HLT, INT, far transfers…) returns to the run loop.
 ///
@@ -99,8 +100,11 @@ pub(crate) fn is_quiet_callout(insn: &Instruction) -> bool {
         Mov => {
             insn.op0_kind() == OpKind::Register && insn.op0_register().is_gpr32() && insn.op1_register().is_cr()
                 || loads_data_segment(insn)
+                || insn.op1_kind() == OpKind::Register && insn.op1_register().is_segment_register()
         }
         Pop => loads_data_segment(insn),
+        // PUSH Sreg stores a selector, as MOV r/m, Sreg does: nothing the run loop sees.
+        Push => insn.op0_kind() == OpKind::Register && insn.op0_register().is_segment_register(),
         _ => false,
     }
 }
@@ -203,6 +207,7 @@ fn stack_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
         }
         Code::Pushfd => return pushfd_twin(),
         Code::Leaved => return leave_twin(),
+        Code::Pushad | Code::Popad => return push_pop_all_twin(insn.code() == Code::Pushad),
         _ => return None,
     };
     let mut enc = Encoder::new(64);
@@ -214,6 +219,32 @@ fn stack_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
         enc.encode(&Instruction::with2(Code::Lea_r32_m, Register::R12D, top(esp_delta)).ok()?, 0).ok()?;
     }
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write })
+}
+
+/// PUSHAD and POPAD: the eight registers as one 32-byte access, one lookup for the whole
+/// span (a span that crosses a page, or faults, goes to the handler, which stores or loads
+/// them one by one as the SDM says). PUSHAD stores EAX at the top of the span down to EDI
+/// at its bottom, with ESP's value before the instruction; POPAD loads them back but ESP.
+fn push_pop_all_twin(push: bool) -> Option<MemoryTwin> {
+    use Register::*;
+    let order = [EAX, ECX, EDX, EBX, R12D, EBP, ESI, EDI];
+    let slot = |i: usize| MemoryOperand::with_base_displ(HOST_ADDR, 28 - 4 * i as i64);
+    let mut enc = Encoder::new(64);
+    let top = |delta: i64| MemoryOperand::with_base_displ(R12D, delta);
+    enc.encode(&Instruction::with2(Code::Lea_r32_m, R10D, top(if push { -32 } else { 0 })).ok()?, 0).ok()?;
+    let lea = enc.take_buffer();
+    for (i, &r) in order.iter().enumerate() {
+        let i = if push {
+            Instruction::with2(Code::Mov_rm32_r32, slot(i), r)
+        } else if r == R12D {
+            continue;
+        } else {
+            Instruction::with2(Code::Mov_r32_rm32, r, slot(i))
+        };
+        enc.encode(&i.ok()?, 0).ok()?;
+    }
+    enc.encode(&Instruction::with2(Code::Lea_r32_m, R12D, top(if push { -32 } else { 32 })).ok()?, 0).ok()?;
+    Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 32, write: push })
 }
 
 /// LEAVE (32-bit): the old frame pointer is popped from where EBP points, and ESP is left

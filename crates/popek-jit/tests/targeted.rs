@@ -1018,3 +1018,24 @@ fn flags_only_a_fault_sees_are_right_in_its_frame() {
         }
     }
 }
+
+/// PUSHAD and POPAD, one inline lookup for all 32 bytes, agree with the interpreter: with
+/// the span inside a page, and across two (the handler stores them one by one).
+#[test]
+fn pushad_and_popad_agree_with_the_interpreter() {
+    for esp in [DATA_BASE + 0x800, DATA_BASE + 0x1010] {
+        // pushad ; xor eax, eax ; mov ebx, 7 ; popad ; pushad ; pop ecx (the EDI slot)
+        let code = [0x60, 0x31, 0xc0, 0xbb, 7, 0, 0, 0, 0x61, 0x60, 0x59];
+        let (t, _) = both(
+            &code,
+            |t| {
+                t.cpu.state.gpr = [1, 2, 3, 4, esp, 6, 7, 8];
+            },
+            1 << 20,
+        );
+        assert_eq!(t.cpu.state.gpr[0], 1, "EAX back from the stack ({esp:#x})");
+        assert_eq!(t.cpu.state.gpr[3], 4, "EBX back from the stack");
+        assert_eq!(t.cpu.state.gpr[1], 8, "ECX = the EDI slot of the second PUSHAD");
+        assert_eq!(t.cpu.state.gpr[4], esp - 28, "ESP");
+    }
+}
