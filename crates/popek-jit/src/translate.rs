@@ -63,7 +63,7 @@ pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
     if dispatch::classify(insn).0 == "vmm" {
         // PUSHFD on a flat stack stores the virtual flags inline and RDTSC computes the
         // virtual TSC inline; every other sensitive instruction calls the VMM.
-        if flat && insn.code() == Code::Pushfd || insn.code() == Code::Rdtsc {
+        if flat && (insn.code() == Code::Pushfd || pushes_segment(insn)) || insn.code() == Code::Rdtsc {
             Treatment::Rewritten
         } else {
             Treatment::Callout
@@ -208,6 +208,7 @@ fn stack_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
         Code::Pushfd => return pushfd_twin(),
         Code::Leaved => return leave_twin(),
         Code::Pushad | Code::Popad => return push_pop_all_twin(insn.code() == Code::Pushad),
+        _ if pushes_segment(insn) => return push_segment_twin(insn.op0_register()),
         _ => return None,
     };
     let mut enc = Encoder::new(64);
@@ -219,6 +220,46 @@ fn stack_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
         enc.encode(&Instruction::with2(Code::Lea_r32_m, Register::R12D, top(esp_delta)).ok()?, 0).ok()?;
     }
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write })
+}
+
+/// True for PUSH of a segment register with a 32-bit operand (`push ds`).
+fn pushes_segment(insn: &Instruction) -> bool {
+    matches!(
+        insn.code(),
+        Code::Pushd_ES | Code::Pushd_CS | Code::Pushd_SS | Code::Pushd_DS | Code::Pushd_FS | Code::Pushd_GS
+    )
+}
+
+/// PUSH Sreg (32-bit operand): ESP moves by 4 and the selector is written as 16 bits, the
+/// upper half of the slot left as it was (what the interpreter does, and recent Intel and
+/// AMD processors; SDM Vol. 2B PUSH). The selector is read from `CpuState`.
+fn push_segment_twin(sreg: Register) -> Option<MemoryTwin> {
+    let seg = match sreg {
+        Register::ES => Seg::Es,
+        Register::CS => Seg::Cs,
+        Register::SS => Seg::Ss,
+        Register::DS => Seg::Ds,
+        Register::FS => Seg::Fs,
+        _ => Seg::Gs,
+    };
+    let off = crate::code::state_off!(seg)
+        + (seg as usize * std::mem::size_of::<SegmentCache>() + std::mem::offset_of!(SegmentCache, selector)) as i32;
+    let top = |delta: i64| MemoryOperand::with_base_displ(Register::R12D, delta);
+    let mut enc = Encoder::new(64);
+    enc.encode(&Instruction::with2(Code::Lea_r32_m, Register::R10D, top(-4)).ok()?, 0).ok()?;
+    let lea = enc.take_buffer();
+    for i in [
+        Instruction::with2(
+            Code::Movzx_r32_rm16,
+            Register::R11D,
+            MemoryOperand::with_base_displ(Register::R15, i64::from(off)),
+        ),
+        Instruction::with2(Code::Mov_rm16_r16, MemoryOperand::with_base(HOST_ADDR), Register::R11W),
+        Instruction::with2(Code::Lea_r32_m, Register::R12D, top(-4)),
+    ] {
+        enc.encode(&i.ok()?, 0).ok()?;
+    }
+    Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 2, write: true })
 }
 
 /// PUSHAD and POPAD: the eight registers as one 32-byte access, one lookup for the whole
@@ -1021,6 +1062,11 @@ mod tests {
         assert_eq!(classify(&decode(&[0xff, 0xd0]), 0), Treatment::Helper);
         assert_eq!(classify(&decode(&[0x64, 0xff, 0x10]), BlockKey::FLAT), Treatment::Helper);
         assert_eq!(classify(&decode(&[0x66, 0xff, 0xd0]), BlockKey::FLAT), Treatment::Helper);
+        // push ds, pushad, popad: rewritten on a flat stack; push ds a quiet callout off one.
+        assert_eq!(classify(&decode(&[0x1e]), BlockKey::FLAT), Treatment::Rewritten);
+        assert!(classify(&decode(&[0x1e]), 0) == Treatment::Callout && is_quiet_callout(&decode(&[0x1e])));
+        assert_eq!(classify(&decode(&[0x60]), BlockKey::FLAT), Treatment::Rewritten);
+        assert_eq!(classify(&decode(&[0x61]), BlockKey::FLAT), Treatment::Rewritten);
         // shl eax, 3: ident, AF cleared afterwards; by 0: helper (the flags stay as they
         // were); by CL: ident with a run-time fix-up, but only on 32 bits.
         assert_eq!(classify(&decode(&[0xc1, 0xe0, 0x03]), BlockKey::FLAT), Treatment::Ident);

@@ -1039,3 +1039,26 @@ fn pushad_and_popad_agree_with_the_interpreter() {
         assert_eq!(t.cpu.state.gpr[4], esp - 28, "ESP");
     }
 }
+
+/// PUSH Sreg inline: the selector as 16 bits, the slot's upper half kept, ESP down by 4, as
+/// in the interpreter; across a page boundary through the handler.
+#[test]
+fn push_segment_registers_agree_with_the_interpreter() {
+    for esp in [DATA_BASE + 0x800, DATA_BASE + 0x1001] {
+        // push es ; push cs ; push ss ; push ds ; push fs ; push gs ; pop eax ; pop ebx
+        let code = [0x06, 0x0e, 0x16, 0x1e, 0x0f, 0xa0, 0x0f, 0xa8, 0x58, 0x5b];
+        let (t, _) = both(
+            &code,
+            |t| {
+                t.cpu.state.gpr[4] = esp;
+                for k in 1..=6u32 {
+                    t.poke(esp - 4 * k, &0xdead_0000u32.to_le_bytes());
+                }
+            },
+            1 << 20,
+        );
+        let gs = u32::from(t.cpu.state.seg[popek_cpu::Seg::Gs as usize].selector);
+        assert_eq!(t.cpu.state.gpr[0], 0xdead_0000 | gs, "GS's selector under the slot's old upper half ({esp:#x})");
+        assert_eq!(t.cpu.state.gpr[4], esp - 16);
+    }
+}
