@@ -859,7 +859,9 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
             Treatment::Ident => e.ident(d),
             Treatment::Rewritten if is_inline_branch(&d.insn) => e.branch(d),
             Treatment::Rewritten if d.insn.code() == Code::Rdtsc => e.rdtsc(i),
-            Treatment::Rewritten if crate::translate::indirect_call_address(&d.insn).is_some() => e.indirect_call(i, d),
+            Treatment::Rewritten if crate::translate::indirect_branch_address(&d.insn).is_some() => {
+                e.indirect_branch(i, d)
+            }
             Treatment::Rewritten => match groups[i] {
                 Some(slot) => e.grouped(i, d, slot),
                 None => e.rewritten(i, d),
@@ -1590,10 +1592,10 @@ impl<E: Emit> Emitter<'_, E> {
         );
     }
 
-    /// A near CALL through a register or memory, the block's last instruction: the target
-    /// (read inline through the soft TLB, for memory) into EIP, the return address pushed
-    /// inline, and the block ends through the indirect-target table, as after RET. Either
-    /// lookup missing sends the whole instruction to its handler.
+    /// A near CALL or JMP through a register or memory, the block's last instruction: the
+    /// target (read inline through the soft TLB, for memory) into EIP, CALL's return address
+    /// pushed inline, and the block ends through the indirect-target table, as after RET.
+    /// Either lookup missing sends the whole instruction to its handler.
     ///
     /// ```text
     ///   call reg:   mov [eip], reg
@@ -1601,8 +1603,8 @@ impl<E: Emit> Emitter<'_, E> {
     ///   lea r10d, [r12 - 4] ; <lookup, write 4> ; mov dword [r10], return address
     ///   lea r12d, [r12 - 4]
     /// ```
-    fn indirect_call(&mut self, i: usize, d: &DecodedInsn<JitInsn>) {
-        let address = crate::translate::indirect_call_address(&d.insn).expect("classified rewritten");
+    fn indirect_branch(&mut self, i: usize, d: &DecodedInsn<JitInsn>) {
+        let address = crate::translate::indirect_branch_address(&d.insn).expect("classified rewritten");
         self.registers_to_host();
         self.lazy_cmp = None;
         self.spill_flags();
@@ -1616,14 +1618,16 @@ impl<E: Emit> Emitter<'_, E> {
                 store32(self.ops, 11, EIP_OFF);
             }
         }
-        let ret = self.runtime_eip(d.insn.next_ip32());
-        x64!(self.ops; lea r10d, [r12 - 4]);
-        self.tlb_lookup(4, true, slow);
-        x64!(self.ops
-            ; mov DWORD [r10], ret as i32
-            ; lea r12d, [r12 - 4]
-            ; =>back
-        );
+        if d.insn.mnemonic() == Mnemonic::Call {
+            let ret = self.runtime_eip(d.insn.next_ip32());
+            x64!(self.ops; lea r10d, [r12 - 4]);
+            self.tlb_lookup(4, true, slow);
+            x64!(self.ops
+                ; mov DWORD [r10], ret as i32
+                ; lea r12d, [r12 - 4]
+            );
+        }
+        x64!(self.ops; =>back);
         self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None });
     }
 
@@ -1780,9 +1784,9 @@ impl<E: Emit> Emitter<'_, E> {
         let last = self.block.insns.last().expect("a block has an instruction");
         let n = self.block.insns.len();
         let rewritten = last.exec.treatment == Treatment::Rewritten;
-        if rewritten && crate::translate::indirect_call_address(&last.insn).is_some() {
-            // CALL through a register or memory: EIP is the target it stored (or the
-            // handler's, after a slow path).
+        if rewritten && crate::translate::indirect_branch_address(&last.insn).is_some() {
+            // CALL or JMP through a register or memory: EIP is the target it stored (or
+            // the handler's, after a slow path).
             self.spill_flags();
             self.registers_to_host();
             self.indirect_end();

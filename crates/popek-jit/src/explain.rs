@@ -92,8 +92,8 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
         Treatment::Rewritten if crate::translate::is_inline_branch(insn) => {
             "relative branch: the host's jcc/jmp on the guest flags sets EIP"
         }
-        Treatment::Rewritten if crate::translate::indirect_call_address(insn).is_some() => {
-            "indirect call: the target (read inline through the soft TLB) into EIP, the return address pushed inline, on through the indirect-target table"
+        Treatment::Rewritten if crate::translate::indirect_branch_address(insn).is_some() => {
+            "indirect call or jump: the target (read inline through the soft TLB) into EIP, a call's return address pushed inline, on through the indirect-target table"
         }
         Treatment::Rewritten
             if matches!(

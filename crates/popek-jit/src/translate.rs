@@ -68,7 +68,7 @@ pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
         } else {
             Treatment::Callout
         }
-    } else if flat && (is_inline_branch(insn) || indirect_call_address(insn).is_some()) {
+    } else if flat && (is_inline_branch(insn) || indirect_branch_address(insn).is_some()) {
         Treatment::Rewritten
     } else if host_twin(insn).is_some() {
         Treatment::Ident
@@ -348,12 +348,12 @@ fn call_ret_twin(insn: &Instruction, shift: u32) -> Option<MemoryTwin> {
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width: 4, write: call })
 }
 
-/// For a near CALL through a 32-bit register or memory (`call eax`, `call [ebx*4+table]`)
-/// that a flat block rewrites: `Some(None)` for a register, `Some(Some(lea))` for memory,
-/// with `lea r10d, [address]` on the host registers (through DS, ES or SS, 32-bit
-/// addressing); `None` for any other instruction.
-pub(crate) fn indirect_call_address(insn: &Instruction) -> Option<Option<Vec<u8>>> {
-    if insn.code() != Code::Call_rm32 {
+/// For a near CALL or JMP through a 32-bit register or memory (`call eax`,
+/// `jmp [ebx*4+table]`) that a flat block rewrites: `Some(None)` for a register,
+/// `Some(Some(lea))` for memory, with `lea r10d, [address]` on the host registers (through
+/// DS, ES or SS, 32-bit addressing); `None` for any other instruction.
+pub(crate) fn indirect_branch_address(insn: &Instruction) -> Option<Option<Vec<u8>>> {
+    if !matches!(insn.code(), Code::Call_rm32 | Code::Jmp_rm32) {
         return None;
     }
     if insn.op0_kind() == OpKind::Register {
@@ -1060,6 +1060,8 @@ mod tests {
         assert_eq!(classify(&decode(&[0xff, 0xd0]), BlockKey::FLAT), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0xff, 0x14, 0x85, 0, 0x10, 0, 0]), BlockKey::FLAT), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0xff, 0xd0]), 0), Treatment::Helper);
+        assert_eq!(classify(&decode(&[0xff, 0xe0]), BlockKey::FLAT), Treatment::Rewritten, "jmp eax");
+        assert_eq!(classify(&decode(&[0xff, 0x24, 0x85, 0, 0x10, 0, 0]), BlockKey::FLAT), Treatment::Rewritten);
         assert_eq!(classify(&decode(&[0x64, 0xff, 0x10]), BlockKey::FLAT), Treatment::Helper);
         assert_eq!(classify(&decode(&[0x66, 0xff, 0xd0]), BlockKey::FLAT), Treatment::Helper);
         // push ds, pushad, popad: rewritten on a flat stack; push ds a quiet callout off one.

@@ -974,6 +974,22 @@ fn indirect_calls_agree_with_the_interpreter() {
     let calls =
         jit.callouts_by_instruction().iter().find(|c| c.0 == popek_cpu::iced_x86::Mnemonic::Call).map_or(0, |c| c.1);
     assert!(calls <= 2, "the calls ran inline, but for the first lookups: {calls} in handlers");
+    // mov ecx, 3 ; again: jmp [table] → at func2: dec ecx ; jnz again ; hlt, and
+    // jmp eax to the same place.
+    let func2 = CODE_BASE + 0x20;
+    for jmp in [vec![0xff, 0x25], vec![0xff, 0xe0]] {
+        let mut code = vec![0xb9, 3, 0, 0, 0, 0xb8];
+        code.extend(func2.to_le_bytes());
+        code.extend(&jmp);
+        if jmp[1] == 0x25 {
+            code.extend(table.to_le_bytes());
+        }
+        code.resize(0x20, 0x90);
+        let back = (10i8 - (0x20 + 3)).to_le_bytes()[0];
+        code.extend([0x49, 0x75, back, 0xf4]);
+        let (t, _) = both(&code, |t| t.poke(table, &func2.to_le_bytes()), 1 << 20);
+        assert_eq!(t.cpu.state.gpr[1], 0, "the loop through JMP {jmp:02x?} ran out");
+    }
     // call [hole]: #PF at the CALL, for the target's address, nothing pushed.
     let hole = DATA_BASE + 0x5000;
     let mut code = vec![0xff, 0x15];
