@@ -323,47 +323,42 @@ echo
 echo "Ratios are time(JIT) / time(other): **below 1 the JIT is faster**, above 1 slower."
 echo
 
+# One table of per-unit times, a row per item: popek's JIT, each other runner, and the JIT's
+# ratio to each. runner_table COLUMN KEY_PREFIX UNITS RUNNERS_ARRAY_NAME ITEM...
+runner_table() {
+    local column=$1 prefix=$2 units=$3 runner item row header rule
+    local -n runners_of=$4
+    shift 4
+    header="| $column | $(label jit) |"
+    rule="|---|---:|"
+    for runner in "${runners_of[@]:1}"; do header+=" $(label "$runner") |"; rule+="---:|"; done
+    for runner in "${runners_of[@]:1}"; do header+=" JIT/$runner |"; rule+="---:|"; done
+    echo "$header"
+    echo "$rule"
+    for item in "$@"; do
+        local -A p=()
+        for runner in "${runners_of[@]}"; do p[$runner]="$(per "$prefix.$item.$runner" "$units")"; done
+        row="| $item | $(human "${p[jit]}") |"
+        for runner in "${runners_of[@]:1}"; do row+=" $(human "${p[$runner]}") |"; done
+        for runner in "${runners_of[@]:1}"; do row+=" $(ratio "${p[jit]}" "${p[$runner]}") |"; done
+        echo "$row"
+        unset p
+    done
+}
+
 echo "### 1. \`compute\`, per iteration of each workload"
 echo
 echo "(t(iters=$iters) - t(iters=1)) / $((iters - 1)), whole processes. Native: the same compute.c built with"
 echo "\`gcc -m32 -O2\`, linked with the guest runtime's own string and 64-bit division routines."
 echo
-header="| workload | $(label jit) |"
-rule="|---|---:|"
-for runner in "${compute_runners[@]:1}"; do header+=" $(label "$runner") |"; rule+="---:|"; done
-for runner in "${compute_runners[@]:1}"; do header+=" JIT/$runner |"; rule+="---:|"; done
-echo "$header"
-echo "$rule"
-for w in "${workloads[@]}"; do
-    declare -A p=()
-    for runner in "${compute_runners[@]}"; do p[$runner]="$(per "c.$w.$runner" $((iters - 1)))"; done
-    row="| $w | $(human "${p[jit]}") |"
-    for runner in "${compute_runners[@]:1}"; do row+=" $(human "${p[$runner]}") |"; done
-    for runner in "${compute_runners[@]:1}"; do row+=" $(ratio "${p[jit]}" "${p[$runner]}") |"; done
-    echo "$row"
-    unset p
-done
+runner_table workload c $((iters - 1)) compute_runners "${workloads[@]}"
 echo
 
 echo "### 2. \`nanobench\`, per loop iteration"
 echo
 echo "(t(n=$n) - t(n=$n_small)) / $((n - n_small)), whole processes (\`only=LOOP n=N\`)."
 echo
-header="| loop | $(label jit) |"
-rule="|---|---:|"
-for runner in "${nano_runners[@]:1}"; do header+=" $(label "$runner") |"; rule+="---:|"; done
-for runner in "${nano_runners[@]:1}"; do header+=" JIT/$runner |"; rule+="---:|"; done
-echo "$header"
-echo "$rule"
-for loop in "${loops[@]}"; do
-    declare -A p=()
-    for runner in "${nano_runners[@]}"; do p[$runner]="$(per "n.$loop.$runner" $((n - n_small)))"; done
-    row="| $loop | $(human "${p[jit]}") |"
-    for runner in "${nano_runners[@]:1}"; do row+=" $(human "${p[$runner]}") |"; done
-    for runner in "${nano_runners[@]:1}"; do row+=" $(ratio "${p[jit]}" "${p[$runner]}") |"; done
-    echo "$row"
-    unset p
-done
+runner_table loop n $((n - n_small)) nano_runners "${loops[@]}"
 echo
 
 echo "### 3. Code size: \`codesize\`, per call"

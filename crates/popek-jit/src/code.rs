@@ -1510,10 +1510,6 @@ impl<E: Emit> Emitter<'_, E> {
         let counted = matches!(fix, FlagFix::Counted(_));
         self.before_modify(if counted { CF | OF } else { x86_flags(d.insn.rflags_modified()) }, false);
         if lead {
-            let user = (self.block.key.mode >> 1) & 3 == 3;
-            let tag = tlb_off(user)
-                + if g.write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
-            let addend = tlb_off(user) + offset_of!(TlbEntry, addend) as i32;
             // The check clobbers host EFLAGS; a miss needs the guest's in CpuState.
             self.spill_flags();
             let miss = self.ops.fresh_label();
@@ -1523,14 +1519,8 @@ impl<E: Emit> Emitter<'_, E> {
             let mut enc = popek_cpu::iced_x86::Encoder::new(64);
             enc.encode(&lea, 0).expect("lea r10d, [reg + disp] encodes");
             self.ops.extend(enc.take_buffer());
+            let addend = self.tlb_check(g.len, g.write, miss);
             x64!(self.ops
-                ; lea r11d, [r10 + (g.len as i32 - 1)]
-                ; and r11d, !0xfff
-                ; mov r8d, r10d
-                ; shr r8d, 7
-                ; and r8d, ((TLB_ENTRIES - 1) << 5) as i32
-                ; cmp r11d, DWORD [r15 + r8 + tag]
-                ; jne =>miss
                 ; mov r11, QWORD [r15 + r8 + addend]
                 ; mov QWORD [r14 + offset_of!(Ctx, group_addend) as i32], r11
             );
@@ -1572,10 +1562,18 @@ impl<E: Emit> Emitter<'_, E> {
     /// The inline soft-TLB lookup of the `width` bytes at the linear address in R10D (host
     /// EFLAGS clobbered): R10 = their host address on a hit, a jump to `miss` if not.
     fn tlb_lookup(&mut self, width: u32, write: bool, miss: DynamicLabel) {
+        let addend = self.tlb_check(width, write, miss);
+        x64!(self.ops; add r10, QWORD [r15 + r8 + addend]);
+    }
+
+    /// The soft-TLB check of the `width` bytes at the linear address in R10D: a jump to
+    /// `miss` unless they lie in one page whose entry hits (for a write if `write`); on a
+    /// hit R8 = the entry's offset in its set, and the result is the offset of its addend
+    /// from R15 + R8.
+    fn tlb_check(&mut self, width: u32, write: bool, miss: DynamicLabel) -> i32 {
         let user = (self.block.key.mode >> 1) & 3 == 3;
         let tag =
             tlb_off(user) + if write { offset_of!(TlbEntry, write_tag) } else { offset_of!(TlbEntry, read_tag) } as i32;
-        let addend = tlb_off(user) + offset_of!(TlbEntry, addend) as i32;
         if width == 1 {
             x64!(self.ops; mov r11d, r10d);
         } else {
@@ -1588,8 +1586,8 @@ impl<E: Emit> Emitter<'_, E> {
             ; and r8d, ((TLB_ENTRIES - 1) << 5) as i32
             ; cmp r11d, DWORD [r15 + r8 + tag]
             ; jne =>miss
-            ; add r10, QWORD [r15 + r8 + addend]
         );
+        tlb_off(user) + offset_of!(TlbEntry, addend) as i32
     }
 
     /// A near CALL or JMP through a register or memory, the block's last instruction: the

@@ -368,18 +368,8 @@ pub(crate) fn indirect_branch_address(insn: &Instruction) -> Option<Option<Vec<u
     {
         return None;
     }
-    let mem = MemoryOperand::new(
-        host_reg(base),
-        host_reg(index),
-        insn.memory_index_scale(),
-        insn.memory_displacement32() as i32 as i64,
-        if insn.memory_displ_size() == 0 { 0 } else { 4 },
-        false,
-        Register::None,
-    );
-    let lea = Instruction::with2(Code::Lea_r32_m, Register::R10D, mem).ok()?;
     let mut enc = Encoder::new(64);
-    enc.encode(&lea, 0).ok()?;
+    enc.encode(&address_lea(insn)?, 0).ok()?;
     Some(Some(enc.take_buffer()))
 }
 
@@ -441,17 +431,7 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32, mode: u32) -> Option<M
     }
     let op = mem_op?;
     let write = op == 0 && !matches!(m, Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Mul | Mnemonic::Imul);
-    // lea r10d, [base + index*scale + disp] on the host registers (addr32: wraps at 4 GiB).
-    let mem = MemoryOperand::new(
-        host_reg(base),
-        host_reg(index),
-        insn.memory_index_scale(),
-        insn.memory_displacement32() as i32 as i64,
-        if insn.memory_displ_size() == 0 { 0 } else { 4 },
-        false,
-        Register::None,
-    );
-    let lea = Instruction::with2(Code::Lea_r32_m, Register::R10D, mem).ok()?;
+    let lea = address_lea(insn)?;
     twin.set_memory_base(HOST_ADDR);
     twin.set_memory_index(Register::None);
     twin.set_memory_index_scale(1);
@@ -587,6 +567,21 @@ pub(crate) fn plan_page_groups(block: &Block<JitInsn>) -> Vec<Option<GroupSlot>>
     }
     close(&mut open, &mut plan);
     plan
+}
+
+/// `lea r10d, [base + index*scale + disp]` for `insn`'s memory operand, on the host
+/// registers (32-bit addressing: it wraps at 4 GiB).
+fn address_lea(insn: &Instruction) -> Option<Instruction> {
+    let mem = MemoryOperand::new(
+        host_reg(insn.memory_base()),
+        host_reg(insn.memory_index()),
+        insn.memory_index_scale(),
+        insn.memory_displacement32() as i32 as i64,
+        if insn.memory_displ_size() == 0 { 0 } else { 4 },
+        false,
+        Register::None,
+    );
+    Instruction::with2(Code::Lea_r32_m, Register::R10D, mem).ok()
 }
 
 /// MOV between AL/AX/EAX and a memory offset (`A0`–`A3`, `mov eax, [moffs32]`, which gcc
