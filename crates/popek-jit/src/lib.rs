@@ -166,6 +166,10 @@ struct Ctx<'a> {
     /// HLT, an interrupt window): the call ends here and returns to it. A stop only for a
     /// code write does not set it: the engine drops the written blocks and goes on.
     must_return: bool,
+    /// The call ended at a block with a VMM callout after which the run loop has nothing
+    /// to look at (a software interrupt: it changes the mode, but enables no interrupt):
+    /// the engine may go on, with a lookup in the new mode.
+    may_go_on: bool,
     /// Device time lags the call's first block (the run went on from an earlier entry):
     /// a handler that reaches a device brings it up to date even in the first block.
     time_pending: bool,
@@ -571,6 +575,7 @@ impl Jit {
             stop_completed: false,
             event: None,
             must_return: false,
+            may_go_on: false,
             time_pending: went_on,
             group_addend: 0,
             lazy: 0,
@@ -583,7 +588,9 @@ impl Jit {
         let last_block = &*self.code.translation(ctx.last).block;
         // Translated code that wanted to chain (a link missing), or stopped only to have
         // written code dropped: nothing for the run loop to look at.
-        let more = matches!(status, CHAIN_MISS | STOPPED) && ctx.event.is_none() && !ctx.must_return;
+        let more = (matches!(status, CHAIN_MISS | STOPPED) || status == RAN_TO_END && ctx.may_go_on)
+            && ctx.event.is_none()
+            && !ctx.must_return;
         let retired = match status {
             STOPPED => {
                 self.stats.exits_stopped += 1;
@@ -865,7 +872,13 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
         // would have (nothing else the run loop looks at changes in chained code: a
         // device deadline ends chaining through the budget).
         ctx.stop_chaining();
-        ctx.must_return = true;
+        // INT n, INT3, INTO: a gate clears IF or leaves it, so no interrupt becomes
+        // deliverable; the new mode only needs a lookup, which the engine makes itself.
+        if matches!(d.insn.mnemonic(), Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Into) {
+            ctx.may_go_on = true;
+        } else {
+            ctx.must_return = true;
+        }
         if completed > 0 || ctx.time_pending {
             bus.advance_to((ctx.now)(completed));
         }
