@@ -262,34 +262,27 @@ have_time=1
 
 # ---- the rounds
 declare -A small big
+# One runner on one row, small then big: `pair KEY RUN_FUNCTION RUNNER ROW SMALL BIG` appends
+# the two times to small[KEY] and big[KEY].
+pair() {
+    "$2" "$3" "$4" "$5"
+    small[$1]+="$elapsed "
+    "$2" "$3" "$4" "$6"
+    big[$1]+="$elapsed "
+}
 log "pinned to core $cpu; rounds: $rounds, interleaved; compute iters=1/$iters, nanobench n=$n_small/$n," \
     "codesize calls=$calls; runners: ${compute_runners[*]} (compute), ${nano_runners[*]} (nanobench)"
 for ((r = 1; r <= rounds; r++)); do
     for w in "${workloads[@]}"; do
-        for runner in "${compute_runners[@]}"; do
-            compute_run "$runner" "$w" 1
-            small[c.$w.$runner]+="$elapsed "
-            compute_run "$runner" "$w" "$iters"
-            big[c.$w.$runner]+="$elapsed "
-        done
+        for runner in "${compute_runners[@]}"; do pair "c.$w.$runner" compute_run "$runner" "$w" 1 "$iters"; done
     done
     log "round $r: compute done"
     for loop in "${loops[@]}"; do
-        for runner in "${nano_runners[@]}"; do
-            nano_run "$runner" "$loop" "$n_small"
-            small[n.$loop.$runner]+="$elapsed "
-            nano_run "$runner" "$loop" "$n"
-            big[n.$loop.$runner]+="$elapsed "
-        done
+        for runner in "${nano_runners[@]}"; do pair "n.$loop.$runner" nano_run "$runner" "$loop" "$n_small" "$n"; done
     done
     log "round $r: nanobench done"
     for s in "${sizes[@]}"; do
-        for runner in "${size_runners[@]}"; do
-            codesize_run "$runner" "$s" 1
-            small[s.$s.$runner]+="$elapsed "
-            codesize_run "$runner" "$s" "${size_iters[$s]}"
-            big[s.$s.$runner]+="$elapsed "
-        done
+        for runner in "${size_runners[@]}"; do pair "s.$s.$runner" codesize_run "$runner" "$s" 1 "${size_iters[$s]}"; done
     done
     log "round $r: codesize done"
     for runner in "${start_runners[@]}"; do
