@@ -99,6 +99,80 @@ fn lazy_operands(insn: &Instruction) -> Option<(u8, LazyOperand)> {
     }
 }
 
+/// How to set host EFLAGS again to the flags the last flag-setting instruction left, from
+/// host registers that still hold its operands or its result ([`Emitter::flag_source`]).
+#[derive(Clone, Copy, Debug)]
+enum FlagSource {
+    /// `cmp a, b` (and `test r, r`, as `cmp r, 0`): run it again.
+    Cmp(u8, LazyOperand),
+    /// `add r, imm`, `r` holding the sum: `lea r11d, [r - imm] ; add r11d, imm`.
+    AddImm(u8, u32),
+    /// `sub r, imm`, `r` holding the difference: `lea r11d, [r + imm] ; sub r11d, imm`.
+    SubImm(u8, u32),
+}
+
+impl FlagSource {
+    /// The host registers it reads.
+    fn registers(self) -> [Option<u8>; 2] {
+        match self {
+            FlagSource::Cmp(a, LazyOperand::Register(b)) => [Some(a), Some(b)],
+            FlagSource::Cmp(a, LazyOperand::Constant(_)) | FlagSource::AddImm(a, _) | FlagSource::SubImm(a, _) => {
+                [Some(a), None]
+            }
+        }
+    }
+
+    /// The instruction's flags (all six, as the guest's) into host EFLAGS; clobbers R11.
+    fn emit(self, ops: &mut impl Emit) {
+        match self {
+            FlagSource::Cmp(a, LazyOperand::Register(b)) => x64!(ops; cmp Rd(a), Rd(b)),
+            FlagSource::Cmp(a, LazyOperand::Constant(c)) => x64!(ops; cmp Rd(a), c as i32),
+            FlagSource::AddImm(r, imm) => x64!(ops
+                ; lea r11d, [Rd(r) - imm as i32]
+                ; add r11d, imm as i32
+            ),
+            FlagSource::SubImm(r, imm) => x64!(ops
+                ; lea r11d, [Rd(r) + imm as i32]
+                ; sub r11d, imm as i32
+            ),
+        }
+    }
+}
+
+/// The [`FlagSource`] of a register-only instruction that sets all six flags, if it has one.
+fn flag_source(insn: &Instruction) -> Option<FlagSource> {
+    use popek_cpu::iced_x86::OpKind;
+    if let Some((a, b)) = lazy_operands(insn) {
+        return Some(FlagSource::Cmp(a, b));
+    }
+    let reg = (insn.op0_kind() == OpKind::Register).then(|| host_number(insn.op0_register()))?;
+    let imm = || insn.immediate(1) as u32;
+    match insn.code() {
+        Code::Add_rm32_imm32 | Code::Add_rm32_imm8 | Code::Add_EAX_imm32 => Some(FlagSource::AddImm(reg, imm())),
+        Code::Sub_rm32_imm32 | Code::Sub_rm32_imm8 | Code::Sub_EAX_imm32 => Some(FlagSource::SubImm(reg, imm())),
+        _ => None,
+    }
+}
+
+/// The host register numbers of the general registers `insn` writes (all of them if it
+/// writes a part).
+fn written_registers(insn: &Instruction) -> Vec<u8> {
+    use popek_cpu::iced_x86::{InstructionInfoFactory, OpAccess};
+    InstructionInfoFactory::new()
+        .info(insn)
+        .used_registers()
+        .iter()
+        .filter(|u| {
+            u.register().is_gpr()
+                && matches!(
+                    u.access(),
+                    OpAccess::Write | OpAccess::ReadWrite | OpAccess::CondWrite | OpAccess::ReadCondWrite
+                )
+        })
+        .map(|u| host_number(u.register()))
+        .collect()
+}
+
 /// The host register number of guest register `r`'s home (any width; not AH..DH).
 fn host_number(r: Register) -> u8 {
     HOME[r.full_register32().number()]
@@ -777,6 +851,26 @@ pub(crate) fn emit_load_flags(ops: &mut impl Emit) {
     );
 }
 
+/// `n` bytes of NOPs (the recommended multi-byte forms, at most 9 bytes each).
+fn emit_nops(ops: &mut impl Emit, mut n: usize) {
+    const NOPS: [&[u8]; 9] = [
+        &[0x90],
+        &[0x66, 0x90],
+        &[0x0f, 0x1f, 0x00],
+        &[0x0f, 0x1f, 0x40, 0x00],
+        &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+        &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+        &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+        &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+        &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+    ];
+    while n > 0 {
+        let k = n.min(NOPS.len());
+        ops.extend(NOPS[k - 1].iter().copied());
+        n -= k;
+    }
+}
+
 /// Jumps to `target` if condition `cc` holds on host EFLAGS (= the guest's flags).
 fn emit_jcc(ops: &mut impl Emit, cc: ConditionCode, target: DynamicLabel) {
     match cc {
@@ -840,6 +934,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         group_misses: Vec::new(),
         lazy_cmp: None,
         lazy_maybe: true,
+        flag_source: None,
         base,
     };
     // Entered through the shared prologue (`shared::Shared::enter`) or by a chain.
@@ -903,6 +998,8 @@ struct PushedFlags {
     held: u32,
     zero: u32,
     lazy: bool,
+    /// Nothing was pushed: the slow path sets the flags again from their source.
+    recompute: Option<FlagSource>,
 }
 
 /// Out-of-line code at a block end that leaves for the run loop: set EIP, then either
@@ -966,6 +1063,10 @@ struct Emitter<'a, E: Emit> {
     /// The context may hold lazy flags ([`Ctx`]'s `lazy`), as at a block's entry: the
     /// guest's arithmetic flags are then the CMP's, not those in `CpuState`.
     lazy_maybe: bool,
+    /// Host EFLAGS hold the flags an earlier register-only instruction set, and the
+    /// registers it read still hold what it needs to set them again: a slow path can
+    /// recompute them instead of their being saved before every memory access.
+    flag_source: Option<FlagSource>,
     /// Offset of the block's first byte in `ops`.
     base: usize,
 }
@@ -996,6 +1097,20 @@ impl<E: Emit> Emitter<'_, E> {
         let rel = i32::try_from(target as i64 - end as i64).expect("a code cache is smaller than 2 GiB");
         self.ops.extend([opcode]);
         self.ops.extend(rel.to_le_bytes());
+    }
+
+    /// Pads with NOPs so that the next `len` bytes — a jump, or a compare and the jump it
+    /// fuses with — neither cross nor end at a 32-byte boundary of the buffer. Many Intel
+    /// cores (those with the "jump conditional code" erratum fix, Skylake to Cascade Lake)
+    /// do not keep such a jump in their decoded-instruction cache, and a hot loop that has
+    /// one runs measurably slower, so that a block's speed would hang on where it happened
+    /// to land; Intel's advice to compilers is the same padding (GCC's and LLVM's
+    /// `-mbranches-within-32B-boundaries`).
+    fn pad_for_branch(&mut self, len: usize) {
+        let at = (self.at + (self.ops.offset().0 - self.base)) % 32;
+        if at + len >= 32 {
+            emit_nops(self.ops, 32 - at);
+        }
     }
 
     /// `mov r10d, index ; mov r11d, id`: which instruction a shared handler call is for.
@@ -1157,6 +1272,7 @@ impl<E: Emit> Emitter<'_, E> {
         let counted = matches!(fix, FlagFix::Counted(_));
         self.before_modify(if counted { CF | OF } else { x86_flags(d.insn.rflags_modified()) }, !counted);
         if let FlagFix::Counted(of) = fix {
+            self.flag_source = None;
             self.spill_flags();
             self.counted_twin(&d.insn, bytes, of, ResultAt::Register(d.insn.op0_register()));
             return;
@@ -1167,11 +1283,15 @@ impl<E: Emit> Emitter<'_, E> {
         if self.of_sf_cf && modified & (SF | CF) != 0 && modified & OF == 0 {
             self.spill_flags();
         }
+        let kept = self
+            .flag_source
+            .filter(|s| modified == 0 && !written_registers(&d.insn).iter().any(|r| s.registers().contains(&Some(*r))));
         self.flags_for(twin_reads(&d.insn, fix));
         self.ops.extend(bytes);
         self.flip_undefined(&d.insn);
         self.after_twin(&d.insn, fix, ResultAt::Register(d.insn.op0_register()));
         self.lazy_cmp = lazy_operands(&d.insn);
+        self.flag_source = if self.flip { None } else { flag_source(&d.insn).or(kept) };
     }
 
     /// With [`Layout::flip`]: flips the flags the SDM leaves undefined for `insn`, as the
@@ -1352,6 +1472,7 @@ impl<E: Emit> Emitter<'_, E> {
     /// host registers) and calls the handler; they stay in `CpuState` after it.
     fn callout(&mut self, i: usize) {
         self.lazy_cmp = None;
+        self.flag_source = None;
         self.spill_flags();
         self.handler_args(i);
         if self.regs_in_host {
@@ -1380,6 +1501,7 @@ impl<E: Emit> Emitter<'_, E> {
     fn rdtsc(&mut self, i: usize) {
         self.registers_to_host();
         self.lazy_cmp = None;
+        self.flag_source = None;
         self.spill_flags();
         let slow = self.ops.fresh_label();
         if (self.block.key.mode >> 1) & 3 != 0 {
@@ -1448,9 +1570,18 @@ impl<E: Emit> Emitter<'_, E> {
             && !self.of_sf_cf
             && (modified == 0 || modified == ARITH || !self.lazy_maybe)
             && (live_after == 0 || flags_dead_after(&self.block.insns, self.current, live_after)))
-        .then_some(PushedFlags { held: self.host_flags, zero: self.host_zero, lazy: self.lazy_maybe });
+        .then_some(PushedFlags {
+            held: self.host_flags,
+            zero: self.host_zero,
+            lazy: self.lazy_maybe,
+            recompute: self.flag_source.filter(|_| self.host_flags == ARITH && self.host_zero == 0),
+        });
+        self.flag_source = None;
+        let push = pushed.is_some_and(|p| p.recompute.is_none());
         if pushed.is_some() {
-            x64!(self.ops; pushfq);
+            if push {
+                x64!(self.ops; pushfq);
+            }
             (self.host_flags, self.host_zero) = (0, 0);
         } else {
             self.spill_flags();
@@ -1458,7 +1589,7 @@ impl<E: Emit> Emitter<'_, E> {
         let slow = self.ops.fresh_label();
         self.ops.extend(m.lea);
         self.tlb_lookup(m.width, m.write, slow);
-        if pushed.is_some() {
+        if push {
             x64!(self.ops; lea rsp, [rsp + 8]);
         }
         if let FlagFix::Counted(of) = fix {
@@ -1506,6 +1637,7 @@ impl<E: Emit> Emitter<'_, E> {
             .expect("classified rewritten, so it has a memory twin");
         self.registers_to_host();
         self.lazy_cmp = None;
+        self.flag_source = None;
         let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
         let counted = matches!(fix, FlagFix::Counted(_));
         self.before_modify(if counted { CF | OF } else { x86_flags(d.insn.rflags_modified()) }, false);
@@ -1584,6 +1716,10 @@ impl<E: Emit> Emitter<'_, E> {
             ; mov r8d, r10d
             ; shr r8d, 7
             ; and r8d, ((TLB_ENTRIES - 1) << 5) as i32
+        );
+        // cmp r11d, [r15 + r8 + disp32] (8 bytes) ; jne rel32 (6)
+        self.pad_for_branch(14);
+        x64!(self.ops
             ; cmp r11d, DWORD [r15 + r8 + tag]
             ; jne =>miss
         );
@@ -1605,6 +1741,7 @@ impl<E: Emit> Emitter<'_, E> {
         let address = crate::translate::indirect_branch_address(&d.insn).expect("classified rewritten");
         self.registers_to_host();
         self.lazy_cmp = None;
+        self.flag_source = None;
         self.spill_flags();
         let (slow, back) = (self.ops.fresh_label(), self.ops.fresh_label());
         match address {
@@ -1660,6 +1797,7 @@ impl<E: Emit> Emitter<'_, E> {
                 );
             } else {
                 self.flags_for(x86_flags(d.insn.rflags_read()));
+                self.pad_for_branch(6);
                 emit_jcc(self.ops, d.insn.condition_code(), taken);
             }
             let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe);
@@ -1694,6 +1832,7 @@ impl<E: Emit> Emitter<'_, E> {
         self.next_site += 1;
         let flat = self.block.key.mode & popek_cpu::block::BlockKey::FLAT != 0;
         if flat && next >> 12 == self.eip >> 12 {
+            self.pad_for_branch(5);
             x64!(self.ops; jmp =>miss);
             // The displacement is the jump's last 4 bytes.
             self.sites.push(Some(self.ops.offset().0 - 4 - self.base));
@@ -1719,6 +1858,8 @@ impl<E: Emit> Emitter<'_, E> {
             self.branch_to_shared(JMP, self.shared.ret_store);
             return false;
         }
+        // sub r9, imm32 (7 bytes) ; jle rel32 (6)
+        self.pad_for_branch(13);
         x64!(self.ops
             ; sub r9, n
             ; jle =>out_of_budget
@@ -1730,8 +1871,10 @@ impl<E: Emit> Emitter<'_, E> {
     /// generation; else on to `miss`. An unlinked link (all zero) never matches: the TLB
     /// generation starts at 1.
     fn follow_link(&mut self, link: i32, miss: DynamicLabel) {
+        x64!(self.ops; mov r10, QWORD [r15 + TLB_GENERATION_OFF]);
+        // cmp r10, [r8 + disp32] (7 bytes) ; jne rel32 (6) ; jmp [r8 + disp32] (7)
+        self.pad_for_branch(20);
         x64!(self.ops
-            ; mov r10, QWORD [r15 + TLB_GENERATION_OFF]
             ; cmp r10, QWORD [r8 + link + offset_of!(ChainLink, tlb_generation) as i32]
             ; jne =>miss
             ; jmp QWORD [r8 + link + offset_of!(ChainLink, code) as i32]
@@ -1836,11 +1979,23 @@ impl<E: Emit> Emitter<'_, E> {
         for p in std::mem::take(&mut self.slow_paths) {
             x64!(self.ops; =>p.label);
             if let Some(f) = p.pushed {
-                // pop r10 ; and r10d, held & ~zero ; or in CpuState's others ; store.
-                x64!(self.ops
-                    ; pop r10
-                    ; and r10d, (f.held & !f.zero) as i32
-                );
+                // pop r10 (or: set them again and read them as a spill does) ;
+                // and r10d, held & ~zero ; or in CpuState's others ; store.
+                if let Some(source) = f.recompute {
+                    source.emit(self.ops);
+                    x64!(self.ops
+                        ; mov r11d, eax
+                        ; lahf
+                        ; seto al
+                        ; shl al, 3
+                        ; rol ax, 8
+                        ; movzx r10d, ax
+                        ; mov eax, r11d
+                    );
+                } else {
+                    x64!(self.ops; pop r10);
+                }
+                x64!(self.ops; and r10d, (f.held & !f.zero) as i32);
                 if f.held == ARITH {
                     x64!(self.ops; or r10d, r13d);
                 } else {

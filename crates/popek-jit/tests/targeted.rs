@@ -1033,6 +1033,24 @@ fn flags_only_a_fault_sees_are_right_in_its_frame() {
             assert_eq!(t.cpu.state.gpr[0], 9, "ran to the end");
         }
     }
+    // The same after ADD and SUB of a constant, whose flags the slow path sets again from
+    // the register (ECX - 0x10, ECX + 0x10) instead of saving them: the frame (in RAM,
+    // which `both` compares) agrees with the interpreter's.
+    for (op, ecx) in [(0xc1u8, 0xffff_fff8u32), (0xe9, 0x0000_0008), (0xc1, 0x7fff_fff8)] {
+        // add/sub ecx, 0x10 ; mov [ebx + 8], ecx ; add edx, 1
+        let code = [0x83, op, 0x10, 0x89, 0x4b, 0x08, 0x83, 0xc2, 0x01];
+        let (t, _) = both(
+            &code,
+            |t| {
+                t.install_exception_handlers();
+                paging_with_hole(t, hole);
+                (t.cpu.state.gpr[1], t.cpu.state.gpr[3]) = (ecx, hole);
+            },
+            1 << 20,
+        );
+        assert_eq!(t.halted_vector(), Some(14), "#PF after {op:#x} on {ecx:#x}");
+        assert_ne!(t.stack(3) & 0x8d5, 0, "some flag set by {op:#x} on {ecx:#x}");
+    }
 }
 
 /// PUSHAD and POPAD, one inline lookup for all 32 bytes, agree with the interpreter: with
