@@ -316,18 +316,24 @@ echo
 echo "Ratios are time(JIT) / time(other): **below 1 the JIT is faster**, above 1 slower."
 echo
 
+# A runner table's header and rule: the given first columns, popek's JIT, each other runner,
+# and the JIT's ratio to each. table_head RUNNERS_ARRAY_NAME FIRST_HEADER FIRST_RULE
+table_head() {
+    local -n runners_in=$1
+    local header="$2 $(label jit) |" rule="$3---:|" runner
+    for runner in "${runners_in[@]:1}"; do header+=" $(label "$runner") |"; rule+="---:|"; done
+    for runner in "${runners_in[@]:1}"; do header+=" JIT/$runner |"; rule+="---:|"; done
+    echo "$header"
+    echo "$rule"
+}
+
 # One table of per-unit times, a row per item: popek's JIT, each other runner, and the JIT's
 # ratio to each. runner_table COLUMN KEY_PREFIX UNITS RUNNERS_ARRAY_NAME ITEM...
 runner_table() {
-    local column=$1 prefix=$2 units=$3 runner item row header rule
+    local column=$1 prefix=$2 units=$3 runner item row
     local -n runners_of=$4
+    table_head "$4" "| $column |" "|---|"
     shift 4
-    header="| $column | $(label jit) |"
-    rule="|---|---:|"
-    for runner in "${runners_of[@]:1}"; do header+=" $(label "$runner") |"; rule+="---:|"; done
-    for runner in "${runners_of[@]:1}"; do header+=" JIT/$runner |"; rule+="---:|"; done
-    echo "$header"
-    echo "$rule"
     for item in "$@"; do
         local -A p=()
         for runner in "${runners_of[@]}"; do p[$runner]="$(per "$prefix.$item.$runner" "$units")"; done
@@ -359,12 +365,7 @@ echo
 echo "\`funcs=N iters=M\` calls the first N of 8,192 distinct small functions (about 256 KiB of guest"
 echo "code in all) through a table, M times over; per call = (t(iters=M) - t(iters=1)) / ((M - 1) N)."
 echo
-header="| N (functions) | M (iters) | $(label jit) |"
-rule="|---:|---:|---:|"
-for runner in "${size_runners[@]:1}"; do header+=" $(label "$runner") |"; rule+="---:|"; done
-for runner in "${size_runners[@]:1}"; do header+=" JIT/$runner |"; rule+="---:|"; done
-echo "$header"
-echo "$rule"
+table_head size_runners "| N (functions) | M (iters) |" "|---:|---:|"
 for s in "${sizes[@]}"; do
     declare -A p=()
     units=$(((size_iters[$s] - 1) * s))
