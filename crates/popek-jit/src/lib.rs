@@ -167,8 +167,8 @@ struct Ctx<'a> {
     /// code write does not set it: the engine drops the written blocks and goes on.
     must_return: bool,
     /// The call ended at a block with a VMM callout after which the run loop has nothing
-    /// to look at (a software interrupt: it changes the mode, but enables no interrupt):
-    /// the engine may go on, with a lookup in the new mode.
+    /// to look at (a software interrupt: it changes the mode, but enables no interrupt;
+    /// INVLPG, MOV CR3: they change mappings): the engine may go on, with a lookup.
     may_go_on: bool,
     /// Device time lags the call's first block (the run went on from an earlier entry):
     /// a handler that reaches a device brings it up to date even in the first block.
@@ -874,7 +874,10 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
         ctx.stop_chaining();
         // INT n, INT3, INTO: a gate clears IF or leaves it, so no interrupt becomes
         // deliverable; the new mode only needs a lookup, which the engine makes itself.
-        if matches!(d.insn.mnemonic(), Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Into) {
+        // INVLPG and MOV CR3 change only where code may be fetched from: a lookup too.
+        let remaps = d.insn.mnemonic() == Mnemonic::Invlpg
+            || d.insn.mnemonic() == Mnemonic::Mov && d.insn.op0_register() == popek_cpu::iced_x86::Register::CR3;
+        if remaps || matches!(d.insn.mnemonic(), Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Into) {
             ctx.may_go_on = true;
         } else {
             ctx.must_return = true;
