@@ -254,11 +254,10 @@ pub struct DeviceBus {
     intc: InterruptControllers,
     stop: Option<StopRequest>,
     port_devices: Vec<Box<dyn PortDevice>>,
+    /// The port ranges, in the order they were registered.
     port_map: Vec<PortRange>,
-    /// Every port range in the order it was registered, for `port_slot`.
-    port_ranges: Vec<PortRange>,
-    /// For each port, 1 + the index in `port_ranges` of the range that holds it, or 0: the
-    /// lookup of every port access, one load instead of a search of `port_map`.
+    /// For each port, 1 + the index in `port_map` of the range that holds it, or 0: the
+    /// lookup of every port access, one load.
     port_slot: Box<[u16]>,
     mmio_devices: Vec<Box<dyn MmioDevice>>,
     mmio_map: Vec<MmioRange>,
@@ -282,7 +281,7 @@ pub struct DeviceBus {
 impl std::fmt::Debug for DeviceBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ports: Vec<String> = self
-            .port_map
+            .sorted_port_map()
             .iter()
             .map(|r| format!("{:#06x}-{:#06x} {}", r.base, r.last, self.target_name(r.target)))
             .collect();
@@ -311,23 +310,13 @@ impl DeviceBus {
     /// A bus with the given 8259A pair state (and the APICs in their reset states;
     /// [`DeviceBus::interrupt_controllers_mut`] changes those).
     pub fn with_pic(pic: PicPair) -> Self {
-        let mut port_map = Vec::new();
-        for (base, len) in PicPair::PORT_RANGES {
-            port_map.push(PortRange { base, last: base + (len - 1), target: PortTarget::Pic });
-        }
-        port_map.sort_by_key(|r| r.base);
-        let mut port_slot = vec![0u16; 0x1_0000].into_boxed_slice();
-        for (i, r) in port_map.iter().enumerate() {
-            port_slot[usize::from(r.base)..=usize::from(r.last)].fill(u16::try_from(i + 1).expect("a few port ranges"));
-        }
-        DeviceBus {
-            port_ranges: port_map.clone(),
-            port_slot,
+        let mut bus = DeviceBus {
+            port_slot: vec![0u16; 0x1_0000].into_boxed_slice(),
             now_ns: 0,
             intc: InterruptControllers::with_pic(pic),
             stop: None,
             port_devices: Vec::new(),
-            port_map,
+            port_map: Vec::new(),
             mmio_devices: Vec::new(),
             mmio_map: Vec::new(),
             unclaimed: BTreeMap::new(),
@@ -337,7 +326,11 @@ impl DeviceBus {
             access_log: None,
             pure_reads: (0..0x1_0000).map(|_| std::cell::Cell::new(0)).collect(),
             pure_reads_used: std::cell::Cell::new(false),
+        };
+        for (base, len) in PicPair::PORT_RANGES {
+            bus.add_port_range(PortRange { base, last: base + (len - 1), target: PortTarget::Pic });
         }
+        bus
     }
 
     /// Turns the access log on (empty) or off. While it is on, every port and MMIO access
@@ -431,12 +424,7 @@ impl DeviceBus {
             new.push(PortRange { base: base.0, last, target: PortTarget::Device(self.port_devices.len()) });
         }
         self.port_devices.push(device);
-        for r in &new {
-            self.port_ranges.push(*r);
-            let slot = u16::try_from(self.port_ranges.len()).expect("fewer port ranges than ports");
-            self.port_slot[usize::from(r.base)..=usize::from(r.last)].fill(slot);
-        }
-        self.port_map.extend(new);
+        new.into_iter().for_each(|r| self.add_port_range(r));
         if self.pure_reads_used.take() {
             self.pure_reads.iter().for_each(|c| c.set(0));
         }
@@ -446,8 +434,21 @@ impl DeviceBus {
             let mut ctx = DeviceContext::new(self.now_ns, &mut self.intc, &mut self.stop);
             dev.advance(&mut ctx);
         }
-        self.port_map.sort_by_key(|r| r.base);
         Ok(())
+    }
+
+    /// Adds `r` (which overlaps no range) to `port_map` and `port_slot`.
+    fn add_port_range(&mut self, r: PortRange) {
+        self.port_map.push(r);
+        let slot = u16::try_from(self.port_map.len()).expect("fewer port ranges than ports");
+        self.port_slot[usize::from(r.base)..=usize::from(r.last)].fill(slot);
+    }
+
+    /// The port ranges by port.
+    fn sorted_port_map(&self) -> Vec<PortRange> {
+        let mut ranges = self.port_map.clone();
+        ranges.sort_by_key(|r| r.base);
+        ranges
     }
 
     /// Register `device` for the physical address range `base..base+len` (which
@@ -490,7 +491,7 @@ impl DeviceBus {
     /// The port map as `(base, count, device name)`, in port order (for
     /// listings such as `--stats`).
     pub fn port_map(&self) -> Vec<(Port, u32, &'static str)> {
-        self.port_map
+        self.sorted_port_map()
             .iter()
             .map(|r| (Port(r.base), u32::from(r.last - r.base) + 1, self.target_name(r.target)))
             .collect()
@@ -512,7 +513,7 @@ impl DeviceBus {
 
     fn find_port(&self, port: u16) -> Option<PortRange> {
         let slot = self.port_slot[usize::from(port)];
-        (slot != 0).then(|| self.port_ranges[usize::from(slot) - 1])
+        (slot != 0).then(|| self.port_map[usize::from(slot) - 1])
     }
 
     fn find_mmio(&self, addr: u32) -> Option<MmioRange> {
