@@ -851,6 +851,63 @@ pub(crate) fn emit_load_flags(ops: &mut impl Emit) {
     );
 }
 
+/// Host EFLAGS' arithmetic flags → R10D, in EFLAGS order, without `pushfq`: `lahf` and
+/// `seto` read them (`of_sf_cf`: OF is SF XOR CF instead, [`OfFix::SfXorCf`]), with EAX
+/// saved in R11 meanwhile, and two byte operations put OF at bit 11, above the rest.
+///
+/// ```text
+///   mov r11d, eax ; lahf ; seto al    ; AH = SF ZF - AF - PF - CF, AL = OF
+///   shl al, 3 ; rol ax, 8             ; AX = OF << 11 | AH
+///   movzx r10d, ax ; mov eax, r11d
+/// ```
+fn emit_read_host_flags(ops: &mut impl Emit, of_sf_cf: bool) {
+    x64!(ops
+        ; mov r11d, eax
+        ; lahf
+    );
+    if of_sf_cf {
+        // OF = SF XOR CF: AH bit 7 XOR AH bit 0.
+        x64!(ops
+            ; mov al, ah
+            ; rol al, 1
+            ; xor al, ah
+            ; and al, 1
+        );
+    } else {
+        x64!(ops; seto al);
+    }
+    x64!(ops
+        ; shl al, 3
+        ; rol ax, 8
+        ; movzx r10d, ax
+        ; mov eax, r11d
+    );
+}
+
+/// The arithmetic flags `held` in R10D (in EFLAGS order; those of `zero` are really 0)
+/// → `CpuState`, with its other bits: R13D's for a whole set, else the memory's. `lazy`:
+/// the context may hold lazy flags, which this store replaces. Clobbers R10 and R11.
+///
+/// ```text
+///   and r10d, held & ~zero ; or r10d, r13d (or the others from CpuState) ; mov [eflags], r10d
+/// ```
+fn emit_store_flags(ops: &mut impl Emit, held: u32, zero: u32, lazy: bool) {
+    x64!(ops; and r10d, (held & !zero) as i32);
+    if held == ARITH {
+        x64!(ops; or r10d, r13d);
+    } else {
+        load32(ops, 11, EFLAGS_OFF);
+        x64!(ops
+            ; and r11d, !held as i32
+            ; or r10d, r11d
+        );
+    }
+    store32(ops, 10, EFLAGS_OFF);
+    if lazy {
+        x64!(ops; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], 0);
+    }
+}
+
 /// `n` bytes of NOPs (the recommended multi-byte forms, at most 9 bytes each).
 fn emit_nops(ops: &mut impl Emit, mut n: usize) {
     const NOPS: [&[u8]; 9] = [
@@ -1121,18 +1178,8 @@ impl<E: Emit> Emitter<'_, E> {
         );
     }
 
-    /// The flags host EFLAGS hold → `CpuState`. Clobbers R10 and R11.
-    ///
-    /// `lahf` and `seto` read them (`pushfq` is several times slower), with EAX saved in
-    /// R11 meanwhile (after SHL by a constant, OF is SF XOR CF instead: [`OfFix::SfXorCf`]);
-    /// two byte operations put OF at bit 11, above the rest in EFLAGS order:
-    ///
-    /// ```text
-    ///   mov r11d, eax ; lahf ; seto al    ; AH = SF ZF - AF - PF - CF, AL = OF
-    ///   shl al, 3 ; rol ax, 8             ; AX = OF << 11 | AH
-    ///   movzx r10d, ax ; mov eax, r11d
-    ///   and r10d, held ; or r10d, (r13d: the other EFLAGS bits) ; mov [eflags], r10d
-    /// ```
+    /// The flags host EFLAGS hold → `CpuState`, without `pushfq` (several times slower):
+    /// [`emit_read_host_flags`], then [`emit_store_flags`]. Clobbers R10 and R11.
     ///
     /// Right after a CMP (see [`Emitter::lazy_cmp`]) it stores the CMP's operands instead,
     /// three plain stores, and marks the flags lazy in the context; whoever needs them
@@ -1168,46 +1215,10 @@ impl<E: Emit> Emitter<'_, E> {
             !self.lazy_maybe || m == ARITH,
             "a partial spill merges with CpuState, which lazy flags leave stale"
         );
-        let keep = m & !self.host_zero;
-        let of_sf_cf = std::mem::take(&mut self.of_sf_cf);
-        self.host_flags = 0;
-        self.host_zero = 0;
-        x64!(self.ops
-            ; mov r11d, eax
-            ; lahf
-        );
-        if of_sf_cf {
-            // OF = SF XOR CF: AH bit 7 XOR AH bit 0.
-            x64!(self.ops
-                ; mov al, ah
-                ; rol al, 1
-                ; xor al, ah
-                ; and al, 1
-            );
-        } else {
-            x64!(self.ops; seto al);
-        }
-        x64!(self.ops
-            ; shl al, 3
-            ; rol ax, 8
-            ; movzx r10d, ax
-            ; mov eax, r11d
-            ; and r10d, keep as i32
-        );
-        if m == ARITH {
-            x64!(self.ops; or r10d, r13d);
-        } else {
-            load32(self.ops, 11, EFLAGS_OFF);
-            x64!(self.ops
-                ; and r11d, !m as i32
-                ; or r10d, r11d
-            );
-        }
-        store32(self.ops, 10, EFLAGS_OFF);
-        if self.lazy_maybe {
-            x64!(self.ops; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], 0);
-            self.lazy_maybe = false;
-        }
+        let zero = self.host_zero;
+        emit_read_host_flags(self.ops, std::mem::take(&mut self.of_sf_cf));
+        emit_store_flags(self.ops, m, zero, self.lazy_maybe);
+        (self.host_flags, self.host_zero, self.lazy_maybe) = (0, 0, false);
     }
 
     /// The guest's flags → host EFLAGS: from `CpuState`, or, if they are lazy, by running
@@ -1979,36 +1990,15 @@ impl<E: Emit> Emitter<'_, E> {
         for p in std::mem::take(&mut self.slow_paths) {
             x64!(self.ops; =>p.label);
             if let Some(f) = p.pushed {
-                // pop r10 (or: set them again and read them as a spill does) ;
-                // and r10d, held & ~zero ; or in CpuState's others ; store.
+                // The flags into R10D (popped, or set again and read as a spill does),
+                // then stored as a spill stores them.
                 if let Some(source) = f.recompute {
                     source.emit(self.ops);
-                    x64!(self.ops
-                        ; mov r11d, eax
-                        ; lahf
-                        ; seto al
-                        ; shl al, 3
-                        ; rol ax, 8
-                        ; movzx r10d, ax
-                        ; mov eax, r11d
-                    );
+                    emit_read_host_flags(self.ops, false);
                 } else {
                     x64!(self.ops; pop r10);
                 }
-                x64!(self.ops; and r10d, (f.held & !f.zero) as i32);
-                if f.held == ARITH {
-                    x64!(self.ops; or r10d, r13d);
-                } else {
-                    load32(self.ops, 11, EFLAGS_OFF);
-                    x64!(self.ops
-                        ; and r11d, !f.held as i32
-                        ; or r10d, r11d
-                    );
-                }
-                store32(self.ops, 10, EFLAGS_OFF);
-                if f.lazy {
-                    x64!(self.ops; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], 0);
-                }
+                emit_store_flags(self.ops, f.held, f.zero, f.lazy);
             }
             self.handler_args(p.index);
             let slow = if p.load_flags { self.shared.slow_flags } else { self.shared.slow };
