@@ -26,7 +26,7 @@
 use crate::shared::{Shared, shared};
 use crate::translate::{
     FlagFix, GroupSlot, OfFix, Treatment, flag_fix, flags_dead_after, host_twin, is_call_or_ret, is_inline_branch,
-    memory_twin, plan_page_groups, test_self, x86_flags,
+    memory_twin, plan_page_groups, test_self, written_registers, x86_flags,
 };
 use crate::{Ctx, INDIRECT_BITS, INDIRECT_HASH, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::X64Relocation;
@@ -152,25 +152,6 @@ fn flag_source(insn: &Instruction) -> Option<FlagSource> {
         Code::Sub_rm32_imm32 | Code::Sub_rm32_imm8 | Code::Sub_EAX_imm32 => Some(FlagSource::SubImm(reg, imm())),
         _ => None,
     }
-}
-
-/// The host register numbers of the general registers `insn` writes (all of them if it
-/// writes a part).
-fn written_registers(insn: &Instruction) -> Vec<u8> {
-    use popek_cpu::iced_x86::{InstructionInfoFactory, OpAccess};
-    InstructionInfoFactory::new()
-        .info(insn)
-        .used_registers()
-        .iter()
-        .filter(|u| {
-            u.register().is_gpr()
-                && matches!(
-                    u.access(),
-                    OpAccess::Write | OpAccess::ReadWrite | OpAccess::CondWrite | OpAccess::ReadCondWrite
-                )
-        })
-        .map(|u| host_number(u.register()))
-        .collect()
 }
 
 /// The host register number of guest register `r`'s home (any width; not AH..DH).
@@ -1294,9 +1275,9 @@ impl<E: Emit> Emitter<'_, E> {
         if self.of_sf_cf && modified & (SF | CF) != 0 && modified & OF == 0 {
             self.spill_flags();
         }
-        let kept = self
-            .flag_source
-            .filter(|s| modified == 0 && !written_registers(&d.insn).iter().any(|r| s.registers().contains(&Some(*r))));
+        let kept = self.flag_source.filter(|s| {
+            modified == 0 && !written_registers(&d.insn).iter().any(|&r| s.registers().contains(&Some(host_number(r))))
+        });
         self.flags_for(twin_reads(&d.insn, fix));
         self.ops.extend(bytes);
         self.flip_undefined(&d.insn);

@@ -507,19 +507,9 @@ const PAGE_GROUP_SPAN: u32 = 256;
 /// write hit if any access writes) and keeps the page's host address; after it none of
 /// the group's accesses can fault, so none needs a check or a flags spill of its own.
 pub(crate) fn plan_page_groups(block: &Block<JitInsn>) -> Vec<Option<GroupSlot>> {
-    use popek_cpu::iced_x86::{InstructionInfoFactory, OpAccess};
     let mode = block.key.mode;
     let mut plan = vec![None; block.insns.len()];
-    let mut info = InstructionInfoFactory::new();
-    let writes = |info: &mut InstructionInfoFactory, insn: &Instruction, reg: Register| {
-        info.info(insn).used_registers().iter().any(|u| {
-            u.register().full_register32() == reg
-                && matches!(
-                    u.access(),
-                    OpAccess::Write | OpAccess::ReadWrite | OpAccess::CondWrite | OpAccess::ReadCondWrite
-                )
-        })
-    };
+    let writes = |insn: &Instruction, reg: Register| written_registers(insn).contains(&reg);
     // The open group: its members' indices, and the span so far.
     let mut open: Option<(Vec<usize>, PageGroup, i64, i64)> = None;
     let close = |open: &mut Option<(Vec<usize>, PageGroup, i64, i64)>, plan: &mut Vec<Option<GroupSlot>>| {
@@ -553,12 +543,12 @@ pub(crate) fn plan_page_groups(block: &Block<JitInsn>) -> Vec<Option<GroupSlot>>
                     close(&mut open, &mut plan);
                     open = Some((vec![i], PageGroup { base, lo: 0, len: 0, write }, lo, hi));
                 }
-                if writes(&mut info, insn, base) {
+                if writes(insn, base) {
                     close(&mut open, &mut plan);
                 }
             }
             None if d.exec.treatment == Treatment::Ident => {
-                if open.as_ref().is_some_and(|(_, g, _, _)| writes(&mut info, insn, g.base)) {
+                if open.as_ref().is_some_and(|(_, g, _, _)| writes(insn, g.base)) {
                     close(&mut open, &mut plan);
                 }
             }
@@ -567,6 +557,25 @@ pub(crate) fn plan_page_groups(block: &Block<JitInsn>) -> Vec<Option<GroupSlot>>
     }
     close(&mut open, &mut plan);
     plan
+}
+
+/// The general registers `insn` writes, as 32-bit registers (EAX for a write of AL),
+/// explicitly or not.
+pub(crate) fn written_registers(insn: &Instruction) -> Vec<Register> {
+    use popek_cpu::iced_x86::{InstructionInfoFactory, OpAccess};
+    InstructionInfoFactory::new()
+        .info(insn)
+        .used_registers()
+        .iter()
+        .filter(|u| {
+            u.register().is_gpr()
+                && matches!(
+                    u.access(),
+                    OpAccess::Write | OpAccess::ReadWrite | OpAccess::CondWrite | OpAccess::ReadCondWrite
+                )
+        })
+        .map(|u| u.register().full_register32())
+        .collect()
 }
 
 /// `lea r10d, [base + index*scale + disp]` for `insn`'s memory operand, on the host
