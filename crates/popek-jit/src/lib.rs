@@ -205,13 +205,13 @@ impl Ctx<'_> {
 const RAN_TO_END: u64 = 0;
 /// ... and this when a callout stopped it (see `Ctx::stop_index`).
 const STOPPED: u64 = 1;
+/// ... and this when it wanted to chain to a block it has no link to yet.
+const CHAIN_MISS: u64 = 2;
 
 /// Set in the instruction index a slow path passes to the callout: run every instruction
 /// from the index in bits 0–11 to the one in bits 12–23 in its handler, in turn (a page
 /// group's check missed: the accesses it would have served, and what lies between).
 const RANGE: u32 = 1 << 31;
-/// ... and this when it wanted to chain to a block it has no link to yet.
-const CHAIN_MISS: u64 = 2;
 
 /// `Ctx::chain_site` after a miss in the indirect-target table.
 const INDIRECT_MISS: u64 = u64::MAX;
@@ -872,12 +872,7 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
         // would have (nothing else the run loop looks at changes in chained code: a
         // device deadline ends chaining through the budget).
         ctx.stop_chaining();
-        // INT n, INT3, INTO: a gate clears IF or leaves it, so no interrupt becomes
-        // deliverable; the new mode only needs a lookup, which the engine makes itself.
-        // INVLPG and MOV CR3 change only where code may be fetched from: a lookup too.
-        let remaps = d.insn.mnemonic() == Mnemonic::Invlpg
-            || d.insn.mnemonic() == Mnemonic::Mov && d.insn.op0_register() == popek_cpu::iced_x86::Register::CR3;
-        if remaps || matches!(d.insn.mnemonic(), Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Into) {
+        if translate::needs_only_a_lookup(&d.insn) {
             ctx.may_go_on = true;
         } else {
             ctx.must_return = true;

@@ -84,9 +84,10 @@ pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
 /// IOPL onto the stack), CLI (no interrupt becomes deliverable by clearing IF), CPUID,
 /// RDTSC, the instructions that only read system state (SMSW, SGDT, SIDT, SLDT, STR, MOV
 /// from a control register, LAR, LSL, VERR, VERW, PUSH Sreg and MOV r/m, Sreg). Translated
-/// code goes on after one, and
-/// chains lead into blocks holding them, as for an ordinary instruction; every other
-/// callout (STI, POPF, a CR write, I/O, HLT, INT, far transfers…) returns to the run loop.
+/// code goes on after one, and chains lead into blocks holding them, as for an ordinary
+/// instruction; every other callout (STI, POPF, a CR write, I/O, HLT, INT, far
+/// transfers…) ends chaining, and all but those of [`needs_only_a_lookup`] return to the
+/// run loop.
 ///
 /// A load of DS, ES, FS or GS (MOV, POP) is quiet too, though it may change the block mode
 /// ([`BlockKey::mode_of`]: flat segments, 4 GiB FS/GS): the callout compares the mode before
@@ -105,6 +106,19 @@ pub(crate) fn is_quiet_callout(insn: &Instruction) -> bool {
         Pop => loads_data_segment(insn),
         // PUSH Sreg stores a selector, as MOV r/m, Sreg does: nothing the run loop sees.
         Push => insn.op0_kind() == OpKind::Register && insn.op0_register().is_segment_register(),
+        _ => false,
+    }
+}
+
+/// True for a callout after which the engine must look the next block up afresh but the
+/// run loop has nothing to look at: INT n, INT3 and INTO (a gate clears IF or leaves it,
+/// so no interrupt becomes deliverable; the mode changes), INVLPG and MOV CR3 (only where
+/// code may be fetched from changes).
+pub(crate) fn needs_only_a_lookup(insn: &Instruction) -> bool {
+    use Mnemonic::*;
+    match insn.mnemonic() {
+        Int | Int3 | Into | Invlpg => true,
+        Mov => insn.op0_register() == Register::CR3,
         _ => false,
     }
 }
