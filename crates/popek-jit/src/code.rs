@@ -375,20 +375,18 @@ impl ChainLink {
 
 const _: () = assert!(std::mem::size_of::<ChainLink>() == 16);
 
-/// A table of `n` unlinked chain links from zeroed memory: the allocator takes a table
-/// this large straight from the host (`calloc` → `mmap`), whose pages are only backed
-/// once written, so a large code cache costs no memory up front.
-fn zeroed_links(n: usize) -> Box<[ChainLink]> {
-    let layout = std::alloc::Layout::array::<ChainLink>(n.max(1)).expect("link table size fits");
-    // SAFETY: the layout has a non-zero size (n ≥ 1).
-    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<ChainLink>();
-    if p.is_null() {
-        std::alloc::handle_alloc_error(layout);
-    }
-    // SAFETY: `p` was allocated by the global allocator with the layout of `[ChainLink;
-    // n.max(1)]`, which is what the box frees; all-zero bytes are a valid `ChainLink`
-    // (two integers: `ChainLink::UNLINKED`), so every element is initialized.
-    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n.max(1))) }
+/// A table of `n` `T`s from zeroed memory: the allocator takes a table this large
+/// straight from the host (`calloc` → `mmap`), whose pages are only backed once written,
+/// so a large table costs no memory up front (the chain-link table, the indirect-target
+/// table).
+///
+/// # Safety
+///
+/// All-zero bytes must be a valid `T`.
+pub(crate) unsafe fn zeroed_table<T>(n: usize) -> Box<[T]> {
+    // SAFETY: the caller promises that all-zero bytes are a valid `T`, so every element of
+    // the zeroed slice is initialized.
+    unsafe { Box::<[T]>::new_zeroed_slice(n).assume_init() }
 }
 
 /// The physical pages a block's bytes are on (one, or two if it straddles).
@@ -407,7 +405,8 @@ impl CodeCache {
         // cache can hold at once but for the tiniest blocks (which then evict early).
         let max_ids =
             u32::try_from((capacity / 128).max(32)).map_err(|_| std::io::Error::other("code cache too large"))?;
-        let links = zeroed_links((max_ids * SITES_PER_TRANSLATION) as usize);
+        // SAFETY: all-zero bytes are a valid `ChainLink` (two integers: `UNLINKED`).
+        let links = unsafe { zeroed_table((max_ids * SITES_PER_TRANSLATION) as usize) };
         let mut buf = CodeBuffer::new(capacity)?;
         buf.rw[..code.len()].copy_from_slice(code);
         let base = shared.len.next_multiple_of(16);

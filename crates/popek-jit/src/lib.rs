@@ -256,9 +256,8 @@ const _: () = assert!(std::mem::size_of::<IndirectEntry>() == 32);
 
 /// An indirect-target table of [`IndirectEntry::EMPTY`] entries, in zeroed memory.
 fn empty_indirect_table() -> Box<[IndirectEntry; INDIRECT_ENTRIES]> {
-    let zeroed = Box::<[IndirectEntry]>::new_zeroed_slice(INDIRECT_ENTRIES);
     // SAFETY: all-zero bytes are a valid `IndirectEntry` (integers only), and the empty one.
-    let table = unsafe { zeroed.assume_init() };
+    let table = unsafe { code::zeroed_table(INDIRECT_ENTRIES) };
     table.try_into().expect("INDIRECT_ENTRIES entries")
 }
 
