@@ -192,6 +192,25 @@ impl Cpu {
         self.read_linear(bus, LinearAddr(lin), width, false)
     }
 
+    /// Reads an 8-byte descriptor-table entry with supervisor rights, as its two dwords
+    /// (low first). Faults as [`Cpu::read_system`] of the low dword, then of the high one,
+    /// would: an entry inside one page is translated once, and read straight from RAM.
+    #[inline]
+    pub fn read_system_pair(&mut self, bus: &mut dyn Bus, lin: u32) -> Result<(u32, u32), Exception> {
+        if lin & 0xfff > 0x1000 - 8 {
+            return Ok((self.read_system(bus, lin, 4)?, self.read_system(bus, lin.wrapping_add(4), 4)?));
+        }
+        let p = self.translate(bus, LinearAddr(lin), AccessKind::Read, false)?;
+        if let (Region::Ram(off), Region::Ram(_)) = (self.mem.region(p), self.mem.region(p.add(7))) {
+            if let Some(b) = self.mem.read_ram::<8>(off) {
+                let v = u64::from_le_bytes(b);
+                #[allow(clippy::cast_possible_truncation)] // the two halves
+                return Ok((v as u32, (v >> 32) as u32));
+            }
+        }
+        Ok((self.read_phys(bus, p, 4), self.read_phys(bus, p.add(4), 4)))
+    }
+
     /// Writes a descriptor-table or TSS value with supervisor rights.
     pub fn write_system(&mut self, bus: &mut dyn Bus, lin: u32, width: Width, v: u32) -> Result<(), Exception> {
         self.write_linear(bus, LinearAddr(lin), width, v, false)

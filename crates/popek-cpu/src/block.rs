@@ -69,6 +69,7 @@ impl BlockKey {
     /// Bit 0: 32-bit code segment; bits 1–2: CPL; bit 3: paging on; bit 4: flat
     /// segments ([`crate::CpuState::flat_segments`]); bits 5 and 6: FS and GS hold 4 GiB
     /// data segments ([`crate::CpuState::four_gib_data`], any base).
+    #[inline]
     pub fn mode_of(cpu: &Cpu) -> u32 {
         cpu.state.code32() as u32
             | (cpu.state.cpl as u32) << 1
@@ -76,6 +77,14 @@ impl BlockKey {
             | (cpu.state.flat_segments() as u32) << 4
             | (cpu.state.four_gib_data(crate::Seg::Fs) as u32) << 5
             | (cpu.state.four_gib_data(crate::Seg::Gs) as u32) << 6
+    }
+
+    /// What [`BlockKey::mode_of`] reads of data-segment register `s` (DS, ES, FS or GS):
+    /// whether its base is 0 and whether it holds 4 GiB data. A load of `s` that leaves
+    /// these the same leaves the mode the same (cheaper to ask than the whole mode).
+    #[inline]
+    pub fn data_segment_bits(cpu: &Cpu, s: crate::Seg) -> u32 {
+        (cpu.state.seg(s).base == 0) as u32 | (cpu.state.four_gib_data(s) as u32) << 1
     }
 
     /// The flat-segments bit of [`BlockKey::mode_of`].

@@ -207,7 +207,8 @@ impl Cpu {
             return Err(Exception::GeneralProtection(idt_code).into());
         }
         let at = idtr.base.wrapping_add(vector as u32 * 8);
-        let gate = Descriptor { lo: self.read_system(bus, at, 4)?, hi: self.read_system(bus, at.wrapping_add(4), 4)? };
+        let (lo, hi) = self.read_system_pair(bus, at)?;
+        let gate = Descriptor { lo, hi };
         let gate_ok = !gate.is_code_or_data()
             && matches!(
                 gate.typ(),

@@ -178,8 +178,7 @@ impl Cpu {
     /// limit; a page fault reading the table is an `Err`.
     pub fn fetch_descriptor(&mut self, bus: &mut dyn Bus, sel: u16) -> Result<Option<Descriptor>, Exception> {
         let Some(addr) = self.descriptor_address(sel) else { return Ok(None) };
-        let lo = self.read_system(bus, addr, 4)?;
-        let hi = self.read_system(bus, addr.wrapping_add(4), 4)?;
+        let (lo, hi) = self.read_system_pair(bus, addr)?;
         Ok(Some(Descriptor { lo, hi }))
     }
 

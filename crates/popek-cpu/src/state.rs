@@ -494,26 +494,29 @@ impl CpuState {
     /// writable expand-up data, and a 32-bit stack. Then an access through them needs no
     /// segment arithmetic or check: linear address = offset, and PUSH/POP move ESP (the
     /// JIT keys translations on it).
+    #[inline]
     pub fn flat_segments(&self) -> bool {
         let c = self.seg(Seg::Cs);
-        let data = |s: Seg| self.seg(s).base == 0 && self.four_gib_data(s);
-        c.base == 0
-            && c.limit == u32::MAX
-            && c.usable()
-            && data(Seg::Ds)
-            && data(Seg::Es)
-            && data(Seg::Ss)
-            && self.seg(Seg::Ss).big()
+        // Non-short-circuit `&`: a few compares and no branches (the JIT asks on every
+        // data-segment load).
+        let data = |s: Seg| (self.seg(s).base == 0) & self.four_gib_data(s);
+        (c.base == 0)
+            & (c.limit == u32::MAX)
+            & c.usable()
+            & data(Seg::Ds)
+            & data(Seg::Es)
+            & data(Seg::Ss)
+            & self.seg(Seg::Ss).big()
     }
 
     /// True if segment register `s` holds a usable, writable, expand-up data segment with
     /// a 4 GiB limit: every offset is valid for reads and writes, and the linear address
     /// is its base plus the offset (what Linux's per-CPU FS segment is). Any base.
+    #[inline]
     pub fn four_gib_data(&self, s: Seg) -> bool {
         let c = self.seg(s);
-        c.limit == u32::MAX
-            && c.usable()
-            && c.access & (access::S | access::CODE | access::DC | access::RW) == (access::S | access::RW)
+        let want = access::P | access::S | access::RW;
+        (c.limit == u32::MAX) & (c.access & (want | access::CODE | access::DC) == want)
     }
 
     /// Current I/O privilege level.

@@ -324,3 +324,26 @@ fn writes_to_code_bytes_are_recorded() {
     cpu.write_phys(&mut bus, PhysAddr(0x3ffe), 4, 0);
     assert_eq!(cpu.code_writes, vec![CodeWrite { phys: 0x4000, len: 2 }]);
 }
+
+/// An 8-byte descriptor-table entry: one translation inside a page, both pages (in order,
+/// low dword first) across one, and a fault on the second page for the high dword.
+#[test]
+fn descriptor_pairs_read_as_two_dwords_would() {
+    let mut cpu = paged(1 << 20, P | RW);
+    map(&mut cpu, 0x5000, 0x8000, P | RW);
+    map(&mut cpu, 0x6000, 0xa000, P | RW);
+    let mut bus = NullBus::default();
+    wr(&mut cpu, 0x8010, 0x1122_3344);
+    wr(&mut cpu, 0x8014, 0x5566_7788);
+    assert_eq!(cpu.read_system_pair(&mut bus, 0x5010), Ok((0x1122_3344, 0x5566_7788)));
+    // Across the page boundary: the low dword from linear 0x5ffc (physical 0x8ffc), the
+    // high one from 0x6000 (physical 0xa000).
+    wr(&mut cpu, 0x8ffc, 0xaabb_ccdd);
+    wr(&mut cpu, 0xa000, 0x0102_0304);
+    assert_eq!(cpu.read_system_pair(&mut bus, 0x5ffc), Ok((0xaabb_ccdd, 0x0102_0304)));
+    // Straddling into an unmapped page: the high dword's page faults, at its address; with
+    // the low dword's page unmapped too, that one faults first.
+    map(&mut cpu, 0x7000, 0xb000, P | RW);
+    assert_eq!(cpu.read_system_pair(&mut bus, 0x7ffc), Err(Exception::PageFault { addr: 0x8000, code: 0 }));
+    assert_eq!(cpu.read_system_pair(&mut bus, 0x8ffc), Err(Exception::PageFault { addr: 0x8ffc, code: 0 }));
+}

@@ -885,10 +885,12 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
         // concerns the run loop.
         let pending_time = (completed > 0 || ctx.time_pending).then_some((ctx.now, completed));
         let mut watch = WatchBus { inner: bus, pending_time, touched: false };
-        // A segment load may change the block mode: translated code goes on only if not.
-        let mode = translate::loads_data_segment(&d.insn).then(|| BlockKey::mode_of(cpu));
+        // A segment load may change the block mode: translated code goes on only if not
+        // (only what the mode reads of the segment loaded can change).
+        let loaded = translate::loaded_data_segment(&d.insn);
+        let bits = loaded.map(|s| BlockKey::data_segment_bits(cpu, s));
         let r = (d.exec.handler)(cpu, &mut watch, &d.insn);
-        if watch.touched || mode.is_some_and(|m| m != BlockKey::mode_of(cpu)) {
+        if watch.touched || loaded.is_some_and(|s| bits != Some(BlockKey::data_segment_bits(cpu, s))) {
             ctx.stop_chaining();
             ctx.must_return = true;
         }

@@ -125,9 +125,21 @@ pub(crate) fn needs_only_a_lookup(insn: &Instruction) -> bool {
 
 /// True for a MOV or POP into DS, ES, FS or GS.
 pub(crate) fn loads_data_segment(insn: &Instruction) -> bool {
-    matches!(insn.mnemonic(), Mnemonic::Mov | Mnemonic::Pop)
-        && insn.op0_kind() == OpKind::Register
-        && matches!(insn.op0_register(), Register::DS | Register::ES | Register::FS | Register::GS)
+    loaded_data_segment(insn).is_some()
+}
+
+/// The register a MOV or POP into DS, ES, FS or GS loads.
+pub(crate) fn loaded_data_segment(insn: &Instruction) -> Option<Seg> {
+    if !matches!(insn.mnemonic(), Mnemonic::Mov | Mnemonic::Pop) || insn.op0_kind() != OpKind::Register {
+        return None;
+    }
+    match insn.op0_register() {
+        Register::DS => Some(Seg::Ds),
+        Register::ES => Some(Seg::Es),
+        Register::FS => Some(Seg::Fs),
+        Register::GS => Some(Seg::Gs),
+        _ => None,
+    }
 }
 
 /// Which `IN reg, imm8` read their port purely, by port (see `Jit::pure_in`).

@@ -51,6 +51,9 @@ pub struct GuestMemory {
     holes: Vec<(u32, u32)>,
     /// Every address below this is plain RAM: the size, or the start of the first hole.
     plain_below: u32,
+    /// Every address from this up to the size is plain RAM: 0, or the end of the last hole
+    /// (a PC's kernel and its tables live above the VGA and BIOS hole).
+    plain_above: u32,
     /// `[start, end)` of RAM that stores do not change (the BIOS area of a PC).
     rom: (u32, u32),
 }
@@ -69,7 +72,7 @@ impl GuestMemory {
         }
         let size32 = u32::try_from(size).map_err(|_| MemoryError::BadSize(size))?;
         let map = MmapMut::map_anon(size32 as usize).map_err(|source| MemoryError::Map { size: size32, source })?;
-        Ok(GuestMemory { map, size: size32, holes: Vec::new(), plain_below: size32, rom: (0, 0) })
+        Ok(GuestMemory { map, size: size32, holes: Vec::new(), plain_below: size32, plain_above: 0, rom: (0, 0) })
     }
 
     /// RAM size in bytes.
@@ -88,6 +91,7 @@ impl GuestMemory {
         self.holes.push((start, end));
         self.holes.sort_unstable();
         self.plain_below = self.plain_below.min(start);
+        self.plain_above = self.plain_above.max(end);
         Ok(())
     }
 
@@ -110,6 +114,9 @@ impl GuestMemory {
         let a = addr.0;
         if a < self.plain_below {
             return Region::Ram(a as usize); // the common case: one compare
+        }
+        if a >= self.plain_above && a < self.size {
+            return Region::Ram(a as usize); // above the last hole: two
         }
         if a >= self.size || self.holes.iter().any(|&(s, e)| a >= s && a < e) {
             Region::Io
@@ -198,6 +205,10 @@ mod tests {
         m.add_hole(0xa0000, 0xc0000).unwrap();
         assert_eq!(m.region(PhysAddr(0x1000)), Region::Ram(0x1000));
         assert_eq!(m.region(PhysAddr(0xb8000)), Region::Io);
+        assert_eq!(m.region(PhysAddr(0xbffff)), Region::Io);
+        // Above the last hole, up to the size: RAM again.
+        assert_eq!(m.region(PhysAddr(0xc0000)), Region::Ram(0xc0000));
+        assert_eq!(m.region(PhysAddr(0xfffff)), Region::Ram(0xfffff));
         assert_eq!(m.region(PhysAddr(0x100000)), Region::Io);
         assert_eq!(m.region(PhysAddr(0xffff_ffff)), Region::Io);
         assert!(m.add_hole(0xb0000, 0xd0000).is_err(), "overlap");
