@@ -79,12 +79,13 @@ impl BlockKey {
             | (cpu.state.four_gib_data(crate::Seg::Gs) as u32) << 6
     }
 
-    /// What [`BlockKey::mode_of`] reads of data-segment register `s` (DS, ES, FS or GS):
-    /// whether its base is 0 and whether it holds 4 GiB data. A load of `s` that leaves
-    /// these the same leaves the mode the same (cheaper to ask than the whole mode).
+    /// What [`BlockKey::mode_of`] reads of a data-segment register (DS, ES, FS or GS)
+    /// that holds `c`: whether its base is 0 and whether it holds 4 GiB data. A load of
+    /// the register that leaves these the same leaves the mode the same (cheaper to ask
+    /// than the whole mode).
     #[inline]
-    pub fn data_segment_bits(cpu: &Cpu, s: crate::Seg) -> u32 {
-        (cpu.state.seg(s).base == 0) as u32 | (cpu.state.four_gib_data(s) as u32) << 1
+    pub fn data_segment_bits(c: &crate::SegmentCache) -> u32 {
+        (c.base == 0) as u32 | (c.is_4gib_data() as u32) << 1
     }
 
     /// The flat-segments bit of [`BlockKey::mode_of`].

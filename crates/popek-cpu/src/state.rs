@@ -164,6 +164,13 @@ impl SegmentCache {
     pub const fn is_code(&self) -> bool {
         self.access & (access::S | access::CODE) == (access::S | access::CODE)
     }
+    /// A usable, writable, expand-up data segment with a 4 GiB limit (see
+    /// [`CpuState::four_gib_data`]).
+    #[inline]
+    pub const fn is_4gib_data(&self) -> bool {
+        let want = access::P | access::S | access::RW;
+        (self.limit == u32::MAX) & (self.access & (want | access::CODE | access::DC) == want)
+    }
     /// D/B bit: 32-bit default operand size (code) or 32-bit stack (SS).
     #[inline]
     pub const fn big(&self) -> bool {
@@ -514,9 +521,7 @@ impl CpuState {
     /// is its base plus the offset (what Linux's per-CPU FS segment is). Any base.
     #[inline]
     pub fn four_gib_data(&self, s: Seg) -> bool {
-        let c = self.seg(s);
-        let want = access::P | access::S | access::RW;
-        (c.limit == u32::MAX) & (c.access & (want | access::CODE | access::DC) == want)
+        self.seg(s).is_4gib_data()
     }
 
     /// Current I/O privilege level.

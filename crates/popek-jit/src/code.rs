@@ -998,7 +998,11 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
                 Some(slot) => e.grouped(i, d, slot),
                 None => e.rewritten(i, d),
             },
-            Treatment::Callout | Treatment::Helper => e.callout(i),
+            Treatment::Callout => match crate::translate::segment_load_info(&d.insn) {
+                Some(what) => e.segment_load(i, what),
+                None => e.callout(i),
+            },
+            Treatment::Helper => e.callout(i),
         }
         ranges.push(start..e.ops.offset().0 - base);
     }
@@ -1474,6 +1478,29 @@ impl<E: Emit> Emitter<'_, E> {
         }
         // The callout folded any lazy flags into CpuState first.
         self.lazy_maybe = false;
+    }
+
+    /// A MOV or POP to DS, ES, FS or GS (`what`: [`crate::translate::segment_load_info`]):
+    /// the shared `segment_load` tries the fast path (`segment_load` in lib.rs), and calls
+    /// the callout only if that says no. As after a callout, the guest registers are in
+    /// `CpuState`; lazy flags may still be lazy (only the callout folds them).
+    ///
+    /// ```text
+    ///   (flags in host EFLAGS → CpuState)
+    ///   mov r8d, what ; mov r10d, index ; mov r11d, id ; call shared (store_)segment_load
+    /// ```
+    fn segment_load(&mut self, i: usize, what: u32) {
+        self.lazy_cmp = None;
+        self.flag_source = None;
+        self.spill_flags();
+        x64!(self.ops; mov r8d, what as i32);
+        self.handler_args(i);
+        if self.regs_in_host {
+            self.branch_to_shared(CALL, self.shared.store_segment_load);
+            self.regs_in_host = false;
+        } else {
+            self.branch_to_shared(CALL, self.shared.segment_load);
+        }
     }
 
     /// RDTSC, sensitive (it reads the virtual TSC) but computed inline: the TSC at the

@@ -38,7 +38,7 @@ use popek_cpu::block::{Block, BlockCache, BlockKey, FastMap};
 use popek_cpu::exception::Event;
 use popek_cpu::iced_x86::Mnemonic;
 use popek_cpu::state::flags::TF;
-use popek_cpu::{Bus, Cpu, Handler};
+use popek_cpu::{Bus, Cpu, Handler, Seg};
 use popek_interp::{HasHandler, InterpStats, execute_block};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -122,6 +122,8 @@ struct Ctx<'a> {
     /// The callout function (called through here, so translated code holds no
     /// absolute addresses and disassembles the same in every run).
     callout: extern "sysv64" fn(*mut Ctx<'_>, u32, u32) -> u64,
+    /// The fast path of a data-segment load ([`segment_load`]), called the same way.
+    segment_load: extern "sysv64" fn(*mut Ctx<'_>, u32) -> u64,
     /// Instructions translated code may still retire before it must return to the run
     /// loop (timers, the instruction limit); chaining stops when it runs out. Translated
     /// code keeps it in R9 and stores it here around callouts and when it leaves.
@@ -556,6 +558,7 @@ impl Jit {
         let mut ctx = Ctx {
             room,
             callout,
+            segment_load,
             tsc: cpu.state.tsc,
             cpu,
             bus,
@@ -823,6 +826,85 @@ extern "sysv64" fn callout(ctx: *mut Ctx<'_>, index: u32, id: u32) -> u64 {
     (first..=last).map(|i| run_handler(ctx, i, id)).find(|&status| status != 0).unwrap_or(0)
 }
 
+/// Called from translated code for a MOV to DS, ES, FS or GS from a register, or a POP
+/// of one (`what`: [`translate::segment_load_info`]), before its callout: loads the
+/// segment and returns 0 if nothing but RAM was read, no translated code was written, and
+/// the block mode stays as it was (all the callout would have checked); else changes
+/// nothing a second run could see and returns 1, and translated code calls the callout,
+/// whose handler runs the instruction in full. The same semantics (`check_data_segment`,
+/// `pop_sreg_check` and `pop_sreg_commit`), without the callout's general bookkeeping:
+/// an operating system loads four segments on every entry to its kernel, and four again on
+/// the way out.
+extern "sysv64" fn segment_load(ctx: *mut Ctx<'_>, what: u32) -> u64 {
+    // SAFETY: as in `callout`: translated code passes the live `Ctx` of `Jit::run_block`;
+    // `cpu` was borrowed by `run_block` for the whole call, and translated code does not
+    // touch it while Rust code runs.
+    let cpu = unsafe { &mut *(*ctx).cpu };
+    let seg = Seg::ALL[(what & translate::SEGMENT_LOAD_SEG) as usize];
+    let pop_width = (what & translate::SEGMENT_LOAD_POP) >> translate::SEGMENT_LOAD_POP.trailing_zeros();
+    let mut bus = NoDevices::default();
+    let writes = cpu.code_writes.len();
+    let checked = if pop_width != 0 {
+        popek_vmm::pop_sreg_check(cpu, &mut bus, seg, pop_width)
+    } else {
+        let r = (what >> translate::SEGMENT_LOAD_REG.trailing_zeros()) as usize & 7;
+        cpu.check_data_segment(&mut bus, seg, cpu.state.gpr[r] as u16)
+    };
+    let Ok(c) = checked else { return 1 };
+    let same_mode = BlockKey::data_segment_bits(&c) == BlockKey::data_segment_bits(cpu.state.seg(seg));
+    if bus.touched || cpu.code_writes.len() != writes || !same_mode {
+        return 1;
+    }
+    if pop_width != 0 {
+        popek_vmm::pop_sreg_commit(cpu, seg, c, pop_width);
+    } else {
+        cpu.state.seg[seg as usize] = c;
+    }
+    // SAFETY: as above; the `cpu` borrow is not used again.
+    let ctx = unsafe { &mut *ctx };
+    let mnemonic = if pop_width != 0 { Mnemonic::Pop } else { Mnemonic::Mov };
+    if let Some(n) = ctx.callout_counts.get_mut(mnemonic as usize) {
+        *n += 1;
+    }
+    0
+}
+
+/// The bus of a fast path that may not reach a device: every access is refused (a read
+/// gets all ones) and remembered, and the instruction is then left to its handler, which
+/// makes the access for real.
+#[derive(Default)]
+struct NoDevices {
+    touched: bool,
+}
+
+impl Bus for NoDevices {
+    fn port_read(&mut self, _: popek_cpu::Port, size: popek_cpu::AccessSize) -> u32 {
+        self.touched = true;
+        size.ones()
+    }
+    fn port_write(&mut self, _: popek_cpu::Port, _: popek_cpu::AccessSize, _: u32) {
+        self.touched = true;
+    }
+    fn mmio_read(&mut self, _: popek_cpu::PhysAddr, size: popek_cpu::AccessSize) -> u32 {
+        self.touched = true;
+        size.ones()
+    }
+    fn mmio_write(&mut self, _: popek_cpu::PhysAddr, _: popek_cpu::AccessSize, _: u32) {
+        self.touched = true;
+    }
+    fn read_msr(&mut self, _: u32) -> Option<u64> {
+        self.touched = true;
+        None
+    }
+    fn write_msr(&mut self, _: u32, _: u64) -> bool {
+        self.touched = true;
+        false
+    }
+    fn set_ferr(&mut self, _: bool) {
+        self.touched = true;
+    }
+}
+
 /// Lazy flags ([`Ctx`]'s `lazy`) → `CpuState`: the flags of `cmp lazy_a, lazy_b`, as the
 /// interpreter computes them.
 fn fold_lazy_flags(ctx: &mut Ctx<'_>) {
@@ -888,9 +970,9 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
         // A segment load may change the block mode: translated code goes on only if not
         // (only what the mode reads of the segment loaded can change).
         let loaded = translate::loaded_data_segment(&d.insn);
-        let bits = loaded.map(|s| BlockKey::data_segment_bits(cpu, s));
+        let bits = loaded.map(|s| BlockKey::data_segment_bits(cpu.state.seg(s)));
         let r = (d.exec.handler)(cpu, &mut watch, &d.insn);
-        if watch.touched || loaded.is_some_and(|s| bits != Some(BlockKey::data_segment_bits(cpu, s))) {
+        if watch.touched || loaded.is_some_and(|s| bits != Some(BlockKey::data_segment_bits(cpu.state.seg(s)))) {
             ctx.stop_chaining();
             ctx.must_return = true;
         }

@@ -16,6 +16,9 @@
 //!   load_regs:      guest registers memory → host; ret
 //!   callout:        (registers in memory) call the handler; leave if it says so; ret
 //!   store_callout:  guest registers host → memory; then as callout
+//!   segment_load:   (r8d = what to load) the fast path of a segment load; if it says
+//!                   no, as callout
+//!   store_segment_load: guest registers host → memory; then as segment_load
 //!   slow:           store; call the handler; leave or load; ret
 //!   slow_flags:     as slow, then the guest flags → host EFLAGS
 //!   chain_exit:     (r10d = id, r8 = site) store; budget gone: return 0; else CHAIN_MISS at site
@@ -39,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) load_regs: usize,
     pub(crate) callout: usize,
     pub(crate) store_callout: usize,
+    pub(crate) segment_load: usize,
+    pub(crate) store_segment_load: usize,
     pub(crate) slow: usize,
     pub(crate) slow_flags: usize,
     pub(crate) chain_exit: usize,
@@ -57,6 +62,8 @@ impl Shared {
             (self.load_regs, "load_regs"),
             (self.callout, "callout"),
             (self.store_callout, "store_callout"),
+            (self.segment_load, "segment_load"),
+            (self.store_segment_load, "store_segment_load"),
             (self.slow, "slow"),
             (self.slow_flags, "slow_flags"),
             (self.chain_exit, "chain_exit"),
@@ -128,6 +135,30 @@ fn emit_shared() -> (Vec<u8>, Shared) {
     call_handler(&mut ops, leave);
     x64!(ops; ret);
 
+    // The segment-load fast path (`Ctx::segment_load`), with the guest registers in
+    // `CpuState`; R9 (the budget), R10 and R11 (the callout's arguments) kept across it,
+    // which also keeps the stack aligned for the call.
+    let store_segment_load = at(&ops);
+    emit_store_registers(&mut ops);
+    let segment_load = at(&ops);
+    x64!(ops
+        ; push r9
+        ; push r10
+        ; push r11
+        ; mov rdi, r14
+        ; mov esi, r8d
+        ; call QWORD [r14 + offset_of!(Ctx, segment_load) as i32]
+        ; pop r11
+        ; pop r10
+        ; pop r9
+        ; test rax, rax
+        ; jnz >full
+        ; ret
+        ; full:
+    );
+    call_handler(&mut ops, leave);
+    x64!(ops; ret);
+
     let slow = at(&ops);
     emit_store_registers(&mut ops);
     call_handler(&mut ops, leave);
@@ -190,6 +221,8 @@ fn emit_shared() -> (Vec<u8>, Shared) {
         load_regs,
         callout,
         store_callout,
+        segment_load,
+        store_segment_load,
         slow,
         slow_flags,
         chain_exit,

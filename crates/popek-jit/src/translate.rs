@@ -142,6 +142,31 @@ pub(crate) fn loaded_data_segment(insn: &Instruction) -> Option<Seg> {
     }
 }
 
+/// [`segment_load_info`]: the segment register loaded (`Seg` as a number).
+pub(crate) const SEGMENT_LOAD_SEG: u32 = 0x7;
+/// [`segment_load_info`]: the general register a MOV loads from (its 32-bit number).
+pub(crate) const SEGMENT_LOAD_REG: u32 = 0x70;
+/// [`segment_load_info`]: for a POP, its width in bytes (2 or 4); 0 for a MOV.
+pub(crate) const SEGMENT_LOAD_POP: u32 = 0x700;
+
+/// For `mov ds/es/fs/gs, reg` and `pop ds/es/fs/gs`, what the segment-load fast path
+/// (`segment_load` in lib.rs) needs to know, packed as the `SEGMENT_LOAD_*` masks say.
+pub(crate) fn segment_load_info(insn: &Instruction) -> Option<u32> {
+    let seg = loaded_data_segment(insn)? as u32;
+    match insn.mnemonic() {
+        Mnemonic::Mov if insn.op1_kind() == OpKind::Register => {
+            let r = insn.op1_register();
+            let reg = if r.is_gpr32() || r.is_gpr16() { r.full_register32() as u32 - Register::EAX as u32 } else { return None };
+            Some(seg | reg << SEGMENT_LOAD_REG.trailing_zeros())
+        }
+        Mnemonic::Pop => {
+            let width = u32::try_from(insn.stack_pointer_increment()).ok().filter(|w| matches!(w, 2 | 4))?;
+            Some(seg | width << SEGMENT_LOAD_POP.trailing_zeros())
+        }
+        _ => None,
+    }
+}
+
 /// Which `IN reg, imm8` read their port purely, by port (see `Jit::pure_in`).
 pub(crate) fn pure_in_ports(bus: &dyn Bus) -> [u8; 256] {
     let sizes = [AccessSize::Byte, AccessSize::Word, AccessSize::Dword];

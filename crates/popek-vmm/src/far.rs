@@ -9,7 +9,7 @@ use popek_cpu::iced_x86::{Code, Instruction, OpKind};
 use popek_cpu::operand::{is_addr16, op_width, seg_of};
 use popek_cpu::segment::CodeTransfer;
 use popek_cpu::state::gpr::ESP;
-use popek_cpu::{Bus, Cpu, ExecResult, Handler, Seg};
+use popek_cpu::{Bus, Cpu, ExecResult, Handler, Seg, SegmentCache};
 
 /// The handler for `insn` if it belongs to this group.
 pub(crate) fn lookup(insn: &Instruction) -> Option<Handler> {
@@ -176,16 +176,28 @@ fn push_sreg<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction)
 /// POP Sreg (POP SS inhibits interrupts for one instruction). ESP moves by the old stack's width.
 fn pop_sreg<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
     let seg = sreg(insn, 0);
-    let sel = cpu.peek(bus, 0, W)? as u16;
-    let c = cpu.check_data_segment(bus, seg, sel)?;
+    let c = pop_sreg_check(cpu, bus, seg, W)?;
+    pop_sreg_commit(cpu, seg, c, W);
+    Ok(())
+}
+
+/// POP Sreg of `width` bytes, the half that may fault: the selector on top of the stack
+/// and the cache it would load into `seg` (the descriptor's Accessed bit set, as the CPU
+/// does, but no register changed).
+pub fn pop_sreg_check(cpu: &mut Cpu, bus: &mut dyn Bus, seg: Seg, width: u32) -> Result<SegmentCache, Exception> {
+    let sel = cpu.peek(bus, 0, width)? as u16;
+    cpu.check_data_segment(bus, seg, sel)
+}
+
+/// POP Sreg's other half: ESP moves (by the old stack's width) and `seg` takes cache `c`.
+pub fn pop_sreg_commit(cpu: &mut Cpu, seg: Seg, c: SegmentCache, width: u32) {
     let old = cpu.state.gpr[ESP];
-    let sp = cpu.sp_offset(W);
+    let sp = cpu.sp_offset(width);
     cpu.state.gpr[ESP] = if cpu.state.stack32() { sp } else { (old & 0xffff_0000) | sp };
     cpu.state.seg[seg as usize] = c;
     if seg == Seg::Ss {
         cpu.state.interrupt_shadow = true;
     }
-    Ok(())
 }
 
 /// LDS/LES/LFS/LGS/LSS r, m16:16/32.
