@@ -811,6 +811,10 @@ impl Bus for DeviceBus {
         DeviceBus::advance_to(self, now_ns);
     }
 
+    fn interrupt_may_be_pending(&self) -> bool {
+        self.interrupt_pending() || self.nmi_pending()
+    }
+
     // With the access log on, each access goes through a cold `logged_*` path; off, the
     // only cost is the test of `access_log`, before the access as it always was.
     fn port_read(&mut self, port: Port, size: AccessSize) -> u32 {

@@ -809,6 +809,9 @@ impl Bus for WatchBus<'_> {
     fn ignne(&mut self) -> bool {
         self.inner.ignne()
     }
+    fn interrupt_may_be_pending(&self) -> bool {
+        self.inner.interrupt_may_be_pending()
+    }
 }
 
 /// Called from translated code for every instruction that is not `ident`: runs the
@@ -953,15 +956,16 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
         // would have (nothing else the run loop looks at changes in chained code: a
         // device deadline ends chaining through the budget).
         ctx.stop_chaining();
-        if translate::needs_only_a_lookup(&d.insn) {
+        if completed > 0 || ctx.time_pending {
+            bus.advance_to((ctx.now)(completed));
+        }
+        let r = (d.exec.handler)(cpu, bus, &d.insn);
+        if translate::needs_only_a_lookup(&d.insn) || r.is_ok() && translate::went_quiet(&d.insn, cpu, bus) {
             ctx.may_go_on = true;
         } else {
             ctx.must_return = true;
         }
-        if completed > 0 || ctx.time_pending {
-            bus.advance_to((ctx.now)(completed));
-        }
-        (d.exec.handler)(cpu, bus, &d.insn)
+        r
     } else {
         // An ordinary instruction or a quiet callout: only a device access (MMIO)
         // concerns the run loop.

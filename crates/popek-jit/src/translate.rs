@@ -7,7 +7,7 @@ use popek_cpu::iced_x86::{
     Code, ConditionCode, Encoder, FlowControl, Instruction, MemoryOperand, Mnemonic, OpKind, Register,
 };
 use popek_cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
-use popek_cpu::{AccessSize, Bus, Port, Seg, SegmentCache};
+use popek_cpu::{AccessSize, Bus, Cpu, Port, Seg, SegmentCache};
 use popek_interp::dispatch;
 use std::cell::Cell;
 
@@ -123,6 +123,16 @@ pub(crate) fn needs_only_a_lookup(insn: &Instruction) -> bool {
     }
 }
 
+/// True for a callout that ran (`insn`, now done) after which the run loop, as things now
+/// stand, has nothing to look at but the next block: an IRET (it changes the mode, and may
+/// set IF or unblock NMIs) when no interrupt or NMI waits for the CPU, or interrupts stay
+/// off. (A single step it turns on is the engine's to see: it does not enter translated
+/// code with TF set.)
+pub(crate) fn went_quiet(insn: &Instruction, cpu: &Cpu, bus: &dyn Bus) -> bool {
+    matches!(insn.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd)
+        && (!cpu.interrupts_enabled() && cpu.state.nmi_blocked || !bus.interrupt_may_be_pending())
+}
+
 /// True for a MOV or POP into DS, ES, FS or GS.
 pub(crate) fn loads_data_segment(insn: &Instruction) -> bool {
     loaded_data_segment(insn).is_some()
@@ -156,7 +166,11 @@ pub(crate) fn segment_load_info(insn: &Instruction) -> Option<u32> {
     match insn.mnemonic() {
         Mnemonic::Mov if insn.op1_kind() == OpKind::Register => {
             let r = insn.op1_register();
-            let reg = if r.is_gpr32() || r.is_gpr16() { r.full_register32() as u32 - Register::EAX as u32 } else { return None };
+            let reg = if r.is_gpr32() || r.is_gpr16() {
+                r.full_register32() as u32 - Register::EAX as u32
+            } else {
+                return None;
+            };
             Some(seg | reg << SEGMENT_LOAD_REG.trailing_zeros())
         }
         Mnemonic::Pop => {

@@ -1096,3 +1096,100 @@ fn push_segment_registers_agree_with_the_interpreter() {
         assert_eq!(t.cpu.state.gpr[4], esp - 16);
     }
 }
+
+/// A bus on which an interrupt is always waiting (for [`iret_goes_on_unless_an_interrupt_waits`]).
+#[derive(Default)]
+struct Waiting(popek_cpu::NullBus);
+
+impl popek_cpu::Bus for Waiting {
+    fn port_read(&mut self, port: popek_cpu::Port, size: popek_cpu::AccessSize) -> u32 {
+        self.0.port_read(port, size)
+    }
+    fn port_write(&mut self, port: popek_cpu::Port, size: popek_cpu::AccessSize, value: u32) {
+        self.0.port_write(port, size, value)
+    }
+    fn mmio_read(&mut self, addr: popek_cpu::PhysAddr, size: popek_cpu::AccessSize) -> u32 {
+        self.0.mmio_read(addr, size)
+    }
+    fn mmio_write(&mut self, addr: popek_cpu::PhysAddr, size: popek_cpu::AccessSize, value: u32) {
+        self.0.mmio_write(addr, size, value)
+    }
+    fn interrupt_may_be_pending(&self) -> bool {
+        true
+    }
+}
+
+/// A guest that enters a handler with INT 0x40 100 times (the handler saves DS, loads it,
+/// pops it back and IRETs), then loads DS with a segment based at 0x10000 (the block mode
+/// changes), ES with a descriptor whose Accessed bit is clear, and FS with a selector
+/// beyond the GDT (#GP). GDT: 0x08 code, 0x10 data, 0x18 data at 0x10000, 0x20 data not
+/// yet accessed.
+fn segment_loads_setup(t: &mut TestBox) {
+    use popek_interp::testing::GDT_BASE;
+    t.install_exception_handlers();
+    t.poke(GDT_BASE + 0x18, &0x00cf_9301_0000_ffffu64.to_le_bytes());
+    t.poke(GDT_BASE + 0x20, &0x00cf_9200_0000_ffffu64.to_le_bytes());
+    t.cpu.state.gdtr.limit = 8 * 5 - 1;
+    // Gate 0x40 → 0xb000 (32-bit interrupt gate, DPL 0).
+    const HANDLER: u32 = 0xb000;
+    let gate = u64::from((HANDLER & 0xffff) | 0x08 << 16) | u64::from((HANDLER & 0xffff_0000) | 0x8e00) << 32;
+    t.poke(popek_interp::testing::IDT_BASE + 8 * 0x40, &gate.to_le_bytes());
+    // push ds ; mov dx, 0x10 ; mov ds, dx ; pop ds ; inc ebx ; iretd
+    t.poke(HANDLER, &[0x1e, 0x66, 0xba, 0x10, 0x00, 0x8e, 0xda, 0x1f, 0x43, 0xcf]);
+    t.poke(DATA_BASE + 0x20, &0x1234_5678u32.to_le_bytes());
+    t.cpu.state.eflags |= popek_cpu::state::flags::IF;
+}
+
+fn segment_loads_code() -> Vec<u8> {
+    vec![
+        0xb9, 100, 0, 0, 0, // mov ecx, 100
+        0xcd, 0x40, // L: int 0x40
+        0x49, // dec ecx
+        0x75, 0xfb, // jnz L
+        0xb8, 0x18, 0, 0, 0, // mov eax, 0x18
+        0x8e, 0xd8, // mov ds, ax
+        0xa1, 0x20, 0, 0, 0, // mov eax, [0x20]
+        0xba, 0x20, 0, 0, 0, // mov edx, 0x20
+        0x8e, 0xc2, // mov es, dx
+        0x6a, 0x58, // push 0x58
+        0x0f, 0xa1, // pop fs
+    ]
+}
+
+/// MOV and POP to DS, ES and FS take the translator's fast path, or its callout where that
+/// declines (the mode changes, the Accessed bit is set, a #GP): the same in both engines.
+#[test]
+fn segment_loads_agree_with_the_interpreter() {
+    let (t, jit) = both(&segment_loads_code(), segment_loads_setup, 1 << 20);
+    assert_eq!(t.halted_vector(), Some(13), "POP FS of 0x58 raised #GP");
+    assert_eq!(t.stack(0), 0x58, "error code: the selector");
+    assert_eq!(t.cpu.state.gpr[3], 100, "EBX: the handler ran 100 times");
+    assert_eq!(t.cpu.state.gpr[0], 0x1234_5678, "EAX: read through DS based at 0x10000");
+    assert_eq!(t.cpu.state.seg[popek_cpu::Seg::Es as usize].selector, 0x20);
+    let es_hi = t.peek32(popek_interp::testing::GDT_BASE + 0x24);
+    assert_ne!(es_hi & 1 << 8, 0, "ES's descriptor is marked accessed");
+    let s = jit.stats;
+    assert!(s.went_on >= 200, "the engine went on after each INT and IRET: {s:?}");
+}
+
+/// After an IRET that sets IF the engine goes on by itself only if no interrupt waits:
+/// otherwise it returns to the run loop, which delivers it.
+#[test]
+fn iret_goes_on_unless_an_interrupt_waits() {
+    fn calls(bus: &mut dyn popek_cpu::Bus) -> u32 {
+        let mut t = TestBox::new(&segment_loads_code());
+        segment_loads_setup(&mut t);
+        let mut jit = Jit::new(1 << 20).expect("code cache");
+        let mut n = 0;
+        while !t.cpu.state.halted {
+            jit.run(&mut t.cpu, bus, 1 << 20, &|_| 0).expect("runs");
+            n += 1;
+        }
+        assert_eq!(t.cpu.state.gpr[3], 100);
+        n
+    }
+    let quiet = calls(&mut popek_cpu::NullBus::default());
+    let waiting = calls(&mut Waiting::default());
+    assert!(quiet < 20, "{quiet} calls with no interrupt waiting");
+    assert!(waiting >= 100, "{waiting} calls with an interrupt waiting: one per IRET at least");
+}

@@ -75,6 +75,13 @@ pub trait Bus {
         let _ = (port, size);
         false
     }
+    /// True if an interrupt or an NMI may be waiting for the CPU (its INTR or NMI input is
+    /// asserted). An engine that could go on after an instruction that may let one in
+    /// (IRET sets IF, and unblocks NMIs) returns to the run loop instead, which delivers
+    /// it, only when this says so. The default says true: a bus that cannot tell.
+    fn interrupt_may_be_pending(&self) -> bool {
+        true
+    }
     /// RDMSR of an MSR the platform owns (e.g. `IA32_APIC_BASE`, 0x1B, of the local
     /// APIC): its value, or `None` if the platform has no such MSR (the CPU then
     /// raises #GP). The default has none.
@@ -123,4 +130,7 @@ impl Bus for NullBus {
         size.ones()
     }
     fn mmio_write(&mut self, _addr: PhysAddr, _size: AccessSize, _value: u32) {}
+    fn interrupt_may_be_pending(&self) -> bool {
+        false // no interrupt controller
+    }
 }
