@@ -201,12 +201,12 @@ impl Cpu {
             return Ok((self.read_system(bus, lin, 4)?, self.read_system(bus, lin.wrapping_add(4), 4)?));
         }
         let p = self.translate(bus, LinearAddr(lin), AccessKind::Read, false)?;
-        if let (Region::Ram(off), Region::Ram(_)) = (self.mem.region(p), self.mem.region(p.add(7))) {
-            if let Some(b) = self.mem.read_ram::<8>(off) {
-                let v = u64::from_le_bytes(b);
-                #[allow(clippy::cast_possible_truncation)] // the two halves
-                return Ok((v as u32, (v >> 32) as u32));
-            }
+        if let (Region::Ram(off), Region::Ram(_)) = (self.mem.region(p), self.mem.region(p.add(7)))
+            && let Some(b) = self.mem.read_ram::<8>(off)
+        {
+            let v = u64::from_le_bytes(b);
+            #[allow(clippy::cast_possible_truncation)] // the two halves
+            return Ok((v as u32, (v >> 32) as u32));
         }
         Ok((self.read_phys(bus, p, 4), self.read_phys(bus, p.add(4), 4)))
     }
