@@ -94,7 +94,19 @@ impl Cpu {
             let p = self.translate(bus, lin, AccessKind::Read, user)?;
             return Ok(self.read_phys(bus, p, width));
         }
-        // Crosses a page: translate both halves first.
+        self.read_linear_split(bus, lin, width, user)
+    }
+
+    /// [`Cpu::read_linear`] of an access that crosses a page: both halves translated first.
+    #[cold]
+    #[inline(never)]
+    fn read_linear_split(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: LinearAddr,
+        width: Width,
+        user: bool,
+    ) -> Result<u32, Exception> {
         let first = 0x1000 - (lin.0 & 0xfff);
         let p0 = self.translate(bus, lin, AccessKind::Read, user)?;
         let p1 = self.translate(bus, lin.add(first), AccessKind::Read, user)?;
@@ -121,6 +133,21 @@ impl Cpu {
             self.write_phys(bus, p, width, value);
             return Ok(());
         }
+        self.write_linear_split(bus, lin, width, value, user)
+    }
+
+    /// [`Cpu::write_linear`] of an access that crosses a page: both halves translated
+    /// before a byte is written.
+    #[cold]
+    #[inline(never)]
+    fn write_linear_split(
+        &mut self,
+        bus: &mut dyn Bus,
+        lin: LinearAddr,
+        width: Width,
+        value: u32,
+        user: bool,
+    ) -> Result<(), Exception> {
         let first = 0x1000 - (lin.0 & 0xfff);
         let p0 = self.translate(bus, lin, AccessKind::Write, user)?;
         let p1 = self.translate(bus, lin.add(first), AccessKind::Write, user)?;
@@ -134,46 +161,64 @@ impl Cpu {
     /// Reads physical memory: RAM, or the bus for anything else.
     #[inline]
     pub fn read_phys(&mut self, bus: &mut dyn Bus, p: PhysAddr, width: Width) -> u32 {
-        match self.mem.region(p) {
-            Region::Ram(off) => {
-                let v = match width {
-                    1 => self.mem.read_ram::<1>(off).map(|b| b[0] as u32),
-                    2 => self.mem.read_ram::<2>(off).map(|b| u16::from_le_bytes(b) as u32),
-                    _ => self.mem.read_ram::<4>(off).map(u32::from_le_bytes),
-                };
-                // A straddle off the end of RAM reads the missing bytes as ones.
-                v.unwrap_or_else(|| self.read_phys_bytewise(bus, p, width))
+        if let Region::Ram(off) = self.mem.region(p) {
+            let v = match width {
+                1 => self.mem.read_ram::<1>(off).map(|b| b[0] as u32),
+                2 => self.mem.read_ram::<2>(off).map(|b| u16::from_le_bytes(b) as u32),
+                _ => self.mem.read_ram::<4>(off).map(u32::from_le_bytes),
+            };
+            if let Some(v) = v {
+                return v;
             }
-            Region::Io => bus.mmio_read(p, size_of_width(width)),
         }
+        self.read_phys_slow(bus, p, width)
     }
 
-    fn read_phys_bytewise(&mut self, bus: &mut dyn Bus, p: PhysAddr, width: Width) -> u32 {
-        (0..width).fold(0, |v, i| v | self.read_phys(bus, p.add(i), 1) << (8 * i))
+    /// [`Cpu::read_phys`] of anything but whole RAM: the bus, or a straddle off the end of
+    /// RAM (whose missing bytes read as ones).
+    #[cold]
+    #[inline(never)]
+    fn read_phys_slow(&mut self, bus: &mut dyn Bus, p: PhysAddr, width: Width) -> u32 {
+        match self.mem.region(p) {
+            Region::Ram(_) => (0..width).fold(0, |v, i| v | self.read_phys(bus, p.add(i), 1) << (8 * i)),
+            Region::Io => bus.mmio_read(p, size_of_width(width)),
+        }
     }
 
     /// Writes physical memory, noting writes to pages that hold decoded code.
     #[inline]
     #[allow(clippy::cast_possible_truncation)] // a `width`-byte write stores the low bytes of `value`
     pub fn write_phys(&mut self, bus: &mut dyn Bus, p: PhysAddr, width: Width, value: u32) {
+        if let Region::Ram(off) = self.mem.region(p)
+            && !self.mem.is_rom(p.0)
+            && !self.mem.is_rom(p.0.wrapping_add(width - 1))
+        {
+            self.note_write(p, width);
+            let ok = match width {
+                1 => self.mem.write_ram(off, [value as u8]),
+                2 => self.mem.write_ram(off, (value as u16).to_le_bytes()),
+                _ => self.mem.write_ram(off, value.to_le_bytes()),
+            };
+            if ok {
+                return;
+            }
+            for i in 0..width {
+                self.write_phys(bus, p.add(i), 1, value >> (8 * i));
+            }
+            return;
+        }
+        self.write_phys_slow(bus, p, width, value);
+    }
+
+    /// [`Cpu::write_phys`] of ROM (a store changes nothing, byte by byte for one that
+    /// starts below it) or of the bus.
+    #[cold]
+    #[inline(never)]
+    fn write_phys_slow(&mut self, bus: &mut dyn Bus, p: PhysAddr, width: Width, value: u32) {
         match self.mem.region(p) {
-            Region::Ram(_) if self.mem.is_rom(p.0) || self.mem.is_rom(p.0.wrapping_add(width - 1)) => {
-                // ROM: a store changes nothing (byte by byte, for one that starts below it).
+            Region::Ram(_) => {
                 for i in 0..width {
                     if !self.mem.is_rom(p.0.wrapping_add(i)) {
-                        self.write_phys(bus, p.add(i), 1, value >> (8 * i));
-                    }
-                }
-            }
-            Region::Ram(off) => {
-                self.note_write(p, width);
-                let ok = match width {
-                    1 => self.mem.write_ram(off, [value as u8]),
-                    2 => self.mem.write_ram(off, (value as u16).to_le_bytes()),
-                    _ => self.mem.write_ram(off, value.to_le_bytes()),
-                };
-                if !ok {
-                    for i in 0..width {
                         self.write_phys(bus, p.add(i), 1, value >> (8 * i));
                     }
                 }
@@ -185,6 +230,25 @@ impl Cpu {
                 }
             }
         }
+    }
+
+    /// The `N` bytes (at most 8) at linear address `lin`, little-endian, if the TLB holds
+    /// their page for a `user` read and they do not cross it (TLB entries are RAM pages
+    /// only); `None` otherwise. It looks at nothing else (no segment, no fault) and changes
+    /// nothing: for fast paths that leave anything else to the full access.
+    #[inline]
+    pub fn read_quick<const N: usize>(&self, lin: u32, user: bool) -> Option<u64> {
+        if (lin & 0xfff) as usize + N > 0x1000 {
+            return None;
+        }
+        let e = &self.tlb.entries[usize::from(user)][crate::mmu::Tlb::index(lin)];
+        if e.read_tag != lin & !0xfff {
+            return None;
+        }
+        let b = self.mem.read_ram::<N>((e.phys | (lin & 0xfff)) as usize)?;
+        let mut v = [0u8; 8];
+        v.get_mut(..N)?.copy_from_slice(&b);
+        Some(u64::from_le_bytes(v))
     }
 
     /// Reads a descriptor-table or TSS dword with supervisor rights (implicit access).

@@ -845,9 +845,21 @@ extern "sysv64" fn segment_load(ctx: *mut Ctx<'_>, what: u32) -> u64 {
     let cpu = unsafe { &mut *(*ctx).cpu };
     let seg = Seg::ALL[(what & translate::SEGMENT_LOAD_SEG) as usize];
     let pop_width = (what & translate::SEGMENT_LOAD_POP) >> translate::SEGMENT_LOAD_POP.trailing_zeros();
+    // The common case, in RAM through the TLB.
+    let quick = if pop_width != 0 {
+        let sp = cpu.sp();
+        let top = cpu.seg_check(Seg::Ss, sp, pop_width, popek_cpu::AccessKind::Read).ok();
+        let sel = top.and_then(|lin| cpu.read_quick::<2>(lin.0, cpu.user_mode()));
+        sel.and_then(|sel| cpu.quick_data_segment(sel as u16))
+    } else {
+        let r = (what >> translate::SEGMENT_LOAD_REG.trailing_zeros()) as usize & 7;
+        cpu.quick_data_segment(cpu.state.gpr[r] as u16)
+    };
     let mut bus = NoDevices::default();
     let writes = cpu.code_writes.len();
-    let checked = if pop_width != 0 {
+    let checked = if let Some(c) = quick {
+        Ok(c)
+    } else if pop_width != 0 {
         popek_vmm::pop_sreg_check(cpu, &mut bus, seg, pop_width)
     } else {
         let r = (what >> translate::SEGMENT_LOAD_REG.trailing_zeros()) as usize & 7;
