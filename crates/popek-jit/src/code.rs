@@ -864,6 +864,23 @@ fn emit_read_host_flags(ops: &mut impl Emit, of_sf_cf: bool) {
     );
 }
 
+/// Host EFLAGS' arithmetic flags → the context's `saved_flags`, as `lahf` and `seto` give
+/// them (AH, and OF in AL), for a slow path to store: five plain instructions, where
+/// `pushfq` is microcoded on some hosts and the spill takes ten.
+///
+/// ```text
+///   mov r11d, eax ; lahf ; seto al ; mov [saved_flags], ax ; mov eax, r11d
+/// ```
+fn emit_save_flags(ops: &mut impl Emit) {
+    x64!(ops
+        ; mov r11d, eax
+        ; lahf
+        ; seto al
+        ; mov WORD [r14 + offset_of!(Ctx, saved_flags) as i32], ax
+        ; mov eax, r11d
+    );
+}
+
 /// The arithmetic flags `held` in R10D (in EFLAGS order; those of `zero` are really 0)
 /// → `CpuState`, with its other bits: R13D's for a whole set, else the memory's. `lazy`:
 /// the context may hold lazy flags, which this store replaces. Clobbers R10 and R11.
@@ -969,6 +986,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         stubs: Vec::new(),
         slow_paths: Vec::new(),
         group_misses: Vec::new(),
+        groups: plan_page_groups(block),
         lazy_cmp: None,
         lazy_maybe: true,
         flag_source: None,
@@ -983,7 +1001,6 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         );
     }
     let mut ranges = Vec::with_capacity(block.insns.len());
-    let groups = plan_page_groups(block);
     for (i, d) in block.insns.iter().enumerate() {
         let start = e.ops.offset().0 - base;
         e.current = i;
@@ -994,7 +1011,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
             Treatment::Rewritten if crate::translate::indirect_branch_address(&d.insn).is_some() => {
                 e.indirect_branch(i, d)
             }
-            Treatment::Rewritten => match groups[i] {
+            Treatment::Rewritten => match e.groups[i] {
                 Some(slot) => e.grouped(i, d, slot),
                 None => e.rewritten(i, d),
             },
@@ -1017,6 +1034,9 @@ struct GroupMiss {
     first: usize,
     last: usize,
     back: DynamicLabel,
+    /// The guest's flags are on the host stack (or to be set again), not in `CpuState`,
+    /// as for a [`SlowPath`].
+    pushed: Option<PushedFlags>,
 }
 
 /// The out-of-line slow path of a rewritten instruction (`index`): its handler.
@@ -1096,6 +1116,8 @@ struct Emitter<'a, E: Emit> {
     slow_paths: Vec<SlowPath>,
     /// The miss paths of page-group checks, to emit after the body ([`Emitter::grouped`]).
     group_misses: Vec<GroupMiss>,
+    /// The block's page groups ([`plan_page_groups`]).
+    groups: Vec<Option<GroupSlot>>,
     /// The flags host EFLAGS hold came from the instruction just emitted, a CMP of two
     /// registers or of a register and a constant (or a TEST of a register with itself,
     /// which sets the flags CMP reg, 0 does): a spill may store its operands instead
@@ -1265,6 +1287,15 @@ impl<E: Emit> Emitter<'_, E> {
         self.lazy_cmp = None;
         let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
         let counted = matches!(fix, FlagFix::Counted(_));
+        if counted && flags_dead_after(&self.block.insns, self.current, ARITH) {
+            // A shift or rotate by CL whose flags nobody sees (nor those before it, which a
+            // count of 0 would leave): the next instructions set them all again first. Host
+            // EFLAGS now hold something for every flag; nobody looks.
+            self.ops.extend(bytes);
+            (self.host_flags, self.host_zero, self.of_sf_cf) = (ARITH, 0, false);
+            self.flag_source = None;
+            return;
+        }
         self.before_modify(if counted { CF | OF } else { x86_flags(d.insn.rflags_modified()) }, !counted);
         if let FlagFix::Counted(of) = fix {
             self.flag_source = None;
@@ -1595,10 +1626,9 @@ impl<E: Emit> Emitter<'_, E> {
             recompute: self.flag_source.filter(|_| self.host_flags == ARITH && self.host_zero == 0),
         });
         self.flag_source = None;
-        let push = pushed.is_some_and(|p| p.recompute.is_none());
-        if pushed.is_some() {
-            if push {
-                x64!(self.ops; pushfq);
+        if let Some(p) = pushed {
+            if p.recompute.is_none() {
+                emit_save_flags(self.ops);
             }
             (self.host_flags, self.host_zero) = (0, 0);
         } else {
@@ -1607,9 +1637,6 @@ impl<E: Emit> Emitter<'_, E> {
         let slow = self.ops.fresh_label();
         self.ops.extend(m.lea);
         self.tlb_lookup(m.width, m.write, slow);
-        if push {
-            x64!(self.ops; lea rsp, [rsp + 8]);
-        }
         if let FlagFix::Counted(of) = fix {
             self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
         } else {
@@ -1655,13 +1682,37 @@ impl<E: Emit> Emitter<'_, E> {
             .expect("classified rewritten, so it has a memory twin");
         self.registers_to_host();
         self.lazy_cmp = None;
-        self.flag_source = None;
+        let source = self.flag_source.take();
         let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
         let counted = matches!(fix, FlagFix::Counted(_));
-        self.before_modify(if counted { CF | OF } else { x86_flags(d.insn.rflags_modified()) }, false);
+        let modified = x86_flags(d.insn.rflags_modified());
+        self.before_modify(if counted { CF | OF } else { modified }, false);
         if lead {
-            // The check clobbers host EFLAGS; a miss needs the guest's in CpuState.
-            self.spill_flags();
+            // The check clobbers host EFLAGS; a miss needs the guest's in CpuState. If no
+            // one but a fault (the miss path) sees the flags host EFLAGS hold before the
+            // group's instructions have set them all again, they are pushed instead, as
+            // before a lone access ([`Emitter::rewritten`]): the group's accesses after the
+            // check cannot fault.
+            let held = self.host_flags;
+            let pushed = (held != 0
+                && !counted
+                && !self.of_sf_cf
+                && (modified == 0 || modified == ARITH || !self.lazy_maybe)
+                && crate::translate::flags_dead_in_group(&self.block.insns, &self.groups, i, held))
+            .then_some(PushedFlags {
+                held,
+                zero: self.host_zero,
+                lazy: self.lazy_maybe,
+                recompute: source.filter(|_| held == ARITH && self.host_zero == 0),
+            });
+            if let Some(p) = pushed {
+                if p.recompute.is_none() {
+                    emit_save_flags(self.ops);
+                }
+                (self.host_flags, self.host_zero) = (0, 0);
+            } else {
+                self.spill_flags();
+            }
             let miss = self.ops.fresh_label();
             let base = crate::translate::host_reg(g.base);
             let span = popek_cpu::iced_x86::MemoryOperand::with_base_displ(base, i64::from(g.lo));
@@ -1675,7 +1726,7 @@ impl<E: Emit> Emitter<'_, E> {
                 ; mov QWORD [r14 + offset_of!(Ctx, group_addend) as i32], r11
             );
             let back = self.ops.fresh_label();
-            self.group_misses.push(GroupMiss { label: miss, first: i, last: slot.last, back });
+            self.group_misses.push(GroupMiss { label: miss, first: i, last: slot.last, back, pushed });
         }
         // The flags first (a spill or a load clobbers R10 and R11), then the address (LEA
         // and MOV leave host EFLAGS alone).
@@ -1939,6 +1990,25 @@ impl<E: Emit> Emitter<'_, E> {
 
     /// Everything after the last instruction: the block's own end unless a branch ended
     /// it, then the shared exits and the epilogue.
+    /// On a slow path: the flags that were pushed (or are to be set again) before the
+    /// lookup into `CpuState`, into R10D (popped, or set again and read as a spill does),
+    /// then stored as a spill stores them.
+    fn store_pushed_flags(&mut self, f: PushedFlags) {
+        if let Some(source) = f.recompute {
+            source.emit(self.ops);
+            emit_read_host_flags(self.ops, false);
+        } else {
+            // As `emit_read_host_flags` turns what `lahf` and `seto` gave into EFLAGS order.
+            x64!(self.ops
+                ; movzx r10d, WORD [r14 + offset_of!(Ctx, saved_flags) as i32]
+                ; shl r10b, 3
+                ; rol r10w, 8
+                ; movzx r10d, r10w
+            );
+        }
+        emit_store_flags(self.ops, f.held, f.zero, f.lazy);
+    }
+
     fn end(&mut self) {
         let last = self.block.insns.last().expect("a block has an instruction");
         let n = self.block.insns.len();
@@ -1997,15 +2067,7 @@ impl<E: Emit> Emitter<'_, E> {
         for p in std::mem::take(&mut self.slow_paths) {
             x64!(self.ops; =>p.label);
             if let Some(f) = p.pushed {
-                // The flags into R10D (popped, or set again and read as a spill does),
-                // then stored as a spill stores them.
-                if let Some(source) = f.recompute {
-                    source.emit(self.ops);
-                    emit_read_host_flags(self.ops, false);
-                } else {
-                    x64!(self.ops; pop r10);
-                }
-                emit_store_flags(self.ops, f.held, f.zero, f.lazy);
+                self.store_pushed_flags(f);
             }
             self.handler_args(p.index);
             let slow = if p.load_flags { self.shared.slow_flags } else { self.shared.slow };
@@ -2015,6 +2077,9 @@ impl<E: Emit> Emitter<'_, E> {
         for miss in std::mem::take(&mut self.group_misses) {
             // The group's instructions in their handlers, then on after the last.
             x64!(self.ops; =>miss.label);
+            if let Some(f) = miss.pushed {
+                self.store_pushed_flags(f);
+            }
             self.handler_args(miss.first | miss.last << 12 | crate::RANGE as usize);
             self.branch_to_shared(CALL, self.shared.slow_flags);
             x64!(self.ops; jmp =>miss.back);

@@ -178,6 +178,9 @@ struct Ctx<'a> {
     /// The host address of the page a page group's check found, minus its linear base
     /// (the TLB entry's addend), for the group's accesses ([`code`]'s `grouped`).
     group_addend: u64,
+    /// Host flags saved before a soft-TLB check that only its slow path needs (`lahf` into
+    /// bits 8–15, `seto` into bit 0), for that path to store ([`code`]'s `PushedFlags`).
+    saved_flags: u32,
     /// The first operand of the CMP whose flags are lazy (see `lazy`).
     lazy_a: u32,
     /// The CMP's second operand; `lazy` follows it, so that one 64-bit store sets both.
@@ -580,6 +583,7 @@ impl Jit {
             may_go_on: false,
             time_pending: went_on,
             group_addend: 0,
+            saved_flags: 0,
             lazy: 0,
             lazy_a: 0,
             lazy_b: 0,

@@ -858,6 +858,32 @@ pub(crate) fn flags_dead_after(insns: &[DecodedInsn<JitInsn>], i: usize, mut fla
     false
 }
 
+/// [`flags_dead_after`] for `flags` as host EFLAGS hold them just before the page check of
+/// the group that instruction `lead` leads ([`plan_page_groups`]): the check's miss path is
+/// the only place a fault may see them, so the group's accesses count as `ident` twins
+/// here (they run after the check, and cannot fault), the lead's own among them.
+pub(crate) fn flags_dead_in_group(
+    insns: &[DecodedInsn<JitInsn>],
+    groups: &[Option<GroupSlot>],
+    lead: usize,
+    mut flags: u32,
+) -> bool {
+    let Some(last) = groups[lead].map(|g| g.last) else { return false };
+    for (j, d) in insns.iter().enumerate().skip(lead) {
+        let member = j <= last && groups[j].is_some_and(|g| g.last == last);
+        if !member && d.exec.treatment != Treatment::Ident || x86_flags(d.insn.rflags_read()) & flags != 0 {
+            return false;
+        }
+        if !matches!(flag_fix(&d.insn), Some(FlagFix::Counted(_))) {
+            flags &= !x86_flags(d.insn.rflags_modified());
+            if flags == 0 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// The x86 EFLAGS bits of a set of arithmetic flags in iced-x86's `RflagsBits` numbering.
 pub(crate) fn x86_flags(iced: u32) -> u32 {
     use popek_cpu::iced_x86::RflagsBits;
