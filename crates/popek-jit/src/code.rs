@@ -557,7 +557,7 @@ impl CodeCache {
             self.claim_next(dead);
         }
         self.buf.rw[start..start + code.len()].copy_from_slice(&code);
-        self.used = (start + code.len()).next_multiple_of(16);
+        self.used = (start + code.len()).next_multiple_of(32);
         let offset = start as u32;
         let sites = emitted
             .sites
@@ -1192,6 +1192,23 @@ impl<E: Emit> Emitter<'_, E> {
     /// computes them from there (a later load runs the CMP again, the callout and the
     /// run loop fold them into `CpuState`).
     fn spill_flags(&mut self) {
+        self.spill_flags_or_lazy(false);
+    }
+
+    /// [`Emitter::spill_flags`] at a block's end, where the next block takes over: flags
+    /// that cannot be left as a CMP's operands are left as `lahf` and `seto` give them
+    /// (`LAZY_RAW`: six instructions, where a spill takes eleven); the next block's first
+    /// reader sets them again from there (`sahf`), as it runs a lazy CMP again.
+    ///
+    /// ```text
+    ///   mov r11d, eax ; lahf ; seto al ; (and ah, ~zero ; mov al, 0)
+    ///   mov [lazy_a], ax ; mov eax, r11d ; mov dword [lazy], LAZY_RAW
+    /// ```
+    fn spill_flags_at_end(&mut self) {
+        self.spill_flags_or_lazy(true);
+    }
+
+    fn spill_flags_or_lazy(&mut self, at_end: bool) {
         let m = self.host_flags;
         if m == 0 {
             return;
@@ -1217,6 +1234,28 @@ impl<E: Emit> Emitter<'_, E> {
             self.lazy_maybe = true;
             return;
         }
+        if at_end && m == ARITH && !self.of_sf_cf {
+            let zero = self.host_zero;
+            x64!(self.ops
+                ; mov r11d, eax
+                ; lahf
+                ; seto al
+            );
+            if zero & !OF != 0 {
+                x64!(self.ops; and ah, !(zero & !OF) as u8 as i8);
+            }
+            if zero & OF != 0 {
+                x64!(self.ops; mov al, 0);
+            }
+            x64!(self.ops
+                ; mov WORD [r14 + offset_of!(Ctx, lazy_a) as i32], ax
+                ; mov eax, r11d
+                ; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], crate::LAZY_RAW as i32
+            );
+            (self.host_flags, self.host_zero) = (0, 0);
+            self.lazy_maybe = true;
+            return;
+        }
         debug_assert!(
             !self.lazy_maybe || m == ARITH,
             "a partial spill merges with CpuState, which lazy flags leave stale"
@@ -1234,11 +1273,21 @@ impl<E: Emit> Emitter<'_, E> {
             emit_load_flags(self.ops);
             return;
         }
+        // LAZY_RAW: `add al, 0x7f` overflows just when the saved OF is 1, and `sahf` sets
+        // the others.
         x64!(self.ops
-            ; cmp DWORD [r14 + offset_of!(Ctx, lazy) as i32], 0
-            ; je >canonical
+            ; cmp DWORD [r14 + offset_of!(Ctx, lazy) as i32], crate::LAZY_CMP as i32
+            ; jb >canonical
+            ; ja >raw
             ; mov r11d, DWORD [r14 + offset_of!(Ctx, lazy_a) as i32]
             ; cmp r11d, DWORD [r14 + offset_of!(Ctx, lazy_b) as i32]
+            ; jmp >loaded
+            ; raw:
+            ; mov r11d, eax
+            ; mov ax, WORD [r14 + offset_of!(Ctx, lazy_a) as i32]
+            ; add al, 0x7f
+            ; sahf
+            ; mov eax, r11d
             ; jmp >loaded
             ; canonical:
         );
@@ -1870,12 +1919,12 @@ impl<E: Emit> Emitter<'_, E> {
                 emit_jcc(self.ops, d.insn.condition_code(), taken);
             }
             let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe);
-            self.spill_flags();
+            self.spill_flags_at_end();
             self.block_end(fall);
             (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe) = at_branch;
         }
         x64!(self.ops; =>taken);
-        self.spill_flags();
+        self.spill_flags_at_end();
         self.block_end(target);
     }
 
@@ -2016,13 +2065,13 @@ impl<E: Emit> Emitter<'_, E> {
         if rewritten && crate::translate::indirect_branch_address(&last.insn).is_some() {
             // CALL or JMP through a register or memory: EIP is the target it stored (or
             // the handler's, after a slow path).
-            self.spill_flags();
+            self.spill_flags_at_end();
             self.registers_to_host();
             self.indirect_end();
         } else if rewritten && is_call_or_ret(&last.insn) {
             // CALL: on to the target; RET: EIP is what it popped. After a slow path the
             // handler has done the same.
-            self.spill_flags();
+            self.spill_flags_at_end();
             self.registers_to_host();
             if last.insn.mnemonic() == popek_cpu::iced_x86::Mnemonic::Call {
                 self.block_end(self.runtime_eip(last.insn.near_branch32()));
@@ -2034,7 +2083,7 @@ impl<E: Emit> Emitter<'_, E> {
         {
             // JMP/CALL through a register or memory (near: far ones are callouts): the
             // helper set EIP; on through the indirect-target table, as after RET.
-            self.spill_flags();
+            self.spill_flags_at_end();
             self.registers_to_host();
             self.indirect_end();
         } else if rewritten && is_inline_branch(&last.insn) {
@@ -2042,14 +2091,14 @@ impl<E: Emit> Emitter<'_, E> {
         } else if !last.exec.loud && popek_cpu::block::is_rep_string(&last.insn) {
             // A REP string instruction (a helper) may yield part-way with EIP back at
             // itself: on to whatever EIP it left, through the indirect-target table.
-            self.spill_flags();
+            self.spill_flags_at_end();
             self.registers_to_host();
             self.indirect_end();
         } else if !last.exec.loud && last.insn.flow_control() == FlowControl::Next {
             // The block ran off its end (page boundary, length cap) or ended in an
             // instruction that ends blocks but changes nothing the run loop looks at
             // (CLI, MOV from a control register): on to the next EIP, chained like a jump.
-            self.spill_flags();
+            self.spill_flags_at_end();
             self.registers_to_host();
             let next = self.runtime_eip(self.block.eip.wrapping_add(self.block.len));
             self.block_end(next);

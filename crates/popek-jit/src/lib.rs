@@ -185,13 +185,21 @@ struct Ctx<'a> {
     lazy_a: u32,
     /// The CMP's second operand; `lazy` follows it, so that one 64-bit store sets both.
     lazy_b: u32,
-    /// Not 0 while the guest's arithmetic flags are lazy: those of `cmp lazy_a, lazy_b`
-    /// (32 bits), not those in `CpuState` (a block end that follows a CMP stores its
-    /// operands instead of the flags; [`fold_lazy_flags`] puts them into `CpuState`).
+    /// Not 0 while the guest's arithmetic flags are lazy, not those in `CpuState`:
+    /// [`LAZY_CMP`], those of `cmp lazy_a, lazy_b` (32 bits: a block end that follows a
+    /// CMP stores its operands instead of the flags); [`LAZY_RAW`], those `lahf` and `seto`
+    /// gave, in `lazy_a` (AH in bits 8–15, OF in bit 0: any other block end).
+    /// [`fold_lazy_flags`] puts them into `CpuState`.
     lazy: u32,
 }
 
 const _: () = assert!(std::mem::offset_of!(Ctx<'static>, lazy) == std::mem::offset_of!(Ctx<'static>, lazy_b) + 4);
+
+/// [`Ctx`]'s `lazy`: the flags are those of `cmp lazy_a, lazy_b`.
+const LAZY_CMP: u32 = 1;
+/// [`Ctx`]'s `lazy`: the flags are in `lazy_a`, as `lahf` (bits 8–15) and `seto` (bit 0)
+/// gave them.
+const LAZY_RAW: u32 = 2;
 
 impl Ctx<'_> {
     /// Instructions retired by the blocks that completed in this call.
@@ -925,11 +933,16 @@ impl Bus for NoDevices {
 }
 
 /// Lazy flags ([`Ctx`]'s `lazy`) → `CpuState`: the flags of `cmp lazy_a, lazy_b`, as the
-/// interpreter computes them.
+/// interpreter computes them, or those `lahf` and `seto` saved.
 fn fold_lazy_flags(ctx: &mut Ctx<'_>) {
     if ctx.lazy != 0 {
+        use popek_cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
+        let flags = if ctx.lazy == LAZY_RAW {
+            (ctx.lazy_a >> 8) & (SF | ZF | AF | PF | CF) | if ctx.lazy_a & 1 != 0 { OF } else { 0 }
+        } else {
+            popek_interp::flags::sub(ctx.lazy_a, ctx.lazy_b, 0, 4).1
+        };
         ctx.lazy = 0;
-        let (_, flags) = popek_interp::flags::sub(ctx.lazy_a, ctx.lazy_b, 0, 4);
         // SAFETY: `cpu` was borrowed by `run_block` for the whole call; translated code
         // does not touch it while Rust code runs.
         let cpu = unsafe { &mut *ctx.cpu };

@@ -1193,3 +1193,47 @@ fn iret_goes_on_unless_an_interrupt_waits() {
     assert!(quiet < 20, "{quiet} calls with no interrupt waiting");
     assert!(waiting >= 100, "{waiting} calls with an interrupt waiting: one per IRET at least");
 }
+
+/// Flags a block leaves as `lahf` and `seto` gave them (after anything but a CMP or TEST):
+/// the next block's readers (SETcc, PUSHFD) and a fault's frame see what the interpreter
+/// computes, the flags popek's table fixes (AF after AND, OF after a shift by 2) too.
+#[test]
+fn flags_left_raw_at_a_block_end_agree_with_the_interpreter() {
+    let setters: [(&[u8], u32); 5] = [
+        (&[0x83, 0xc0, 0x01], 0x7fff_ffff), // add eax, 1: OF, SF, AF, PF
+        (&[0x83, 0xe8, 0x01], 0),           // sub eax, 1: CF, SF, AF, PF
+        (&[0x25, 0x80, 0, 0, 0], 0xff),     // and eax, 0x80: AF undefined (0)
+        (&[0xc1, 0xe8, 0x02], 0x8000_0003), // shr eax, 2: CF; OF and AF undefined (0)
+        (&[0x0f, 0xaf, 0xc0], 0x0001_0001), // imul eax, eax: CF, OF
+    ];
+    for (setter, eax) in setters {
+        // mov ecx, 3 ; again: mov eax, EAX ; <setter> ; jmp next ; next: seto bl ;
+        // setc bh ; pushfd ; pop edx ; dec ecx ; jnz again (the later rounds run chained:
+        // the next block sets the flags again from what the first left)
+        let mut code = vec![0xb9, 3, 0, 0, 0, 0xb8];
+        code.extend(eax.to_le_bytes());
+        code.extend(setter);
+        code.extend([0xeb, 0x00, 0x0f, 0x90, 0xc3, 0x0f, 0x92, 0xc7, 0x9c, 0x5a, 0x49, 0x75]);
+        code.push(rel8(5, code.len() + 1));
+        let (t, jit) = both(&code, |_| {}, 1 << 20);
+        assert!(jit.stats.links >= 2, "the blocks chained: {:?}", jit.stats);
+        let edx = t.cpu.state.gpr[2];
+        assert_eq!(edx & 1, u32::from(t.cpu.state.gpr[3] >> 8 & 0xff), "CF: setc and pushfd agree ({setter:02x?})");
+        assert_eq!(edx >> 11 & 1, t.cpu.state.gpr[3] & 0xff, "OF: seto and pushfd agree ({setter:02x?})");
+    }
+    // add eax, 1 (OF, SF, AF, PF) ; jmp next ; next: mov ebx, [hole] (#PF)
+    let hole = DATA_BASE + 0x3000;
+    let mut code = vec![0x83, 0xc0, 0x01, 0xeb, 0x00, 0x8b, 0x1d];
+    code.extend(hole.to_le_bytes());
+    let (t, _) = both(
+        &code,
+        |t| {
+            t.install_exception_handlers();
+            paging_with_hole(t, hole);
+            t.cpu.state.gpr[0] = 0x7fff_ffff;
+        },
+        1 << 20,
+    );
+    assert_eq!(t.halted_vector(), Some(14));
+    assert_eq!(t.stack(3) & 0x8d5, 0x894, "OF, SF, AF and PF, as ADD left them");
+}
