@@ -1218,7 +1218,7 @@ fn flags_left_raw_at_a_block_end_agree_with_the_interpreter() {
         let (t, jit) = both(&code, |_| {}, 1 << 20);
         assert!(jit.stats.links >= 2, "the blocks chained: {:?}", jit.stats);
         let edx = t.cpu.state.gpr[2];
-        assert_eq!(edx & 1, u32::from(t.cpu.state.gpr[3] >> 8 & 0xff), "CF: setc and pushfd agree ({setter:02x?})");
+        assert_eq!(edx & 1, t.cpu.state.gpr[3] >> 8 & 0xff, "CF: setc and pushfd agree ({setter:02x?})");
         assert_eq!(edx >> 11 & 1, t.cpu.state.gpr[3] & 0xff, "OF: seto and pushfd agree ({setter:02x?})");
     }
     // add eax, 1 (OF, SF, AF, PF) ; jmp next ; next: mov ebx, [hole] (#PF)
