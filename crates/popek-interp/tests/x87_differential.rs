@@ -463,27 +463,43 @@ fn parse_image(desc: &str) -> Vec<u8> {
 }
 
 /// Inputs on which popek once differed from the host, as the failure report printed them:
-/// (form, `in:` line, operand, EFLAGS in). Each was a bug, fixed; they run on every `cargo
-/// test`, whatever `POPEK_X87_CASES` says.
+/// (form, `in:` line, operand, EFLAGS in, and where hosts differ among themselves, what the
+/// SDM says and an Intel host gives, recorded from one). Each was a bug, fixed; they run on
+/// every `cargo test`, whatever `POPEK_X87_CASES` says.
+///
+/// AMD hosts differ on the first nine: for FSCALE by ±0 and FPREM/FPREM1 by ±∞ of a
+/// denormal with UE unmasked they raise UE and store the result with its exponent wrapped
+/// (by 24576), where the SDM's tables leave ST(0) as it is with DE only (FSCALE: "If the
+/// scaling factor is ±0, ST(0) is unchanged"; FPREM: a finite ST(0) divided by ±∞ is the
+/// result) and an Intel host does so.
 #[rustfmt::skip]
-const REGRESSIONS: &[(&str, &str, &[u8], u32)] = &[
+const REGRESSIONS: &[(&str, &str, &[u8], u32, Option<&str>)] = &[
     // The 10^6-case run (POPEK_X87_CASES=1000000): FSCALE by ±0 and FPREM/FPREM1 by ±∞ of
     // a denormal with UE unmasked raised UE and wrapped the exponent; the x87 leaves
     // ST(0) as it is, with DE only (the SDM's tables for both).
-    ("fscale", "fcw=0f66 fsw=7f00 ftw=3cc0 st0=0000_00000000000e9b6e st1=0000_0000000000000000 st2=87d2_4ecc9c7666a7fb6b st3=8c7e_408a9ae79da83a41 st4=8000_0000000000000000 st5=7fff_8000000000000000 st6=9555_2e74a950a659df73 st7=8000_0000000033e35aaf", &[], 0x0),
-    ("fscale", "fcw=0442 fsw=6e00 ftw=03cc st0=8000_0000f873ad05f3c4 st1=8000_0000000000000000 st2=3ff6_de367b7ad059802d st3=8000_cd2b43c09c159b95 st4=8000_001f444b557bbcdd st5=8000_cd862afe2f66f8f3 st6=ffb3_db5d87359f700512 st7=ffcb_a5b85fad0703396a", &[], 0x1),
-    ("fscale", "fcw=044b fsw=6b00 ftw=c3c3 st0=8000_00000000000039e7 st1=0000_0000000000000000 st2=c008_82c0000000000000 st3=7ffe_ffffffffffffffff st4=ffff_982a8d152f7ba689 st5=4008_ee00000000000000 st6=4000_f911b88d83ff288d st7=db45_b3afd52fd92a18ea", &[], 0x1),
-    ("fprem", "fcw=0c6a fsw=7c00 ftw=3330 st0=0000_000000677d078290 st1=ffff_8000000000000000 st2=ffff_c40c3efdea49d0f5 st3=4005_a100000000000000 st4=c022_e3993c59259b91fd st5=0000_000000000000001d st6=8049_ac130d0d45f0b58c st7=7fff_a9cd68e6b6e56d1f", &[], 0x0),
-    ("fprem", "fcw=0b67 fsw=1200 ftw=cc0c st0=0000_000000000015246c st1=ffff_8000000000000000 st2=ffba_f3879d9ac4660068 st3=ffff_8000000000000000 st4=7fff_8000000000000000 st5=c020_87b57ccb3b441c45 st6=eb2b_af1eddcb91f7135d st7=402a_8507c555ed6f3ba9", &[], 0x4),
-    ("fprem", "fcw=0246 fsw=1600 ftw=fc0f st0=8000_00000009f05de62c st1=ffff_8000000000000000 st2=c016_981ae8c109ba0f21 st3=0022_e500fb80073c8ae2 st4=7fff_b44c00cb1fc93cbd st5=733d_d03f03dcfd192637 st6=8000_cb9f749ff1106da9 st7=7fff_bd4c44ec5509ff4b", &[], 0x1),
-    ("fprem1", "fcw=004e fsw=2c00 ftw=03cc st0=0000_00000000000007f9 st1=ffff_8000000000000000 st2=6d17_e7a30e74e5fc0188 st3=0000_0000000fe80dcfa7 st4=c002_eda681b2d8fa8772 st5=803a_dd27189e60308d6d st6=7fff_f9d68377be7636c9 st7=ffd8_d565fd6584abab8f", &[], 0x41),
-    ("fprem1", "fcw=036f fsw=0300 ftw=f3c0 st0=0000_000000000103bbb7 st1=ffff_8000000000000000 st2=4019_f96645cafc9b54d6 st3=4006_c180000000000000 st4=8000_0000000000003ec9 st5=3fbc_e42965568710c1ff st6=c13d_3342d1fe1a28fbfa st7=c031_e679275e41a82e90", &[], 0x1),
-    ("fprem1", "fcw=076e fsw=0400 ftw=fcc0 st0=8000_00327d5917c5649a st1=7fff_8000000000000000 st2=4007_d7a158dcdebe12db st3=bfc1_e0369ba8c08f4ae9 st4=8000_00b406216216e954 st5=c006_bb00000000000000 st6=8000_0000000000000000 st7=8000_0000000000000000", &[], 0x4),
+    ("fscale", "fcw=0f66 fsw=7f00 ftw=3cc0 st0=0000_00000000000e9b6e st1=0000_0000000000000000 st2=87d2_4ecc9c7666a7fb6b st3=8c7e_408a9ae79da83a41 st4=8000_0000000000000000 st5=7fff_8000000000000000 st6=9555_2e74a950a659df73 st7=8000_0000000033e35aaf", &[], 0x0,
+     Some("fcw=0f66 fsw=7d02 ftw=bee9 st0=0000_00000000000e9b6e st1=0000_0000000000000000 st2=87d2_4ecc9c7666a7fb6b st3=8c7e_408a9ae79da83a41 st4=8000_0000000000000000 st5=7fff_8000000000000000 st6=9555_2e74a950a659df73 st7=8000_0000000033e35aaf")),
+    ("fscale", "fcw=0442 fsw=6e00 ftw=03cc st0=8000_0000f873ad05f3c4 st1=8000_0000000000000000 st2=3ff6_de367b7ad059802d st3=8000_cd2b43c09c159b95 st4=8000_001f444b557bbcdd st5=8000_cd862afe2f66f8f3 st6=ffb3_db5d87359f700512 st7=ffcb_a5b85fad0703396a", &[], 0x1,
+     Some("fcw=0442 fsw=6c02 ftw=1bee st0=8000_0000f873ad05f3c4 st1=8000_0000000000000000 st2=3ff6_de367b7ad059802d st3=8000_cd2b43c09c159b95 st4=8000_001f444b557bbcdd st5=8000_cd862afe2f66f8f3 st6=ffb3_db5d87359f700512 st7=ffcb_a5b85fad0703396a")),
+    ("fscale", "fcw=044b fsw=6b00 ftw=c3c3 st0=8000_00000000000039e7 st1=0000_0000000000000000 st2=c008_82c0000000000000 st3=7ffe_ffffffffffffffff st4=ffff_982a8d152f7ba689 st5=4008_ee00000000000000 st6=4000_f911b88d83ff288d st7=db45_b3afd52fd92a18ea", &[], 0x1,
+     Some("fcw=044b fsw=6902 ftw=dbcb st0=8000_00000000000039e7 st1=0000_0000000000000000 st2=c008_82c0000000000000 st3=7ffe_ffffffffffffffff st4=ffff_982a8d152f7ba689 st5=4008_ee00000000000000 st6=4000_f911b88d83ff288d st7=db45_b3afd52fd92a18ea")),
+    ("fprem", "fcw=0c6a fsw=7c00 ftw=3330 st0=0000_000000677d078290 st1=ffff_8000000000000000 st2=ffff_c40c3efdea49d0f5 st3=4005_a100000000000000 st4=c022_e3993c59259b91fd st5=0000_000000000000001d st6=8049_ac130d0d45f0b58c st7=7fff_a9cd68e6b6e56d1f", &[], 0x0,
+     Some("fcw=0c6a fsw=3802 ftw=b33a st0=0000_000000677d078290 st1=ffff_8000000000000000 st2=ffff_c40c3efdea49d0f5 st3=4005_a100000000000000 st4=c022_e3993c59259b91fd st5=0000_000000000000001d st6=8049_ac130d0d45f0b58c st7=7fff_a9cd68e6b6e56d1f")),
+    ("fprem", "fcw=0b67 fsw=1200 ftw=cc0c st0=0000_000000000015246c st1=ffff_8000000000000000 st2=ffba_f3879d9ac4660068 st3=ffff_8000000000000000 st4=7fff_8000000000000000 st5=c020_87b57ccb3b441c45 st6=eb2b_af1eddcb91f7135d st7=402a_8507c555ed6f3ba9", &[], 0x4,
+     Some("fcw=0b67 fsw=1002 ftw=ecac st0=0000_000000000015246c st1=ffff_8000000000000000 st2=ffba_f3879d9ac4660068 st3=ffff_8000000000000000 st4=7fff_8000000000000000 st5=c020_87b57ccb3b441c45 st6=eb2b_af1eddcb91f7135d st7=402a_8507c555ed6f3ba9")),
+    ("fprem", "fcw=0246 fsw=1600 ftw=fc0f st0=8000_00000009f05de62c st1=ffff_8000000000000000 st2=c016_981ae8c109ba0f21 st3=0022_e500fb80073c8ae2 st4=7fff_b44c00cb1fc93cbd st5=733d_d03f03dcfd192637 st6=8000_cb9f749ff1106da9 st7=7fff_bd4c44ec5509ff4b", &[], 0x1,
+     Some("fcw=0246 fsw=1002 ftw=fcaf st0=8000_00000009f05de62c st1=ffff_8000000000000000 st2=c016_981ae8c109ba0f21 st3=0022_e500fb80073c8ae2 st4=7fff_b44c00cb1fc93cbd st5=733d_d03f03dcfd192637 st6=8000_cb9f749ff1106da9 st7=7fff_bd4c44ec5509ff4b")),
+    ("fprem1", "fcw=004e fsw=2c00 ftw=03cc st0=0000_00000000000007f9 st1=ffff_8000000000000000 st2=6d17_e7a30e74e5fc0188 st3=0000_0000000fe80dcfa7 st4=c002_eda681b2d8fa8772 st5=803a_dd27189e60308d6d st6=7fff_f9d68377be7636c9 st7=ffd8_d565fd6584abab8f", &[], 0x41,
+     Some("fcw=004e fsw=2802 ftw=2bce st0=0000_00000000000007f9 st1=ffff_8000000000000000 st2=6d17_e7a30e74e5fc0188 st3=0000_0000000fe80dcfa7 st4=c002_eda681b2d8fa8772 st5=803a_dd27189e60308d6d st6=7fff_f9d68377be7636c9 st7=ffd8_d565fd6584abab8f")),
+    ("fprem1", "fcw=036f fsw=0300 ftw=f3c0 st0=0000_000000000103bbb7 st1=ffff_8000000000000000 st2=4019_f96645cafc9b54d6 st3=4006_c180000000000000 st4=8000_0000000000003ec9 st5=3fbc_e42965568710c1ff st6=c13d_3342d1fe1a28fbfa st7=c031_e679275e41a82e90", &[], 0x1,
+     Some("fcw=036f fsw=0002 ftw=f3ca st0=0000_000000000103bbb7 st1=ffff_8000000000000000 st2=4019_f96645cafc9b54d6 st3=4006_c180000000000000 st4=8000_0000000000003ec9 st5=3fbc_e42965568710c1ff st6=c13d_3342d1fe1a28fbfa st7=c031_e679275e41a82e90")),
+    ("fprem1", "fcw=076e fsw=0400 ftw=fcc0 st0=8000_00327d5917c5649a st1=7fff_8000000000000000 st2=4007_d7a158dcdebe12db st3=bfc1_e0369ba8c08f4ae9 st4=8000_00b406216216e954 st5=c006_bb00000000000000 st6=8000_0000000000000000 st7=8000_0000000000000000", &[], 0x4,
+     Some("fcw=076e fsw=0002 ftw=feca st0=8000_00327d5917c5649a st1=7fff_8000000000000000 st2=4007_d7a158dcdebe12db st3=bfc1_e0369ba8c08f4ae9 st4=8000_00b406216216e954 st5=c006_bb00000000000000 st6=8000_0000000000000000 st7=8000_0000000000000000")),
     // Found while fixing those: a pseudo-denormal scaled by ±0 is written with exponent 1
     // (as FPREM by ±∞ writes it), whatever the masks.
-    ("fscale", "fcw=0f66 fsw=7f00 ftw=3cc0 st0=8000_8000000000001234 st1=0000_0000000000000000 st2=87d2_4ecc9c7666a7fb6b st3=8c7e_408a9ae79da83a41 st4=8000_0000000000000000 st5=7fff_8000000000000000 st6=9555_2e74a950a659df73 st7=8000_0000000033e35aaf", &[], 0x0),
-    ("fscale", "fcw=0f7f fsw=7f00 ftw=3cc0 st0=0000_c000000000000000 st1=8000_0000000000000000 st2=87d2_4ecc9c7666a7fb6b st3=8c7e_408a9ae79da83a41 st4=8000_0000000000000000 st5=7fff_8000000000000000 st6=9555_2e74a950a659df73 st7=8000_0000000033e35aaf", &[], 0x0),
-    ("fprem", "fcw=0f66 fsw=7f00 ftw=3cc0 st0=8000_8000000000001234 st1=7fff_8000000000000000 st2=87d2_4ecc9c7666a7fb6b st3=8c7e_408a9ae79da83a41 st4=8000_0000000000000000 st5=7fff_8000000000000000 st6=9555_2e74a950a659df73 st7=8000_0000000033e35aaf", &[], 0x0),
+    ("fscale", "fcw=0f66 fsw=7f00 ftw=3cc0 st0=8000_8000000000001234 st1=0000_0000000000000000 st2=87d2_4ecc9c7666a7fb6b st3=8c7e_408a9ae79da83a41 st4=8000_0000000000000000 st5=7fff_8000000000000000 st6=9555_2e74a950a659df73 st7=8000_0000000033e35aaf", &[], 0x0, None),
+    ("fscale", "fcw=0f7f fsw=7f00 ftw=3cc0 st0=0000_c000000000000000 st1=8000_0000000000000000 st2=87d2_4ecc9c7666a7fb6b st3=8c7e_408a9ae79da83a41 st4=8000_0000000000000000 st5=7fff_8000000000000000 st6=9555_2e74a950a659df73 st7=8000_0000000033e35aaf", &[], 0x0, None),
+    ("fprem", "fcw=0f66 fsw=7f00 ftw=3cc0 st0=8000_8000000000001234 st1=7fff_8000000000000000 st2=87d2_4ecc9c7666a7fb6b st3=8c7e_408a9ae79da83a41 st4=8000_0000000000000000 st5=7fff_8000000000000000 st6=9555_2e74a950a659df73 st7=8000_0000000033e35aaf", &[], 0x0, None),
 ];
 
 #[test]
@@ -492,16 +508,36 @@ fn x87_regressions_match_the_host() {
         eprintln!("x87 regressions: SKIP (not an x86-64 host)");
         return;
     };
+    let intel = host_is_intel();
     let mut failures = Vec::new();
-    for &(name, input, op, flags_in) in REGRESSIONS {
+    for &(name, input, op, flags_in, sdm) in REGRESSIONS {
         let form = FORMS.iter().find(|f| f.name == name).expect("a form of that name");
         let img = parse_image(input);
         assert_eq!(describe(&img), input, "the input parses back");
+        if let Some(want) = sdm {
+            // The SDM's (and Intel's) result, on any host.
+            let got = describe(&guest(form, &img, op, flags_in).image);
+            if got != want {
+                failures.push(format!("{name}: {input}\n  popek: {got}\n  SDM:   {want}"));
+            }
+            if !intel {
+                eprintln!("x87 regressions: {name} on {input}: the SDM's result; this host's is its own");
+                continue;
+            }
+        }
         if let Some(f) = difference(&mut runner, form, &img, op, flags_in) {
             failures.push(f);
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// True on an Intel host ("GenuineIntel"), whose x87 is the reference where the SDM leaves
+/// a choice or AMD's differs from the SDM.
+fn host_is_intel() -> bool {
+    let r = std::arch::x86_64::__cpuid(0);
+    let vendor: Vec<u8> = [r.ebx, r.edx, r.ecx].iter().flat_map(|w| w.to_le_bytes()).collect();
+    vendor == b"GenuineIntel"
 }
 
 /// A random double in `lo..hi`.
@@ -771,7 +807,12 @@ fn x87_transcendentals_match_the_host() {
             if off > 0 {
                 failures.push(format!("{name}, {mode}: {off} of {ran} beyond {MAX_ULPS} ulp or with another status"));
             }
-            if percent(c1_agrees) < MIN_C1_AGREEMENT {
+            // Which of FSINCOS's two roundings C1 reports the SDM does not say ("set if
+            // result was rounded up"): the threshold holds popek to an Intel host's
+            // choice, with which it agrees in more than 70% of cases; an AMD host's
+            // agrees in only about two in three (66% to 69% here), and is reported only.
+            let c1_is_the_hosts_choice = *name == "fsincos" && !host_is_intel();
+            if percent(c1_agrees) < MIN_C1_AGREEMENT && !c1_is_the_hosts_choice {
                 failures.push(format!("{name}, {mode}: C1 the same in only {:.2}% of {ran}", percent(c1_agrees)));
             }
         }
