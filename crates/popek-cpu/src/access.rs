@@ -91,6 +91,15 @@ impl Cpu {
         user: bool,
     ) -> Result<u32, Exception> {
         if (lin.0 & 0xfff) + width <= 0x1000 {
+            let quick = match width {
+                1 => self.read_quick::<1>(lin.0, user),
+                2 => self.read_quick::<2>(lin.0, user),
+                _ => self.read_quick::<4>(lin.0, user),
+            };
+            if let Some(v) = quick {
+                #[allow(clippy::cast_possible_truncation)] // at most 4 bytes were read
+                return Ok(v as u32);
+            }
             let p = self.translate(bus, lin, AccessKind::Read, user)?;
             return Ok(self.read_phys(bus, p, width));
         }
@@ -129,6 +138,14 @@ impl Cpu {
         user: bool,
     ) -> Result<(), Exception> {
         if (lin.0 & 0xfff) + width <= 0x1000 {
+            let quick = match width {
+                1 => self.write_quick::<1>(lin.0, value, user),
+                2 => self.write_quick::<2>(lin.0, value, user),
+                _ => self.write_quick::<4>(lin.0, value, user),
+            };
+            if quick {
+                return Ok(());
+            }
             let p = self.translate(bus, lin, AccessKind::Write, user)?;
             self.write_phys(bus, p, width, value);
             return Ok(());
@@ -251,6 +268,25 @@ impl Cpu {
         Some(u64::from_le_bytes(v))
     }
 
+    /// The store of the low `N` bytes of `value` (at most 4) at linear address `lin`, if the
+    /// TLB holds a write hit for their page for `user` and they do not cross it: a write hit
+    /// is only ever filled for a dirty RAM page that holds no decoded code and no ROM, so
+    /// there is nothing else to do. False, with nothing written, otherwise.
+    #[inline]
+    pub fn write_quick<const N: usize>(&mut self, lin: u32, value: u32, user: bool) -> bool {
+        if (lin & 0xfff) as usize + N > 0x1000 {
+            return false;
+        }
+        let e = &self.tlb.entries[usize::from(user)][crate::mmu::Tlb::index(lin)];
+        if e.write_tag != lin & !0xfff {
+            return false;
+        }
+        let at = (e.phys | (lin & 0xfff)) as usize;
+        let mut bytes = [0u8; N];
+        bytes.copy_from_slice(&value.to_le_bytes()[..N]);
+        self.mem.write_ram(at, bytes)
+    }
+
     /// Reads a descriptor-table or TSS dword with supervisor rights (implicit access).
     pub fn read_system(&mut self, bus: &mut dyn Bus, lin: u32, width: Width) -> Result<u32, Exception> {
         self.read_linear(bus, LinearAddr(lin), width, false)
@@ -261,6 +297,10 @@ impl Cpu {
     /// would: an entry inside one page is translated once, and read straight from RAM.
     #[inline]
     pub fn read_system_pair(&mut self, bus: &mut dyn Bus, lin: u32) -> Result<(u32, u32), Exception> {
+        if let Some(v) = self.read_quick::<8>(lin, false) {
+            #[allow(clippy::cast_possible_truncation)] // the two halves
+            return Ok((v as u32, (v >> 32) as u32));
+        }
         if lin & 0xfff > 0x1000 - 8 {
             return Ok((self.read_system(bus, lin, 4)?, self.read_system(bus, lin.wrapping_add(4), 4)?));
         }

@@ -347,3 +347,25 @@ fn descriptor_pairs_read_as_two_dwords_would() {
     assert_eq!(cpu.read_system_pair(&mut bus, 0x7ffc), Err(Exception::PageFault { addr: 0x8000, code: 0 }));
     assert_eq!(cpu.read_system_pair(&mut bus, 0x8ffc), Err(Exception::PageFault { addr: 0x8ffc, code: 0 }));
 }
+
+/// The quick accesses hit only what the TLB holds: a read hit for reads, a write hit (a
+/// dirty RAM page) for writes, for the same privilege, inside the page; anything else is
+/// left to the full access, with nothing done.
+#[test]
+fn quick_accesses_hit_only_what_the_tlb_holds() {
+    let mut cpu = paged(1 << 20, P | RW);
+    map(&mut cpu, 0x5000, 0x8000, P | RW);
+    let mut bus = NullBus::default();
+    assert_eq!(cpu.read_quick::<4>(0x5010, false), None, "nothing filled yet");
+    assert!(!cpu.write_quick::<4>(0x5010, 1, false));
+    assert_eq!(cpu.read(&mut bus, Seg::Ds, 0x5010, 4), Ok(0));
+    assert_eq!(cpu.read_quick::<4>(0x5010, false), Some(0), "a read filled the read tag");
+    assert!(!cpu.write_quick::<4>(0x5010, 1, false), "the page is not dirty yet: no write hit");
+    assert_eq!(cpu.write(&mut bus, Seg::Ds, 0x5010, 4, 0x1234_5678), Ok(()));
+    assert!(cpu.write_quick::<2>(0x5012, 0xabcd, false), "the write filled the write tag");
+    assert_eq!(rd(&cpu, 0x8010), 0xabcd_5678);
+    assert_eq!(cpu.read_quick::<8>(0x5010, false), Some(0xabcd_5678));
+    assert_eq!(cpu.read_quick::<4>(0x5ffe, false), None, "crosses the page");
+    assert!(!cpu.write_quick::<4>(0x5ffe, 0, false), "crosses the page");
+    assert_eq!(cpu.read_quick::<4>(0x5010, true), None, "the user set was not filled");
+}
