@@ -462,6 +462,9 @@ fn parse_image(desc: &str) -> Vec<u8> {
     img
 }
 
+/// A regression: form, `in:` line, operand, EFLAGS in, the SDM's result where hosts differ.
+type Regression = (&'static str, &'static str, &'static [u8], u32, Option<&'static str>);
+
 /// Inputs on which popek once differed from the host, as the failure report printed them:
 /// (form, `in:` line, operand, EFLAGS in, and where hosts differ among themselves, what the
 /// SDM says and an Intel host gives, recorded from one). Each was a bug, fixed; they run on
@@ -473,7 +476,7 @@ fn parse_image(desc: &str) -> Vec<u8> {
 /// scaling factor is ±0, ST(0) is unchanged"; FPREM: a finite ST(0) divided by ±∞ is the
 /// result) and an Intel host does so.
 #[rustfmt::skip]
-const REGRESSIONS: &[(&str, &str, &[u8], u32, Option<&str>)] = &[
+const REGRESSIONS: &[Regression] = &[
     // The 10^6-case run (POPEK_X87_CASES=1000000): FSCALE by ±0 and FPREM/FPREM1 by ±∞ of
     // a denormal with UE unmasked raised UE and wrapped the exponent; the x87 leaves
     // ST(0) as it is, with DE only (the SDM's tables for both).
