@@ -136,6 +136,7 @@ pub fn within_limit(c: &SegmentCache, offset: u32, len: u32) -> bool {
 /// The checks of a protected-mode load of DS, ES, FS or GS with the non-null selector
 /// `sel`, whose descriptor is `d`, at privilege level `cpl` (SDM Vol. 2 MOV, "Operation"):
 /// the exception it raises, if any.
+#[inline]
 fn data_segment_fault(d: Descriptor, sel: u16, cpl: u8) -> Option<Exception> {
     let rpl = (sel & selector::RPL) as u8;
     if !d.is_readable() || !d.is_conforming() && (rpl > d.dpl() || cpl > d.dpl()) {

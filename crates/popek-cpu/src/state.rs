@@ -177,6 +177,7 @@ impl SegmentCache {
         self.access & access::DB != 0
     }
     /// Builds the cache from the two dwords of a descriptor.
+    #[inline]
     pub fn from_descriptor(selector: u16, lo: u32, hi: u32) -> Self {
         let base = (lo >> 16) | ((hi & 0xff) << 16) | (hi & 0xff00_0000);
         let raw_limit = (lo & 0xffff) | (hi & 0x000f_0000);
