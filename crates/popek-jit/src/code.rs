@@ -2037,6 +2037,58 @@ impl<E: Emit> Emitter<'_, E> {
         self.branch_to_shared(JMP, self.shared.chain_exit);
     }
 
+    /// The end of a block whose last instruction is an INT or IRET callout (flags and
+    /// registers in `CpuState`): if the callout left a mode in the context's `go_on_mode`
+    /// (the run loop has nothing to look at), the registers go back to host registers and
+    /// the next block is looked up in the indirect-target table, as after RET, but in that
+    /// mode; otherwise, or with the budget gone, back to the run loop. A system call then
+    /// goes into the kernel's handler, and back out, without leaving translated code.
+    ///
+    /// ```text
+    ///   mov r10d, [go_on_mode] ; cmp r10d, NO_MODE ; je back
+    ///   sub r9, n ; jle out ; call load_regs
+    ///   r11d = EIP ; r8 = table + indirect_index(EIP) * 32
+    ///   cmp r11d, [r8].eip ; cmp r10d, [r8].mode ; follow [r8].link
+    /// out: (registers in host) chain_exit ; back: ret_end
+    /// ```
+    fn go_on_end(&mut self) {
+        let n = self.block.insns.len() as i32;
+        let (back, out) = (self.ops.fresh_label(), self.ops.fresh_label());
+        x64!(self.ops
+            ; mov r10d, DWORD [r14 + offset_of!(Ctx, go_on_mode) as i32]
+            ; cmp r10d, crate::NO_MODE as i32
+            ; je =>back
+        );
+        self.registers_to_host();
+        self.pad_for_branch(13);
+        x64!(self.ops
+            ; sub r9, n
+            ; jle =>out
+            ; mov r11d, DWORD [r15 + EIP_OFF]
+            ; imul r8d, r11d, INDIRECT_HASH as i32
+            ; shr r8d, (32 - INDIRECT_BITS) as i8
+            ; shl r8d, 5
+            ; add r8, QWORD [r14 + offset_of!(Ctx, indirect) as i32]
+            ; cmp r11d, DWORD [r8 + offset_of!(IndirectEntry, eip) as i32]
+            ; jne =>out
+            ; cmp r10d, DWORD [r8 + offset_of!(IndirectEntry, mode) as i32]
+            ; jne =>out
+        );
+        self.follow_link(offset_of!(IndirectEntry, link) as i32, out);
+        x64!(self.ops
+            ; =>out
+            ; mov r10d, self.id as i32
+            ; mov r8, -1 // INDIRECT_MISS
+        );
+        self.branch_to_shared(JMP, self.shared.chain_exit);
+        x64!(self.ops
+            ; =>back
+            ; sub r9, n
+            ; mov r10d, self.id as i32
+        );
+        self.branch_to_shared(JMP, self.shared.ret_end);
+    }
+
     /// Everything after the last instruction: the block's own end unless a branch ended
     /// it, then the shared exits and the epilogue.
     /// On a slow path: the flags that were pushed (or are to be set again) before the
@@ -2102,6 +2154,12 @@ impl<E: Emit> Emitter<'_, E> {
             self.registers_to_host();
             let next = self.runtime_eip(self.block.eip.wrapping_add(self.block.len));
             self.block_end(next);
+        } else if last.exec.treatment == Treatment::Callout
+            && crate::translate::goes_on_inline(&last.insn)
+            && self.block.key.mode & popek_cpu::block::BlockKey::FLAT != 0
+        {
+            // INT or IRET: on in translated code if the callout said so.
+            self.go_on_end();
         } else {
             // The block ended in a callout the run loop must see after (or one that set
             // EIP itself): back to the run loop.

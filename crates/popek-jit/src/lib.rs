@@ -172,6 +172,11 @@ struct Ctx<'a> {
     /// to look at (a software interrupt: it changes the mode, but enables no interrupt;
     /// INVLPG, MOV CR3: they change mappings): the engine may go on, with a lookup.
     may_go_on: bool,
+    /// Set by the callout of an INT or IRET that ends its block ([`translate::goes_on_inline`])
+    /// when translated code may go on by itself: the mode it is now in (flat segments),
+    /// for the block's end to look the next block up in the indirect-target table;
+    /// [`NO_MODE`] when it must return to the run loop.
+    go_on_mode: u32,
     /// Device time lags the call's first block (the run went on from an earlier entry):
     /// a handler that reaches a device brings it up to date even in the first block.
     time_pending: bool,
@@ -194,6 +199,9 @@ struct Ctx<'a> {
 }
 
 const _: () = assert!(std::mem::offset_of!(Ctx<'static>, lazy) == std::mem::offset_of!(Ctx<'static>, lazy_b) + 4);
+
+/// [`Ctx`]'s `go_on_mode` when translated code may not go on by itself (no mode is all ones).
+const NO_MODE: u32 = u32::MAX;
 
 /// [`Ctx`]'s `lazy`: the flags are those of `cmp lazy_a, lazy_b`.
 const LAZY_CMP: u32 = 1;
@@ -589,6 +597,7 @@ impl Jit {
             event: None,
             must_return: false,
             may_go_on: false,
+            go_on_mode: NO_MODE,
             time_pending: went_on,
             group_addend: 0,
             saved_flags: 0,
@@ -602,7 +611,7 @@ impl Jit {
         let last_block = &*self.code.translation(ctx.last).block;
         // Translated code that wanted to chain (a link missing), or stopped only to have
         // written code dropped: nothing for the run loop to look at.
-        let more = (matches!(status, CHAIN_MISS | STOPPED) || status == RAN_TO_END && ctx.may_go_on)
+        let mut more = (matches!(status, CHAIN_MISS | STOPPED) || status == RAN_TO_END && ctx.may_go_on)
             && ctx.event.is_none()
             && !ctx.must_return;
         let retired = match status {
@@ -612,13 +621,16 @@ impl Jit {
             }
             CHAIN_MISS => {
                 self.stats.exits_chain_miss += 1;
+                // A chain site leads to a block of its own mode; an indirect-target entry is
+                // made for the mode the CPU is now in (after an INT or IRET, another).
+                let indirect = ctx.chain_site == INDIRECT_MISS;
                 self.pending_link = Some(PendingLink {
                     site: ctx.chain_site as usize,
                     from: (ctx.last, self.code.stamp_of(ctx.last).unwrap_or(0)),
                     tlb_generation: cpu.tlb.generation,
                     eip: cpu.state.eip,
                     cs_base: cpu.state.seg[popek_cpu::Seg::Cs as usize].base,
-                    mode: last_block.key.mode,
+                    mode: if indirect { BlockKey::mode_of(cpu) } else { last_block.key.mode },
                 });
                 ctx.completed() as u32
             }
@@ -639,6 +651,12 @@ impl Jit {
                     }
                     self.stats.exceptions += 1;
                     cpu.deliver_exception(bus, e)?;
+                    // As after INT: the gate clears IF or leaves it, so nothing became
+                    // deliverable that was not before; on with a lookup unless an
+                    // interrupt waits (or the delivery shut the CPU down).
+                    more = !ctx.must_return
+                        && !cpu.state.shutdown
+                        && (!cpu.interrupts_enabled() || !bus.interrupt_may_be_pending());
                 }
                 Event::Unsupported(mut u) => {
                     cpu.state.eip = at;
@@ -984,14 +1002,30 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
         // chain, it first brings device time to its block's start, where the run loop
         // would have (nothing else the run loop looks at changes in chained code: a
         // device deadline ends chaining through the budget).
-        ctx.stop_chaining();
         if completed > 0 || ctx.time_pending {
             bus.advance_to((ctx.now)(completed));
         }
         let r = (d.exec.handler)(cpu, bus, &d.insn);
+        ctx.go_on_mode = NO_MODE;
         if translate::needs_only_a_lookup(&d.insn) || r.is_ok() && translate::went_quiet(&d.insn, cpu, bus) {
-            ctx.may_go_on = true;
+            // Nothing for the run loop to look at: on with a lookup, in translated code
+            // itself after an INT or IRET that ends its block (into flat code, not to be
+            // single-stepped), else in the engine.
+            let mode = BlockKey::mode_of(cpu);
+            let inline = translate::goes_on_inline(&d.insn)
+                && r.is_ok()
+                && !ctx.must_return
+                && mode & BlockKey::FLAT != 0
+                && cpu.state.eflags & TF == 0
+                && !cpu.state.interrupt_shadow;
+            if inline {
+                ctx.go_on_mode = mode;
+            } else {
+                ctx.stop_chaining();
+                ctx.may_go_on = true;
+            }
         } else {
+            ctx.stop_chaining();
             ctx.must_return = true;
         }
         r
@@ -1004,10 +1038,17 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
         // (only what the mode reads of the segment loaded can change).
         let loaded = translate::loaded_data_segment(&d.insn);
         let bits = loaded.map(|s| BlockKey::data_segment_bits(cpu.state.seg(s)));
+        let generation = cpu.tlb.generation;
         let r = (d.exec.handler)(cpu, &mut watch, &d.insn);
         if watch.touched || loaded.is_some_and(|s| bits != Some(BlockKey::data_segment_bits(cpu.state.seg(s)))) {
             ctx.stop_chaining();
             ctx.must_return = true;
+        } else if cpu.tlb.generation != generation {
+            // Where code is fetched from changed (INVLPG of a page code was looked up on):
+            // no chaining on (a chain on the same page jumps without looking), but only a
+            // lookup.
+            ctx.stop_chaining();
+            ctx.may_go_on = true;
         }
         r
     };

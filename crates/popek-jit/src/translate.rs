@@ -89,6 +89,11 @@ pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
 /// transfers…) ends chaining, and all but those of [`needs_only_a_lookup`] return to the
 /// run loop.
 ///
+/// INVLPG is quiet as well: it changes where code is fetched from only if it drops a page
+/// code was looked up on, which moves the TLB generation on; the callout then ends chaining
+/// (a chain to a block on the same page jumps without looking), and the engine goes on
+/// with a lookup.
+///
 /// A load of DS, ES, FS or GS (MOV, POP) is quiet too, though it may change the block mode
 /// ([`BlockKey::mode_of`]: flat segments, 4 GiB FS/GS): the callout compares the mode before
 /// and after ([`loads_data_segment`]) and returns to the run loop only if it changed. A
@@ -97,7 +102,9 @@ pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
 pub(crate) fn is_quiet_callout(insn: &Instruction) -> bool {
     use Mnemonic::*;
     match insn.mnemonic() {
-        Pushf | Pushfd | Cli | Cpuid | Rdtsc | Smsw | Sgdt | Sidt | Sldt | Str | Lar | Lsl | Verr | Verw => true,
+        Pushf | Pushfd | Cli | Cpuid | Rdtsc | Smsw | Sgdt | Sidt | Sldt | Str | Lar | Lsl | Verr | Verw | Invlpg => {
+            true
+        }
         Mov => {
             insn.op0_kind() == OpKind::Register && insn.op0_register().is_gpr32() && insn.op1_register().is_cr()
                 || loads_data_segment(insn)
@@ -131,6 +138,14 @@ pub(crate) fn needs_only_a_lookup(insn: &Instruction) -> bool {
 pub(crate) fn went_quiet(insn: &Instruction, cpu: &Cpu, bus: &dyn Bus) -> bool {
     matches!(insn.mnemonic(), Mnemonic::Iret | Mnemonic::Iretd)
         && (!cpu.interrupts_enabled() && cpu.state.nmi_blocked || !bus.interrupt_may_be_pending())
+}
+
+/// True for a callout that ends its block after which translated code itself may go on
+/// to the next block, with a lookup in the indirect-target table in the mode the CPU is
+/// then in: INT n, INT3, INTO and IRET (when [`needs_only_a_lookup`] or [`went_quiet`]
+/// says the run loop has nothing to look at).
+pub(crate) fn goes_on_inline(insn: &Instruction) -> bool {
+    matches!(insn.mnemonic(), Mnemonic::Int | Mnemonic::Int3 | Mnemonic::Into | Mnemonic::Iret | Mnemonic::Iretd)
 }
 
 /// True for a MOV or POP into DS, ES, FS or GS.
