@@ -83,11 +83,33 @@ enum LazyOperand {
 
 /// The operands of a 32-bit CMP of registers or of a register and a constant, as host
 /// registers; `test reg, reg` counts as `cmp reg, 0` (the same six flags: SF, ZF, PF of
-/// `reg`, CF = OF = AF = 0).
+/// `reg`, CF = OF = AF = 0), and so does a 32-bit AND, OR or XOR into a register, whose
+/// flags are those of its result (AF, which the SDM leaves undefined, popek's table
+/// clears).
 fn lazy_operands(insn: &Instruction) -> Option<(u8, LazyOperand)> {
     use popek_cpu::iced_x86::OpKind;
     let reg = |i: u32| (insn.op_kind(i) == OpKind::Register).then(|| host_number(insn.op_register(i)));
+    let register_only = (0..insn.op_count()).all(|i| insn.op_kind(i) != OpKind::Memory);
     match insn.code() {
+        Code::And_rm32_r32
+        | Code::And_r32_rm32
+        | Code::And_rm32_imm32
+        | Code::And_rm32_imm8
+        | Code::And_EAX_imm32
+        | Code::Or_rm32_r32
+        | Code::Or_r32_rm32
+        | Code::Or_rm32_imm32
+        | Code::Or_rm32_imm8
+        | Code::Or_EAX_imm32
+        | Code::Xor_rm32_r32
+        | Code::Xor_r32_rm32
+        | Code::Xor_rm32_imm32
+        | Code::Xor_rm32_imm8
+        | Code::Xor_EAX_imm32
+            if register_only =>
+        {
+            Some((reg(0)?, LazyOperand::Constant(0)))
+        }
         Code::Cmp_rm32_r32 | Code::Cmp_r32_rm32 => Some((reg(0)?, LazyOperand::Register(reg(1)?))),
         Code::Cmp_rm32_imm32 | Code::Cmp_rm32_imm8 | Code::Cmp_EAX_imm32 => {
             Some((reg(0)?, LazyOperand::Constant(insn.immediate(1) as u32)))

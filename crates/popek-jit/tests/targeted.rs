@@ -1195,15 +1195,18 @@ fn iret_goes_on_unless_an_interrupt_waits() {
     assert!(waiting >= 100, "{waiting} calls with an interrupt waiting: one per IRET at least");
 }
 
-/// Flags a block leaves as `lahf` and `seto` gave them (after anything but a CMP or TEST):
-/// the next block's readers (SETcc, PUSHFD) and a fault's frame see what the interpreter
+/// Flags a block leaves as `lahf` and `seto` gave them (after anything but a CMP, TEST,
+/// AND, OR or XOR), or as the operands of `cmp result, 0` (after AND, OR, XOR): the next
+/// block's readers (SETcc, PUSHFD) and a fault's frame see what the interpreter
 /// computes, the flags popek's table fixes (AF after AND, OF after a shift by 2) too.
 #[test]
 fn flags_left_raw_at_a_block_end_agree_with_the_interpreter() {
-    let setters: [(&[u8], u32); 5] = [
+    let setters: [(&[u8], u32); 7] = [
         (&[0x83, 0xc0, 0x01], 0x7fff_ffff), // add eax, 1: OF, SF, AF, PF
         (&[0x83, 0xe8, 0x01], 0),           // sub eax, 1: CF, SF, AF, PF
-        (&[0x25, 0x80, 0, 0, 0], 0xff),     // and eax, 0x80: AF undefined (0)
+        (&[0x25, 0x80, 0, 0, 0], 0xff),     // and eax, 0x80 (as cmp eax, 0): AF undefined (0)
+        (&[0x31, 0xc0], 5),                 // xor eax, eax (as cmp eax, 0): ZF, PF
+        (&[0x0d, 0, 0, 0, 0x80], 1),        // or eax, 0x80000000 (as cmp eax, 0): SF
         (&[0xc1, 0xe8, 0x02], 0x8000_0003), // shr eax, 2: CF; OF and AF undefined (0)
         (&[0x0f, 0xaf, 0xc0], 0x0001_0001), // imul eax, eax: CF, OF
     ];
