@@ -1038,8 +1038,11 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
                 None => e.rewritten(i, d),
             },
             Treatment::Callout => match crate::translate::segment_load_info(&d.insn) {
-                Some(what) => e.segment_load(i, what),
-                None => e.callout(i),
+                Some(what) => e.fast_callout(i, what, FastPath::SegmentLoad),
+                None => match crate::translate::port_in_info(&d.insn).filter(|_| !d.exec.loud) {
+                    Some(what) => e.fast_callout(i, what, FastPath::PortIn),
+                    None => e.callout(i),
+                },
             },
             Treatment::Helper => e.callout(i),
         }
@@ -1047,6 +1050,13 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
     }
     e.end();
     Emitted { ranges, body, sites: e.sites }
+}
+
+/// Which fast path an [`Emitter::fast_callout`] tries.
+#[derive(Clone, Copy, Debug)]
+enum FastPath {
+    SegmentLoad,
+    PortIn,
 }
 
 /// A page group's check that missed: run the instructions `first..=last` in their
@@ -1582,26 +1592,33 @@ impl<E: Emit> Emitter<'_, E> {
         self.lazy_maybe = false;
     }
 
-    /// A MOV or POP to DS, ES, FS or GS (`what`: [`crate::translate::segment_load_info`]):
-    /// the shared `segment_load` tries the fast path (`segment_load` in lib.rs), and calls
-    /// the callout only if that says no. As after a callout, the guest registers are in
-    /// `CpuState`; lazy flags may still be lazy (only the callout folds them).
+    /// A callout with a fast path (`what`: [`crate::translate::segment_load_info`] or
+    /// [`crate::translate::port_in_info`]): a MOV or POP to DS, ES, FS or GS, or an IN of a
+    /// pure port. The shared code tries the fast path (`segment_load` or `port_in` in
+    /// lib.rs), and calls the callout only if that says no. As after a callout, the guest
+    /// registers are in `CpuState`; lazy flags may still be lazy (only the callout folds
+    /// them).
     ///
     /// ```text
     ///   (flags in host EFLAGS → CpuState)
-    ///   mov r8d, what ; mov r10d, index ; mov r11d, id ; call shared (store_)segment_load
+    ///   mov r8d, what ; mov r10d, index ; mov r11d, id
+    ///   call shared (store_)segment_load or (store_)port_in
     /// ```
-    fn segment_load(&mut self, i: usize, what: u32) {
+    fn fast_callout(&mut self, i: usize, what: u32, path: FastPath) {
         self.lazy_cmp = None;
         self.flag_source = None;
         self.spill_flags();
         x64!(self.ops; mov r8d, what as i32);
         self.handler_args(i);
+        let (plain, store) = match path {
+            FastPath::SegmentLoad => (self.shared.segment_load, self.shared.store_segment_load),
+            FastPath::PortIn => (self.shared.port_in, self.shared.store_port_in),
+        };
         if self.regs_in_host {
-            self.branch_to_shared(CALL, self.shared.store_segment_load);
+            self.branch_to_shared(CALL, store);
             self.regs_in_host = false;
         } else {
-            self.branch_to_shared(CALL, self.shared.segment_load);
+            self.branch_to_shared(CALL, plain);
         }
     }
 

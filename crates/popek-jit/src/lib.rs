@@ -124,6 +124,8 @@ struct Ctx<'a> {
     callout: extern "sysv64" fn(*mut Ctx<'_>, u32, u32) -> u64,
     /// The fast path of a data-segment load ([`segment_load`]), called the same way.
     segment_load: extern "sysv64" fn(*mut Ctx<'_>, u32) -> u64,
+    /// The fast path of an IN of a pure port ([`port_in`]).
+    port_in: extern "sysv64" fn(*mut Ctx<'_>, u32) -> u64,
     /// Instructions translated code may still retire before it must return to the run
     /// loop (timers, the instruction limit); chaining stops when it runs out. Translated
     /// code keeps it in R9 and stores it here around callouts and when it leaves.
@@ -578,6 +580,7 @@ impl Jit {
             room,
             callout,
             segment_load,
+            port_in,
             tsc: cpu.state.tsc,
             cpu,
             bus,
@@ -909,6 +912,35 @@ extern "sysv64" fn segment_load(ctx: *mut Ctx<'_>, what: u32) -> u64 {
     let ctx = unsafe { &mut *ctx };
     let mnemonic = if pop_width != 0 { Mnemonic::Pop } else { Mnemonic::Mov };
     if let Some(n) = ctx.callout_counts.get_mut(mnemonic as usize) {
+        *n += 1;
+    }
+    0
+}
+
+/// Called from translated code for an `IN AL/AX/EAX, imm8` of a port whose read changes
+/// nothing the run loop looks at (`what`: [`translate::port_in_info`]), before its
+/// callout: brings device time to this instruction, as the callout would, and reads the
+/// port (`popek_vmm::port_in`: the permission check and the read, as IN's handler does);
+/// returns 1, with nothing read, if CPL > IOPL (the TSS bit map is the callout's to read),
+/// else 0. A driver that polls a status port does nothing else.
+extern "sysv64" fn port_in(ctx: *mut Ctx<'_>, what: u32) -> u64 {
+    // SAFETY: as in `callout`: translated code passes the live `Ctx` of `Jit::run_block`,
+    // whose `cpu` and `bus` borrows last for the whole call; translated code does not
+    // touch them while Rust code runs.
+    let ctx = unsafe { &mut *ctx };
+    let (cpu, bus) = unsafe { (&mut *ctx.cpu, &mut *ctx.bus) };
+    if cpu.state.cpl > cpu.state.iopl() {
+        return 1;
+    }
+    let completed = ctx.completed();
+    if completed > 0 || ctx.time_pending {
+        bus.advance_to((ctx.now)(completed));
+    }
+    let (port, width) = ((what & 0xffff) as u16, what >> 16);
+    if popek_vmm::port_in(cpu, bus, port, width).is_err() {
+        return 1; // not reached: CPL <= IOPL needs no check that can fail
+    }
+    if let Some(n) = ctx.callout_counts.get_mut(Mnemonic::In as usize) {
         *n += 1;
     }
     0

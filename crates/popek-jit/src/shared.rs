@@ -19,6 +19,7 @@
 //!   segment_load:   (r8d = what to load) the fast path of a segment load; if it says
 //!                   no, as callout
 //!   store_segment_load: guest registers host → memory; then as segment_load
+//!   port_in, store_port_in: the same for an IN of a port whose read changes nothing
 //!   slow:           store; call the handler; leave or load; ret
 //!   slow_flags:     as slow, then the guest flags → host EFLAGS
 //!   chain_exit:     (r10d = id, r8 = site) store; budget gone: return 0; else CHAIN_MISS at site
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) store_callout: usize,
     pub(crate) segment_load: usize,
     pub(crate) store_segment_load: usize,
+    pub(crate) port_in: usize,
+    pub(crate) store_port_in: usize,
     pub(crate) slow: usize,
     pub(crate) slow_flags: usize,
     pub(crate) chain_exit: usize,
@@ -64,6 +67,8 @@ impl Shared {
             (self.store_callout, "store_callout"),
             (self.segment_load, "segment_load"),
             (self.store_segment_load, "store_segment_load"),
+            (self.port_in, "port_in"),
+            (self.store_port_in, "store_port_in"),
             (self.slow, "slow"),
             (self.slow_flags, "slow_flags"),
             (self.chain_exit, "chain_exit"),
@@ -135,29 +140,36 @@ fn emit_shared() -> (Vec<u8>, Shared) {
     call_handler(&mut ops, leave);
     x64!(ops; ret);
 
-    // The segment-load fast path (`Ctx::segment_load`), with the guest registers in
-    // `CpuState`; R9 (the budget), R10 and R11 (the callout's arguments) kept across it,
-    // which also keeps the stack aligned for the call.
-    let store_segment_load = at(&ops);
-    emit_store_registers(&mut ops);
-    let segment_load = at(&ops);
-    x64!(ops
-        ; push r9
-        ; push r10
-        ; push r11
-        ; mov rdi, r14
-        ; mov esi, r8d
-        ; call QWORD [r14 + offset_of!(Ctx, segment_load) as i32]
-        ; pop r11
-        ; pop r10
-        ; pop r9
-        ; test rax, rax
-        ; jnz >full
-        ; ret
-        ; full:
-    );
-    call_handler(&mut ops, leave);
-    x64!(ops; ret);
+    // The fast paths of a segment load and of a pure IN (`Ctx::segment_load`,
+    // `Ctx::port_in`), with the guest registers in `CpuState`: R9 (the budget, also
+    // stored for the callee to see), R10 and R11 (the callout's arguments) kept across
+    // the call, which also keeps the stack aligned for it.
+    let fast = |ops: &mut VecAssembler<X64Relocation>, function: i32| {
+        let store = at(ops);
+        emit_store_registers(ops);
+        let plain = at(ops);
+        x64!(ops
+            ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
+            ; push r9
+            ; push r10
+            ; push r11
+            ; mov rdi, r14
+            ; mov esi, r8d
+            ; call QWORD [r14 + function]
+            ; pop r11
+            ; pop r10
+            ; pop r9
+            ; test rax, rax
+            ; jnz >full
+            ; ret
+            ; full:
+        );
+        call_handler(ops, leave);
+        x64!(ops; ret);
+        (plain, store)
+    };
+    let (segment_load, store_segment_load) = fast(&mut ops, offset_of!(Ctx, segment_load) as i32);
+    let (port_in, store_port_in) = fast(&mut ops, offset_of!(Ctx, port_in) as i32);
 
     let slow = at(&ops);
     emit_store_registers(&mut ops);
@@ -223,6 +235,8 @@ fn emit_shared() -> (Vec<u8>, Shared) {
         store_callout,
         segment_load,
         store_segment_load,
+        port_in,
+        store_port_in,
         slow,
         slow_flags,
         chain_exit,

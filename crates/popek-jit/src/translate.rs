@@ -196,6 +196,21 @@ pub(crate) fn segment_load_info(insn: &Instruction) -> Option<u32> {
     }
 }
 
+/// For an `IN AL/AX/EAX, imm8`, what the fast path of a pure port read (`port_in` in
+/// lib.rs) needs: the port in bits 0–15, the width in bytes above.
+pub(crate) fn port_in_info(insn: &Instruction) -> Option<u32> {
+    if insn.mnemonic() != Mnemonic::In || insn.op1_kind() != OpKind::Immediate8 {
+        return None;
+    }
+    let width = match insn.op0_register() {
+        Register::AL => 1,
+        Register::AX => 2,
+        Register::EAX => 4,
+        _ => return None,
+    };
+    Some(u32::from(insn.immediate8()) | width << 16)
+}
+
 /// Which `IN reg, imm8` read their port purely, by port (see `Jit::pure_in`).
 pub(crate) fn pure_in_ports(bus: &dyn Bus) -> [u8; 256] {
     let sizes = [AccessSize::Byte, AccessSize::Word, AccessSize::Dword];

@@ -83,11 +83,21 @@ fn acc_width(insn: &Instruction, n: u32) -> Width {
 
 /// IN AL/AX/EAX, imm8/DX.
 fn in_(cpu: &mut Cpu, bus: &mut dyn Bus, insn: &Instruction) -> ExecResult {
-    let w = acc_width(insn, 0);
     let port = port_operand(cpu, insn, 1);
-    check_io_permission(cpu, bus, port, w)?;
-    let v = bus.port_read(Port(port), size_of_width(w)) & mask(w);
-    cpu.write_gpr(insn.op_register(0), v);
+    Ok(port_in(cpu, bus, port, acc_width(insn, 0))?)
+}
+
+/// IN of `width` bytes (1, 2 or 4) from `port` into AL, AX or EAX, after the permission
+/// check (IN's "Operation"; the translator's fast path for a pure port calls it too).
+pub fn port_in(cpu: &mut Cpu, bus: &mut dyn Bus, port: u16, width: Width) -> Result<(), Exception> {
+    check_io_permission(cpu, bus, port, width)?;
+    let v = bus.port_read(Port(port), size_of_width(width)) & mask(width);
+    let acc = match width {
+        1 => Register::AL,
+        2 => Register::AX,
+        _ => Register::EAX,
+    };
+    cpu.write_gpr(acc, v);
     Ok(())
 }
 

@@ -29,6 +29,7 @@ mod io;
 mod misc;
 
 pub use far::{pop_sreg_check, pop_sreg_commit};
+pub use io::port_in;
 pub use misc::cpuid_leaf;
 
 /// The VMM handler for `insn`, if it is a sensitive or privileged instruction.
