@@ -924,10 +924,10 @@ extern "sysv64" fn segment_load(ctx: *mut Ctx<'_>, what: u32) -> u64 {
 /// returns 1, with nothing read, if CPL > IOPL (the TSS bit map is the callout's to read),
 /// else 0. A driver that polls a status port does nothing else.
 extern "sysv64" fn port_in(ctx: *mut Ctx<'_>, what: u32) -> u64 {
-    // SAFETY: as in `callout`: translated code passes the live `Ctx` of `Jit::run_block`,
-    // whose `cpu` and `bus` borrows last for the whole call; translated code does not
-    // touch them while Rust code runs.
+    // SAFETY: as in `callout`: translated code passes the live `Ctx` of `Jit::run_block`.
     let ctx = unsafe { &mut *ctx };
+    // SAFETY: `cpu` and `bus` were borrowed by `run_block` for the whole call; translated
+    // code does not touch them while Rust code runs.
     let (cpu, bus) = unsafe { (&mut *ctx.cpu, &mut *ctx.bus) };
     if cpu.state.cpl > cpu.state.iopl() {
         return 1;
