@@ -116,6 +116,11 @@ median() {
         awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
+# The smallest of whole numbers, one per word on stdin.
+minimum() {
+    tr ' ' '\n' | grep -v '^$' | sort -n | head -n 1
+}
+
 # Nanoseconds as milliseconds.
 ms() { awk -v ns="$1" 'BEGIN { printf "%.1f ms", ns / 1e6 }'; }
 
