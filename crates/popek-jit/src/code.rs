@@ -1052,6 +1052,15 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
     Emitted { ranges, body, sites: e.sites }
 }
 
+/// The mode an [`Emitter::indirect_lookup`] compares the entry's with.
+#[derive(Clone, Copy, Debug)]
+enum LookupMode {
+    /// The block's own (after RET or an indirect JMP/CALL).
+    Constant(u32),
+    /// The one in R10D (after INT or IRET: the callout's `go_on_mode`).
+    R10,
+}
+
 /// Which fast path an [`Emitter::fast_callout`] tries.
 #[derive(Clone, Copy, Debug)]
 enum FastPath {
@@ -2055,7 +2064,13 @@ impl<E: Emit> Emitter<'_, E> {
         if !self.charge_budget(miss) {
             return;
         }
-        let mode = self.block.key.mode;
+        self.indirect_lookup(LookupMode::Constant(self.block.key.mode), miss);
+    }
+
+    /// The lookup of EIP (in `CpuState`) in the indirect-target table, in the mode `mode`
+    /// says, and the jump into the translation on a hit; on a miss (at `miss`, which this
+    /// binds) back to the run loop through the shared `chain_exit`, which fills the entry.
+    fn indirect_lookup(&mut self, mode: LookupMode, miss: DynamicLabel) {
         x64!(self.ops
             ; mov r11d, DWORD [r15 + EIP_OFF]
             ; imul r8d, r11d, INDIRECT_HASH as i32
@@ -2064,9 +2079,14 @@ impl<E: Emit> Emitter<'_, E> {
             ; add r8, QWORD [r14 + offset_of!(Ctx, indirect) as i32]
             ; cmp r11d, DWORD [r8 + offset_of!(IndirectEntry, eip) as i32]
             ; jne =>miss
-            ; cmp DWORD [r8 + offset_of!(IndirectEntry, mode) as i32], mode as i32
-            ; jne =>miss
         );
+        match mode {
+            LookupMode::Constant(m) => {
+                x64!(self.ops; cmp DWORD [r8 + offset_of!(IndirectEntry, mode) as i32], m as i32)
+            }
+            LookupMode::R10 => x64!(self.ops; cmp r10d, DWORD [r8 + offset_of!(IndirectEntry, mode) as i32]),
+        }
+        x64!(self.ops; jne =>miss);
         self.follow_link(offset_of!(IndirectEntry, link) as i32, miss);
         x64!(self.ops
             ; =>miss
@@ -2103,23 +2123,8 @@ impl<E: Emit> Emitter<'_, E> {
         x64!(self.ops
             ; sub r9, n
             ; jle =>out
-            ; mov r11d, DWORD [r15 + EIP_OFF]
-            ; imul r8d, r11d, INDIRECT_HASH as i32
-            ; shr r8d, (32 - INDIRECT_BITS) as i8
-            ; shl r8d, 5
-            ; add r8, QWORD [r14 + offset_of!(Ctx, indirect) as i32]
-            ; cmp r11d, DWORD [r8 + offset_of!(IndirectEntry, eip) as i32]
-            ; jne =>out
-            ; cmp r10d, DWORD [r8 + offset_of!(IndirectEntry, mode) as i32]
-            ; jne =>out
         );
-        self.follow_link(offset_of!(IndirectEntry, link) as i32, out);
-        x64!(self.ops
-            ; =>out
-            ; mov r10d, self.id as i32
-            ; mov r8, -1 // INDIRECT_MISS
-        );
-        self.branch_to_shared(JMP, self.shared.chain_exit);
+        self.indirect_lookup(LookupMode::R10, out);
         x64!(self.ops
             ; =>back
             ; sub r9, n
