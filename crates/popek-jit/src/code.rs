@@ -1672,6 +1672,34 @@ impl<E: Emit> Emitter<'_, E> {
         self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None });
     }
 
+    /// Before a soft-TLB check, which clobbers host EFLAGS: the flags they hold go to
+    /// `CpuState` ([`Emitter::spill_flags`]), unless only the check's slow path could see
+    /// them (`unseen`: no later instruction reads them before they are all set again), where
+    /// a fault's frame shows them: then they are saved with `lahf` and `seto`
+    /// ([`emit_save_flags`]), or not at all if `source` can set them again, and the slow
+    /// path stores them ([`PushedFlags`], returned).
+    fn flags_before_check(&mut self, unseen: bool, modified: u32, source: Option<FlagSource>) -> Option<PushedFlags> {
+        let held = self.host_flags;
+        let pushed =
+            (held != 0 && unseen && !self.of_sf_cf && (modified == 0 || modified == ARITH || !self.lazy_maybe))
+                .then_some(PushedFlags {
+                    held,
+                    zero: self.host_zero,
+                    lazy: self.lazy_maybe,
+                    recompute: source.filter(|_| held == ARITH && self.host_zero == 0),
+                });
+        match pushed {
+            Some(p) => {
+                if p.recompute.is_none() {
+                    emit_save_flags(self.ops);
+                }
+                (self.host_flags, self.host_zero) = (0, 0);
+            }
+            None => self.spill_flags(),
+        }
+        pushed
+    }
+
     /// A rewritten memory instruction: inline soft-TLB lookup, then the host twin on host
     /// memory; on a miss, the instruction's handler (which walks, faults or does MMIO).
     ///
@@ -1710,27 +1738,10 @@ impl<E: Emit> Emitter<'_, E> {
         // (`pushfq`, dropped again on a hit) instead of spilled, and the slow path stores
         // them ([`PushedFlags`]).
         let live_after = self.host_flags & !modified;
-        let pushed = (self.host_flags != 0
-            && read == 0
-            && !matches!(fix, FlagFix::Counted(_))
-            && !self.of_sf_cf
-            && (modified == 0 || modified == ARITH || !self.lazy_maybe)
-            && (live_after == 0 || flags_dead_after(&self.block.insns, self.current, live_after)))
-        .then_some(PushedFlags {
-            held: self.host_flags,
-            zero: self.host_zero,
-            lazy: self.lazy_maybe,
-            recompute: self.flag_source.filter(|_| self.host_flags == ARITH && self.host_zero == 0),
-        });
-        self.flag_source = None;
-        if let Some(p) = pushed {
-            if p.recompute.is_none() {
-                emit_save_flags(self.ops);
-            }
-            (self.host_flags, self.host_zero) = (0, 0);
-        } else {
-            self.spill_flags();
-        }
+        let unseen =
+            read == 0 && !counted && (live_after == 0 || flags_dead_after(&self.block.insns, self.current, live_after));
+        let source = self.flag_source.take();
+        let pushed = self.flags_before_check(unseen, modified, source);
         let slow = self.ops.fresh_label();
         self.ops.extend(m.lea);
         self.tlb_lookup(m.width, m.write, slow);
@@ -1790,26 +1801,9 @@ impl<E: Emit> Emitter<'_, E> {
             // group's instructions have set them all again, they are pushed instead, as
             // before a lone access ([`Emitter::rewritten`]): the group's accesses after the
             // check cannot fault.
-            let held = self.host_flags;
-            let pushed = (held != 0
-                && !counted
-                && !self.of_sf_cf
-                && (modified == 0 || modified == ARITH || !self.lazy_maybe)
-                && crate::translate::flags_dead_in_group(&self.block.insns, &self.groups, i, held))
-            .then_some(PushedFlags {
-                held,
-                zero: self.host_zero,
-                lazy: self.lazy_maybe,
-                recompute: source.filter(|_| held == ARITH && self.host_zero == 0),
-            });
-            if let Some(p) = pushed {
-                if p.recompute.is_none() {
-                    emit_save_flags(self.ops);
-                }
-                (self.host_flags, self.host_zero) = (0, 0);
-            } else {
-                self.spill_flags();
-            }
+            let unseen =
+                !counted && crate::translate::flags_dead_in_group(&self.block.insns, &self.groups, i, self.host_flags);
+            let pushed = self.flags_before_check(unseen, modified, source);
             let miss = self.ops.fresh_label();
             let base = crate::translate::host_reg(g.base);
             let span = popek_cpu::iced_x86::MemoryOperand::with_base_displ(base, i64::from(g.lo));
