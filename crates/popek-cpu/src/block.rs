@@ -88,6 +88,8 @@ impl BlockKey {
         (c.base == 0) as u32 | (c.is_4gib_data() as u32) << 1
     }
 
+    /// The paging-on bit of [`BlockKey::mode_of`].
+    pub const PAGING: u32 = 1 << 3;
     /// The flat-segments bit of [`BlockKey::mode_of`].
     pub const FLAT: u32 = 1 << 4;
     /// The bit of [`BlockKey::mode_of`] that says FS holds a 4 GiB data segment.

@@ -1102,6 +1102,9 @@ struct PushedFlags {
     lazy: bool,
     /// Nothing was pushed: the slow path sets the flags again from their source.
     recompute: Option<FlagSource>,
+    /// Nothing was saved, and the slow path stores nothing: its access cannot fault
+    /// ([`crate::translate::access_cannot_fault`]), so nobody sees these flags.
+    unneeded: bool,
 }
 
 /// Out-of-line code at a block end that leaves for the run loop: set EIP, then either
@@ -1677,8 +1680,16 @@ impl<E: Emit> Emitter<'_, E> {
     /// them (`unseen`: no later instruction reads them before they are all set again), where
     /// a fault's frame shows them: then they are saved with `lahf` and `seto`
     /// ([`emit_save_flags`]), or not at all if `source` can set them again, and the slow
-    /// path stores them ([`PushedFlags`], returned).
-    fn flags_before_check(&mut self, unseen: bool, modified: u32, source: Option<FlagSource>) -> Option<PushedFlags> {
+    /// path stores them ([`PushedFlags`], returned). If the accesses behind the check
+    /// cannot fault (`cannot_fault`), nobody at all sees such flags: nothing is saved or
+    /// stored.
+    fn flags_before_check(
+        &mut self,
+        unseen: bool,
+        cannot_fault: bool,
+        modified: u32,
+        source: Option<FlagSource>,
+    ) -> Option<PushedFlags> {
         let held = self.host_flags;
         let pushed =
             (held != 0 && unseen && !self.of_sf_cf && (modified == 0 || modified == ARITH || !self.lazy_maybe))
@@ -1686,11 +1697,12 @@ impl<E: Emit> Emitter<'_, E> {
                     held,
                     zero: self.host_zero,
                     lazy: self.lazy_maybe,
-                    recompute: source.filter(|_| held == ARITH && self.host_zero == 0),
+                    recompute: source.filter(|_| held == ARITH && self.host_zero == 0 && !cannot_fault),
+                    unneeded: cannot_fault,
                 });
         match pushed {
             Some(p) => {
-                if p.recompute.is_none() {
+                if p.recompute.is_none() && !p.unneeded {
                     emit_save_flags(self.ops);
                 }
                 (self.host_flags, self.host_zero) = (0, 0);
@@ -1741,7 +1753,8 @@ impl<E: Emit> Emitter<'_, E> {
         let unseen =
             read == 0 && !counted && (live_after == 0 || flags_dead_after(&self.block.insns, self.current, live_after));
         let source = self.flag_source.take();
-        let pushed = self.flags_before_check(unseen, modified, source);
+        let cannot_fault = crate::translate::access_cannot_fault(self.block.key.mode, &d.insn);
+        let pushed = self.flags_before_check(unseen, cannot_fault, modified, source);
         let slow = self.ops.fresh_label();
         self.ops.extend(m.lea);
         self.tlb_lookup(m.width, m.write, slow);
@@ -1803,7 +1816,12 @@ impl<E: Emit> Emitter<'_, E> {
             // check cannot fault.
             let unseen =
                 !counted && crate::translate::flags_dead_in_group(&self.block.insns, &self.groups, i, self.host_flags);
-            let pushed = self.flags_before_check(unseen, modified, source);
+            let mode = self.block.key.mode;
+            let cannot_fault = (i..=slot.last).all(|j| {
+                self.groups[j].is_none_or(|g| g.last != slot.last)
+                    || crate::translate::access_cannot_fault(mode, &self.block.insns[j].insn)
+            });
+            let pushed = self.flags_before_check(unseen, cannot_fault, modified, source);
             let miss = self.ops.fresh_label();
             let base = crate::translate::host_reg(g.base);
             let span = popek_cpu::iced_x86::MemoryOperand::with_base_displ(base, i64::from(g.lo));
@@ -2133,6 +2151,9 @@ impl<E: Emit> Emitter<'_, E> {
     /// lookup into `CpuState`, into R10D (popped, or set again and read as a spill does),
     /// then stored as a spill stores them.
     fn store_pushed_flags(&mut self, f: PushedFlags) {
+        if f.unneeded {
+            return;
+        }
         if let Some(source) = f.recompute {
             source.emit(self.ops);
             emit_read_host_flags(self.ops, false);

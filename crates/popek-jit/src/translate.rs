@@ -888,6 +888,23 @@ pub(crate) fn flags_dead_after(insns: &[DecodedInsn<JitInsn>], i: usize, mut fla
     false
 }
 
+/// True if `insn`, a rewritten memory access in a block of mode `mode`, can raise no
+/// exception at all: paging is off and DS, ES and SS are flat ([`BlockKey::FLAT`]), so an
+/// access through one of them can neither page-fault nor overrun a limit, and the
+/// instruction itself (a load, a store, integer arithmetic or a compare, not a division or
+/// BOUND) raises nothing else (popek has no alignment checks or data breakpoints). A
+/// fault's exception frame is then no reason to save the flags before its lookup.
+pub(crate) fn access_cannot_fault(mode: u32, insn: &Instruction) -> bool {
+    use Mnemonic::*;
+    mode & BlockKey::PAGING == 0
+        && mode & BlockKey::FLAT != 0
+        && matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS)
+        && matches!(
+            insn.mnemonic(),
+            Mov | Movzx | Movsx | Add | Sub | And | Or | Xor | Cmp | Test | Inc | Dec | Adc | Sbb | Neg | Not
+        )
+}
+
 /// [`flags_dead_after`] for `flags` as host EFLAGS hold them just before the page check of
 /// the group that instruction `lead` leads ([`plan_page_groups`]): the check's miss path is
 /// the only place a fault may see them, so the group's accesses count as `ident` twins

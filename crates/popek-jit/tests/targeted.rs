@@ -1287,3 +1287,26 @@ fn page_faults_and_invlpg_go_on_without_the_run_loop() {
     }
     assert!(calls < 10, "{calls} returns to the run loop for 50 page faults: {:?}", jit.stats);
 }
+
+/// With paging off and flat segments a load or store cannot fault, so flags only a fault
+/// could see are neither saved before its lookup nor stored on its slow path (a TLB miss
+/// here, on each first touch of a page): the run still agrees with the interpreter.
+#[test]
+fn flags_no_fault_can_see_are_not_saved_with_paging_off() {
+    // mov ecx, 8 ; L: cmp ecx, 5 ; mov eax, [ecx*8 + DATA_BASE] (a TLB miss the first
+    // time) ; add ebx, eax ; xor edx, edx ; dec ecx ; jnz L
+    let mut code = vec![0xb9, 8, 0, 0, 0, 0x83, 0xf9, 0x05, 0x8b, 0x04, 0xcd];
+    code.extend(DATA_BASE.to_le_bytes());
+    code.extend([0x01, 0xc3, 0x31, 0xd2, 0x49, 0x75]);
+    code.push(rel8(5, code.len() + 1));
+    let (t, _) = both(
+        &code,
+        |t| {
+            for i in 1..=8u32 {
+                t.poke(DATA_BASE + 8 * i, &i.to_le_bytes());
+            }
+        },
+        1 << 20,
+    );
+    assert_eq!(t.cpu.state.gpr[3], (1..=8).sum::<u32>(), "EBX summed the loads");
+}
