@@ -889,20 +889,25 @@ pub(crate) fn flags_dead_after(insns: &[DecodedInsn<JitInsn>], i: usize, mut fla
 }
 
 /// True if `insn`, a rewritten memory access in a block of mode `mode`, can raise no
-/// exception at all: paging is off and DS, ES and SS are flat ([`BlockKey::FLAT`]), so an
-/// access through one of them can neither page-fault nor overrun a limit, and the
-/// instruction itself (a load, a store, integer arithmetic or a compare, not a division or
-/// BOUND) raises nothing else (popek has no alignment checks or data breakpoints). A
-/// fault's exception frame is then no reason to save the flags before its lookup.
+/// exception and cannot end its block early: paging is off and DS, ES and SS are flat
+/// ([`BlockKey::FLAT`]), so an access through one of them can neither page-fault nor
+/// overrun a limit; the instruction (a load into a register, arithmetic with a memory
+/// source, or a compare, not a division or BOUND) raises nothing else (popek has no
+/// alignment checks or data breakpoints); and it only reads memory, where a store may end
+/// the block right after it (into an interrupt controller, or into the block's own code),
+/// with the flags it left then in `CpuState`. Neither a fault's frame nor a block end is
+/// then a reason to save the flags before its lookup.
 pub(crate) fn access_cannot_fault(mode: u32, insn: &Instruction) -> bool {
     use Mnemonic::*;
+    let reads_only = match insn.mnemonic() {
+        Cmp | Test => true,
+        Mov | Movzx | Movsx | Add | Sub | And | Or | Xor | Adc | Sbb => insn.op0_kind() == OpKind::Register,
+        _ => false,
+    };
     mode & BlockKey::PAGING == 0
         && mode & BlockKey::FLAT != 0
         && matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS)
-        && matches!(
-            insn.mnemonic(),
-            Mov | Movzx | Movsx | Add | Sub | And | Or | Xor | Cmp | Test | Inc | Dec | Adc | Sbb | Neg | Not
-        )
+        && reads_only
 }
 
 /// [`flags_dead_after`] for `flags` as host EFLAGS hold them just before the page check of

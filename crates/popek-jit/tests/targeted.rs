@@ -1310,3 +1310,23 @@ fn flags_no_fault_can_see_are_not_saved_with_paging_off() {
     );
     assert_eq!(t.cpu.state.gpr[3], (1..=8).sum::<u32>(), "EBX summed the loads");
 }
+
+/// A store may end its block right after it (here into an interrupt controller), so the
+/// flags an instruction before it left must be in `CpuState` then, though the next
+/// instruction would have set them all again: even with paging off, where the store
+/// cannot fault, they are not dropped.
+#[test]
+fn flags_before_a_store_that_ends_the_block_are_kept() {
+    // xor eax, eax (ZF, PF) ; mov [0xfee000b0], edx ; add ecx, 1 ; (hlt)
+    let mut code = vec![0x31, 0xc0, 0x89, 0x15];
+    code.extend(0xfee0_00b0u32.to_le_bytes());
+    code.extend([0x83, 0xc1, 0x01]);
+    let (mut a, mut b) = (TestBox::new(&code), TestBox::new(&code));
+    let (mut bus_a, mut bus_b) = (ApicBus::default(), ApicBus::default());
+    let n = a.interp.run_block(&mut a.cpu, &mut bus_a).expect("runs");
+    let mut jit = Jit::new(1 << 20).expect("code cache");
+    let m = jit.run(&mut b.cpu, &mut bus_b, 1 << 20, &|_| 0).expect("runs");
+    assert_eq!((n, m), (2, 2), "the block ended after the store");
+    assert_eq!(a.cpu.state.eflags & 0x8d5, 0x44, "ZF and PF, as XOR left them");
+    assert_eq!(b.cpu.state, a.cpu.state);
+}
