@@ -886,19 +886,29 @@ fn emit_read_host_flags(ops: &mut impl Emit, of_sf_cf: bool) {
     );
 }
 
-/// Host EFLAGS' arithmetic flags → the context's `saved_flags`, as `lahf` and `seto` give
-/// them (AH, and OF in AL), for a slow path to store: five plain instructions, where
-/// `pushfq` is microcoded on some hosts and the spill takes ten.
+/// Host EFLAGS' arithmetic flags → the 16-bit context field at `at` (from R14), as `lahf`
+/// and `seto` give them (AH, and OF in AL), those of `zero` cleared (really 0, whatever
+/// the host set): five plain instructions, where `pushfq` is microcoded on some hosts and
+/// the spill takes ten. For a slow path to store (`saved_flags`), or lazy flags
+/// (`LAZY_RAW` in `lazy_a`).
 ///
 /// ```text
-///   mov r11d, eax ; lahf ; seto al ; mov [saved_flags], ax ; mov eax, r11d
+///   mov r11d, eax ; lahf ; seto al ; (and ah, ~zero ; mov al, 0) ; mov [at], ax ; mov eax, r11d
 /// ```
-fn emit_save_flags(ops: &mut impl Emit) {
+fn emit_save_flags(ops: &mut impl Emit, at: i32, zero: u32) {
     x64!(ops
         ; mov r11d, eax
         ; lahf
         ; seto al
-        ; mov WORD [r14 + offset_of!(Ctx, saved_flags) as i32], ax
+    );
+    if zero & !OF != 0 {
+        x64!(ops; and ah, !(zero & !OF) as u8 as i8);
+    }
+    if zero & OF != 0 {
+        x64!(ops; mov al, 0);
+    }
+    x64!(ops
+        ; mov WORD [r14 + at], ax
         ; mov eax, r11d
     );
 }
@@ -1075,8 +1085,8 @@ struct GroupMiss {
     first: usize,
     last: usize,
     back: DynamicLabel,
-    /// The guest's flags are on the host stack (or to be set again), not in `CpuState`,
-    /// as for a [`SlowPath`].
+    /// The guest's flags are saved in the context (or to be set again, or not needed), not
+    /// in `CpuState`, as for a [`SlowPath`].
     pushed: Option<PushedFlags>,
 }
 
@@ -1086,12 +1096,13 @@ struct SlowPath {
     back: DynamicLabel,
     index: usize,
     load_flags: bool,
-    /// The guest's flags are on the host stack, not in `CpuState` (pushed before the
-    /// lookup): the slow path stores them first.
+    /// The guest's flags are not in `CpuState` but saved in the context before the lookup
+    /// (or to be set again): the slow path stores them first (none if not needed).
     pushed: Option<PushedFlags>,
 }
 
-/// Flags pushed with `pushfq` before a soft-TLB lookup ([`SlowPath::pushed`]): which
+/// Flags saved (or to be set again, or not needed at all) before a soft-TLB lookup
+/// instead of spilled ([`SlowPath::pushed`], [`Emitter::flags_before_check`]): which
 /// arithmetic flags host EFLAGS held (`CpuState` holds the others), which of those are
 /// really 0 ([`Emitter::host_zero`]), and whether the context may hold lazy flags (which
 /// the store then replaces).
@@ -1100,7 +1111,7 @@ struct PushedFlags {
     held: u32,
     zero: u32,
     lazy: bool,
-    /// Nothing was pushed: the slow path sets the flags again from their source.
+    /// Nothing was saved: the slow path sets the flags again from their source.
     recompute: Option<FlagSource>,
     /// Nothing was saved, and the slow path stores nothing: its access cannot fault
     /// ([`crate::translate::access_cannot_fault`]), so nobody sees these flags.
@@ -1279,23 +1290,8 @@ impl<E: Emit> Emitter<'_, E> {
             return;
         }
         if at_end && m == ARITH && !self.of_sf_cf {
-            let zero = self.host_zero;
-            x64!(self.ops
-                ; mov r11d, eax
-                ; lahf
-                ; seto al
-            );
-            if zero & !OF != 0 {
-                x64!(self.ops; and ah, !(zero & !OF) as u8 as i8);
-            }
-            if zero & OF != 0 {
-                x64!(self.ops; mov al, 0);
-            }
-            x64!(self.ops
-                ; mov WORD [r14 + offset_of!(Ctx, lazy_a) as i32], ax
-                ; mov eax, r11d
-                ; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], crate::LAZY_RAW as i32
-            );
+            emit_save_flags(self.ops, offset_of!(Ctx, lazy_a) as i32, self.host_zero);
+            x64!(self.ops; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], crate::LAZY_RAW as i32);
             (self.host_flags, self.host_zero) = (0, 0);
             self.lazy_maybe = true;
             return;
@@ -1703,7 +1699,7 @@ impl<E: Emit> Emitter<'_, E> {
         match pushed {
             Some(p) => {
                 if p.recompute.is_none() && !p.unneeded {
-                    emit_save_flags(self.ops);
+                    emit_save_flags(self.ops, offset_of!(Ctx, saved_flags) as i32, 0);
                 }
                 (self.host_flags, self.host_zero) = (0, 0);
             }
@@ -1746,9 +1742,9 @@ impl<E: Emit> Emitter<'_, E> {
         let counted = matches!(fix, FlagFix::Counted(_));
         self.before_modify(if counted { CF | OF } else { modified }, false);
         // The flags in host EFLAGS matter only to the slow path (a fault's frame) if no
-        // later instruction sees them before they are all set again: then they are pushed
-        // (`pushfq`, dropped again on a hit) instead of spilled, and the slow path stores
-        // them ([`PushedFlags`]).
+        // later instruction sees them before they are all set again: then they are saved
+        // (`lahf`, `seto`) instead of spilled, and the slow path stores them
+        // ([`Emitter::flags_before_check`]).
         let live_after = self.host_flags & !modified;
         let unseen =
             read == 0 && !counted && (live_after == 0 || flags_dead_after(&self.block.insns, self.current, live_after));
@@ -1811,7 +1807,7 @@ impl<E: Emit> Emitter<'_, E> {
         if lead {
             // The check clobbers host EFLAGS; a miss needs the guest's in CpuState. If no
             // one but a fault (the miss path) sees the flags host EFLAGS hold before the
-            // group's instructions have set them all again, they are pushed instead, as
+            // group's instructions have set them all again, they are saved instead, as
             // before a lone access ([`Emitter::rewritten`]): the group's accesses after the
             // check cannot fault.
             let unseen =

@@ -873,9 +873,23 @@ fn fixed_flags(fix: FlagFix) -> u32 {
 /// `ident` twin that does not read them — no memory access that may fault (an exception
 /// frame holds EFLAGS), no callout, no branch, no block end (the next block may read
 /// them). A shift or rotate by CL kills nothing (a count of 0 writes no flag).
-pub(crate) fn flags_dead_after(insns: &[DecodedInsn<JitInsn>], i: usize, mut flags: u32) -> bool {
-    for d in insns.iter().skip(i + 1) {
-        if d.exec.treatment != Treatment::Ident || x86_flags(d.insn.rflags_read()) & flags != 0 {
+pub(crate) fn flags_dead_after(insns: &[DecodedInsn<JitInsn>], i: usize, flags: u32) -> bool {
+    flags_set_again(insns, i + 1, flags, |_| false)
+}
+
+/// True if `flags` are set again from instruction `from` on before anything can see them:
+/// every instruction until then is an `ident` twin (or one `runs_unseen` admits, by index)
+/// that does not read them. A shift or rotate by CL kills nothing (a count of 0 writes no
+/// flag).
+fn flags_set_again(
+    insns: &[DecodedInsn<JitInsn>],
+    from: usize,
+    mut flags: u32,
+    runs_unseen: impl Fn(usize) -> bool,
+) -> bool {
+    for (j, d) in insns.iter().enumerate().skip(from) {
+        let twin = d.exec.treatment == Treatment::Ident || runs_unseen(j);
+        if !twin || x86_flags(d.insn.rflags_read()) & flags != 0 {
             return false;
         }
         if !matches!(flag_fix(&d.insn), Some(FlagFix::Counted(_))) {
@@ -918,22 +932,10 @@ pub(crate) fn flags_dead_in_group(
     insns: &[DecodedInsn<JitInsn>],
     groups: &[Option<GroupSlot>],
     lead: usize,
-    mut flags: u32,
+    flags: u32,
 ) -> bool {
     let Some(last) = groups[lead].map(|g| g.last) else { return false };
-    for (j, d) in insns.iter().enumerate().skip(lead) {
-        let member = j <= last && groups[j].is_some_and(|g| g.last == last);
-        if !member && d.exec.treatment != Treatment::Ident || x86_flags(d.insn.rflags_read()) & flags != 0 {
-            return false;
-        }
-        if !matches!(flag_fix(&d.insn), Some(FlagFix::Counted(_))) {
-            flags &= !x86_flags(d.insn.rflags_modified());
-            if flags == 0 {
-                return true;
-            }
-        }
-    }
-    false
+    flags_set_again(insns, lead, flags, |j| j <= last && groups[j].is_some_and(|g| g.last == last))
 }
 
 /// The x86 EFLAGS bits of a set of arithmetic flags in iced-x86's `RflagsBits` numbering.
