@@ -369,6 +369,10 @@ pub(crate) struct CodeCache {
     pub(crate) profile: bool,
     /// Whether translations flip the undefined flags after each host twin (tests).
     pub(crate) flip_undefined: bool,
+    /// The guest memory's plain span ([`popek_memory::GuestMemory::plain_span`]) the
+    /// translations were made for (`None` before the first run): their loads read it
+    /// directly while paging is off ([`Emitter::tlb_lookup`]).
+    pub(crate) plain_ram: Option<(u32, u32)>,
     /// What eviction dropped so far.
     pub(crate) evictions: Evictions,
 }
@@ -450,6 +454,7 @@ impl CodeCache {
             counters: Vec::new(),
             profile: false,
             flip_undefined: false,
+            plain_ram: None,
             evictions: Evictions::default(),
         })
     }
@@ -536,7 +541,15 @@ impl CodeCache {
         // relative to it.
         let mut ops = VecAssembler::<X64Relocation>::new(0);
         let first_site = id * SITES_PER_TRANSLATION;
-        let layout = Layout { eip, id, profile: self.profile, flip: self.flip_undefined, first_site, at };
+        let layout = Layout {
+            eip,
+            id,
+            profile: self.profile,
+            flip: self.flip_undefined,
+            plain_ram: self.plain_ram.unwrap_or_default(),
+            first_site,
+            at,
+        };
         let emitted = emit_block(&mut ops, block, &layout);
         let code = ops.finalize().map_err(|e| JitError::CodeBuffer(std::io::Error::other(format!("{e:?}"))))?;
         Ok((code, emitted))
@@ -768,6 +781,8 @@ pub(crate) struct Layout {
     /// Flip every undefined flag right after each host twin (a test switch: see
     /// `Jit::set_flip_undefined`).
     pub(crate) flip: bool,
+    /// [`CodeCache::plain_ram`].
+    pub(crate) plain_ram: (u32, u32),
     /// The number of its first chain site.
     pub(crate) first_site: u32,
     /// The buffer offset it is placed at (calls and jumps into the shared code are
@@ -1009,6 +1024,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         host_zero: 0,
         of_sf_cf: false,
         flip: layout.flip,
+        plain_ram: layout.plain_ram,
         current: 0,
         shared: &shared().1,
         at: layout.at,
@@ -1149,6 +1165,8 @@ struct Emitter<'a, E: Emit> {
     of_sf_cf: bool,
     /// Flip the undefined flags after each twin ([`Layout::flip`]).
     flip: bool,
+    /// [`Layout::plain_ram`].
+    plain_ram: (u32, u32),
     /// Index in the block of the instruction being emitted.
     current: usize,
     /// Where the shared code is (called and jumped to as `extern` addresses: the block is
@@ -1867,9 +1885,38 @@ impl<E: Emit> Emitter<'_, E> {
 
     /// The inline soft-TLB lookup of the `width` bytes at the linear address in R10D (host
     /// EFLAGS clobbered): R10 = their host address on a hit, a jump to `miss` if not.
+    ///
+    /// While paging is off a linear address is physical, and every RAM page's addend is the
+    /// same, the host address of RAM (`Ctx::ram_base`). A load then needs no lookup at all,
+    /// only a bounds check against the plain span of RAM ([`Layout::plain_ram`]), where
+    /// nothing but RAM lies; a store still checks its page's write tag (a page with code or
+    /// ROM has none), but takes the addend from the context, so that the host address does
+    /// not wait for the entry's load:
+    ///
+    /// ```text
+    ///   load:  lea r11d, [r10 - start] ; cmp r11d, end - start - width ; ja miss
+    ///   store: <the write tag's check, as below>
+    ///   add r10, [r14 + ram_base]
+    /// ```
     fn tlb_lookup(&mut self, width: u32, write: bool, miss: DynamicLabel) {
-        let addend = self.tlb_check(width, write, miss);
-        x64!(self.ops; add r10, QWORD [r15 + r8 + addend]);
+        if self.block.key.mode & popek_cpu::block::BlockKey::PAGING != 0 {
+            let addend = self.tlb_check(width, write, miss);
+            x64!(self.ops; add r10, QWORD [r15 + r8 + addend]);
+            return;
+        }
+        let (start, end) = self.plain_ram;
+        if write || end.saturating_sub(start) < width {
+            self.tlb_check(width, write, miss);
+        } else {
+            x64!(self.ops; lea r11d, [r10 - start as i32]);
+            // cmp r11d, imm32 (7 bytes) ; ja rel32 (6)
+            self.pad_for_branch(13);
+            x64!(self.ops
+                ; cmp r11d, (end - start - width) as i32
+                ; ja =>miss
+            );
+        }
+        x64!(self.ops; add r10, QWORD [r14 + offset_of!(Ctx, ram_base) as i32]);
     }
 
     /// The soft-TLB check of the `width` bytes at the linear address in R10D: a jump to

@@ -115,12 +115,18 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
         Treatment::Rewritten if insn.mnemonic() == Mnemonic::Pushfd => {
             "sensitive, rewritten: pushes the virtual EFLAGS (guest IF, IOPL) from CpuState inline"
         }
-        Treatment::Rewritten => "memory operand: inline soft-TLB lookup, host twin on host memory",
+        Treatment::Rewritten => SOFT_TLB_ACCESS,
         Treatment::Callout => callout_reason(insn),
         Treatment::Helper => helper_reason(insn),
     };
     format!("{:<9} {why}", d.treatment.name())
 }
+
+/// Why a plain memory operand is `rewritten`.
+const SOFT_TLB_ACCESS: &str = "memory operand: inline soft-TLB lookup, host twin on host memory";
+/// ... in a block that runs with paging off (`code`'s `tlb_lookup`).
+const PAGING_OFF_ACCESS: &str =
+    "memory operand, paging off: plain-RAM bounds checked inline (a store: its write tag), host twin on host memory";
 
 /// One guest instruction of `block` as `explain` lists it, at guest EIP `at`: address, bytes,
 /// the instruction, its treatment and why.
@@ -143,6 +149,9 @@ fn guest_line(
         ),
         Some(_) => {
             "rewritten memory operand: page checked by its group's first access, host twin on host memory".into()
+        }
+        None if block.key.mode & popek_cpu::block::BlockKey::PAGING == 0 => {
+            treatment_with_reason(&d.exec, &d.insn).replace(SOFT_TLB_ACCESS, PAGING_OFF_ACCESS)
         }
         None => treatment_with_reason(&d.exec, &d.insn),
     };
@@ -269,6 +278,7 @@ impl Jit {
             id: entry.map_or(0, |e| e.id),
             profile: self.code.profile,
             flip: self.code.flip_undefined,
+            plain_ram: self.code.plain_ram.unwrap_or_default(),
             first_site: entry.map_or(0, |e| e.first_site()),
             at: crate::shared::shared().1.len,
         };
@@ -329,7 +339,14 @@ pub fn explain_current(
     bus: &mut dyn popek_cpu::Bus,
 ) -> Result<String, popek_cpu::exception::Exception> {
     let block = popek_cpu::block::decode_at(cpu, bus, &mut |insn, key| crate::translate::prepare(insn, key.mode))?;
-    let layout =
-        Layout { eip: block.eip, id: 0, profile: false, flip: false, first_site: 0, at: crate::shared::shared().1.len };
+    let layout = Layout {
+        eip: block.eip,
+        id: 0,
+        profile: false,
+        flip: false,
+        plain_ram: cpu.mem.plain_span(),
+        first_site: 0,
+        at: crate::shared::shared().1.len,
+    };
     Ok(explain(&block, &layout, None))
 }

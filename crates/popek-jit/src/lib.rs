@@ -198,6 +198,9 @@ struct Ctx<'a> {
     /// gave, in `lazy_a` (AH in bits 8–15, OF in bit 0: any other block end).
     /// [`fold_lazy_flags`] puts them into `CpuState`.
     lazy: u32,
+    /// The host address of guest RAM's first byte: while paging is off, a linear address
+    /// plus this is the host address of any RAM byte (`code`'s `tlb_lookup`).
+    ram_base: u64,
 }
 
 const _: () = assert!(std::mem::offset_of!(Ctx<'static>, lazy) == std::mem::offset_of!(Ctx<'static>, lazy_b) + 4);
@@ -474,6 +477,15 @@ impl Jit {
         if !cpu.code_writes.is_empty() {
             self.drop_written(cpu);
         }
+        let plain = Some(cpu.mem.plain_span());
+        if self.code.plain_ram != plain {
+            // Translations read the plain span of RAM directly: none made for another
+            // memory may run on this one.
+            if self.code.plain_ram.is_some() {
+                self.flush_code_cache();
+            }
+            self.code.plain_ram = plain;
+        }
         cpu.interrupt_window = false;
         let rewritten_code = &self.rewritten_code;
         let pure_in = &**self.pure_in.get_or_insert_with(|| Box::new(translate::pure_in_ports(&*bus)));
@@ -576,6 +588,7 @@ impl Jit {
         self.stats.blocks += 1;
         cpu.state.interrupt_shadow = false;
         let budget = i64::try_from(budget.min(MAX_BUDGET)).unwrap_or(1);
+        let ram_base = cpu.mem.host_base() as u64;
         let mut ctx = Ctx {
             room,
             callout,
@@ -607,6 +620,7 @@ impl Jit {
             lazy: 0,
             lazy_a: 0,
             lazy_b: 0,
+            ram_base,
         };
         let status = self.code.call(entry, cpu, &mut ctx);
         fold_lazy_flags(&mut ctx);

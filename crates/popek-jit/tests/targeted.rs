@@ -1330,3 +1330,61 @@ fn flags_before_a_store_that_ends_the_block_are_kept() {
     assert_eq!(a.cpu.state.eflags & 0x8d5, 0x44, "ZF and PF, as XOR left them");
     assert_eq!(b.cpu.state, a.cpu.state);
 }
+
+/// Six loads a loop makes with paging off, with an MMIO hole at 0x30000..0x31000 in the
+/// test machine's 1 MiB: the plain span of RAM is 0x31000..0x100000. In it (its first and
+/// its last four bytes) a load reads RAM directly; across the hole's end or the end of RAM,
+/// below the span, or in the hole, it takes its slow path (RAM or the bus, byte by byte).
+/// `mov ecx, 50 ; L: (mov edx, [addr] ; add ebx, edx) x 6 ; dec ecx ; jnz L ; hlt`
+fn plain_span_loads() -> (Vec<u8>, [u32; 6]) {
+    let addrs = [0x31000, 0xffffc, 0x30ffe, 0xffffe, 0x2f000, 0x30800];
+    let mut code = vec![0xb9, 50, 0, 0, 0];
+    let top = code.len();
+    for a in addrs {
+        code.extend([0x8b, 0x15]);
+        le(&mut code, a);
+        code.extend([0x01, 0xd3]);
+    }
+    code.extend([0x49, 0x75, 0]);
+    let n = code.len();
+    code[n - 1] = rel8(top, n);
+    (code, addrs)
+}
+
+fn plain_span_setup(t: &mut TestBox, hole: bool) {
+    if hole {
+        t.cpu.mem.add_hole(0x30000, 0x31000).expect("hole");
+    }
+    for (i, a) in (1u32..).zip([0x2f000u32, 0x30800, 0x30ffc, 0x31000, 0xffff8, 0xffffc]) {
+        t.poke(a, &((0x1111_1111 * i) ^ 0x0f0f_0f0f).to_le_bytes());
+    }
+}
+
+#[test]
+fn loads_with_paging_off_read_plain_ram_directly() {
+    let (code, addrs) = plain_span_loads();
+    let (t, jit) = both(&code, |t| plain_span_setup(t, true), 1 << 20);
+    assert!(t.cpu.state.halted);
+    // Only the four loads outside the span went to their handler, each time round.
+    let slow = jit.callouts_by_instruction().into_iter().find(|&(m, _)| m == popek_cpu::iced_x86::Mnemonic::Mov);
+    assert_eq!(slow.map(|(_, n)| n), Some(4 * 50), "{:?} for loads of {addrs:x?}", jit.callouts_by_instruction());
+}
+
+#[test]
+fn translations_for_another_memory_are_flushed() {
+    // Run first on a machine without the hole, where 0x30800 is plain RAM, then on one
+    // with it: the loads of the first translations must not run on the second.
+    let (code, _) = plain_span_loads();
+    let mut jit = Jit::new(1 << 20).expect("code cache");
+    let mut first = TestBox::new(&code);
+    plain_span_setup(&mut first, false);
+    run_jit(&mut first, &mut jit);
+    let (mut interp, mut second) = (TestBox::new(&code), TestBox::new(&code));
+    plain_span_setup(&mut interp, true);
+    plain_span_setup(&mut second, true);
+    run_interp(&mut interp);
+    run_jit(&mut second, &mut jit);
+    assert_eq!(jit.stats.flushes, 1);
+    assert_ne!(first.cpu.state.gpr[3], second.cpu.state.gpr[3], "the hole reads differently");
+    assert_eq!(interp.cpu.state, second.cpu.state);
+}

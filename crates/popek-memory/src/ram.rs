@@ -108,6 +108,14 @@ impl GuestMemory {
         addr >= self.rom.0 && addr < self.rom.1
     }
 
+    /// `[start, end)` of the RAM above every MMIO hole and the ROM, up to the end of RAM:
+    /// every byte in it is plain RAM, neither a device's nor ROM, for as long as the memory
+    /// lives (holes and ROM are set up before a guest runs). The JIT reads it without a
+    /// soft-TLB lookup while paging is off.
+    pub fn plain_span(&self) -> (u32, u32) {
+        (self.plain_above.max(self.rom.1), self.size)
+    }
+
     /// Where `addr` lands.
     #[inline]
     pub fn region(&self, addr: PhysAddr) -> Region {
