@@ -1368,7 +1368,7 @@ impl<E: Emit> Emitter<'_, E> {
             let insn = &self.block.insns[self.current].insn;
             if may_skip
                 && x86_flags(insn.rflags_read()) & missing == 0
-                && flags_dead_after(&self.block.insns, self.current, missing)
+                && flags_dead_after(&self.block.insns, self.block.key.mode, self.current, missing)
             {
                 // What the twin sets, it sets; the rest nobody sees.
                 self.host_flags = ARITH;
@@ -1394,7 +1394,7 @@ impl<E: Emit> Emitter<'_, E> {
         self.lazy_cmp = None;
         let fix = flag_fix(&d.insn).unwrap_or(FlagFix::NONE);
         let counted = matches!(fix, FlagFix::Counted(_));
-        if counted && flags_dead_after(&self.block.insns, self.current, ARITH) {
+        if counted && flags_dead_after(&self.block.insns, self.block.key.mode, self.current, ARITH) {
             // A shift or rotate by CL whose flags nobody sees (nor those before it, which a
             // count of 0 would leave): the next instructions set them all again first. Host
             // EFLAGS now hold something for every flag; nobody looks.
@@ -1574,7 +1574,9 @@ impl<E: Emit> Emitter<'_, E> {
                 }
             }
             FlagFix::Counted(_) => unreachable!("emitted by counted_twin"),
-            FlagFix::MulLow(_) if flags_dead_after(&self.block.insns, self.current, SF | ZF | PF | AF) => {
+            FlagFix::MulLow(_)
+                if flags_dead_after(&self.block.insns, self.block.key.mode, self.current, SF | ZF | PF | AF) =>
+            {
                 // The next instructions overwrite SF, ZF, PF and AF before anything can
                 // see them (no fault, no callout, no block end in between): no fix-up.
             }
@@ -1764,8 +1766,9 @@ impl<E: Emit> Emitter<'_, E> {
         // (`lahf`, `seto`) instead of spilled, and the slow path stores them
         // ([`Emitter::flags_before_check`]).
         let live_after = self.host_flags & !modified;
-        let unseen =
-            read == 0 && !counted && (live_after == 0 || flags_dead_after(&self.block.insns, self.current, live_after));
+        let unseen = read == 0
+            && !counted
+            && (live_after == 0 || flags_dead_after(&self.block.insns, self.block.key.mode, self.current, live_after));
         let source = self.flag_source.take();
         let cannot_fault = crate::translate::access_cannot_fault(self.block.key.mode, &d.insn);
         let pushed = self.flags_before_check(unseen, cannot_fault, modified, source);
@@ -1828,8 +1831,14 @@ impl<E: Emit> Emitter<'_, E> {
             // group's instructions have set them all again, they are saved instead, as
             // before a lone access ([`Emitter::rewritten`]): the group's accesses after the
             // check cannot fault.
-            let unseen =
-                !counted && crate::translate::flags_dead_in_group(&self.block.insns, &self.groups, i, self.host_flags);
+            let unseen = !counted
+                && crate::translate::flags_dead_in_group(
+                    &self.block.insns,
+                    self.block.key.mode,
+                    &self.groups,
+                    i,
+                    self.host_flags,
+                );
             let mode = self.block.key.mode;
             let cannot_fault = (i..=slot.last).all(|j| {
                 self.groups[j].is_none_or(|g| g.last != slot.last)

@@ -868,27 +868,31 @@ fn fixed_flags(fix: FlagFix) -> u32 {
     }
 }
 
-/// True if `flags` (x86 bits), as instruction `i` of `insns` leaves them, can never be
-/// seen: the instructions after it overwrite them all, and until they have, each is an
-/// `ident` twin that does not read them — no memory access that may fault (an exception
-/// frame holds EFLAGS), no callout, no branch, no block end (the next block may read
-/// them). A shift or rotate by CL kills nothing (a count of 0 writes no flag).
-pub(crate) fn flags_dead_after(insns: &[DecodedInsn<JitInsn>], i: usize, flags: u32) -> bool {
-    flags_set_again(insns, i + 1, flags, |_| false)
+/// True if `flags` (x86 bits), as instruction `i` of `insns` (a block of mode `mode`)
+/// leaves them, can never be seen: the instructions after it overwrite them all, and until
+/// they have, each is an `ident` twin or an access that cannot fault
+/// ([`access_cannot_fault`]), and does not read them — no memory access that may fault
+/// (an exception frame holds EFLAGS), no callout, no branch, no block end (the next block
+/// may read them). A shift or rotate by CL kills nothing (a count of 0 writes no flag).
+pub(crate) fn flags_dead_after(insns: &[DecodedInsn<JitInsn>], mode: u32, i: usize, flags: u32) -> bool {
+    flags_set_again(insns, mode, i + 1, flags, |_| false)
 }
 
 /// True if `flags` are set again from instruction `from` on before anything can see them:
-/// every instruction until then is an `ident` twin (or one `runs_unseen` admits, by index)
-/// that does not read them. A shift or rotate by CL kills nothing (a count of 0 writes no
-/// flag).
+/// every instruction until then is an `ident` twin, an access that cannot fault in a block
+/// of mode `mode` ([`access_cannot_fault`]), or one `runs_unseen` admits (by index), and
+/// does not read them. A shift or rotate by CL kills nothing (a count of 0 writes no flag).
 fn flags_set_again(
     insns: &[DecodedInsn<JitInsn>],
+    mode: u32,
     from: usize,
     mut flags: u32,
     runs_unseen: impl Fn(usize) -> bool,
 ) -> bool {
     for (j, d) in insns.iter().enumerate().skip(from) {
-        let twin = d.exec.treatment == Treatment::Ident || runs_unseen(j);
+        let twin = d.exec.treatment == Treatment::Ident
+            || runs_unseen(j)
+            || d.exec.treatment == Treatment::Rewritten && access_cannot_fault(mode, &d.insn);
         if !twin || x86_flags(d.insn.rflags_read()) & flags != 0 {
             return false;
         }
@@ -920,6 +924,7 @@ pub(crate) fn access_cannot_fault(mode: u32, insn: &Instruction) -> bool {
     };
     mode & BlockKey::PAGING == 0
         && mode & BlockKey::FLAT != 0
+        && (0..insn.op_count()).any(|k| insn.op_kind(k) == OpKind::Memory)
         && matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS)
         && reads_only
 }
@@ -930,12 +935,13 @@ pub(crate) fn access_cannot_fault(mode: u32, insn: &Instruction) -> bool {
 /// here (they run after the check, and cannot fault), the lead's own among them.
 pub(crate) fn flags_dead_in_group(
     insns: &[DecodedInsn<JitInsn>],
+    mode: u32,
     groups: &[Option<GroupSlot>],
     lead: usize,
     flags: u32,
 ) -> bool {
     let Some(last) = groups[lead].map(|g| g.last) else { return false };
-    flags_set_again(insns, lead, flags, |j| j <= last && groups[j].is_some_and(|g| g.last == last))
+    flags_set_again(insns, mode, lead, flags, |j| j <= last && groups[j].is_some_and(|g| g.last == last))
 }
 
 /// The x86 EFLAGS bits of a set of arithmetic flags in iced-x86's `RflagsBits` numbering.
@@ -1249,20 +1255,32 @@ mod tests {
                 .collect()
         };
         let mul = SF | ZF | PF | AF;
+        let paging = BlockKey::FLAT | BlockKey::PAGING;
+        let flags_dead_after_in = |b: &[DecodedInsn<JitInsn>], i, f| flags_dead_after(b, paging, i, f);
         // imul eax, ecx ; add eax, edx: dead.
-        assert!(flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0x01, 0xd0]), 0, mul));
+        assert!(flags_dead_after_in(&block(&[0x0f, 0xaf, 0xc1, 0x01, 0xd0]), 0, mul));
         // imul eax, ecx ; shl eax, cl ; mov ebx, eax ; xor eax, eax: dead (the shift by CL
         // kills nothing, the MOV touches no flag).
-        assert!(flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0xd3, 0xe0, 0x89, 0xc3, 0x31, 0xc0]), 0, mul));
+        assert!(flags_dead_after_in(&block(&[0x0f, 0xaf, 0xc1, 0xd3, 0xe0, 0x89, 0xc3, 0x31, 0xc0]), 0, mul));
         // imul eax, ecx ; mov [ebx], eax (may fault) ; add eax, edx: live.
-        assert!(!flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0x89, 0x03, 0x01, 0xd0]), 0, mul));
+        assert!(!flags_dead_after_in(&block(&[0x0f, 0xaf, 0xc1, 0x89, 0x03, 0x01, 0xd0]), 0, mul));
         // imul eax, ecx ; setz al: live (read).
-        assert!(!flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0x0f, 0x94, 0xc0]), 0, mul));
+        assert!(!flags_dead_after_in(&block(&[0x0f, 0xaf, 0xc1, 0x0f, 0x94, 0xc0]), 0, mul));
         // imul eax, ecx ; shl eax, cl: live at the block's end.
-        assert!(!flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0xd3, 0xe0]), 0, mul));
+        assert!(!flags_dead_after_in(&block(&[0x0f, 0xaf, 0xc1, 0xd3, 0xe0]), 0, mul));
         // imul eax, ecx ; inc eax (writes all but CF) ; cli (a callout): dead for SF/ZF/PF/AF.
-        assert!(flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0x40, 0xfa]), 0, mul));
-        assert!(!flags_dead_after(&block(&[0x0f, 0xaf, 0xc1, 0x40, 0xfa]), 0, mul | CF));
+        assert!(flags_dead_after_in(&block(&[0x0f, 0xaf, 0xc1, 0x40, 0xfa]), 0, mul));
+        assert!(!flags_dead_after_in(&block(&[0x0f, 0xaf, 0xc1, 0x40, 0xfa]), 0, mul | CF));
+        // inc ebp ; mov edx, [eax] ; add eax, 4: CF is live where the load may page-fault
+        // (its frame shows CF), dead with paging off, where it cannot.
+        let inc_load_add = block(&[0x45, 0x8b, 0x10, 0x83, 0xc0, 0x04]);
+        assert!(!flags_dead_after_in(&inc_load_add, 0, CF));
+        assert!(flags_dead_after(&inc_load_add, BlockKey::FLAT, 0, CF));
+        // ... but not in FS (whose base may be anything): fs: mov edx, [eax].
+        let through_fs = block(&[0x45, 0x64, 0x8b, 0x10, 0x83, 0xc0, 0x04]);
+        assert!(!flags_dead_after(&through_fs, BlockKey::FLAT, 0, CF));
+        // inc ebp ; mov [eax], edx (a store may end the block) ; add eax, 4: live.
+        assert!(!flags_dead_after(&block(&[0x45, 0x89, 0x10, 0x83, 0xc0, 0x04]), BlockKey::FLAT, 0, CF));
     }
 
     /// Every form the translator may run as a host twin (ident or rewritten), over every

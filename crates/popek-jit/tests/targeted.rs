@@ -1388,3 +1388,23 @@ fn translations_for_another_memory_are_flushed() {
     assert_ne!(first.cpu.state.gpr[3], second.cpu.state.gpr[3], "the hole reads differently");
     assert_eq!(interp.cpu.state, second.cpu.state);
 }
+
+/// With paging off a load cannot fault, so the CF an INC leaves alone is dead across it if
+/// an ADD sets CF again next, and is not loaded from the lazy flags the block was entered
+/// with; an ADC after the load still sees it. Some of the loads lie in an MMIO hole (their
+/// slow path).
+/// `mov ecx, 20 ; mov eax, 0x30ff0 ; L: cmp ecx, 10 ; jmp M ; M: inc ebp ; mov edx, [eax] ;
+/// adc esi, 0 ; inc ebp ; mov edx, [eax] ; add eax, 4 ; dec ecx ; jnz L ; hlt`
+#[test]
+fn cf_left_by_inc_is_dead_across_a_load_that_cannot_fault() {
+    let mut code = vec![0xb9, 20, 0, 0, 0, 0xb8, 0xf0, 0x0f, 0x03, 0x00];
+    let top = code.len();
+    code.extend([0x83, 0xf9, 0x0a, 0xeb, 0x00]);
+    code.extend([0x45, 0x8b, 0x10, 0x83, 0xd6, 0x00, 0x45, 0x8b, 0x10, 0x83, 0xc0, 0x04, 0x49, 0x75, 0]);
+    let n = code.len();
+    code[n - 1] = rel8(top, n);
+    let (t, _) = both(&code, |t| plain_span_setup(t, true), 1 << 20);
+    assert!(t.cpu.state.halted);
+    assert_eq!(t.cpu.state.gpr[6], 9, "ADC added CF (ECX < 10) nine times");
+    assert_eq!(t.cpu.state.gpr[5], 40, "EBP counted");
+}
