@@ -288,8 +288,18 @@ impl Cpu {
     }
 
     /// Reads a descriptor-table or TSS dword with supervisor rights (implicit access).
+    #[inline]
     pub fn read_system(&mut self, bus: &mut dyn Bus, lin: u32, width: Width) -> Result<u32, Exception> {
-        self.read_linear(bus, LinearAddr(lin), width, false)
+        let quick = match width {
+            2 => self.read_quick::<2>(lin, false),
+            4 => self.read_quick::<4>(lin, false),
+            _ => None,
+        };
+        match quick {
+            #[allow(clippy::cast_possible_truncation)] // at most 4 bytes were read
+            Some(v) => Ok(v as u32),
+            None => self.read_linear(bus, LinearAddr(lin), width, false),
+        }
     }
 
     /// Reads an 8-byte descriptor-table entry with supervisor rights, as its two dwords

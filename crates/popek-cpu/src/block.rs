@@ -513,14 +513,39 @@ pub fn is_rep_string(insn: &Instruction) -> bool {
     insn.is_string_instruction() && (insn.has_rep_prefix() || insn.has_repne_prefix())
 }
 
+/// The register a MOV or POP into DS, ES, FS or GS loads. Such a load does not end its
+/// block ([`ends_block`]) unless it changes the block's mode ([`BlockKey::mode_of`]),
+/// which both engines check after it: then the block ends right after it.
+pub fn loaded_data_segment(insn: &Instruction) -> Option<crate::Seg> {
+    use crate::Seg;
+    if !matches!(insn.mnemonic(), Mnemonic::Mov | Mnemonic::Pop) || insn.op0_kind() != OpKind::Register {
+        return None;
+    }
+    match insn.op0_register() {
+        Register::DS => Some(Seg::Ds),
+        Register::ES => Some(Seg::Es),
+        Register::FS => Some(Seg::Fs),
+        Register::GS => Some(Seg::Gs),
+        _ => None,
+    }
+}
+
 /// True if `insn` must be the last of its block: it transfers control, or it may
 /// change the mode, interrupt state or device state that the run loop checks
 /// between blocks (SDM's sensitive instructions among them).
+///
+/// A load of DS, ES, FS or GS (MOV, POP) does not end its block: it changes nothing the
+/// run loop looks at. Only the translator's code depends on what it loads (flat segments,
+/// [`BlockKey::mode_of`]), so a load that changes the block's mode ends the block right
+/// after it, in both engines ([`loaded_data_segment`]). A load of SS does end it: it holds
+/// off interrupts for one instruction, which the run loop sees to.
 pub fn ends_block(insn: &Instruction) -> bool {
     if insn.is_invalid() || insn.flow_control() != FlowControl::Next {
         return true;
     }
-    if insn.code() == Code::Mov_Sreg_rm16 || insn.code() == Code::Mov_Sreg_r32m16 {
+    if (insn.code() == Code::Mov_Sreg_rm16 || insn.code() == Code::Mov_Sreg_r32m16)
+        && insn.op0_register() == Register::SS
+    {
         return true;
     }
     if insn.mnemonic() == Mnemonic::Mov
@@ -533,7 +558,7 @@ pub fn ends_block(insn: &Instruction) -> bool {
     {
         return true;
     }
-    if insn.mnemonic() == Mnemonic::Pop && insn.op0_register().is_segment_register() {
+    if insn.mnemonic() == Mnemonic::Pop && insn.op0_register() == Register::SS {
         return true;
     }
     // A REP string instruction may yield part-way (EIP back at itself) so that a long
@@ -541,7 +566,6 @@ pub fn ends_block(insn: &Instruction) -> bool {
     if is_rep_string(insn) {
         return true;
     }
-    let _ = Register::None;
     matches!(
         insn.mnemonic(),
         Mnemonic::Cli

@@ -47,7 +47,7 @@ mod stack;
 mod string;
 mod x87;
 
-use popek_cpu::block::{Block, BlockCache};
+use popek_cpu::block::{Block, BlockCache, BlockKey};
 use popek_cpu::exception::{Event, Exception};
 use popek_cpu::state::flags::TF;
 use popek_cpu::{Bus, Cpu, Handler};
@@ -365,6 +365,12 @@ where
         if cpu.code_writes.iter().any(|w| block.written_by(w)) {
             ended = true;
             break; // this block's own code was written: stop (the caller drops blocks)
+        }
+        if popek_cpu::block::loaded_data_segment(&d.insn).is_some() && BlockKey::mode_of(cpu) != block.key.mode {
+            // A segment load changed the mode the block was decoded in: it ends here, as
+            // in the translator, whose code for the rest depends on it.
+            ended = true;
+            break;
         }
         if cpu.state.halted || cpu.state.shutdown || shadow {
             ended = true;

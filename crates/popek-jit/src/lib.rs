@@ -902,19 +902,12 @@ extern "sysv64" fn segment_load(ctx: *mut Ctx<'_>, what: u32) -> u64 {
         let r = (what >> translate::SEGMENT_LOAD_REG.trailing_zeros()) as usize & 7;
         cpu.quick_data_segment(cpu.state.gpr[r] as u16)
     };
-    let mut bus = NoDevices::default();
-    let writes = cpu.code_writes.len();
-    let checked = if let Some(c) = quick {
-        Ok(c)
-    } else if pop_width != 0 {
-        popek_vmm::pop_sreg_check(cpu, &mut bus, seg, pop_width)
-    } else {
-        let r = (what >> translate::SEGMENT_LOAD_REG.trailing_zeros()) as usize & 7;
-        cpu.check_data_segment(&mut bus, seg, cpu.state.gpr[r] as u16)
-    };
-    let Ok(c) = checked else { return 1 };
-    let same_mode = BlockKey::data_segment_bits(&c) == BlockKey::data_segment_bits(cpu.state.seg(seg));
-    if bus.touched || cpu.code_writes.len() != writes || !same_mode {
+    let Some(c) = quick.or_else(|| segment_load_checked(cpu, seg, pop_width, what)) else { return 1 };
+    // The same base, limit and rights as now (the common case) leave the mode as it is.
+    let now = cpu.state.seg(seg);
+    let same_mode = (c.base, c.limit, c.access) == (now.base, now.limit, now.access)
+        || BlockKey::data_segment_bits(&c) == BlockKey::data_segment_bits(now);
+    if !same_mode {
         return 1;
     }
     if pop_width != 0 {
@@ -929,6 +922,22 @@ extern "sysv64" fn segment_load(ctx: *mut Ctx<'_>, what: u32) -> u64 {
         *n += 1;
     }
     0
+}
+
+/// [`segment_load`] off its quick path: the load's full checks, if they pass without a
+/// fault, without reaching a device and without writing code (the Accessed bit of a
+/// descriptor in a code page), else `None` (the callout's case).
+#[cold]
+fn segment_load_checked(cpu: &mut Cpu, seg: Seg, pop_width: u32, what: u32) -> Option<popek_cpu::SegmentCache> {
+    let mut bus = NoDevices::default();
+    let writes = cpu.code_writes.len();
+    let checked = if pop_width != 0 {
+        popek_vmm::pop_sreg_check(cpu, &mut bus, seg, pop_width)
+    } else {
+        let r = (what >> translate::SEGMENT_LOAD_REG.trailing_zeros()) as usize & 7;
+        cpu.check_data_segment(&mut bus, seg, cpu.state.gpr[r] as u16)
+    };
+    checked.ok().filter(|_| !bus.touched && cpu.code_writes.len() == writes)
 }
 
 /// Called from translated code for an `IN AL/AX/EAX, imm8` of a port whose read changes
@@ -1042,6 +1051,9 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
     // interpreter would give it.
     cpu.rep_limit = popek_cpu::rep_limit(ctx.room.saturating_sub(completed), index as u64);
     cpu.rep_extra = 0;
+    // A segment load that changed the block mode: the rest of the block was translated for
+    // the old one, so the block ends right after it.
+    let mut new_mode = false;
     let result = if d.exec.loud {
         // A sensitive instruction may change what the run loop looks at between blocks
         // (IF, the mode, devices, halting): no chaining from this block. Reached by a
@@ -1086,7 +1098,9 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
         let bits = loaded.map(|s| BlockKey::data_segment_bits(cpu.state.seg(s)));
         let generation = cpu.tlb.generation;
         let r = (d.exec.handler)(cpu, &mut watch, &d.insn);
-        if watch.touched || loaded.is_some_and(|s| bits != Some(BlockKey::data_segment_bits(cpu.state.seg(s)))) {
+        let new_bits = loaded.is_some_and(|s| bits != Some(BlockKey::data_segment_bits(cpu.state.seg(s))));
+        new_mode = new_bits && BlockKey::mode_of(cpu) != block.key.mode;
+        if watch.touched || new_bits {
             ctx.stop_chaining();
             ctx.must_return = true;
         } else if cpu.tlb.generation != generation {
@@ -1123,7 +1137,8 @@ fn run_handler(ctx: &mut Ctx<'_>, index: u32, id: u32) -> u64 {
         Ok(()) => {
             let last = index as usize + 1 == block.insns.len();
             let written_own = written_translated && cpu.code_writes.iter().any(|w| block.written_by(w));
-            if !last && (written_own || cpu.state.halted || cpu.state.shutdown || window) { stop(ctx, true) } else { 0 }
+            let ends = written_own || new_mode || cpu.state.halted || cpu.state.shutdown || window;
+            if !last && ends { stop(ctx, true) } else { 0 }
         }
         Err(e) => {
             ctx.event = Some((e, cur));

@@ -154,18 +154,7 @@ pub(crate) fn loads_data_segment(insn: &Instruction) -> bool {
 }
 
 /// The register a MOV or POP into DS, ES, FS or GS loads.
-pub(crate) fn loaded_data_segment(insn: &Instruction) -> Option<Seg> {
-    if !matches!(insn.mnemonic(), Mnemonic::Mov | Mnemonic::Pop) || insn.op0_kind() != OpKind::Register {
-        return None;
-    }
-    match insn.op0_register() {
-        Register::DS => Some(Seg::Ds),
-        Register::ES => Some(Seg::Es),
-        Register::FS => Some(Seg::Fs),
-        Register::GS => Some(Seg::Gs),
-        _ => None,
-    }
-}
+pub(crate) use popek_cpu::block::loaded_data_segment;
 
 /// [`segment_load_info`]: the segment register loaded (`Seg` as a number).
 pub(crate) const SEGMENT_LOAD_SEG: u32 = 0x7;

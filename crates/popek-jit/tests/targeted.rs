@@ -1408,3 +1408,23 @@ fn cf_left_by_inc_is_dead_across_a_load_that_cannot_fault() {
     assert_eq!(t.cpu.state.gpr[6], 9, "ADC added CF (ECX < 10) nine times");
     assert_eq!(t.cpu.state.gpr[5], 40, "EBP counted");
 }
+
+/// A load of DS, ES, FS or GS runs inside its block, and ends it only if it changes the
+/// block's mode (here, a null ES: no longer flat segments), in both engines alike.
+/// `mov ax, 10h ; mov ds, ax ; mov es, ax ; inc ebx ; xor eax, eax ; mov es, ax ; inc ebx ; hlt`
+#[test]
+fn a_segment_load_ends_its_block_only_if_it_changes_the_mode() {
+    let code = [0x66, 0xb8, 0x10, 0x00, 0x8e, 0xd8, 0x8e, 0xc0, 0x43, 0x31, 0xc0, 0x8e, 0xc0, 0x43];
+    let (mut a, mut b) = (TestBox::new(&code), TestBox::new(&code));
+    a.install_exception_handlers();
+    b.install_exception_handlers();
+    let mut jit = Jit::new(1 << 20).expect("code cache");
+    let first = (a.interp.run_block(&mut a.cpu, &mut a.bus), jit.run_block(&mut b.cpu, &mut b.bus));
+    assert_eq!(first, (Ok(6), Ok(6)), "the first block runs up to the load of the null ES");
+    assert_eq!(a.cpu.state, b.cpu.state);
+    assert_eq!(b.cpu.state.seg[popek_cpu::Seg::Es as usize].selector, 0);
+    run_interp(&mut a);
+    run_jit(&mut b, &mut jit);
+    assert_eq!(a.cpu.state, b.cpu.state);
+    assert_eq!(b.cpu.state.gpr[3], 2);
+}
