@@ -287,6 +287,51 @@ impl Cpu {
         self.mem.write_ram(at, bytes)
     }
 
+    /// The host bytes of `len` bytes at linear address `lin`, if the TLB holds a hit for
+    /// their page for `user` (a write hit if `write`) and they do not cross it: RAM that
+    /// [`Cpu::read_quick`] or [`Cpu::write_quick`] would reach one access at a time (a
+    /// write hit is only ever filled for a dirty RAM page with no decoded code and no ROM).
+    /// `None` otherwise, with nothing done. For an exception frame, read or written whole.
+    #[inline]
+    fn quick_span(&mut self, lin: u32, len: usize, user: bool, write: bool) -> Option<&mut [u8]> {
+        if (lin & 0xfff) as usize + len > 0x1000 {
+            return None;
+        }
+        let e = &self.tlb.entries[usize::from(user)][crate::mmu::Tlb::index(lin)];
+        let tag = if write { e.write_tag } else { e.read_tag };
+        if tag != lin & !0xfff {
+            return None;
+        }
+        let at = (e.phys | (lin & 0xfff)) as usize;
+        self.mem.as_mut_slice().get_mut(at..at + len)
+    }
+
+    /// The `values` of `width` bytes (2 or 4) at consecutive linear addresses from `lin` up,
+    /// read at once if [`Cpu::quick_span`] reaches them all; false, with nothing read,
+    /// otherwise.
+    #[inline]
+    pub fn read_quick_values(&mut self, lin: u32, width: Width, user: bool, values: &mut [u32]) -> bool {
+        let w = width as usize;
+        let Some(bytes) = self.quick_span(lin, values.len() * w, user, false) else { return false };
+        for (v, b) in values.iter_mut().zip(bytes.chunks_exact(w)) {
+            *v = b.iter().rev().fold(0, |acc, &x| acc << 8 | u32::from(x));
+        }
+        true
+    }
+
+    /// Writes the `values` of `width` bytes (2 or 4) at consecutive linear addresses from
+    /// `lin` up, at once, if [`Cpu::quick_span`] reaches them all for a write; false, with
+    /// nothing written, otherwise.
+    #[inline]
+    pub fn write_quick_values(&mut self, lin: u32, width: Width, user: bool, values: &[u32]) -> bool {
+        let w = width as usize;
+        let Some(bytes) = self.quick_span(lin, values.len() * w, user, true) else { return false };
+        for (b, v) in bytes.chunks_exact_mut(w).zip(values) {
+            b.copy_from_slice(&v.to_le_bytes()[..w]);
+        }
+        true
+    }
+
     /// Reads a descriptor-table or TSS dword with supervisor rights (implicit access).
     #[inline]
     pub fn read_system(&mut self, bus: &mut dyn Bus, lin: u32, width: Width) -> Result<u32, Exception> {

@@ -168,10 +168,20 @@ impl Cpu {
                 return self.switch_task(bus, sel, TaskSwitch::Interrupt(error), ext);
             }
         };
-        // Write the frame (faults here still leave registers untouched).
-        for &(off, val) in &frame.pushes[..frame.count] {
-            let lin = LinearAddr(frame.ss.base.wrapping_add(off));
-            self.write_linear(bus, lin, frame.width, val, frame.user)?;
+        // Write the frame (faults here still leave registers untouched): at once if it is
+        // one run of bytes in a page the TLB holds for writing, else value by value.
+        let pushes = &frame.pushes[..frame.count];
+        let contiguous = pushes.windows(2).all(|p| p[1].0 == p[0].0.wrapping_sub(frame.width));
+        let mut values = [0u32; 6];
+        for (v, &(_, val)) in values.iter_mut().zip(pushes.iter().rev()) {
+            *v = val;
+        }
+        let low = frame.ss.base.wrapping_add(pushes.last().map_or(0, |p| p.0));
+        if !(contiguous && self.write_quick_values(low, frame.width, frame.user, &values[..frame.count])) {
+            for &(off, val) in pushes {
+                let lin = LinearAddr(frame.ss.base.wrapping_add(off));
+                self.write_linear(bus, lin, frame.width, val, frame.user)?;
+            }
         }
         // Commit.
         self.state.seg[Seg::Ss as usize] = frame.ss;

@@ -47,6 +47,23 @@ impl Cpu {
         Ok(v)
     }
 
+    /// The `N` values of `width` bytes (2 or 4) at the top of a 32-bit stack, the first at
+    /// the top, if they can be read at once without a fault: SS's limit holds them all and
+    /// they lie in one page the TLB holds ([`Cpu::read_quick_values`]). `None` otherwise,
+    /// with nothing read: [`Cpu::peek`] them one by one, which faults as the instruction
+    /// must.
+    #[inline]
+    pub fn peek_quick<const N: usize>(&mut self, width: Width) -> Option<[u32; N]> {
+        if !self.state.stack32() {
+            return None;
+        }
+        let len = width * u32::try_from(N).ok()?;
+        let lin = self.seg_check(Seg::Ss, self.state.gpr[ESP], len, crate::AccessKind::Read).ok()?;
+        let mut values = [0; N];
+        let user = self.user_mode();
+        self.read_quick_values(lin.0, width, user, &mut values).then_some(values)
+    }
+
     /// Reads `width` bytes at `delta` bytes above the stack top without popping.
     #[inline]
     pub fn peek(&mut self, bus: &mut dyn Bus, delta: u32, width: Width) -> Result<u32, Exception> {

@@ -98,16 +98,23 @@ fn iret_any<const W: u32>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Instruction) -> 
     }
     let cpl = s.cpl;
     let iopl = s.iopl();
-    let eip = cpu.peek(bus, 0, W)?;
-    let cs = cpu.peek(bus, W, W)? as u16;
-    let fl = cpu.peek(bus, 2 * W, W)?;
+    // The whole frame a return to an outer level pops, read at once if no read of it can
+    // fault; else each value as it is needed, in the SDM's order (a fault where it says).
+    let frame = cpu.peek_quick::<5>(W);
+    let peek = |cpu: &mut Cpu, bus: &mut dyn Bus, i: u32| match frame {
+        Some(v) => Ok(v[i as usize]),
+        None => cpu.peek(bus, i * W, W),
+    };
+    let eip = peek(cpu, bus, 0)?;
+    let cs = peek(cpu, bus, 1)? as u16;
+    let fl = peek(cpu, bus, 2)?;
     if W == 4 && fl & flags::VM != 0 && cpl == 0 {
         return Err(unsupported(cpu, "IRET to virtual-8086 mode"));
     }
     let target = cpu.check_code_segment(bus, cs, CodeTransfer::Return)?;
     let outer = if target.cpl > cpl {
-        let esp = cpu.peek(bus, 3 * W, W)?;
-        let ss_sel = cpu.peek(bus, 4 * W, W)? as u16;
+        let esp = peek(cpu, bus, 3)?;
+        let ss_sel = peek(cpu, bus, 4)? as u16;
         Some((esp, cpu.check_outer_stack(bus, ss_sel, target.cpl)?))
     } else {
         None
