@@ -369,3 +369,22 @@ fn quick_accesses_hit_only_what_the_tlb_holds() {
     assert!(!cpu.write_quick::<4>(0x5ffe, 0, false), "crosses the page");
     assert_eq!(cpu.read_quick::<4>(0x5010, true), None, "the user set was not filled");
 }
+
+#[test]
+fn quick_runs_of_values_hit_only_what_the_tlb_holds() {
+    let mut cpu = paged(1 << 20, P | RW);
+    map(&mut cpu, 0x5000, 0x8000, P | RW);
+    let mut bus = NullBus::default();
+    let mut v = [0u32; 3];
+    assert!(!cpu.read_quick_values(0x5010, 4, false, &mut v), "nothing filled yet");
+    assert!(!cpu.write_quick_values(0x5010, 4, false, &[1, 2, 3]));
+    assert_eq!(cpu.write(&mut bus, Seg::Ds, 0x5010, 4, 0), Ok(()));
+    assert!(cpu.write_quick_values(0x5010, 4, false, &[0x1111_2222, 0x3333_4444, 0x5555_6666]));
+    assert_eq!((rd(&cpu, 0x8010), rd(&cpu, 0x8014), rd(&cpu, 0x8018)), (0x1111_2222, 0x3333_4444, 0x5555_6666));
+    assert!(cpu.read_quick_values(0x5012, 2, false, &mut v));
+    assert_eq!(v, [0x1111, 0x4444, 0x3333], "2-byte values, lowest address first");
+    assert!(!cpu.read_quick_values(0x5ff8, 4, false, &mut v), "12 bytes from 0x5ff8 cross the page");
+    assert!(!cpu.write_quick_values(0x5ffc, 2, false, &[0, 0, 0]), "crosses the page");
+    assert!(!cpu.read_quick_values(0x5010, 4, true, &mut v), "the user set was not filled");
+    assert_eq!(rd(&cpu, 0x8ffc), 0, "nothing written where it would have crossed");
+}

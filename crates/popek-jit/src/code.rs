@@ -973,6 +973,30 @@ fn emit_nops(ops: &mut impl Emit, mut n: usize) {
 }
 
 /// Jumps to `target` if condition `cc` holds on host EFLAGS (= the guest's flags).
+/// The condition that holds just when `cc` does not.
+fn negated(cc: ConditionCode) -> ConditionCode {
+    use ConditionCode::*;
+    match cc {
+        o => no,
+        no => o,
+        b => ae,
+        ae => b,
+        e => ne,
+        ne => e,
+        be => a,
+        a => be,
+        s => ns,
+        ns => s,
+        p => np,
+        np => p,
+        l => ge,
+        ge => l,
+        le => g,
+        g => le,
+        None => None,
+    }
+}
+
 fn emit_jcc(ops: &mut impl Emit, cc: ConditionCode, target: DynamicLabel) {
     match cc {
         ConditionCode::o => x64!(ops; jo =>target),
@@ -2028,6 +2052,21 @@ impl<E: Emit> Emitter<'_, E> {
             } else {
                 self.flags_for(x86_flags(d.insn.rflags_read()));
                 self.pad_for_branch(6);
+                if d.insn.near_branch32() <= d.insn.ip32() {
+                    // A branch back (a loop's) is mostly taken: the taken path follows
+                    // inline, where the host's jcc falls through to it, and only leaving
+                    // the loop jumps.
+                    let fallen = self.ops.fresh_label();
+                    emit_jcc(self.ops, negated(d.insn.condition_code()), fallen);
+                    let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe);
+                    self.spill_flags_at_end();
+                    self.block_end(target);
+                    (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe) = at_branch;
+                    x64!(self.ops; =>fallen);
+                    self.spill_flags_at_end();
+                    self.block_end(fall);
+                    return;
+                }
                 emit_jcc(self.ops, d.insn.condition_code(), taken);
             }
             let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe);
