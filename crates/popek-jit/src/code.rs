@@ -1876,20 +1876,30 @@ impl<E: Emit> Emitter<'_, E> {
             let mut enc = popek_cpu::iced_x86::Encoder::new(64);
             enc.encode(&lea, 0).expect("lea r10d, [reg + disp] encodes");
             self.ops.extend(enc.take_buffer());
-            let addend = self.tlb_check(g.len, g.write, miss);
-            x64!(self.ops
-                ; mov r11, QWORD [r15 + r8 + addend]
-                ; mov QWORD [r14 + offset_of!(Ctx, group_addend) as i32], r11
-            );
+            if self.block.key.mode & popek_cpu::block::BlockKey::PAGING != 0 {
+                let addend = self.tlb_check(g.len, g.write, miss);
+                x64!(self.ops
+                    ; mov r11, QWORD [r15 + r8 + addend]
+                    ; mov QWORD [r14 + offset_of!(Ctx, group_addend) as i32], r11
+                );
+            } else {
+                // Paging off: the group's host address is RAM's ([`Emitter::tlb_lookup`]).
+                self.paging_off_check(g.len, g.write, miss);
+            }
             let back = self.ops.fresh_label();
             self.group_misses.push(GroupMiss { label: miss, first: i, last: slot.last, back, pushed });
         }
         // The flags first (a spill or a load clobbers R10 and R11), then the address (LEA
         // and MOV leave host EFLAGS alone).
+        let addend = if self.block.key.mode & popek_cpu::block::BlockKey::PAGING != 0 {
+            offset_of!(Ctx, group_addend)
+        } else {
+            offset_of!(Ctx, ram_base)
+        } as i32;
         let address = |e: &mut Self| {
             e.ops.extend(m.lea.iter().copied());
             x64!(e.ops
-                ; mov r11, QWORD [r14 + offset_of!(Ctx, group_addend) as i32]
+                ; mov r11, QWORD [r14 + addend]
                 ; lea r10, [r10 + r11]
             );
         };
@@ -1937,6 +1947,14 @@ impl<E: Emit> Emitter<'_, E> {
             x64!(self.ops; add r10, QWORD [r15 + r8 + addend]);
             return;
         }
+        self.paging_off_check(width, write, miss);
+        x64!(self.ops; add r10, QWORD [r14 + offset_of!(Ctx, ram_base) as i32]);
+    }
+
+    /// With paging off, the check of the `width` bytes at the linear address in R10D (host
+    /// EFLAGS clobbered): a jump to `miss` unless they lie in the plain span of RAM (a load)
+    /// or in one page with a write hit (a store); see [`Emitter::tlb_lookup`].
+    fn paging_off_check(&mut self, width: u32, write: bool, miss: DynamicLabel) {
         let (start, end) = self.plain_ram;
         if write || end.saturating_sub(start) < width {
             self.tlb_check(width, write, miss);
@@ -1949,7 +1967,6 @@ impl<E: Emit> Emitter<'_, E> {
                 ; ja =>miss
             );
         }
-        x64!(self.ops; add r10, QWORD [r14 + offset_of!(Ctx, ram_base) as i32]);
     }
 
     /// The soft-TLB check of the `width` bytes at the linear address in R10D: a jump to

@@ -144,7 +144,12 @@ fn guest_line(
     let bytes: String = block.bytes[off..off + d.insn.len()].iter().map(|b| format!("{b:02x} ")).collect();
     let why = match slot {
         Some(s) if s.lead => format!(
-            "rewritten memory operand: one soft-TLB check of the page for this and the next accesses through {} (a page group), host twin on host memory",
+            "rewritten memory operand: one {} for this and the next accesses through {} (a page group), host twin on host memory",
+            if block.key.mode & popek_cpu::block::BlockKey::PAGING != 0 || s.group.write {
+                "soft-TLB check of the page"
+            } else {
+                "check of the plain-RAM bounds (paging off)"
+            },
             format!("{:?}", s.group.base).to_lowercase()
         ),
         Some(_) => {

@@ -1428,3 +1428,22 @@ fn a_segment_load_ends_its_block_only_if_it_changes_the_mode() {
     assert_eq!(a.cpu.state, b.cpu.state);
     assert_eq!(b.cpu.state.gpr[3], 2);
 }
+
+/// A page group of loads with paging off checks only that its span lies in the plain span
+/// of RAM: in it, no handler runs; across the hole's end, both loads run in theirs.
+/// `mov ebx, 0x30ff8 ; mov esi, 2 ; L: mov eax, [ebx] ; mov ecx, [ebx + 8] ; add edx, eax ;
+/// add edx, ecx ; add ebx, 0x100 ; dec esi ; jnz L ; hlt`: the span [0x30ff8, 0x31004) once,
+/// then [0x310f8, 0x31104).
+#[test]
+fn a_group_of_loads_with_paging_off_checks_the_plain_span() {
+    let mut code = vec![0xbb, 0xf8, 0x0f, 0x03, 0x00, 0xbe, 2, 0, 0, 0];
+    let top = code.len();
+    code.extend([0x8b, 0x03, 0x8b, 0x4b, 0x08, 0x01, 0xc2, 0x01, 0xca, 0x81, 0xc3, 0x00, 0x01, 0x00, 0x00]);
+    code.extend([0x4e, 0x75, 0]);
+    let n = code.len();
+    code[n - 1] = rel8(top, n);
+    let (t, jit) = both(&code, |t| plain_span_setup(t, true), 1 << 20);
+    assert!(t.cpu.state.halted);
+    let slow = jit.callouts_by_instruction().into_iter().find(|&(m, _)| m == popek_cpu::iced_x86::Mnemonic::Mov);
+    assert_eq!(slow.map(|(_, n)| n), Some(2), "only the first time round, both loads");
+}
