@@ -1797,11 +1797,36 @@ impl<E: Emit> Emitter<'_, E> {
         let cannot_fault = crate::translate::access_cannot_fault(self.block.key.mode, &d.insn);
         let pushed = self.flags_before_check(unseen, cannot_fault, modified, source);
         let slow = self.ops.fresh_label();
-        self.ops.extend(m.lea);
-        self.tlb_lookup(m.width, m.write, slow);
-        if let FlagFix::Counted(of) = fix {
+        let (start, end) = self.plain_ram;
+        let span = i32::try_from(i64::from(end) - i64::from(start) - i64::from(m.width)).ok().filter(|&s| s >= 0);
+        let direct = match span {
+            Some(span) if self.block.key.mode & BlockKey::PAGING == 0 && read == 0 && !counted => {
+                crate::translate::direct_load(&d.insn, self.block.key.mode, start).map(|l| (l, span))
+            }
+            _ => None,
+        };
+        if let Some(((lea, twin), span)) = direct {
+            // A load with paging off, in 64 bits: `lea r11, [address - start]` ; one
+            // unsigned compare with the span (a 32-bit address that wrapped, or any
+            // address outside it, misses) ; the twin on [plain_base + r11].
+            self.ops.extend(lea);
+            // cmp r11, imm32 (7 bytes) ; ja rel32 (6)
+            self.pad_for_branch(13);
+            x64!(self.ops
+                ; cmp r11, span
+                ; ja =>slow
+                ; mov r10, QWORD [r14 + offset_of!(Ctx, plain_base) as i32]
+            );
+            self.ops.extend(twin);
+            self.flip_undefined(&d.insn);
+            self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
+        } else if let FlagFix::Counted(of) = fix {
+            self.ops.extend(m.lea);
+            self.tlb_lookup(m.width, m.write, slow);
             self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
         } else {
+            self.ops.extend(m.lea);
+            self.tlb_lookup(m.width, m.write, slow);
             if read != 0 {
                 self.emit_load_flags();
                 self.host_flags = ARITH;
@@ -1930,7 +1955,10 @@ impl<E: Emit> Emitter<'_, E> {
     /// EFLAGS clobbered): R10 = their host address on a hit, a jump to `miss` if not.
     ///
     /// While paging is off a linear address is physical, and every RAM page's addend is the
-    /// same, the host address of RAM (`Ctx::ram_base`). A load then needs no lookup at all,
+    /// same, the host address of RAM (`Ctx::ram_base`). (A lone load through DS, ES or SS
+    /// does not come here: `rewritten` checks its 64-bit address,
+    /// [`crate::translate::direct_load`].) A load
+    /// then needs no lookup at all,
     /// only a bounds check against the plain span of RAM ([`Layout::plain_ram`]), where
     /// nothing but RAM lies; a store still checks its page's write tag (a page with code or
     /// ROM has none), but takes the addend from the context, so that the host address does

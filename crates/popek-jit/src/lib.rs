@@ -201,6 +201,9 @@ struct Ctx<'a> {
     /// The host address of guest RAM's first byte: while paging is off, a linear address
     /// plus this is the host address of any RAM byte (`code`'s `tlb_lookup`).
     ram_base: u64,
+    /// The host address of the first byte of the plain span of RAM
+    /// ([`popek_memory::GuestMemory::plain_span`]), for `code`'s direct loads.
+    plain_base: u64,
 }
 
 const _: () = assert!(std::mem::offset_of!(Ctx<'static>, lazy) == std::mem::offset_of!(Ctx<'static>, lazy_b) + 4);
@@ -589,6 +592,7 @@ impl Jit {
         cpu.state.interrupt_shadow = false;
         let budget = i64::try_from(budget.min(MAX_BUDGET)).unwrap_or(1);
         let ram_base = cpu.mem.host_base() as u64;
+        let plain_base = ram_base + u64::from(cpu.mem.plain_span().0);
         let mut ctx = Ctx {
             room,
             callout,
@@ -621,6 +625,7 @@ impl Jit {
             lazy_a: 0,
             lazy_b: 0,
             ram_base,
+            plain_base,
         };
         let status = self.code.call(entry, cpu, &mut ctx);
         fold_lazy_flags(&mut ctx);

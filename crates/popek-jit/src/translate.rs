@@ -4,7 +4,8 @@
 use crate::JitInsn;
 use popek_cpu::block::{Block, BlockKey, DecodedInsn};
 use popek_cpu::iced_x86::{
-    Code, ConditionCode, Encoder, FlowControl, Instruction, MemoryOperand, Mnemonic, OpKind, Register,
+    Code, ConditionCode, Decoder, DecoderOptions, Encoder, FlowControl, Instruction, MemoryOperand, Mnemonic, OpKind,
+    Register,
 };
 use popek_cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
 use popek_cpu::{AccessSize, Bus, Cpu, Port, Seg, SegmentCache};
@@ -535,6 +536,41 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32, mode: u32) -> Option<M
     // AH/BH/CH/DH cannot be encoded together with R10 (a REX prefix): no twin.
     enc.encode(&twin, 0).ok()?;
     Some(MemoryTwin { lea, twin: enc.take_buffer(), width, write })
+}
+
+/// For a load through DS, ES or SS that [`memory_twin`] rewrites, in a block running with
+/// paging off: `lea r11, [guest address - start]` computed in 64 bits on the host registers
+/// (which hold the guest's zero-extended), and the host twin with its memory operand
+/// replaced by `[r10 + r11]`, for R10 = the host address of guest-physical `start`
+/// (`code`'s `direct_load`). `None` for any other access, or a displacement that does not
+/// fit.
+pub(crate) fn direct_load(insn: &Instruction, mode: u32, start: u32) -> Option<(Vec<u8>, Vec<u8>)> {
+    let m = memory_twin(insn, 0, mode)?;
+    if m.write
+        || stack_twin(insn, 0).is_some()
+        || !matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS)
+    {
+        return None;
+    }
+    let full = |r: Register| if r == Register::None { r } else { host_reg(r).full_register() };
+    let displ = i64::from(insn.memory_displacement32() as i32) - i64::from(start);
+    let mem = MemoryOperand::new(
+        full(insn.memory_base()),
+        full(insn.memory_index()),
+        insn.memory_index_scale(),
+        i64::from(i32::try_from(displ).ok()?),
+        8,
+        false,
+        Register::None,
+    );
+    let mut enc = Encoder::new(64);
+    enc.encode(&Instruction::with2(Code::Lea_r64_m, Register::R11, mem).ok()?, 0).ok()?;
+    let lea = enc.take_buffer();
+    let mut twin = Decoder::with_ip(64, &m.twin, 0, DecoderOptions::NONE).decode();
+    twin.set_memory_index(Register::R11);
+    twin.set_memory_index_scale(1);
+    enc.encode(&twin, 0).ok()?;
+    Some((lea, enc.take_buffer()))
 }
 
 /// The memory operand of a rewritten instruction that may share a page check with its

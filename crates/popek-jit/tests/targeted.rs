@@ -1447,3 +1447,24 @@ fn a_group_of_loads_with_paging_off_checks_the_plain_span() {
     let slow = jit.callouts_by_instruction().into_iter().find(|&(m, _)| m == popek_cpu::iced_x86::Mnemonic::Mov);
     assert_eq!(slow.map(|(_, n)| n), Some(2), "only the first time round, both loads");
 }
+
+/// With paging off a load's address is worked out in 64 bits and checked against the
+/// plain span: an address that wraps at 4 GiB into the span is not in it in 64 bits, and
+/// takes the slow path (where it wraps, as the guest's address does), while the same
+/// bytes read through an address that does not wrap are read directly.
+/// `mov ebx, 0xfffffff0 ; mov ecx, 0xc806 ; mov esi, 0x32000 ; mov edi, 3 ;
+/// L: mov eax, [ebx + ecx*4 - 8] ; add edx, eax ; mov eax, [esi] ; add edx, eax ; dec edi ;
+/// jnz L ; hlt`
+#[test]
+fn a_load_whose_address_wraps_takes_the_slow_path() {
+    let mut code = vec![0xbb, 0xf0, 0xff, 0xff, 0xff, 0xb9, 0x06, 0xc8, 0, 0, 0xbe, 0, 0x20, 0x03, 0, 0xbf, 3, 0, 0, 0];
+    let top = code.len();
+    code.extend([0x8b, 0x44, 0x8b, 0xf8, 0x01, 0xc2, 0x8b, 0x06, 0x01, 0xc2, 0x4f, 0x75, 0]);
+    let n = code.len();
+    code[n - 1] = rel8(top, n);
+    let (t, jit) = both(&code, |t| t.poke(0x32000, &0x0102_0304u32.to_le_bytes()), 1 << 20);
+    assert!(t.cpu.state.halted);
+    assert_eq!(t.cpu.state.gpr[2], 6 * 0x0102_0304);
+    let slow = jit.callouts_by_instruction().into_iter().find(|&(m, _)| m == popek_cpu::iced_x86::Mnemonic::Mov);
+    assert_eq!(slow.map(|(_, n)| n), Some(3), "the wrapping load, each time round");
+}
