@@ -1860,6 +1860,15 @@ impl<E: Emit> Emitter<'_, E> {
     ///   lea r10d, [address] ; mov r11, [r14 + group_addend] ; lea r10, [r10 + r11] ; twin
     /// ```
     ///
+    /// With paging off the check is [`Emitter::paging_off_check`]'s, and then one that the
+    /// span's address does not wrap at 4 GiB in 64 bits; each access is then
+    ///
+    /// ```text
+    ///   mov r10, [r14 + ram_base] ; twin on [r10 + base + disp]   (64-bit, `wide_group_twin`)
+    /// ```
+    ///
+    /// (or the form above, if its fix-up reads the result back).
+    ///
     /// On a miss (the span crosses a page, a TLB miss, a device's page) every instruction
     /// from the first access to the last runs in its handler, as on a slow path, and the
     /// code goes on after the last.
@@ -1909,7 +1918,20 @@ impl<E: Emit> Emitter<'_, E> {
                 );
             } else {
                 // Paging off: the group's host address is RAM's ([`Emitter::tlb_lookup`]).
+                // Its accesses add their guest base register in 64 bits: the span's
+                // address must not wrap at 4 GiB.
                 self.paging_off_check(g.len, g.write, miss);
+                let span = popek_cpu::iced_x86::MemoryOperand::with_base_displ(base.full_register(), i64::from(g.lo));
+                let lea = Instruction::with2(Code::Lea_r64_m, Register::R11, span).expect("lea r11, [reg + disp]");
+                let mut enc = popek_cpu::iced_x86::Encoder::new(64);
+                enc.encode(&lea, 0).expect("lea r11, [reg + disp] encodes");
+                self.ops.extend(enc.take_buffer());
+                // cmp r11, r10 (3 bytes) ; jne rel32 (6)
+                self.pad_for_branch(9);
+                x64!(self.ops
+                    ; cmp r11, r10
+                    ; jne =>miss
+                );
             }
             let back = self.ops.fresh_label();
             self.group_misses.push(GroupMiss { label: miss, first: i, last: slot.last, back, pushed });
@@ -1928,10 +1950,24 @@ impl<E: Emit> Emitter<'_, E> {
                 ; lea r10, [r10 + r11]
             );
         };
+        let wide = (self.block.key.mode & BlockKey::PAGING == 0)
+            .then(|| crate::translate::wide_group_twin(&d.insn, self.block.key.mode))
+            .flatten();
         if let FlagFix::Counted(of) = fix {
             self.spill_flags();
             address(self);
             self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
+        } else if let Some(twin) = wide {
+            // Paging off: `mov r10, [r14 + ram_base]` ; the twin on `[r10 + base + disp]`.
+            let modified = x86_flags(d.insn.rflags_modified());
+            if self.of_sf_cf && modified & (SF | CF) != 0 && modified & OF == 0 {
+                self.spill_flags();
+            }
+            self.flags_for(twin_reads(&d.insn, fix));
+            x64!(self.ops; mov r10, QWORD [r14 + offset_of!(Ctx, ram_base) as i32]);
+            self.ops.extend(twin);
+            self.flip_undefined(&d.insn);
+            self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
         } else {
             let modified = x86_flags(d.insn.rflags_modified());
             if self.of_sf_cf && modified & (SF | CF) != 0 && modified & OF == 0 {
@@ -2079,49 +2115,49 @@ impl<E: Emit> Emitter<'_, E> {
     /// An inline JMP/Jcc, the block's last instruction: each path ends the block on its
     /// own, on to its EIP.
     fn branch(&mut self, d: &DecodedInsn<JitInsn>) {
-        let taken = self.ops.fresh_label();
         let fall = self.runtime_eip(d.insn.next_ip32());
         let target = self.runtime_eip(d.insn.near_branch32());
         self.registers_to_host();
-        let looping = d.insn.mnemonic() == Mnemonic::Loop;
-        if d.insn.condition_code() != ConditionCode::None || looping {
-            if looping {
-                // LOOP: ECX - 1 and a jump unless it is 0, without touching the flags.
-                // (The `lea` zero-extends into RCX, so JRCXZ tests ECX.)
-                x64!(self.ops
-                    ; lea ecx, [rcx - 1]
-                    ; jrcxz >fall
-                    ; jmp =>taken
-                    ; fall:
-                );
-            } else {
-                self.flags_for(x86_flags(d.insn.rflags_read()));
-                self.pad_for_branch(6);
-                if d.insn.near_branch32() <= d.insn.ip32() {
-                    // A branch back (a loop's) is mostly taken: the taken path follows
-                    // inline, where the host's jcc falls through to it, and only leaving
-                    // the loop jumps.
-                    let fallen = self.ops.fresh_label();
-                    emit_jcc(self.ops, negated(d.insn.condition_code()), fallen);
-                    let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe);
-                    self.spill_flags_at_end();
-                    self.block_end(target);
-                    (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe) = at_branch;
-                    x64!(self.ops; =>fallen);
-                    self.spill_flags_at_end();
-                    self.block_end(fall);
-                    return;
-                }
-                emit_jcc(self.ops, d.insn.condition_code(), taken);
-            }
-            let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe);
+        let other = self.ops.fresh_label();
+        if d.insn.mnemonic() == Mnemonic::Loop {
+            // LOOP: ECX - 1 and a jump unless it is 0, without touching the flags.
+            // (The `lea` zero-extends into RCX, so JRCXZ tests ECX.)
+            x64!(self.ops
+                ; lea ecx, [rcx - 1]
+                ; jrcxz >fall
+                ; jmp =>other
+                ; fall:
+            );
+            self.two_ends(fall, other, target);
+        } else if d.insn.condition_code() == ConditionCode::None {
             self.spill_flags_at_end();
-            self.block_end(fall);
-            (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe) = at_branch;
+            self.block_end(target);
+        } else {
+            self.flags_for(x86_flags(d.insn.rflags_read()));
+            self.pad_for_branch(6);
+            if d.insn.near_branch32() <= d.insn.ip32() {
+                // A branch back (a loop's) is mostly taken: the taken path follows inline,
+                // where the host's jcc falls through to it, and only leaving the loop jumps.
+                emit_jcc(self.ops, negated(d.insn.condition_code()), other);
+                self.two_ends(target, other, fall);
+            } else {
+                emit_jcc(self.ops, d.insn.condition_code(), other);
+                self.two_ends(fall, other, target);
+            }
         }
-        x64!(self.ops; =>taken);
+    }
+
+    /// The two ends of a block after a conditional branch: inline, the end on to EIP
+    /// `inline`; at `jumped`, where the branch jumps, the end on to EIP `jumped_eip`. Each
+    /// leaves the flags as the branch found them.
+    fn two_ends(&mut self, inline: u32, jumped: DynamicLabel, jumped_eip: u32) {
+        let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe);
         self.spill_flags_at_end();
-        self.block_end(target);
+        self.block_end(inline);
+        (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe) = at_branch;
+        x64!(self.ops; =>jumped);
+        self.spill_flags_at_end();
+        self.block_end(jumped_eip);
     }
 
     /// The end of a block that goes on to the constant EIP `next`, with the flags in

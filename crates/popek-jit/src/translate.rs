@@ -573,6 +573,30 @@ pub(crate) fn direct_load(insn: &Instruction, mode: u32, start: u32) -> Option<(
     Some((lea, enc.take_buffer()))
 }
 
+/// For an access of a page group ([`grouped_operand`]) in a block running with paging off:
+/// the host twin with its memory operand `[r10 + base + disp]`, the guest's base register
+/// (its host home, zero-extended) and displacement taken in 64 bits, for R10 = the host
+/// address of RAM (`code`'s `grouped`, whose check makes sure that the group's addresses
+/// do not wrap). `None` if the twin's fix-up reads the result back through `[r10]`.
+pub(crate) fn wide_group_twin(insn: &Instruction, mode: u32) -> Option<Vec<u8>> {
+    let fix = flag_fix(insn)?;
+    if matches!(
+        fix,
+        FlagFix::Counted(_) | FlagFix::After { of: OfFix::RotateCopyLeft | OfFix::RotateCopyRight | OfFix::TopTwo, .. }
+    ) {
+        return None;
+    }
+    let m = memory_twin(insn, 0, mode)?;
+    let mut twin = Decoder::with_ip(64, &m.twin, 0, DecoderOptions::NONE).decode();
+    twin.set_memory_index(host_reg(insn.memory_base()).full_register());
+    twin.set_memory_index_scale(1);
+    twin.set_memory_displacement64(i64::from(insn.memory_displacement32() as i32) as u64);
+    twin.set_memory_displ_size(8);
+    let mut enc = Encoder::new(64);
+    enc.encode(&twin, 0).ok()?;
+    Some(enc.take_buffer())
+}
+
 /// The memory operand of a rewritten instruction that may share a page check with its
 /// neighbours ([`plan_page_groups`]): `[base + disp]` on a flat DS, ES or SS, no index, no
 /// implicit stack access: its base register, displacement, width, and whether it writes.

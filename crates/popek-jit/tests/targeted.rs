@@ -1468,3 +1468,27 @@ fn a_load_whose_address_wraps_takes_the_slow_path() {
     let slow = jit.callouts_by_instruction().into_iter().find(|&(m, _)| m == popek_cpu::iced_x86::Mnemonic::Mov);
     assert_eq!(slow.map(|(_, n)| n), Some(3), "the wrapping load, each time round");
 }
+
+/// With paging off a page group's accesses add their base register in 64 bits, so its
+/// check makes sure the span's address does not wrap at 4 GiB: one that does (EBX =
+/// 0xfffffff0, [ebx + 0x20] is address 0x10) takes the miss path, both loads in their
+/// handlers, and reads what the interpreter reads.
+/// `mov ebx, 0xfffffff0 ; mov esi, 2 ; L: mov eax, [ebx + 0x20] ; mov ecx, [ebx + 0x24] ;
+/// add edx, eax ; add edx, ecx ; dec esi ; jnz L ; hlt`
+#[test]
+fn a_group_whose_address_wraps_takes_its_miss_path() {
+    let mut code = vec![0xbb, 0xf0, 0xff, 0xff, 0xff, 0xbe, 2, 0, 0, 0];
+    let top = code.len();
+    code.extend([0x8b, 0x43, 0x20, 0x8b, 0x4b, 0x24, 0x01, 0xc2, 0x01, 0xca, 0x4e, 0x75, 0]);
+    let n = code.len();
+    code[n - 1] = rel8(top, n);
+    let setup = |t: &mut TestBox| {
+        t.poke(0x10, &0x1111_0000u32.to_le_bytes());
+        t.poke(0x14, &0x0000_2222u32.to_le_bytes());
+    };
+    let (t, jit) = both(&code, setup, 1 << 20);
+    assert!(t.cpu.state.halted);
+    assert_eq!(t.cpu.state.gpr[2], 2 * 0x1111_2222);
+    let slow = jit.callouts_by_instruction().into_iter().find(|&(m, _)| m == popek_cpu::iced_x86::Mnemonic::Mov);
+    assert_eq!(slow.map(|(_, n)| n), Some(4), "both loads, each time round");
+}
