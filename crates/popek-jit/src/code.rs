@@ -972,7 +972,6 @@ fn emit_nops(ops: &mut impl Emit, mut n: usize) {
     }
 }
 
-/// Jumps to `target` if condition `cc` holds on host EFLAGS (= the guest's flags).
 /// The condition that holds just when `cc` does not.
 fn negated(cc: ConditionCode) -> ConditionCode {
     use ConditionCode::*;
@@ -997,6 +996,7 @@ fn negated(cc: ConditionCode) -> ConditionCode {
     }
 }
 
+/// Jumps to `target` if condition `cc` holds on host EFLAGS (= the guest's flags).
 fn emit_jcc(ops: &mut impl Emit, cc: ConditionCode, target: DynamicLabel) {
     match cc {
         ConditionCode::o => x64!(ops; jo =>target),
