@@ -1080,6 +1080,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
             Treatment::Ident => e.ident(d),
             Treatment::Rewritten if is_inline_branch(&d.insn) => e.branch(d),
             Treatment::Rewritten if d.insn.code() == Code::Rdtsc => e.rdtsc(i),
+            Treatment::Rewritten if crate::translate::plain_movs_width(&d.insn).is_some() => e.movs(i, d),
             Treatment::Rewritten if crate::translate::indirect_branch_address(&d.insn).is_some() => {
                 e.indirect_branch(i, d)
             }
@@ -1672,6 +1673,59 @@ impl<E: Emit> Emitter<'_, E> {
         } else {
             self.branch_to_shared(CALL, plain);
         }
+    }
+
+    /// MOVSB, MOVSW or MOVSD without a REP prefix ([`crate::translate::plain_movs_width`]):
+    /// the element moved inline, both addresses through the soft TLB, when DF is clear (R13D
+    /// holds the guest's DF); else, or on a miss, the instruction's handler. The
+    /// destination's host address waits in the context while the source is looked up.
+    ///
+    /// ```text
+    ///   (flags in host EFLAGS → saved or CpuState, as before a lone access)
+    ///   test r13d, DF ; jnz slow
+    ///   mov r10d, edi ; <lookup, write> ; mov [r14 + group_addend], r10
+    ///   mov r10d, esi ; <lookup, read>  ; mov r11(b/w/d), [r10]
+    ///   mov r10, [r14 + group_addend] ; mov [r10], r11(b/w/d)
+    ///   lea esi, [rsi + width] ; lea edi, [rdi + width]
+    /// ```
+    fn movs(&mut self, i: usize, d: &DecodedInsn<JitInsn>) {
+        let width = crate::translate::plain_movs_width(&d.insn).expect("classified rewritten as a plain MOVS");
+        self.registers_to_host();
+        self.lazy_cmp = None;
+        self.flag_source = None;
+        let live = self.host_flags;
+        let unseen = live == 0 || flags_dead_after(&self.block.insns, self.block.key.mode, self.current, live);
+        let pushed = self.flags_before_check(unseen, false, 0, None);
+        let slow = self.ops.fresh_label();
+        x64!(self.ops
+            ; test r13d, popek_cpu::state::flags::DF as i32
+            ; jnz =>slow
+            ; mov r10d, edi
+        );
+        self.tlb_lookup(width, true, slow);
+        x64!(self.ops
+            ; mov QWORD [r14 + offset_of!(Ctx, group_addend) as i32], r10
+            ; mov r10d, esi
+        );
+        self.tlb_lookup(width, false, slow);
+        match width {
+            1 => x64!(self.ops; movzx r11d, BYTE [r10]),
+            2 => x64!(self.ops; movzx r11d, WORD [r10]),
+            _ => x64!(self.ops; mov r11d, DWORD [r10]),
+        }
+        x64!(self.ops; mov r10, QWORD [r14 + offset_of!(Ctx, group_addend) as i32]);
+        match width {
+            1 => x64!(self.ops; mov BYTE [r10], r11b),
+            2 => x64!(self.ops; mov WORD [r10], r11w),
+            _ => x64!(self.ops; mov DWORD [r10], r11d),
+        }
+        x64!(self.ops
+            ; lea esi, [rsi + width as i32]
+            ; lea edi, [rdi + width as i32]
+        );
+        let back = self.ops.fresh_label();
+        x64!(self.ops; =>back);
+        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed });
     }
 
     /// RDTSC, sensitive (it reads the virtual TSC) but computed inline: the TSC at the

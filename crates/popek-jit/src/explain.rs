@@ -112,6 +112,9 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
         Treatment::Rewritten if insn.mnemonic() == Mnemonic::Rdtsc => {
             "sensitive, rewritten: the virtual TSC (instructions retired) computed inline"
         }
+        Treatment::Rewritten if crate::translate::plain_movs_width(insn).is_some() => {
+            "string move without REP: the element moved inline, both addresses through the soft TLB (DF set: its handler)"
+        }
         Treatment::Rewritten if insn.mnemonic() == Mnemonic::Pushfd => {
             "sensitive, rewritten: pushes the virtual EFLAGS (guest IF, IOPL) from CpuState inline"
         }

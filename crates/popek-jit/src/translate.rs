@@ -73,11 +73,29 @@ pub fn classify(insn: &Instruction, mode: u32) -> Treatment {
         Treatment::Rewritten
     } else if host_twin(insn).is_some() {
         Treatment::Ident
-    } else if flat && memory_twin(insn, 0, mode).is_some() {
+    } else if flat && (memory_twin(insn, 0, mode).is_some() || plain_movs_width(insn).is_some()) {
         Treatment::Rewritten
     } else {
         Treatment::Helper
     }
+}
+
+/// For MOVSB, MOVSW or MOVSD without a REP prefix, 32-bit addressing and a flat source
+/// segment (DS, or an ES or SS override): its width in bytes. A compiler's byte-copy loop
+/// (`movsb ; cmp ; jne`) is made of them; a flat block moves the element inline (`code`'s
+/// `movs`). `None` for anything else.
+pub(crate) fn plain_movs_width(insn: &Instruction) -> Option<u32> {
+    let width = match insn.code() {
+        Code::Movsb_m8_m8 => 1,
+        Code::Movsw_m16_m16 => 2,
+        Code::Movsd_m32_m32 => 4,
+        _ => return None,
+    };
+    let plain = !insn.has_rep_prefix()
+        && !insn.has_repne_prefix()
+        && insn.op0_kind() == OpKind::MemoryESEDI
+        && matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS);
+    plain.then_some(width)
 }
 
 /// True for a sensitive instruction (a callout) that changes nothing the run loop looks at
