@@ -41,14 +41,37 @@ pub struct TlbEntry {
     pub global: bool,
     /// For the JIT's inline lookup: the host address of the page's RAM minus the linear
     /// page base (wrapping), so linear address + addend = host address. Only ever
-    /// dereferenced through a tag that matched, and entries exist only for RAM pages.
+    /// dereferenced through a tag that matched, and the RAM tags are only set for RAM pages.
     pub addend: u64,
-    _pad: u64,
+    /// For a page that is not RAM (a device's, or beyond RAM): the linear page base if
+    /// reads may use `phys` without a walk, else [`INVALID_TAG`]. The RAM tags of such an
+    /// entry stay invalid, so no fast path (nor the JIT's lookup) ever reaches host memory
+    /// through it; [`Cpu::translate`] skips the walk, and the access goes to the bus.
+    pub io_read_tag: u32,
+    /// The same for writes (the page is writable and dirty: a write needs no walk).
+    pub io_write_tag: u32,
 }
 
 impl TlbEntry {
-    const EMPTY: TlbEntry =
-        TlbEntry { read_tag: INVALID_TAG, write_tag: INVALID_TAG, phys: 0, global: false, addend: 0, _pad: 0 };
+    const EMPTY: TlbEntry = TlbEntry {
+        read_tag: INVALID_TAG,
+        write_tag: INVALID_TAG,
+        phys: 0,
+        global: false,
+        addend: 0,
+        io_read_tag: INVALID_TAG,
+        io_write_tag: INVALID_TAG,
+    };
+
+    /// True if the entry maps linear page `page` (page-aligned), in any way.
+    fn maps(&self, page: u32) -> bool {
+        self.read_tag == page || self.write_tag == page || self.io_read_tag == page
+    }
+
+    /// True if the entry maps nothing.
+    fn is_empty(&self) -> bool {
+        self.read_tag == INVALID_TAG && self.write_tag == INVALID_TAG && self.io_read_tag == INVALID_TAG
+    }
 }
 
 // 32 bytes: the JIT scales the index by shifting.
@@ -139,7 +162,7 @@ impl Tlb {
         let mut kept = Vec::new();
         let mut visit = |entries: &mut [[TlbEntry; TLB_ENTRIES]; 2], slot: usize| {
             let e = &mut entries[slot / TLB_ENTRIES][slot % TLB_ENTRIES];
-            if e.read_tag == INVALID_TAG && e.write_tag == INVALID_TAG {
+            if e.is_empty() {
                 return;
             }
             if drop(e) {
@@ -177,14 +200,15 @@ impl Tlb {
         let page = lin & !0xfff;
         for set in &mut self.entries {
             let e = &mut set[i];
-            if e.read_tag == page || e.write_tag == page {
+            if e.maps(page) {
                 *e = TlbEntry::EMPTY;
             }
         }
         if self.large {
             let region = lin & !0x3f_ffff;
             for e in self.entries.iter_mut().flatten() {
-                if e.read_tag != INVALID_TAG && e.read_tag & !0x3f_ffff == region {
+                let tag = if e.read_tag != INVALID_TAG { e.read_tag } else { e.io_read_tag };
+                if tag != INVALID_TAG && tag & !0x3f_ffff == region {
                     *e = TlbEntry::EMPTY;
                 }
             }
@@ -255,7 +279,8 @@ impl Cpu {
         let page = l & !0xfff;
         let e = &self.tlb.entries[user as usize][Tlb::index(l)];
         let tag = if kind == AccessKind::Write { e.write_tag } else { e.read_tag };
-        if tag == page {
+        let io_tag = if kind == AccessKind::Write { e.io_write_tag } else { e.io_read_tag };
+        if tag == page || io_tag == page {
             return Ok(PhysAddr(e.phys | (l & 0xfff)));
         }
         self.translate_slow(bus, lin, kind, user)
@@ -298,10 +323,25 @@ impl Cpu {
                 phys: w.phys,
                 global: w.global,
                 addend: (host_base as u64).wrapping_add(w.phys as u64).wrapping_sub(page as u64),
-                _pad: 0,
+                io_read_tag: INVALID_TAG,
+                io_write_tag: INVALID_TAG,
             };
             self.tlb.large |= w.large;
             let _ = w.user_ok;
+        } else {
+            // A device's page (a local APIC register read on every lock, by xv6): the
+            // translation is kept, the access itself always goes to the bus.
+            let write_ok = if user { w.write_ok_user } else { w.write_ok_super };
+            self.tlb.note_fill(user, Tlb::index(l));
+            let e = &mut self.tlb.entries[user as usize][Tlb::index(l)];
+            *e = TlbEntry {
+                io_read_tag: page,
+                io_write_tag: if write_ok && w.dirty { page } else { INVALID_TAG },
+                phys: w.phys,
+                global: w.global,
+                ..TlbEntry::EMPTY
+            };
+            self.tlb.large |= w.large;
         }
         Ok(PhysAddr(w.phys | (l & 0xfff)))
     }

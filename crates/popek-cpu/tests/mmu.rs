@@ -388,3 +388,30 @@ fn quick_runs_of_values_hit_only_what_the_tlb_holds() {
     assert!(!cpu.read_quick_values(0x5010, 4, true, &mut v), "the user set was not filled");
     assert_eq!(rd(&cpu, 0x8ffc), 0, "nothing written where it would have crossed");
 }
+
+/// A device's page keeps its translation in the TLB as a RAM page does (until INVLPG), and
+/// only for the kind of access that needs no walk: a write to a page not yet dirty walks
+/// and sets D. No RAM fast path ever hits it.
+#[test]
+fn a_device_page_keeps_its_translation_until_invlpg() {
+    let mut mem = GuestMemory::new(1 << 20).unwrap();
+    mem.add_hole(0xa0000, 0xc0000).unwrap();
+    let mut cpu = Cpu::new(mem);
+    wr(&mut cpu, PD, PT | P | RW);
+    cpu.state.cr3 = PD;
+    cpu.state.cr0 |= cr0::PG;
+    map(&mut cpu, 0x5000, 0xa0000, P | RW);
+    assert_eq!(tr(&mut cpu, 0x5010, AccessKind::Read, false), Ok(0xa0010));
+    assert_eq!(rd(&cpu, pte_addr(0x5000)), 0xa0000 | P | RW | A, "the walk set A");
+    // The PTE moves the page elsewhere without an INVLPG: the TLB still holds the old one.
+    map(&mut cpu, 0x5000, 0xb0000, P | RW | A);
+    assert_eq!(tr(&mut cpu, 0x5010, AccessKind::Read, false), Ok(0xa0010));
+    assert_eq!(cpu.read_quick::<4>(0x5010, false), None, "a device's page is no RAM hit");
+    // A write walks (D is clear), finds the new mapping and sets D.
+    assert_eq!(tr(&mut cpu, 0x5010, AccessKind::Write, false), Ok(0xb0010));
+    assert_eq!(rd(&cpu, pte_addr(0x5000)), 0xb0000 | P | RW | A | D);
+    map(&mut cpu, 0x5000, 0xa0000, P | RW | A | D);
+    assert_eq!(tr(&mut cpu, 0x5010, AccessKind::Write, false), Ok(0xb0010), "now cached for writes too");
+    cpu.tlb.flush_page(0x5000);
+    assert_eq!(tr(&mut cpu, 0x5010, AccessKind::Read, false), Ok(0xa0010), "INVLPG dropped it");
+}
