@@ -1338,17 +1338,14 @@ fn flags_before_a_store_that_ends_the_block_are_kept() {
 /// `mov ecx, 50 ; L: (mov edx, [addr] ; add ebx, edx) x 6 ; dec ecx ; jnz L ; hlt`
 fn plain_span_loads() -> (Vec<u8>, [u32; 6]) {
     let addrs = [0x31000, 0xffffc, 0x30ffe, 0xffffe, 0x2f000, 0x30800];
-    let mut code = vec![0xb9, 50, 0, 0, 0];
-    let top = code.len();
+    let mut body = Vec::new();
     for a in addrs {
-        code.extend([0x8b, 0x15]);
-        le(&mut code, a);
-        code.extend([0x01, 0xd3]);
+        body.extend([0x8b, 0x15]);
+        le(&mut body, a);
+        body.extend([0x01, 0xd3]);
     }
-    code.extend([0x49, 0x75, 0]);
-    let n = code.len();
-    code[n - 1] = rel8(top, n);
-    (code, addrs)
+    body.push(0x49);
+    (looped(&[0xb9, 50, 0, 0, 0], &body), addrs)
 }
 
 fn plain_span_setup(t: &mut TestBox, hole: bool) {
@@ -1360,14 +1357,31 @@ fn plain_span_setup(t: &mut TestBox, hole: bool) {
     }
 }
 
+/// `prelude`, then `body` run as a loop: `body` ends with the instruction that sets ZF for
+/// the `jnz` back to its start appended here.
+fn looped(prelude: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut code = prelude.to_vec();
+    let top = code.len();
+    code.extend(body);
+    code.extend([0x75, 0]);
+    let n = code.len();
+    code[n - 1] = rel8(top, n);
+    code
+}
+
+/// How many times instructions `m` ran in their handler (slow paths included).
+fn handler_runs(jit: &Jit, m: popek_cpu::iced_x86::Mnemonic) -> u64 {
+    jit.callouts_by_instruction().into_iter().filter(|&(x, _)| x == m).map(|(_, n)| n).sum()
+}
+
 #[test]
 fn loads_with_paging_off_read_plain_ram_directly() {
     let (code, addrs) = plain_span_loads();
     let (t, jit) = both(&code, |t| plain_span_setup(t, true), 1 << 20);
     assert!(t.cpu.state.halted);
     // Only the four loads outside the span went to their handler, each time round.
-    let slow = jit.callouts_by_instruction().into_iter().find(|&(m, _)| m == popek_cpu::iced_x86::Mnemonic::Mov);
-    assert_eq!(slow.map(|(_, n)| n), Some(4 * 50), "{:?} for loads of {addrs:x?}", jit.callouts_by_instruction());
+    let slow = handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Mov);
+    assert_eq!(slow, 4 * 50, "{:?} for loads of {addrs:x?}", jit.callouts_by_instruction());
 }
 
 #[test]
@@ -1397,12 +1411,10 @@ fn translations_for_another_memory_are_flushed() {
 /// adc esi, 0 ; inc ebp ; mov edx, [eax] ; add eax, 4 ; dec ecx ; jnz L ; hlt`
 #[test]
 fn cf_left_by_inc_is_dead_across_a_load_that_cannot_fault() {
-    let mut code = vec![0xb9, 20, 0, 0, 0, 0xb8, 0xf0, 0x0f, 0x03, 0x00];
-    let top = code.len();
-    code.extend([0x83, 0xf9, 0x0a, 0xeb, 0x00]);
-    code.extend([0x45, 0x8b, 0x10, 0x83, 0xd6, 0x00, 0x45, 0x8b, 0x10, 0x83, 0xc0, 0x04, 0x49, 0x75, 0]);
-    let n = code.len();
-    code[n - 1] = rel8(top, n);
+    let code = looped(
+        &[0xb9, 20, 0, 0, 0, 0xb8, 0xf0, 0x0f, 0x03, 0x00],
+        &[0x83, 0xf9, 0x0a, 0xeb, 0x00, 0x45, 0x8b, 0x10, 0x83, 0xd6, 0x00, 0x45, 0x8b, 0x10, 0x83, 0xc0, 0x04, 0x49],
+    );
     let (t, _) = both(&code, |t| plain_span_setup(t, true), 1 << 20);
     assert!(t.cpu.state.halted);
     assert_eq!(t.cpu.state.gpr[6], 9, "ADC added CF (ECX < 10) nine times");
@@ -1436,16 +1448,13 @@ fn a_segment_load_ends_its_block_only_if_it_changes_the_mode() {
 /// then [0x310f8, 0x31104).
 #[test]
 fn a_group_of_loads_with_paging_off_checks_the_plain_span() {
-    let mut code = vec![0xbb, 0xf8, 0x0f, 0x03, 0x00, 0xbe, 2, 0, 0, 0];
-    let top = code.len();
-    code.extend([0x8b, 0x03, 0x8b, 0x4b, 0x08, 0x01, 0xc2, 0x01, 0xca, 0x81, 0xc3, 0x00, 0x01, 0x00, 0x00]);
-    code.extend([0x4e, 0x75, 0]);
-    let n = code.len();
-    code[n - 1] = rel8(top, n);
+    let code = looped(
+        &[0xbb, 0xf8, 0x0f, 0x03, 0x00, 0xbe, 2, 0, 0, 0],
+        &[0x8b, 0x03, 0x8b, 0x4b, 0x08, 0x01, 0xc2, 0x01, 0xca, 0x81, 0xc3, 0x00, 0x01, 0x00, 0x00, 0x4e],
+    );
     let (t, jit) = both(&code, |t| plain_span_setup(t, true), 1 << 20);
     assert!(t.cpu.state.halted);
-    let slow = jit.callouts_by_instruction().into_iter().find(|&(m, _)| m == popek_cpu::iced_x86::Mnemonic::Mov);
-    assert_eq!(slow.map(|(_, n)| n), Some(2), "only the first time round, both loads");
+    assert_eq!(handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Mov), 2, "only the first time round, both loads");
 }
 
 /// With paging off a load's address is worked out in 64 bits and checked against the
@@ -1457,16 +1466,14 @@ fn a_group_of_loads_with_paging_off_checks_the_plain_span() {
 /// jnz L ; hlt`
 #[test]
 fn a_load_whose_address_wraps_takes_the_slow_path() {
-    let mut code = vec![0xbb, 0xf0, 0xff, 0xff, 0xff, 0xb9, 0x06, 0xc8, 0, 0, 0xbe, 0, 0x20, 0x03, 0, 0xbf, 3, 0, 0, 0];
-    let top = code.len();
-    code.extend([0x8b, 0x44, 0x8b, 0xf8, 0x01, 0xc2, 0x8b, 0x06, 0x01, 0xc2, 0x4f, 0x75, 0]);
-    let n = code.len();
-    code[n - 1] = rel8(top, n);
+    let code = looped(
+        &[0xbb, 0xf0, 0xff, 0xff, 0xff, 0xb9, 0x06, 0xc8, 0, 0, 0xbe, 0, 0x20, 0x03, 0, 0xbf, 3, 0, 0, 0],
+        &[0x8b, 0x44, 0x8b, 0xf8, 0x01, 0xc2, 0x8b, 0x06, 0x01, 0xc2, 0x4f],
+    );
     let (t, jit) = both(&code, |t| t.poke(0x32000, &0x0102_0304u32.to_le_bytes()), 1 << 20);
     assert!(t.cpu.state.halted);
     assert_eq!(t.cpu.state.gpr[2], 6 * 0x0102_0304);
-    let slow = jit.callouts_by_instruction().into_iter().find(|&(m, _)| m == popek_cpu::iced_x86::Mnemonic::Mov);
-    assert_eq!(slow.map(|(_, n)| n), Some(3), "the wrapping load, each time round");
+    assert_eq!(handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Mov), 3, "the wrapping load, each time round");
 }
 
 /// With paging off a page group's accesses add their base register in 64 bits, so its
@@ -1477,11 +1484,10 @@ fn a_load_whose_address_wraps_takes_the_slow_path() {
 /// add edx, eax ; add edx, ecx ; dec esi ; jnz L ; hlt`
 #[test]
 fn a_group_whose_address_wraps_takes_its_miss_path() {
-    let mut code = vec![0xbb, 0xf0, 0xff, 0xff, 0xff, 0xbe, 2, 0, 0, 0];
-    let top = code.len();
-    code.extend([0x8b, 0x43, 0x20, 0x8b, 0x4b, 0x24, 0x01, 0xc2, 0x01, 0xca, 0x4e, 0x75, 0]);
-    let n = code.len();
-    code[n - 1] = rel8(top, n);
+    let code = looped(
+        &[0xbb, 0xf0, 0xff, 0xff, 0xff, 0xbe, 2, 0, 0, 0],
+        &[0x8b, 0x43, 0x20, 0x8b, 0x4b, 0x24, 0x01, 0xc2, 0x01, 0xca, 0x4e],
+    );
     let setup = |t: &mut TestBox| {
         t.poke(0x10, &0x1111_0000u32.to_le_bytes());
         t.poke(0x14, &0x0000_2222u32.to_le_bytes());
@@ -1489,8 +1495,7 @@ fn a_group_whose_address_wraps_takes_its_miss_path() {
     let (t, jit) = both(&code, setup, 1 << 20);
     assert!(t.cpu.state.halted);
     assert_eq!(t.cpu.state.gpr[2], 2 * 0x1111_2222);
-    let slow = jit.callouts_by_instruction().into_iter().find(|&(m, _)| m == popek_cpu::iced_x86::Mnemonic::Mov);
-    assert_eq!(slow.map(|(_, n)| n), Some(4), "both loads, each time round");
+    assert_eq!(handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Mov), 4, "both loads, each time round");
 }
 
 /// MOVSB, MOVSW and MOVSD without REP move their element inline (with DF clear), and take
@@ -1501,11 +1506,10 @@ fn a_group_whose_address_wraps_takes_its_miss_path() {
 /// the page at 0x21000)
 #[test]
 fn string_moves_without_rep_agree_with_the_interpreter() {
-    let mut code = vec![0xbe, 0x00, 0x00, 0x02, 0x00, 0xbf, 0xf0, 0x0f, 0x02, 0x00, 0xb9, 4, 0, 0, 0];
-    let top = code.len();
-    code.extend([0xa4, 0x66, 0xa5, 0xa5, 0x49, 0x75, 0]);
-    let n = code.len();
-    code[n - 1] = rel8(top, n);
+    let mut code = looped(
+        &[0xbe, 0x00, 0x00, 0x02, 0x00, 0xbf, 0xf0, 0x0f, 0x02, 0x00, 0xb9, 4, 0, 0, 0],
+        &[0xa4, 0x66, 0xa5, 0xa5, 0x49],
+    );
     code.extend([0xfd, 0xa4, 0xa5, 0xfc, 0xa5]);
     let bytes: Vec<u8> = (0u8..64).map(|b| b.wrapping_mul(37) ^ 0x5a).collect();
     let (t, jit) = both(&code, |t| t.poke(0x20000, &bytes), 1 << 20);
@@ -1513,11 +1517,7 @@ fn string_moves_without_rep_agree_with_the_interpreter() {
     // The loop copied the first 28 bytes in order (1 + 2 + 4 bytes a round, 4 rounds).
     let copied: Vec<u8> = (0..28).map(|i| t.cpu.mem.as_slice()[0x20ff0 + i]).collect();
     assert_eq!(copied, bytes[..28]);
-    let slow: u64 = jit
-        .callouts_by_instruction()
-        .into_iter()
-        .filter(|&(m, _)| matches!(m, popek_cpu::iced_x86::Mnemonic::Movsb | popek_cpu::iced_x86::Mnemonic::Movsd))
-        .map(|(_, n)| n)
-        .sum();
+    use popek_cpu::iced_x86::Mnemonic::{Movsb, Movsd, Movsw};
+    let slow = handler_runs(&jit, Movsb) + handler_runs(&jit, Movsw) + handler_runs(&jit, Movsd);
     assert!(slow <= 8, "the loop's moves ran inline after the first round: {slow} in handlers");
 }
