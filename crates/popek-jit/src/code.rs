@@ -1140,6 +1140,9 @@ struct SlowPath {
     /// The guest's flags are not in `CpuState` but saved in the context before the lookup
     /// (or to be set again): the slow path stores them first (none if not needed).
     pushed: Option<PushedFlags>,
+    /// A soft-TLB check that a refill may make hit: the access's `Ctx::refill_what`, and
+    /// where the check starts, to make it again after a refill (`crate::refill`).
+    refill: Option<(u32, DynamicLabel)>,
 }
 
 /// Flags saved (or to be set again, or not needed at all) before a soft-TLB lookup
@@ -1725,7 +1728,7 @@ impl<E: Emit> Emitter<'_, E> {
         );
         let back = self.ops.fresh_label();
         x64!(self.ops; =>back);
-        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed });
+        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed, refill: None });
     }
 
     /// RDTSC, sensitive (it reads the virtual TSC) but computed inline: the TSC at the
@@ -1766,7 +1769,7 @@ impl<E: Emit> Emitter<'_, E> {
         );
         let back = self.ops.fresh_label();
         x64!(self.ops; =>back);
-        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None });
+        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None, refill: None });
     }
 
     /// Before a soft-TLB check, which clobbers host EFLAGS: the flags they hold go to
@@ -1851,6 +1854,7 @@ impl<E: Emit> Emitter<'_, E> {
         let cannot_fault = crate::translate::access_cannot_fault(self.block.key.mode, &d.insn);
         let pushed = self.flags_before_check(unseen, cannot_fault, modified, source);
         let slow = self.ops.fresh_label();
+        let retry = self.ops.fresh_label();
         let (start, end) = self.plain_ram;
         let span = i32::try_from(i64::from(end) - i64::from(start) - i64::from(m.width)).ok().filter(|&s| s >= 0);
         let direct = match span {
@@ -1859,6 +1863,7 @@ impl<E: Emit> Emitter<'_, E> {
             }
             _ => None,
         };
+        let is_direct = direct.is_some();
         if let Some(((lea, twin), span)) = direct {
             // A load with paging off, in 64 bits: `lea r11, [address - start]` ; one
             // unsigned compare with the span (a 32-bit address that wrapped, or any
@@ -1875,10 +1880,12 @@ impl<E: Emit> Emitter<'_, E> {
             self.flip_undefined(&d.insn);
             self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
         } else if let FlagFix::Counted(of) = fix {
+            x64!(self.ops; =>retry);
             self.ops.extend(m.lea);
             self.tlb_lookup(m.width, m.write, slow);
             self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
         } else {
+            x64!(self.ops; =>retry);
             self.ops.extend(m.lea);
             self.tlb_lookup(m.width, m.write, slow);
             if read != 0 {
@@ -1894,7 +1901,18 @@ impl<E: Emit> Emitter<'_, E> {
         // Both paths: registers in host; host EFLAGS hold at least what the twin set
         // (all of them if it read any, since they were loaded for it). The slow path
         // loads the interpreter's flags, which agree with any fix-up.
-        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: read | modified != 0, pushed });
+        // A soft-TLB tag check (paging on, or a store) may hit after a refill; a load with
+        // paging off checks bounds, which no refill changes.
+        let tag_check = !is_direct && (self.block.key.mode & BlockKey::PAGING != 0 || m.write);
+        let refill = tag_check.then_some((m.width | if m.write { crate::REFILL_WRITE } else { 0 }, retry));
+        self.slow_paths.push(SlowPath {
+            label: slow,
+            back,
+            index: i,
+            load_flags: read | modified != 0,
+            pushed,
+            refill,
+        });
     }
 
     /// A rewritten instruction whose page check it shares with the other accesses of its
@@ -2152,7 +2170,7 @@ impl<E: Emit> Emitter<'_, E> {
             );
         }
         x64!(self.ops; =>back);
-        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None });
+        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None, refill: None });
     }
 
     /// What to add to a decoded EIP to get the EIP it runs at.
@@ -2458,6 +2476,32 @@ impl<E: Emit> Emitter<'_, E> {
         }
         for p in std::mem::take(&mut self.slow_paths) {
             x64!(self.ops; =>p.label);
+            if let Some((what, retry)) = p.refill {
+                // R10D holds the linear address (the check missed before adding an addend).
+                x64!(self.ops; mov r8d, r10d);
+                if let Some(f) = p.pushed {
+                    self.store_pushed_flags(f);
+                }
+                self.handler_args(p.index);
+                x64!(self.ops; mov DWORD [r14 + offset_of!(Ctx, refill_what) as i32], what as i32);
+                self.branch_to_shared(CALL, self.shared.refill);
+                let handled = self.ops.fresh_label();
+                x64!(self.ops
+                    ; test eax, eax
+                    ; jnz =>handled
+                );
+                self.branch_to_shared(CALL, self.shared.load_regs);
+                x64!(self.ops
+                    ; jmp =>retry
+                    ; =>handled
+                );
+                self.branch_to_shared(CALL, self.shared.load_regs);
+                if p.load_flags {
+                    emit_load_flags(self.ops);
+                }
+                x64!(self.ops; jmp =>p.back);
+                continue;
+            }
             if let Some(f) = p.pushed {
                 self.store_pushed_flags(f);
             }

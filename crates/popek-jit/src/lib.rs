@@ -204,7 +204,15 @@ struct Ctx<'a> {
     /// The host address of the first byte of the plain span of RAM
     /// ([`popek_memory::GuestMemory::plain_span`]), for `code`'s direct loads.
     plain_base: u64,
+    /// The soft-TLB refill of a rewritten access's slow path ([`refill`]), called the same
+    /// way as `segment_load`.
+    refill: extern "sysv64" fn(*mut Ctx<'_>, u32) -> u64,
+    /// What that access is: its width in bytes, and [`REFILL_WRITE`] for a write.
+    refill_what: u32,
 }
+
+/// [`Ctx`]'s `refill_what` for a write.
+const REFILL_WRITE: u32 = 1 << 8;
 
 const _: () = assert!(std::mem::offset_of!(Ctx<'static>, lazy) == std::mem::offset_of!(Ctx<'static>, lazy_b) + 4);
 
@@ -626,6 +634,8 @@ impl Jit {
             lazy_b: 0,
             ram_base,
             plain_base,
+            refill,
+            refill_what: 0,
         };
         let status = self.code.call(entry, cpu, &mut ctx);
         fold_lazy_flags(&mut ctx);
@@ -927,6 +937,43 @@ extern "sysv64" fn segment_load(ctx: *mut Ctx<'_>, what: u32) -> u64 {
         *n += 1;
     }
     0
+}
+
+/// Called from the slow path of a rewritten access whose soft-TLB check missed, before its
+/// handler, with the access's linear address (`Ctx::refill_what`: its width, and whether it
+/// writes): walks the page tables for it, as the handler's access would, and fills the TLB
+/// entry. Returns 0 if the check would now hit (a RAM page, for a write one without code
+/// or ROM, and the bytes inside one page): translated code then makes the check again and
+/// the access inline. Returns 1, with the handler still to run (and make the access, or
+/// raise the fault), for anything else: a fault, a device's page, a page table in a
+/// device's memory (whose entry it drops again: the walk read all ones there), or a walk
+/// that wrote code (its Accessed or Dirty bit in a page that holds some).
+extern "sysv64" fn refill(ctx: *mut Ctx<'_>, lin: u32) -> u64 {
+    // SAFETY: as in `callout`: translated code passes the live `Ctx` of `Jit::run_block`;
+    // `cpu` was borrowed by `run_block` for the whole call, and translated code does not
+    // touch it while Rust code runs.
+    let (what, cpu) = unsafe { ((*ctx).refill_what, &mut *(*ctx).cpu) };
+    let (write, width) = (what & REFILL_WRITE != 0, what & 0xff);
+    if (lin & 0xfff) + width > 0x1000 {
+        return 1;
+    }
+    let user = cpu.user_mode();
+    let kind = if write { popek_cpu::AccessKind::Write } else { popek_cpu::AccessKind::Read };
+    let mut bus = NoDevices::default();
+    let writes = cpu.code_writes.len();
+    let walked = cpu.translate(&mut bus, popek_cpu::LinearAddr(lin), kind, user).is_ok();
+    if bus.touched {
+        // A page table in a device's memory: the walk read all ones, and what it filled is
+        // not the guest's mapping. The handler walks again, through the bus.
+        cpu.tlb.flush_page(lin);
+        return 1;
+    }
+    if !walked || cpu.code_writes.len() != writes {
+        return 1;
+    }
+    let e = &cpu.tlb.entries[usize::from(user)][popek_cpu::mmu::Tlb::index(lin)];
+    let tag = if write { e.write_tag } else { e.read_tag };
+    u64::from(tag != lin & !0xfff)
 }
 
 /// [`segment_load`] off its quick path: the load's full checks, if they pass without a

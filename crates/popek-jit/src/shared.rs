@@ -49,6 +49,7 @@ pub(crate) struct Shared {
     pub(crate) store_port_in: usize,
     pub(crate) slow: usize,
     pub(crate) slow_flags: usize,
+    pub(crate) refill: usize,
     pub(crate) chain_exit: usize,
     pub(crate) ret_store: usize,
     pub(crate) ret_end: usize,
@@ -71,6 +72,7 @@ impl Shared {
             (self.store_port_in, "store_port_in"),
             (self.slow, "slow"),
             (self.slow_flags, "slow_flags"),
+            (self.refill, "refill"),
             (self.chain_exit, "chain_exit"),
             (self.ret_store, "ret_store"),
             (self.ret_end, "ret_end"),
@@ -184,6 +186,33 @@ fn emit_shared() -> (Vec<u8>, Shared) {
     emit_load_flags(&mut ops);
     x64!(ops; ret);
 
+    // A rewritten access's slow path (R8D = its linear address): the soft-TLB refill
+    // (`Ctx::refill`), and if it cannot make the check hit, the handler. Returns with the
+    // guest registers in `CpuState` and EAX = 0 (refilled: check again) or 1 (handled).
+    let refill = at(&ops);
+    emit_store_registers(&mut ops);
+    x64!(ops
+        ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
+        ; push r9
+        ; push r10
+        ; push r11
+        ; mov rdi, r14
+        ; mov esi, r8d
+        ; call QWORD [r14 + offset_of!(Ctx, refill) as i32]
+        ; pop r11
+        ; pop r10
+        ; pop r9
+        ; test rax, rax
+        ; jnz >handle
+        ; ret
+        ; handle:
+    );
+    call_handler(&mut ops, leave);
+    x64!(ops
+        ; mov eax, 1
+        ; ret
+    );
+
     // A handler said "leave" (RAX = its status): drop the return address into the block.
     x64!(ops
         ; =>leave
@@ -239,6 +268,7 @@ fn emit_shared() -> (Vec<u8>, Shared) {
         store_port_in,
         slow,
         slow_flags,
+        refill,
         chain_exit,
         ret_store,
         ret_end,

@@ -1521,3 +1521,32 @@ fn string_moves_without_rep_agree_with_the_interpreter() {
     let slow = handler_runs(&jit, Movsb) + handler_runs(&jit, Movsw) + handler_runs(&jit, Movsd);
     assert!(slow <= 8, "the loop's moves ran inline after the first round: {slow} in handlers");
 }
+
+/// With paging on, a load or store whose soft-TLB check misses on a RAM page walks the
+/// page tables from its slow path (setting Accessed and Dirty as the access would), fills
+/// the entry and makes the check again inline: no handler runs. One that faults still
+/// goes to its handler, which raises the fault.
+/// `mov ebx, 0x40000 ; mov esi, 64 ; L: add eax, [ebx] ; lea edi, [ebx + 4] ; mov [edi], esi ;
+/// add ebx, 0x1000 ; dec esi ; jnz L ; mov edx, [0x90000] ; hlt` (0x90000 is not mapped: #PF;
+/// the two accesses go through different registers, so each is checked alone)
+#[test]
+fn a_soft_tlb_miss_on_ram_is_refilled_without_the_handler() {
+    let mut code = looped(
+        &[0xbb, 0x00, 0x00, 0x04, 0x00, 0xbe, 64, 0, 0, 0],
+        &[0x03, 0x03, 0x8d, 0x7b, 0x04, 0x89, 0x37, 0x81, 0xc3, 0x00, 0x10, 0x00, 0x00, 0x4e],
+    );
+    code.extend([0x8b, 0x15, 0x00, 0x00, 0x09, 0x00]);
+    let setup = |t: &mut TestBox| {
+        t.install_exception_handlers();
+        paging(t, |lin| if lin == 0x90000 { 0 } else { lin | 3 });
+        for page in 0..64u32 {
+            t.poke(0x40000 + page * 0x1000, &(page * 3 + 1).to_le_bytes());
+        }
+    };
+    let (t, jit) = both(&code, setup, 1 << 20);
+    assert_eq!(t.halted_vector(), Some(14), "the unmapped load faulted");
+    assert_eq!(t.cpu.state.gpr[0], (0..64u32).map(|p| p * 3 + 1).sum::<u32>());
+    assert_eq!(t.peek32(0x40000 + 63 * 0x1000 + 4), 1, "the stores went through");
+    assert_eq!(handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Add), 0, "every miss was refilled");
+    assert_eq!(handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Mov), 1, "only the faulting load");
+}
