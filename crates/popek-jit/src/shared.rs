@@ -143,9 +143,12 @@ fn emit_shared() -> (Vec<u8>, Shared) {
     x64!(ops; ret);
 
     // The fast paths of a segment load and of a pure IN (`Ctx::segment_load`,
-    // `Ctx::port_in`), with the guest registers in `CpuState`: R9 (the budget, also
-    // stored for the callee to see), R10 and R11 (the callout's arguments) kept across
-    // the call, which also keeps the stack aligned for it.
+    // `Ctx::port_in`) and the soft-TLB refill of a rewritten access's slow path
+    // (`Ctx::refill`), with the guest registers in `CpuState`: R9 (the budget, also stored
+    // for the callee to see), R10 and R11 (the callout's arguments) kept across the call,
+    // which also keeps the stack aligned for it. If the function returns 0, that is all
+    // (EAX = 0); else the instruction's handler runs (EAX = 1: the refill's caller tells
+    // the two apart).
     let fast = |ops: &mut VecAssembler<X64Relocation>, function: i32| {
         let store = at(ops);
         emit_store_registers(ops);
@@ -167,7 +170,10 @@ fn emit_shared() -> (Vec<u8>, Shared) {
             ; full:
         );
         call_handler(ops, leave);
-        x64!(ops; ret);
+        x64!(ops
+            ; mov eax, 1
+            ; ret
+        );
         (plain, store)
     };
     let (segment_load, store_segment_load) = fast(&mut ops, offset_of!(Ctx, segment_load) as i32);
@@ -186,32 +192,9 @@ fn emit_shared() -> (Vec<u8>, Shared) {
     emit_load_flags(&mut ops);
     x64!(ops; ret);
 
-    // A rewritten access's slow path (R8D = its linear address): the soft-TLB refill
-    // (`Ctx::refill`), and if it cannot make the check hit, the handler. Returns with the
-    // guest registers in `CpuState` and EAX = 0 (refilled: check again) or 1 (handled).
-    let refill = at(&ops);
-    emit_store_registers(&mut ops);
-    x64!(ops
-        ; mov QWORD [r14 + offset_of!(Ctx, budget) as i32], r9
-        ; push r9
-        ; push r10
-        ; push r11
-        ; mov rdi, r14
-        ; mov esi, r8d
-        ; call QWORD [r14 + offset_of!(Ctx, refill) as i32]
-        ; pop r11
-        ; pop r10
-        ; pop r9
-        ; test rax, rax
-        ; jnz >handle
-        ; ret
-        ; handle:
-    );
-    call_handler(&mut ops, leave);
-    x64!(ops
-        ; mov eax, 1
-        ; ret
-    );
+    // A rewritten access's slow path (R8D = its linear address): the soft-TLB refill, and
+    // if it cannot make the check hit, the handler.
+    let (_, refill) = fast(&mut ops, offset_of!(Ctx, refill) as i32);
 
     // A handler said "leave" (RAX = its status): drop the return address into the block.
     x64!(ops
