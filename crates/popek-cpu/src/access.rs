@@ -91,14 +91,8 @@ impl Cpu {
         user: bool,
     ) -> Result<u32, Exception> {
         if (lin.0 & 0xfff) + width <= 0x1000 {
-            let quick = match width {
-                1 => self.read_quick::<1>(lin.0, user),
-                2 => self.read_quick::<2>(lin.0, user),
-                _ => self.read_quick::<4>(lin.0, user),
-            };
-            if let Some(v) = quick {
-                #[allow(clippy::cast_possible_truncation)] // at most 4 bytes were read
-                return Ok(v as u32);
+            if let Some(v) = self.read_quick_sized(lin.0, width, user) {
+                return Ok(v);
             }
             let p = self.translate(bus, lin, AccessKind::Read, user)?;
             return Ok(self.read_phys(bus, p, width));
@@ -249,23 +243,43 @@ impl Cpu {
         }
     }
 
-    /// The `N` bytes (at most 8) at linear address `lin`, little-endian, if the TLB holds
-    /// their page for a `user` read and they do not cross it (TLB entries are RAM pages
-    /// only); `None` otherwise. It looks at nothing else (no segment, no fault) and changes
-    /// nothing: for fast paths that leave anything else to the full access.
+    /// The RAM offset of the `len` bytes at linear address `lin`, if the TLB holds a hit for
+    /// their page for `user` (a write hit if `write`) and they do not cross it: RAM that a
+    /// quick access reaches directly (the RAM tags are only set for RAM pages, and a write
+    /// hit only for a dirty one that holds no decoded code and no ROM). `None` otherwise.
+    /// It looks at nothing else (no segment, no fault) and changes nothing.
     #[inline]
-    pub fn read_quick<const N: usize>(&self, lin: u32, user: bool) -> Option<u64> {
-        if (lin & 0xfff) as usize + N > 0x1000 {
+    pub fn quick_offset(&self, lin: u32, len: usize, user: bool, write: bool) -> Option<usize> {
+        if (lin & 0xfff) as usize + len > 0x1000 {
             return None;
         }
         let e = &self.tlb.entries[usize::from(user)][crate::mmu::Tlb::index(lin)];
-        if e.read_tag != lin & !0xfff {
-            return None;
-        }
-        let b = self.mem.read_ram::<N>((e.phys | (lin & 0xfff)) as usize)?;
+        let tag = if write { e.write_tag } else { e.read_tag };
+        (tag == lin & !0xfff).then_some((e.phys | (lin & 0xfff)) as usize)
+    }
+
+    /// The `N` bytes (at most 8) at linear address `lin`, little-endian, if
+    /// [`Cpu::quick_offset`] reaches them for a `user` read; `None` otherwise: for fast
+    /// paths that leave anything else to the full access.
+    #[inline]
+    pub fn read_quick<const N: usize>(&self, lin: u32, user: bool) -> Option<u64> {
+        let b = self.mem.read_ram::<N>(self.quick_offset(lin, N, user, false)?)?;
         let mut v = [0u8; 8];
         v.get_mut(..N)?.copy_from_slice(&b);
         Some(u64::from_le_bytes(v))
+    }
+
+    /// [`Cpu::read_quick`] of `width` bytes (1, 2 or 4; `None` for any other width).
+    #[inline]
+    fn read_quick_sized(&self, lin: u32, width: Width, user: bool) -> Option<u32> {
+        let v = match width {
+            1 => self.read_quick::<1>(lin, user),
+            2 => self.read_quick::<2>(lin, user),
+            4 => self.read_quick::<4>(lin, user),
+            _ => None,
+        }?;
+        #[allow(clippy::cast_possible_truncation)] // at most 4 bytes were read
+        Some(v as u32)
     }
 
     /// The store of the low `N` bytes of `value` (at most 4) at linear address `lin`, if the
@@ -274,35 +288,18 @@ impl Cpu {
     /// there is nothing else to do. False, with nothing written, otherwise.
     #[inline]
     pub fn write_quick<const N: usize>(&mut self, lin: u32, value: u32, user: bool) -> bool {
-        if (lin & 0xfff) as usize + N > 0x1000 {
-            return false;
-        }
-        let e = &self.tlb.entries[usize::from(user)][crate::mmu::Tlb::index(lin)];
-        if e.write_tag != lin & !0xfff {
-            return false;
-        }
-        let at = (e.phys | (lin & 0xfff)) as usize;
+        let Some(at) = self.quick_offset(lin, N, user, true) else { return false };
         let mut bytes = [0u8; N];
         bytes.copy_from_slice(&value.to_le_bytes()[..N]);
         self.mem.write_ram(at, bytes)
     }
 
-    /// The host bytes of `len` bytes at linear address `lin`, if the TLB holds a hit for
-    /// their page for `user` (a write hit if `write`) and they do not cross it: RAM that
-    /// [`Cpu::read_quick`] or [`Cpu::write_quick`] would reach one access at a time (a
-    /// write hit is only ever filled for a dirty RAM page with no decoded code and no ROM).
-    /// `None` otherwise, with nothing done. For an exception frame, read or written whole.
+    /// The host bytes of `len` bytes at linear address `lin`, if [`Cpu::quick_offset`]
+    /// reaches them (for a write if `write`); `None` otherwise, with nothing done. For an
+    /// exception frame, read or written whole.
     #[inline]
     fn quick_span(&mut self, lin: u32, len: usize, user: bool, write: bool) -> Option<&mut [u8]> {
-        if (lin & 0xfff) as usize + len > 0x1000 {
-            return None;
-        }
-        let e = &self.tlb.entries[usize::from(user)][crate::mmu::Tlb::index(lin)];
-        let tag = if write { e.write_tag } else { e.read_tag };
-        if tag != lin & !0xfff {
-            return None;
-        }
-        let at = (e.phys | (lin & 0xfff)) as usize;
+        let at = self.quick_offset(lin, len, user, write)?;
         self.mem.as_mut_slice().get_mut(at..at + len)
     }
 
@@ -332,17 +329,14 @@ impl Cpu {
         true
     }
 
-    /// Reads a descriptor-table or TSS dword with supervisor rights (implicit access).
+    /// Reads a descriptor-table or TSS dword with supervisor rights (implicit access). The
+    /// quick read is tried here first, where it inlines into its callers (the TSS reads of
+    /// every interrupt from user mode: fewer host instructions per system call, counted),
+    /// and the full access only on a miss.
     #[inline]
     pub fn read_system(&mut self, bus: &mut dyn Bus, lin: u32, width: Width) -> Result<u32, Exception> {
-        let quick = match width {
-            2 => self.read_quick::<2>(lin, false),
-            4 => self.read_quick::<4>(lin, false),
-            _ => None,
-        };
-        match quick {
-            #[allow(clippy::cast_possible_truncation)] // at most 4 bytes were read
-            Some(v) => Ok(v as u32),
+        match self.read_quick_sized(lin, width, false) {
+            Some(v) => Ok(v),
             None => self.read_linear(bus, LinearAddr(lin), width, false),
         }
     }

@@ -972,6 +972,15 @@ fn emit_nops(ops: &mut impl Emit, mut n: usize) {
     }
 }
 
+/// `lea dst, [base + displ]` (`code`: its 32- or 64-bit form), encoded.
+fn lea_of(code: Code, dst: Register, base: Register, displ: i32) -> Vec<u8> {
+    let span = popek_cpu::iced_x86::MemoryOperand::with_base_displ(base, i64::from(displ));
+    let lea = Instruction::with2(code, dst, span).expect("lea reg, [reg + disp]");
+    let mut enc = popek_cpu::iced_x86::Encoder::new(64);
+    enc.encode(&lea, 0).expect("lea reg, [reg + disp] encodes");
+    enc.take_buffer()
+}
+
 /// The condition that holds just when `cc` does not.
 fn negated(cc: ConditionCode) -> ConditionCode {
     use ConditionCode::*;
@@ -1858,7 +1867,7 @@ impl<E: Emit> Emitter<'_, E> {
         let (start, end) = self.plain_ram;
         let span = i32::try_from(i64::from(end) - i64::from(start) - i64::from(m.width)).ok().filter(|&s| s >= 0);
         let direct = match span {
-            Some(span) if self.block.key.mode & BlockKey::PAGING == 0 && read == 0 && !counted => {
+            Some(span) if !self.paging() && read == 0 && !counted => {
                 crate::translate::direct_load(&d.insn, self.block.key.mode, start).map(|l| (l, span))
             }
             _ => None,
@@ -1903,7 +1912,7 @@ impl<E: Emit> Emitter<'_, E> {
         // loads the interpreter's flags, which agree with any fix-up.
         // A soft-TLB tag check (paging on, or a store) may hit after a refill; a load with
         // paging off checks bounds, which no refill changes.
-        let tag_check = !is_direct && (self.block.key.mode & BlockKey::PAGING != 0 || m.write);
+        let tag_check = !is_direct && (self.paging() || m.write);
         let refill = tag_check.then_some((m.width | if m.write { crate::REFILL_WRITE } else { 0 }, retry));
         self.slow_paths.push(SlowPath {
             label: slow,
@@ -1977,12 +1986,8 @@ impl<E: Emit> Emitter<'_, E> {
             let pushed = self.flags_before_check(unseen, cannot_fault, modified, source);
             let miss = self.ops.fresh_label();
             let base = crate::translate::host_reg(g.base);
-            let span = popek_cpu::iced_x86::MemoryOperand::with_base_displ(base, i64::from(g.lo));
-            let lea = Instruction::with2(Code::Lea_r32_m, Register::R10D, span).expect("lea r10d, [reg + disp]");
-            let mut enc = popek_cpu::iced_x86::Encoder::new(64);
-            enc.encode(&lea, 0).expect("lea r10d, [reg + disp] encodes");
-            self.ops.extend(enc.take_buffer());
-            if self.block.key.mode & popek_cpu::block::BlockKey::PAGING != 0 {
+            self.ops.extend(lea_of(Code::Lea_r32_m, Register::R10D, base, g.lo));
+            if self.paging() {
                 let addend = self.tlb_check(g.len, g.write, miss);
                 x64!(self.ops
                     ; mov r11, QWORD [r15 + r8 + addend]
@@ -1993,11 +1998,7 @@ impl<E: Emit> Emitter<'_, E> {
                 // Its accesses add their guest base register in 64 bits: the span's
                 // address must not wrap at 4 GiB.
                 self.paging_off_check(g.len, g.write, miss);
-                let span = popek_cpu::iced_x86::MemoryOperand::with_base_displ(base.full_register(), i64::from(g.lo));
-                let lea = Instruction::with2(Code::Lea_r64_m, Register::R11, span).expect("lea r11, [reg + disp]");
-                let mut enc = popek_cpu::iced_x86::Encoder::new(64);
-                enc.encode(&lea, 0).expect("lea r11, [reg + disp] encodes");
-                self.ops.extend(enc.take_buffer());
+                self.ops.extend(lea_of(Code::Lea_r64_m, Register::R11, base.full_register(), g.lo));
                 // cmp r11, r10 (3 bytes) ; jne rel32 (6)
                 self.pad_for_branch(9);
                 x64!(self.ops
@@ -2010,11 +2011,7 @@ impl<E: Emit> Emitter<'_, E> {
         }
         // The flags first (a spill or a load clobbers R10 and R11), then the address (LEA
         // and MOV leave host EFLAGS alone).
-        let addend = if self.block.key.mode & popek_cpu::block::BlockKey::PAGING != 0 {
-            offset_of!(Ctx, group_addend)
-        } else {
-            offset_of!(Ctx, ram_base)
-        } as i32;
+        let addend = if self.paging() { offset_of!(Ctx, group_addend) } else { offset_of!(Ctx, ram_base) } as i32;
         let address = |e: &mut Self| {
             e.ops.extend(m.lea.iter().copied());
             x64!(e.ops
@@ -2022,32 +2019,28 @@ impl<E: Emit> Emitter<'_, E> {
                 ; lea r10, [r10 + r11]
             );
         };
-        let wide = (self.block.key.mode & BlockKey::PAGING == 0)
-            .then(|| crate::translate::wide_group_twin(&d.insn, self.block.key.mode))
-            .flatten();
         if let FlagFix::Counted(of) = fix {
             self.spill_flags();
             address(self);
             self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
-        } else if let Some(twin) = wide {
-            // Paging off: `mov r10, [r14 + ram_base]` ; the twin on `[r10 + base + disp]`.
-            let modified = x86_flags(d.insn.rflags_modified());
-            if self.of_sf_cf && modified & (SF | CF) != 0 && modified & OF == 0 {
-                self.spill_flags();
-            }
-            self.flags_for(twin_reads(&d.insn, fix));
-            x64!(self.ops; mov r10, QWORD [r14 + offset_of!(Ctx, ram_base) as i32]);
-            self.ops.extend(twin);
-            self.flip_undefined(&d.insn);
-            self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
         } else {
-            let modified = x86_flags(d.insn.rflags_modified());
             if self.of_sf_cf && modified & (SF | CF) != 0 && modified & OF == 0 {
                 self.spill_flags();
             }
             self.flags_for(twin_reads(&d.insn, fix));
-            address(self);
-            self.ops.extend(m.twin);
+            let wide =
+                if self.paging() { None } else { crate::translate::wide_group_twin(&d.insn, self.block.key.mode) };
+            match wide {
+                // Paging off: `mov r10, [r14 + ram_base]` ; the twin on `[r10 + base + disp]`.
+                Some(twin) => {
+                    x64!(self.ops; mov r10, QWORD [r14 + offset_of!(Ctx, ram_base) as i32]);
+                    self.ops.extend(twin);
+                }
+                None => {
+                    address(self);
+                    self.ops.extend(m.twin);
+                }
+            }
             self.flip_undefined(&d.insn);
             self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
         }
@@ -2065,9 +2058,8 @@ impl<E: Emit> Emitter<'_, E> {
     /// While paging is off a linear address is physical, and every RAM page's addend is the
     /// same, the host address of RAM (`Ctx::ram_base`). (A lone load through DS, ES or SS
     /// does not come here: `rewritten` checks its 64-bit address,
-    /// [`crate::translate::direct_load`].) A load
-    /// then needs no lookup at all,
-    /// only a bounds check against the plain span of RAM ([`Layout::plain_ram`]), where
+    /// [`crate::translate::direct_load`].) A load then needs no lookup at all, only a
+    /// bounds check against the plain span of RAM ([`Layout::plain_ram`]), where
     /// nothing but RAM lies; a store still checks its page's write tag (a page with code or
     /// ROM has none), but takes the addend from the context, so that the host address does
     /// not wait for the entry's load:
@@ -2078,7 +2070,7 @@ impl<E: Emit> Emitter<'_, E> {
     ///   add r10, [r14 + ram_base]
     /// ```
     fn tlb_lookup(&mut self, width: u32, write: bool, miss: DynamicLabel) {
-        if self.block.key.mode & popek_cpu::block::BlockKey::PAGING != 0 {
+        if self.paging() {
             let addend = self.tlb_check(width, write, miss);
             x64!(self.ops; add r10, QWORD [r15 + r8 + addend]);
             return;
@@ -2171,6 +2163,11 @@ impl<E: Emit> Emitter<'_, E> {
         }
         x64!(self.ops; =>back);
         self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None, refill: None });
+    }
+
+    /// Whether the block runs with paging on ([`BlockKey::PAGING`]).
+    fn paging(&self) -> bool {
+        self.block.key.mode & BlockKey::PAGING != 0
     }
 
     /// What to add to a decoded EIP to get the EIP it runs at.

@@ -971,9 +971,7 @@ extern "sysv64" fn refill(ctx: *mut Ctx<'_>, lin: u32) -> u64 {
     if !walked || cpu.code_writes.len() != writes {
         return 1;
     }
-    let e = &cpu.tlb.entries[usize::from(user)][popek_cpu::mmu::Tlb::index(lin)];
-    let tag = if write { e.write_tag } else { e.read_tag };
-    u64::from(tag != lin & !0xfff)
+    u64::from(cpu.quick_offset(lin, width as usize, user, write).is_none())
 }
 
 /// [`segment_load`] off its quick path: the load's full checks, if they pass without a

@@ -22,6 +22,8 @@
 //!   port_in, store_port_in: the same for an IN of a port whose read changes nothing
 //!   slow:           store; call the handler; leave or load; ret
 //!   slow_flags:     as slow, then the guest flags → host EFLAGS
+//!   refill:         (r8d = linear address) store; the soft-TLB refill; if it says no, the
+//!                   handler; eax = 0 (refilled) or 1 (handled); ret
 //!   chain_exit:     (r10d = id, r8 = site) store; budget gone: return 0; else CHAIN_MISS at site
 //!   ret_store:      (r10d = id) store; return 0
 //!   ret_end:        (r10d = id, registers in memory) return 0

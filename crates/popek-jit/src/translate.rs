@@ -231,16 +231,8 @@ pub(crate) fn pure_in_ports(bus: &dyn Bus) -> [u8; 256] {
 /// True if `insn` is an `IN AL/AX/EAX, imm8` of a port `pure_in_ports` calls pure. (`IN
 /// reg, DX` reads a port known only when it runs.)
 pub(crate) fn reads_pure_port(insn: &Instruction, pure_in: &[u8; 256]) -> bool {
-    if insn.mnemonic() != Mnemonic::In || insn.op1_kind() != OpKind::Immediate8 {
-        return false;
-    }
-    let bit = match insn.op0_register() {
-        Register::AL => 1,
-        Register::AX => 2,
-        Register::EAX => 4,
-        _ => return false,
-    };
-    pure_in[usize::from(insn.immediate8())] & bit != 0
+    // `pure_in_ports` keeps a read of 1, 2 or 4 bytes as the bit whose value is that width.
+    port_in_info(insn).is_some_and(|what| pure_in[(what & 0xff) as usize] & (what >> 16) as u8 != 0)
 }
 
 /// True for a callout after which the run loop must look at the machine ([`JitInsn::loud`]).
@@ -583,12 +575,22 @@ pub(crate) fn direct_load(insn: &Instruction, mode: u32, start: u32) -> Option<(
     );
     let mut enc = Encoder::new(64);
     enc.encode(&Instruction::with2(Code::Lea_r64_m, Register::R11, mem).ok()?, 0).ok()?;
-    let lea = enc.take_buffer();
-    let mut twin = Decoder::with_ip(64, &m.twin, 0, DecoderOptions::NONE).decode();
-    twin.set_memory_index(Register::R11);
+    Some((enc.take_buffer(), twin_indexed(&m.twin, Register::R11, None)?))
+}
+
+/// A host twin on `[r10]` (`MemoryTwin::twin`) with its memory operand `[r10 + index]`, or
+/// `[r10 + index + displ]` with a 32-bit displacement.
+fn twin_indexed(twin: &[u8], index: Register, displ: Option<i32>) -> Option<Vec<u8>> {
+    let mut twin = Decoder::with_ip(64, twin, 0, DecoderOptions::NONE).decode();
+    twin.set_memory_index(index);
     twin.set_memory_index_scale(1);
+    if let Some(displ) = displ {
+        twin.set_memory_displacement64(i64::from(displ) as u64);
+        twin.set_memory_displ_size(8);
+    }
+    let mut enc = Encoder::new(64);
     enc.encode(&twin, 0).ok()?;
-    Some((lea, enc.take_buffer()))
+    Some(enc.take_buffer())
 }
 
 /// For an access of a page group ([`grouped_operand`]) in a block running with paging off:
@@ -605,14 +607,7 @@ pub(crate) fn wide_group_twin(insn: &Instruction, mode: u32) -> Option<Vec<u8>> 
         return None;
     }
     let m = memory_twin(insn, 0, mode)?;
-    let mut twin = Decoder::with_ip(64, &m.twin, 0, DecoderOptions::NONE).decode();
-    twin.set_memory_index(host_reg(insn.memory_base()).full_register());
-    twin.set_memory_index_scale(1);
-    twin.set_memory_displacement64(i64::from(insn.memory_displacement32() as i32) as u64);
-    twin.set_memory_displ_size(8);
-    let mut enc = Encoder::new(64);
-    enc.encode(&twin, 0).ok()?;
-    Some(enc.take_buffer())
+    twin_indexed(&m.twin, host_reg(insn.memory_base()).full_register(), Some(insn.memory_displacement32() as i32))
 }
 
 /// The memory operand of a rewritten instruction that may share a page check with its
