@@ -30,7 +30,7 @@ pub use code_pages::CodePages;
 pub use exception::{Event, Exception, ExecResult, Unsupported};
 pub use iced_x86;
 pub use mmu::{AccessKind, Tlb};
-pub use popek_memory::{AccessSize, Bus, GuestMemory, LinearAddr, NullBus, PhysAddr, Port};
+pub use popek_memory::{AccessSize, Bus, GuestMemory, LinearAddr, NullBus, PhysAddr, Port, STORE_MAP_BYTES};
 pub use state::{CpuState, Seg, SegmentCache};
 
 /// The semantics of one instruction: entered with `state.eip` already at the next
@@ -188,7 +188,18 @@ impl Cpu {
     pub fn mark_code(&mut self, phys: u32, len: u32) {
         if self.code_pages.mark(phys >> 12, phys & 0xfff, len) {
             self.tlb.protect_phys_page(phys >> 12);
+            self.mem.close_for_stores(phys >> 12);
         }
+    }
+
+    /// Opens physical page `page` to the translator's plain stores (paging off), where
+    /// RAM allows it ([`GuestMemory::open_for_stores`]) and neither it nor the next page
+    /// holds code; returns whether the page is open. A page that starts to hold code is
+    /// closed again, with the page before it ([`Cpu::mark_code`]).
+    pub fn open_for_stores(&mut self, page: u32) -> bool {
+        !self.code_pages.contains(page)
+            && !self.code_pages.contains(page.wrapping_add(1))
+            && self.mem.open_for_stores(page)
     }
 
     /// Target of a relative branch (`insn` was decoded at some EIP; state.eip is the

@@ -328,6 +328,11 @@ impl Cpu {
             };
             self.tlb.large |= w.large;
             let _ = w.user_ok;
+            if can_write && !self.state.paging() {
+                // The translator's stores with paging off check the store map, not the
+                // TLB: a write hit here is one there too, where the next page allows it.
+                self.open_for_stores(phys_page);
+            }
         } else {
             // A device's page (a local APIC register read on every lock, by xv6): the
             // translation is kept, the access itself always goes to the bus.

@@ -73,7 +73,7 @@ enum ResultAt {
 }
 
 /// The second operand of a CMP whose flags are kept lazy ([`Emitter::lazy_cmp`]).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LazyOperand {
     /// A host register (a guest register's home).
     Register(u8),
@@ -123,7 +123,7 @@ fn lazy_operands(insn: &Instruction) -> Option<(u8, LazyOperand)> {
 
 /// How to set host EFLAGS again to the flags the last flag-setting instruction left, from
 /// host registers that still hold its operands or its result ([`Emitter::flag_source`]).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FlagSource {
     /// `cmp a, b` (and `test r, r`, as `cmp r, 0`): run it again.
     Cmp(u8, LazyOperand),
@@ -829,20 +829,42 @@ fn twin_reads(insn: &Instruction, fix: FlagFix) -> u32 {
     }
 }
 
-/// Guest registers: memory → host; and R13D = the guest's EFLAGS but the arithmetic
-/// flags (only a callout changes those bits).
+/// Guest registers: memory → host; `Ctx::eflags_rest` = the guest's EFLAGS but the
+/// arithmetic flags (only a callout changes those bits); R13 = the host address of the
+/// plain span of guest RAM (`Ctx::plain_base`), with the store map below RAM.
 pub(crate) fn emit_load_registers(ops: &mut impl Emit) {
     for (i, &h) in HOME.iter().enumerate() {
         load32(ops, h, gpr_off(i));
     }
     load32(ops, 13, EFLAGS_OFF);
-    x64!(ops; and r13d, !ARITH as i32);
+    x64!(ops
+        ; and r13d, !ARITH as i32
+        ; mov DWORD [r14 + offset_of!(Ctx, eflags_rest) as i32], r13d
+        ; mov r13, QWORD [r14 + offset_of!(Ctx, plain_base) as i32]
+    );
 }
 
 /// Guest registers: host → memory.
 pub(crate) fn emit_store_registers(ops: &mut impl Emit) {
     for (i, &h) in HOME.iter().enumerate() {
         store32(ops, h, gpr_off(i));
+    }
+}
+
+/// The flags of `cmp a, b` as lazy flags ([`Ctx`]'s `lazy`): its operands into the context,
+/// two or three plain stores (clobbers R11 for a constant).
+fn emit_store_lazy_cmp(ops: &mut impl Emit, a: u8, b: LazyOperand) {
+    x64!(ops; mov DWORD [r14 + offset_of!(Ctx, lazy_a) as i32], Rd(a));
+    match b {
+        LazyOperand::Register(r) => x64!(ops
+            ; mov DWORD [r14 + offset_of!(Ctx, lazy_b) as i32], Rd(r)
+            ; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], 1
+        ),
+        // `lazy_b` and `lazy` at once.
+        LazyOperand::Constant(c) => x64!(ops
+            ; mov r11, QWORD (1u64 << 32 | u64::from(c)) as i64
+            ; mov QWORD [r14 + offset_of!(Ctx, lazy_b) as i32], r11
+        ),
     }
 }
 
@@ -929,16 +951,16 @@ fn emit_save_flags(ops: &mut impl Emit, at: i32, zero: u32) {
 }
 
 /// The arithmetic flags `held` in R10D (in EFLAGS order; those of `zero` are really 0)
-/// → `CpuState`, with its other bits: R13D's for a whole set, else the memory's. `lazy`:
+/// → `CpuState`, with its other bits: `Ctx::eflags_rest` for a whole set, else the memory's. `lazy`:
 /// the context may hold lazy flags, which this store replaces. Clobbers R10 and R11.
 ///
 /// ```text
-///   and r10d, held & ~zero ; or r10d, r13d (or the others from CpuState) ; mov [eflags], r10d
+///   and r10d, held & ~zero ; or r10d, [eflags_rest] (or the others from CpuState) ; mov [eflags], r10d
 /// ```
 fn emit_store_flags(ops: &mut impl Emit, held: u32, zero: u32, lazy: bool) {
     x64!(ops; and r10d, (held & !zero) as i32);
     if held == ARITH {
-        x64!(ops; or r10d, r13d);
+        x64!(ops; or r10d, DWORD [r14 + offset_of!(Ctx, eflags_rest) as i32]);
     } else {
         load32(ops, 11, EFLAGS_OFF);
         x64!(ops
@@ -1047,6 +1069,7 @@ pub(crate) struct Emitted {
 /// [`Emitter`]) and moves them only when an instruction needs them elsewhere.
 pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &Layout) -> Emitted {
     let base = ops.offset().0;
+    let body = ops.fresh_label();
     let mut e = Emitter {
         ops,
         block,
@@ -1072,8 +1095,13 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         lazy_maybe: true,
         flag_source: None,
         base,
+        body,
+        profile: layout.profile,
+        pending: None,
+        joins: Joins::default(),
     };
     // Entered through the shared prologue (`shared::Shared::enter`) or by a chain.
+    x64!(e.ops; =>body);
     let body = e.ops.offset().0 - base;
     if layout.profile {
         x64!(e.ops
@@ -1083,6 +1111,11 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
     }
     let mut ranges = Vec::with_capacity(block.insns.len());
     for (i, d) in block.insns.iter().enumerate() {
+        let label = e.ops.fresh_label();
+        x64!(e.ops; =>label);
+        let state = e.state();
+        e.joins.start.push((label, state));
+        e.joins.loaded.push(None);
         let start = e.ops.offset().0 - base;
         e.current = i;
         match d.exec.treatment {
@@ -1138,6 +1171,9 @@ struct GroupMiss {
     /// The guest's flags are saved in the context (or to be set again, or not needed), not
     /// in `CpuState`, as for a [`SlowPath`].
     pushed: Option<PushedFlags>,
+    /// A check that a refill may make hit, as for a [`SlowPath`] (a group that writes,
+    /// with paging off: the store map).
+    refill: Option<(u32, DynamicLabel)>,
 }
 
 /// The out-of-line slow path of a rewritten instruction (`index`): its handler.
@@ -1152,6 +1188,9 @@ struct SlowPath {
     /// A soft-TLB check that a refill may make hit: the access's `Ctx::refill_what`, and
     /// where the check starts, to make it again after a refill (`crate::refill`).
     refill: Option<(u32, DynamicLabel)>,
+    /// Flags of a CMP not yet stored ([`Emitter::pending`]): the slow path stores them as
+    /// lazy flags first.
+    pending: Option<(u8, LazyOperand)>,
 }
 
 /// Flags saved (or to be set again, or not needed at all) before a soft-TLB lookup
@@ -1178,6 +1217,58 @@ struct Stub {
     label: DynamicLabel,
     eip: u32,
     site: u32,
+    /// The guest's flags are those of `cmp a, b` on these registers (or this constant),
+    /// not yet stored: the stub stores them as lazy flags first ([`Emitter::loop_back`]).
+    pending: Option<(u8, LazyOperand)>,
+}
+
+/// Where an [`Emitter`] has the guest's registers and flags: two points of a block's code
+/// with the same state may be joined by a jump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FlagState {
+    regs_in_host: bool,
+    host_flags: u32,
+    host_zero: u32,
+    of_sf_cf: bool,
+    lazy_cmp: Option<(u8, LazyOperand)>,
+    lazy_maybe: bool,
+    flag_source: Option<FlagSource>,
+}
+
+impl FlagState {
+    /// A block's entry: registers in host registers, flags in `CpuState` or lazy.
+    const ENTRY: FlagState = FlagState {
+        regs_in_host: true,
+        host_flags: 0,
+        host_zero: 0,
+        of_sf_cf: false,
+        lazy_cmp: None,
+        lazy_maybe: true,
+        flag_source: None,
+    };
+}
+
+/// Points of a block's body that a loop onto the block may jump into
+/// ([`Emitter::loop_back`]), recorded as the body is emitted.
+#[derive(Default)]
+struct Joins {
+    /// Each instruction's start, and the state there.
+    start: Vec<(DynamicLabel, FlagState)>,
+    /// For each instruction, the point right after it loaded the guest's flags into host
+    /// EFLAGS, if it did, and the state there.
+    loaded: Vec<Option<(DynamicLabel, FlagState)>>,
+}
+
+/// How the copy of a loop's first instructions ends ([`Emitter::loop_back`]): the
+/// instruction it stops at, and how it joins the body there.
+#[derive(Clone, Copy, Debug)]
+enum PeelEnd {
+    /// The instruction does not see the loop's flags: on at its start.
+    Dead(usize),
+    /// The instruction loads them first: `cmp a, b`, on after the load.
+    Loaded(usize),
+    /// Anything else: store the flags as lazy ones, on at its start.
+    Stored(usize),
 }
 
 /// The state of one block's emission: where the guest registers and flags are at the
@@ -1242,17 +1333,168 @@ struct Emitter<'a, E: Emit> {
     flag_source: Option<FlagSource>,
     /// Offset of the block's first byte in `ops`.
     base: usize,
+    /// The body's start, where a loop onto the block itself jumps back to.
+    body: DynamicLabel,
+    /// Whether the block counts its runs ([`Layout::profile`]).
+    profile: bool,
+    /// The guest's flags are those of `cmp a, b` (registers, or a register and a constant)
+    /// and neither host EFLAGS nor the context hold them: a loop's way back into its own
+    /// block ([`Emitter::loop_back`]). A slow path stores them first.
+    pending: Option<(u8, LazyOperand)>,
+    /// Points of the body a loop may jump back into.
+    joins: Joins,
 }
 
 impl<E: Emit> Emitter<'_, E> {
-    /// Guest registers: memory → host; and R13D = the guest's EFLAGS but the arithmetic
-    /// flags (only a callout changes those bits), for [`Emitter::spill_flags`]: a call
-    /// to the shared `load_regs`.
+    /// Guest registers: memory → host, with `Ctx::eflags_rest` and R13 (see
+    /// [`emit_load_registers`]): a call to the shared `load_regs`.
     fn registers_to_host(&mut self) {
         if !self.regs_in_host {
             self.branch_to_shared(CALL, self.shared.load_regs);
             self.regs_in_host = true;
         }
+    }
+
+    /// Where the registers and flags are now.
+    fn state(&self) -> FlagState {
+        FlagState {
+            regs_in_host: self.regs_in_host,
+            host_flags: self.host_flags,
+            host_zero: self.host_zero,
+            of_sf_cf: self.of_sf_cf,
+            lazy_cmp: self.lazy_cmp,
+            lazy_maybe: self.lazy_maybe,
+            flag_source: self.flag_source,
+        }
+    }
+
+    fn set_state(&mut self, f: FlagState) {
+        self.regs_in_host = f.regs_in_host;
+        self.host_flags = f.host_flags;
+        self.host_zero = f.host_zero;
+        self.of_sf_cf = f.of_sf_cf;
+        self.lazy_cmp = f.lazy_cmp;
+        self.lazy_maybe = f.lazy_maybe;
+        self.flag_source = f.flag_source;
+    }
+
+    /// The way a loop onto its own block goes back, after a CMP `a, b` whose flags the
+    /// loop's branch read (the block's last instruction): where the block's first
+    /// instructions leave the flags alone, they are not stored at all. The way back runs
+    /// its own copy of those instructions, with the flags still only `cmp a, b`
+    /// ([`Emitter::pending`]: their slow paths store them first), and joins the body at the
+    /// first instruction that sees them: one that sets them all before reading any (the
+    /// body from its start), or one that loads them (`cmp a, b` in host EFLAGS, and on
+    /// right after the body's load). So a loop's round stores no flags, and loads none
+    /// from memory.
+    ///
+    /// ```text
+    ///   sub r9, n ; jle exit (which stores the flags first)
+    ///   <copies of the first instructions>   ; register-only, or one access each
+    ///   (cmp a, b) ; jmp <into the body>
+    /// ```
+    ///
+    /// Returns false, with nothing emitted, where there is no such way: then the flags are
+    /// stored and the loop goes back to the body's start.
+    fn loop_back(&mut self, a: u8, b: LazyOperand) -> bool {
+        let Some(end) = self.peel_end(a, b) else { return false };
+        let n = self.block.insns.len() as i32;
+        let miss = self.ops.fresh_label();
+        // sub r9, imm32 (7 bytes) ; jle rel32 (6)
+        self.pad_for_branch(13);
+        x64!(self.ops
+            ; sub r9, n
+            ; jle =>miss
+        );
+        self.stubs.push(Stub { label: miss, eip: self.eip, site: self.next_site, pending: Some((a, b)) });
+        self.next_site += 1;
+        self.sites.push(None);
+        if self.profile {
+            x64!(self.ops
+                ; mov r11, QWORD [r14 + offset_of!(Ctx, counters) as i32]
+                ; inc QWORD [r11 + 8 * self.id as i32]
+            );
+        }
+        let last = self.current;
+        self.set_state(FlagState::ENTRY);
+        self.pending = Some((a, b));
+        let first = match end {
+            PeelEnd::Dead(k) | PeelEnd::Loaded(k) | PeelEnd::Stored(k) => k,
+        };
+        for i in 0..first {
+            self.current = i;
+            let d = &self.block.insns[i];
+            match d.exec.treatment {
+                Treatment::Ident => self.ident(d),
+                _ => self.rewritten(i, d),
+            }
+        }
+        self.pending = None;
+        match end {
+            PeelEnd::Dead(k) => x64!(self.ops; jmp =>self.joins.start[k].0),
+            PeelEnd::Stored(k) => {
+                emit_store_lazy_cmp(self.ops, a, b);
+                x64!(self.ops; jmp =>self.joins.start[k].0);
+            }
+            PeelEnd::Loaded(k) => {
+                FlagSource::Cmp(a, b).emit(self.ops);
+                let (label, _) = self.joins.loaded[k].expect("checked by peel_end");
+                x64!(self.ops; jmp =>label);
+            }
+        }
+        self.current = last;
+        true
+    }
+
+    /// Where [`Emitter::loop_back`]'s copy of the block's first instructions ends, if it
+    /// can: each instruction before it is one the copy can run with the flags pending
+    /// (register-only and flagless, or a lone plain access that neither reads nor writes
+    /// the flags), none writes `a` or `b`, and the body's state where the copy joins it is
+    /// the copy's.
+    fn peel_end(&self, a: u8, b: LazyOperand) -> Option<PeelEnd> {
+        use popek_cpu::iced_x86::OpKind;
+        if !self.chainable {
+            return None;
+        }
+        let ab = |r: Register| {
+            let h = host_number(r);
+            h == a || matches!(b, LazyOperand::Register(x) if x == h)
+        };
+        let last = self.block.insns.len() - 1;
+        for (i, d) in self.block.insns.iter().enumerate().take(last) {
+            if self.joins.start[i].1 != FlagState::ENTRY {
+                return None;
+            }
+            let insn = &d.insn;
+            let flagless = x86_flags(insn.rflags_read() | insn.rflags_modified() | insn.rflags_undefined()) == 0;
+            let writes_ab = written_registers(insn).iter().any(|&r| ab(r));
+            let register_only = (0..insn.op_count()).all(|k| insn.op_kind(k) != OpKind::Memory);
+            // What `emit_block` sends to `rewritten`: a plain access of its own.
+            let plain_access = !is_inline_branch(insn)
+                && insn.code() != Code::Rdtsc
+                && insn.stack_pointer_increment() == 0
+                && crate::translate::plain_movs_width(insn).is_none()
+                && crate::translate::indirect_branch_address(insn).is_none()
+                && self.groups[i].is_none();
+            match d.exec.treatment {
+                Treatment::Ident if register_only && flagless && !writes_ab => continue,
+                Treatment::Ident if register_only => {
+                    return Some(match self.joins.loaded[i] {
+                        // Loaded right at its start (nothing before the load), all six.
+                        Some((_, at)) if at == (FlagState { host_flags: ARITH, ..FlagState::ENTRY }) => {
+                            PeelEnd::Loaded(i)
+                        }
+                        Some(_) => PeelEnd::Stored(i),
+                        // The body never loads them here: it sets them all before anyone
+                        // sees them.
+                        None => PeelEnd::Dead(i),
+                    });
+                }
+                Treatment::Rewritten if flagless && !writes_ab && plain_access => continue,
+                _ => return Some(PeelEnd::Stored(i)),
+            }
+        }
+        None
     }
 
     /// Guest registers: host → memory.
@@ -1328,18 +1570,7 @@ impl<E: Emit> Emitter<'_, E> {
             && !self.of_sf_cf
             && self.host_zero & !AF == 0
         {
-            x64!(self.ops; mov DWORD [r14 + offset_of!(Ctx, lazy_a) as i32], Rd(a));
-            match b {
-                LazyOperand::Register(r) => x64!(self.ops
-                    ; mov DWORD [r14 + offset_of!(Ctx, lazy_b) as i32], Rd(r)
-                    ; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], 1
-                ),
-                // `lazy_b` and `lazy` at once.
-                LazyOperand::Constant(c) => x64!(self.ops
-                    ; mov r11, QWORD (1u64 << 32 | u64::from(c)) as i64
-                    ; mov QWORD [r14 + offset_of!(Ctx, lazy_b) as i32], r11
-                ),
-            }
+            emit_store_lazy_cmp(self.ops, a, b);
             (self.host_flags, self.host_zero) = (0, 0);
             self.lazy_maybe = true;
             return;
@@ -1422,6 +1653,11 @@ impl<E: Emit> Emitter<'_, E> {
             self.spill_flags();
             self.emit_load_flags();
             self.host_flags = ARITH;
+            if self.pending.is_none() && matches!(self.joins.loaded.get(self.current), Some(None)) {
+                let label = self.ops.fresh_label();
+                x64!(self.ops; =>label);
+                self.joins.loaded[self.current] = Some((label, self.state()));
+            }
         }
     }
 
@@ -1688,13 +1924,13 @@ impl<E: Emit> Emitter<'_, E> {
     }
 
     /// MOVSB, MOVSW or MOVSD without a REP prefix ([`crate::translate::plain_movs_width`]):
-    /// the element moved inline, both addresses through the soft TLB, when DF is clear (R13D
-    /// holds the guest's DF); else, or on a miss, the instruction's handler. The
+    /// the element moved inline, both addresses through the soft TLB, when DF is clear
+    /// (`Ctx::eflags_rest` holds the guest's DF); else, or on a miss, the instruction's handler. The
     /// destination's host address waits in the context while the source is looked up.
     ///
     /// ```text
     ///   (flags in host EFLAGS → saved or CpuState, as before a lone access)
-    ///   test r13d, DF ; jnz slow
+    ///   test [eflags_rest], DF ; jnz slow
     ///   mov r10d, edi ; <lookup, write> ; mov [r14 + group_addend], r10
     ///   mov r10d, esi ; <lookup, read>  ; mov r11(b/w/d), [r10]
     ///   mov r10, [r14 + group_addend] ; mov [r10], r11(b/w/d)
@@ -1710,7 +1946,7 @@ impl<E: Emit> Emitter<'_, E> {
         let pushed = self.flags_before_check(unseen, false, 0, None);
         let slow = self.ops.fresh_label();
         x64!(self.ops
-            ; test r13d, popek_cpu::state::flags::DF as i32
+            ; test DWORD [r14 + offset_of!(Ctx, eflags_rest) as i32], popek_cpu::state::flags::DF as i32
             ; jnz =>slow
             ; mov r10d, edi
         );
@@ -1737,7 +1973,15 @@ impl<E: Emit> Emitter<'_, E> {
         );
         let back = self.ops.fresh_label();
         x64!(self.ops; =>back);
-        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed, refill: None });
+        self.slow_paths.push(SlowPath {
+            label: slow,
+            back,
+            index: i,
+            load_flags: false,
+            pushed,
+            refill: None,
+            pending: None,
+        });
     }
 
     /// RDTSC, sensitive (it reads the virtual TSC) but computed inline: the TSC at the
@@ -1778,7 +2022,15 @@ impl<E: Emit> Emitter<'_, E> {
         );
         let back = self.ops.fresh_label();
         x64!(self.ops; =>back);
-        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None, refill: None });
+        self.slow_paths.push(SlowPath {
+            label: slow,
+            back,
+            index: i,
+            load_flags: false,
+            pushed: None,
+            refill: None,
+            pending: None,
+        });
     }
 
     /// Before a soft-TLB check, which clobbers host EFLAGS: the flags they hold go to
@@ -1876,14 +2128,13 @@ impl<E: Emit> Emitter<'_, E> {
         if let Some(((lea, twin), span)) = direct {
             // A load with paging off, in 64 bits: `lea r11, [address - start]` ; one
             // unsigned compare with the span (a 32-bit address that wrapped, or any
-            // address outside it, misses) ; the twin on [plain_base + r11].
+            // address outside it, misses) ; the twin on [r13 + r11 + start].
             self.ops.extend(lea);
             // cmp r11, imm32 (7 bytes) ; ja rel32 (6)
             self.pad_for_branch(13);
             x64!(self.ops
                 ; cmp r11, span
                 ; ja =>slow
-                ; mov r10, QWORD [r14 + offset_of!(Ctx, plain_base) as i32]
             );
             self.ops.extend(twin);
             self.flip_undefined(&d.insn);
@@ -1896,12 +2147,19 @@ impl<E: Emit> Emitter<'_, E> {
         } else {
             x64!(self.ops; =>retry);
             self.ops.extend(m.lea);
-            self.tlb_lookup(m.width, m.write, slow);
+            let on_ram =
+                if self.paging() { None } else { crate::translate::ram_twin(&d.insn, &m.twin, self.plain_ram.0) };
+            if on_ram.is_some() {
+                // Paging off: the twin adds RAM's host address itself.
+                self.paging_off_check(m.width, m.write, slow);
+            } else {
+                self.tlb_lookup(m.width, m.write, slow);
+            }
             if read != 0 {
                 self.emit_load_flags();
                 self.host_flags = ARITH;
             }
-            self.ops.extend(m.twin);
+            self.ops.extend(on_ram.unwrap_or(m.twin));
             self.flip_undefined(&d.insn);
             self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
         }
@@ -1921,6 +2179,7 @@ impl<E: Emit> Emitter<'_, E> {
             load_flags: read | modified != 0,
             pushed,
             refill,
+            pending: self.pending,
         });
     }
 
@@ -1941,14 +2200,18 @@ impl<E: Emit> Emitter<'_, E> {
     ///   lea r10d, [address] ; mov r11, [r14 + group_addend] ; lea r10, [r10 + r11] ; twin
     /// ```
     ///
-    /// With paging off the check is [`Emitter::paging_off_check`]'s, and then one that the
-    /// span's address does not wrap at 4 GiB in 64 bits; each access is then
+    /// With paging off the check is [`Emitter::paging_off_check`]'s (for a group that
+    /// writes, its first page in the store map, which covers the next page too), and then
+    /// one that the span's address does not wrap at 4 GiB in 64 bits; each access is then
+    /// the twin alone, R13 holding the host address of the plain span's start:
     ///
     /// ```text
-    ///   mov r10, [r14 + ram_base] ; twin on [r10 + base + disp]   (64-bit, `wide_group_twin`)
+    ///   twin on [r13 + base + disp - start]   (64-bit, `wide_group_twin`)
     /// ```
     ///
-    /// (or the form above, if its fix-up reads the result back).
+    /// (or `lea r10, [r13 + r10 - start]` and the twin on `[r10]`, if its fix-up reads the
+    /// result back). A group that writes may open its page in the store map on a miss,
+    /// and check again.
     ///
     /// On a miss (the span crosses a page, a TLB miss, a device's page) every instruction
     /// from the first access to the last runs in its handler, as on a slow path, and the
@@ -1985,7 +2248,9 @@ impl<E: Emit> Emitter<'_, E> {
             });
             let pushed = self.flags_before_check(unseen, cannot_fault, modified, source);
             let miss = self.ops.fresh_label();
+            let retry = self.ops.fresh_label();
             let base = crate::translate::host_reg(g.base);
+            x64!(self.ops; =>retry);
             self.ops.extend(lea_of(Code::Lea_r32_m, Register::R10D, base, g.lo));
             if self.paging() {
                 let addend = self.tlb_check(g.len, g.write, miss);
@@ -2007,17 +2272,24 @@ impl<E: Emit> Emitter<'_, E> {
                 );
             }
             let back = self.ops.fresh_label();
-            self.group_misses.push(GroupMiss { label: miss, first: i, last: slot.last, back, pushed });
+            // With paging off a group that writes may open its page in the store map.
+            let refill = (!self.paging() && g.write).then_some((g.len | crate::REFILL_WRITE, retry));
+            self.group_misses.push(GroupMiss { label: miss, first: i, last: slot.last, back, pushed, refill });
         }
         // The flags first (a spill or a load clobbers R10 and R11), then the address (LEA
         // and MOV leave host EFLAGS alone).
-        let addend = if self.paging() { offset_of!(Ctx, group_addend) } else { offset_of!(Ctx, ram_base) } as i32;
+        let paging = self.paging();
+        let start = self.plain_ram.0;
         let address = |e: &mut Self| {
             e.ops.extend(m.lea.iter().copied());
-            x64!(e.ops
-                ; mov r11, QWORD [r14 + addend]
-                ; lea r10, [r10 + r11]
-            );
+            if paging {
+                x64!(e.ops
+                    ; mov r11, QWORD [r14 + offset_of!(Ctx, group_addend) as i32]
+                    ; lea r10, [r10 + r11]
+                );
+            } else {
+                x64!(e.ops; lea r10, [r13 + r10 - start as i32]);
+            }
         };
         if let FlagFix::Counted(of) = fix {
             self.spill_flags();
@@ -2028,14 +2300,14 @@ impl<E: Emit> Emitter<'_, E> {
                 self.spill_flags();
             }
             self.flags_for(twin_reads(&d.insn, fix));
-            let wide =
-                if self.paging() { None } else { crate::translate::wide_group_twin(&d.insn, self.block.key.mode) };
+            let wide = if self.paging() {
+                None
+            } else {
+                crate::translate::wide_group_twin(&d.insn, self.block.key.mode, start)
+            };
             match wide {
-                // Paging off: `mov r10, [r14 + ram_base]` ; the twin on `[r10 + base + disp]`.
-                Some(twin) => {
-                    x64!(self.ops; mov r10, QWORD [r14 + offset_of!(Ctx, ram_base) as i32]);
-                    self.ops.extend(twin);
-                }
+                // Paging off: the twin on `[r13 + base + disp]`.
+                Some(twin) => self.ops.extend(twin),
                 None => {
                     address(self);
                     self.ops.extend(m.twin);
@@ -2055,20 +2327,23 @@ impl<E: Emit> Emitter<'_, E> {
     /// The inline soft-TLB lookup of the `width` bytes at the linear address in R10D (host
     /// EFLAGS clobbered): R10 = their host address on a hit, a jump to `miss` if not.
     ///
-    /// While paging is off a linear address is physical, and every RAM page's addend is the
-    /// same, the host address of RAM (`Ctx::ram_base`). (A lone load through DS, ES or SS
-    /// does not come here: `rewritten` checks its 64-bit address,
-    /// [`crate::translate::direct_load`].) A load then needs no lookup at all, only a
-    /// bounds check against the plain span of RAM ([`Layout::plain_ram`]), where
-    /// nothing but RAM lies; a store still checks its page's write tag (a page with code or
-    /// ROM has none), but takes the addend from the context, so that the host address does
-    /// not wait for the entry's load:
+    /// While paging is off a linear address is physical, and every RAM page's host address
+    /// is R13 (the plain span's start, `Ctx::plain_base`) plus the address less the start.
+    /// (A lone load through DS, ES or SS does not come here: `rewritten` checks its 64-bit
+    /// address, [`crate::translate::direct_load`].) A load then needs no lookup at all,
+    /// only a bounds check against the plain span of RAM ([`Layout::plain_ram`]), where
+    /// nothing but RAM lies; a store checks its page's byte in the store map
+    /// ([`popek_cpu::Cpu::open_for_stores`]: 1 if the page and the next are RAM, not ROM,
+    /// and hold no code), below RAM:
     ///
     /// ```text
     ///   load:  lea r11d, [r10 - start] ; cmp r11d, end - start - width ; ja miss
-    ///   store: <the write tag's check, as below>
-    ///   add r10, [r14 + ram_base]
+    ///   store: mov r11d, r10d ; shr r11d, 12 ; cmp byte [r13 + r11 - start - map], 0 ; je miss
+    ///   lea r10, [r13 + r10 - start]
     /// ```
+    ///
+    /// (`rewritten` puts the twin on `[r13 + r10 - start]` instead of the `lea`, where it
+    /// can.)
     fn tlb_lookup(&mut self, width: u32, write: bool, miss: DynamicLabel) {
         if self.paging() {
             let addend = self.tlb_check(width, write, miss);
@@ -2076,7 +2351,7 @@ impl<E: Emit> Emitter<'_, E> {
             return;
         }
         self.paging_off_check(width, write, miss);
-        x64!(self.ops; add r10, QWORD [r14 + offset_of!(Ctx, ram_base) as i32]);
+        x64!(self.ops; lea r10, [r13 + r10 - self.plain_ram.0 as i32]);
     }
 
     /// With paging off, the check of the `width` bytes at the linear address in R10D (host
@@ -2084,7 +2359,21 @@ impl<E: Emit> Emitter<'_, E> {
     /// or in one page with a write hit (a store); see [`Emitter::tlb_lookup`].
     fn paging_off_check(&mut self, width: u32, write: bool, miss: DynamicLabel) {
         let (start, end) = self.plain_ram;
-        if write || end.saturating_sub(start) < width {
+        if write {
+            // The store map's byte for the first byte's page: 1 if stores may go straight
+            // to it and to the next page (`GuestMemory::open_for_stores`).
+            debug_assert!(width <= 4096, "an access reaches two pages at most");
+            x64!(self.ops
+                ; mov r11d, r10d
+                ; shr r11d, 12
+            );
+            // cmp byte [r13 + r11 + disp32], 0 (9 bytes) ; je rel32 (6)
+            self.pad_for_branch(15);
+            x64!(self.ops
+                ; cmp BYTE [r13 + r11 - (popek_cpu::STORE_MAP_BYTES as u32 + start) as i32], 0
+                ; je =>miss
+            );
+        } else if end.saturating_sub(start) < width {
             self.tlb_check(width, write, miss);
         } else {
             x64!(self.ops; lea r11d, [r10 - start as i32]);
@@ -2162,7 +2451,15 @@ impl<E: Emit> Emitter<'_, E> {
             );
         }
         x64!(self.ops; =>back);
-        self.slow_paths.push(SlowPath { label: slow, back, index: i, load_flags: false, pushed: None, refill: None });
+        self.slow_paths.push(SlowPath {
+            label: slow,
+            back,
+            index: i,
+            load_flags: false,
+            pushed: None,
+            refill: None,
+            pending: None,
+        });
     }
 
     /// Whether the block runs with paging on ([`BlockKey::PAGING`]).
@@ -2220,10 +2517,25 @@ impl<E: Emit> Emitter<'_, E> {
     /// `inline`; at `jumped`, where the branch jumps, the end on to EIP `jumped_eip`. Each
     /// leaves the flags as the branch found them.
     fn two_ends(&mut self, inline: u32, jumped: DynamicLabel, jumped_eip: u32) {
-        let at_branch = (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe);
-        self.spill_flags_at_end();
-        self.block_end(inline);
-        (self.host_flags, self.host_zero, self.of_sf_cf, self.lazy_maybe) = at_branch;
+        let at_branch = self.state();
+        let flat = self.block.key.mode & popek_cpu::block::BlockKey::FLAT != 0;
+        let looped = match self.lazy_cmp {
+            Some((a, b))
+                if flat
+                    && inline == self.eip
+                    && self.host_flags == ARITH
+                    && !self.of_sf_cf
+                    && self.host_zero & !AF == 0 =>
+            {
+                self.loop_back(a, b)
+            }
+            _ => false,
+        };
+        if !looped {
+            self.spill_flags_at_end();
+            self.block_end(inline);
+        }
+        self.set_state(at_branch);
         x64!(self.ops; =>jumped);
         self.spill_flags_at_end();
         self.block_end(jumped_eip);
@@ -2244,12 +2556,29 @@ impl<E: Emit> Emitter<'_, E> {
         if !self.chainable {
             store32_imm(self.ops, EIP_OFF, next);
         }
+        let flat = self.block.key.mode & popek_cpu::block::BlockKey::FLAT != 0;
+        if flat && next == self.eip && self.chainable {
+            // A loop onto the block itself: straight back to its body while the budget
+            // lasts (no link: this code only runs while the block is in the cache), else
+            // out through the exit stub.
+            let n = self.block.insns.len() as i32;
+            // sub r9, imm32 (7 bytes) ; jg rel32 (6)
+            self.pad_for_branch(13);
+            x64!(self.ops
+                ; sub r9, n
+                ; jg =>self.body
+                ; jmp =>miss
+            );
+            self.stubs.push(Stub { label: miss, eip: next, site: self.next_site, pending: None });
+            self.next_site += 1;
+            self.sites.push(None);
+            return;
+        }
         if !self.charge_budget(miss) {
             return;
         }
         let site = self.next_site;
         self.next_site += 1;
-        let flat = self.block.key.mode & popek_cpu::block::BlockKey::FLAT != 0;
         if flat && next >> 12 == self.eip >> 12 {
             self.pad_for_branch(5);
             x64!(self.ops; jmp =>miss);
@@ -2260,7 +2589,7 @@ impl<E: Emit> Emitter<'_, E> {
             x64!(self.ops; mov r8, QWORD [r14 + offset_of!(Ctx, links) as i32]);
             self.follow_link(site as i32 * std::mem::size_of::<ChainLink>() as i32, miss);
         }
-        self.stubs.push(Stub { label: miss, eip: next, site });
+        self.stubs.push(Stub { label: miss, eip: next, site, pending: None });
     }
 
     /// Charges the block's instructions to the budget (R9). A block that may not chain
@@ -2410,6 +2739,32 @@ impl<E: Emit> Emitter<'_, E> {
         emit_store_flags(self.ops, f.held, f.zero, f.lazy);
     }
 
+    /// A slow path that tries a refill first (`refill_what` = `what`): R10D holds the
+    /// linear address (the check missed before adding an addend). If the refill makes the
+    /// check hit, the registers are reloaded and the check runs again at `retry`;
+    /// otherwise the handler (`index`) has run when this falls through, with the registers
+    /// reloaded.
+    fn refill_or_handler(&mut self, pushed: Option<PushedFlags>, index: usize, what: u32, retry: DynamicLabel) {
+        x64!(self.ops; mov r8d, r10d);
+        if let Some(f) = pushed {
+            self.store_pushed_flags(f);
+        }
+        self.handler_args(index);
+        x64!(self.ops; mov DWORD [r14 + offset_of!(Ctx, refill_what) as i32], what as i32);
+        self.branch_to_shared(CALL, self.shared.refill);
+        let handled = self.ops.fresh_label();
+        x64!(self.ops
+            ; test eax, eax
+            ; jnz =>handled
+        );
+        self.branch_to_shared(CALL, self.shared.load_regs);
+        x64!(self.ops
+            ; jmp =>retry
+            ; =>handled
+        );
+        self.branch_to_shared(CALL, self.shared.load_regs);
+    }
+
     fn end(&mut self) {
         let last = self.block.insns.last().expect("a block has an instruction");
         let n = self.block.insns.len();
@@ -2473,26 +2828,11 @@ impl<E: Emit> Emitter<'_, E> {
         }
         for p in std::mem::take(&mut self.slow_paths) {
             x64!(self.ops; =>p.label);
+            if let Some((a, b)) = p.pending {
+                emit_store_lazy_cmp(self.ops, a, b);
+            }
             if let Some((what, retry)) = p.refill {
-                // R10D holds the linear address (the check missed before adding an addend).
-                x64!(self.ops; mov r8d, r10d);
-                if let Some(f) = p.pushed {
-                    self.store_pushed_flags(f);
-                }
-                self.handler_args(p.index);
-                x64!(self.ops; mov DWORD [r14 + offset_of!(Ctx, refill_what) as i32], what as i32);
-                self.branch_to_shared(CALL, self.shared.refill);
-                let handled = self.ops.fresh_label();
-                x64!(self.ops
-                    ; test eax, eax
-                    ; jnz =>handled
-                );
-                self.branch_to_shared(CALL, self.shared.load_regs);
-                x64!(self.ops
-                    ; jmp =>retry
-                    ; =>handled
-                );
-                self.branch_to_shared(CALL, self.shared.load_regs);
+                self.refill_or_handler(p.pushed, p.index, what, retry);
                 if p.load_flags {
                     emit_load_flags(self.ops);
                 }
@@ -2510,15 +2850,25 @@ impl<E: Emit> Emitter<'_, E> {
         for miss in std::mem::take(&mut self.group_misses) {
             // The group's instructions in their handlers, then on after the last.
             x64!(self.ops; =>miss.label);
+            let range = miss.first | miss.last << 12 | crate::RANGE as usize;
+            if let Some((what, retry)) = miss.refill {
+                self.refill_or_handler(miss.pushed, range, what, retry);
+                emit_load_flags(self.ops);
+                x64!(self.ops; jmp =>miss.back);
+                continue;
+            }
             if let Some(f) = miss.pushed {
                 self.store_pushed_flags(f);
             }
-            self.handler_args(miss.first | miss.last << 12 | crate::RANGE as usize);
+            self.handler_args(range);
             self.branch_to_shared(CALL, self.shared.slow_flags);
             x64!(self.ops; jmp =>miss.back);
         }
         for stub in std::mem::take(&mut self.stubs) {
             x64!(self.ops; =>stub.label);
+            if let Some((a, b)) = stub.pending {
+                emit_store_lazy_cmp(self.ops, a, b);
+            }
             store32_imm(self.ops, EIP_OFF, stub.eip);
             x64!(self.ops
                 ; mov r10d, self.id as i32

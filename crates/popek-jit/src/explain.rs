@@ -128,8 +128,7 @@ pub fn treatment_with_reason(d: &JitInsn, insn: &Instruction) -> String {
 /// Why a plain memory operand is `rewritten`.
 const SOFT_TLB_ACCESS: &str = "memory operand: inline soft-TLB lookup, host twin on host memory";
 /// ... in a block that runs with paging off (`code`'s `tlb_lookup`).
-const PAGING_OFF_ACCESS: &str =
-    "memory operand, paging off: plain-RAM bounds checked inline (a store: its write tag), host twin on host memory";
+const PAGING_OFF_ACCESS: &str = "memory operand, paging off: plain-RAM bounds checked inline (a store: its page in the store map), host twin on host memory";
 
 /// One guest instruction of `block` as `explain` lists it, at guest EIP `at`: address, bytes,
 /// the instruction, its treatment and why.
@@ -352,7 +351,7 @@ pub fn explain_current(
         id: 0,
         profile: false,
         flip: false,
-        plain_ram: cpu.mem.plain_span(),
+        plain_ram: crate::plain_ram(&cpu.mem),
         first_site: 0,
         at: crate::shared::shared().1.len,
     };

@@ -198,12 +198,15 @@ struct Ctx<'a> {
     /// gave, in `lazy_a` (AH in bits 8–15, OF in bit 0: any other block end).
     /// [`fold_lazy_flags`] puts them into `CpuState`.
     lazy: u32,
-    /// The host address of guest RAM's first byte: while paging is off, a linear address
-    /// plus this is the host address of any RAM byte (`code`'s `tlb_lookup`).
-    ram_base: u64,
-    /// The host address of the first byte of the plain span of RAM
-    /// ([`popek_memory::GuestMemory::plain_span`]), for `code`'s direct loads.
+    /// The host address of the first byte of the plain span of guest RAM ([`plain_ram`]),
+    /// which translated code keeps in R13: while paging is off, a linear address plus this
+    /// less the span's start is the host address of any RAM byte (`code`'s `tlb_lookup`);
+    /// the store map lies right below RAM ([`popek_cpu::STORE_MAP_BYTES`]).
     plain_base: u64,
+    /// The guest's EFLAGS but the arithmetic flags, as translated code last loaded them
+    /// (only a callout changes these bits): a spill of all six arithmetic flags ORs them
+    /// in, and MOVS tests DF here.
+    eflags_rest: u32,
     /// The soft-TLB refill of a rewritten access's slow path ([`refill`]), called the same
     /// way as `segment_load`.
     refill: extern "sysv64" fn(*mut Ctx<'_>, u32) -> u64,
@@ -488,7 +491,7 @@ impl Jit {
         if !cpu.code_writes.is_empty() {
             self.drop_written(cpu);
         }
-        let plain = Some(cpu.mem.plain_span());
+        let plain = Some(plain_ram(&cpu.mem));
         if self.code.plain_ram != plain {
             // Translations read the plain span of RAM directly: none made for another
             // memory may run on this one.
@@ -599,8 +602,7 @@ impl Jit {
         self.stats.blocks += 1;
         cpu.state.interrupt_shadow = false;
         let budget = i64::try_from(budget.min(MAX_BUDGET)).unwrap_or(1);
-        let ram_base = cpu.mem.host_base() as u64;
-        let plain_base = ram_base + u64::from(cpu.mem.plain_span().0);
+        let plain_base = cpu.mem.host_base() as u64 + u64::from(plain_ram(&cpu.mem).0);
         let mut ctx = Ctx {
             room,
             callout,
@@ -632,8 +634,8 @@ impl Jit {
             lazy: 0,
             lazy_a: 0,
             lazy_b: 0,
-            ram_base,
             plain_base,
+            eflags_rest: 0,
             refill,
             refill_what: 0,
         };
@@ -782,6 +784,15 @@ fn forget_dead(indirect: &mut [IndirectEntry], dead: &mut Vec<u64>) {
         }
     }
     dead.clear();
+}
+
+/// The plain span of `mem` as translations take it ([`popek_cpu::GuestMemory::plain_span`]).
+/// Translated code keeps the host address of its start in R13 (`Ctx::plain_base`), and
+/// its 32-bit displacements subtract the start: a span that starts at 1 GiB or above
+/// counts as none, `(0, 0)` (loads then check the soft TLB, and R13 is RAM's address).
+pub(crate) fn plain_ram(mem: &popek_cpu::GuestMemory) -> (u32, u32) {
+    let (start, end) = mem.plain_span();
+    if start < 1 << 30 { (start, end) } else { (0, 0) }
 }
 
 /// True if an instruction of `block` is a VMM callout that may change what the run loop
@@ -948,12 +959,20 @@ extern "sysv64" fn segment_load(ctx: *mut Ctx<'_>, what: u32) -> u64 {
 /// raise the fault), for anything else: a fault, a device's page, a page table in a
 /// device's memory (whose entry it drops again: the walk read all ones there), or a walk
 /// that wrote code (its Accessed or Dirty bit in a page that holds some).
+///
+/// A store with paging off checks the store map instead of the TLB: it opens its page
+/// there if it may ([`Cpu::open_for_stores`]), and returns 0 if it did.
 extern "sysv64" fn refill(ctx: *mut Ctx<'_>, lin: u32) -> u64 {
     // SAFETY: as in `callout`: translated code passes the live `Ctx` of `Jit::run_block`;
     // `cpu` was borrowed by `run_block` for the whole call, and translated code does not
     // touch it while Rust code runs.
     let (what, cpu) = unsafe { ((*ctx).refill_what, &mut *(*ctx).cpu) };
     let (write, width) = (what & REFILL_WRITE != 0, what & 0xff);
+    if write && !cpu.state.paging() {
+        // A store with paging off checks the store map, whose byte for its first page
+        // covers the next page too.
+        return u64::from(!cpu.open_for_stores(lin >> 12));
+    }
     if (lin & 0xfff) + width > 0x1000 {
         return 1;
     }

@@ -551,9 +551,9 @@ pub(crate) fn memory_twin(insn: &Instruction, shift: u32, mode: u32) -> Option<M
 /// For a load through DS, ES or SS that [`memory_twin`] rewrites, in a block running with
 /// paging off: `lea r11, [guest address - start]` computed in 64 bits on the host registers
 /// (which hold the guest's zero-extended), and the host twin with its memory operand
-/// replaced by `[r10 + r11]`, for R10 = the host address of guest-physical `start`
-/// (`code`'s `direct_load`). `None` for any other access, or a displacement that does not
-/// fit.
+/// replaced by `[r13 + r11]`, R13 being the host address of guest-physical `start` (the
+/// plain span's, `Ctx::plain_base`; `code`'s `rewritten`). `None` for any other access, or
+/// a displacement that does not fit.
 pub(crate) fn direct_load(insn: &Instruction, mode: u32, start: u32) -> Option<(Vec<u8>, Vec<u8>)> {
     let m = memory_twin(insn, 0, mode)?;
     if m.write
@@ -575,16 +575,22 @@ pub(crate) fn direct_load(insn: &Instruction, mode: u32, start: u32) -> Option<(
     );
     let mut enc = Encoder::new(64);
     enc.encode(&Instruction::with2(Code::Lea_r64_m, Register::R11, mem).ok()?, 0).ok()?;
-    Some((enc.take_buffer(), twin_indexed(&m.twin, Register::R11, None)?))
+    Some((enc.take_buffer(), twin_on_ram(&m.twin, Register::R11, 0)?))
 }
 
-/// A host twin on `[r10]` (`MemoryTwin::twin`) with its memory operand `[r10 + index]`, or
-/// `[r10 + index + displ]` with a 32-bit displacement.
-fn twin_indexed(twin: &[u8], index: Register, displ: Option<i32>) -> Option<Vec<u8>> {
-    let mut twin = Decoder::with_ip(64, twin, 0, DecoderOptions::NONE).decode();
+/// A host twin on `[r10]` (`MemoryTwin::twin`) with its memory operand `[r13 + index]`, or
+/// `[r13 + index + displ]` if `displ` is not 0 (`None` if it does not fit in 32 bits):
+/// R13 holds the host address of the plain span of guest RAM in translated code.
+fn twin_on_ram(bytes: &[u8], index: Register, displ: i64) -> Option<Vec<u8>> {
+    let displ = i32::try_from(displ).ok()?;
+    let mut twin = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE).decode();
+    if twin.is_invalid() || twin.len() != bytes.len() || twin.memory_base() != Register::R10 {
+        return None; // not one instruction on [r10]
+    }
+    twin.set_memory_base(Register::R13);
     twin.set_memory_index(index);
     twin.set_memory_index_scale(1);
-    if let Some(displ) = displ {
+    if displ != 0 {
         twin.set_memory_displacement64(i64::from(displ) as u64);
         twin.set_memory_displ_size(8);
     }
@@ -594,20 +600,38 @@ fn twin_indexed(twin: &[u8], index: Register, displ: Option<i32>) -> Option<Vec<
 }
 
 /// For an access of a page group ([`grouped_operand`]) in a block running with paging off:
-/// the host twin with its memory operand `[r10 + base + disp]`, the guest's base register
-/// (its host home, zero-extended) and displacement taken in 64 bits, for R10 = the host
-/// address of RAM (`code`'s `grouped`, whose check makes sure that the group's addresses
-/// do not wrap). `None` if the twin's fix-up reads the result back through `[r10]`.
-pub(crate) fn wide_group_twin(insn: &Instruction, mode: u32) -> Option<Vec<u8>> {
-    let fix = flag_fix(insn)?;
-    if matches!(
-        fix,
-        FlagFix::Counted(_) | FlagFix::After { of: OfFix::RotateCopyLeft | OfFix::RotateCopyRight | OfFix::TopTwo, .. }
-    ) {
+/// the host twin with its memory operand `[r13 + base + disp - start]`, the guest's base
+/// register (its host home, zero-extended) and displacement taken in 64 bits, R13 being the
+/// host address of guest-physical `start` (`code`'s `grouped`, whose check makes sure that
+/// the group's addresses do not wrap). `None` if the twin's fix-up reads the result back
+/// through `[r10]`, or the displacement does not fit.
+pub(crate) fn wide_group_twin(insn: &Instruction, mode: u32, start: u32) -> Option<Vec<u8>> {
+    if reads_result_back(flag_fix(insn)?) {
         return None;
     }
     let m = memory_twin(insn, 0, mode)?;
-    twin_indexed(&m.twin, host_reg(insn.memory_base()).full_register(), Some(insn.memory_displacement32() as i32))
+    let displ = i64::from(insn.memory_displacement32() as i32) - i64::from(start);
+    twin_on_ram(&m.twin, host_reg(insn.memory_base()).full_register(), displ)
+}
+
+/// True if a twin's fix-up reads its result back through `[r10]` (a count, or a rotated
+/// copy), which must then hold the result's host address.
+fn reads_result_back(fix: FlagFix) -> bool {
+    matches!(
+        fix,
+        FlagFix::Counted(_) | FlagFix::After { of: OfFix::RotateCopyLeft | OfFix::RotateCopyRight | OfFix::TopTwo, .. }
+    )
+}
+
+/// For a rewritten access with paging off, checked with R10 = its linear address (a store
+/// by the store map; `code`'s `rewritten`): the host twin on `[r13 + r10 - start]`, R13
+/// being the host address of guest-physical `start`. `None` if its fix-up reads the result
+/// back through `[r10]`, or for a stack access (whose twin is more than one instruction).
+pub(crate) fn ram_twin(insn: &Instruction, twin: &[u8], start: u32) -> Option<Vec<u8>> {
+    if reads_result_back(flag_fix(insn)?) || stack_twin(insn, 0).is_some() {
+        return None;
+    }
+    twin_on_ram(twin, Register::R10, -i64::from(start))
 }
 
 /// The memory operand of a rewritten instruction that may share a page check with its

@@ -844,35 +844,47 @@ fn page_group_code() -> Vec<u8> {
 }
 
 /// Accesses that share one page check agree with the interpreter: inside one page (no
-/// handler runs), across a page boundary (the check misses: the group's instructions run
-/// in their handlers, and the block goes on), and on a page that is not mapped (a precise
-/// #PF at the first access, with the flags of the instruction before it).
+/// handler runs), across a page boundary (with paging on the check misses: the group's
+/// instructions run in their handlers, and the block goes on; with paging off the store
+/// map's byte covers the next page too), and on a page that is not mapped (a precise #PF
+/// at the first access, with the flags of the instruction before it).
 #[test]
 fn accesses_sharing_a_page_check_agree_with_the_interpreter() {
     // mov esi, 2 ; again: <the group> ; dec esi ; jnz again
     let mut twice = vec![0xbe, 2, 0, 0, 0];
     twice.extend(page_group_code());
     twice.extend([0x4e, 0x75, 0xf0]);
-    for (ebx, crossing) in [(DATA_BASE + 0x100, false), (DATA_BASE + 0xffc, true)] {
-        let (t, jit) = both(
-            &twice,
-            |t| {
-                t.cpu.state.gpr[3] = ebx;
-                for k in 0..4u32 {
-                    t.poke(ebx + 4 * k, &(0x1111_1111 * (k + 1)).to_le_bytes());
-                }
-            },
-            1 << 20,
-        );
-        assert_eq!(t.cpu.state.gpr[0], 0x1111_1111 + 0x3333_3333, "EAX at {ebx:#x}");
-        assert_eq!(t.cpu.state.gpr[2], 0x4444_4444, "EDX at {ebx:#x}");
-        // A miss runs the group's five instructions in their handlers (four MOVs, the ADD
-        // between them): across a page every time, inside one page only the first time
-        // (the TLB was empty).
-        let movs =
-            jit.callouts_by_instruction().iter().find(|c| c.0 == popek_cpu::iced_x86::Mnemonic::Mov).map(|c| c.1);
-        assert_eq!(movs, Some(if crossing { 8 } else { 4 }), "{ebx:#x}: {:?}", jit.callouts_by_instruction());
-        assert_eq!(jit.stats.exits_stopped, 0, "{ebx:#x}: {:?}", jit.stats);
+    for paged in [false, true] {
+        for (ebx, crossing) in [(DATA_BASE + 0x100, false), (DATA_BASE + 0xffc, true)] {
+            let (t, jit) = both(
+                &twice,
+                |t| {
+                    if paged {
+                        paging(t, |lin| lin | 3);
+                    }
+                    t.cpu.state.gpr[3] = ebx;
+                    for k in 0..4u32 {
+                        t.poke(ebx + 4 * k, &(0x1111_1111 * (k + 1)).to_le_bytes());
+                    }
+                },
+                1 << 20,
+            );
+            assert_eq!(t.cpu.state.gpr[0], 0x1111_1111 + 0x3333_3333, "EAX at {ebx:#x}");
+            assert_eq!(t.cpu.state.gpr[2], 0x4444_4444, "EDX at {ebx:#x}");
+            // With paging on a miss runs the group's five instructions in their handlers
+            // (four MOVs, the ADD between them): across a page every time, inside one
+            // page only the first time (the TLB was empty). With paging off the first
+            // miss opens the page in the store map (a refill), and the check hits.
+            let movs =
+                jit.callouts_by_instruction().iter().find(|c| c.0 == popek_cpu::iced_x86::Mnemonic::Mov).map(|c| c.1);
+            let want = match (paged, crossing) {
+                (false, _) => None,
+                (true, false) => Some(4),
+                (true, true) => Some(8),
+            };
+            assert_eq!(movs, want, "{ebx:#x}, paging {paged}: {:?}", jit.callouts_by_instruction());
+            assert_eq!(jit.stats.exits_stopped, 0, "{ebx:#x}: {:?}", jit.stats);
+        }
     }
     let hole = DATA_BASE + 0x3000;
     let mut code = vec![0x83, 0xf9, 0x07]; // cmp ecx, 7: CF, SF, AF
@@ -1549,4 +1561,152 @@ fn a_soft_tlb_miss_on_ram_is_refilled_without_the_handler() {
     assert_eq!(t.peek32(0x40000 + 63 * 0x1000 + 4), 1, "the stores went through");
     assert_eq!(handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Add), 0, "every miss was refilled");
     assert_eq!(handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Mov), 1, "only the faulting load");
+}
+
+/// Stores with paging off check their page's byte in the store map: after a first refill a
+/// store to plain RAM goes straight to it, while one to a page just before a hole or the
+/// end of RAM (its byte covers the next page too), or into a hole, runs its handler every
+/// time round.
+#[test]
+fn stores_with_paging_off_check_the_store_map() {
+    // mov ecx, 50 ; L: mov [a], ecx ... ; dec ecx ; jnz L ; hlt
+    let addrs = [0x20000u32, 0x2f800, 0x30800, 0x31000, 0xffff0];
+    let mut body = Vec::new();
+    for a in addrs {
+        body.extend([0x89, 0x0d]);
+        le(&mut body, a);
+    }
+    body.push(0x49);
+    let mut code = looped(&[0xb9, 50, 0, 0, 0], &body);
+    code.push(0xf4);
+    let (t, jit) = both(&code, |t| plain_span_setup(t, true), 1 << 20);
+    assert!(t.cpu.state.halted);
+    assert_eq!(t.cpu.mem.read_ram::<4>(0x20000), Some(1u32.to_le_bytes()));
+    // 0x2f800: the next page is the hole; 0x30800: the hole; 0xffff0: the last page.
+    let slow = handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Mov);
+    assert_eq!(slow, 3 * 50, "{:?}", jit.callouts_by_instruction());
+    for (page, open) in [(0x20, true), (0x2f, false), (0x30, false), (0x31, true), (0xff, false)] {
+        assert_eq!(t.cpu.mem.open_to_stores(page), open, "page {page:#x}");
+    }
+}
+
+/// A page opened to plain stores is closed when the next page starts to hold code: a store
+/// from it that runs into a translated function's first instruction is seen, and the next
+/// call runs the new bytes.
+#[test]
+fn a_store_across_into_new_code_is_seen() {
+    let f = CODE_BASE + 0x2000;
+    // mov ecx, 20 ; L: mov [f - 0x10], ecx ; dec ecx ; jnz L   (opens f's page's neighbour)
+    let mut code = looped(&[0xb9, 20, 0, 0, 0], &{
+        let mut b = vec![0x89, 0x0d];
+        le(&mut b, f - 0x10);
+        b.push(0x49);
+        b
+    });
+    // call f ; mov ebx, eax ; mov dword [f - 2], 0x42b8_0000 (bytes 00 00 b8 42) ; call f ; hlt
+    code.push(0xe8);
+    let next = at(&code) + 4;
+    le(&mut code, f.wrapping_sub(next));
+    code.extend([0x89, 0xc3, 0xc7, 0x05]);
+    le(&mut code, f - 2);
+    le(&mut code, 0x42b8_0000);
+    code.push(0xe8);
+    let next = at(&code) + 4;
+    le(&mut code, f.wrapping_sub(next));
+    code.push(0xf4);
+    code.resize((f - CODE_BASE) as usize, 0x90);
+    // f: mov eax, 0x11111111 ; ret
+    code.push(0xb8);
+    le(&mut code, 0x1111_1111);
+    code.push(0xc3);
+    let (t, jit) = both(&code, |_| {}, 1 << 20);
+    assert_eq!(t.cpu.state.gpr[3], 0x1111_1111, "the first call");
+    assert_eq!(t.cpu.state.gpr[0], 0x1111_1142, "the second call ran the new byte");
+    // The loop's stores went straight to RAM after the first; the store across into f
+    // ran its handler (its page was closed when f was decoded), which saw the code write.
+    assert_eq!(handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Mov), 1, "{:?}", jit.callouts_by_instruction());
+    assert!(t.cpu.smc_stats.code >= 1, "{:?}", t.cpu.smc_stats);
+    assert!(jit.stats.invalidated >= 1, "{:?}", jit.stats);
+}
+
+/// A loop onto its own block goes back without storing the flags of its CMP: its copy of
+/// the loop's first instructions runs with them pending, and joins the body where an
+/// instruction loads them (here the ADC, after a load: the CMP again, in host EFLAGS).
+/// With CMP EDX, EBX the ADC sees CF = 0, with CMP EBX, EDX CF = 1 (XOR left 0 before the
+/// first round). Run with the budget running out every few rounds too, so that the way
+/// out is taken (it stores them first), and the next entry reads them from `CpuState`.
+#[test]
+fn a_loop_goes_back_with_its_flags_pending() {
+    let value = |i: u32| 0xffff_fff0u32.wrapping_add(i * 0x0123_4567);
+    for (cmp, carry) in [([0x39, 0xd3], 1u32), ([0x39, 0xda], 0)] {
+        // mov ebx, DATA_BASE ; mov edx, DATA_BASE + 400 ; xor eax, eax ; jmp L
+        let mut prelude = vec![0xbb];
+        le(&mut prelude, DATA_BASE);
+        prelude.push(0xba);
+        le(&mut prelude, DATA_BASE + 400);
+        prelude.extend([0x31, 0xc0, 0xeb, 0x00]);
+        // L: mov esi, [ebx] ; adc eax, esi ; lea ebx, [ebx+4] ; cmp ; jnz L ; hlt
+        let mut body = vec![0x8b, 0x33, 0x11, 0xf0, 0x8d, 0x5b, 0x04];
+        body.extend(cmp);
+        let mut code = looped(&prelude, &body);
+        code.push(0xf4);
+        let setup = |t: &mut TestBox| {
+            for i in 0..100u32 {
+                t.poke(DATA_BASE + 4 * i, &value(i).to_le_bytes());
+            }
+        };
+        let (t, jit) = both(&code, setup, 1 << 20);
+        let want = (0..100u32).fold(0u32, |sum, i| sum.wrapping_add(value(i)).wrapping_add(carry * u32::from(i > 0)));
+        assert_eq!(t.cpu.state.gpr[0], want, "CF {carry}");
+        assert!(jit.stats.exits_chain_miss < 5, "the loop ran chained: {:?}", jit.stats);
+        // Out of budget every 7 instructions: the loop leaves through its exit stub.
+        let (mut a, mut b) = (TestBox::new(&code), TestBox::new(&code));
+        setup(&mut a);
+        setup(&mut b);
+        run_interp(&mut a);
+        let mut jit = Jit::new(1 << 20).expect("code cache");
+        for _ in 0..100_000 {
+            if b.cpu.state.halted {
+                break;
+            }
+            jit.run(&mut b.cpu, &mut b.bus, 7, &|_| 0).expect("runs");
+        }
+        assert_eq!(a.cpu.state, b.cpu.state, "interp:\n{}jit:\n{}", a.cpu.state.dump(), b.cpu.state.dump());
+    }
+}
+
+/// The loop's copy of its first instructions takes a page fault with the flags still
+/// pending: its slow path stores them first, and the exception frame holds those of the
+/// loop's CMP in the round before.
+#[test]
+fn a_fault_in_a_loop_going_back_sees_its_cmp_flags() {
+    let hole = DATA_BASE + 0x4000;
+    // L: mov [ebx], ecx ; add ebx, 0x400 ; cmp ebx, edx ; jnz L
+    let code = looped(&[], &[0x89, 0x0b, 0x81, 0xc3, 0x00, 0x04, 0x00, 0x00, 0x39, 0xd3]);
+    let (t, _) = both(
+        &code,
+        |t| {
+            t.install_exception_handlers();
+            paging_with_hole(t, hole);
+            t.cpu.state.gpr[3] = hole - 0x2000;
+            t.cpu.state.gpr[2] = hole + 0x2000;
+        },
+        1 << 20,
+    );
+    assert_eq!(t.halted_vector(), Some(14), "#PF");
+    assert_eq!(t.cpu.state.cr2, hole);
+    // cmp hole, hole + 0x2000: CF, PF, SF.
+    assert_eq!(t.stack(3) & 0x8d5, 0x85, "{:#x}", t.stack(3));
+}
+
+/// A loop whose first instruction is not one its way back can copy (a PUSH) stores its
+/// CMP's flags and goes back to the body's start.
+#[test]
+fn a_loop_that_cannot_keep_its_flags_pending_stores_them() {
+    // mov ecx, 100 ; xor eax, eax ; L: push ecx ; pop esi ; add eax, esi ; dec ecx ; test ecx, ecx ; jnz L ; hlt
+    let mut code = looped(&[0xb9, 100, 0, 0, 0, 0x31, 0xc0], &[0x51, 0x5e, 0x01, 0xf0, 0x49, 0x85, 0xc9]);
+    code.push(0xf4);
+    let (t, jit) = both(&code, |_| {}, 1 << 20);
+    assert_eq!(t.cpu.state.gpr[0], (1..=100).sum::<u32>());
+    assert!(jit.stats.exits_chain_miss < 5, "the loop ran chained: {:?}", jit.stats);
 }

@@ -1,10 +1,17 @@
-//! Guest RAM: one anonymous mapping plus the list of MMIO holes carved out of it.
+//! Guest RAM: one anonymous mapping plus the list of MMIO holes carved out of it, and the
+//! translator's store map right below it in the same mapping.
 
 use crate::PhysAddr;
 use memmap2::MmapMut;
 
 /// Default guest RAM size: 128 MiB.
 pub const DEFAULT_RAM_SIZE: u32 = 128 << 20;
+
+/// Bytes of the store map ([`GuestMemory::open_for_stores`]): one per 4 KiB page of the
+/// 32-bit physical address space. It lies right below RAM, at
+/// [`GuestMemory::host_base`] − `STORE_MAP_BYTES`, so that translated code reaches both
+/// from one register. Untouched pages of it take no host memory.
+pub const STORE_MAP_BYTES: usize = 1 << 20;
 
 /// Host-side failures creating guest memory.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +52,7 @@ pub enum Region {
 /// Accesses with a `Region::Ram` offset are bounds-checked against the
 /// mapping, so a guest can never reach host memory outside it.
 pub struct GuestMemory {
+    /// The store map ([`STORE_MAP_BYTES`]), then RAM.
     map: MmapMut,
     size: u32,
     /// Sorted, non-overlapping `[start, end)` ranges routed to the bus.
@@ -71,7 +79,8 @@ impl GuestMemory {
             return Err(MemoryError::BadSize(size));
         }
         let size32 = u32::try_from(size).map_err(|_| MemoryError::BadSize(size))?;
-        let map = MmapMut::map_anon(size32 as usize).map_err(|source| MemoryError::Map { size: size32, source })?;
+        let map = MmapMut::map_anon(STORE_MAP_BYTES + size32 as usize)
+            .map_err(|source| MemoryError::Map { size: size32, source })?;
         Ok(GuestMemory { map, size: size32, holes: Vec::new(), plain_below: size32, plain_above: 0, rom: (0, 0) })
     }
 
@@ -146,26 +155,63 @@ impl GuestMemory {
     /// The whole of RAM as bytes (holes included, as plain bytes).
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
-        &self.map
+        &self.map[STORE_MAP_BYTES..]
     }
 
     /// The whole of RAM as mutable bytes.
     #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.map
+        &mut self.map[STORE_MAP_BYTES..]
     }
 
-    /// Host address of the first byte of RAM (for the JIT's soft-TLB addends).
+    /// Host address of the first byte of RAM (for the JIT's soft-TLB addends). The store
+    /// map's byte for page `p` is at `host_base() - STORE_MAP_BYTES + p`.
     #[inline]
     pub fn host_base(&self) -> *mut u8 {
-        self.map.as_ptr() as *mut u8
+        self.as_slice().as_ptr() as *mut u8
+    }
+
+    /// Opens physical page `page` to the translator's plain stores, if it and the next
+    /// page are both RAM (not a hole, not ROM, not past the end): its byte in the store
+    /// map becomes 1, and translated code with paging off then stores into it (or across
+    /// into the next page) with no other check. Returns whether the page is open.
+    ///
+    /// The map only says what the memory knows. Whoever owns it also closes a page that
+    /// starts to hold code, and the page before it ([`GuestMemory::close_for_stores`]),
+    /// and opens only pages where neither holds code (`popek_cpu::Cpu`).
+    pub fn open_for_stores(&mut self, page: u32) -> bool {
+        let plain = |p: u32| {
+            let addr = p.wrapping_shl(12);
+            p < 1 << 20 && self.page_is_ram(PhysAddr(addr)) && !self.is_rom(addr)
+        };
+        let open = plain(page) && plain(page + 1);
+        if open {
+            self.map[page as usize] = 1;
+        }
+        open
+    }
+
+    /// True if physical page `page` is open to plain stores.
+    #[inline]
+    pub fn open_to_stores(&self, page: u32) -> bool {
+        (page as usize) < STORE_MAP_BYTES && self.map[page as usize] != 0
+    }
+
+    /// Closes physical page `page` to plain stores, and the page before it (whose stores
+    /// may cross into it).
+    pub fn close_for_stores(&mut self, page: u32) {
+        for p in [page.wrapping_sub(1), page] {
+            if let Some(b) = self.map.get_mut(p as usize).filter(|_| (p as usize) < STORE_MAP_BYTES) {
+                *b = 0;
+            }
+        }
     }
 
     /// Reads a little-endian value of `N` bytes at RAM offset `off`, or
     /// `None` if it would leave the mapping.
     #[inline]
     pub fn read_ram<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
-        self.map.get(off..off.checked_add(N)?)?.try_into().ok()
+        self.as_slice().get(off..off.checked_add(N)?)?.try_into().ok()
     }
 
     /// Writes `N` bytes at RAM offset `off`; returns false (writing nothing)
@@ -173,7 +219,7 @@ impl GuestMemory {
     #[inline]
     pub fn write_ram<const N: usize>(&mut self, off: usize, bytes: [u8; N]) -> bool {
         let Some(end) = off.checked_add(N) else { return false };
-        match self.map.get_mut(off..end) {
+        match self.as_mut_slice().get_mut(off..end) {
             Some(dst) => {
                 dst.copy_from_slice(&bytes);
                 true
@@ -186,7 +232,7 @@ impl GuestMemory {
     pub fn load(&mut self, addr: PhysAddr, data: &[u8]) -> bool {
         let start = addr.0 as usize;
         let Some(end) = start.checked_add(data.len()) else { return false };
-        match self.map.get_mut(start..end) {
+        match self.as_mut_slice().get_mut(start..end) {
             Some(dst) => {
                 dst.copy_from_slice(data);
                 true
@@ -243,6 +289,32 @@ mod tests {
         assert_eq!(m.read_ram::<4>(4093), None);
         assert_eq!(m.read_ram::<4>(usize::MAX - 1), None);
         assert!(!m.load(PhysAddr(4000), &[0; 100]));
+    }
+
+    #[test]
+    fn store_map_opens_plain_pages_only() {
+        let mut m = GuestMemory::new(0x20_0000).unwrap();
+        m.add_hole(0xa_0000, 0xc_0000).unwrap();
+        m.set_rom(0xf_0000, 0x10_0000);
+        assert!(!m.open_to_stores(0x100), "closed until opened");
+        assert!(m.open_for_stores(0x100) && m.open_to_stores(0x100));
+        assert!(!m.open_for_stores(0x9f), "the next page is a hole");
+        assert!(!m.open_for_stores(0xa0), "a hole");
+        assert!(!m.open_for_stores(0xef), "the next page is ROM");
+        assert!(!m.open_for_stores(0xf0), "ROM");
+        assert!(m.open_for_stores(0x1fe));
+        assert!(!m.open_for_stores(0x1ff), "the next page is past the end");
+        assert!(!m.open_for_stores(0xfffff) && !m.open_for_stores(u32::MAX));
+        assert!(!m.open_to_stores(u32::MAX));
+        m.open_for_stores(0x101);
+        m.close_for_stores(0x101);
+        assert!(!m.open_to_stores(0x101) && !m.open_to_stores(0x100), "the page and the one before");
+        m.close_for_stores(0);
+        m.close_for_stores(u32::MAX);
+        assert!(m.open_to_stores(0x1fe));
+        // The map is not RAM: RAM's first byte is still its own.
+        assert!(m.write_ram(0, [7]));
+        assert_eq!(m.read_ram::<1>(0), Some([7]));
     }
 
     #[test]
