@@ -1099,6 +1099,8 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         profile: layout.profile,
         pending: None,
         joins: Joins::default(),
+        lazy_loads: Vec::new(),
+        saved: None,
     };
     // Entered through the shared prologue (`shared::Shared::enter`) or by a chain.
     x64!(e.ops; =>body);
@@ -1118,6 +1120,16 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         e.joins.loaded.push(None);
         let start = e.ops.offset().0 - base;
         e.current = i;
+        // Saved flags live until an instruction that reads or writes the flags (the one
+        // that sets them again) or that is not a plain access or register-only.
+        if e.saved.is_some() {
+            let insn = &d.insn;
+            let flagless = x86_flags(insn.rflags_read() | insn.rflags_modified()) == 0;
+            let register_only = (0..insn.op_count()).all(|k| insn.op_kind(k) != popek_cpu::iced_x86::OpKind::Memory);
+            if !flagless || !(d.exec.treatment == Treatment::Ident && register_only || e.plain_access(i)) {
+                e.saved = None;
+            }
+        }
         match d.exec.treatment {
             Treatment::Ident => e.ident(d),
             Treatment::Rewritten if is_inline_branch(&d.insn) => e.branch(d),
@@ -1343,6 +1355,14 @@ struct Emitter<'a, E: Emit> {
     pending: Option<(u8, LazyOperand)>,
     /// Points of the body a loop may jump back into.
     joins: Joins,
+    /// The guest's flags, saved in the context before an access's check
+    /// ([`Emitter::flags_before_check`]), that only the slow paths of this and the next
+    /// plain accesses can see until they are set again
+    /// ([`Emitter::seen_by_slow_paths_only`]): each of those slow paths stores them.
+    saved: Option<PushedFlags>,
+    /// Lazy flags loads whose other cases are still to emit out of line
+    /// ([`Emitter::lazy_load_rest`]).
+    lazy_loads: Vec<(DynamicLabel, DynamicLabel)>,
 }
 
 impl<E: Emit> Emitter<'_, E> {
@@ -1446,6 +1466,51 @@ impl<E: Emit> Emitter<'_, E> {
         true
     }
 
+    /// True if instruction `i` is a rewritten access that `emit_block` sends to
+    /// [`Emitter::rewritten`] (a plain access of its own, not in a page group) and does not
+    /// move the stack pointer.
+    fn plain_access(&self, i: usize) -> bool {
+        let d = &self.block.insns[i];
+        let insn = &d.insn;
+        d.exec.treatment == Treatment::Rewritten
+            && !is_inline_branch(insn)
+            && insn.code() != Code::Rdtsc
+            && insn.stack_pointer_increment() == 0
+            && crate::translate::plain_movs_width(insn).is_none()
+            && crate::translate::indirect_branch_address(insn).is_none()
+            && self.groups[i].is_none()
+    }
+
+    /// True if the flags `live` that host EFLAGS hold before instruction `i`'s access are
+    /// seen only by slow paths until they are set again: up to an instruction that sets
+    /// them all (register-only, or an access that cannot fault) and reads none, every
+    /// instruction after `i` is register-only or a plain access of its own
+    /// ([`Emitter::plain_access`]), and neither reads nor writes a flag. Then the flags are
+    /// saved once, before `i`'s check, and each of these accesses' slow paths stores them
+    /// ([`Emitter::saved`]).
+    fn seen_by_slow_paths_only(&self, i: usize, live: u32) -> bool {
+        use popek_cpu::iced_x86::OpKind;
+        let mode = self.block.key.mode;
+        for (j, d) in self.block.insns.iter().enumerate().skip(i + 1) {
+            let insn = &d.insn;
+            let (read, modified) = (x86_flags(insn.rflags_read()), x86_flags(insn.rflags_modified()));
+            let register_only = (0..insn.op_count()).all(|k| insn.op_kind(k) != OpKind::Memory);
+            let ident = d.exec.treatment == Treatment::Ident && register_only;
+            if read & live != 0 {
+                return false;
+            }
+            if read | modified == 0 && (ident || self.plain_access(j)) {
+                continue;
+            }
+            let sets_all = modified & live == live && !matches!(flag_fix(insn), Some(FlagFix::Counted(_)));
+            return sets_all
+                && read == 0
+                && (ident
+                    || d.exec.treatment == Treatment::Rewritten && crate::translate::access_cannot_fault(mode, insn));
+        }
+        false
+    }
+
     /// Where [`Emitter::loop_back`]'s copy of the block's first instructions ends, if it
     /// can: each instruction before it is one the copy can run with the flags pending
     /// (register-only and flagless, or a lone plain access that neither reads nor writes
@@ -1469,13 +1534,7 @@ impl<E: Emit> Emitter<'_, E> {
             let flagless = x86_flags(insn.rflags_read() | insn.rflags_modified() | insn.rflags_undefined()) == 0;
             let writes_ab = written_registers(insn).iter().any(|&r| ab(r));
             let register_only = (0..insn.op_count()).all(|k| insn.op_kind(k) != OpKind::Memory);
-            // What `emit_block` sends to `rewritten`: a plain access of its own.
-            let plain_access = !is_inline_branch(insn)
-                && insn.code() != Code::Rdtsc
-                && insn.stack_pointer_increment() == 0
-                && crate::translate::plain_movs_width(insn).is_none()
-                && crate::translate::indirect_branch_address(insn).is_none()
-                && self.groups[i].is_none();
+            let plain_access = self.plain_access(i);
             match d.exec.treatment {
                 Treatment::Ident if register_only && flagless && !writes_ab => continue,
                 Treatment::Ident if register_only => {
@@ -1599,26 +1658,39 @@ impl<E: Emit> Emitter<'_, E> {
             emit_load_flags(self.ops);
             return;
         }
-        // LAZY_RAW: `add al, 0x7f` overflows just when the saved OF is 1, and `sahf` sets
-        // the others.
+        // A CMP's operands (what a loop leaves) inline; the others out of line
+        // (`Emitter::end`).
+        let (other, back) = (self.ops.fresh_label(), self.ops.fresh_label());
         x64!(self.ops
             ; cmp DWORD [r14 + offset_of!(Ctx, lazy) as i32], crate::LAZY_CMP as i32
-            ; jb >canonical
-            ; ja >raw
+            ; jne =>other
             ; mov r11d, DWORD [r14 + offset_of!(Ctx, lazy_a) as i32]
             ; cmp r11d, DWORD [r14 + offset_of!(Ctx, lazy_b) as i32]
-            ; jmp >loaded
+            ; =>back
+        );
+        self.lazy_loads.push((other, back));
+    }
+
+    /// The out-of-line part of a lazy flags load ([`Emitter::emit_load_flags`]), at `other`
+    /// with the flags of `cmp [lazy], LAZY_CMP`: flags in `CpuState` (below) or `LAZY_RAW`
+    /// (above), into host EFLAGS, and back. For `LAZY_RAW`, `add al, 0x7f` overflows just
+    /// when the saved OF is 1, and `sahf` sets the others.
+    fn lazy_load_rest(&mut self, other: DynamicLabel, back: DynamicLabel) {
+        x64!(self.ops
+            ; =>other
+            ; ja >raw
+        );
+        emit_load_flags(self.ops);
+        x64!(self.ops
+            ; jmp =>back
             ; raw:
             ; mov r11d, eax
             ; mov ax, WORD [r14 + offset_of!(Ctx, lazy_a) as i32]
             ; add al, 0x7f
             ; sahf
             ; mov eax, r11d
-            ; jmp >loaded
-            ; canonical:
+            ; jmp =>back
         );
-        emit_load_flags(self.ops);
-        x64!(self.ops; loaded:);
     }
 
     /// Before an instruction that sets the flags `modified`: while lazy flags may be about,
@@ -2111,9 +2183,24 @@ impl<E: Emit> Emitter<'_, E> {
         let unseen = read == 0
             && !counted
             && (live_after == 0 || flags_dead_after(&self.block.insns, self.block.key.mode, self.current, live_after));
-        let source = self.flag_source.take();
-        let cannot_fault = crate::translate::access_cannot_fault(self.block.key.mode, &d.insn);
-        let pushed = self.flags_before_check(unseen, cannot_fault, modified, source);
+        // Seen by later accesses' slow paths too: saved once, for all of them (and not
+        // set again from a source, whose registers may change meanwhile).
+        let chained = !unseen
+            && read == 0
+            && !counted
+            && modified == 0
+            && self.pending.is_none()
+            && self.seen_by_slow_paths_only(i, live_after);
+        let mut source = self.flag_source.take();
+        let mut cannot_fault = crate::translate::access_cannot_fault(self.block.key.mode, &d.insn);
+        if chained {
+            (source, cannot_fault) = (None, false);
+        }
+        let pushed = self.flags_before_check(unseen || chained, cannot_fault, modified, source);
+        if chained {
+            self.saved = pushed;
+        }
+        let pushed = pushed.or(self.saved);
         let slow = self.ops.fresh_label();
         let retry = self.ops.fresh_label();
         let (start, end) = self.plain_ram;
@@ -2863,6 +2950,9 @@ impl<E: Emit> Emitter<'_, E> {
             self.handler_args(range);
             self.branch_to_shared(CALL, self.shared.slow_flags);
             x64!(self.ops; jmp =>miss.back);
+        }
+        for (other, back) in std::mem::take(&mut self.lazy_loads) {
+            self.lazy_load_rest(other, back);
         }
         for stub in std::mem::take(&mut self.stubs) {
             x64!(self.ops; =>stub.label);

@@ -1710,3 +1710,33 @@ fn a_loop_that_cannot_keep_its_flags_pending_stores_them() {
     assert_eq!(t.cpu.state.gpr[0], (1..=100).sum::<u32>());
     assert!(jit.stats.exits_chain_miss < 5, "the loop ran chained: {:?}", jit.stats);
 }
+
+/// Flags that only the slow paths of a run of stores can see (an INC before two stores,
+/// then a CMP) are saved once, before the first store's check: a fault in either store
+/// shows them in its frame, the CF of the CMP before the INC among them.
+#[test]
+fn flags_saved_for_a_run_of_stores_are_in_either_fault_frame() {
+    let hole = DATA_BASE + 0x3000;
+    let ok = DATA_BASE + 0x100;
+    for (first, second) in [(ok, hole), (hole, ok)] {
+        // mov [edi], eax (the good page's TLB entry, for a store) ; cmp ecx, 7 ; inc esi ;
+        // mov [ebx], ecx ; mov [edx], ecx ; cmp eax, eax ; hlt
+        let code = [0x89, 0x07, 0x83, 0xf9, 0x07, 0x46, 0x89, 0x0b, 0x89, 0x0a, 0x39, 0xc0, 0xf4];
+        let (t, _) = both(
+            &code,
+            |t| {
+                t.install_exception_handlers();
+                paging_with_hole(t, hole);
+                t.cpu.state.gpr[1] = 5;
+                t.cpu.state.gpr[3] = first;
+                t.cpu.state.gpr[2] = second;
+                t.cpu.state.gpr[6] = 0x7fff_ffff;
+                t.cpu.state.gpr[7] = ok;
+            },
+            1 << 20,
+        );
+        assert_eq!(t.halted_vector(), Some(14), "#PF");
+        // INC of 0x7fffffff: OF, SF, AF, PF; CF from cmp 5, 7.
+        assert_eq!(t.stack(3) & 0x8d5, 0x895, "{:#x} with the hole at the {} store", t.stack(3), if first == hole { "first" } else { "second" });
+    }
+}
