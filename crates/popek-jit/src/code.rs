@@ -852,19 +852,21 @@ pub(crate) fn emit_store_registers(ops: &mut impl Emit) {
 }
 
 /// The flags of `cmp a, b` as lazy flags ([`Ctx`]'s `lazy`): its operands into the context,
-/// two or three plain stores (clobbers R11 for a constant).
+/// two plain stores, the second a 64-bit one that sets `lazy_b` and `lazy` (`LAZY_CMP`, 0)
+/// at once: a guest register's host home is zero-extended. (A constant of 2^31 or more,
+/// which a 32-bit immediate would sign-extend, goes through R11.)
 fn emit_store_lazy_cmp(ops: &mut impl Emit, a: u8, b: LazyOperand) {
+    const _: () = assert!(crate::LAZY_CMP == 0);
     x64!(ops; mov DWORD [r14 + offset_of!(Ctx, lazy_a) as i32], Rd(a));
     match b {
-        LazyOperand::Register(r) => x64!(ops
-            ; mov DWORD [r14 + offset_of!(Ctx, lazy_b) as i32], Rd(r)
-            ; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], 1
-        ),
-        // `lazy_b` and `lazy` at once.
-        LazyOperand::Constant(c) => x64!(ops
-            ; mov r11, QWORD (1u64 << 32 | u64::from(c)) as i64
-            ; mov QWORD [r14 + offset_of!(Ctx, lazy_b) as i32], r11
-        ),
+        LazyOperand::Register(r) => x64!(ops; mov QWORD [r14 + offset_of!(Ctx, lazy_b) as i32], Rq(r)),
+        LazyOperand::Constant(c) => match i32::try_from(c) {
+            Ok(c) => x64!(ops; mov QWORD [r14 + offset_of!(Ctx, lazy_b) as i32], c),
+            Err(_) => x64!(ops
+                ; mov r11d, c as i32
+                ; mov QWORD [r14 + offset_of!(Ctx, lazy_b) as i32], r11
+            ),
+        },
     }
 }
 
@@ -970,7 +972,7 @@ fn emit_store_flags(ops: &mut impl Emit, held: u32, zero: u32, lazy: bool) {
     }
     store32(ops, 10, EFLAGS_OFF);
     if lazy {
-        x64!(ops; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], 0);
+        x64!(ops; mov DWORD [r14 + offset_of!(Ctx, lazy) as i32], crate::LAZY_NONE as i32);
     }
 }
 
@@ -1186,6 +1188,8 @@ struct GroupMiss {
     /// A check that a refill may make hit, as for a [`SlowPath`] (a group that writes,
     /// with paging off: the store map).
     refill: Option<(u32, DynamicLabel)>,
+    /// The address, for a check that worked it out in 64 bits: see [`SlowPath::address`].
+    address: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The out-of-line slow path of a rewritten instruction (`index`): its handler.
@@ -1203,6 +1207,11 @@ struct SlowPath {
     /// Flags of a CMP not yet stored ([`Emitter::pending`]): the slow path stores them as
     /// lazy flags first.
     pending: Option<(u8, LazyOperand)>,
+    /// For a check that worked the address out in 64 bits (in R11, then shifted), code
+    /// that puts it in R10D in 32 bits and in R11 in 64: the refill opens the page R10D
+    /// names, or none (R10D = all ones) if the two differ (the address wrapped, and the
+    /// check can never hit).
+    address: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Flags saved (or to be set again, or not needed at all) before a soft-TLB lookup
@@ -1672,13 +1681,14 @@ impl<E: Emit> Emitter<'_, E> {
     }
 
     /// The out-of-line part of a lazy flags load ([`Emitter::emit_load_flags`]), at `other`
-    /// with the flags of `cmp [lazy], LAZY_CMP`: flags in `CpuState` (below) or `LAZY_RAW`
-    /// (above), into host EFLAGS, and back. For `LAZY_RAW`, `add al, 0x7f` overflows just
+    /// (the flags not a CMP's): flags in `CpuState` or `LAZY_RAW`, into host EFLAGS, and
+    /// back. For `LAZY_RAW`, `add al, 0x7f` overflows just
     /// when the saved OF is 1, and `sahf` sets the others.
     fn lazy_load_rest(&mut self, other: DynamicLabel, back: DynamicLabel) {
         x64!(self.ops
             ; =>other
-            ; ja >raw
+            ; cmp DWORD [r14 + offset_of!(Ctx, lazy) as i32], crate::LAZY_RAW as i32
+            ; je >raw
         );
         emit_load_flags(self.ops);
         x64!(self.ops
@@ -2053,6 +2063,7 @@ impl<E: Emit> Emitter<'_, E> {
             pushed,
             refill: None,
             pending: None,
+            address: None,
         });
     }
 
@@ -2102,6 +2113,7 @@ impl<E: Emit> Emitter<'_, E> {
             pushed: None,
             refill: None,
             pending: None,
+            address: None,
         });
     }
 
@@ -2212,6 +2224,7 @@ impl<E: Emit> Emitter<'_, E> {
             _ => None,
         };
         let is_direct = direct.is_some();
+        let mut address = None;
         if let Some(((lea, twin), span)) = direct {
             // A load with paging off, in 64 bits: `lea r11, [address - start]` ; one
             // unsigned compare with the span (a 32-bit address that wrapped, or any
@@ -2231,6 +2244,25 @@ impl<E: Emit> Emitter<'_, E> {
             self.ops.extend(m.lea);
             self.tlb_lookup(m.width, m.write, slow);
             self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
+        } else if let Some((lea, twin)) = (!self.paging() && m.write)
+            .then(|| crate::translate::wide_store(&d.insn, self.block.key.mode, self.plain_ram.0))
+            .flatten()
+        {
+            // A store with paging off through a base register and a displacement: its
+            // address in 64 bits, checked in the store map (whose bytes for pages outside
+            // the 4 GiB are 0), and the twin on the same in 64 bits. The slow path works the
+            // linear address out in R10D.
+            x64!(self.ops; =>retry);
+            self.ops.extend(lea.iter().copied());
+            self.store_map_check(true, slow);
+            address = Some((m.lea, lea));
+            if read != 0 {
+                self.emit_load_flags();
+                self.host_flags = ARITH;
+            }
+            self.ops.extend(twin);
+            self.flip_undefined(&d.insn);
+            self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
         } else {
             x64!(self.ops; =>retry);
             self.ops.extend(m.lea);
@@ -2267,6 +2299,7 @@ impl<E: Emit> Emitter<'_, E> {
             pushed,
             refill,
             pending: self.pending,
+            address,
         });
     }
 
@@ -2338,30 +2371,54 @@ impl<E: Emit> Emitter<'_, E> {
             let retry = self.ops.fresh_label();
             let base = crate::translate::host_reg(g.base);
             x64!(self.ops; =>retry);
-            self.ops.extend(lea_of(Code::Lea_r32_m, Register::R10D, base, g.lo));
+            let linear = lea_of(Code::Lea_r32_m, Register::R10D, base, g.lo);
+            let (start, end) = self.plain_ram;
+            let span = i64::from(end) - i64::from(start) - i64::from(g.len);
+            let mut address = None;
             if self.paging() {
+                self.ops.extend(linear);
                 let addend = self.tlb_check(g.len, g.write, miss);
                 x64!(self.ops
                     ; mov r11, QWORD [r15 + r8 + addend]
                     ; mov QWORD [r14 + offset_of!(Ctx, group_addend) as i32], r11
                 );
-            } else {
-                // Paging off: the group's host address is RAM's ([`Emitter::tlb_lookup`]).
-                // Its accesses add their guest base register in 64 bits: the span's
-                // address must not wrap at 4 GiB.
-                self.paging_off_check(g.len, g.write, miss);
-                self.ops.extend(lea_of(Code::Lea_r64_m, Register::R11, base.full_register(), g.lo));
-                // cmp r11, r10 (3 bytes) ; jne rel32 (6)
-                self.pad_for_branch(9);
+            } else if g.write {
+                // Paging off: the span's address in 64 bits (the base register, zero-extended,
+                // plus the lowest displacement), and its page's byte in the store map, which
+                // is 0 for any page outside the 4 GiB (an address that wraps) and covers the
+                // next page too. The accesses then add the same in 64 bits.
+                let wide = lea_of(Code::Lea_r64_m, Register::R11, base.full_register(), g.lo);
+                self.ops.extend(wide.iter().copied());
+                self.store_map_check(true, miss);
+                address = Some((linear, wide));
+            } else if let (Some(span), Some(lo)) =
+                (i32::try_from(span).ok().filter(|&s| s >= 0), g.lo.checked_sub_unsigned(start))
+            {
+                // Paging off, loads: the span's address in 64 bits less the plain span's
+                // start, checked with one unsigned compare (as a lone load's).
+                self.ops.extend(lea_of(Code::Lea_r64_m, Register::R11, base.full_register(), lo));
+                // cmp r11, imm32 (7 bytes) ; ja rel32 (6)
+                self.pad_for_branch(13);
                 x64!(self.ops
-                    ; cmp r11, r10
-                    ; jne =>miss
+                    ; cmp r11, span
+                    ; ja =>miss
                 );
+            } else {
+                // No plain span: every such group misses.
+                x64!(self.ops; jmp =>miss);
             }
             let back = self.ops.fresh_label();
             // With paging off a group that writes may open its page in the store map.
             let refill = (!self.paging() && g.write).then_some((g.len | crate::REFILL_WRITE, retry));
-            self.group_misses.push(GroupMiss { label: miss, first: i, last: slot.last, back, pushed, refill });
+            self.group_misses.push(GroupMiss {
+                label: miss,
+                first: i,
+                last: slot.last,
+                back,
+                pushed,
+                refill,
+                address,
+            });
         }
         // The flags first (a spill or a load clobbers R10 and R11), then the address (LEA
         // and MOV leave host EFLAGS alone).
@@ -2450,16 +2507,8 @@ impl<E: Emit> Emitter<'_, E> {
             // The store map's byte for the first byte's page: 1 if stores may go straight
             // to it and to the next page (`GuestMemory::open_for_stores`).
             debug_assert!(width <= 4096, "an access reaches two pages at most");
-            x64!(self.ops
-                ; mov r11d, r10d
-                ; shr r11d, 12
-            );
-            // cmp byte [r13 + r11 + disp32], 0 (9 bytes) ; je rel32 (6)
-            self.pad_for_branch(15);
-            x64!(self.ops
-                ; cmp BYTE [r13 + r11 - (popek_cpu::STORE_MAP_BYTES as u32 + start) as i32], 0
-                ; je =>miss
-            );
+            x64!(self.ops; mov r11d, r10d);
+            self.store_map_check(false, miss);
         } else if end.saturating_sub(start) < width {
             self.tlb_check(width, write, miss);
         } else {
@@ -2471,6 +2520,28 @@ impl<E: Emit> Emitter<'_, E> {
                 ; ja =>miss
             );
         }
+    }
+
+    /// The store map's check of the address in R11 (a store with paging off): its page's
+    /// byte, a jump to `miss` if it is 0. `signed`: R11 holds a 64-bit address that may lie
+    /// below 0 or above 4 GiB (where the map's bytes are all 0); else a 32-bit one.
+    ///
+    /// ```text
+    ///   sar r11, 12 (shr r11d, 12) ; cmp byte [r13 + r11 + PAGE0 - MAP - start], 0 ; je miss
+    /// ```
+    fn store_map_check(&mut self, signed: bool, miss: DynamicLabel) {
+        if signed {
+            x64!(self.ops; sar r11, 12);
+        } else {
+            x64!(self.ops; shr r11d, 12);
+        }
+        let disp = popek_cpu::STORE_MAP_PAGE0 as i64 - popek_cpu::STORE_MAP_BYTES as i64 - i64::from(self.plain_ram.0);
+        // cmp byte [r13 + r11 + disp32], 0 (9 bytes) ; je rel32 (6)
+        self.pad_for_branch(15);
+        x64!(self.ops
+            ; cmp BYTE [r13 + r11 + disp as i32], 0
+            ; je =>miss
+        );
     }
 
     /// The soft-TLB check of the `width` bytes at the linear address in R10D: a jump to
@@ -2546,6 +2617,7 @@ impl<E: Emit> Emitter<'_, E> {
             pushed: None,
             refill: None,
             pending: None,
+            address: None,
         });
     }
 
@@ -2826,6 +2898,20 @@ impl<E: Emit> Emitter<'_, E> {
         emit_store_flags(self.ops, f.held, f.zero, f.lazy);
     }
 
+    /// R10D = the linear address of a check made in 64 bits, for a refill: `lea32` works
+    /// it out in R10D, `lea64` in R11; if they differ (the address wrapped), R10D = all
+    /// ones, on a page no refill opens.
+    fn linear_for_refill(&mut self, (lea32, lea64): (Vec<u8>, Vec<u8>)) {
+        self.ops.extend(lea32);
+        self.ops.extend(lea64);
+        x64!(self.ops
+            ; cmp r11, r10
+            ; je >same
+            ; mov r10d, -1
+            ; same:
+        );
+    }
+
     /// A slow path that tries a refill first (`refill_what` = `what`): R10D holds the
     /// linear address (the check missed before adding an addend). If the refill makes the
     /// check hit, the registers are reloaded and the check runs again at `retry`;
@@ -2915,6 +3001,9 @@ impl<E: Emit> Emitter<'_, E> {
         }
         for p in std::mem::take(&mut self.slow_paths) {
             x64!(self.ops; =>p.label);
+            if let Some(leas) = p.address {
+                self.linear_for_refill(leas);
+            }
             if let Some((a, b)) = p.pending {
                 emit_store_lazy_cmp(self.ops, a, b);
             }
@@ -2937,6 +3026,9 @@ impl<E: Emit> Emitter<'_, E> {
         for miss in std::mem::take(&mut self.group_misses) {
             // The group's instructions in their handlers, then on after the last.
             x64!(self.ops; =>miss.label);
+            if let Some(leas) = miss.address {
+                self.linear_for_refill(leas);
+            }
             let range = miss.first | miss.last << 12 | crate::RANGE as usize;
             if let Some((what, retry)) = miss.refill {
                 self.refill_or_handler(miss.pushed, range, what, retry);

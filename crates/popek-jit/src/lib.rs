@@ -192,10 +192,10 @@ struct Ctx<'a> {
     lazy_a: u32,
     /// The CMP's second operand; `lazy` follows it, so that one 64-bit store sets both.
     lazy_b: u32,
-    /// Not 0 while the guest's arithmetic flags are lazy, not those in `CpuState`:
-    /// [`LAZY_CMP`], those of `cmp lazy_a, lazy_b` (32 bits: a block end that follows a
-    /// CMP stores its operands instead of the flags); [`LAZY_RAW`], those `lahf` and `seto`
-    /// gave, in `lazy_a` (AH in bits 8–15, OF in bit 0: any other block end).
+    /// Where the guest's arithmetic flags are: [`LAZY_NONE`], in `CpuState`; else they are
+    /// lazy: [`LAZY_CMP`], those of `cmp lazy_a, lazy_b` (32 bits: a block end that follows
+    /// a CMP stores its operands instead of the flags); [`LAZY_RAW`], those `lahf` and
+    /// `seto` gave, in `lazy_a` (AH in bits 8–15, OF in bit 0: any other block end).
     /// [`fold_lazy_flags`] puts them into `CpuState`.
     lazy: u32,
     /// The host address of the first byte of the plain span of guest RAM ([`plain_ram`]),
@@ -222,8 +222,12 @@ const _: () = assert!(std::mem::offset_of!(Ctx<'static>, lazy) == std::mem::offs
 /// [`Ctx`]'s `go_on_mode` when translated code may not go on by itself (no mode is all ones).
 const NO_MODE: u32 = u32::MAX;
 
-/// [`Ctx`]'s `lazy`: the flags are those of `cmp lazy_a, lazy_b`.
-const LAZY_CMP: u32 = 1;
+/// [`Ctx`]'s `lazy`: the flags are those of `cmp lazy_a, lazy_b`. It is 0, so that a store
+/// of a 64-bit host register (a guest register, zero-extended) into `lazy_b` sets `lazy`
+/// too.
+const LAZY_CMP: u32 = 0;
+/// [`Ctx`]'s `lazy`: the flags are those in `CpuState`.
+const LAZY_NONE: u32 = 1;
 /// [`Ctx`]'s `lazy`: the flags are in `lazy_a`, as `lahf` (bits 8–15) and `seto` (bit 0)
 /// gave them.
 const LAZY_RAW: u32 = 2;
@@ -631,7 +635,7 @@ impl Jit {
             time_pending: went_on,
             group_addend: 0,
             saved_flags: 0,
-            lazy: 0,
+            lazy: LAZY_NONE,
             lazy_a: 0,
             lazy_b: 0,
             plain_base,
@@ -1077,14 +1081,14 @@ impl Bus for NoDevices {
 /// Lazy flags ([`Ctx`]'s `lazy`) → `CpuState`: the flags of `cmp lazy_a, lazy_b`, as the
 /// interpreter computes them, or those `lahf` and `seto` saved.
 fn fold_lazy_flags(ctx: &mut Ctx<'_>) {
-    if ctx.lazy != 0 {
+    if ctx.lazy != LAZY_NONE {
         use popek_cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
         let flags = if ctx.lazy == LAZY_RAW {
             (ctx.lazy_a >> 8) & (SF | ZF | AF | PF | CF) | if ctx.lazy_a & 1 != 0 { OF } else { 0 }
         } else {
             popek_interp::flags::sub(ctx.lazy_a, ctx.lazy_b, 0, 4).1
         };
-        ctx.lazy = 0;
+        ctx.lazy = LAZY_NONE;
         // SAFETY: `cpu` was borrowed by `run_block` for the whole call; translated code
         // does not touch it while Rust code runs.
         let cpu = unsafe { &mut *ctx.cpu };

@@ -614,6 +614,33 @@ pub(crate) fn wide_group_twin(insn: &Instruction, mode: u32, start: u32) -> Opti
     twin_on_ram(&m.twin, host_reg(insn.memory_base()).full_register(), displ)
 }
 
+/// For a store through DS, ES or SS that [`memory_twin`] rewrites, `[base + disp]` with no
+/// index, in a block running with paging off: `lea r11, [base + disp]` in 64 bits (the base
+/// register zero-extended, the displacement sign-extended: below 0 or at 4 GiB and above
+/// where the guest's address wraps), and the host twin on `[r13 + base + disp - start]`,
+/// R13 being the host address of guest-physical `start` (`code`'s `rewritten`, whose store
+/// map check makes sure that the address did not wrap). `None` for any other access, or
+/// a twin whose fix-up reads the result back.
+pub(crate) fn wide_store(insn: &Instruction, mode: u32, start: u32) -> Option<(Vec<u8>, Vec<u8>)> {
+    let m = memory_twin(insn, 0, mode)?;
+    if !m.write
+        || stack_twin(insn, 0).is_some()
+        || !matches!(insn.memory_segment(), Register::DS | Register::ES | Register::SS)
+        || insn.memory_index() != Register::None
+        || !insn.memory_base().is_gpr32()
+        || reads_result_back(flag_fix(insn)?)
+    {
+        return None;
+    }
+    let base = host_reg(insn.memory_base()).full_register();
+    let displ = insn.memory_displacement32() as i32;
+    let mem = MemoryOperand::new(base, Register::None, 1, i64::from(displ), 8, false, Register::None);
+    let mut enc = Encoder::new(64);
+    enc.encode(&Instruction::with2(Code::Lea_r64_m, Register::R11, mem).ok()?, 0).ok()?;
+    let twin = twin_on_ram(&m.twin, base, i64::from(displ) - i64::from(start))?;
+    Some((enc.take_buffer(), twin))
+}
+
 /// True if a twin's fix-up reads its result back through `[r10]` (a count, or a rotated
 /// copy), which must then hold the result's host address.
 fn reads_result_back(fix: FlagFix) -> bool {

@@ -1740,3 +1740,30 @@ fn flags_saved_for_a_run_of_stores_are_in_either_fault_frame() {
         assert_eq!(t.stack(3) & 0x8d5, 0x895, "{:#x} with the hole at the {} store", t.stack(3), if first == hole { "first" } else { "second" });
     }
 }
+
+/// Stores with paging off whose address wraps at 4 GiB (a base register plus a
+/// displacement, alone or in a page group): their 64-bit address is outside the store map's
+/// pages, so they take their slow path every time, where they wrap as the guest's do (and
+/// no refill opens a page for them).
+#[test]
+fn stores_that_wrap_at_4_gib_agree_with_the_interpreter() {
+    // mov ecx, 5 ; L: mov [ebx+0x10], ecx ; mov [esi-0x10], ecx ; mov [edi+0x10], ecx ;
+    // mov [edi+0x14], ecx ; dec ecx ; jnz L ; hlt
+    let body = [0x89, 0x4b, 0x10, 0x89, 0x4e, 0xf0, 0x89, 0x4f, 0x10, 0x89, 0x4f, 0x14, 0x49];
+    let mut code = looped(&[0xb9, 5, 0, 0, 0], &body);
+    code.push(0xf4);
+    let (t, jit) = both(
+        &code,
+        |t| {
+            t.cpu.state.gpr[3] = 0xffff_fffc;
+            t.cpu.state.gpr[6] = 8;
+            t.cpu.state.gpr[7] = 0xffff_fff0;
+        },
+        1 << 20,
+    );
+    assert!(t.cpu.state.halted);
+    assert_eq!(t.cpu.mem.read_ram::<4>(0xc), Some(1u32.to_le_bytes()), "mov [ebx+0x10] wrapped to 0xc");
+    assert_eq!(t.cpu.mem.read_ram::<8>(0), Some([1, 0, 0, 0, 1, 0, 0, 0]), "the group wrapped to 0");
+    // The three of them (the group's two as one) ran in their handlers every round.
+    assert_eq!(handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Mov), 4 * 5, "{:?}", jit.callouts_by_instruction());
+}

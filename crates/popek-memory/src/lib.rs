@@ -18,4 +18,4 @@ mod ram;
 
 pub use addr::{LinearAddr, PhysAddr, Port};
 pub use bus::{AccessSize, Bus, NullBus};
-pub use ram::{DEFAULT_RAM_SIZE, GuestMemory, MemoryError, Region, STORE_MAP_BYTES};
+pub use ram::{DEFAULT_RAM_SIZE, GuestMemory, MemoryError, Region, STORE_MAP_BYTES, STORE_MAP_PAGE0};

@@ -8,10 +8,16 @@ use memmap2::MmapMut;
 pub const DEFAULT_RAM_SIZE: u32 = 128 << 20;
 
 /// Bytes of the store map ([`GuestMemory::open_for_stores`]): one per 4 KiB page of the
-/// 32-bit physical address space. It lies right below RAM, at
-/// [`GuestMemory::host_base`] − `STORE_MAP_BYTES`, so that translated code reaches both
-/// from one register. Untouched pages of it take no host memory.
-pub const STORE_MAP_BYTES: usize = 1 << 20;
+/// 32-bit physical address space, and as many again around it, always 0, for pages from
+/// −2 GiB to 6 GiB: translated code may look up an address worked out in 64 bits (a 32-bit
+/// base plus a signed displacement) without checking first that it did not wrap. It lies
+/// right below RAM, at [`GuestMemory::host_base`] − `STORE_MAP_BYTES`, so that translated
+/// code reaches both from one register. Untouched pages of it take no host memory.
+pub const STORE_MAP_BYTES: usize = 2 << 20;
+
+/// Where in the store map the byte of page 0 is: page `p`'s (−2^19 ≤ `p` < 3 · 2^19) is at
+/// `host_base() - STORE_MAP_BYTES + STORE_MAP_PAGE0 + p`.
+pub const STORE_MAP_PAGE0: usize = 1 << 19;
 
 /// Host-side failures creating guest memory.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +171,7 @@ impl GuestMemory {
     }
 
     /// Host address of the first byte of RAM (for the JIT's soft-TLB addends). The store
-    /// map's byte for page `p` is at `host_base() - STORE_MAP_BYTES + p`.
+    /// map's byte for page `p` is at `host_base() - STORE_MAP_BYTES + STORE_MAP_PAGE0 + p`.
     #[inline]
     pub fn host_base(&self) -> *mut u8 {
         self.as_slice().as_ptr() as *mut u8
@@ -186,7 +192,7 @@ impl GuestMemory {
         };
         let open = plain(page) && plain(page + 1);
         if open {
-            self.map[page as usize] = 1;
+            self.map[STORE_MAP_PAGE0 + page as usize] = 1;
         }
         open
     }
@@ -194,15 +200,15 @@ impl GuestMemory {
     /// True if physical page `page` is open to plain stores.
     #[inline]
     pub fn open_to_stores(&self, page: u32) -> bool {
-        (page as usize) < STORE_MAP_BYTES && self.map[page as usize] != 0
+        page < 1 << 20 && self.map[STORE_MAP_PAGE0 + page as usize] != 0
     }
 
     /// Closes physical page `page` to plain stores, and the page before it (whose stores
     /// may cross into it).
     pub fn close_for_stores(&mut self, page: u32) {
         for p in [page.wrapping_sub(1), page] {
-            if let Some(b) = self.map.get_mut(p as usize).filter(|_| (p as usize) < STORE_MAP_BYTES) {
-                *b = 0;
+            if p < 1 << 20 {
+                self.map[STORE_MAP_PAGE0 + p as usize] = 0;
             }
         }
     }
