@@ -30,7 +30,9 @@ pub use code_pages::CodePages;
 pub use exception::{Event, Exception, ExecResult, Unsupported};
 pub use iced_x86;
 pub use mmu::{AccessKind, Tlb};
-pub use popek_memory::{AccessSize, Bus, GuestMemory, LinearAddr, NullBus, PhysAddr, Port, STORE_MAP_BYTES, STORE_MAP_PAGE0};
+pub use popek_memory::{
+    AccessSize, Bus, GuestMemory, LinearAddr, NullBus, PhysAddr, Port, STORE_MAP_BYTES, STORE_MAP_PAGE0,
+};
 pub use state::{CpuState, Seg, SegmentCache};
 
 /// The semantics of one instruction: entered with `state.eip` already at the next

@@ -1103,6 +1103,7 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         joins: Joins::default(),
         lazy_loads: Vec::new(),
         saved: None,
+        copying: false,
     };
     // Entered through the shared prologue (`shared::Shared::enter`) or by a chain.
     x64!(e.ops; =>body);
@@ -1369,6 +1370,9 @@ struct Emitter<'a, E: Emit> {
     /// plain accesses can see until they are set again
     /// ([`Emitter::seen_by_slow_paths_only`]): each of those slow paths stores them.
     saved: Option<PushedFlags>,
+    /// Emitting a copy of the block ([`Emitter::whole_copy`]): nothing is recorded in
+    /// `joins`.
+    copying: bool,
     /// Lazy flags loads whose other cases are still to emit out of line
     /// ([`Emitter::lazy_load_rest`]).
     lazy_loads: Vec<(DynamicLabel, DynamicLabel)>,
@@ -1425,8 +1429,12 @@ impl<E: Emit> Emitter<'_, E> {
     ///
     /// Returns false, with nothing emitted, where there is no such way: then the flags are
     /// stored and the loop goes back to the body's start.
-    fn loop_back(&mut self, a: u8, b: LazyOperand) -> bool {
-        let Some(end) = self.peel_end(a, b) else { return false };
+    fn loop_back(&mut self, a: u8, b: LazyOperand, out: DynamicLabel) -> bool {
+        let copy = self.whole_copy_fits();
+        let end = self.peel_end(a, b);
+        if !copy && end.is_none() {
+            return false;
+        }
         let n = self.block.insns.len() as i32;
         let miss = self.ops.fresh_label();
         // sub r9, imm32 (7 bytes) ; jle rel32 (6)
@@ -1438,12 +1446,19 @@ impl<E: Emit> Emitter<'_, E> {
         self.stubs.push(Stub { label: miss, eip: self.eip, site: self.next_site, pending: Some((a, b)) });
         self.next_site += 1;
         self.sites.push(None);
+        let top = self.ops.fresh_label();
+        x64!(self.ops; =>top);
         if self.profile {
             x64!(self.ops
                 ; mov r11, QWORD [r14 + offset_of!(Ctx, counters) as i32]
                 ; inc QWORD [r11 + 8 * self.id as i32]
             );
         }
+        if copy {
+            self.whole_copy(a, b, top, miss, out);
+            return true;
+        }
+        let Some(end) = end else { unreachable!("checked above") };
         let last = self.current;
         self.set_state(FlagState::ENTRY);
         self.pending = Some((a, b));
@@ -1473,6 +1488,124 @@ impl<E: Emit> Emitter<'_, E> {
         }
         self.current = last;
         true
+    }
+
+    /// True if the whole block can be copied for a loop's way back ([`Emitter::whole_copy`]):
+    /// register-only instructions and plain accesses (alone or in page groups) only, and
+    /// the last a conditional branch back to the block's start.
+    fn whole_copy_fits(&self) -> bool {
+        let last = self.block.insns.len() - 1;
+        let branch = &self.block.insns[last].insn;
+        self.chainable
+            && branch.condition_code() != ConditionCode::None
+            && branch.mnemonic() != Mnemonic::Loop
+            && is_inline_branch(branch)
+            && self.runtime_eip(branch.near_branch32()) == self.eip
+            && self.block.insns[..last].iter().enumerate().all(|(i, d)| match d.exec.treatment {
+                Treatment::Ident => true,
+                Treatment::Rewritten => self.groups[i].is_some() || self.plain_access(i) || self.plain_stack_access(i),
+                _ => false,
+            })
+    }
+
+    /// True if instruction `i` is a rewritten stack access (PUSH or POP of a register) that
+    /// `emit_block` sends to [`Emitter::rewritten`].
+    fn plain_stack_access(&self, i: usize) -> bool {
+        let insn = &self.block.insns[i].insn;
+        self.groups[i].is_none()
+            && !is_inline_branch(insn)
+            && crate::translate::plain_movs_width(insn).is_none()
+            && crate::translate::indirect_branch_address(insn).is_none()
+            && insn.code() != Code::Rdtsc
+    }
+
+    /// A loop's way back ([`Emitter::loop_back`]) as a whole copy of the block, with the
+    /// flags of its CMP `a, b` pending at its start (`top`): each instruction as in the
+    /// body, but the flags are only stored where something other than a register-only
+    /// instruction or a plain flagless access would see them (or `a` or `b` changes), set
+    /// in host EFLAGS by `cmp a, b` where one reads them, and dropped where one sets them
+    /// all. The copy's own branch leaves for the body's way out (`out`) and goes back to
+    /// `top` while the budget lasts, else to `miss` (the body's way back's exit, which
+    /// stores the flags):
+    ///
+    /// ```text
+    ///   top: <the block's instructions> ; j<not cc> out ; sub r9, n ; jg top ; jmp miss
+    /// ```
+    ///
+    /// So a round of the loop takes one jump back, as the guest's does.
+    fn whole_copy(&mut self, a: u8, b: LazyOperand, top: DynamicLabel, miss: DynamicLabel, out: DynamicLabel) {
+        let at_branch = self.state();
+        let last = self.block.insns.len() - 1;
+        let ab = |r: Register| {
+            let h = host_number(r);
+            h == a || matches!(b, LazyOperand::Register(x) if x == h)
+        };
+        self.set_state(FlagState::ENTRY);
+        self.pending = Some((a, b));
+        self.copying = true;
+        for i in 0..last {
+            self.current = i;
+            let d = &self.block.insns[i];
+            if let Some((a, b)) = self.pending {
+                let insn = &d.insn;
+                let flagless = x86_flags(insn.rflags_read() | insn.rflags_modified()) == 0;
+                let writes_ab = written_registers(insn).iter().any(|&r| ab(r));
+                // A register-only instruction that reads or sets the flags settles them
+                // itself, before it changes `a` or `b` (`cmp a, b` first, or nothing if it
+                // sets them all): only one that leaves them alone and changes `a` or `b`
+                // needs them stored.
+                let keeps = match d.exec.treatment {
+                    Treatment::Ident => !(flagless && writes_ab),
+                    _ => flagless && !writes_ab && self.plain_access(i),
+                };
+                if !keeps {
+                    emit_store_lazy_cmp(self.ops, a, b);
+                    self.pending = None;
+                }
+            }
+            match (d.exec.treatment, self.groups[i]) {
+                (Treatment::Ident, _) => self.ident(d),
+                (_, Some(slot)) => self.grouped(i, d, slot),
+                _ => self.rewritten(i, d),
+            }
+            if self.host_flags != 0 {
+                self.pending = None;
+            }
+        }
+        self.current = last;
+        let branch = &self.block.insns[last].insn;
+        let same = self.pending.is_none() && self.state() == self.joins.start[last].1;
+        if same && at_branch == self.joins.start[last].1 {
+            // As the body's branch: the flags are in host EFLAGS, from the same CMP.
+            self.pad_for_branch(6);
+            emit_jcc(self.ops, negated(branch.condition_code()), out);
+            let n = self.block.insns.len() as i32;
+            // sub r9, imm32 (7 bytes) ; jg rel32 (6)
+            self.pad_for_branch(13);
+            x64!(self.ops
+                ; sub r9, n
+                ; jg =>top
+                ; jmp =>miss
+            );
+        } else if same {
+            // The body's branch loaded the flags first: into it.
+            x64!(self.ops; jmp =>self.joins.start[last].0);
+        } else {
+            // (Not expected: the copy's state after the block's instructions is the body's.)
+            // Back to the run loop before the branch, the flags in `CpuState`.
+            if let Some((a, b)) = self.pending.take() {
+                emit_store_lazy_cmp(self.ops, a, b);
+            }
+            self.spill_flags();
+            store32_imm(self.ops, EIP_OFF, self.runtime_eip(branch.ip32()));
+            x64!(self.ops
+                ; sub r9, last as i32
+                ; mov r10d, self.id as i32
+            );
+            self.branch_to_shared(JMP, self.shared.ret_store);
+        }
+        self.copying = false;
+        self.set_state(at_branch);
     }
 
     /// True if instruction `i` is a rewritten access that `emit_block` sends to
@@ -1526,7 +1659,6 @@ impl<E: Emit> Emitter<'_, E> {
     /// the flags), none writes `a` or `b`, and the body's state where the copy joins it is
     /// the copy's.
     fn peel_end(&self, a: u8, b: LazyOperand) -> Option<PeelEnd> {
-        use popek_cpu::iced_x86::OpKind;
         if !self.chainable {
             return None;
         }
@@ -1542,11 +1674,12 @@ impl<E: Emit> Emitter<'_, E> {
             let insn = &d.insn;
             let flagless = x86_flags(insn.rflags_read() | insn.rflags_modified() | insn.rflags_undefined()) == 0;
             let writes_ab = written_registers(insn).iter().any(|&r| ab(r));
-            let register_only = (0..insn.op_count()).all(|k| insn.op_kind(k) != OpKind::Memory);
             let plain_access = self.plain_access(i);
             match d.exec.treatment {
-                Treatment::Ident if register_only && flagless && !writes_ab => continue,
-                Treatment::Ident if register_only => {
+                Treatment::Ident if flagless && !writes_ab => continue,
+                // It changes `a` or `b`, not the flags: they go to the context first.
+                Treatment::Ident if flagless => return Some(PeelEnd::Stored(i)),
+                Treatment::Ident => {
                     return Some(match self.joins.loaded[i] {
                         // Loaded right at its start (nothing before the load), all six.
                         Some((_, at)) if at == (FlagState { host_flags: ARITH, ..FlagState::ENTRY }) => {
@@ -1663,6 +1796,11 @@ impl<E: Emit> Emitter<'_, E> {
     /// The guest's flags → host EFLAGS: from `CpuState`, or, if they are lazy, by running
     /// the CMP again on its stored operands (clobbers R11 only).
     fn emit_load_flags(&mut self) {
+        if let Some((a, b)) = self.pending.take() {
+            // A loop's way back: the flags of its CMP, set again.
+            FlagSource::Cmp(a, b).emit(self.ops);
+            return;
+        }
         if !self.lazy_maybe {
             emit_load_flags(self.ops);
             return;
@@ -1722,6 +1860,7 @@ impl<E: Emit> Emitter<'_, E> {
             {
                 // What the twin sets, it sets; the rest nobody sees.
                 self.host_flags = ARITH;
+                self.pending = None;
             } else {
                 self.flags_for(ARITH);
             }
@@ -1735,7 +1874,7 @@ impl<E: Emit> Emitter<'_, E> {
             self.spill_flags();
             self.emit_load_flags();
             self.host_flags = ARITH;
-            if self.pending.is_none() && matches!(self.joins.loaded.get(self.current), Some(None)) {
+            if !self.copying && matches!(self.joins.loaded.get(self.current), Some(None)) {
                 let label = self.ops.fresh_label();
                 x64!(self.ops; =>label);
                 self.joins.loaded[self.current] = Some((label, self.state()));
@@ -2410,15 +2549,7 @@ impl<E: Emit> Emitter<'_, E> {
             let back = self.ops.fresh_label();
             // With paging off a group that writes may open its page in the store map.
             let refill = (!self.paging() && g.write).then_some((g.len | crate::REFILL_WRITE, retry));
-            self.group_misses.push(GroupMiss {
-                label: miss,
-                first: i,
-                last: slot.last,
-                back,
-                pushed,
-                refill,
-                address,
-            });
+            self.group_misses.push(GroupMiss { label: miss, first: i, last: slot.last, back, pushed, refill, address });
         }
         // The flags first (a spill or a load clobbers R10 and R11), then the address (LEA
         // and MOV leave host EFLAGS alone).
@@ -2463,7 +2594,7 @@ impl<E: Emit> Emitter<'_, E> {
         if i == slot.last {
             // The miss path comes back here with the registers in host and every flag in
             // host EFLAGS (which agree with any fix-up, as after a slow path).
-            let back = self.group_misses.iter().find(|m| m.last == i).expect("the group's check came first").back;
+            let back = self.group_misses.iter().rev().find(|m| m.last == i).expect("the group's check came first").back;
             x64!(self.ops; =>back);
         }
     }
@@ -2686,7 +2817,7 @@ impl<E: Emit> Emitter<'_, E> {
                     && !self.of_sf_cf
                     && self.host_zero & !AF == 0 =>
             {
-                self.loop_back(a, b)
+                self.loop_back(a, b, jumped)
             }
             _ => false,
         };

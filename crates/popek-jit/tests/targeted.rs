@@ -1737,7 +1737,13 @@ fn flags_saved_for_a_run_of_stores_are_in_either_fault_frame() {
         );
         assert_eq!(t.halted_vector(), Some(14), "#PF");
         // INC of 0x7fffffff: OF, SF, AF, PF; CF from cmp 5, 7.
-        assert_eq!(t.stack(3) & 0x8d5, 0x895, "{:#x} with the hole at the {} store", t.stack(3), if first == hole { "first" } else { "second" });
+        assert_eq!(
+            t.stack(3) & 0x8d5,
+            0x895,
+            "{:#x} with the hole at the {} store",
+            t.stack(3),
+            if first == hole { "first" } else { "second" }
+        );
     }
 }
 
@@ -1766,4 +1772,43 @@ fn stores_that_wrap_at_4_gib_agree_with_the_interpreter() {
     assert_eq!(t.cpu.mem.read_ram::<8>(0), Some([1, 0, 0, 0, 1, 0, 0, 0]), "the group wrapped to 0");
     // The three of them (the group's two as one) ran in their handlers every round.
     assert_eq!(handler_runs(&jit, popek_cpu::iced_x86::Mnemonic::Mov), 4 * 5, "{:?}", jit.callouts_by_instruction());
+}
+
+/// A loop whose first instructions change the second operand of its CMP without touching
+/// the flags (NOT ECX ; MOV EDX, ECX), then read them (ADC): its way back stores the CMP's
+/// flags first, for they are no longer those of `cmp ebx, edx` on the registers. Without
+/// a MOVSB the way back is a whole copy of the block; with one, a copy of its first
+/// instructions.
+#[test]
+fn a_loop_that_changes_its_cmp_operand_first_keeps_its_flags() {
+    for movs in [false, true] {
+        // mov ebx, 100 ; xor ecx, ecx ; mov esi, DATA_BASE ; mov edi, DATA_BASE + 0x800 ;
+        // xor eax, eax ; jmp L
+        let mut prelude = vec![0xbb, 100, 0, 0, 0, 0x31, 0xc9, 0xbe];
+        le(&mut prelude, DATA_BASE);
+        prelude.push(0xbf);
+        le(&mut prelude, DATA_BASE + 0x800);
+        prelude.extend([0x31, 0xc0, 0xeb, 0x00]);
+        // L: not ecx ; mov edx, ecx ; (movsb) ; adc eax, 7 ; dec ebx ; cmp ebx, edx ; jnz L
+        let mut body = vec![0xf7, 0xd1, 0x89, 0xca];
+        if movs {
+            body.push(0xa4);
+        }
+        body.extend([0x83, 0xd0, 0x07, 0x4b, 0x39, 0xd3]);
+        let mut code = looped(&prelude, &body);
+        code.push(0xf4);
+        let (t, jit) = both(&code, |_| {}, 1 << 20);
+        let (mut ebx, mut ecx, mut eax, mut cf) = (100u32, 0u32, 0u32, false);
+        loop {
+            ecx = !ecx;
+            eax = eax.wrapping_add(7 + u32::from(cf));
+            ebx -= 1;
+            cf = ebx < ecx;
+            if ebx == ecx {
+                break;
+            }
+        }
+        assert_eq!(t.cpu.state.gpr[0], eax, "movsb {movs}");
+        assert!(jit.stats.exits_chain_miss < 5, "the loop ran chained: {:?}", jit.stats);
+    }
 }
