@@ -851,6 +851,14 @@ pub(crate) fn emit_store_registers(ops: &mut impl Emit) {
     }
 }
 
+/// True if `insn` writes the register `a` or `b` of a pending CMP ([`Emitter::pending`]).
+fn writes_operand(insn: &Instruction, a: u8, b: LazyOperand) -> bool {
+    written_registers(insn).iter().any(|&r| {
+        let h = host_number(r);
+        h == a || b == LazyOperand::Register(h)
+    })
+}
+
 /// The flags of `cmp a, b` as lazy flags ([`Ctx`]'s `lazy`): its operands into the context,
 /// two plain stores, the second a 64-bit one that sets `lazy_b` and `lazy` (`LAZY_CMP`, 0)
 /// at once: a guest register's host home is zero-extended. (A constant of 2^31 or more,
@@ -1503,16 +1511,17 @@ impl<E: Emit> Emitter<'_, E> {
             && self.runtime_eip(branch.near_branch32()) == self.eip
             && self.block.insns[..last].iter().enumerate().all(|(i, d)| match d.exec.treatment {
                 Treatment::Ident => true,
-                Treatment::Rewritten => self.groups[i].is_some() || self.plain_access(i) || self.plain_stack_access(i),
+                Treatment::Rewritten => self.groups[i].is_some() || self.rewritten_inline(i),
                 _ => false,
             })
     }
 
-    /// True if instruction `i` is a rewritten stack access (PUSH or POP of a register) that
-    /// `emit_block` sends to [`Emitter::rewritten`].
-    fn plain_stack_access(&self, i: usize) -> bool {
+    /// True if `emit_block` sends instruction `i`, rewritten, to [`Emitter::rewritten`]: not
+    /// a branch, RDTSC, MOVS or an indirect CALL or JMP, nor in a page group.
+    fn rewritten_inline(&self, i: usize) -> bool {
         let insn = &self.block.insns[i].insn;
-        self.groups[i].is_none()
+        self.block.insns[i].exec.treatment == Treatment::Rewritten
+            && self.groups[i].is_none()
             && !is_inline_branch(insn)
             && crate::translate::plain_movs_width(insn).is_none()
             && crate::translate::indirect_branch_address(insn).is_none()
@@ -1536,10 +1545,6 @@ impl<E: Emit> Emitter<'_, E> {
     fn whole_copy(&mut self, a: u8, b: LazyOperand, top: DynamicLabel, miss: DynamicLabel, out: DynamicLabel) {
         let at_branch = self.state();
         let last = self.block.insns.len() - 1;
-        let ab = |r: Register| {
-            let h = host_number(r);
-            h == a || matches!(b, LazyOperand::Register(x) if x == h)
-        };
         self.set_state(FlagState::ENTRY);
         self.pending = Some((a, b));
         self.copying = true;
@@ -1549,7 +1554,7 @@ impl<E: Emit> Emitter<'_, E> {
             if let Some((a, b)) = self.pending {
                 let insn = &d.insn;
                 let flagless = x86_flags(insn.rflags_read() | insn.rflags_modified()) == 0;
-                let writes_ab = written_registers(insn).iter().any(|&r| ab(r));
+                let writes_ab = writes_operand(insn, a, b);
                 // A register-only instruction that reads or sets the flags settles them
                 // itself, before it changes `a` or `b` (`cmp a, b` first, or nothing if it
                 // sets them all): only one that leaves them alone and changes `a` or `b`
@@ -1612,15 +1617,7 @@ impl<E: Emit> Emitter<'_, E> {
     /// [`Emitter::rewritten`] (a plain access of its own, not in a page group) and does not
     /// move the stack pointer.
     fn plain_access(&self, i: usize) -> bool {
-        let d = &self.block.insns[i];
-        let insn = &d.insn;
-        d.exec.treatment == Treatment::Rewritten
-            && !is_inline_branch(insn)
-            && insn.code() != Code::Rdtsc
-            && insn.stack_pointer_increment() == 0
-            && crate::translate::plain_movs_width(insn).is_none()
-            && crate::translate::indirect_branch_address(insn).is_none()
-            && self.groups[i].is_none()
+        self.rewritten_inline(i) && self.block.insns[i].insn.stack_pointer_increment() == 0
     }
 
     /// True if the flags `live` that host EFLAGS hold before instruction `i`'s access are
@@ -1662,10 +1659,6 @@ impl<E: Emit> Emitter<'_, E> {
         if !self.chainable {
             return None;
         }
-        let ab = |r: Register| {
-            let h = host_number(r);
-            h == a || matches!(b, LazyOperand::Register(x) if x == h)
-        };
         let last = self.block.insns.len() - 1;
         for (i, d) in self.block.insns.iter().enumerate().take(last) {
             if self.joins.start[i].1 != FlagState::ENTRY {
@@ -1673,7 +1666,7 @@ impl<E: Emit> Emitter<'_, E> {
             }
             let insn = &d.insn;
             let flagless = x86_flags(insn.rflags_read() | insn.rflags_modified() | insn.rflags_undefined()) == 0;
-            let writes_ab = written_registers(insn).iter().any(|&r| ab(r));
+            let writes_ab = writes_operand(insn, a, b);
             let plain_access = self.plain_access(i);
             match d.exec.treatment {
                 Treatment::Ident if flagless && !writes_ab => continue,
