@@ -1240,6 +1240,14 @@ struct PushedFlags {
     unneeded: bool,
 }
 
+impl SlowPath {
+    /// A slow path that only runs instruction `index`'s handler (no refill, no flags to
+    /// load after it, none pending).
+    fn handler(label: DynamicLabel, back: DynamicLabel, index: usize, pushed: Option<PushedFlags>) -> Self {
+        SlowPath { label, back, index, load_flags: false, pushed, refill: None, pending: None, address: None }
+    }
+}
+
 /// Out-of-line code at a block end that leaves for the run loop: set EIP, then either
 /// return (the budget ran out) or report the chain site that has no link yet (the
 /// shared `chain_exit` tells which).
@@ -2187,16 +2195,7 @@ impl<E: Emit> Emitter<'_, E> {
         );
         let back = self.ops.fresh_label();
         x64!(self.ops; =>back);
-        self.slow_paths.push(SlowPath {
-            label: slow,
-            back,
-            index: i,
-            load_flags: false,
-            pushed,
-            refill: None,
-            pending: None,
-            address: None,
-        });
+        self.slow_paths.push(SlowPath::handler(slow, back, i, pushed));
     }
 
     /// RDTSC, sensitive (it reads the virtual TSC) but computed inline: the TSC at the
@@ -2237,16 +2236,7 @@ impl<E: Emit> Emitter<'_, E> {
         );
         let back = self.ops.fresh_label();
         x64!(self.ops; =>back);
-        self.slow_paths.push(SlowPath {
-            label: slow,
-            back,
-            index: i,
-            load_flags: false,
-            pushed: None,
-            refill: None,
-            pending: None,
-            address: None,
-        });
+        self.slow_paths.push(SlowPath::handler(slow, back, i, None));
     }
 
     /// Before a soft-TLB check, which clobbers host EFLAGS: the flags they hold go to
@@ -2733,16 +2723,7 @@ impl<E: Emit> Emitter<'_, E> {
             );
         }
         x64!(self.ops; =>back);
-        self.slow_paths.push(SlowPath {
-            label: slow,
-            back,
-            index: i,
-            load_flags: false,
-            pushed: None,
-            refill: None,
-            pending: None,
-            address: None,
-        });
+        self.slow_paths.push(SlowPath::handler(slow, back, i, None));
     }
 
     /// Whether the block runs with paging on ([`BlockKey::PAGING`]).

@@ -59,6 +59,12 @@ fn paging_with_hole(t: &mut TestBox, hole: u32) {
     paging(t, |lin| if lin == hole { 0 } else { lin | 3 });
 }
 
+/// Exception handlers that halt, and paging with a hole at `hole`.
+fn faulting_with_hole(t: &mut TestBox, hole: u32) {
+    t.install_exception_handlers();
+    paging_with_hole(t, hole);
+}
+
 #[test]
 fn page_fault_inside_a_block_is_precise() {
     let hole = DATA_BASE + 0x1000;
@@ -69,8 +75,7 @@ fn page_fault_inside_a_block_is_precise() {
     let (t, jit) = both(
         &code,
         |t| {
-            t.install_exception_handlers();
-            paging_with_hole(t, hole);
+            faulting_with_hole(t, hole);
         },
         1 << 20,
     );
@@ -329,6 +334,22 @@ fn le(code: &mut Vec<u8>, v: u32) {
     code.extend(v.to_le_bytes());
 }
 
+/// NOPs up to guest address `addr`, then a function there: an instruction `opcode imm32`
+/// (`add eax` or `mov eax`, say) and RET.
+fn function_at(code: &mut Vec<u8>, addr: u32, opcode: u8, imm: u32) {
+    code.resize((addr - CODE_BASE) as usize, 0x90);
+    code.push(opcode);
+    le(code, imm);
+    code.push(0xc3);
+}
+
+/// `call target` (rel32) appended to `code`.
+fn call(code: &mut Vec<u8>, target: u32) {
+    code.push(0xe8);
+    let next = at(code) + 4;
+    le(code, target.wrapping_sub(next));
+}
+
 /// A counter beside the loop's code, in the same page: each store reaches the slow path
 /// (the page holds code) but overlaps no decoded byte, so nothing is invalidated and the
 /// loop keeps running chained.
@@ -365,15 +386,10 @@ fn patching_a_function_invalidates_it_alone_and_unlinks_its_chains() {
     let l = code.len();
     code.extend([0x89, 0x0d]);
     le(&mut code, f + 1);
-    code.push(0xe8);
-    let next = at(&code) + 4;
-    le(&mut code, f.wrapping_sub(next));
+    call(&mut code, f);
     code.extend([0x49, 0x75, rel8(l, code.len() + 3), 0xf4]);
-    code.resize(0x1000, 0x90);
     // f: add eax, imm32 ; ret
-    code.push(0x05);
-    le(&mut code, 0);
-    code.push(0xc3);
+    function_at(&mut code, f, 0x05, 0);
     let (t, jit) = both(&code, |_| {}, 1 << 20);
     assert_eq!(t.cpu.state.gpr[0], (1..=100).sum::<u32>(), "every call ran the patched immediate");
     assert_eq!(jit.stats.flushes, 0);
@@ -401,9 +417,7 @@ fn code_decoded_for_every_run_still_sees_its_own_store() {
     let mut code = vec![0xb9];
     le(&mut code, 100);
     let l = code.len();
-    code.push(0xe8);
-    let next = at(&code) + 4;
-    le(&mut code, f.wrapping_sub(next));
+    call(&mut code, f);
     code.extend([0x49, 0x75, rel8(l, code.len() + 3), 0xf4]);
     code.resize(0x1000, 0x90);
     // f: mov [f+7], ecx ; add eax, imm32 (at f+7) ; ret
@@ -554,8 +568,7 @@ fn fs_and_gs_with_a_base_are_rewritten_and_agree() {
     code.extend([0x4a, 0x75, 0xe2, 0x64, 0xa0]);
     code.extend((hole - 0x1000).to_le_bytes());
     let setup = |t: &mut TestBox| {
-        t.install_exception_handlers();
-        paging_with_hole(t, hole);
+        faulting_with_hole(t, hole);
         t.cpu.state.seg[Seg::Fs as usize].base = 0x1000;
         t.cpu.state.seg[Seg::Gs as usize].base = 0x2000;
         t.cpu.state.gpr[3] = DATA_BASE + 0x18; // EBX
@@ -785,20 +798,15 @@ fn code_writes_while_the_cache_evicts() {
             code.extend([0x89, 0x0d]);
             le(&mut code, g + 1);
         } else {
-            code.push(0xe8);
-            let next = at(&code) + 4;
-            le(&mut code, g.wrapping_sub(next));
+            call(&mut code, g);
         }
     }
     code.extend([0x49, 0x0f, 0x85]);
     let next = at(&code) + 4;
     le(&mut code, l.wrapping_sub(next));
     code.push(0xf4);
-    code.resize((g - CODE_BASE) as usize, 0x90);
     // g: add eax, imm32 ; ret
-    code.push(0x05);
-    le(&mut code, 0);
-    code.push(0xc3);
+    function_at(&mut code, g, 0x05, 0);
     let (t, jit) = both(&code, |_| {}, 16 << 10);
     let (mut eax, mut imm) = (0u32, 0u32);
     for ecx in (1..=10).rev() {
@@ -892,8 +900,7 @@ fn accesses_sharing_a_page_check_agree_with_the_interpreter() {
     let (t, _) = both(
         &code,
         |t| {
-            t.install_exception_handlers();
-            paging_with_hole(t, hole);
+            faulting_with_hole(t, hole);
             t.cpu.state.gpr[3] = hole + 0x10;
             t.cpu.state.gpr[1] = 5;
         },
@@ -940,8 +947,7 @@ fn flags_left_lazy_by_a_cmp_agree_with_the_interpreter() {
         let (t, _) = both(
             &code,
             |t| {
-                t.install_exception_handlers();
-                paging_with_hole(t, hole);
+                faulting_with_hole(t, hole);
                 t.cpu.state.gpr[1] = 5;
             },
             1 << 20,
@@ -1009,8 +1015,7 @@ fn indirect_calls_agree_with_the_interpreter() {
     let (t, _) = both(
         &code,
         |t| {
-            t.install_exception_handlers();
-            paging_with_hole(t, hole);
+            faulting_with_hole(t, hole);
         },
         1 << 20,
     );
@@ -1031,8 +1036,7 @@ fn flags_only_a_fault_sees_are_right_in_its_frame() {
         let (t, _) = both(
             &code,
             |t| {
-                t.install_exception_handlers();
-                paging_with_hole(t, hole);
+                faulting_with_hole(t, hole);
                 (t.cpu.state.gpr[0], t.cpu.state.gpr[3]) = (5, ebx);
             },
             1 << 20,
@@ -1054,8 +1058,7 @@ fn flags_only_a_fault_sees_are_right_in_its_frame() {
         let (t, _) = both(
             &code,
             |t| {
-                t.install_exception_handlers();
-                paging_with_hole(t, hole);
+                faulting_with_hole(t, hole);
                 (t.cpu.state.gpr[1], t.cpu.state.gpr[3]) = (ecx, hole);
             },
             1 << 20,
@@ -1244,8 +1247,7 @@ fn flags_left_raw_at_a_block_end_agree_with_the_interpreter() {
     let (t, _) = both(
         &code,
         |t| {
-            t.install_exception_handlers();
-            paging_with_hole(t, hole);
+            faulting_with_hole(t, hole);
             t.cpu.state.gpr[0] = 0x7fff_ffff;
         },
         1 << 20,
@@ -1604,21 +1606,14 @@ fn a_store_across_into_new_code_is_seen() {
         b
     });
     // call f ; mov ebx, eax ; mov dword [f - 2], 0x42b8_0000 (bytes 00 00 b8 42) ; call f ; hlt
-    code.push(0xe8);
-    let next = at(&code) + 4;
-    le(&mut code, f.wrapping_sub(next));
+    call(&mut code, f);
     code.extend([0x89, 0xc3, 0xc7, 0x05]);
     le(&mut code, f - 2);
     le(&mut code, 0x42b8_0000);
-    code.push(0xe8);
-    let next = at(&code) + 4;
-    le(&mut code, f.wrapping_sub(next));
+    call(&mut code, f);
     code.push(0xf4);
-    code.resize((f - CODE_BASE) as usize, 0x90);
     // f: mov eax, 0x11111111 ; ret
-    code.push(0xb8);
-    le(&mut code, 0x1111_1111);
-    code.push(0xc3);
+    function_at(&mut code, f, 0xb8, 0x1111_1111);
     let (t, jit) = both(&code, |_| {}, 1 << 20);
     assert_eq!(t.cpu.state.gpr[3], 0x1111_1111, "the first call");
     assert_eq!(t.cpu.state.gpr[0], 0x1111_1142, "the second call ran the new byte");
@@ -1686,8 +1681,7 @@ fn a_fault_in_a_loop_going_back_sees_its_cmp_flags() {
     let (t, _) = both(
         &code,
         |t| {
-            t.install_exception_handlers();
-            paging_with_hole(t, hole);
+            faulting_with_hole(t, hole);
             t.cpu.state.gpr[3] = hole - 0x2000;
             t.cpu.state.gpr[2] = hole + 0x2000;
         },
@@ -1725,8 +1719,7 @@ fn flags_saved_for_a_run_of_stores_are_in_either_fault_frame() {
         let (t, _) = both(
             &code,
             |t| {
-                t.install_exception_handlers();
-                paging_with_hole(t, hole);
+                faulting_with_hole(t, hole);
                 t.cpu.state.gpr[1] = 5;
                 t.cpu.state.gpr[3] = first;
                 t.cpu.state.gpr[2] = second;
