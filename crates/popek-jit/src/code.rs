@@ -1446,11 +1446,14 @@ impl<E: Emit> Emitter<'_, E> {
     /// Returns false, with nothing emitted, where there is no such way: then the flags are
     /// stored and the loop goes back to the body's start.
     fn loop_back(&mut self, a: u8, b: LazyOperand, out: DynamicLabel) -> bool {
-        let copy = self.whole_copy_fits();
-        let end = self.peel_end(a, b);
-        if !copy && end.is_none() {
-            return false;
-        }
+        // `None`: a whole copy; else where the copy of the first instructions ends.
+        let end = match self.whole_copy_fits() {
+            true => None,
+            false => match self.peel_end(a, b) {
+                Some(end) => Some(end),
+                None => return false,
+            },
+        };
         let n = self.block.insns.len() as i32;
         let miss = self.ops.fresh_label();
         // sub r9, imm32 (7 bytes) ; jle rel32 (6)
@@ -1470,11 +1473,10 @@ impl<E: Emit> Emitter<'_, E> {
                 ; inc QWORD [r11 + 8 * self.id as i32]
             );
         }
-        if copy {
+        let Some(end) = end else {
             self.whole_copy(a, b, top, miss, out);
             return true;
-        }
-        let Some(end) = end else { unreachable!("checked above") };
+        };
         let last = self.current;
         self.set_state(FlagState::ENTRY);
         self.pending = Some((a, b));
