@@ -26,7 +26,7 @@
 use crate::shared::{Shared, shared};
 use crate::translate::{
     FlagFix, GroupSlot, OfFix, Treatment, flag_fix, flags_dead_after, host_twin, is_call_or_ret, is_inline_branch,
-    memory_twin, plan_page_groups, test_self, written_registers, x86_flags,
+    lea_of, memory_twin, plan_page_groups, test_self, written_registers, x86_flags,
 };
 use crate::{Ctx, INDIRECT_BITS, INDIRECT_HASH, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::X64Relocation;
@@ -1004,15 +1004,6 @@ fn emit_nops(ops: &mut impl Emit, mut n: usize) {
     }
 }
 
-/// `lea dst, [base + displ]` (`code`: its 32- or 64-bit form), encoded.
-fn lea_of(code: Code, dst: Register, base: Register, displ: i32) -> Vec<u8> {
-    let span = popek_cpu::iced_x86::MemoryOperand::with_base_displ(base, i64::from(displ));
-    let lea = Instruction::with2(code, dst, span).expect("lea reg, [reg + disp]");
-    let mut enc = popek_cpu::iced_x86::Encoder::new(64);
-    enc.encode(&lea, 0).expect("lea reg, [reg + disp] encodes");
-    enc.take_buffer()
-}
-
 /// The condition that holds just when `cc` does not.
 fn negated(cc: ConditionCode) -> ConditionCode {
     use ConditionCode::*;
@@ -1133,13 +1124,8 @@ pub(crate) fn emit_block(ops: &mut impl Emit, block: &Block<JitInsn>, layout: &L
         e.current = i;
         // Saved flags live until an instruction that reads or writes the flags (the one
         // that sets them again) or that is not a plain access or register-only.
-        if e.saved.is_some() {
-            let insn = &d.insn;
-            let flagless = x86_flags(insn.rflags_read() | insn.rflags_modified()) == 0;
-            let register_only = (0..insn.op_count()).all(|k| insn.op_kind(k) != popek_cpu::iced_x86::OpKind::Memory);
-            if !flagless || !(d.exec.treatment == Treatment::Ident && register_only || e.plain_access(i)) {
-                e.saved = None;
-            }
+        if e.saved.is_some() && !e.leaves_flags_alone(i) {
+            e.saved = None;
         }
         match d.exec.treatment {
             Treatment::Ident => e.ident(d),
@@ -1184,21 +1170,12 @@ enum FastPath {
     PortIn,
 }
 
-/// A page group's check that missed: run the instructions `first..=last` in their
-/// handlers, then go on at `back` (after `last`'s code).
+/// A page group's check that missed: a slow path that runs the group's instructions, up to
+/// `last`, in their handlers (its `index` a [`crate::RANGE`]), then goes on at its `back`
+/// (after `last`'s code).
 struct GroupMiss {
-    label: DynamicLabel,
-    first: usize,
     last: usize,
-    back: DynamicLabel,
-    /// The guest's flags are saved in the context (or to be set again, or not needed), not
-    /// in `CpuState`, as for a [`SlowPath`].
-    pushed: Option<PushedFlags>,
-    /// A check that a refill may make hit, as for a [`SlowPath`] (a group that writes,
-    /// with paging off: the store map).
-    refill: Option<(u32, DynamicLabel)>,
-    /// The address, for a check that worked it out in 64 bits: see [`SlowPath::address`].
-    address: Option<(Vec<u8>, Vec<u8>)>,
+    path: SlowPath,
 }
 
 /// The out-of-line slow path of a rewritten instruction (`index`): its handler.
@@ -1454,17 +1431,11 @@ impl<E: Emit> Emitter<'_, E> {
                 None => return false,
             },
         };
-        let n = self.block.insns.len() as i32;
         let miss = self.ops.fresh_label();
-        // sub r9, imm32 (7 bytes) ; jle rel32 (6)
-        self.pad_for_branch(13);
-        x64!(self.ops
-            ; sub r9, n
-            ; jle =>miss
-        );
-        self.stubs.push(Stub { label: miss, eip: self.eip, site: self.next_site, pending: Some((a, b)) });
-        self.next_site += 1;
-        self.sites.push(None);
+        // A chainable block (`whole_copy_fits`, `peel_end`): `sub r9, n ; jle miss`.
+        let chained = self.charge_budget(miss);
+        debug_assert!(chained, "only a chainable block loops back");
+        self.unlinked_exit(miss, Some((a, b)));
         let top = self.ops.fresh_label();
         x64!(self.ops; =>top);
         if self.profile {
@@ -1589,22 +1560,13 @@ impl<E: Emit> Emitter<'_, E> {
         }
         self.current = last;
         let branch = &self.block.insns[last].insn;
+        // The body's branch found the flags in host EFLAGS, from the same CMP (`two_ends`
+        // only comes here then), and so does the copy's.
         let same = self.pending.is_none() && self.state() == self.joins.start[last].1;
         if same && at_branch == self.joins.start[last].1 {
-            // As the body's branch: the flags are in host EFLAGS, from the same CMP.
             self.pad_for_branch(6);
             emit_jcc(self.ops, negated(branch.condition_code()), out);
-            let n = self.block.insns.len() as i32;
-            // sub r9, imm32 (7 bytes) ; jg rel32 (6)
-            self.pad_for_branch(13);
-            x64!(self.ops
-                ; sub r9, n
-                ; jg =>top
-                ; jmp =>miss
-            );
-        } else if same {
-            // The body's branch loaded the flags first: into it.
-            x64!(self.ops; jmp =>self.joins.start[last].0);
+            self.again_within_budget(top, miss);
         } else {
             // (Not expected: the copy's state after the block's instructions is the body's.)
             // Back to the run loop before the branch, the flags in `CpuState`.
@@ -1638,26 +1600,39 @@ impl<E: Emit> Emitter<'_, E> {
     /// saved once, before `i`'s check, and each of these accesses' slow paths stores them
     /// ([`Emitter::saved`]).
     fn seen_by_slow_paths_only(&self, i: usize, live: u32) -> bool {
-        use popek_cpu::iced_x86::OpKind;
         let mode = self.block.key.mode;
         for (j, d) in self.block.insns.iter().enumerate().skip(i + 1) {
             let insn = &d.insn;
             let (read, modified) = (x86_flags(insn.rflags_read()), x86_flags(insn.rflags_modified()));
-            let register_only = (0..insn.op_count()).all(|k| insn.op_kind(k) != OpKind::Memory);
-            let ident = d.exec.treatment == Treatment::Ident && register_only;
             if read & live != 0 {
                 return false;
             }
-            if read | modified == 0 && (ident || self.plain_access(j)) {
+            if self.leaves_flags_alone(j) {
                 continue;
             }
             let sets_all = modified & live == live && !matches!(flag_fix(insn), Some(FlagFix::Counted(_)));
             return sets_all
                 && read == 0
-                && (ident
+                && (self.register_only_ident(j)
                     || d.exec.treatment == Treatment::Rewritten && crate::translate::access_cannot_fault(mode, insn));
         }
         false
+    }
+
+    /// True if instruction `i` is an `ident` twin without a memory operand.
+    fn register_only_ident(&self, i: usize) -> bool {
+        let d = &self.block.insns[i];
+        d.exec.treatment == Treatment::Ident
+            && (0..d.insn.op_count()).all(|k| d.insn.op_kind(k) != popek_cpu::iced_x86::OpKind::Memory)
+    }
+
+    /// True if instruction `i` neither reads nor writes a flag, and is register-only or a
+    /// plain access ([`Emitter::plain_access`]): flags saved for slow paths
+    /// ([`Emitter::saved`]) live across it.
+    fn leaves_flags_alone(&self, i: usize) -> bool {
+        let insn = &self.block.insns[i].insn;
+        x86_flags(insn.rflags_read() | insn.rflags_modified()) == 0
+            && (self.register_only_ident(i) || self.plain_access(i))
     }
 
     /// Where [`Emitter::loop_back`]'s copy of the block's first instructions ends, if it
@@ -2349,7 +2324,8 @@ impl<E: Emit> Emitter<'_, E> {
         };
         let is_direct = direct.is_some();
         let mut address = None;
-        if let Some(((lea, twin), span)) = direct {
+        // The twin, after the check (`None`: a count's, already emitted).
+        let twin = if let Some(((lea, twin), span)) = direct {
             // A load with paging off, in 64 bits: `lea r11, [address - start]` ; one
             // unsigned compare with the span (a 32-bit address that wrapped, or any
             // address outside it, misses) ; the twin on [r13 + r11 + start].
@@ -2360,14 +2336,13 @@ impl<E: Emit> Emitter<'_, E> {
                 ; cmp r11, span
                 ; ja =>slow
             );
-            self.ops.extend(twin);
-            self.flip_undefined(&d.insn);
-            self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
+            Some(twin)
         } else if let FlagFix::Counted(of) = fix {
             x64!(self.ops; =>retry);
             self.ops.extend(m.lea);
             self.tlb_lookup(m.width, m.write, slow);
             self.counted_twin(&d.insn, m.twin, of, ResultAt::Memory(m.width));
+            None
         } else if let Some((lea, twin)) = (!self.paging() && m.write)
             .then(|| crate::translate::wide_store(&d.insn, self.block.key.mode, self.plain_ram.0))
             .flatten()
@@ -2380,13 +2355,7 @@ impl<E: Emit> Emitter<'_, E> {
             self.ops.extend(lea.iter().copied());
             self.store_map_check(true, slow);
             address = Some((m.lea, lea));
-            if read != 0 {
-                self.emit_load_flags();
-                self.host_flags = ARITH;
-            }
-            self.ops.extend(twin);
-            self.flip_undefined(&d.insn);
-            self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
+            Some(twin)
         } else {
             x64!(self.ops; =>retry);
             self.ops.extend(m.lea);
@@ -2398,11 +2367,14 @@ impl<E: Emit> Emitter<'_, E> {
             } else {
                 self.tlb_lookup(m.width, m.write, slow);
             }
+            Some(on_ram.unwrap_or(m.twin))
+        };
+        if let Some(twin) = twin {
             if read != 0 {
                 self.emit_load_flags();
                 self.host_flags = ARITH;
             }
-            self.ops.extend(on_ram.unwrap_or(m.twin));
+            self.ops.extend(twin);
             self.flip_undefined(&d.insn);
             self.after_twin(&d.insn, fix, ResultAt::Memory(m.width));
         }
@@ -2444,10 +2416,12 @@ impl<E: Emit> Emitter<'_, E> {
     ///   lea r10d, [address] ; mov r11, [r14 + group_addend] ; lea r10, [r10 + r11] ; twin
     /// ```
     ///
-    /// With paging off the check is [`Emitter::paging_off_check`]'s (for a group that
-    /// writes, its first page in the store map, which covers the next page too), and then
-    /// one that the span's address does not wrap at 4 GiB in 64 bits; each access is then
-    /// the twin alone, R13 holding the host address of the plain span's start:
+    /// With paging off the span's address is worked out in 64 bits (the base register
+    /// zero-extended), so that one that wraps at 4 GiB misses: a group of loads checks it
+    /// against the plain span with one compare, a group that writes checks its first page's
+    /// byte in the store map (which covers the next page too, and is 0 outside the 4 GiB).
+    /// Each access is then the twin alone, R13 holding the host address of the plain span's
+    /// start:
     ///
     /// ```text
     ///   twin on [r13 + base + disp - start]   (64-bit, `wide_group_twin`)
@@ -2534,7 +2508,17 @@ impl<E: Emit> Emitter<'_, E> {
             let back = self.ops.fresh_label();
             // With paging off a group that writes may open its page in the store map.
             let refill = (!self.paging() && g.write).then_some((g.len | crate::REFILL_WRITE, retry));
-            self.group_misses.push(GroupMiss { label: miss, first: i, last: slot.last, back, pushed, refill, address });
+            let path = SlowPath {
+                label: miss,
+                back,
+                index: i | slot.last << 12 | crate::RANGE as usize,
+                load_flags: true,
+                pushed,
+                refill,
+                pending: None,
+                address,
+            };
+            self.group_misses.push(GroupMiss { last: slot.last, path });
         }
         // The flags first (a spill or a load clobbers R10 and R11), then the address (LEA
         // and MOV leave host EFLAGS alone).
@@ -2579,7 +2563,8 @@ impl<E: Emit> Emitter<'_, E> {
         if i == slot.last {
             // The miss path comes back here with the registers in host and every flag in
             // host EFLAGS (which agree with any fix-up, as after a slow path).
-            let back = self.group_misses.iter().rev().find(|m| m.last == i).expect("the group's check came first").back;
+            let miss = self.group_misses.iter().rev().find(|m| m.last == i).expect("the group's check came first");
+            let back = miss.path.back;
             x64!(self.ops; =>back);
         }
     }
@@ -2827,17 +2812,8 @@ impl<E: Emit> Emitter<'_, E> {
             // A loop onto the block itself: straight back to its body while the budget
             // lasts (no link: this code only runs while the block is in the cache), else
             // out through the exit stub.
-            let n = self.block.insns.len() as i32;
-            // sub r9, imm32 (7 bytes) ; jg rel32 (6)
-            self.pad_for_branch(13);
-            x64!(self.ops
-                ; sub r9, n
-                ; jg =>self.body
-                ; jmp =>miss
-            );
-            self.stubs.push(Stub { label: miss, eip: next, site: self.next_site, pending: None });
-            self.next_site += 1;
-            self.sites.push(None);
+            self.again_within_budget(self.body, miss);
+            self.unlinked_exit(miss, None);
             return;
         }
         if !self.charge_budget(miss) {
@@ -2856,6 +2832,31 @@ impl<E: Emit> Emitter<'_, E> {
             self.follow_link(site as i32 * std::mem::size_of::<ChainLink>() as i32, miss);
         }
         self.stubs.push(Stub { label: miss, eip: next, site, pending: None });
+    }
+
+    /// Charges the block's instructions to the budget (R9) and goes back to `to` (a loop's
+    /// start) if some is left; else on to `out_of_budget`.
+    ///
+    /// ```text
+    ///   sub r9, n ; jg to ; jmp out_of_budget
+    /// ```
+    fn again_within_budget(&mut self, to: DynamicLabel, out_of_budget: DynamicLabel) {
+        let n = self.block.insns.len() as i32;
+        // sub r9, imm32 (7 bytes) ; jg rel32 (6)
+        self.pad_for_branch(13);
+        x64!(self.ops
+            ; sub r9, n
+            ; jg =>to
+            ; jmp =>out_of_budget
+        );
+    }
+
+    /// The exit stub at `label`, on to this block's EIP, with a chain site of its own that
+    /// nothing links (it is only reached out of budget): `pending`, flags it stores first.
+    fn unlinked_exit(&mut self, label: DynamicLabel, pending: Option<(u8, LazyOperand)>) {
+        self.stubs.push(Stub { label, eip: self.eip, site: self.next_site, pending });
+        self.next_site += 1;
+        self.sites.push(None);
     }
 
     /// Charges the block's instructions to the budget (R9). A block that may not chain
@@ -3045,6 +3046,32 @@ impl<E: Emit> Emitter<'_, E> {
         self.branch_to_shared(CALL, self.shared.load_regs);
     }
 
+    /// A slow path's out-of-line code, at its label: the handler (or a refill first), then
+    /// back.
+    fn slow_path(&mut self, p: SlowPath) {
+        x64!(self.ops; =>p.label);
+        if let Some(leas) = p.address {
+            self.linear_for_refill(leas);
+        }
+        if let Some((a, b)) = p.pending {
+            emit_store_lazy_cmp(self.ops, a, b);
+        }
+        if let Some((what, retry)) = p.refill {
+            self.refill_or_handler(p.pushed, p.index, what, retry);
+            if p.load_flags {
+                emit_load_flags(self.ops);
+            }
+        } else {
+            if let Some(f) = p.pushed {
+                self.store_pushed_flags(f);
+            }
+            self.handler_args(p.index);
+            let slow = if p.load_flags { self.shared.slow_flags } else { self.shared.slow };
+            self.branch_to_shared(CALL, slow);
+        }
+        x64!(self.ops; jmp =>p.back);
+    }
+
     fn end(&mut self) {
         let last = self.block.insns.last().expect("a block has an instruction");
         let n = self.block.insns.len();
@@ -3106,49 +3133,10 @@ impl<E: Emit> Emitter<'_, E> {
             );
             self.branch_to_shared(JMP, self.shared.ret_end);
         }
-        for p in std::mem::take(&mut self.slow_paths) {
-            x64!(self.ops; =>p.label);
-            if let Some(leas) = p.address {
-                self.linear_for_refill(leas);
-            }
-            if let Some((a, b)) = p.pending {
-                emit_store_lazy_cmp(self.ops, a, b);
-            }
-            if let Some((what, retry)) = p.refill {
-                self.refill_or_handler(p.pushed, p.index, what, retry);
-                if p.load_flags {
-                    emit_load_flags(self.ops);
-                }
-                x64!(self.ops; jmp =>p.back);
-                continue;
-            }
-            if let Some(f) = p.pushed {
-                self.store_pushed_flags(f);
-            }
-            self.handler_args(p.index);
-            let slow = if p.load_flags { self.shared.slow_flags } else { self.shared.slow };
-            self.branch_to_shared(CALL, slow);
-            x64!(self.ops; jmp =>p.back);
-        }
-        for miss in std::mem::take(&mut self.group_misses) {
-            // The group's instructions in their handlers, then on after the last.
-            x64!(self.ops; =>miss.label);
-            if let Some(leas) = miss.address {
-                self.linear_for_refill(leas);
-            }
-            let range = miss.first | miss.last << 12 | crate::RANGE as usize;
-            if let Some((what, retry)) = miss.refill {
-                self.refill_or_handler(miss.pushed, range, what, retry);
-                emit_load_flags(self.ops);
-                x64!(self.ops; jmp =>miss.back);
-                continue;
-            }
-            if let Some(f) = miss.pushed {
-                self.store_pushed_flags(f);
-            }
-            self.handler_args(range);
-            self.branch_to_shared(CALL, self.shared.slow_flags);
-            x64!(self.ops; jmp =>miss.back);
+        let slow_paths = std::mem::take(&mut self.slow_paths);
+        let group_misses = std::mem::take(&mut self.group_misses).into_iter().map(|m| m.path);
+        for p in slow_paths.into_iter().chain(group_misses) {
+            self.slow_path(p);
         }
         for (other, back) in std::mem::take(&mut self.lazy_loads) {
             self.lazy_load_rest(other, back);
