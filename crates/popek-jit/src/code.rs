@@ -26,7 +26,7 @@
 use crate::shared::{Shared, shared};
 use crate::translate::{
     FlagFix, GroupSlot, OfFix, Treatment, flag_fix, flags_dead_after, host_twin, is_call_or_ret, is_inline_branch,
-    lea_of, memory_twin, plan_page_groups, test_self, written_registers, x86_flags,
+    memory_twin, plan_page_groups, test_self, written_registers, x86_flags,
 };
 use crate::{Ctx, INDIRECT_BITS, INDIRECT_HASH, IndirectEntry, JitError, JitInsn};
 use dynasmrt::x64::X64Relocation;
@@ -1002,6 +1002,15 @@ fn emit_nops(ops: &mut impl Emit, mut n: usize) {
         ops.extend(NOPS[k - 1].iter().copied());
         n -= k;
     }
+}
+
+/// `lea dst, [base + displ]` (`code`: its 32- or 64-bit form), encoded.
+fn lea_of(code: Code, dst: Register, base: Register, displ: i32) -> Vec<u8> {
+    let span = popek_cpu::iced_x86::MemoryOperand::with_base_displ(base, i64::from(displ));
+    let lea = Instruction::with2(code, dst, span).expect("lea reg, [reg + disp]");
+    let mut enc = popek_cpu::iced_x86::Encoder::new(64);
+    enc.encode(&lea, 0).expect("lea reg, [reg + disp] encodes");
+    enc.take_buffer()
 }
 
 /// The condition that holds just when `cc` does not.

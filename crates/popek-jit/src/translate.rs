@@ -634,17 +634,11 @@ pub(crate) fn wide_store(insn: &Instruction, mode: u32, start: u32) -> Option<(V
     }
     let base = host_reg(insn.memory_base()).full_register();
     let displ = insn.memory_displacement32() as i32;
-    let twin = twin_on_ram(&m.twin, base, i64::from(displ) - i64::from(start))?;
-    Some((lea_of(Code::Lea_r64_m, Register::R11, base, displ), twin))
-}
-
-/// `lea dst, [base + displ]` (`code`: its 32- or 64-bit form), encoded.
-pub(crate) fn lea_of(code: Code, dst: Register, base: Register, displ: i32) -> Vec<u8> {
-    let span = MemoryOperand::with_base_displ(base, i64::from(displ));
-    let lea = Instruction::with2(code, dst, span).expect("lea reg, [reg + disp]");
+    let mem = MemoryOperand::new(base, Register::None, 1, i64::from(displ), 8, false, Register::None);
     let mut enc = Encoder::new(64);
-    enc.encode(&lea, 0).expect("lea reg, [reg + disp] encodes");
-    enc.take_buffer()
+    enc.encode(&Instruction::with2(Code::Lea_r64_m, Register::R11, mem).ok()?, 0).ok()?;
+    let twin = twin_on_ram(&m.twin, base, i64::from(displ) - i64::from(start))?;
+    Some((enc.take_buffer(), twin))
 }
 
 /// True if a twin's fix-up reads its result back through `[r10]` (a count, or a rotated
