@@ -147,8 +147,10 @@ fn guest_line(
     let why = match slot {
         Some(s) if s.lead => format!(
             "rewritten memory operand: one {} for this and the next accesses through {} (a page group), host twin on host memory",
-            if block.key.mode & popek_cpu::block::BlockKey::PAGING != 0 || s.group.write {
+            if block.key.mode & popek_cpu::block::BlockKey::PAGING != 0 {
                 "soft-TLB check of the page"
+            } else if s.group.write {
+                "check of the page in the store map (paging off)"
             } else {
                 "check of the plain-RAM bounds (paging off)"
             },
