@@ -1414,9 +1414,11 @@ impl<E: Emit> Emitter<'_, E> {
     }
 
     /// The way a loop onto its own block goes back, after a CMP `a, b` whose flags the
-    /// loop's branch read (the block's last instruction): where the block's first
-    /// instructions leave the flags alone, they are not stored at all. The way back runs
-    /// its own copy of those instructions, with the flags still only `cmp a, b`
+    /// loop's branch read (the block's last instruction), without storing them: through a
+    /// whole copy of the block ([`Emitter::whole_copy`]) where it holds only register-only
+    /// instructions and plain accesses. Otherwise, where the block's first instructions
+    /// leave the flags alone, the way back runs its own copy of those instructions, with
+    /// the flags still only `cmp a, b`
     /// ([`Emitter::pending`]: their slow paths store them first), and joins the body at the
     /// first instruction that sees them: one that sets them all before reading any (the
     /// body from its start), or one that loads them (`cmp a, b` in host EFLAGS, and on
